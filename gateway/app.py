@@ -1,0 +1,31 @@
+"""Wires the rooms into one aiohttp application: authorization server, PEP routes,
+health and metrics. Each room owns its setup function; this module only orders them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.appkeys import CONFIG, KEYSTORE, OBSERVER
+from gateway.authserver import setup_authserver
+from gateway.authserver.keys import KeyStore
+from gateway.config.model import GatewayConfig
+from gateway.observability import setup_observability
+from gateway.observability.events import Observer
+from gateway.pep import setup_pep
+
+
+async def create_app(config: GatewayConfig, *, observer: Observer | None = None) -> web.Application:
+    """Build the gateway application for a loaded configuration.
+
+    Order matters: observability first (so every later room can report), then the
+    key store and the authorization server, then the policy store and the PEP routes.
+    """
+    app = web.Application(client_max_size=config.server.max_body_bytes)
+    app[CONFIG] = config
+    app[OBSERVER] = setup_observability(app, config, observer)
+    keystore = KeyStore.load(config)
+    app[KEYSTORE] = keystore
+    if config.authserver is not None and config.authserver.enabled:
+        setup_authserver(app, config, keystore, app[OBSERVER])
+    setup_pep(app, config, keystore, app[OBSERVER])
+    return app

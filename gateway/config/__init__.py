@@ -1,0 +1,1 @@
+"""Configuration: typed immutable objects loaded from YAML."""

@@ -1,0 +1,93 @@
+"""The facts a decision is made on: what the token says, what the request asks, where it goes.
+
+These are the narrow interface between the pipeline steps:
+``authenticate`` produces :class:`TokenFacts`, ``analyse`` produces
+:class:`OperationFacts`, the route configuration gives :class:`RouteFacts`, and the
+policy engine decides on a :class:`DecisionInput`. All are immutable and built once per
+request; the engine never looks at raw YAML, HTTP or JWT again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFacts:
+    """What a verified access token says about the caller, after the claim mapping."""
+
+    claims: Mapping[str, Any]
+    """The verified token payload (what the `claims` header carries upstream)."""
+    client_id: str | None
+    subject: str | None
+    instantie_type: str | None
+    identifier_type: str | None
+    """The caller's identifier type, e.g. ``UZOVI``, ``AGB``, ``KVK`` (from the claim mapping)."""
+    identifier: str | None
+    """The caller's identifier value, e.g. ``5151``."""
+    scopes: frozenset[str] = frozenset()
+    actor: str | None = None
+    """``act.sub`` when a party acts on behalf of another, e.g. ``uzovi:5151``."""
+    issuer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperationFacts:
+    """What a GraphQL request will execute, with everything resolved.
+
+    ``arguments`` are the root field's arguments with variables substituted and
+    defaults applied: nested input objects are dicts, lists are lists, enum values
+    are their names (strings). ``selected_paths`` are the dotted paths of the fields
+    selected below the root field (after fragments and ``@skip``/``@include``), e.g.
+    ``("notificatieID",)`` or ``("client", "client.bsn")``.
+    """
+
+    operation_type: str
+    """``query``, ``mutation`` or ``subscription``."""
+    operation_name: str | None
+    root_field: str
+    """The root field's real name (aliases resolved)."""
+    arguments: Mapping[str, Any]
+    selected_paths: tuple[str, ...] = ()
+    root_alias: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The name used in messages: the operation name, else the root field's name."""
+        return self.operation_name or self.root_field
+
+    def argument(self, path: str) -> Any:
+        """The value at a dotted argument path (``notificatieInput.afzenderID``), or None."""
+        value: Any = self.arguments
+        for part in path.split("."):
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(part)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFacts:
+    """The route a request was sent to, and the deelnemer behind it."""
+
+    path: str
+    audience: str
+    deelnemer_id_type: str
+    """e.g. ``UZOVI``."""
+    deelnemer_id: str
+    """e.g. ``5151``."""
+    deelnemer_kind: str
+    """The scope word for this deelnemer, e.g. ``zorgkantoor``, ``zorgaanbieder``, ``onderneming``."""
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInput:
+    """Everything the PDP may look at for one request."""
+
+    token: TokenFacts
+    operation: OperationFacts
+    route: RouteFacts
+    extra: Mapping[str, Any] = field(default_factory=dict)
