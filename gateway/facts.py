@@ -81,6 +81,8 @@ class RouteFacts:
     deelnemer_kind: str
     """The scope word for this deelnemer, e.g. ``zorgkantoor``, ``zorgaanbieder``, ``onderneming``."""
     name: str = ""
+    strict_input: bool = False
+    """Check ``timestamp``/``subjectList``/``ontvangerKenmerk`` strictly (route option)."""
 
 
 @dataclass(frozen=True, slots=True)

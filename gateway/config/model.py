@@ -61,9 +61,9 @@ class ClientConfig:
     tls_subject: str | None = None
     """Certificate subject DN mapped to this client for ``tls_client_auth``."""
     instantie_type: str | None = None
-    identifier_claims: Mapping[str, str] = EMPTY
+    identifier_claims: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     """Claims put in the token, e.g. ``{"uzovi": "5151"}``."""
-    extra_claims: Mapping[str, str] = EMPTY
+    extra_claims: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     """Other claims put in the token, e.g. ``{"instantie_naam": "Zorgkantoor Noord"}``."""
     allowed_scopes: frozenset[str] = frozenset()
     allowed_audiences: frozenset[str] = frozenset()

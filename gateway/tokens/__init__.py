@@ -1,0 +1,1 @@
+"""Access-token validation for the PEP: verification, trusted issuers, claim mapping."""
