@@ -210,6 +210,8 @@ class ObservabilityConfig:
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
     audit: AuditConfig | None = None
+    decision_log: bool = True
+    """Log one decision event per request (the audit sink, when set, always records)."""
     otel_endpoint: str | None = None
 
 
