@@ -70,6 +70,13 @@ class ClientConfig:
     """Audience URLs; ``"*routes*"`` in YAML expands to every configured route's audience."""
     allowed_actors: frozenset[str] = frozenset()
     """Values allowed for the ``actor`` request parameter (becomes ``act.sub``)."""
+    auth_methods: frozenset[str] = frozenset()
+    """Every authentication method accepted for this client (``auth_method`` is the first);
+    empty means just ``auth_method``. Lets a secret client use both basic and post."""
+
+    def accepts(self, method: str) -> bool:
+        """Whether *method* may authenticate this client."""
+        return method == self.auth_method or method in self.auth_methods
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +191,10 @@ class RouteConfig:
     allow_plain_jwt: bool = False
     """Accept tokens without ``typ: at+jwt`` (tokens of other issuers)."""
     strict_input: bool = False
+    forward_authorization: bool = False
+    """Pass the caller's ``Authorization`` header to the upstream. Off by default: the
+    upstream gets the verified payload in the ``claims`` header, and forwarding the bearer
+    token would let the resource server replay it."""
 
 
 @dataclass(frozen=True, slots=True)

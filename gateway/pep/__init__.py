@@ -1,15 +1,21 @@
-"""The policy enforcement point: authenticate -> analyse -> decide -> forward (PLACEHOLDER)."""
+"""The policy enforcement point: authenticate -> analyse -> decide -> forward.
 
-from __future__ import annotations
+Each step is its own module (:mod:`~gateway.pep.authenticate`, :mod:`~gateway.pep.analyse`,
+:mod:`~gateway.pep.decide`, :mod:`~gateway.pep.forward`); :mod:`~gateway.pep.pipeline`
+runs them for one route, :mod:`~gateway.pep.setup` builds the routes from the config.
+"""
 
-from aiohttp import web
+from gateway.pep.pipeline import RouteHandler, RoutePlan, route_facts
+from gateway.pep.responses import refusal_response
+from gateway.pep.setup import PEP, Pep, build_pep, setup_pep
 
-from gateway.authserver.keys import KeyStore
-from gateway.config.model import GatewayConfig
-from gateway.observability.events import Observer
-
-
-def setup_pep(
-    app: web.Application, config: GatewayConfig, keystore: KeyStore, observer: Observer
-) -> None:
-    """Add one PEP route per configured route to *app*."""
+__all__ = [
+    "PEP",
+    "Pep",
+    "RouteHandler",
+    "RoutePlan",
+    "build_pep",
+    "refusal_response",
+    "route_facts",
+    "setup_pep",
+]

@@ -1,0 +1,581 @@
+"""Compiling a parsed GraphQL document into per-operation plans (everything that does
+not depend on variables), and running a plan against one request's variables.
+
+A plan holds the chosen operation, its variable definitions, its root field(s) with
+fragments expanded and constant ``@skip``/``@include`` already applied, a template
+of the root field's arguments, and the dotted paths of the selection. Per request
+only the variables are coerced, substituted into the template and used for the
+variable-dependent ``@skip``/``@include``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    BooleanValueNode,
+    DocumentNode,
+    EnumValueNode,
+    FieldNode,
+    FloatValueNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    ListTypeNode,
+    ListValueNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    NullValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    StringValueNode,
+    TypeNode,
+    Undefined,
+    ValueNode,
+    VariableDefinitionNode,
+    VariableNode,
+    coerce_input_value,
+    is_non_null_type,
+    print_ast,
+    value_from_ast_untyped,
+)
+from graphql.execution.get_variable_signature import (
+    GraphQLVariableSignature,
+    get_variable_signature,
+)
+from graphql.execution.values import (
+    VariableValues,
+    VariableValueSource,
+    get_argument_values,
+    get_variable_values,
+)
+
+from gateway.config.model import GraphQLLimits
+from gateway.errors import MultipleRootFields, Refusal, ValidationFailed
+from gateway.facts import OperationFacts
+from gateway.graphql.limits import over_limit
+
+__all__ = ["OperationPlan", "check_values", "compile_operation"]
+
+_MISSING: Any = object()
+"""A variable that was neither provided nor defaulted: absent, not null."""
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class _VarDef:
+    name: str
+    type_text: str
+    non_null: bool
+    is_list: bool
+    default: Any
+
+
+def _type_text(node: TypeNode) -> str:
+    if isinstance(node, NonNullTypeNode):
+        return _type_text(node.type) + "!"
+    if isinstance(node, ListTypeNode):
+        return f"[{_type_text(node.type)}]"
+    assert isinstance(node, NamedTypeNode)
+    return node.name.value
+
+
+def _var_def(node: VariableDefinitionNode) -> _VarDef:
+    type_node = node.type
+    non_null = isinstance(type_node, NonNullTypeNode)
+    inner = type_node.type if isinstance(type_node, NonNullTypeNode) else type_node
+    default = _MISSING
+    if node.default_value is not None:
+        default = value_from_ast_untyped(node.default_value)
+    return _VarDef(
+        name=node.variable.name.value,
+        type_text=_type_text(type_node),
+        non_null=non_null,
+        is_list=isinstance(inner, ListTypeNode),
+        default=default,
+    )
+
+
+# A template turns the coerced variables into the argument value the resource server
+# will see. Built once per plan; closures keep the per-request work to dict/list builds.
+_Template = Callable[[Mapping[str, Any]], Any]
+
+
+def _const(value: Any) -> _Template:
+    return lambda _variables: value
+
+
+def _template(node: ValueNode) -> tuple[_Template, bool]:
+    """Compile a literal into a template; the flag says whether it uses variables."""
+    if isinstance(node, VariableNode):
+        name = node.name.value
+        return (lambda variables: variables.get(name, _MISSING)), True
+    if isinstance(node, ObjectValueNode):
+        fields = [(f.name.value, *_template(f.value)) for f in node.fields]
+        if not any(dynamic for _, _, dynamic in fields):
+            # Rebuilt per request anyway so no two requests share a mutable dict.
+            pairs = [(key, fn) for key, fn, _ in fields]
+            return (lambda variables: {key: fn(variables) for key, fn in pairs}), False
+
+        def build_object(variables: Mapping[str, Any]) -> dict[str, Any]:
+            result: dict[str, Any] = {}
+            for key, fn, _ in fields:
+                value = fn(variables)
+                # An input field given a variable that is absent is itself absent.
+                if value is not _MISSING:
+                    result[key] = value
+            return result
+
+        return build_object, True
+    if isinstance(node, ListValueNode):
+        items = [_template(v) for v in node.values]
+        fns = [fn for fn, _ in items]
+
+        def build_list(variables: Mapping[str, Any]) -> list[Any]:
+            # In a list an absent variable is null (GraphQL spec, "Input Coercion").
+            return [None if (v := fn(variables)) is _MISSING else v for fn in fns]
+
+        return build_list, any(dynamic for _, dynamic in items)
+    if isinstance(node, (StringValueNode, BooleanValueNode, EnumValueNode, IntValueNode,
+                         FloatValueNode, NullValueNode)):
+        return _const(value_from_ast_untyped(node)), False
+    raise ValidationFailed(f"Unsupported value {print_ast(node)}")  # pragma: no cover
+
+
+def _value_roots(document: DocumentNode) -> list[ValueNode]:
+    """Every top-level value literal of the document (arguments and variable defaults)."""
+    values: list[ValueNode] = []
+    stack: list[Any] = list(document.definitions)
+    while stack:
+        node = stack.pop()
+        for directive in getattr(node, "directives", None) or ():
+            values.extend(a.value for a in directive.arguments or ())
+        if isinstance(node, FieldNode):
+            values.extend(a.value for a in node.arguments or ())
+        elif isinstance(node, OperationDefinitionNode):
+            for var in node.variable_definitions or ():
+                if var.default_value is not None:
+                    values.append(var.default_value)
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+    return values
+
+
+def check_values(document: DocumentNode, limits: GraphQLLimits) -> None:
+    """Refuse list literals longer than ``max_list_items`` and values nested deeper than
+    ``max_depth``, anywhere in the document (iterative: nesting cannot recurse here)."""
+    stack: list[tuple[ValueNode, int]] = [(v, 0) for v in _value_roots(document)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ListValueNode):
+            if len(node.values) > limits.max_list_items:
+                raise over_limit(f"A list literal has {len(node.values)} items",
+                                 "max_list_items", limits.max_list_items)
+            children: Any = node.values
+        elif isinstance(node, ObjectValueNode):
+            children = [f.value for f in node.fields]
+        else:
+            continue
+        depth += 1
+        if depth > limits.max_depth:
+            raise over_limit(f"A value literal is nested more than {limits.max_depth} levels",
+                             "max_depth", limits.max_depth)
+        stack.extend((child, depth) for child in children)
+
+
+# ------------------------------------------------------------------------ selections
+
+
+@dataclass(frozen=True, slots=True)
+class _Condition:
+    """A variable-dependent ``@skip``/``@include``: included iff value == ``include_if``."""
+
+    variable: str
+    include_if: bool
+    directive: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    alias: str | None
+    conditions: tuple[_Condition, ...]
+    children: tuple[_Field, ...]
+    node: FieldNode
+
+    @property
+    def response_key(self) -> str:
+        return self.alias or self.name
+
+
+class _Expander:
+    """Expands fragments and constant directives of one operation, enforcing limits."""
+
+    def __init__(self, fragments: Mapping[str, FragmentDefinitionNode], limits: GraphQLLimits,
+                 fail: Callable[[str], Refusal]) -> None:
+        self.fragments = fragments
+        self.limits = limits
+        self.fail = fail
+        self.aliases = 0
+        self.fields = 0
+        self.variables_used: set[str] = set()
+
+    def _conditions(self, node: FieldNode | InlineFragmentNode | FragmentSpreadNode,
+                    ) -> tuple[_Condition, ...] | None:
+        """The node's variable conditions, or None when it is excluded for good."""
+        conditions: list[_Condition] = []
+        for directive in node.directives or ():
+            name = directive.name.value
+            if name not in ("skip", "include"):
+                continue
+            arg = next((a for a in directive.arguments or () if a.name.value == "if"), None)
+            if arg is None:
+                raise self.fail(f'Directive "@{name}" argument "if" of type "Boolean!" '
+                                "is required, but it was not provided.")
+            include_if = name == "include"
+            if isinstance(arg.value, VariableNode):
+                self.variables_used.add(arg.value.name.value)
+                conditions.append(_Condition(arg.value.name.value, include_if, name))
+            elif isinstance(arg.value, BooleanValueNode):
+                if arg.value.value != include_if:
+                    return None
+            else:
+                raise self.fail(f'Directive "@{name}" argument "if" must be a Boolean, '
+                                f"found {print_ast(arg.value)}.")
+        return tuple(conditions)
+
+    def _note_variables(self, node: FieldNode) -> None:
+        stack: list[Any] = [a.value for a in node.arguments or ()]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, VariableNode):
+                self.variables_used.add(value.name.value)
+            elif isinstance(value, ListValueNode):
+                stack.extend(value.values)
+            elif isinstance(value, ObjectValueNode):
+                stack.extend(f.value for f in value.fields)
+
+    def expand(self, selection_set: SelectionSetNode | None, depth: int,
+               inherited: tuple[_Condition, ...], fragment_path: tuple[str, ...],
+               ) -> list[_Field]:
+        """The fields of a selection set, fragments flattened into it."""
+        if selection_set is None:
+            return []
+        result: list[_Field] = []
+        for selection in selection_set.selections:
+            own = self._conditions(selection)  # type: ignore[arg-type]
+            if own is None:
+                continue
+            conditions = inherited + own
+            if isinstance(selection, FieldNode):
+                if depth > self.limits.max_depth:
+                    raise over_limit(f"The query is nested more than {self.limits.max_depth} "
+                                     "levels deep", "max_depth", self.limits.max_depth)
+                self.fields += 1
+                if self.fields > self.limits.max_tokens:
+                    raise over_limit(f"The query expands to more than {self.limits.max_tokens} "
+                                     "fields", "max_tokens", self.limits.max_tokens)
+                if selection.alias is not None:
+                    self.aliases += 1
+                    if self.aliases > self.limits.max_aliases:
+                        raise over_limit(f"The query uses more than {self.limits.max_aliases} "
+                                         "aliases", "max_aliases", self.limits.max_aliases)
+                self._note_variables(selection)
+                children = self.expand(selection.selection_set, depth + 1, (), fragment_path)
+                result.append(_Field(
+                    name=selection.name.value,
+                    alias=selection.alias.value if selection.alias else None,
+                    conditions=conditions,
+                    children=tuple(children),
+                    node=selection,
+                ))
+            elif isinstance(selection, InlineFragmentNode):
+                result.extend(self.expand(selection.selection_set, depth, conditions,
+                                          fragment_path))
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None:
+                    raise self.fail(f'Unknown fragment "{name}".')
+                if name in fragment_path:
+                    raise self.fail(f'Cannot spread fragment "{name}" within itself.')
+                result.extend(self.expand(fragment.selection_set, depth, conditions,
+                                          (*fragment_path, name)))
+        return result
+
+
+def _included(conditions: tuple[_Condition, ...], variables: Mapping[str, Any],
+              fail: Callable[[str], Refusal]) -> bool:
+    for condition in conditions:
+        value = variables.get(condition.variable, _MISSING)
+        if not isinstance(value, bool):
+            raise fail(f'Variable "${condition.variable}" used in @{condition.directive}(if:) '
+                       "must be a Boolean (true or false).")
+        if value != condition.include_if:
+            return False
+    return True
+
+
+def _paths(fields: tuple[_Field, ...] | list[_Field], prefix: str, out: dict[str, None],
+           variables: Mapping[str, Any] | None, fail: Callable[[str], Refusal]) -> None:
+    for field in fields:
+        if variables is not None and not _included(field.conditions, variables, fail):
+            continue
+        path = prefix + field.name
+        out[path] = None
+        _paths(field.children, path + ".", out, variables, fail)
+
+
+def _is_dynamic(fields: tuple[_Field, ...] | list[_Field]) -> bool:
+    stack = list(fields)
+    while stack:
+        field = stack.pop()
+        if field.conditions:
+            return True
+        stack.extend(field.children)
+    return False
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+class _SlowPath(Exception):
+    """A variable the fast coercion path leaves to graphql-core (to get its error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RootGroup:
+    """All root field nodes that share one response key (GraphQL merges them)."""
+
+    key: str
+    fields: tuple[_Field, ...]
+    arguments: _Template
+    field_def: GraphQLField | None
+
+
+class OperationPlan:
+    """Everything about one operation of one document that does not depend on variables."""
+
+    __slots__ = (
+        "_defaults",
+        "_limits",
+        "_roots",
+        "_schema",
+        "_signatures",
+        "_static",
+        "_var_defs",
+        "_var_nodes",
+        "display_name",
+        "operation_name",
+        "operation_type",
+    )
+
+    def __init__(self, *, operation: OperationDefinitionNode, roots: list[_Field],
+                 display_name: str, schema: GraphQLSchema | None,
+                 limits: GraphQLLimits) -> None:
+        self.operation_type: str = operation.operation.value
+        self.operation_name: str | None = operation.name.value if operation.name else None
+        self.display_name = display_name
+        self._schema = schema
+        self._limits = limits
+        self._var_nodes = tuple(operation.variable_definitions or ())
+        self._var_defs = tuple(_var_def(v) for v in self._var_nodes)
+        root_type = schema.get_root_type(operation.operation) if schema is not None else None
+        # Variable types resolved once; defaults coerced once (they are part of the text).
+        self._signatures: tuple[tuple[GraphQLVariableSignature, bool], ...] | None = None
+        self._defaults: dict[str, Any] = {}
+        if schema is not None:
+            signatures = [get_variable_signature(schema, v) for v in self._var_nodes]
+            if all(isinstance(sig, GraphQLVariableSignature) for sig in signatures):
+                with_default = [v for v in self._var_nodes if v.default_value is not None]
+                defaults = get_variable_values(schema, with_default, {})
+                if not isinstance(defaults, list):
+                    self._defaults = defaults.coerced
+                    self._signatures = tuple(
+                        (sig, node.default_value is not None)
+                        for sig, node in zip(signatures, self._var_nodes, strict=True)
+                        if isinstance(sig, GraphQLVariableSignature))
+        groups: dict[str, list[_Field]] = {}
+        for field in roots:
+            groups.setdefault(field.response_key, []).append(field)
+        self._roots: dict[str, _RootGroup] = {}
+        for key, fields in groups.items():
+            first = fields[0]
+            signature = (first.name, [print_ast(a) for a in first.node.arguments or ()])
+            for other in fields[1:]:
+                if (other.name, [print_ast(a) for a in other.node.arguments or ()]) != signature:
+                    # Same response key, different field or arguments: not one root field.
+                    raise MultipleRootFields()
+            field_def = root_type.fields.get(first.name) if root_type is not None else None
+            self._roots[key] = _RootGroup(key, tuple(fields), _arguments_template(first.node),
+                                          field_def)
+        # Without variable-dependent directives the selection is the same for every
+        # request: decide root field and paths once.
+        self._static: tuple[_RootGroup, tuple[str, ...]] | None = None
+        if not _is_dynamic(roots):
+            if len(self._roots) > 1:
+                raise MultipleRootFields()
+            if not self._roots:
+                raise MultipleRootFields("No root field selected in the operation.")
+            (group,) = self._roots.values()
+            self._static = (group, self._selected(group, None))
+
+    def fail(self, message: str) -> ValidationFailed:
+        return ValidationFailed(f"{self.display_name} {self.operation_type}: {message}",
+                                reason=message)
+
+    def _selected(self, group: _RootGroup, variables: Mapping[str, Any] | None,
+                  ) -> tuple[str, ...]:
+        out: dict[str, None] = {}
+        for field in group.fields:
+            if variables is None or _included(field.conditions, variables, self.fail):
+                _paths(field.children, "", out, variables, self.fail)
+        return tuple(out)
+
+    def _coerce_untyped(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Variables without a schema: provided value, else default, else absent."""
+        values: dict[str, Any] = {}
+        for var in self._var_defs:
+            value = inputs.get(var.name, _MISSING)
+            if value is _MISSING:
+                if var.default is not _MISSING:
+                    values[var.name] = var.default
+                elif var.non_null:
+                    raise self.fail(f'Variable "${var.name}" of required type '
+                                     f'"{var.type_text}" was not provided.')
+                continue
+            if value is None:
+                if var.non_null:
+                    raise self.fail(f'Variable "${var.name}" of non-null type '
+                                     f'"{var.type_text}" must not be null.')
+            elif var.is_list and not isinstance(value, list):
+                # GraphQL input coercion: one value where a list is expected is a list of one.
+                value = [value]
+            values[var.name] = value
+        return values
+
+    def _coerce_with_schema(self, inputs: Mapping[str, Any]) -> VariableValues:
+        """Variables coerced by the schema, as graphql-core's ``get_variable_values``.
+
+        The fast path reuses the variable types and defaults resolved at compile time;
+        on any problem graphql-core's own function runs to produce its exact errors.
+        """
+        assert self._schema is not None
+        if self._signatures is not None:
+            sources: dict[str, VariableValueSource] = {}
+            coerced: dict[str, Any] = {}
+            try:
+                for signature, has_default in self._signatures:
+                    name = signature.name
+                    value = inputs.get(name, Undefined)
+                    if value is Undefined:
+                        sources[name] = VariableValueSource(signature)
+                        if has_default:
+                            default = self._defaults[name]
+                            # Never hand two requests the same mutable default.
+                            coerced[name] = (copy.deepcopy(default)
+                                             if isinstance(default, (dict, list)) else default)
+                            continue
+                        if not is_non_null_type(signature.type):
+                            continue  # not provided, nullable: absent
+                        raise _SlowPath
+                    sources[name] = VariableValueSource(signature, value)
+                    value = coerce_input_value(value, signature.type)
+                    if value is Undefined:
+                        raise _SlowPath
+                    coerced[name] = value
+                return VariableValues(sources, coerced)
+            except (_SlowPath, RecursionError):
+                pass
+        result = get_variable_values(
+            self._schema, self._var_nodes,
+            inputs if isinstance(inputs, dict) else dict(inputs), max_errors=5)
+        if isinstance(result, list):
+            raise self.fail(result[0].message)
+        return result
+
+    def facts(self, inputs: Mapping[str, Any]) -> OperationFacts:
+        """The facts of this operation for one request's variables."""
+        variable_values: VariableValues | None = None
+        if self._schema is not None:
+            variable_values = self._coerce_with_schema(inputs)
+            variables: Mapping[str, Any] = variable_values.coerced
+        else:
+            variables = self._coerce_untyped(inputs)
+        if self._static is not None:
+            group, paths = self._static
+        else:
+            chosen = [g for g in self._roots.values()
+                      if any(_included(f.conditions, variables, self.fail) for f in g.fields)]
+            if len(chosen) != 1:
+                raise (MultipleRootFields() if chosen
+                       else MultipleRootFields("No root field selected in the operation."))
+            group = chosen[0]
+            paths = self._selected(group, variables)
+        first = group.fields[0]
+        if group.field_def is not None and variable_values is not None:
+            try:
+                arguments = get_argument_values(group.field_def, first.node, variable_values)
+            except GraphQLError as exc:
+                raise self.fail(exc.message) from None
+        else:
+            arguments = group.arguments(variables)
+        return OperationFacts(
+            operation_type=self.operation_type,
+            operation_name=self.operation_name,
+            root_field=first.name,
+            arguments=arguments,
+            selected_paths=paths,
+            root_alias=first.alias,
+        )
+
+
+def _arguments_template(node: FieldNode) -> _Template:
+    items = [(a.name.value, _template(a.value)[0]) for a in node.arguments or ()]
+
+    def build(variables: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for name, fn in items:
+            value = fn(variables)
+            if value is not _MISSING:
+                result[name] = value
+        return result
+
+    return build
+
+
+def compile_operation(operation: OperationDefinitionNode,
+                      fragments: Mapping[str, FragmentDefinitionNode], *,
+                      schema: GraphQLSchema | None, limits: GraphQLLimits) -> OperationPlan:
+    """Expand and check one operation (limits, fragments, variables) into a plan."""
+    operation_type = operation.operation.value
+    first_field = next((s for s in operation.selection_set.selections
+                        if isinstance(s, FieldNode)), None)
+    display = (operation.name.value if operation.name else
+               first_field.name.value if first_field is not None else "")
+
+    def fail(message: str) -> ValidationFailed:
+        return ValidationFailed(f"{display} {operation_type}: {message}", reason=message)
+
+    expander = _Expander(fragments, limits, fail)
+    roots = expander.expand(operation.selection_set, 1, (), ())
+    if first_field is None and roots:
+        display = roots[0].name
+    declared = {v.variable.name.value for v in operation.variable_definitions or ()}
+    undefined = sorted(expander.variables_used - declared)
+    if undefined:
+        name = f' by operation "{operation.name.value}"' if operation.name else ""
+        raise fail(f'Variable "${undefined[0]}" is not defined{name}.')
+    return OperationPlan(operation=operation, roots=roots, display_name=display,
+                         schema=schema, limits=limits)

@@ -1,0 +1,120 @@
+"""The GraphQL-over-HTTP request body: what a client sent, before any GraphQL parsing.
+
+Accepted (GraphQL over HTTP, POST):
+
+* ``application/json`` and any ``application/*+json`` media type (charset, if given,
+  must be UTF-8): a JSON object with ``query`` (string), ``variables`` (object or
+  null) and ``operationName`` (string or null);
+* ``application/graphql``: the body is the query text itself.
+
+Anything else is refused with a specific message (415 for the media type, 400 for
+the body) so a sender can see what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.errors import BadRequest, UnsupportedMediaType
+
+__all__ = ["GraphQLRequest", "parse_graphql_request", "request_from_mapping"]
+
+_UTF8_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii"})
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    """One GraphQL request: the query text, its variables and the chosen operation."""
+
+    query: str
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    operation_name: str | None = None
+
+
+def _media_type(content_type: str | None) -> tuple[str, str | None]:
+    """Split ``type/subtype; charset=x`` into the lower-cased media type and charset."""
+    if not content_type:
+        raise UnsupportedMediaType(
+            "Missing content type: use application/json or application/graphql",
+            reason="missing_content_type",
+        )
+    parts = content_type.split(";")
+    media = parts[0].strip().lower()
+    charset: str | None = None
+    for param in parts[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return media, charset
+
+
+def _is_json_media(media: str) -> bool:
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def request_from_mapping(payload: object) -> GraphQLRequest:
+    """Check a decoded JSON request (``query``, ``variables``, ``operationName``).
+
+    Used for HTTP bodies and for request files of the policy tools alike, so both
+    reject the same mistakes with the same messages.
+    """
+    if isinstance(payload, list):
+        raise BadRequest("Batched requests are not supported: send one JSON object",
+                         reason="batched_request")
+    if not isinstance(payload, Mapping):
+        raise BadRequest("Request body must be a JSON object", reason="body_not_object")
+    query = payload.get("query")
+    if query is None:
+        raise BadRequest("Request has no `query`", reason="missing_query")
+    if not isinstance(query, str):
+        raise BadRequest("`query` must be a string", reason="query_not_string")
+    variables = payload.get("variables")
+    if variables is None:
+        variables = {}
+    elif not isinstance(variables, Mapping):
+        raise BadRequest("`variables` must be an object", reason="variables_not_object")
+    operation_name = payload.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadRequest("`operationName` must be a string or null",
+                         reason="operation_name_not_string")
+    # Some clients send "" for "no operation name"; it can never name an operation.
+    return GraphQLRequest(query=query, variables=variables, operation_name=operation_name or None)
+
+
+def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLRequest:
+    """Read a POSTed GraphQL request body.
+
+    Raises :class:`~gateway.errors.UnsupportedMediaType` (415) for a media type or
+    charset other than the ones above, and :class:`~gateway.errors.BadRequest` (400)
+    for a body that is not a GraphQL request.
+    """
+    media, charset = _media_type(content_type)
+    if charset is not None and charset not in _UTF8_CHARSETS:
+        raise UnsupportedMediaType(
+            f"Unsupported charset {charset!r}: GraphQL requests must be UTF-8",
+            reason="unsupported_charset",
+        )
+    if _is_json_media(media):
+        if not body.strip():
+            raise BadRequest("Request body is empty", reason="empty_body")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadRequest("Request body is not valid JSON", reason="invalid_json") from None
+        return request_from_mapping(payload)
+    if media == "application/graphql":
+        try:
+            query = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("Request body is not valid UTF-8", reason="invalid_utf8") from None
+        return GraphQLRequest(query=query, variables={}, operation_name=None)
+    raise UnsupportedMediaType(
+        f"Unsupported content type {media!r}: use application/json or application/graphql",
+        reason="unsupported_content_type",
+    )

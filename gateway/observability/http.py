@@ -1,0 +1,155 @@
+"""HTTP side of observability: ``/metrics``, ``/healthz``, ``/readyz``, request metrics and
+the access log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from gateway.appkeys import CONFIG
+from gateway.observability.health import READINESS_CHECKS, ReadinessCheck
+from gateway.observability.logs import get_logger
+from gateway.observability.metrics import OTHER, GatewayMetrics
+from gateway.observability.redact import redact_text
+
+READINESS_TIMEOUT = 2.0
+"""Seconds each readiness check may take before it counts as failed."""
+
+READINESS_TIMEOUT_KEY: web.AppKey[float] = web.AppKey("readiness_timeout", float)
+"""Optional per-app override of :data:`READINESS_TIMEOUT` (seconds)."""
+
+METRICS_KEY: web.AppKey[GatewayMetrics] = web.AppKey("observability_metrics", GatewayMetrics)
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+
+
+def route_template(request: web.BaseRequest) -> str:
+    """The route's path template (``/deelnemers/uzovi/5151/graphql``), never the raw path."""
+    match_info = getattr(request, "match_info", None)
+    resource = match_info.route.resource if match_info is not None else None
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+def request_metrics_middleware(metrics: GatewayMetrics) -> Any:
+    """Middleware counting every response by route template, method and status."""
+
+    @web.middleware
+    async def observe_request(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = 499  # client went away (nginx's convention)
+            raise
+        finally:
+            route = metrics.route_label(route_template(request))
+            method = request.method if request.method in _METHODS else OTHER
+            metrics.requests.labels(route, method, str(status)).inc()
+            metrics.request_seconds.labels(route).observe(time.perf_counter() - start)
+
+    return observe_request
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text exposition (all workers in multiprocess mode)."""
+    metrics = request.app[METRICS_KEY]
+    # Collecting reads every worker's mmap file in multiprocess mode: keep it off the loop.
+    body = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def healthz_handler(_request: web.Request) -> web.Response:
+    """``GET /healthz``: the process is alive and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def _run_check(name: str, check: ReadinessCheck, timeout: float) -> dict[str, Any]:
+    try:
+        ok, detail = await asyncio.wait_for(check(), timeout)
+    except TimeoutError:
+        return {"ok": False, "error": f"timed out after {timeout:g}s"}
+    except Exception as exc:  # fail closed: a broken check means not ready
+        get_logger("gateway.readiness").warning(
+            "readiness_check_failed", check=name, error=type(exc).__name__
+        )
+        return {"ok": False, "error": redact_text(f"{type(exc).__name__}: {exc}")}
+    return {**detail, "ok": bool(ok)}
+
+
+async def readyz_handler(request: web.Request) -> web.Response:
+    """``GET /readyz``: run every registered check concurrently; 200 only if all pass."""
+    app = request.app
+    checks: dict[str, ReadinessCheck] = {}
+    if READINESS_CHECKS in app:
+        # A snapshot: rooms may still register. (mypy mis-infers the AppKey's value type.)
+        checks = dict(app[READINESS_CHECKS])  # type: ignore[index]
+    results: dict[str, dict[str, Any]] = {}
+    if checks:
+        timeout = app.get(READINESS_TIMEOUT_KEY, READINESS_TIMEOUT)
+        names = list(checks)
+        outcomes = await asyncio.gather(
+            *(_run_check(name, checks[name], timeout) for name in names)
+        )
+        results = dict(zip(names, outcomes, strict=True))
+        ready = all(r["ok"] for r in outcomes)
+    else:
+        # Nothing registered: ready exactly when a configuration was loaded.
+        ready = CONFIG in app
+        results["config"] = {"ok": ready}
+    body = {"status": "ready" if ready else "not_ready", "checks": results}
+    return web.json_response(body, status=200 if ready else 503)
+
+
+class GatewayAccessLogger(AbstractAccessLogger):
+    """aiohttp access logger that logs through structlog, one event per request.
+
+    Logs method, path (no query string: it may carry credentials), status, duration, peer,
+    and a short list of harmless headers; never ``Authorization``, cookies or bodies.
+    Pass it to the runner: ``web.AppRunner(app, access_log_class=GatewayAccessLogger)``.
+    """
+
+    def __init__(self, logger: Any, log_format: str) -> None:
+        """*logger* and *log_format* are aiohttp's; both are ignored (structlog formats)."""
+        super().__init__(logger, log_format)
+        self._log = get_logger("gateway.access")
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """Log one finished request."""
+        headers = request.headers
+        self._log.info(
+            "access",
+            method=request.method,
+            path=redact_text(request.path),
+            route=route_template(request),
+            status=response.status,
+            duration_ms=round(time * 1000.0, 3),
+            remote=request.remote,
+            user_agent=headers.get("User-Agent"),
+            request_id=headers.get("X-Request-Id"),
+            traceparent=headers.get("traceparent"),
+            response_bytes=response.body_length,
+        )
+
+
+def add_routes(app: web.Application) -> None:
+    """Register ``/metrics``, ``/healthz`` and ``/readyz`` on *app*."""
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz_handler)
+    app.router.add_get("/readyz", readyz_handler)

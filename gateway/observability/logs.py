@@ -1,0 +1,134 @@
+"""Process-wide logging set-up: structlog events as JSON lines (or console) on stdout.
+
+Every log line, ours and the libraries' (aiohttp, asyncio), goes through the same processor
+chain: level, ISO-8601 UTC timestamp, exception text, **redaction**, renderer. Stable keys:
+``timestamp``, ``level``, ``event``, ``logger`` (stdlib records), then the event's fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any, Literal
+
+import orjson
+import structlog
+from structlog.typing import Processor
+
+from gateway.observability.redact import redact_event
+
+LogFormat = Literal["json", "console"]
+
+_lock = threading.Lock()
+_configured: tuple[str, int] | None = None
+_handler: logging.Handler | None = None
+_level: int | None = None
+# One list object for the life of the process: structlog loggers keep a reference to the
+# list they were bound with, so re-configuring the format mutates it in place and every
+# existing logger follows.
+_PROCESSORS: list[Processor] = []
+
+
+def _orjson_dumps(obj: Any, **_kw: Any) -> str:
+    # default=str: an unexpected object type must never make logging raise.
+    return orjson.dumps(obj, default=str).decode()
+
+
+class StdoutLogger:
+    """Writes each rendered line to the *current* ``sys.stdout`` and flushes it.
+
+    Resolving ``sys.stdout`` at write time (not at configure time) keeps output capturable
+    by test harnesses; flushing per line keeps lines whole and timely for log shippers
+    reading a pipe.
+    """
+
+    def msg(self, message: str) -> None:
+        """Write one line."""
+        out = sys.stdout
+        out.write(message + "\n")
+        out.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _logger_factory(*_args: Any) -> StdoutLogger:
+    return StdoutLogger()
+
+
+class _StdoutHandler(logging.Handler):
+    """stdlib handler writing formatted records to the current ``sys.stdout``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            out = sys.stdout
+            out.write(line + "\n")
+            out.flush()
+        except Exception:  # pragma: no cover - logging must never raise into the caller
+            self.handleError(record)
+
+
+def _renderer(log_format: LogFormat) -> Processor:
+    if log_format == "console":
+        return structlog.dev.ConsoleRenderer(colors=False)
+    return structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+
+
+def shared_processors() -> list[Processor]:
+    """Processors both structlog events and stdlib records go through, before rendering."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        # Redaction runs after exception formatting so traceback text is covered too.
+        redact_event,
+    ]
+
+
+def configure_logging(log_format: LogFormat = "json", level: str = "info") -> None:
+    """Configure structlog and the stdlib root logger for this process.
+
+    Idempotent: a repeated call with the same settings does nothing; a call with other
+    settings re-configures (the last call wins: the format applies to every logger at once,
+    a new level to loggers bound afterwards). Safe to call from every ``create_app``.
+    """
+    global _configured, _handler, _level
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    wanted = (log_format, numeric)
+    with _lock:
+        if _configured == wanted:
+            return
+        renderer = _renderer(log_format)
+        _PROCESSORS[:] = [*shared_processors(), renderer]
+        if _level != numeric:
+            structlog.configure(
+                processors=_PROCESSORS,
+                wrapper_class=structlog.make_filtering_bound_logger(numeric),
+                logger_factory=_logger_factory,
+                cache_logger_on_first_use=True,
+            )
+            _level = numeric
+        # Library logs (aiohttp.server errors, aiohttp.access, asyncio) take the same path.
+        formatter = structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared_processors()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+        handler = _StdoutHandler()
+        handler.setFormatter(formatter)
+        root = logging.getLogger()
+        if _handler is not None:
+            root.removeHandler(_handler)
+        root.addHandler(handler)
+        root.setLevel(numeric)
+        _handler = handler
+        _configured = wanted
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger bound with ``logger=<name>``."""
+    return structlog.get_logger(name).bind(logger=name)

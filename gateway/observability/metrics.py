@@ -1,0 +1,264 @@
+"""Prometheus metrics of the gateway (``nid_gateway_*``).
+
+Two modes:
+
+* **per-app registry** (default): every application gets its own ``CollectorRegistry``, so
+  tests can build several apps in one process; ``/metrics`` shows that app's metrics plus
+  process/platform collectors.
+* **multiprocess** (env ``PROMETHEUS_MULTIPROC_DIR`` set, as ``serve --workers N`` does
+  before forking): values live in mmap files in that directory and ``/metrics`` on any worker
+  aggregates all workers through prometheus_client's ``MultiProcessCollector``.
+
+Label values that come from outside (route, client, rule, issuer) are bounded: values not
+known at load time are folded into ``other`` so a caller cannot grow the series count.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    multiprocess,
+    values,
+)
+from prometheus_client.exposition import generate_latest
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OTHER = "other"
+NONE = "none"
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory when multiprocess mode is on, else None."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class BoundedLabel:
+    """Maps raw label values onto a bounded set.
+
+    Values listed at construction always pass; up to *limit* further distinct values are
+    admitted first come, first served (rule ids, codes); everything after is ``other``.
+    """
+
+    __slots__ = ("_known", "_limit", "_lock")
+
+    def __init__(self, known: frozenset[str] | set[str] = frozenset(), limit: int = 50) -> None:
+        self._known: set[str] = set(known)
+        self._limit = len(self._known) + limit
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str | None) -> str:
+        """The label value to use for *value*."""
+        if value is None:
+            return NONE
+        if value in self._known:
+            return value
+        with self._lock:
+            if len(self._known) < self._limit:
+                self._known.add(value)
+                return value
+        return OTHER
+
+
+class GatewayMetrics:
+    """All gateway metrics, registered on one registry (see module docstring for modes)."""
+
+    def __init__(
+        self,
+        *,
+        routes: frozenset[str] = frozenset(),
+        clients: frozenset[str] = frozenset(),
+        issuers: frozenset[str] = frozenset(),
+    ) -> None:
+        self.multiprocess_dir = multiprocess_dir()
+        self.registry = CollectorRegistry(auto_describe=True)
+        if self.multiprocess_dir is not None:
+            _enable_multiprocess_values()
+            # Metric objects write to the mmap files; they are not registered anywhere:
+            # the collector reads every worker's files at scrape time.
+            multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+                self.registry, path=self.multiprocess_dir
+            )
+            reg: CollectorRegistry | None = None
+        else:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            reg = self.registry
+
+        # Route paths are configuration (plus framework resources for requests_total);
+        # unknown ones (404s) are folded by BoundedLabel.
+        self.route_label = BoundedLabel(routes, limit=20)
+        self.client_label = BoundedLabel(clients, limit=0)
+        self.issuer_label = BoundedLabel(issuers, limit=5)
+        self.code_label = BoundedLabel(limit=40)
+        self.rule_label = BoundedLabel(limit=200)
+        self.kind_label = BoundedLabel(limit=10)
+
+        self.decisions = Counter(
+            "nid_gateway_decisions",
+            "PEP decisions, one per request on a PEP route.",
+            ["outcome", "route", "code", "rule"],
+            registry=reg,
+        )
+        self.requests = Counter(
+            "nid_gateway_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=reg,
+        )
+        self.request_seconds = Histogram(
+            "nid_gateway_http_request_duration_seconds",
+            "Time from request start to response prepared, by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.decision_seconds = Histogram(
+            "nid_gateway_decision_duration_seconds",
+            "Total time the PEP spent on a request (incl. upstream), by route and outcome.",
+            ["route", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.policy_seconds = Histogram(
+            "nid_gateway_policy_duration_seconds",
+            "Time spent evaluating the policy for one request.",
+            ["route"],
+            buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01),
+            registry=reg,
+        )
+        self.upstream_seconds = Histogram(
+            "nid_gateway_upstream_duration_seconds",
+            "Time waiting for the deelnemer's resource server.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.upstream_errors = Counter(
+            "nid_gateway_upstream_errors",
+            "Upstream failures by route and kind (refused, reset, timeout, ...).",
+            ["route", "kind"],
+            registry=reg,
+        )
+        self.tokens = Counter(
+            "nid_gateway_tokens",
+            "Token requests at the authorization server by client and outcome "
+            "(issued or the OAuth2 error code).",
+            ["client", "outcome"],
+            registry=reg,
+        )
+        self.token_seconds = Histogram(
+            "nid_gateway_token_duration_seconds",
+            "Time to answer a token request.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.parse_cache = Counter(
+            "nid_gateway_parse_cache",
+            "GraphQL parsed-document cache lookups by result (hit, miss).",
+            ["result"],
+            registry=reg,
+        )
+        self.jwks_refreshes = Counter(
+            "nid_gateway_jwks_refreshes",
+            "JWKS fetches of trusted issuers by outcome.",
+            ["issuer", "outcome"],
+            registry=reg,
+        )
+        self.policy_reloads = Counter(
+            "nid_gateway_policy_reloads",
+            "Policy reloads by outcome (ok, refused).",
+            ["outcome"],
+            registry=reg,
+        )
+        self.policy_info = Gauge(
+            "nid_gateway_policy_loaded",
+            "1 for the policy version (hash) currently enforced, 0 for earlier ones.",
+            ["version"],
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.shadow_mismatches = Counter(
+            "nid_gateway_shadow_mismatches",
+            "Requests where the shadow policy decided differently from the active one.",
+            ["route", "active", "shadow"],
+            registry=reg,
+        )
+        self._policy_version: str | None = None
+        self._policy_lock = threading.Lock()
+        # Label children cached by raw key: prometheus' labels() takes a lock and builds
+        # a tuple per call; the hot path pays one dict lookup instead.
+        self._decision_children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+    def decision_children(
+        self, outcome: str, route: str, code: str | None, rule: str | None
+    ) -> tuple[Any, Any]:
+        """(counter child, total-latency child) for one decision's labels, cached."""
+        key = (outcome, route, code, rule)
+        children = self._decision_children.get(key)
+        if children is None:
+            r = self.route_label(route)
+            children = (
+                self.decisions.labels(outcome, r, self.code_label(code), self.rule_label(rule)),
+                self.decision_seconds.labels(r, outcome),
+            )
+            if len(self._decision_children) < 10_000:
+                self._decision_children[key] = children
+        return children
+
+    def set_policy_version(self, version: str) -> None:
+        """Mark *version* as the enforced policy (the previous one drops to 0)."""
+        with self._policy_lock:
+            if self._policy_version is not None and self._policy_version != version:
+                self.policy_info.labels(self._policy_version).set(0)
+            self.policy_info.labels(version).set(1)
+            self._policy_version = version
+
+    def exposition(self) -> bytes:
+        """The Prometheus text exposition of this registry."""
+        return generate_latest(self.registry)
+
+    def mark_process_dead(self) -> None:
+        """Multiprocess mode: drop this worker's live gauges (call at shutdown)."""
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                os.getpid(), self.multiprocess_dir
+            )
+
+
+def _enable_multiprocess_values() -> None:
+    """Switch prometheus_client to mmap-file values if it was imported before the env was set.
+
+    prometheus_client picks its value class when first imported; ``serve --workers`` may set
+    ``PROMETHEUS_MULTIPROC_DIR`` after that import (but before creating any metric).
+    """
+    if not isinstance(values.ValueClass, type) or values.ValueClass is not values.MutexValue:
+        return
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]

@@ -1,0 +1,151 @@
+"""The real :class:`~gateway.observability.events.Observer`: events to log, audit, metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+from gateway.observability.audit import AuditWriter
+from gateway.observability.events import DecisionEvent, TokenEvent
+from gateway.observability.logs import get_logger
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.redact import redact_event
+
+if TYPE_CHECKING:
+    from gateway.observability.otel import DecisionSpanExporter
+
+DECISION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DecisionEvent))
+TOKEN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TokenEvent))
+
+
+def decision_record(event: DecisionEvent) -> dict[str, Any]:
+    """Every field of *event* under its own name (stable keys; ``None`` kept as null)."""
+    return {name: getattr(event, name) for name in DECISION_FIELDS}
+
+
+def token_record(event: TokenEvent) -> dict[str, Any]:
+    """Every field of *event* under its own name (it never holds a token or a secret)."""
+    return {name: getattr(event, name) for name in TOKEN_FIELDS}
+
+
+def _iso_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class GatewayObserver:
+    """Turns pipeline events into the decision log, the audit trail, metrics and spans.
+
+    Called on the event loop in the request path: every method is synchronous and cheap
+    (a dict build, a log line, counter increments, one ``write(2)`` when auditing).
+    """
+
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        *,
+        decision_log: bool = True,
+        audit: AuditWriter | None = None,
+        spans: DecisionSpanExporter | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.decision_log = decision_log
+        self.audit = audit
+        self.spans = spans
+        self._decision_logger = get_logger("gateway.decision")
+        self._token_logger = get_logger("gateway.token")
+        self._log = get_logger("gateway.observability")
+
+    # -- PEP ---------------------------------------------------------------------------
+
+    def decision(self, event: DecisionEvent) -> None:
+        """Record one PEP decision (log line, audit record, metrics, span)."""
+        m = self.metrics
+        counter, total = m.decision_children(event.outcome, event.route, event.code, event.rule)
+        counter.inc()
+        total.observe(event.total_ms / 1000.0)
+        if event.policy_ms is not None:
+            m.policy_seconds.labels(m.route_label(event.route)).observe(event.policy_ms / 1000.0)
+        if event.upstream_ms is not None:
+            m.upstream_seconds.labels(m.route_label(event.route)).observe(
+                event.upstream_ms / 1000.0
+            )
+        if not (self.decision_log or self.audit or self.spans):
+            return
+        record = decision_record(event)
+        if self.decision_log:
+            if event.outcome == "error":
+                self._decision_logger.warning("decision", **record)
+            else:
+                self._decision_logger.info("decision", **record)
+        if self.audit is not None:
+            # The audit trail gets the same redaction as the logs: a reason text can echo
+            # caller-chosen input (an operation name), which must not smuggle a token in.
+            self.audit.write(
+                redact_event(None, "audit", {"timestamp": _iso_now(), "type": "decision", **record})
+            )
+        if self.spans is not None:
+            self.spans.export(event)
+
+    def shadow_mismatch(self, route: str, active: str, shadow: str, rule: str | None) -> None:
+        """The shadow policy decided differently from the enforced one."""
+        m = self.metrics
+        m.shadow_mismatches.labels(m.route_label(route), active, shadow).inc()
+        self._log.warning(
+            "shadow_mismatch", route=route, active=active, shadow=shadow, shadow_rule=rule
+        )
+
+    def parse_cache(self, hit: bool) -> None:
+        """One parsed-document cache lookup."""
+        self.metrics.parse_cache.labels("hit" if hit else "miss").inc()
+
+    def upstream_error(self, route: str, kind: str) -> None:
+        """One failed attempt to reach a route's upstream (``refused``, ``reset``, ``timeout``)."""
+        m = self.metrics
+        m.upstream_errors.labels(m.route_label(route), m.kind_label(kind)).inc()
+        self._log.warning("upstream_error", route=route, kind=kind)
+
+    # -- keys and policies ---------------------------------------------------------------
+
+    def jwks_refresh(self, issuer: str, outcome: str) -> None:
+        """One JWKS fetch of a trusted issuer."""
+        m = self.metrics
+        m.jwks_refreshes.labels(m.issuer_label(issuer), m.kind_label(outcome)).inc()
+        log = self._log.info if outcome == "ok" else self._log.warning
+        log("jwks_refresh", issuer=issuer, outcome=outcome)
+
+    def policy_reload(self, outcome: str, version: str | None) -> None:
+        """A policy (re)load: ``ok`` (now enforcing *version*) or ``refused`` (kept the old)."""
+        m = self.metrics
+        m.policy_reloads.labels("ok" if outcome == "ok" else "refused").inc()
+        if outcome == "ok" and version is not None:
+            m.set_policy_version(version)
+            self._log.info("policy_reload", outcome=outcome, policy_version=version)
+        else:
+            self._log.warning("policy_reload", outcome=outcome, policy_version=version)
+
+    # -- authorization server --------------------------------------------------------------
+
+    def token(self, event: TokenEvent) -> None:
+        """One token request (issued or refused); never carries the token or a secret."""
+        m = self.metrics
+        outcome = m.kind_label(event.outcome)
+        m.tokens.labels(m.client_label(event.client_id), outcome).inc()
+        m.token_seconds.labels(outcome).observe(event.duration_ms / 1000.0)
+        record = token_record(event)
+        if self.decision_log:
+            if event.outcome == "issued":
+                self._token_logger.info("token", **record)
+            else:
+                self._token_logger.warning("token", **record)
+        if self.audit is not None:
+            self.audit.write(
+                redact_event(None, "audit", {"timestamp": _iso_now(), "type": "token", **record})
+            )
+
+    def close(self) -> None:
+        """Flush and close the audit file and the span exporter."""
+        if self.audit is not None:
+            self.audit.close()
+        if self.spans is not None:
+            self.spans.shutdown()

@@ -1,0 +1,48 @@
+"""Step 2, analyse: what the request will execute.
+
+The body is read within the size limit (a declared ``Content-Length`` over the limit is
+refused before a byte is read; a chunked body is counted while it streams), the content
+type is checked, and the GraphQL analyser (cached per query text) resolves the operation
+into :class:`OperationFacts`. The original bytes are kept: they are what the upstream gets.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.errors import PayloadTooLarge
+from gateway.facts import OperationFacts
+from gateway.graphql.analyser import Analyser
+from gateway.graphql.request import parse_graphql_request
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"Request body exceeds the configured limit of {limit} bytes", reason="body_too_large"
+    )
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, at most *limit* bytes; :class:`PayloadTooLarge` beyond that."""
+    declared = request.content_length
+    if declared is not None:
+        if declared > limit:
+            raise _too_large(limit)
+        try:
+            # aiohttp enforces client_max_size here too; its own error becomes ours.
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise _too_large(limit) from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def analyse(body: bytes, content_type: str | None, analyser: Analyser) -> OperationFacts:
+    """Parse the GraphQL request (415/400 refusals) and resolve its operation."""
+    return analyser.analyse(parse_graphql_request(body, content_type))

@@ -1,0 +1,66 @@
+"""Step 1, authenticate: who is calling, according to a verified bearer token.
+
+The token comes from the ``Authorization: Bearer`` header only (never a query parameter or
+cookie). Verification and the claim mapping live in :mod:`gateway.tokens`; this step turns
+their outcome into the route's view. :func:`check_scopes` is the other half of the
+token's say: run once the root field is known, before any policy rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from multidict import CIMultiDictProxy
+
+from gateway.errors import ScopeMismatch, Unauthenticated
+from gateway.facts import OperationFacts, TokenFacts
+from gateway.tokens.verifier import TokenVerifier, VerifiedToken
+
+
+def bearer_token(headers: CIMultiDictProxy[str]) -> str:
+    """The bearer token of the request; :class:`Unauthenticated` when absent or malformed."""
+    values = headers.getall("Authorization", ())
+    if not values:
+        raise Unauthenticated("Missing bearer token", reason="missing_token", token_sent=False)
+    if len(values) > 1:
+        raise Unauthenticated("More than one Authorization header", reason="malformed_header")
+    scheme, _, token = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthenticated(
+            "Authorization must use the Bearer scheme", reason="wrong_scheme", token_sent=False
+        )
+    token = token.strip()
+    if not token:
+        raise Unauthenticated("Missing bearer token", reason="missing_token", token_sent=False)
+    return token
+
+
+async def authenticate(
+    headers: CIMultiDictProxy[str],
+    verifier: TokenVerifier,
+    *,
+    audience: str,
+    allow_plain_jwt: bool,
+) -> VerifiedToken:
+    """Verify the request's bearer token for a route with *audience*."""
+    return await verifier.verify(
+        bearer_token(headers), audience=audience, allow_plain_jwt=allow_plain_jwt
+    )
+
+
+def check_scopes(
+    token: TokenFacts,
+    operation: OperationFacts,
+    required_scopes: Mapping[str, str],
+    scope_default: str | None,
+) -> None:
+    """Refuse unless the token holds the scope the route requires for the root field.
+
+    A root field the route does not list needs ``scope_default``; with no default it is
+    refused outright (fail closed).
+    """
+    required = required_scopes.get(operation.root_field, scope_default)
+    if required is None:
+        raise ScopeMismatch(reason=f"no scope grants {operation.root_field} on this route")
+    if required not in token.scopes:
+        raise ScopeMismatch(reason=f"scope {required} required", required=required)

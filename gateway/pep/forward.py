@@ -1,0 +1,39 @@
+"""Step 4, forward: send the allowed request to the route's upstream, stream the answer back.
+
+What the upstream receives: the original body bytes; the caller's headers minus hop-by-hop
+headers, ``Host``, any caller-sent ``claims`` and (unless the route keeps it)
+``Authorization``; ``X-Forwarded-For/-Proto/-Host``; the continued trace headers and
+``X-Request-ID``; and ``claims``, the verified token payload as compact JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from gateway.proxy.headers import CLAIMS_HEADER, upstream_request_headers
+from gateway.proxy.upstream import Forwarded, Upstream
+from gateway.tokens.verifier import VerifiedToken
+
+
+async def forward(
+    request: web.Request,
+    body: bytes,
+    upstream: Upstream,
+    token: VerifiedToken,
+    trace_headers: Mapping[str, str],
+    *,
+    keep_authorization: bool,
+) -> Forwarded:
+    """Forward *body* to *upstream* on behalf of the verified *token*."""
+    headers = upstream_request_headers(
+        request.headers,
+        keep_authorization=keep_authorization,
+        peer=request.remote,
+        scheme=request.scheme,
+        host=request.host,
+    )
+    headers.update(trace_headers)
+    headers[CLAIMS_HEADER] = token.claims_header
+    return await upstream.forward(request, body, headers, trace_headers)

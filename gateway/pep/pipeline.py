@@ -1,0 +1,209 @@
+"""One PEP route's request handler: authenticate -> analyse -> decide -> forward.
+
+Everything that depends only on the route is prepared once in :class:`RoutePlan`; the
+handler does per request only what the request itself demands. Each request produces
+exactly one decision event (allow, deny or error) for the observer, and every response,
+refusals included, carries the trace headers and ``X-Request-ID``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.config.model import RouteConfig
+from gateway.errors import BadGateway, GatewayTimeout, MethodNotAllowed, Refusal
+from gateway.facts import DecisionInput, OperationFacts, RouteFacts, TokenFacts
+from gateway.graphql.analyser import Analyser
+from gateway.observability.events import DecisionEvent, Observer
+from gateway.pep.analyse import analyse, read_body
+from gateway.pep.authenticate import authenticate, check_scopes
+from gateway.pep.decide import decide, refusal_for
+from gateway.pep.forward import forward
+from gateway.pep.responses import refusal_response
+from gateway.pep.trace import TraceContext
+from gateway.policy.decision import DecisionPoint
+from gateway.proxy.upstream import Upstream
+from gateway.tokens.verifier import TokenVerifier
+
+log = structlog.get_logger("gateway.pep")
+
+INTERNAL_ERROR_BODY = (
+    b'{"errors":[{"message":"Internal server error","extensions":'
+    b'{"code":"INTERNAL_SERVER_ERROR","reason":"internal_error","decision_id":"%s"}}]}'
+)
+
+
+def route_facts(route: RouteConfig) -> RouteFacts:
+    """The decision facts of *route* (built once at setup)."""
+    return RouteFacts(
+        path=route.path,
+        audience=route.audience,
+        deelnemer_id_type=route.deelnemer.id_type,
+        deelnemer_id=route.deelnemer.id,
+        deelnemer_kind=route.deelnemer.kind,
+        name=route.deelnemer.name,
+        strict_input=route.strict_input,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """Everything one route needs per request, prepared at setup."""
+
+    config: RouteConfig
+    facts: RouteFacts
+    analyser: Analyser
+    policy: DecisionPoint
+    upstream: Upstream
+    max_body_bytes: int
+
+
+def _id_pair(values: Mapping[str, Any], prefix: str) -> str | None:
+    id_type, ident = values.get(f"{prefix}IDType"), values.get(f"{prefix}ID")
+    if id_type is None or ident is None:
+        return None
+    return f"{id_type}:{ident}"
+
+
+def _note_operation(event: DecisionEvent, operation: OperationFacts) -> None:
+    """Copy the audit facts (who sends what about which records to whom) into *event*."""
+    event.operation_type = operation.operation_type
+    event.operation_name = operation.operation_name
+    event.root_field = operation.root_field
+    # The notification/melding input is the root field's (only) input object.
+    values = next((v for v in operation.arguments.values() if isinstance(v, Mapping)), None)
+    if values is None:
+        return
+    event_type = values.get("eventType")
+    event.event_type = event_type if isinstance(event_type, str) else None
+    event.afzender = _id_pair(values, "afzender")
+    event.ontvanger = _id_pair(values, "ontvanger")
+    subjects = values.get("subjectList")
+    if isinstance(subjects, list):
+        entries = [s for s in subjects if isinstance(s, Mapping)]
+        event.subjects = tuple(str(s["subject"]) for s in entries if s.get("subject") is not None)
+        event.records = tuple(str(s["recordID"]) for s in entries if s.get("recordID") is not None)
+
+
+def _note_token(event: DecisionEvent, token: TokenFacts) -> None:
+    event.client_id = token.client_id
+    event.sub = token.subject
+    event.instantie_type = token.instantie_type
+    event.identifier_type = token.identifier_type
+    event.identifier = token.identifier
+    event.actor = token.actor
+
+
+class RouteHandler:
+    """The aiohttp handler of one PEP route."""
+
+    def __init__(self, plan: RoutePlan, verifier: TokenVerifier, observer: Observer) -> None:
+        self.plan = plan
+        self.verifier = verifier
+        self.observer = observer
+        route = plan.config
+        self._path = route.path
+        self._audience = route.audience
+        self._allow_plain_jwt = route.allow_plain_jwt
+        self._keep_authorization = route.forward_authorization
+        self._required_scopes = route.required_scopes
+        self._scope_default = route.scope_default
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Handle one request to the route (POST; any other method is refused)."""
+        started = time.perf_counter()
+        trace = TraceContext.from_headers(request.headers)
+        trace_headers = trace.headers()
+        event = DecisionEvent(
+            decision_id=uuid.uuid4().hex,
+            outcome="deny",
+            status=0,
+            route=self._path,
+            trace_id=trace.trace_id,
+            request_id=trace.request_id,
+        )
+        try:
+            response = await self._pipeline(request, event, trace_headers)
+        except Refusal as refusal:
+            response = self._refuse(refusal, request, event, trace_headers)
+        except Exception:
+            # A bug, not a refusal: answer 500 and never forward; the event says "error".
+            log.exception("pep_internal_error", route=self._path, decision_id=event.decision_id)
+            event.outcome, event.status = "error", 500
+            event.code, event.reason = "INTERNAL_SERVER_ERROR", "internal_error"
+            response = web.Response(
+                body=INTERNAL_ERROR_BODY % event.decision_id.encode(),
+                status=500,
+                content_type="application/graphql-response+json",
+                headers=trace_headers,
+            )
+        event.total_ms = (time.perf_counter() - started) * 1000.0
+        self.observer.decision(event)
+        return response
+
+    def _refuse(
+        self,
+        refusal: Refusal,
+        request: web.Request,
+        event: DecisionEvent,
+        trace_headers: Mapping[str, str],
+    ) -> web.Response:
+        # A refusal after an allow (upstream failure) or by a failing PDP is an error.
+        event.outcome = "error" if event.outcome == "allow" or refusal.status >= 500 else "deny"
+        event.status = refusal.status
+        event.code = refusal.code
+        event.reason = refusal.reason
+        if isinstance(refusal, BadGateway | GatewayTimeout):
+            event.upstream_error = refusal.reason.removeprefix("upstream_")
+        return refusal_response(
+            refusal,
+            decision_id=event.decision_id,
+            accept=request.headers.get("Accept", ""),
+            headers=trace_headers,
+        )
+
+    async def _pipeline(
+        self, request: web.Request, event: DecisionEvent, trace_headers: Mapping[str, str]
+    ) -> web.StreamResponse:
+        if request.method != "POST":
+            raise MethodNotAllowed(reason=f"method {request.method} not allowed")
+        plan = self.plan
+        token = await authenticate(
+            request.headers,
+            self.verifier,
+            audience=self._audience,
+            allow_plain_jwt=self._allow_plain_jwt,
+        )
+        _note_token(event, token.facts)
+        body = await read_body(request, plan.max_body_bytes)
+        operation = analyse(body, request.headers.get("Content-Type"), plan.analyser)
+        _note_operation(event, operation)
+        check_scopes(token.facts, operation, self._required_scopes, self._scope_default)
+        policy_started = time.perf_counter()
+        decision = decide(plan.policy, DecisionInput(token.facts, operation, plan.facts))
+        event.policy_ms = (time.perf_counter() - policy_started) * 1000.0
+        event.policy_version = decision.policy_version
+        event.rule, event.location = decision.rule, decision.location
+        if not decision.allow:
+            raise refusal_for(decision)
+        event.outcome = "allow"
+        forwarded = await forward(
+            request,
+            body,
+            plan.upstream,
+            token,
+            trace_headers,
+            keep_authorization=self._keep_authorization,
+        )
+        event.status = forwarded.status
+        event.upstream_ms = forwarded.upstream_ms
+        if forwarded.error in ("reset", "timeout"):
+            event.outcome, event.upstream_error = "error", forwarded.error
+        return forwarded.response

@@ -1,0 +1,89 @@
+"""Trace context and request id: continued from the caller, or created.
+
+The gateway is one span in the caller's trace. W3C ``traceparent`` keeps its trace id and
+gets a new span id (ours); B3 (``X-B3-TraceId``/``X-B3-SpanId``, what nID uses) likewise, with
+the caller's span as ``X-B3-ParentSpanId``. When only one format arrives, the other reuses its
+trace id, so both name the same trace. ``X-Request-ID`` is continued when it is sane, else
+created. The same headers go upstream and back to the caller, refusals included.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import dataclass
+
+from multidict import CIMultiDictProxy
+
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_B3_TRACE = re.compile(r"^(?:[0-9a-f]{16}|[0-9a-f]{32})$")
+_B3_SPAN = re.compile(r"^[0-9a-f]{16}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
+def _hex(nbytes: int) -> str:
+    return os.urandom(nbytes).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    """The trace identifiers of one request through the gateway."""
+
+    trace_id: str
+    """32 hex digits (W3C)."""
+    span_id: str
+    """The gateway's own span, 16 hex digits."""
+    flags: str
+    b3_trace_id: str
+    """16 or 32 hex digits (as the caller sent it, else the W3C trace id)."""
+    b3_parent_span_id: str | None
+    request_id: str
+
+    @classmethod
+    def from_headers(cls, headers: CIMultiDictProxy[str]) -> TraceContext:
+        """Continue the caller's trace (W3C and/or B3) and request id, or start new ones."""
+        trace_id = flags = parent = None
+        match = _TRACEPARENT.match(headers.get("traceparent", "").strip().lower())
+        if match and match.group(1) != "ff" and match.group(2) != _ZERO_TRACE and (
+            match.group(3) != _ZERO_SPAN
+        ):
+            trace_id, parent, flags = match.group(2), match.group(3), match.group(4)
+        b3_trace = headers.get("X-B3-TraceId", "").strip().lower()
+        b3_span = headers.get("X-B3-SpanId", "").strip().lower()
+        if not _B3_TRACE.match(b3_trace) or set(b3_trace) == {"0"}:
+            b3_trace = ""
+        elif _B3_SPAN.match(b3_span):
+            parent = b3_span
+        if trace_id is None:
+            trace_id = b3_trace.rjust(32, "0") if b3_trace else _hex(16)
+            sampled = headers.get("X-B3-Sampled", "").strip()
+            flags = "00" if sampled == "0" else "01"
+        request_id = headers.get("X-Request-ID", "").strip()
+        return cls(
+            trace_id=trace_id,
+            span_id=_hex(8),
+            flags=flags or "01",
+            b3_trace_id=b3_trace or trace_id,
+            b3_parent_span_id=parent,
+            request_id=request_id if _REQUEST_ID.match(request_id) else uuid.uuid4().hex,
+        )
+
+    @property
+    def traceparent(self) -> str:
+        """The W3C header naming the gateway's span."""
+        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+
+    def headers(self) -> dict[str, str]:
+        """Trace and request-id headers, for the upstream and for the caller."""
+        headers = {
+            "traceparent": self.traceparent,
+            "X-B3-TraceId": self.b3_trace_id,
+            "X-B3-SpanId": self.span_id,
+            "X-Request-ID": self.request_id,
+        }
+        if self.b3_parent_span_id is not None:
+            headers["X-B3-ParentSpanId"] = self.b3_parent_span_id
+        return headers

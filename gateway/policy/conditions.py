@@ -1,0 +1,478 @@
+"""Conditions compiled to closures.
+
+A condition in a policy file is a small mapping (``fact:`` + one operator, ``row:``,
+``all:``/``any:``/``not:``). :func:`compile_condition` turns it, once at load, into a
+:class:`Cond`: ``test(facts, item) -> bool`` (the hot path: no YAML, no name lookups;
+lists are frozensets, tables are frozensets of tuples) and ``explain(facts, item) -> str``
+(for ``policy explain``). Tests never raise: wrong types and missing values do not match.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.facts import DecisionInput
+from gateway.policy.errors import LoadIssue
+from gateway.policy.factpaths import Getter, UnknownFact, compile_fact
+from gateway.policy.source import JsonPath, Source
+
+Test = Callable[[DecisionInput, Any], bool]
+Explain = Callable[[DecisionInput, Any], str]
+
+FACT_OPERATORS = (
+    "equals", "in", "present", "pattern", "format", "count", "every", "some", "subset_of",
+    "contains",
+)
+FORMATS = ("date-time", "date")
+
+_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class Cond:
+    """A compiled condition."""
+
+    test: Test
+    explain: Explain
+    text: str
+    """The condition as a security officer wrote it, in one line."""
+    never: bool = False
+    """True when this condition can never match (reported at load)."""
+
+
+@dataclass(slots=True)
+class DataCatalogue:
+    """Named data a policy may refer to (after the environment overlay is applied)."""
+
+    lists: dict[str, frozenset[str]]
+    tables: dict[str, tuple[Mapping[str, Any], ...]]
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each table's columns (declared, or every column its catalogue rows use)."""
+
+
+class CompileError(Exception):
+    """Collected by the compiler; carries a positioned issue."""
+
+    def __init__(self, issue: LoadIssue) -> None:
+        super().__init__(str(issue))
+        self.issue = issue
+
+
+def literal(value: Any) -> Any:
+    """Policy literals: numbers are identifiers, compared as text; true/false stay booleans."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, frozenset | set):
+        return "[" + ", ".join(sorted(map(repr, value))) + "]"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _valid_date_time(value: Any) -> bool:
+    if type(value) is not str or _DATE_TIME.fullmatch(value) is None:
+        return False
+    try:
+        dt.datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_date(value: Any) -> bool:
+    if type(value) is not str or _DATE.fullmatch(value) is None:
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+class ConditionCompiler:
+    """Compiles the conditions of one file against the loaded data."""
+
+    def __init__(self, source: Source, data: DataCatalogue) -> None:
+        self.source = source
+        self.data = data
+
+    def error(self, path: JsonPath, message: str, hint: str | None = None,
+              *, key: bool = False) -> CompileError:
+        return CompileError(self.source.issue(path, message, hint, key=key))
+
+    # ------------------------------------------------------------------ entry
+    def compile(self, node: Any, path: JsonPath, *, in_item: bool = False) -> Cond:
+        """Compile the condition *node* found at *path*."""
+        if not isinstance(node, dict) or not node:
+            raise self.error(path, "expected a condition mapping",
+                             "e.g. {fact: token.identifier, equals: '5151'}")
+        if "all" in node or "any" in node:
+            word = "all" if "all" in node else "any"
+            self._only(node, path, {word})
+            return self._group(word, node[word], (*path, word), in_item)
+        if "not" in node:
+            self._only(node, path, {"not"})
+            inner = self.compile(node["not"], (*path, "not"), in_item=in_item)
+            test = inner.test
+            return Cond(lambda f, i: not test(f, i),
+                        lambda f, i: "not (" + inner.explain(f, i) + ")",
+                        f"not ({inner.text})")
+        if "row" in node:
+            self._only(node, path, {"row", "where"})
+            return self._row(node, path, in_item)
+        if "fact" in node:
+            ops = [k for k in node if k != "fact"]
+            if len(ops) != 1 or ops[0] not in FACT_OPERATORS:
+                raise self.error(path, f"a fact condition needs exactly one operator, got "
+                                 f"{', '.join(ops) or 'none'}",
+                                 "one of: " + ", ".join(FACT_OPERATORS)
+                                 + "; combine several with all:")
+            return self._fact(node, path, ops[0], in_item)
+        raise self.error(path, "unknown condition",
+                         "start with fact:, row:, all:, any: or not:")
+
+    def _only(self, node: dict[str, Any], path: JsonPath, allowed: set[str]) -> None:
+        extra = [k for k in node if k not in allowed]
+        if extra:
+            raise self.error((*path, extra[0]), f"{extra[0]!r} cannot be combined with "
+                             f"{' / '.join(sorted(allowed))} in one condition",
+                             "put each condition in its own list item under all:", key=True)
+
+    def fact_getter(self, value: Any, path: JsonPath, in_item: bool) -> Getter:
+        """Compile a fact path found at *path*."""
+        if not isinstance(value, str):
+            raise self.error(path, "a fact path must be text", "e.g. token.identifier")
+        try:
+            return compile_fact(value, in_item=in_item)
+        except UnknownFact as exc:
+            raise self.error(path, str(exc), exc.hint) from None
+
+    def named_list(self, name: str, path: JsonPath) -> frozenset[str]:
+        """The data list called *name*."""
+        found = self.data.lists.get(name)
+        if found is None:
+            near = difflib.get_close_matches(name, list(self.data.lists), n=1)
+            hint = (f"did you mean {near[0]!r}? " if near else "") + "known lists: " + (
+                ", ".join(sorted(self.data.lists)) or "none (add a catalogue file)")
+            raise self.error(path, f"unknown list {name!r}", hint)
+        return found
+
+    # ------------------------------------------------------------------ groups
+    def _group(self, word: str, items: Any, path: JsonPath, in_item: bool) -> Cond:
+        if not isinstance(items, list) or not items:
+            raise self.error(path, f"{word}: needs a non-empty list of conditions")
+        conds = [self.compile(c, (*path, n), in_item=in_item) for n, c in enumerate(items)]
+        tests = tuple(c.test for c in conds)
+        text = f"{word}(" + "; ".join(c.text for c in conds) + ")"
+
+        def explain(f: DecisionInput, i: Any) -> str:
+            parts = [("yes: " if c.test(f, i) else "no: ") + c.explain(f, i) for c in conds]
+            return f"{word} of [" + "; ".join(parts) + "]"
+
+        if word == "all":
+            if len(tests) == 2:
+                t1, t2 = tests
+                return Cond(lambda f, i: t1(f, i) and t2(f, i), explain, text,
+                            any(c.never for c in conds))
+            return Cond(lambda f, i: all(t(f, i) for t in tests), explain, text,
+                        any(c.never for c in conds))
+        return Cond(lambda f, i: any(t(f, i) for t in tests), explain, text,
+                    all(c.never for c in conds))
+
+    # ------------------------------------------------------------------ tables
+    def _row(self, node: dict[str, Any], path: JsonPath, in_item: bool) -> Cond:
+        table_name = node["row"]
+        rows = self.data.tables.get(table_name) if isinstance(table_name, str) else None
+        if rows is None:
+            near = difflib.get_close_matches(str(table_name), list(self.data.tables), n=1)
+            raise self.error((*path, "row"), f"unknown table {table_name!r}",
+                             (f"did you mean {near[0]!r}? " if near else "") + "known tables: "
+                             + (", ".join(sorted(self.data.tables)) or "none"))
+        where = node.get("where")
+        if not isinstance(where, dict) or not where:
+            raise self.error(path, "row: needs where: with at least one column",
+                             "e.g. where: {code: {fact: args.notificatieInput.eventType}}")
+        columns = list(self.data.columns.get(table_name, ()))
+        for column in where:
+            if column not in columns:
+                near = difflib.get_close_matches(column, columns, n=1)
+                raise self.error((*path, "where", column),
+                                 f"table {table_name!r} has no column {column!r}",
+                                 (f"did you mean {near[0]!r}? " if near else "")
+                                 + "columns: " + ", ".join(columns), key=True)
+        names = tuple(where)
+        getters: list[Getter] = []
+        for column in names:
+            getters.append(self._value(where[column], (*path, "where", column), in_item))
+        index = frozenset(tuple(literal(row.get(c)) for c in names) for row in rows)
+        gets = tuple(getters)
+        text = f"row in {table_name} where " + ", ".join(
+            f"{c} = {self._value_text(where[c])}" for c in names)
+
+        if len(gets) == 1:
+            (g1,) = gets
+
+            def test(f: DecisionInput, i: Any) -> bool:
+                v = g1(f, i)
+                return type(v) is str and (v,) in index
+        elif len(gets) == 2:
+            g1, g2 = gets
+
+            def test(f: DecisionInput, i: Any) -> bool:
+                a = g1(f, i)
+                b = g2(f, i)
+                return type(a) is str and type(b) is str and (a, b) in index
+        else:
+            def test(f: DecisionInput, i: Any) -> bool:
+                key = tuple(g(f, i) for g in gets)
+                return all(type(v) is str for v in key) and key in index
+
+        def explain(f: DecisionInput, i: Any) -> str:
+            got = ", ".join(f"{c} = {_show(g(f, i))}" for c, g in zip(names, gets, strict=True))
+            return f"a row of {table_name} with {got}"
+
+        # An empty table is not "never": overlays fill tables per environment on purpose.
+        return Cond(test, explain, text)
+
+    def _value(self, value: Any, path: JsonPath, in_item: bool) -> Getter:
+        """A right-hand value: ``{fact: path}`` or a literal."""
+        if isinstance(value, dict):
+            if set(value) != {"fact"}:
+                raise self.error(path, "expected a literal or {fact: <path>}")
+            return self.fact_getter(value["fact"], (*path, "fact"), in_item)
+        if isinstance(value, list):
+            raise self.error(path, "expected a single value here, got a list",
+                             "to test membership use in:")
+        constant = literal(value)
+        return lambda _f, _i: constant
+
+    @staticmethod
+    def _value_text(value: Any) -> str:
+        if isinstance(value, dict) and "fact" in value:
+            return str(value["fact"])
+        return repr(literal(value))
+
+    # ------------------------------------------------------------------ facts
+    def _fact(self, node: dict[str, Any], path: JsonPath, op: str, in_item: bool) -> Cond:
+        fact_path = node["fact"]
+        get = self.fact_getter(fact_path, (*path, "fact"), in_item)
+        arg = node[op]
+        at = (*path, op)
+        handler = getattr(self, "_op_" + op)
+        cond: Cond = handler(fact_path, get, arg, at, in_item)
+        return cond
+
+    def _op_equals(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
+        if isinstance(arg, dict):
+            other = self._value(arg, at, in_item)
+            other_name = str(arg.get("fact"))
+
+            def test(f: DecisionInput, i: Any) -> bool:
+                a = get(f, i)
+                return a is not None and a == other(f, i)
+
+            return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must equal "
+                        f"{other_name} ({_show(other(f, i))})", f"{name} equals {other_name}")
+        if isinstance(arg, list):
+            raise self.error(at, "equals: takes one value", "to test membership use in:")
+        want = literal(arg)
+        never = False
+        if name == "operation.type" and want not in ("query", "mutation", "subscription"):
+            never = True
+        if isinstance(want, bool):
+            def test(f: DecisionInput, i: Any) -> bool:
+                return get(f, i) is want
+        elif want is None:
+            raise self.error(at, "equals: needs a value", "to test absence use present: false")
+        else:
+            def test(f: DecisionInput, i: Any) -> bool:
+                return bool(get(f, i) == want)
+        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must equal {want!r}",
+                    f"{name} equals {want!r}", never)
+
+    def _op_in(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
+        if isinstance(arg, str):
+            values = self.named_list(arg, at)
+            label = f"list {arg}"
+            never = False  # a data list may be empty in one environment on purpose
+        elif isinstance(arg, list):
+            bad = [n for n, v in enumerate(arg) if isinstance(v, dict | list)]
+            if bad:
+                raise self.error((*at, bad[0]), "list items must be plain values")
+            values = frozenset(str(literal(v)) for v in arg if v is not None)
+            label = _show(values)
+            never = not values
+        else:
+            raise self.error(at, "in: takes a list name or a list of values",
+                             "e.g. in: afzender_id_types, or in: [UZOVI, AGB]")
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            v = get(f, i)
+            return type(v) is str and v in values
+
+        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must be in {label}",
+                    f"{name} in {label}", never)
+
+    def _op_subset_of(self, name: str, get: Getter, arg: Any, at: JsonPath,
+                      in_item: bool) -> Cond:
+        if isinstance(arg, str):
+            values = self.named_list(arg, at)
+            label = f"list {arg}"
+        elif isinstance(arg, list) and all(isinstance(v, str | int) for v in arg):
+            values = frozenset(str(literal(v)) for v in arg)
+            label = _show(values)
+        else:
+            raise self.error(at, "subset_of: takes a list name or a list of values")
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            v = get(f, i)
+            if not isinstance(v, list | tuple | frozenset | set):
+                return False
+            return all(type(x) is str and x in values for x in v)
+
+        def explain(f: DecisionInput, i: Any) -> str:
+            v = get(f, i)
+            if not isinstance(v, list | tuple | frozenset | set):
+                return f"{name} is {_show(v)}, not a list"
+            outside = [x for x in v if not (type(x) is str and x in values)]
+            if outside:
+                return f"{name} has {_show(outside)} outside {label}"
+            return f"{name} {_show(list(v))} all in {label}"
+
+        return Cond(test, explain, f"{name} only from {label}")
+
+    def _op_contains(self, name: str, get: Getter, arg: Any, at: JsonPath,
+                     in_item: bool) -> Cond:
+        other = self._value(arg, at, in_item)
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            v = get(f, i)
+            w = other(f, i)
+            if type(w) is not str or not isinstance(v, list | tuple | frozenset | set):
+                return False
+            return w in v
+
+        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must contain "
+                    f"{_show(other(f, i))}", f"{name} contains {self._value_text(arg)}")
+
+    def _op_present(self, name: str, get: Getter, arg: Any, at: JsonPath,
+                    in_item: bool) -> Cond:
+        if not isinstance(arg, bool):
+            raise self.error(at, "present: takes true or false")
+        if arg:
+            def test(f: DecisionInput, i: Any) -> bool:
+                v = get(f, i)
+                return v is not None and v != "" and v != [] and v != {}
+        else:
+            def test(f: DecisionInput, i: Any) -> bool:
+                v = get(f, i)
+                return v is None or v == "" or v == [] or v == {}
+        word = "present" if arg else "absent"
+        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must be {word}",
+                    f"{name} is {word}")
+
+    def _op_pattern(self, name: str, get: Getter, arg: Any, at: JsonPath,
+                    in_item: bool) -> Cond:
+        if not isinstance(arg, str):
+            raise self.error(at, "pattern: takes a regular expression")
+        try:
+            rx = re.compile(arg)
+        except re.error as exc:
+            raise self.error(at, f"invalid regular expression: {exc}",
+                             "the whole value must match; quote the pattern in YAML") from None
+        match = rx.fullmatch
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            v = get(f, i)
+            return type(v) is str and match(v) is not None
+
+        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must match {arg!r}",
+                    f"{name} matches {arg!r}")
+
+    def _op_format(self, name: str, get: Getter, arg: Any, at: JsonPath,
+                   in_item: bool) -> Cond:
+        if arg not in FORMATS:
+            raise self.error(at, f"unknown format {arg!r}", "one of: " + ", ".join(FORMATS))
+        check = _valid_date_time if arg == "date-time" else _valid_date
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            return check(get(f, i))
+
+        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must be an ISO-8601 {arg}",
+                    f"{name} is a {arg}")
+
+    def _op_count(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
+        if not isinstance(arg, dict) or not arg or set(arg) - {"min", "max"}:
+            raise self.error(at, "count: takes min: and/or max:", "e.g. count: {min: 1}")
+        low = arg.get("min", 0)
+        high = arg.get("max", 1 << 62)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in (low, high)):
+            raise self.error(at, "count: min and max must be whole numbers >= 0")
+        never = low > high
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            v = get(f, i)
+            return isinstance(v, list | tuple) and low <= len(v) <= high
+
+        def explain(f: DecisionInput, i: Any) -> str:
+            v = get(f, i)
+            n = len(v) if isinstance(v, list | tuple) else "no list"
+            return f"{name} has {n} items, must have {arg}"
+
+        return Cond(test, explain, f"{name} count {arg}", never)
+
+    def _items(self, word: str, name: str, get: Getter, arg: Any, at: JsonPath) -> Cond:
+        inner = self.compile(arg, at, in_item=True)
+        inner_test = inner.test
+
+        if word == "every":
+            def test(f: DecisionInput, i: Any) -> bool:
+                v = get(f, i)
+                return isinstance(v, list | tuple) and all(inner_test(f, x) for x in v)
+        else:
+            def test(f: DecisionInput, i: Any) -> bool:
+                v = get(f, i)
+                return isinstance(v, list | tuple) and any(inner_test(f, x) for x in v)
+
+        def explain(f: DecisionInput, i: Any) -> str:
+            v = get(f, i)
+            if not isinstance(v, list | tuple):
+                return f"{name} is {_show(v)}, not a list"
+            failing = [n for n, x in enumerate(v) if not inner_test(f, x)]
+            if word == "every":
+                if not failing:
+                    return f"every item of {name} ({len(v)}) passes {inner.text}"
+                n = failing[0]
+                return f"{name}[{n}]: " + inner.explain(f, v[n])
+            passing = [n for n in range(len(v)) if n not in failing]
+            return (f"{name}[{passing[0]}] passes {inner.text}" if passing
+                    else f"no item of {name} ({len(v)}) passes {inner.text}")
+
+        return Cond(test, explain, f"{word} item of {name}: {inner.text}", inner.never)
+
+    def _op_every(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
+        return self._items("every", name, get, arg, at)
+
+    def _op_some(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
+        return self._items("some", name, get, arg, at)
+
+
+def compile_all(compiler: ConditionCompiler, nodes: Sequence[tuple[Any, JsonPath]]) -> list[Cond]:
+    """Compile several conditions (helper for tests and tools)."""
+    return [compiler.compile(node, path) for node, path in nodes]

@@ -1,0 +1,220 @@
+"""The compiled policy set: what ``decide`` runs per request.
+
+Everything here is built at load by :mod:`gateway.policy.loader`; a decision is a dict
+lookup of the policy by (operation type, root field) and a loop over compiled checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Formatter
+from typing import Any
+
+from gateway.facts import DecisionInput
+from gateway.policy.conditions import Cond, DataCatalogue
+from gateway.policy.decision import Decision, TraceStep
+
+DEFAULT_DENY_RULE = "default-deny"
+DEFAULT_DENY_STATUS = 403
+DEFAULT_DENY_CODE = "FORBIDDEN"
+DEFAULT_DENY_MESSAGE = "Policy Access Denied"
+TEMPLATE_FIELDS = ("Operation", "operation", "type", "reason")
+"""Placeholders of a message template: ``{Operation}`` is the operation name (else the
+root field) with its first letter capitalised, ``{operation}`` as sent, ``{type}`` the
+operation type, ``{reason}`` the check's reason."""
+
+
+class MessageTemplate:
+    """A refusal message template, split into parts at load."""
+
+    __slots__ = ("_parts", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        parts: list[tuple[str, str | None]] = []
+        for literal_text, name, _spec, _conv in Formatter().parse(text):
+            parts.append((literal_text, name))
+        self._parts = tuple(parts)
+
+    @staticmethod
+    def unknown_fields(text: str) -> list[str]:
+        """Placeholders in *text* not in TEMPLATE_FIELDS (ValueError on bad braces)."""
+        return [name for _t, name, _s, _c in Formatter().parse(text)
+                if name is not None and name not in TEMPLATE_FIELDS]
+
+    def render(self, facts: DecisionInput, reason: str) -> str:
+        """The message for one refused request."""
+        op = facts.operation
+        name = op.operation_name or op.root_field
+        values = {
+            "Operation": name[:1].upper() + name[1:],
+            "operation": name,
+            "type": op.operation_type,
+            "reason": reason,
+        }
+        return "".join(lit + (values[field] if field else "") for lit, field in self._parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What a failing check answers."""
+
+    status: int
+    code: str
+    reason: str | None
+    template: MessageTemplate | None
+    """None: the message is the reason itself (or the default deny text)."""
+
+    def message(self, facts: DecisionInput) -> str:
+        """The caller-facing message."""
+        if self.reason is None:
+            return DEFAULT_DENY_MESSAGE
+        if self.template is None:
+            return self.reason
+        return self.template.render(facts, self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCheck:
+    """One check of a policy: ``when`` (optional) selects, ``require`` must hold."""
+
+    rule: str
+    """Qualified id ``<policy>/<check>``."""
+    location: str
+    when: Cond | None
+    require: Cond
+    refusal: Refusal
+
+
+@dataclass(slots=True)
+class CompiledPolicy:
+    """One policy: what it applies to, its checks in order, and its allow decision."""
+
+    policy_id: str
+    location: str
+    selectors: tuple[tuple[str, str], ...]
+    """``(operation type, root field)`` pairs (GraphQL); REST selectors will add more kinds."""
+    checks: tuple[CompiledCheck, ...]
+    version: str = ""
+    _plan: tuple[tuple[Any, Any, CompiledCheck], ...] = ()
+    _allow: Decision | None = None
+
+    def finish(self, version: str) -> None:
+        """Freeze the hot-path plan (called once the set's version is known)."""
+        self.version = version
+        self._plan = tuple(
+            (c.when.test if c.when else None, c.require.test, c) for c in self.checks
+        )
+        self._allow = Decision(allow=True, status=200, rule=self.policy_id,
+                               location=self.location, policy_version=version)
+
+    def decide(self, facts: DecisionInput) -> Decision:
+        """The first failing check refuses; all passing allows."""
+        for when, require, check in self._plan:
+            if when is not None and not when(facts, None):
+                continue
+            if not require(facts, None):
+                return self._refuse(facts, check, ())
+        allow = self._allow
+        assert allow is not None
+        return allow
+
+    def _refuse(self, facts: DecisionInput, check: CompiledCheck,
+                trace: tuple[TraceStep, ...]) -> Decision:
+        refusal = check.refusal
+        return Decision(
+            allow=False,
+            status=refusal.status,
+            code=refusal.code,
+            reason=refusal.reason or DEFAULT_DENY_MESSAGE,
+            message=refusal.message(facts),
+            rule=check.rule,
+            location=check.location,
+            trace=trace,
+            policy_version=self.version,
+        )
+
+    def explain(self, facts: DecisionInput, head: tuple[TraceStep, ...]) -> Decision:
+        """Like decide, but visits every check and records what each found."""
+        trace = list(head)
+        trace.append(TraceStep(self.policy_id, self.location, "matched",
+                               "applies to " + ", ".join(f"{t} {n}" for t, n in self.selectors)))
+        first: CompiledCheck | None = None
+        for check in self.checks:
+            if check.when is not None and not check.when.test(facts, None):
+                trace.append(TraceStep(check.rule, check.location, "skipped",
+                                       "when: " + check.when.explain(facts, None)))
+                continue
+            ok = check.require.test(facts, None)
+            detail = check.require.explain(facts, None)
+            if not ok and check.refusal.reason:
+                detail += f" -> {check.refusal.reason}"
+            trace.append(TraceStep(check.rule, check.location, "passed" if ok else "failed",
+                                   detail))
+            if not ok and first is None:
+                first = check
+        if first is not None:
+            return self._refuse(facts, first, tuple(trace))
+        allow = self._allow
+        assert allow is not None
+        trace.append(TraceStep(self.policy_id, self.location, "allowed", "every check passed"))
+        return Decision(allow=True, status=200, rule=self.policy_id, location=self.location,
+                        trace=tuple(trace), policy_version=self.version)
+
+
+@dataclass(slots=True)
+class PolicySet:
+    """A loaded, compiled, immutable set of policies with its data. Thread-safe to share."""
+
+    version: str
+    """``sha256:<hex>`` of every file's name and content, plus the environment."""
+    environment: str | None
+    files: tuple[Path, ...]
+    policies: tuple[CompiledPolicy, ...]
+    data: DataCatalogue
+    environments: tuple[str, ...] = ()
+    """Every environment an overlay in this set names."""
+    _index: dict[tuple[str, str], CompiledPolicy] = field(default_factory=dict)
+    _deny: Decision | None = None
+
+    def __post_init__(self) -> None:
+        for policy in self.policies:
+            policy.finish(self.version)
+            for selector in policy.selectors:
+                self._index.setdefault(selector, policy)
+        self._deny = Decision(
+            allow=False, status=DEFAULT_DENY_STATUS, code=DEFAULT_DENY_CODE,
+            reason=DEFAULT_DENY_MESSAGE, message=DEFAULT_DENY_MESSAGE, rule=DEFAULT_DENY_RULE,
+            policy_version=self.version,
+        )
+
+    def decide(self, facts: DecisionInput, *, explain: bool = False) -> Decision:
+        """Decide on *facts*: the policy for the operation, else default deny."""
+        op = facts.operation
+        policy = self._index.get((op.operation_type, op.root_field))
+        if explain:
+            head = (TraceStep("environment", "", "matched", self.environment or "(none)"),)
+            if policy is None:
+                deny = self._deny
+                assert deny is not None
+                step = TraceStep(DEFAULT_DENY_RULE, "", "matched",
+                                 f"no policy applies to {op.operation_type} {op.root_field}")
+                return Decision(allow=False, status=deny.status, code=deny.code,
+                                reason=deny.reason, message=deny.message, rule=deny.rule,
+                                trace=(*head, step), policy_version=self.version)
+            return policy.explain(facts, head)
+        if policy is None:
+            deny = self._deny
+            assert deny is not None
+            return deny
+        return policy.decide(facts)
+
+    def table(self, name: str) -> tuple[Mapping[str, Any], ...]:
+        """A data table by name (empty when absent), e.g. for tools mapping routes to kinds."""
+        return self.data.tables.get(name, ())
+
+    def data_list(self, name: str) -> frozenset[str]:
+        """A data list by name (empty when absent)."""
+        return self.data.lists.get(name, frozenset())

@@ -1,0 +1,148 @@
+"""Fact paths (``token.identifier``, ``args.notificatieInput.afzenderID``, ...) compiled to getters.
+
+A getter is a plain function ``(DecisionInput, item) -> value`` built once at load: the
+namespace and attribute are resolved then, so a request only walks its own argument dicts.
+``item`` is the current list element inside ``every``/``some`` (None elsewhere). A getter
+never raises: a missing or wrongly typed step yields ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gateway.facts import DecisionInput
+
+Getter = Callable[[DecisionInput, Any], Any]
+
+TOKEN_FACTS = {
+    "instantie_type": "the token's instantie_type claim (Zorgkantoor, Zorgaanbieder, ...)",
+    "identifier_type": "the caller's identifier type (UZOVI, AGB, KVK, ...)",
+    "identifier": "the caller's identifier value (5151, 12345678, ...)",
+    "client_id": "the OAuth2 client id",
+    "subject": "the token's sub",
+    "actor": "act.sub: on whose behalf the caller acts",
+    "issuer": "the token's iss",
+    "scopes": "the granted scopes (a set)",
+}
+OPERATION_FACTS = {
+    "type": "query, mutation or subscription",
+    "name": "the operation name (may be absent)",
+    "field": "the root field's real name",
+    "display_name": "the operation name, else the root field",
+    "alias": "the root field's alias (may be absent)",
+    "selected": "the selected field paths below the root field (a list)",
+}
+ROUTE_FACTS = {
+    "path": "the route path",
+    "audience": "the route's audience URL",
+    "deelnemer_id_type": "the route's deelnemer identifier type (UZOVI, AGB, KVK)",
+    "deelnemer_id": "the route's deelnemer identifier",
+    "deelnemer_kind": "the route's deelnemer kind (zorgkantoor, zorgaanbieder, onderneming)",
+    "name": "the route's name",
+    "strict_input": "true when the route checks input strictly",
+}
+NAMESPACES = ("token", "token.claims", "args", "operation", "route", "item", "extra")
+
+
+class UnknownFact(ValueError):
+    """A fact path that names nothing; ``hint`` lists what exists."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _dig(value: Any, parts: tuple[str, ...]) -> Any:
+    for part in parts:
+        if isinstance(value, (dict, Mapping)):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+def _known(namespace: str, facts: Mapping[str, str]) -> str:
+    return "known facts: " + ", ".join(f"{namespace}.{name}" for name in facts)
+
+
+def compile_fact(path: str, *, in_item: bool) -> Getter:
+    """The getter for *path*; raises UnknownFact (with a hint) when it names nothing."""
+    head, _, rest = path.partition(".")
+    parts = tuple(rest.split(".")) if rest else ()
+    if any(not p for p in parts):
+        raise UnknownFact(f"empty step in fact path {path!r}", "write steps as a.b.c")
+    if head == "token":
+        if parts[:1] == ("claims",):
+            claim = parts[1:]
+            if not claim:
+                raise UnknownFact("token.claims needs a claim name",
+                                  "e.g. token.claims.instantie_naam")
+            return lambda f, _i: _dig(f.token.claims, claim)
+        if len(parts) != 1 or parts[0] not in TOKEN_FACTS:
+            raise UnknownFact(f"unknown fact {path!r}", _known("token", TOKEN_FACTS)
+                              + ", token.claims.<claim>")
+        return _attr_getter("token", parts[0])
+    if head == "operation":
+        if len(parts) != 1 or parts[0] not in OPERATION_FACTS:
+            raise UnknownFact(f"unknown fact {path!r}", _known("operation", OPERATION_FACTS))
+        return _operation_getter(parts[0])
+    if head == "route":
+        if len(parts) != 1 or parts[0] not in ROUTE_FACTS:
+            raise UnknownFact(f"unknown fact {path!r}", _known("route", ROUTE_FACTS))
+        return _attr_getter("route", parts[0])
+    if head == "args":
+        if not parts:
+            return lambda f, _i: f.operation.arguments
+        if len(parts) == 1:
+            (name,) = parts
+            return lambda f, _i: _dig(f.operation.arguments, (name,))
+        return lambda f, _i: _dig(f.operation.arguments, parts)
+    if head == "extra":
+        if not parts:
+            raise UnknownFact("extra needs a name", "e.g. extra.method")
+        return lambda f, _i: _dig(f.extra, parts)
+    if head == "item":
+        if not in_item:
+            raise UnknownFact(f"{path!r} is only known inside every: or some:",
+                              "item is the current element of the list being checked")
+        if not parts:
+            return lambda _f, i: i
+        return lambda _f, i: _dig(i, parts)
+    raise UnknownFact(f"unknown fact {path!r}",
+                      "a fact starts with token., args., operation., route., item. or extra.")
+
+
+def _attr_getter(owner: str, name: str) -> Getter:
+    if owner == "token":
+        if name == "scopes":
+            return lambda f, _i: f.token.scopes
+        return {
+            "instantie_type": lambda f, _i: f.token.instantie_type,
+            "identifier_type": lambda f, _i: f.token.identifier_type,
+            "identifier": lambda f, _i: f.token.identifier,
+            "client_id": lambda f, _i: f.token.client_id,
+            "subject": lambda f, _i: f.token.subject,
+            "actor": lambda f, _i: f.token.actor,
+            "issuer": lambda f, _i: f.token.issuer,
+        }[name]
+    return {
+        "path": lambda f, _i: f.route.path,
+        "audience": lambda f, _i: f.route.audience,
+        "deelnemer_id_type": lambda f, _i: f.route.deelnemer_id_type,
+        "deelnemer_id": lambda f, _i: f.route.deelnemer_id,
+        "deelnemer_kind": lambda f, _i: f.route.deelnemer_kind,
+        "name": lambda f, _i: f.route.name,
+        "strict_input": lambda f, _i: f.route.strict_input,
+    }[name]
+
+
+def _operation_getter(name: str) -> Getter:
+    return {
+        "type": lambda f, _i: f.operation.operation_type,
+        "name": lambda f, _i: f.operation.operation_name,
+        "field": lambda f, _i: f.operation.root_field,
+        "display_name": lambda f, _i: f.operation.operation_name or f.operation.root_field,
+        "alias": lambda f, _i: f.operation.root_alias,
+        "selected": lambda f, _i: f.operation.selected_paths,
+    }[name]

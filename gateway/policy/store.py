@@ -1,0 +1,165 @@
+"""The running gateway's policy set: hot reload, atomic swap, shadow (dry-run) evaluation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from gateway.facts import DecisionInput
+from gateway.observability.events import NullObserver, Observer
+from gateway.policy.decision import Decision
+from gateway.policy.engine import PolicySet
+from gateway.policy.errors import PolicyLoadError
+from gateway.policy.loader import load_policy_set, policy_files
+
+log = structlog.get_logger("gateway.policy")
+
+
+def _outcome(decision: Decision) -> str:
+    if decision.allow:
+        return "allow"
+    return f"deny:{decision.status}:{decision.reason}"
+
+
+class PolicyStore:
+    """Holds the active (and optional shadow) policy set for the PEP.
+
+    Construction loads both sets and raises PolicyLoadError on a broken one: the gateway
+    must not start without a good set (fail closed). :meth:`reload` checks a new set
+    fully before swapping it in with one reference assignment, so concurrent ``decide``
+    calls always see either the old or the new set, never a mix.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        environment: str | None = None,
+        shadow: Sequence[Path] = (),
+        observer: Observer | None = None,
+    ) -> None:
+        self.paths = tuple(Path(p) for p in paths)
+        self.shadow_paths = tuple(Path(p) for p in shadow)
+        self.environment = environment
+        self.observer: Observer = observer or NullObserver()
+        self._reload_lock = threading.Lock()
+        self._active: PolicySet = load_policy_set(self.paths, environment=environment)
+        self._shadow: PolicySet | None = (
+            load_policy_set(self.shadow_paths, environment=environment)
+            if self.shadow_paths else None
+        )
+        self._fingerprint = self._files_fingerprint()
+
+    # ------------------------------------------------------------------ deciding
+    @property
+    def active(self) -> PolicySet:
+        """The set currently enforced."""
+        return self._active
+
+    @property
+    def shadow(self) -> PolicySet | None:
+        """The dry-run set, if any (never enforced)."""
+        return self._shadow
+
+    @property
+    def version(self) -> str:
+        """Content hash of the active set."""
+        return self._active.version
+
+    @property
+    def shadow_version(self) -> str | None:
+        """Content hash of the shadow set, if any."""
+        return self._shadow.version if self._shadow else None
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files of the active set (for ``/readyz``)."""
+        return self._active.files
+
+    def decide(self, facts: DecisionInput, *, explain: bool = False) -> Decision:
+        """Decide with the active set; compare with the shadow set when one is loaded."""
+        active = self._active  # one read: the whole decision uses one set
+        decision = active.decide(facts, explain=explain)
+        shadow = self._shadow
+        if shadow is not None:
+            self._compare(shadow, facts, decision)
+        return decision
+
+    def _compare(self, shadow: PolicySet, facts: DecisionInput, decision: Decision) -> None:
+        # A shadow set must never change or break the answer: every failure is swallowed.
+        try:
+            other = shadow.decide(facts)
+            if other.allow != decision.allow or other.reason != decision.reason or (
+                other.status != decision.status
+            ):
+                self.observer.shadow_mismatch(
+                    facts.route.path, _outcome(decision), _outcome(other), other.rule
+                )
+        except Exception as exc:  # the shadow must not affect the request
+            with contextlib.suppress(Exception):
+                log.warning("policy_shadow_failed", error=type(exc).__name__)
+
+    # ------------------------------------------------------------------ reloading
+    def _files_fingerprint(self) -> str:
+        files, _ = policy_files([*self.paths, *self.shadow_paths])
+        digest = hashlib.sha256()
+        for file in sorted(files, key=str):
+            digest.update(str(file).encode() + b"\0")
+            try:
+                digest.update(file.read_bytes())
+            except OSError:
+                digest.update(b"<missing>")
+        return digest.hexdigest()
+
+    def reload(self) -> bool:
+        """Load the files again; swap in the new set only if it is entirely good.
+
+        Returns True when a new set is active. A broken set is refused: logged, reported
+        to the observer, and the last good set keeps serving.
+        """
+        with self._reload_lock:
+            fingerprint = self._files_fingerprint()
+            try:
+                active = load_policy_set(self.paths, environment=self.environment)
+                shadow = (load_policy_set(self.shadow_paths, environment=self.environment)
+                          if self.shadow_paths else None)
+            except PolicyLoadError as exc:
+                log.error("policy_reload_refused", errors=exc.errors,
+                          kept_version=self._active.version)
+                self.observer.policy_reload("refused", self._active.version)
+                self._fingerprint = fingerprint  # do not retry the same broken content
+                return False
+            # Each assignment is atomic; decide() reads each reference once.
+            self._active = active
+            self._shadow = shadow
+            self._fingerprint = fingerprint
+        log.info("policy_reloaded", version=active.version, files=len(active.files),
+                 shadow_version=shadow.version if shadow else None)
+        self.observer.policy_reload("ok", active.version)
+        return True
+
+    def changed(self) -> bool:
+        """Whether any policy file's content differs from what was last loaded."""
+        return self._files_fingerprint() != self._fingerprint
+
+    async def watch(self, interval: float = 2.0) -> None:
+        """Poll the files' content every *interval* seconds and reload on change.
+
+        Runs until cancelled. File reads run in a worker thread so the event loop
+        keeps serving.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await asyncio.to_thread(self.changed):
+                    await asyncio.to_thread(self.reload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a watcher hiccup must not stop watching
+                log.error("policy_watch_failed", error=repr(exc))

@@ -1,0 +1,269 @@
+"""Offline tools for security officers: decide one request (``policy explain``) and run
+policy test files (``policy test``), exactly as the gateway would decide.
+
+A request is analysed by the gateway's own GraphQL analyser and the claims mapped by the
+gateway's claim mapping; an analyser refusal (``MultipleOperations``, syntax errors, ...)
+is the decision, so test files cover those rules too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.config.claims import default_claim_mapping
+from gateway.errors import Refusal
+from gateway.facts import DecisionInput, RouteFacts
+from gateway.graphql import facts_from_request
+from gateway.policy.decision import Decision, TraceStep
+from gateway.policy.engine import PolicySet
+from gateway.policy.errors import LoadIssue, PolicyLoadError
+from gateway.policy.loader import TEST_SUFFIX, load_policy_set
+from gateway.policy.source import read_source, schema_issues
+from gateway.tokens.claims import map_claims
+
+ROUTE_PATTERN = re.compile(r"^/deelnemers/([^/]+)/([^/]+)/graphql$")
+KIND_TABLE = "identificatietypen"
+"""Catalogue table mapping ``id_type`` to deelnemer ``kind`` (scope word)."""
+
+
+class ToolError(Exception):
+    """A problem with the tool's input (route, claims or request file)."""
+
+
+def route_facts(policy_set: PolicySet, route: str | Mapping[str, Any] | None,
+                *, strict_input: bool = False) -> RouteFacts:
+    """Route facts from ``/deelnemers/<idtype>/<id>/graphql`` or ``{id_type, id, kind?}``.
+
+    The kind comes from the set's ``identificatietypen`` table, not from code.
+    """
+    if route is None:
+        return RouteFacts(path="", audience="", deelnemer_id_type="", deelnemer_id="",
+                          deelnemer_kind="", strict_input=strict_input)
+    if isinstance(route, str):
+        match = ROUTE_PATTERN.match(route)
+        if match is None:
+            raise ToolError(f"route {route!r} is not /deelnemers/<idtype>/<id>/graphql")
+        id_type, deelnemer_id, kind = match.group(1).upper(), match.group(2), None
+        path = route
+    else:
+        id_type = str(route["id_type"]).upper()
+        deelnemer_id = str(route["id"])
+        kind = route.get("kind")
+        strict_input = bool(route.get("strict_input", strict_input))
+        path = f"/deelnemers/{id_type.lower()}/{deelnemer_id}/graphql"
+    if kind is None:
+        kinds = [row.get("kind") for row in policy_set.table(KIND_TABLE)
+                 if row.get("id_type") == id_type]
+        if not kinds:
+            raise ToolError(f"identifier type {id_type!r} is not in table {KIND_TABLE!r}")
+        kind = kinds[0]
+    return RouteFacts(path=path, audience=path, deelnemer_id_type=id_type,
+                      deelnemer_id=deelnemer_id, deelnemer_kind=str(kind),
+                      strict_input=strict_input)
+
+
+def refusal_decision(refusal: Refusal, version: str) -> Decision:
+    """The decision for a request the analyser refused before any policy ran."""
+    rule = "graphql/" + type(refusal).__name__
+    return Decision(allow=False, status=refusal.status, code=refusal.code,
+                    reason=refusal.reason, message=refusal.message, rule=rule,
+                    trace=(TraceStep(rule, "", "failed", refusal.message),),
+                    policy_version=version)
+
+
+def decide_request(policy_set: PolicySet, claims: Mapping[str, Any],
+                   request: Mapping[str, Any], route: RouteFacts,
+                   *, explain: bool = False) -> Decision:
+    """Analyse *request*, map *claims*, and decide as the gateway would."""
+    token = map_claims(claims, default_claim_mapping())
+    try:
+        operation = facts_from_request(request)
+    except Refusal as refusal:
+        return refusal_decision(refusal, policy_set.version)
+    return policy_set.decide(DecisionInput(token, operation, route), explain=explain)
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    """The ``--format json`` object of ``policy explain``."""
+    return {
+        "allow": decision.allow,
+        "status": decision.status,
+        "code": decision.code,
+        "message": decision.message,
+        "rule": decision.rule,
+        "location": decision.location,
+        "trace": [
+            {"rule": s.rule, "location": s.location, "outcome": s.outcome, "detail": s.detail}
+            for s in decision.trace
+        ],
+    }
+
+
+def decision_text(decision: Decision, policy_set: PolicySet) -> str:
+    """The human-readable ``policy explain`` output."""
+    verdict = "ALLOW" if decision.allow else "DENY"
+    lines = [f"decision:    {verdict} {decision.status}"
+             + (f" {decision.code}" if decision.code else "")]
+    if decision.message:
+        lines.append(f"message:     {decision.message}")
+    if decision.rule:
+        lines.append(f"rule:        {decision.rule}"
+                     + (f" ({decision.location})" if decision.location else ""))
+    lines.append(f"policy set:  {policy_set.version}, environment "
+                 f"{policy_set.environment or '(none)'}")
+    lines.append("trace:")
+    for step in decision.trace:
+        where = f"  [{step.location}]" if step.location else ""
+        lines.append(f"  {step.outcome:<8} {step.rule}{where}")
+        if step.detail:
+            lines.append(f"           {step.detail}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- test files
+EXPECT_FIELDS = ("allow", "status", "code", "message", "reason", "rule")
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """One test case's outcome."""
+
+    file: str
+    line: int
+    name: str
+    passed: bool
+    diff: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SuiteResult:
+    """All cases of the test files run, plus problems reading them."""
+
+    cases: list[CaseResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for c in self.cases if c.passed)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for c in self.cases if not c.passed) + len(self.errors)
+
+
+def test_files(paths: list[Path]) -> Iterator[Path]:
+    """Every ``*.test.yaml`` named or found below a named directory."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(path.rglob("*" + TEST_SUFFIX))
+        else:
+            yield path
+
+
+def _request(spec: Any, named: Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(spec, str):
+        if spec not in named:
+            raise ToolError(f"unknown request {spec!r}")
+        spec = {"base": spec}
+    base_name = spec.get("base")
+    result: dict[str, Any] = {}
+    if base_name is not None:
+        if base_name not in named:
+            raise ToolError(f"unknown request {base_name!r}")
+        base = named[base_name]
+        result = {"query": base.get("query"), "variables": dict(base.get("variables") or {}),
+                  "operationName": base.get("operationName")}
+    if "query" in spec:
+        result["query"] = spec["query"]
+    if "operationName" in spec:
+        result["operationName"] = spec["operationName"]
+    variables = dict(result.get("variables") or {})
+    variables.update(spec.get("variables") or {})
+    result["variables"] = variables
+    return result
+
+
+def run_test_file(file: Path, result: SuiteResult,
+                  cache: dict[tuple[tuple[str, ...], str | None], PolicySet]) -> None:
+    """Run every case of one test file, adding to *result*."""
+    source, issues = read_source(file)
+    if not issues:
+        issues = schema_issues(source, "tests")
+    if issues:
+        result.errors.extend(str(i) for i in issues)
+        return
+    doc = source.data
+    policy_paths = tuple(
+        str((file.parent / p).resolve()) for p in doc.get("policies") or [str(file.parent)]
+    )
+    callers: Mapping[str, Any] = doc.get("callers") or {}
+    requests: Mapping[str, Any] = doc.get("requests") or {}
+    for n, case in enumerate(doc["cases"]):
+        line = source.pos(("cases", n))[0]
+        name = str(case["name"])
+        env = case.get("environment", doc.get("environment"))
+        try:
+            key = (policy_paths, env)
+            if key not in cache:
+                cache[key] = load_policy_set([Path(p) for p in policy_paths], environment=env)
+            policy_set = cache[key]
+            caller = case["caller"]
+            if isinstance(caller, str):
+                if caller not in callers:
+                    raise ToolError(f"unknown caller {caller!r}")
+                caller = callers[caller]
+            route = route_facts(policy_set, case["route"],
+                                strict_input=bool(case.get("strict_input", False)))
+            decision = decide_request(policy_set, caller, _request(case["request"], requests),
+                                      route)
+        except PolicyLoadError as exc:
+            result.errors.append(f"{file}:{line}: {name}: policy set does not load:\n"
+                                 + "\n".join("  " + e for e in exc.errors))
+            return
+        except ToolError as exc:
+            result.cases.append(CaseResult(str(file), line, name, False, [f"  {exc}"]))
+            continue
+        expect = case["expect"]
+        diff: list[str] = []
+        for key_name in EXPECT_FIELDS:
+            if key_name not in expect:
+                continue
+            actual = getattr(decision, key_name)
+            if actual != expect[key_name]:
+                diff.append(f"  - expected {key_name}: {expect[key_name]!r}")
+                diff.append(f"  + actual   {key_name}: {actual!r}")
+        if diff and not decision.allow:
+            diff.append(f"    (decided by {decision.rule} at {decision.location}: "
+                        f"{decision.message})")
+        result.cases.append(CaseResult(str(file), line, name, not diff, diff))
+
+
+def run_tests(paths: list[Path]) -> SuiteResult:
+    """Run the test files at *paths* (files or directories)."""
+    result = SuiteResult()
+    cache: dict[tuple[tuple[str, ...], str | None], PolicySet] = {}
+    files = list(test_files(paths))
+    if not files:
+        result.errors.append(", ".join(map(str, paths)) + ": no *.test.yaml files found")
+    for file in files:
+        if not file.is_file():
+            result.errors.append(str(LoadIssue(str(file), 0, 0, "no such file")))
+            continue
+        run_test_file(file, result, cache)
+    return result
+
+
+def load_json(path: Path, what: str) -> Any:
+    """Read a JSON file for the CLI (claims, request)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ToolError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"{path}:{exc.lineno}:{exc.colno}: {what} is not JSON: {exc.msg}") \
+            from None

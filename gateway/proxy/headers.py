@@ -1,0 +1,91 @@
+"""Which headers cross the gateway, in each direction.
+
+Hop-by-hop headers (RFC 9110 section 7.6.1) belong to one connection and are dropped both
+ways, together with every header named in ``Connection``. Towards the upstream the gateway
+also drops what it sets itself or must not pass on: ``Host`` and ``Content-Length`` (set by
+the client library), a caller-supplied ``claims`` header (only the PEP may speak for the
+token), the incoming trace headers (replaced by the continued ones) and, unless the route
+keeps it, ``Authorization`` (the upstream gets the verified payload in ``claims``; passing
+the bearer token on would let the resource server replay it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from multidict import CIMultiDict, CIMultiDictProxy, istr
+
+HOP_BY_HOP = frozenset(
+    istr(name)
+    for name in (
+        "Connection",
+        "Keep-Alive",
+        "TE",
+        "Trailer",
+        "Trailers",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Proxy-Authorization",
+        "Proxy-Authenticate",
+        "Proxy-Connection",
+    )
+)
+
+CLAIMS_HEADER = istr("claims")
+TRACE_HEADERS = frozenset(
+    istr(name)
+    for name in ("traceparent", "X-B3-TraceId", "X-B3-SpanId", "X-B3-ParentSpanId", "b3",
+                 "X-Request-ID")
+)
+_NOT_TO_UPSTREAM = (
+    HOP_BY_HOP
+    | TRACE_HEADERS
+    | {istr("Host"), istr("Content-Length"), CLAIMS_HEADER, istr("Expect")}
+    | {istr("X-Forwarded-Proto"), istr("X-Forwarded-Host"), istr("Forwarded")}
+)
+_NOT_TO_CALLER = HOP_BY_HOP | {istr("Content-Length"), istr("Server"), istr("Date")}
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
+    named: set[str] = set()
+    for value in headers.getall("Connection", ()):
+        named.update(istr(part.strip()) for part in value.split(",") if part.strip())
+    return named
+
+
+def _copy(
+    headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: Iterable[str]
+) -> CIMultiDict[str]:
+    dropped = set(drop) | _connection_tokens(headers)
+    return CIMultiDict((k, v) for k, v in headers.items() if k not in dropped)
+
+
+def upstream_request_headers(
+    incoming: CIMultiDictProxy[str],
+    *,
+    keep_authorization: bool,
+    peer: str | None,
+    scheme: str,
+    host: str | None,
+) -> CIMultiDict[str]:
+    """The caller's headers as the upstream should see them, plus ``X-Forwarded-*``."""
+    drop = set(_NOT_TO_UPSTREAM)
+    if not keep_authorization:
+        drop.add(istr("Authorization"))
+    headers = _copy(incoming, drop)
+    if peer:
+        previous = incoming.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+    headers["X-Forwarded-Proto"] = scheme
+    if host:
+        headers["X-Forwarded-Host"] = host
+    return headers
+
+
+def caller_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The upstream's response headers as the caller should see them.
+
+    ``Content-Length`` is set again from the upstream's value by the proxy; ``Server`` and
+    ``Date`` are the gateway's own.
+    """
+    return _copy(upstream, _NOT_TO_CALLER)

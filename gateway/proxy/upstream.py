@@ -1,0 +1,201 @@
+"""Forwarding an allowed request to the deelnemer's resource server, streaming the answer back.
+
+One shared :class:`aiohttp.ClientSession` per upstream origin (keep-alive, bounded pool),
+created on startup and closed on cleanup. The synchronous path never retries: a refused or
+reset connection is ``502 BAD_GATEWAY`` at once, no answer within the route's timeouts is
+``504 GATEWAY_TIMEOUT``. The upstream gets the original body bytes; its status, headers
+(hop-by-hop removed) and body are copied back in chunks, so a large answer is never held in
+memory. If the upstream breaks off mid-body after the status was already sent, the only
+honest signal left is to abort the caller's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway.config.model import RouteConfig
+from gateway.errors import BadGateway, GatewayTimeout
+from gateway.observability.events import Observer
+from gateway.proxy.headers import caller_response_headers
+
+KEEPALIVE_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class Forwarded:
+    """The outcome of one forward: the response sent to the caller and upstream timing."""
+
+    response: web.StreamResponse
+    status: int
+    upstream_ms: float
+    error: str | None = None
+    """``reset``/``timeout`` when the upstream broke off mid-body (caller connection aborted),
+    ``caller_closed`` when the caller went away."""
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class UpstreamPool:
+    """The client sessions of all routes, one per upstream origin."""
+
+    def __init__(self, observer: Observer) -> None:
+        self._observer = observer
+        self._limits: dict[str, int] = {}
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def register(self, route: RouteConfig) -> Upstream:
+        """The upstream of *route*; its session is opened by :meth:`start`."""
+        origin = _origin(route.upstream)
+        self._limits[origin] = max(self._limits.get(origin, 0), route.pool_size)
+        return Upstream(self, origin, route, self._observer)
+
+    async def start(self) -> None:
+        """Open one keep-alive session per origin."""
+        for origin, limit in self._limits.items():
+            if origin in self._sessions:
+                continue
+            connector = aiohttp.TCPConnector(
+                limit=limit, limit_per_host=limit, keepalive_timeout=KEEPALIVE_SECONDS
+            )
+            self._sessions[origin] = aiohttp.ClientSession(
+                connector=connector,
+                # Bytes pass through unchanged: no decompression, no cookies kept between
+                # callers, no default headers the caller did not send.
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+
+    async def close(self) -> None:
+        """Close every session (app cleanup)."""
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.close()
+
+    def session(self, origin: str) -> aiohttp.ClientSession:
+        """The session for *origin*; only valid between start and close."""
+        session = self._sessions.get(origin)
+        if session is None:
+            raise BadGateway("Upstream client not started", reason="not_started")
+        return session
+
+
+class Upstream:
+    """The resource server behind one route."""
+
+    def __init__(
+        self, pool: UpstreamPool, origin: str, route: RouteConfig, observer: Observer
+    ) -> None:
+        self._pool = pool
+        self._origin = origin
+        self._observer = observer
+        self.route = route.path
+        self.url = route.upstream
+        parts = urlsplit(route.upstream)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        t = route.timeouts
+        self.timeout = aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read)
+
+    async def reachable(self) -> tuple[bool, dict[str, object]]:
+        """Readiness: can a TCP connection be opened to the upstream?"""
+        try:
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), timeout=2.0
+            )
+        except (OSError, TimeoutError) as exc:
+            return False, {"url": self.url, "error": type(exc).__name__}
+        writer.close()
+        return True, {"url": self.url}
+
+    def _fail(self, kind: str) -> None:
+        self._observer.upstream_error(self.route, kind)
+
+    async def forward(
+        self,
+        request: web.Request,
+        body: bytes,
+        headers: CIMultiDict[str],
+        response_headers: Mapping[str, str],
+    ) -> Forwarded:
+        """POST *body* with *headers* upstream and stream the answer to the caller.
+
+        Raises :class:`BadGateway` / :class:`GatewayTimeout` while nothing has been sent to
+        the caller yet; afterwards failures abort the caller's connection.
+        """
+        started = time.perf_counter()
+        session = self._pool.session(self._origin)
+        try:
+            upstream = await session.request(
+                "POST",
+                self.url,
+                data=body,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            self._fail("timeout")
+            raise GatewayTimeout(reason="upstream_timeout") from None
+        except aiohttp.ClientConnectorError:
+            self._fail("refused")
+            raise BadGateway(reason="upstream_refused") from None
+        except aiohttp.ClientError:
+            self._fail("reset")
+            raise BadGateway(reason="upstream_reset") from None
+        try:
+            return await self._stream(request, upstream, response_headers, started)
+        finally:
+            upstream.release()
+
+    async def _stream(
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        response_headers: Mapping[str, str],
+        started: float,
+    ) -> Forwarded:
+        response = web.StreamResponse(
+            status=upstream.status,
+            reason=upstream.reason,
+            headers=caller_response_headers(upstream.headers),
+        )
+        response.headers.update(response_headers)
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
+        await response.prepare(request)
+        while True:
+            try:
+                chunk = await upstream.content.readany()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                kind = "timeout" if isinstance(exc, TimeoutError) else "reset"
+                self._fail(kind)
+                # The status line is gone already: abort so the caller sees a broken
+                # response instead of a short body that looks complete.
+                if request.transport is not None:
+                    request.transport.abort()
+                return Forwarded(response, upstream.status, _ms(started), error=kind)
+            if not chunk:
+                break
+            try:
+                await response.write(chunk)
+            except ConnectionError:
+                # The caller went away mid-answer; nothing left to tell it.
+                return Forwarded(response, upstream.status, _ms(started), error="caller_closed")
+        await response.write_eof()
+        return Forwarded(response, upstream.status, _ms(started))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

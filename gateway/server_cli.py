@@ -1,0 +1,329 @@
+"""``nid-gateway serve`` and ``nid-gateway demo``: run the gateway (and, for the demo, the
+bundled example resource servers) until Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import signal
+import ssl
+import sys
+import tempfile
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gateway.config import ConfigError, load_config
+from gateway.config.model import GatewayConfig, TlsConfig
+
+DEMO_CONFIG = Path("config") / "demo" / "gateway.yaml"
+
+
+def register(sub: Any) -> None:
+    """Add ``serve`` and ``demo`` to the ``nid-gateway`` parser."""
+    serve = sub.add_parser("serve", help="run the gateway and authorization server as configured")
+    serve.add_argument("--config", required=True, type=Path, help="gateway.yaml")
+    serve.add_argument("--host", help="listen address (default: server.host)")
+    serve.add_argument("--port", type=int, help="listen port (default: server.port)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
+    )
+    serve.add_argument("--log-format", choices=("json", "console"), help="override log_format")
+    serve.set_defaults(handler=_serve)
+
+    demo = sub.add_parser(
+        "demo", help="run the demo: gateway + example resource servers on 127.0.0.1"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    demo.add_argument(
+        "--upstream", help="forward every demo route to URL instead of the example servers"
+    )
+    demo.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    demo.set_defaults(handler=_demo)
+
+
+# -- shared -------------------------------------------------------------------------------
+def build_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
+    """Server TLS context; requests client certificates when ``client_ca_file`` is set."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    if tls.client_ca_file is not None:
+        context.load_verify_locations(cafile=str(tls.client_ca_file))
+        context.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_OPTIONAL
+    return context
+
+
+async def _wait_for_stop() -> None:
+    """Return on SIGINT or SIGTERM (Ctrl-C stops everything cleanly)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def start_gateway(
+    config: GatewayConfig, host: str, port: int, *, reuse_port: bool = False
+) -> web.AppRunner:
+    """Build the gateway app for *config* and start listening; returns the runner."""
+    from gateway.app import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
+
+    app = await create_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    tls = config.server.tls
+    site = web.TCPSite(
+        runner,
+        host,
+        port,
+        ssl_context=build_ssl_context(tls) if tls else None,
+        reuse_port=reuse_port or None,
+    )
+    await site.start()
+    return runner
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- serve ----------------------------------------------------------------------------------
+def _load(args: argparse.Namespace, **overrides: Any) -> GatewayConfig | None:
+    try:
+        config = load_config(args.config, **overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    fmt = getattr(args, "log_format", None)
+    if fmt:
+        config = dataclasses.replace(
+            config, observability=dataclasses.replace(config.observability, log_format=fmt)
+        )
+    return config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    config = _load(args, port=args.port)
+    if config is None:
+        return 2
+    host = args.host or config.server.host
+    from gateway.authserver.keys import KeyStore, KeyStoreError
+
+    try:
+        # Load (and in the demo, generate) keys once before any fork, so workers agree.
+        KeyStore.load(config)
+    except KeyStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        return _run(lambda: _serve_one(config, host, reuse_port=False))
+    return _serve_many(config, host, args.workers)
+
+
+async def _serve_one(config: GatewayConfig, host: str, *, reuse_port: bool) -> int:
+    runner = await start_gateway(config, host, config.server.port, reuse_port=reuse_port)
+    scheme = "https" if config.server.tls else "http"
+    print(
+        f"nid-gateway listening on {scheme}://{host}:{config.server.port} (pid {os.getpid()})",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await _wait_for_stop()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def _serve_many(config: GatewayConfig, host: str, workers: int) -> int:
+    """Fork *workers* processes that share the port through SO_REUSEPORT."""
+    # Metrics of all workers are aggregated by prometheus_client's multiprocess mode; the
+    # directory must be known before any worker imports prometheus_client.
+    metrics_dir = tempfile.mkdtemp(prefix="nid-gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    children: list[int] = []
+    try:
+        for _ in range(workers):
+            pid = os.fork()
+            if pid == 0:  # worker
+                code = 1
+                try:
+                    code = _run(lambda: _serve_one(config, host, reuse_port=True))
+                finally:
+                    os._exit(code)
+            children.append(pid)
+
+        def forward(signum: int, _frame: Any) -> None:
+            for child in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGTERM)
+
+        signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGTERM, forward)
+        status = 0
+        for child in children:
+            _, code = os.waitpid(child, 0)
+            status = status or os.waitstatus_to_exitcode(code)
+        return 0 if status in (0, 130) else 1
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+# -- demo -----------------------------------------------------------------------------------
+def find_demo_config() -> Path | None:
+    """``config/demo/gateway.yaml`` of the source tree (or of the current directory)."""
+    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+        candidate = base / DEMO_CONFIG
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    path = args.config or find_demo_config()
+    if path is None:
+        print(f"error: {DEMO_CONFIG} not found (run from the source tree)", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(path, port=args.port, upstream=args.upstream)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return _run(lambda: _demo_main(config, bundled=args.upstream is None))
+
+
+async def start_example_servers(config: GatewayConfig) -> tuple[GatewayConfig, list[web.AppRunner]]:
+    """Start one example resource server per route on a free loopback port and point the
+    routes at them; returns the new configuration and the runners to clean up."""
+    from gateway.examples.resource_server import create_resource_server_app
+
+    runners: list[web.AppRunner] = []
+    routes = []
+    for route in config.routes:
+        name = route.deelnemer.name or f"{route.deelnemer.id_type} {route.deelnemer.id}"
+        runner = web.AppRunner(
+            create_resource_server_app(name), access_log=None, handle_signals=False
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        routes.append(dataclasses.replace(route, upstream=f"http://127.0.0.1:{port}/graphql"))
+    return dataclasses.replace(config, routes=tuple(routes)), runners
+
+
+async def _demo_main(config: GatewayConfig, *, bundled: bool) -> int:
+    runners: list[web.AppRunner] = []
+    try:
+        if bundled:
+            config, runners = await start_example_servers(config)
+        gateway = await start_gateway(config, config.server.host, config.server.port)
+        runners.append(gateway)
+        print(demo_instructions(config), flush=True)
+        await _wait_for_stop()
+        print("\nstopping", file=sys.stderr)
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+    return 0
+
+
+SEED_003_QUERY = """mutation zendNotificatie(
+  $afzenderID: String!
+  $afzenderIDType: IDTypeEnum!
+  $eventType: String!
+  $ontvangerID: String!
+  $ontvangerIDType: IDTypeEnum!
+  $timestamp: DateTime!
+  $subjectList: [SubjectEntity!]!
+) {
+  zendNotificatie(
+    notificatieInput: {
+      afzenderID: $afzenderID
+      afzenderIDType: $afzenderIDType
+      eventType: $eventType
+      ontvangerID: $ontvangerID
+      ontvangerIDType: $ontvangerIDType
+      timestamp: $timestamp
+      subjectList: $subjectList
+    }
+  ) {
+    notificatieID
+  }
+}
+"""
+"""The example of seed 003 (RFC0008) section 3.5, exactly as written."""
+
+
+def seed_003_request(afzender_id: str = "62253778") -> dict[str, Any]:
+    """Seed 003 example request: NIEUWE_INDICATIE_ZORGKANTOOR from KVK 62253778 to UZOVI 5151."""
+    return {
+        "query": SEED_003_QUERY,
+        "operationName": "zendNotificatie",
+        "variables": {
+            "afzenderID": afzender_id,
+            "afzenderIDType": "KVK",
+            "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR",
+            "ontvangerID": "5151",
+            "ontvangerIDType": "UZOVI",
+            "timestamp": "2024-07-02T00:00:00Z",
+            "subjectList": [
+                {
+                    "recordID": "WlzIndicatie/ef88ce35-58fa-4e6d-ac7a-6e298dd211d6",
+                    "subject": "WlzIndicatie/ef88ce35-58fa-4e6d-ac7a-6e298dd211d6",
+                }
+            ],
+        },
+    }
+
+
+def demo_instructions(config: GatewayConfig) -> str:
+    """Paste-ready curl commands for the running demo."""
+    base = config.public_url
+    audience = f"{base}/deelnemers/uzovi/5151/graphql"
+    scope = "organisaties/zorgkantoor/notificaties/notificatie:create"
+    allowed = shlex.quote(json.dumps(seed_003_request()))
+    refused = shlex.quote(json.dumps(seed_003_request(afzender_id="99999999")))
+    lines = [
+        f"nid-gateway demo on {base}  (Ctrl-C stops)",
+        "",
+        "routes:",
+        *(f"  {r.path} -> {r.upstream}" for r in config.routes),
+        "",
+        "# 1. a token for the CIZ (client_secret_basic), to notify zorgkantoor 5151:",
+        f"TOKEN=$(curl -s -u ciz:ciz-demo-secret {base}/auth/token \\",
+        "  -d grant_type=client_credentials \\",
+        f"  -d scope={scope} \\",
+        f"  -d audience={audience} \\",
+        "  | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')",
+        "",
+        "# 2. allowed: NIEUWE_INDICATIE_ZORGKANTOOR from KVK 62253778 to UZOVI 5151 (seed 003):",
+        f'curl -s {audience} -H "Authorization: Bearer $TOKEN" \\',
+        f"  -H 'Content-Type: application/json' -d {allowed}",
+        "",
+        "# 3. refused (400 afzender_id is not valid): afzenderID is not the caller's own KVK:",
+        f'curl -s {audience} -H "Authorization: Bearer $TOKEN" \\',
+        f"  -H 'Content-Type: application/json' -d {refused}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,302 @@
+"""Verify bearer access tokens against the trusted issuers, and cache the verified ones.
+
+A token is believed when: it is a compact JWS; its ``iss`` is a trusted issuer; its ``alg``
+is on that issuer's allow-list and fits the signing key (never ``none``, never HMAC); the key
+named by ``kid`` belongs to that issuer (built-in key store or the issuer's JWKS); the
+signature verifies; ``exp``, ``iat``, ``iss`` and ``aud`` are present and ``exp``/``nbf``/``iat``
+hold within the leeway. Per route, ``aud`` must contain the route's audience and ``typ`` must
+be ``at+jwt`` unless the route accepts plain JWTs.
+
+Verification costs ~65-110 µs of CPU, so verified tokens are cached by the whole token
+string (bounded LRU) until their ``exp``; audience and ``typ`` are still checked per route
+on a hit. Decisions are never cached.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import jwt
+
+from gateway.config.model import TokenValidationConfig, TrustedIssuer
+from gateway.errors import Unauthenticated
+from gateway.facts import TokenFacts
+from gateway.observability.events import Observer
+from gateway.tokens.claims import map_claims
+from gateway.tokens.jwks import RemoteJwks
+from gateway.tokens.keys import ASYMMETRIC_ALGORITHMS, VerificationKey, key_from_pyjwk
+
+MAX_TOKEN_LENGTH = 16 * 1024
+MAX_KID_LENGTH = 256
+AT_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud"]
+
+
+class BuiltinKeys(Protocol):
+    """What the verifier needs from the built-in authorization server's key store."""
+
+    def verification_key(self, kid: str) -> jwt.PyJWK | None: ...
+
+
+class NestedTokenError(Exception):
+    """An aggregated claim's nested JWT did not verify against a trusted issuer."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A verified token, as cached: the facts plus what is checked per route."""
+
+    facts: TokenFacts
+    audiences: frozenset[str]
+    at_jwt: bool
+    """The header's ``typ`` is ``at+jwt`` (RFC 9068)."""
+    require_typ: bool
+    """The issuer requires ``at+jwt``."""
+    expires: float
+    """``exp`` as a Unix timestamp; the cache entry dies then."""
+    claims_header: str
+    """The verified payload as compact ASCII JSON (the upstream ``claims`` header)."""
+
+
+def _refuse(message: str, reason: str) -> Unauthenticated:
+    return Unauthenticated(message, reason=reason, token_sent=True)
+
+
+def _audiences(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset({value})
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return frozenset(value)
+    raise _refuse("Token audience is malformed", "malformed_audience")
+
+
+class TokenCache:
+    """Bounded LRU of verified tokens, keyed by the whole token string."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str, now: float) -> VerifiedToken | None:
+        """The live entry for *token*, or None (an expired entry is dropped)."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if now >= entry.expires:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return entry
+
+    def put(self, token: str, entry: VerifiedToken) -> None:
+        """Remember *entry*, evicting the least recently used one when full."""
+        if self.size <= 0:
+            return
+        self._entries[token] = entry
+        self._entries.move_to_end(token)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+class TokenVerifier:
+    """Verifies access tokens for the PEP routes."""
+
+    def __init__(
+        self,
+        config: TokenValidationConfig,
+        keystore: BuiltinKeys | None,
+        observer: Observer,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._keystore = keystore
+        self._observer = observer
+        self._clock = clock
+        self._issuers: dict[str, TrustedIssuer] = {i.issuer: i for i in config.trusted_issuers}
+        self.remote: dict[str, RemoteJwks] = {
+            i.issuer: RemoteJwks(i, observer) for i in config.trusted_issuers if i.jwks_url
+        }
+        self.cache = TokenCache(config.cache_size)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the JWKS client and fetch every remote issuer's keys once (failures are
+        not fatal: a later unknown ``kid`` retries, rate-limited)."""
+        session = self._jwks_session()
+        for jwks in self.remote.values():
+            await jwks.refresh(session, force=True)
+
+    async def close(self) -> None:
+        """Close the JWKS client."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _jwks_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        return self._session
+
+    async def verify(
+        self, token: str, *, audience: str, allow_plain_jwt: bool = False
+    ) -> VerifiedToken:
+        """Verify *token* for a route with *audience*; raise :class:`Unauthenticated`."""
+        entry = self.cache.get(token, self._clock())
+        if entry is None:
+            entry = await self._verify_fully(token)
+            if entry.expires > self._clock():
+                self.cache.put(token, entry)
+        if audience not in entry.audiences:
+            raise _refuse("Token audience does not match this route", "wrong_audience")
+        if entry.require_typ and not entry.at_jwt and not allow_plain_jwt:
+            raise _refuse("Token type must be at+jwt", "wrong_typ")
+        return entry
+
+    def _issuer_of(self, token: str) -> TrustedIssuer:
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise _refuse("Malformed token", "malformed") from None
+        iss = unverified.get("iss") if isinstance(unverified, dict) else None
+        if not isinstance(iss, str):
+            raise _refuse("Token lacks required claim iss", "missing_iss")
+        issuer = self._issuers.get(iss)
+        if issuer is None:
+            raise _refuse("Token issuer is not trusted", "untrusted_issuer")
+        return issuer
+
+    @staticmethod
+    def _header(token: str) -> tuple[str, str | None, dict[str, Any]]:
+        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+            raise _refuse("Malformed token", "malformed")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _refuse("Malformed token", "malformed") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGORITHMS:
+            raise _refuse("Token algorithm is not allowed", "alg_not_allowed")
+        kid = header.get("kid")
+        if kid is not None and (not isinstance(kid, str) or len(kid) > MAX_KID_LENGTH):
+            raise _refuse("Token key id is malformed", "malformed_kid")
+        return alg, kid, header
+
+    def _builtin_key(self, kid: str | None) -> VerificationKey | None:
+        if self._keystore is None or kid is None:
+            return None
+        pyjwk = self._keystore.verification_key(kid)
+        return key_from_pyjwk(pyjwk, kid) if pyjwk is not None else None
+
+    async def _key(self, issuer: TrustedIssuer, kid: str | None) -> VerificationKey | None:
+        key = self._builtin_key(kid) if issuer.builtin else None
+        jwks = self.remote.get(issuer.issuer)
+        if key is None and jwks is not None:
+            key = await jwks.key(kid, self._jwks_session())
+        return key
+
+    def _cached_key(self, issuer: TrustedIssuer, kid: str | None) -> VerificationKey | None:
+        key = self._builtin_key(kid) if issuer.builtin else None
+        jwks = self.remote.get(issuer.issuer)
+        if key is None and jwks is not None:
+            key = jwks.cached(kid)
+        return key
+
+    def _decode(
+        self, token: str, key: VerificationKey, alg: str, issuer: TrustedIssuer, require: list[str]
+    ) -> dict[str, Any]:
+        if alg not in issuer.algorithms or alg not in key.algorithms:
+            raise _refuse("Token algorithm is not allowed for this key", "alg_not_allowed")
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                issuer=issuer.issuer,
+                leeway=self.config.leeway,
+                options={"require": require, "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _refuse("Token expired", "expired") from None
+        except jwt.ImmatureSignatureError:
+            raise _refuse("Token not yet valid", "not_yet_valid") from None
+        except jwt.MissingRequiredClaimError as exc:
+            claim = exc.claim
+            raise _refuse(f"Token lacks required claim {claim}", f"missing_{claim}") from None
+        except jwt.InvalidSignatureError:
+            raise _refuse("Token signature is invalid", "bad_signature") from None
+        except jwt.InvalidIssuerError:
+            raise _refuse("Token issuer is not trusted", "untrusted_issuer") from None
+        except jwt.InvalidAlgorithmError:
+            raise _refuse("Token algorithm is not allowed", "alg_not_allowed") from None
+        except jwt.PyJWTError:
+            raise _refuse("Token is invalid", "invalid") from None
+        return payload
+
+    async def _verify_fully(self, token: str) -> VerifiedToken:
+        alg, kid, header = self._header(token)
+        issuer = self._issuer_of(token)
+        key = await self._key(issuer, kid)
+        if key is None:
+            raise _refuse("Token signing key is unknown", "unknown_kid")
+        payload = self._decode(token, key, alg, issuer, REQUIRED_CLAIMS)
+        audiences = _audiences(payload.get("aud"))
+        mapping = self.config.claim_mapping
+        if mapping.aggregated_claims and isinstance(payload.get("_claim_sources"), Mapping):
+            await self._prefetch_nested_keys(payload["_claim_sources"])
+        try:
+            facts = map_claims(payload, mapping, nested=self.verify_nested)
+        except NestedTokenError as exc:
+            raise _refuse(f"Aggregated claim rejected: {exc}", "bad_aggregated_claim") from None
+        typ = header.get("typ")
+        return VerifiedToken(
+            facts=facts,
+            audiences=audiences,
+            at_jwt=isinstance(typ, str) and typ.lower() in AT_JWT_TYPES,
+            require_typ=issuer.require_typ,
+            expires=float(payload["exp"]),
+            # ASCII JSON: header values must stay 7-bit; json escapes control characters,
+            # so the value cannot split the header. Computed once per token, then cached.
+            claims_header=json.dumps(payload, separators=(",", ":"), ensure_ascii=True),
+        )
+
+    async def _prefetch_nested_keys(self, sources: Mapping[str, Any]) -> None:
+        """Make sure keys of remote issuers named by nested JWTs are loaded, so the
+        synchronous :meth:`verify_nested` can find them."""
+        for source in sources.values():
+            nested = source.get("jwt") if isinstance(source, Mapping) else None
+            if not isinstance(nested, str):
+                continue
+            try:
+                _alg, kid, _header = self._header(nested)
+                issuer = self._issuer_of(nested)
+            except Unauthenticated:
+                continue  # verify_nested reports it if the claim is actually used
+            jwks = self.remote.get(issuer.issuer)
+            if jwks is not None and self._cached_key(issuer, kid) is None:
+                await jwks.key(kid, self._jwks_session())
+
+    def verify_nested(self, token: str) -> Mapping[str, Any]:
+        """Verify an aggregated claim's nested JWT against a trusted issuer; its payload.
+
+        Signature, issuer and (when present) ``exp``/``nbf`` are checked; ``aud`` is not,
+        since a claims JWT names no audience of ours.
+        """
+        try:
+            alg, kid, _header = self._header(token)
+            issuer = self._issuer_of(token)
+            key = self._cached_key(issuer, kid)
+            if key is None:
+                raise _refuse("Token signing key is unknown", "unknown_kid")
+            return self._decode(token, key, alg, issuer, ["iss"])
+        except Unauthenticated as exc:
+            raise NestedTokenError(exc.message.replace("Token", "nested JWT", 1)) from None

@@ -1,0 +1,272 @@
+"""load_config: the demo configuration, overrides, and every mistake reported at file:line:col."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "config" / "demo" / "gateway.yaml"
+
+BASE = """\
+public_url: https://gateway.example.nl
+routes:
+  - path: /deelnemers/uzovi/5151/graphql
+    upstream: http://127.0.0.1:9001/graphql
+    deelnemer: {id_type: UZOVI, id: "5151", kind: zorgkantoor}
+    policies: [policies]
+tokens:
+  trusted_issuers:
+    - issuer: https://nid.example.nl
+      jwks_url: https://nid.example.nl/jwks.json
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "gateway.yaml") -> Path:
+    (tmp_path / "policies").mkdir(exist_ok=True)
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def error_of(path: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value
+
+
+def test_demo_config_loads_four_routes_and_five_clients() -> None:
+    config = load_config(DEMO)
+    assert [r.path for r in config.routes] == [
+        "/deelnemers/uzovi/5151/graphql",
+        "/deelnemers/uzovi/5152/graphql",
+        "/deelnemers/agb/12345678/graphql",
+        "/deelnemers/kvk/62253778/graphql",
+    ]
+    assert [r.deelnemer.kind for r in config.routes] == [
+        "zorgkantoor",
+        "zorgkantoor",
+        "zorgaanbieder",
+        "onderneming",
+    ]
+    assert config.authserver is not None
+    assert [c.client_id for c in config.authserver.clients] == [
+        "ciz",
+        "zorgkantoor-5151",
+        "zorgkantoor-5152",
+        "zorgaanbieder-12345678",
+        "no-instantie",
+    ]
+    assert config.tokens.trusted_issuers[0].builtin
+
+
+def test_route_audience_is_public_url_plus_path() -> None:
+    route = load_config(DEMO).routes[0]
+    assert route.audience == "http://127.0.0.1:8080/deelnemers/uzovi/5151/graphql"
+
+
+def test_scope_templates_are_filled_with_the_route_kind() -> None:
+    route = load_config(DEMO).routes[2]
+    assert (
+        route.required_scopes["zendNotificatie"]
+        == "organisaties/zorgaanbieder/notificaties/notificatie:create"
+    )
+    assert (
+        route.required_scopes["zendMelding"]
+        == "organisaties/zorgaanbieder/meldingen/melding:create"
+    )
+
+
+def test_policy_paths_are_resolved_relative_to_the_yaml_file() -> None:
+    route = load_config(DEMO).routes[0]
+    assert route.policies == ((REPO / "policies" / "iwlz").resolve(),)
+
+
+def test_routes_wildcard_audience_expands_to_every_route() -> None:
+    config = load_config(DEMO)
+    assert config.authserver is not None
+    ciz = config.authserver.clients[0]
+    assert ciz.allowed_audiences == {r.audience for r in config.routes}
+    assert ciz.accepts("client_secret_basic") and ciz.accepts("client_secret_post")
+    assert not ciz.accepts("private_key_jwt")
+
+
+def test_port_override_moves_public_url_issuer_and_audiences() -> None:
+    config = load_config(DEMO, port=9999)
+    assert config.server.port == 9999
+    assert config.public_url == config.issuer == "http://127.0.0.1:9999"
+    assert config.routes[0].audience == "http://127.0.0.1:9999/deelnemers/uzovi/5151/graphql"
+    assert config.authserver is not None
+    assert config.routes[0].audience in config.authserver.clients[0].allowed_audiences
+
+
+def test_port_override_keeps_a_real_public_url(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE), port=9999)
+    assert config.public_url == "https://gateway.example.nl" and config.server.port == 9999
+
+
+def test_upstream_override_points_every_route_at_it() -> None:
+    config = load_config(DEMO, upstream="http://127.0.0.1:7000/graphql")
+    assert {r.upstream for r in config.routes} == {"http://127.0.0.1:7000/graphql"}
+
+
+def test_defaults_when_sections_are_absent(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE))
+    route = config.routes[0]
+    assert route.timeouts.total == 30.0 and route.pool_size == 100 and not route.strict_input
+    assert config.authserver is None and config.observability.log_format == "json"
+    assert config.tokens.claim_mapping.identifiers  # the default nID mapping
+    assert config.server.max_body_bytes == 1024 * 1024
+
+
+def test_environment_reference_is_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NID_TEST_UPSTREAM", "http://10.0.0.5:8000/graphql")
+    path = write(tmp_path, BASE.replace("http://127.0.0.1:9001/graphql", "${NID_TEST_UPSTREAM}"))
+    assert load_config(path).routes[0].upstream == "http://10.0.0.5:8000/graphql"
+
+
+def test_environment_reference_keeps_yaml_typing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NID_TEST_PORT", "8443")
+    path = write(tmp_path, BASE + "server:\n  port: ${NID_TEST_PORT}\n")
+    assert load_config(path).server.port == 8443
+
+
+def test_missing_environment_variable_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NID_TEST_MISSING", raising=False)
+    path = write(tmp_path, BASE.replace("http://127.0.0.1:9001/graphql", "${NID_TEST_MISSING}"))
+    err = error_of(path)
+    assert (err.line, err.col) == (4, 15)
+    assert "environment variable NID_TEST_MISSING is not set" in str(err)
+    assert str(err).startswith(f"{path}:4:15: ")
+
+
+def test_unknown_key_is_an_error_with_file_line_col(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        BASE.replace("    policies: [policies]", "    policies: [policies]\n    timeout: 5"),
+    )
+    err = error_of(path)
+    assert str(err).startswith(f"{path}:7:5: unknown key 'timeout' in route (expected one of ")
+
+
+def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "server:\n  port: eighty\n")
+    err = error_of(path)
+    assert str(err) == f"{path}:12:9: expected an integer, got a string"
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    err = error_of(tmp_path / "absent.yaml")
+    assert str(err) == f"{tmp_path / 'absent.yaml'}:0:0: file not found (check the path)"
+
+
+def test_invalid_yaml_is_an_error_with_position(tmp_path: Path) -> None:
+    err = error_of(write(tmp_path, "routes: [\n"))
+    assert "invalid YAML" in str(err) and err.line >= 1
+
+
+def test_missing_policy_path_is_an_error(tmp_path: Path) -> None:
+    err = error_of(write(tmp_path, BASE.replace("[policies]", "[nowhere]")))
+    assert err.line == 6 and "file or directory not found" in err.message
+
+
+def test_duplicate_route_path_is_an_error(tmp_path: Path) -> None:
+    route = BASE.split("routes:\n")[1].split("tokens:")[0]
+    err = error_of(write(tmp_path, BASE.replace("tokens:", route + "tokens:")))
+    assert "duplicate route path" in err.message and err.line == 7
+
+
+def test_token_lifetime_over_an_hour_is_an_error(tmp_path: Path) -> None:
+    text = DEMO.read_text().replace("token_lifetime: 3600", "token_lifetime: 7200")
+    (tmp_path / "keys").mkdir()
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text.replace("../../policies/iwlz", str(REPO / "policies" / "iwlz")))
+    (tmp_path / "clients.yaml").write_text((DEMO.parent / "clients.yaml").read_text())
+    err = error_of(path)
+    assert "7200 is too large (expected at most 3600)" in str(err)
+
+
+def test_generate_if_missing_outside_demo_is_an_error(tmp_path: Path) -> None:
+    text = BASE + "authserver:\n  signing: {keys_dir: keys, generate_if_missing: true}\n"
+    err = error_of(write(tmp_path, text))
+    assert "demo only" in err.message
+
+
+def test_audience_must_be_an_absolute_url(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        BASE.replace(
+            "    policies: [policies]", "    policies: [policies]\n    audience: deelnemer-5151"
+        ),
+    )
+    assert "not an absolute http(s) URL" in error_of(path).message
+
+
+def test_hmac_algorithm_for_a_trusted_issuer_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "      algorithms: [HS256]\n")
+    assert "HS256" in error_of(path).message
+
+
+def test_mistake_in_clients_file_names_that_file(tmp_path: Path) -> None:
+    text = BASE + "authserver:\n  signing: {keys_dir: keys}\n  clients_file: clients.yaml\n"
+    path = write(tmp_path, text)
+    write(
+        tmp_path,
+        """\
+        clients:
+          - client_id: a
+            auth_method: client_secret_basic
+            secret_hash: plain-text-secret
+        """,
+        "clients.yaml",
+    )
+    err = error_of(path)
+    assert err.file == str(tmp_path / "clients.yaml") and err.line == 4
+    assert "invalid secret_hash" in err.message
+
+
+def test_clear_secret_from_environment_is_hashed_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NID_TEST_SECRET", "from-the-environment")
+    text = BASE + "authserver:\n  signing: {keys_dir: keys}\n  clients_file: clients.yaml\n"
+    path = write(tmp_path, text)
+    write(
+        tmp_path,
+        """\
+        clients:
+          - client_id: a
+            auth_method: client_secret_post
+            secret: ${NID_TEST_SECRET}
+        """,
+        "clients.yaml",
+    )
+    config = load_config(path)
+    assert config.authserver is not None
+    stored = config.authserver.clients[0].secret_hash
+    assert (
+        stored is not None and stored.startswith("sha256$") and "from-the-environment" not in stored
+    )
+
+
+def test_unknown_auth_method_is_an_error(tmp_path: Path) -> None:
+    text = (
+        BASE
+        + "authserver:\n  signing: {keys_dir: keys}\n"
+        + "  clients: [{client_id: a, auth_method: password}]\n"
+    )
+    assert "unknown auth_method 'password'" in error_of(write(tmp_path, text)).message
+
+
+def test_config_objects_are_immutable() -> None:
+    config = load_config(DEMO)
+    with pytest.raises(AttributeError):
+        config.routes[0].path = "/x"  # type: ignore[misc]

@@ -1,0 +1,113 @@
+"""The parse cache: hits and misses are reported, the size is bounded, results are right."""
+
+from __future__ import annotations
+
+import pytest
+from graphql import GraphQLSchema
+
+from gateway.config.model import GraphQLLimits
+from gateway.errors import MultipleRootFields, QuerySyntaxError, ValidationFailed
+from gateway.graphql import Analyser
+
+from .conftest import RecordingObserver, fixture_query, fixture_variables, request
+
+
+def test_first_request_misses_and_the_same_text_then_hits() -> None:
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), observer=observer)
+    query = fixture_query("one_variable")
+    variables = fixture_variables("one_variable_variables")
+    first = analyser.analyse(request(query, variables))
+    second = analyser.analyse(request(query, variables))
+    assert observer.cache == [False, True]
+    assert first == second
+
+
+def test_a_hit_uses_the_new_variables() -> None:
+    analyser = Analyser(GraphQLLimits())
+    query = fixture_query("one_variable")
+    variables = fixture_variables("one_variable_variables")
+    analyser.analyse(request(query, variables))
+    variables["notificatieInput"]["afzenderID"] = "99999999"
+    assert analyser.analyse(request(query, variables)).argument(
+        "notificatieInput.afzenderID") == "99999999"
+
+
+def test_a_hit_reevaluates_skip_and_include() -> None:
+    analyser = Analyser(GraphQLLimits())
+    query = "query Q($b: Boolean!) { f { a @include(if: $b) c } }"
+    assert analyser.analyse(request(query, {"b": True})).selected_paths == ("a", "c")
+    assert analyser.analyse(request(query, {"b": False})).selected_paths == ("c",)
+
+
+def test_refusals_are_cached_and_reported_as_hits() -> None:
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), observer=observer)
+    for _ in range(2):
+        with pytest.raises(QuerySyntaxError):
+            analyser.analyse(request("{ broken"))
+    assert observer.cache == [False, True]
+
+
+def test_variable_errors_are_never_cached() -> None:
+    analyser = Analyser(GraphQLLimits())
+    query = fixture_query("one_variable")
+    with pytest.raises(ValidationFailed):
+        analyser.analyse(request(query))
+    assert analyser.analyse(request(query, fixture_variables("one_variable_variables")))
+
+
+def test_root_field_choice_by_variables_is_never_cached() -> None:
+    analyser = Analyser(GraphQLLimits())
+    query = "query Q($both: Boolean!) { a b @include(if: $both) }"
+    assert analyser.analyse(request(query, {"both": False})).root_field == "a"
+    with pytest.raises(MultipleRootFields):
+        analyser.analyse(request(query, {"both": True}))
+
+
+def test_each_operation_name_gets_its_own_plan() -> None:
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), observer=observer)
+    query = "query A { a } query B { b }"
+    assert analyser.analyse(request(query, operation_name="A")).root_field == "a"
+    assert analyser.analyse(request(query, operation_name="B")).root_field == "b"
+    assert analyser.analyse(request(query, operation_name="A")).root_field == "a"
+    assert observer.cache == [False, True, True]
+    assert len(analyser) == 1
+
+
+def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), cache_size=2, observer=observer)
+    for name in ("a", "b", "a", "c", "a", "b"):
+        analyser.analyse(request(f"{{ {name} }}"))
+    # a miss, b miss, a hit, c miss (evicts b), a hit, b miss (evicts c)
+    assert observer.cache == [False, False, True, False, True, False]
+    assert len(analyser) == 2
+
+
+def test_cache_size_zero_never_stores() -> None:
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), cache_size=0, observer=observer)
+    for _ in range(3):
+        analyser.analyse(request("{ a }"))
+    assert observer.cache == [False, False, False]
+    assert len(analyser) == 0
+
+
+def test_schema_validation_result_is_cached(schema: GraphQLSchema) -> None:
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), schema=schema, observer=observer)
+    query = fixture_query("one_variable").replace("notificatieID", "geheim")
+    for _ in range(2):
+        with pytest.raises(ValidationFailed, match="geheim"):
+            analyser.analyse(request(query, fixture_variables("one_variable_variables")))
+    assert observer.cache == [False, True]
+
+
+def test_texts_that_differ_only_in_whitespace_are_different_entries() -> None:
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), observer=observer)
+    analyser.analyse(request("{ a }"))
+    analyser.analyse(request("{ a  }"))
+    assert observer.cache == [False, False]
