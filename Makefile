@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Re-install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,otel]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -412,11 +412,13 @@ class OperationPlan:
         self._roots: dict[str, _RootGroup] = {}
         for key, fields in groups.items():
             first = fields[0]
-            signature = (first.name, [print_ast(a) for a in first.node.arguments or ()])
-            for other in fields[1:]:
-                if (other.name, [print_ast(a) for a in other.node.arguments or ()]) != signature:
-                    # Same response key, different field or arguments: not one root field.
-                    raise MultipleRootFields()
+            if len(fields) > 1:
+                signature = (first.name, [print_ast(a) for a in first.node.arguments or ()])
+                for other in fields[1:]:
+                    if (other.name, [print_ast(a) for a in other.node.arguments or ()]
+                            ) != signature:
+                        # Same response key, different field or arguments: two root fields.
+                        raise MultipleRootFields()
             field_def = root_type.fields.get(first.name) if root_type is not None else None
             self._roots[key] = _RootGroup(key, tuple(fields), _arguments_template(first.node),
                                           field_def)

@@ -244,7 +244,8 @@ class ConditionCompiler:
 
         def explain(f: DecisionInput, i: Any) -> str:
             got = ", ".join(f"{c} = {_show(g(f, i))}" for c, g in zip(names, gets, strict=True))
-            return f"a row of {table_name} with {got}"
+            found = "exists" if test(f, i) else "does not exist"
+            return f"a row of {table_name} with {got}: {found}"
 
         # An empty table is not "never": overlays fill tables per environment on purpose.
         return Cond(test, explain, text)
@@ -339,14 +340,17 @@ class ConditionCompiler:
         else:
             raise self.error(at, "subset_of: takes a list name or a list of values")
 
+        # A mapping (an input object such as a where filter) is tested by its keys.
         def test(f: DecisionInput, i: Any) -> bool:
             v = get(f, i)
-            if not isinstance(v, list | tuple | frozenset | set):
+            if not isinstance(v, list | tuple | frozenset | set | Mapping):
                 return False
             return all(type(x) is str and x in values for x in v)
 
         def explain(f: DecisionInput, i: Any) -> str:
             v = get(f, i)
+            if isinstance(v, Mapping):
+                v = list(v)
             if not isinstance(v, list | tuple | frozenset | set):
                 return f"{name} is {_show(v)}, not a list"
             outside = [x for x in v if not (type(x) is str and x in values)]

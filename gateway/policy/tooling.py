@@ -165,19 +165,19 @@ def test_files(paths: list[Path]) -> Iterator[Path]:
             yield path
 
 
-def _request(spec: Any, named: Mapping[str, Any]) -> dict[str, Any]:
+def _request(spec: Any, named: Mapping[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Build a request: a name, or a mapping whose ``base:`` (a name, resolved recursively)
+    supplies query and variables that the mapping's own keys override."""
     if isinstance(spec, str):
-        if spec not in named:
-            raise ToolError(f"unknown request {spec!r}")
         spec = {"base": spec}
     base_name = spec.get("base")
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"query": None, "variables": {}, "operationName": None}
     if base_name is not None:
         if base_name not in named:
             raise ToolError(f"unknown request {base_name!r}")
-        base = named[base_name]
-        result = {"query": base.get("query"), "variables": dict(base.get("variables") or {}),
-                  "operationName": base.get("operationName")}
+        if base_name in seen:
+            raise ToolError(f"request {base_name!r} is its own base")
+        result = _request(named[base_name], named, (*seen, base_name))
     if "query" in spec:
         result["query"] = spec["query"]
     if "operationName" in spec:
@@ -199,7 +199,7 @@ def run_test_file(file: Path, result: SuiteResult,
         return
     doc = source.data
     policy_paths = tuple(
-        str((file.parent / p).resolve()) for p in doc.get("policies") or [str(file.parent)]
+        str((file.parent / p).resolve()) for p in doc.get("policies") or ["."]
     )
     callers: Mapping[str, Any] = doc.get("callers") or {}
     requests: Mapping[str, Any] = doc.get("requests") or {}

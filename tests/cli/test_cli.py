@@ -157,3 +157,49 @@ def test_console_entry_point_runs_in_a_subprocess(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "k" / "jwks.json").is_file()
+
+
+def test_demo_serves_tokens_and_stops_on_ctrl_c() -> None:
+    import signal
+    import socket
+    import time
+    import urllib.parse
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        audience = f"{base}/deelnemers/uzovi/5151/graphql"
+        body = urllib.parse.urlencode(
+            {
+                "grant_type": "client_credentials",
+                "audience": audience,
+                "scope": "organisaties/zorgkantoor/notificaties/notificatie:create",
+                "client_id": "ciz",
+                "client_secret": "ciz-demo-secret",
+            }
+        ).encode()
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/auth/token", data=body, timeout=5) as resp:
+                    token = json.load(resp)["access_token"]
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("demo did not start")
+        assert jwt.decode(token, options={"verify_signature": False})["aud"] == audience
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert f"curl -s -u ciz:ciz-demo-secret {base}/auth/token" in out

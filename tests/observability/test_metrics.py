@@ -50,10 +50,22 @@ async def test_decisions_total_counts_one_per_decision_by_outcome_route_code_rul
     assert value(samples, name, outcome="error", code="BAD_GATEWAY") == 1
     latency = families["nid_gateway_decision_duration_seconds"]
     assert value(latency, "nid_gateway_decision_duration_seconds_count", outcome="allow") == 2
-    assert value(families["nid_gateway_policy_duration_seconds"],
-                 "nid_gateway_policy_duration_seconds_count", route=ROUTE) == 4
-    assert value(families["nid_gateway_upstream_duration_seconds"],
-                 "nid_gateway_upstream_duration_seconds_count", route=ROUTE) == 4
+    assert (
+        value(
+            families["nid_gateway_policy_duration_seconds"],
+            "nid_gateway_policy_duration_seconds_count",
+            route=ROUTE,
+        )
+        == 4
+    )
+    assert (
+        value(
+            families["nid_gateway_upstream_duration_seconds"],
+            "nid_gateway_upstream_duration_seconds_count",
+            route=ROUTE,
+        )
+        == 4
+    )
 
 
 async def test_unknown_route_label_is_folded_to_other_after_the_bound(
@@ -99,24 +111,55 @@ async def test_token_parse_cache_jwks_reload_upstream_shadow_metrics(
     o.shadow_mismatch(ROUTE, "allow", "deny", "afzender_id")
     f = await scrape(await aiohttp_client(app))
     # Client ids not in the configuration never become label values.
-    assert value(f["nid_gateway_tokens"], "nid_gateway_tokens_total",
-                 client="other", outcome="invalid_client") == 1
-    assert value(f["nid_gateway_tokens"], "nid_gateway_tokens_total",
-                 client="other", outcome="issued") == 1
+    assert (
+        value(
+            f["nid_gateway_tokens"],
+            "nid_gateway_tokens_total",
+            client="other",
+            outcome="invalid_client",
+        )
+        == 1
+    )
+    assert (
+        value(f["nid_gateway_tokens"], "nid_gateway_tokens_total", client="other", outcome="issued")
+        == 1
+    )
     assert value(f["nid_gateway_parse_cache"], "nid_gateway_parse_cache_total", result="hit") == 2
     assert value(f["nid_gateway_parse_cache"], "nid_gateway_parse_cache_total", result="miss") == 1
-    assert value(f["nid_gateway_jwks_refreshes"], "nid_gateway_jwks_refreshes_total",
-                 issuer="http://127.0.0.1:8080", outcome="ok") == 1
+    assert (
+        value(
+            f["nid_gateway_jwks_refreshes"],
+            "nid_gateway_jwks_refreshes_total",
+            issuer="http://127.0.0.1:8080",
+            outcome="ok",
+        )
+        == 1
+    )
     reloads = f["nid_gateway_policy_reloads"]
     assert value(reloads, "nid_gateway_policy_reloads_total", outcome="ok") == 2
     assert value(reloads, "nid_gateway_policy_reloads_total", outcome="refused") == 1
     loaded = f["nid_gateway_policy_loaded"]
     assert value(loaded, "nid_gateway_policy_loaded", version="sha256:two") == 1
     assert value(loaded, "nid_gateway_policy_loaded", version="sha256:one") == 0
-    assert value(f["nid_gateway_upstream_errors"], "nid_gateway_upstream_errors_total",
-                 route=ROUTE, kind="refused") == 1
-    assert value(f["nid_gateway_shadow_mismatches"], "nid_gateway_shadow_mismatches_total",
-                 route=ROUTE, active="allow", shadow="deny") == 1
+    assert (
+        value(
+            f["nid_gateway_upstream_errors"],
+            "nid_gateway_upstream_errors_total",
+            route=ROUTE,
+            kind="refused",
+        )
+        == 1
+    )
+    assert (
+        value(
+            f["nid_gateway_shadow_mismatches"],
+            "nid_gateway_shadow_mismatches_total",
+            route=ROUTE,
+            active="allow",
+            shadow="deny",
+        )
+        == 1
+    )
 
 
 async def test_each_app_has_its_own_registry(

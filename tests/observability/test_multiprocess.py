@@ -20,9 +20,7 @@ from .conftest import REPO
 
 
 @pytest.fixture
-def workers(
-    tmp_path: Path, write_config: Callable[..., GatewayConfig]
-) -> Iterator[list[int]]:
+def workers(tmp_path: Path, write_config: Callable[..., GatewayConfig]) -> Iterator[list[int]]:
     config = write_config()
     metrics_dir = tmp_path / "prom"
     metrics_dir.mkdir()
@@ -33,9 +31,16 @@ def workers(
         port_files.append(port_file)
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("mp_worker.py")),
-                 str(config.source), str(port_file)],
-                env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("mp_worker.py")),
+                    str(config.source),
+                    str(port_file),
+                ],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         )
     try:

@@ -59,7 +59,9 @@ async def test_decision_span_reaches_the_otlp_receiver_in_the_request_trace(
     assert attributes["nid.rule"].string_value == "afzender_id"
     assert attributes["http.route"].string_value == ROUTE
     assert attributes["http.response.status_code"].int_value == 400
-    service = {a.key: a.value.string_value for a in received[0].resource_spans[0].resource.attributes}
+    service = {
+        a.key: a.value.string_value for a in received[0].resource_spans[0].resource.attributes
+    }
     assert service["service.name"] == "nid-gateway"
 
 
@@ -78,7 +80,11 @@ def test_missing_opentelemetry_gives_a_clear_startup_warning(
         "assert app[OBSERVER].spans is None\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr

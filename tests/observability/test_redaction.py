@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import pytest
 import structlog
-from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from gateway.config.model import GatewayConfig
@@ -39,15 +38,25 @@ JWT = (
 )
 def test_redact_text_removes_the_secret(text: str) -> None:
     redacted = redact_text(text)
-    for secret in ("ciz-demo-secret", "Y2l6OmNpei1kZW1vLXNlY3JldA", "opaque-token-value-123",
-                   "hunter2", "eyJzdWIi", "MEUCIQDx"):
+    for secret in (
+        "ciz-demo-secret",
+        "Y2l6OmNpei1kZW1vLXNlY3JldA",
+        "opaque-token-value-123",
+        "hunter2",
+        "eyJzdWIi",
+        "MEUCIQDx",
+    ):
         assert secret not in redacted
     assert REDACTED in redacted
 
 
 def test_harmless_text_is_left_alone() -> None:
-    for text in ("UZOVI:5151", "zendNotificatie mutation: afzender_id is not valid",
-                 "/deelnemers/uzovi/5151/graphql", "invalid token: expired"):
+    for text in (
+        "UZOVI:5151",
+        "zendNotificatie mutation: afzender_id is not valid",
+        "/deelnemers/uzovi/5151/graphql",
+        "invalid token: expired",
+    ):
         assert redact_text(text) == text
 
 
@@ -59,8 +68,11 @@ def test_sensitive_keys_are_redacted_anywhere_in_nested_structures() -> None:
         "note": f"got {JWT}",
     }
     assert redact_value(value) == {
-        "headers": {"Authorization": REDACTED, "Cookie": REDACTED,
-                    "Content-Type": "application/json"},
+        "headers": {
+            "Authorization": REDACTED,
+            "Cookie": REDACTED,
+            "Content-Type": "application/json",
+        },
         "form": [{"client_secret": REDACTED, "client_id": "ciz"}],
         "nested": [{"access_token": REDACTED, "deep": {"password": REDACTED, "ok": 1}}],
         "note": f"got {REDACTED}",
@@ -108,13 +120,19 @@ async def test_access_log_never_prints_credentials_or_query_string(
     server = await aiohttp_server(
         observability_app(write_config()), access_log_class=GatewayAccessLogger
     )
-    async with aiohttp.ClientSession() as session:
-        async with session.get(
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
             server.make_url(f"/healthz?access_token={JWT}"),
-            headers={"Authorization": f"Bearer {JWT}", "Cookie": "session=abc",
-                     "User-Agent": "probe/1", "X-Request-Id": "req-7"},
-        ) as response:
-            assert response.status == 200
+            headers={
+                "Authorization": f"Bearer {JWT}",
+                "Cookie": "session=abc",
+                "User-Agent": "probe/1",
+                "X-Request-Id": "req-7",
+            },
+        ) as response,
+    ):
+        assert response.status == 200
     out = capsys.readouterr().out
     (line,) = [x for x in json_lines(out) if x.get("event") == "access"]
     assert line["path"] == "/healthz"
@@ -134,11 +152,9 @@ async def test_default_aiohttp_access_log_is_redacted_when_no_logger_class_is_gi
 
     app = observability_app(write_config())
     server = await aiohttp_server(app)
-    async with aiohttp.ClientSession() as session:
-        async with session.get(server.make_url(f"/healthz?access_token={JWT}")) as response:
-            assert response.status == 200
+    url = server.make_url(f"/healthz?access_token={JWT}")
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
     out = capsys.readouterr().out
     assert any(x.get("logger") == "aiohttp.access" for x in json_lines(out))
     assert "eyJ" not in out
-
-

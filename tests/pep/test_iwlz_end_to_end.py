@@ -28,7 +28,8 @@ async def validation_failure(gateway: Gateway, response: Any) -> str:
     assert gateway.upstream.received == []
     assert gateway.observer.decisions[-1].outcome == "deny"
     message: str = error["message"]
-    assert message.startswith("zendNotificatie mutation: ")
+    # The policy writes the operation name capitalised, as seed 003 does.
+    assert message.startswith("ZendNotificatie mutation: ")
     assert error["extensions"]["reason"] in message
     return message
 

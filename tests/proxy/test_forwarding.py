@@ -9,7 +9,7 @@ import aiohttp
 import jwt
 import pytest
 
-from tests.pep.conftest import (  # noqa: F401  (fixtures)
+from tests.pep.conftest import (
     DOWN,
     NOTIFICATIE_5151,
     RESET,
@@ -17,10 +17,7 @@ from tests.pep.conftest import (  # noqa: F401  (fixtures)
     UPSTREAM_ANSWER,
     ZK_5151,
     Gateway,
-    gateway,
-    make_gateway,
     seed_notification,
-    upstream,
 )
 
 BIG = "/deelnemers/uzovi/5151/big"

@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 
 from tests.pep.conftest import ZK_5151, ZK_5152, Gateway, route, seed_notification
-from tests.tokens.conftest import (
+from tests.tokens.forge import (
     b64,
     claims,
     new_ec_key,
@@ -50,7 +50,8 @@ async def test_alg_none_is_refused(gateway: Gateway) -> None:
 async def test_hs256_signed_with_the_public_key_is_refused(gateway: Gateway) -> None:
     kid, _key = signing_key(gateway)
     header = {"alg": "HS256", "typ": "at+jwt", "kid": kid}
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims(ZK_5151)).encode())}"
+    payload = b64(json.dumps(claims(ZK_5151)).encode())
+    signing_input = f"{b64(json.dumps(header).encode())}.{payload}"
     mac = hmac.new(public_pem(gateway), signing_input.encode(), hashlib.sha256).digest()
     await assert_unauthenticated(gateway, f"{signing_input}.{b64(mac)}", "algorithm")
 
@@ -60,7 +61,7 @@ async def test_rs256_header_on_an_ec_key_is_refused(gateway: Gateway) -> None:
     # Honest ES256 signature, lying header: the key decides the algorithm, not the token.
     token = jwt.encode(claims(ZK_5151), key, algorithm="ES256",
                        headers={"kid": kid, "typ": "at+jwt"})
-    header, payload, signature = token.split(".")
+    _header, payload, signature = token.split(".")
     forged_header = b64(json.dumps({"alg": "RS256", "kid": kid, "typ": "at+jwt"}).encode())
     await assert_unauthenticated(gateway, f"{forged_header}.{payload}.{signature}")
 

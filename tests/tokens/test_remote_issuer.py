@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.pep.conftest import ZK_5151, Gateway
-from tests.tokens.conftest import claims, new_ec_key, sign_with_gateway_key
+from tests.tokens.forge import claims, new_ec_key, sign_with_gateway_key
 
 IDP = "https://idp.example"
 

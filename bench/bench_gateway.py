@@ -1,0 +1,273 @@
+"""Gateway throughput and CPU per request against a plain aiohttp pass-through proxy.
+
+    .venv/bin/python bench/bench_gateway.py [--duration 10]
+
+Runs, in one go and on the same machine state (each server pinned to core 0 with taskset;
+wrk and the fixed-response upstream on core 1):
+
+  (a) passthrough     bench/passthrough.py: plain aiohttp proxy, one shared ClientSession
+  (b) gateway         the real app: token verification + GraphQL analysis + policy + forward
+  (c) gateway, decision log off (observability.decision_log: false)
+  (d) gateway, parse-cache miss (a unique comment in every query text)
+
+Load: ``wrk -t1 -c32 -d<duration>s`` (keep-alive) posting the seed 003 notification with a
+valid token. CPU µs per request = the server process's utime+stime from /proc/<pid>/stat
+before/after, divided by the requests wrk completed. Prints a table and the ratio
+gateway/passthrough (target >= 0.85). Needs ``wrk`` (installed with apt-get when missing).
+Bounded: about 4 x (duration + 3) seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gateway.authserver.keys import KeyStore, generate_key  # noqa: E402
+from gateway.authserver.tokens import issue_token  # noqa: E402
+from gateway.config import load_config  # noqa: E402
+
+PYTHON = sys.executable
+ROUTE = "/deelnemers/uzovi/5151/graphql"
+SCOPE = "organisaties/zorgkantoor/notificaties/notificatie:create"
+SEED_QUERY = (REPO / "tests" / "graphql" / "fixtures" / "seed_003_example.graphql").read_text()
+SEED_VARIABLES = json.loads(
+    (REPO / "tests" / "graphql" / "fixtures" / "seed_003_variables.json").read_text()
+)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    rps: float
+    cpu_us: float
+    non_2xx: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk not found: installing with apt-get", file=sys.stderr)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is required (apt-get install wrk)")
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of *pid* in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def start(cmd: list[str], core: int, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        ["taskset", "-c", str(core), *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    wait_for_port(port)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def lua_string(text: str) -> str:
+    return f"[==[{text}]==]"
+
+
+def lua_script(path: Path, token: str, unique_queries: bool) -> Path:
+    """A wrk script posting the seed notification (optionally with a unique query text)."""
+    marker = "__BENCH_COUNTER__"
+    query = SEED_QUERY + (f"\n# {marker}" if unique_queries else "")
+    body = json.dumps(
+        {"query": query, "variables": SEED_VARIABLES, "operationName": "zendNotificatie"}
+    )
+    lines = [
+        'wrk.method = "POST"',
+        'wrk.headers["Content-Type"] = "application/json"',
+        f'wrk.headers["Authorization"] = "Bearer {token}"',
+    ]
+    if unique_queries:
+        prefix, suffix = body.split(marker)
+        lines += [
+            "local counter = 0",
+            f"local prefix = {lua_string(prefix)}",
+            f"local suffix = {lua_string(suffix)}",
+            "request = function()",
+            "  counter = counter + 1",
+            "  return wrk.format(nil, nil, nil, prefix .. counter .. suffix)",
+            "end",
+        ]
+    else:
+        lines.append(f"wrk.body = {lua_string(body)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_wrk(wrk: str, url: str, script: Path, duration: int) -> tuple[int, float, int]:
+    out = subprocess.run(
+        ["taskset", "-c", "1", wrk, "-t1", "-c32", f"-d{duration}s", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non_2xx_match = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return requests, rps, int(non_2xx_match.group(1)) if non_2xx_match else 0
+
+
+def measure(name: str, wrk: str, pid: int, url: str, script: Path, duration: int) -> Result:
+    run_wrk(wrk, url, script, 2)  # warm-up: caches, keep-alive pools, JIT-free but page-warm
+    before = cpu_seconds(pid)
+    requests, rps, non_2xx = run_wrk(wrk, url, script, duration)
+    used = cpu_seconds(pid) - before
+    return Result(name, requests, rps, used / max(requests, 1) * 1e6, non_2xx)
+
+
+def gateway_config(tmp: Path, port: int, upstream: str, decision_log: bool) -> Path:
+    keys = tmp / "keys"
+    if not keys.is_dir():
+        generate_key(keys, "ES256")
+    shutil.copy(REPO / "config" / "demo" / "clients.yaml", tmp / "clients.yaml")
+    public = f"http://127.0.0.1:{port}"
+    data: dict[str, Any] = {
+        "public_url": public,
+        "issuer": public,
+        "server": {"host": "127.0.0.1", "port": port},
+        "authserver": {"enabled": True, "signing": {"keys_dir": "keys", "algorithm": "ES256"},
+                       "clients_file": "clients.yaml"},
+        "tokens": {"trusted_issuers": [{"builtin": True}]},
+        "scopes": {"zendNotificatie": "organisaties/{kind}/notificaties/notificatie:create"},
+        "routes": [{
+            "path": ROUTE,
+            "upstream": upstream,
+            "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
+            "policies": [str(REPO / "policies" / "iwlz")],
+        }],
+        "policy": {"watch": False},
+        "observability": {"log_format": "json", "log_level": "info",
+                          "decision_log": decision_log},
+    }
+    path = tmp / f"gateway-{'log' if decision_log else 'nolog'}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def serve_gateway(config_path: str) -> None:
+    """Child mode: run the real gateway app for *config_path*."""
+    from aiohttp import web
+
+    from gateway.app import create_app
+
+    config = load_config(config_path)
+    web.run_app(create_app(config), host="127.0.0.1", port=config.server.port,
+                print=None, access_log=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--serve-gateway", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_gateway:
+        serve_gateway(args.serve_gateway)
+        return
+    wrk = ensure_wrk()
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp_name:
+        tmp = Path(tmp_name)
+        up_port = free_port()
+        upstream = start([PYTHON, "bench/upstream.py", str(up_port)], 1, up_port)
+        upstream_url = f"http://127.0.0.1:{up_port}/graphql"
+        try:
+            port = free_port()
+            config_path = gateway_config(tmp, port, upstream_url, True)
+            config = load_config(config_path)
+            token = issue_token(config, KeyStore.load(config), "ciz", [SCOPE],
+                                f"http://127.0.0.1:{port}{ROUTE}")
+            same = lua_script(tmp / "same.lua", token, unique_queries=False)
+            unique = lua_script(tmp / "unique.lua", token, unique_queries=True)
+
+            proxy = start([PYTHON, "bench/passthrough.py", str(port), upstream_url], 0, port)
+            try:
+                results.append(measure("passthrough (aiohttp)", wrk, proxy.pid,
+                                       f"http://127.0.0.1:{port}{ROUTE}", same, args.duration))
+            finally:
+                stop(proxy)
+
+            for label, log_on, script in (
+                ("gateway (auth+analysis+policy)", True, same),
+                ("gateway, decision log off", False, same),
+                ("gateway, parse-cache miss", True, unique),
+            ):
+                cfg = gateway_config(tmp, port, upstream_url, log_on)
+                gw = start([PYTHON, __file__, "--serve-gateway", str(cfg)], 0, port)
+                try:
+                    results.append(measure(label, wrk, gw.pid, f"http://127.0.0.1:{port}{ROUTE}",
+                                           script, args.duration))
+                finally:
+                    stop(gw)
+        finally:
+            stop(upstream)
+
+    print(f"{'run':34} {'requests':>9} {'req/s':>9} {'CPU µs/req':>11} {'non-2xx':>8}")
+    for r in results:
+        print(f"{r.name:34} {r.requests:9d} {r.rps:9.0f} {r.cpu_us:11.0f} {r.non_2xx:8d}")
+    base, gateway = results[0], results[1]
+    print(f"\nratio gateway/passthrough (req/s): {gateway.rps / base.rps:.2f} (target >= 0.85)")
+    print(f"extra CPU per request in the gateway: {gateway.cpu_us - base.cpu_us:.0f} µs")
+    print(f"decision log costs: {results[1].cpu_us - results[2].cpu_us:.0f} µs/request")
+    print(f"parse-cache miss costs: {results[3].cpu_us - results[1].cpu_us:.0f} µs/request")
+    if any(r.non_2xx for r in results):
+        raise SystemExit("some requests were not answered 2xx: the measurement is not valid")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, each bounded in time, each comparing against a baseline
+# measured in the same run (these machines are shared and noisy: read the ratios).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+mkdir -p bench/results
+
+run() {
+    local name=$1; shift
+    echo
+    echo "== $name =="
+    "$PY" "$@" | tee "bench/results/$name.txt"
+}
+
+run tokens   bench/bench_tokens.py
+run parse    bench/bench_parse.py --seconds 1
+run policy   bench/bench_policy.py
+run logging  bench/bench_logging.py
+run gateway  bench/bench_gateway.py
+echo
+echo "results in bench/results/"
