@@ -8,10 +8,9 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gateway import __version__
+    from gateway import __version__, server_cli
     from gateway.authserver import cli as authserver_cli
     from gateway.policy import cli as policy_cli
-    from gateway import server_cli
 
     parser = argparse.ArgumentParser(
         prog="nid-gateway",

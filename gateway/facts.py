@@ -79,7 +79,7 @@ class RouteFacts:
     deelnemer_id: str
     """e.g. ``5151``."""
     deelnemer_kind: str
-    """The scope word for this deelnemer, e.g. ``zorgkantoor``, ``zorgaanbieder``, ``onderneming``."""
+    """The scope word for this deelnemer: ``zorgkantoor``, ``zorgaanbieder``, ``onderneming``."""
     name: str = ""
     strict_input: bool = False
     """Check ``timestamp``/``subjectList``/``ontvangerKenmerk`` strictly (route option)."""

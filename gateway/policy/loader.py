@@ -283,7 +283,7 @@ def _compile(loaded: _Loaded, data: DataCatalogue, issues: list[LoadIssue]) -> l
                 issues.append(source.issue(
                     ("applies_to",), f"policy {policy_id!r} is unreachable for "
                     f"{selector[0]} {selector[1]}: {claimed[selector]} already applies to it",
-                    "one policy per operation: merge the checks into that policy"))
+                    "one policy per operation: merge the checks into that policy", key=True))
             else:
                 claimed[selector] = f"{policy_id!r} ({policy.location})"
         policies.append(policy)

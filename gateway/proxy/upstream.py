@@ -174,7 +174,10 @@ class Upstream:
         response.headers.update(response_headers)
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
-        await response.prepare(request)
+        try:
+            await response.prepare(request)
+        except ConnectionError:
+            return Forwarded(response, upstream.status, _ms(started), error="caller_closed")
         while True:
             try:
                 chunk = await upstream.content.readany()

@@ -1,0 +1,193 @@
+"""``nid-gateway policy check|test|explain`` run in-process through gateway.cli.main."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from tests.policy.conftest import IWLZ, REPO, Writer
+
+SEED_QUERY = (
+    "mutation zendNotificatie($afzenderID: String!, $afzenderIDType: IDTypeEnum!, "
+    "$eventType: String!, $ontvangerID: String!, $ontvangerIDType: IDTypeEnum!, "
+    "$timestamp: DateTime!, $subjectList: [SubjectEntity!]!) { zendNotificatie("
+    "notificatieInput: {afzenderID: $afzenderID, afzenderIDType: $afzenderIDType, "
+    "eventType: $eventType, ontvangerID: $ontvangerID, ontvangerIDType: $ontvangerIDType, "
+    "timestamp: $timestamp, subjectList: $subjectList}) { notificatieID } }"
+)
+SEED_VARIABLES = {
+    "afzenderID": "62253778", "afzenderIDType": "KVK",
+    "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR", "ontvangerID": "5151",
+    "ontvangerIDType": "UZOVI", "timestamp": "2024-07-02T00:00:00Z",
+    "subjectList": [{"recordID": "WlzIndicatie/1", "subject": "WlzIndicatie/1"}],
+}
+CIZ = {"client_id": "ciz", "instantie_type": "Onderneming", "kvk": "62253778",
+       "scope": "organisaties/zorgkantoor/notificaties/notificatie:create"}
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_iwlz_policy_suites_all_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["policy", "test", str(REPO / "policies")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    passed, failed = last_line(out).split(", ")
+    assert failed == "0 failed"
+    assert int(passed.split()[0]) >= 70
+
+
+def test_each_iwlz_policy_has_a_test_file_beside_it() -> None:
+    for policy in ("notificatie", "melding", "raadpleging"):
+        assert (IWLZ / f"{policy}.test.yaml").is_file()
+
+
+def test_failing_case_shows_expected_and_actual(write: Writer,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    suite = write("suite.test.yaml", f"""
+        tests: a wrong expectation
+        policies: [{IWLZ}]
+        callers:
+          ciz: {json.dumps(CIZ)}
+        requests:
+          seed: {json.dumps({"query": SEED_QUERY, "variables": SEED_VARIABLES})}
+        cases:
+          - name: expects a refusal that does not come
+            caller: ciz
+            route: /deelnemers/uzovi/5151/graphql
+            request: seed
+            expect: {{allow: false, message: "ZendNotificatie mutation: afzender_id is not valid"}}
+          - name: expects the allow that comes
+            caller: ciz
+            route: /deelnemers/uzovi/5151/graphql
+            request: seed
+            expect: {{allow: true}}
+    """)
+    code = main(["policy", "test", str(suite)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"FAIL {suite}:8: expects a refusal that does not come" in out
+    assert "  - expected allow: False\n  + actual   allow: True" in out
+    assert "  - expected message: 'ZendNotificatie mutation: afzender_id is not valid'\n" \
+           "  + actual   message: None" in out
+    assert last_line(out) == "1 passed, 1 failed"
+
+
+def test_broken_test_file_counts_as_failure(write: Writer,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    suite = write("bad.test.yaml", "tests: x\ncases:\n  - name: no caller\n")
+    assert main(["policy", "test", str(suite)]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR {suite}:3:5: missing required key 'caller'" in out
+    assert last_line(out).endswith("failed") and not last_line(out).endswith(" 0 failed")
+
+
+def test_check_accepts_the_iwlz_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", str(IWLZ)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok: 3 policies")
+    assert "productie, test" in out
+
+
+def test_check_reports_every_error_with_position(write: Writer,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    broken = write("broken.yaml", """
+        policy: p
+        applies_to: {graphql: {operation: mutation, field: zendNotificatie}}
+        checks:
+          - id: a
+            require: {fact: args.x, in: onbekend}
+          - id: b
+            require: {fact: token.naam, present: true}
+    """)
+    assert main(["policy", "check", str(broken)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{broken}:5:33: unknown list 'onbekend'")
+    assert out[1].startswith(f"{broken}:7:21: unknown fact 'token.naam'")
+
+
+def test_check_finds_errors_an_overlay_brings(write: Writer,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    write("set/p.yaml", """
+        policy: p
+        applies_to: {graphql: {operation: mutation, field: zendNotificatie}}
+        checks:
+          - id: a
+            require: {row: t, where: {a: {fact: args.a}}}
+    """)
+    write("set/d.yaml", "catalogue: d\ntables:\n  t:\n    - {a: x}\n")
+    overlay = write("set/o.yaml", "overlay: productie\ntables:\n  t:\n    add: [{b: y}]\n")
+    assert main(["policy", "check", str(overlay.parent)]) == 1
+    out = capsys.readouterr().out
+    assert f"{overlay}:4:11: [productie] unknown column 'b' in table 't'" in out
+
+
+def explain_files(tmp_path: Path, variables: dict[str, object]) -> tuple[Path, Path]:
+    claims = tmp_path / "claims.json"
+    claims.write_text(json.dumps(CIZ))
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"query": SEED_QUERY, "variables": variables,
+                                   "operationName": "zendNotificatie"}))
+    return claims, request
+
+
+def test_explain_json_gives_decision_and_trace(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    claims, request = explain_files(tmp_path, {**SEED_VARIABLES, "afzenderID": "1"})
+    code = main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
+                 "--request", str(request), "--route", "/deelnemers/uzovi/5151/graphql",
+                 "--format", "json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"allow", "status", "code", "message", "rule", "location", "trace"}
+    assert result["allow"] is False
+    assert result["status"] == 400
+    assert result["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert result["message"] == "ZendNotificatie mutation: afzender_id is not valid"
+    assert result["rule"] == "iwlz-notificatie/afzender-id"
+    assert result["location"] == f"{IWLZ}/notificatie.yaml:35"
+    failed = [s["rule"] for s in result["trace"] if s["outcome"] == "failed"]
+    assert failed == ["iwlz-notificatie/afzender-id", "iwlz-notificatie/gebonden-afzender"]
+
+
+def test_explain_text_shows_environment_and_every_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    claims, request = explain_files(tmp_path, SEED_VARIABLES)
+    code = main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
+                 "--request", str(request), "--route", "/deelnemers/uzovi/5151/graphql",
+                 "--environment", "productie"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("decision:    ALLOW 200\n")
+    assert "environment productie" in out
+    assert "  matched  environment\n           productie" in out
+    assert "  passed   iwlz-notificatie/afzender-id" in out
+    assert "  skipped  iwlz-notificatie/strict-timestamp" in out
+    assert "  allowed  iwlz-notificatie" in out
+
+
+def test_explain_shows_an_analyser_refusal(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    claims, request = explain_files(tmp_path, SEED_VARIABLES)
+    request.write_text(json.dumps({"query": "mutation a { x } mutation b { y }"}))
+    main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
+          "--request", str(request), "--format", "json"])
+    result = json.loads(capsys.readouterr().out)
+    assert (result["allow"], result["status"], result["code"], result["message"]) == (
+        False, 400, "BAD_REQUEST", "Only one operation at the time is supported.")
+
+
+def test_explain_rejects_a_bad_route_and_bad_json(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    claims, request = explain_files(tmp_path, SEED_VARIABLES)
+    assert main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
+                 "--request", str(request), "--route", "/elders"]) == 2
+    assert "is not /deelnemers/<idtype>/<id>/graphql" in capsys.readouterr().err
+    claims.write_text("{not json")
+    assert main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
+                 "--request", str(request)]) == 2
+    assert f"{claims}:1:2: claims is not JSON" in capsys.readouterr().err
