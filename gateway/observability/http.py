@@ -57,10 +57,10 @@ def request_metrics_middleware(metrics: GatewayMetrics) -> Any:
             status = 499  # client went away (nginx's convention)
             raise
         finally:
-            route = metrics.route_label(route_template(request))
             method = request.method if request.method in _METHODS else OTHER
-            metrics.requests.labels(route, method, str(status)).inc()
-            metrics.request_seconds.labels(route).observe(time.perf_counter() - start)
+            counter, seconds = metrics.request_children(route_template(request), method, status)
+            counter.inc()
+            seconds.observe(time.perf_counter() - start)
 
     return observe_request
 

@@ -7,6 +7,8 @@ chain: level, ISO-8601 UTC timestamp, exception text, **redaction**, renderer. S
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
 import threading
@@ -35,19 +37,70 @@ def _orjson_dumps(obj: Any, **_kw: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+_pending: list[str] = []
+"""Rendered lines waiting for the end of the current event-loop iteration."""
+
+
+def flush_pending() -> None:
+    """Write every pending line to the *current* ``sys.stdout`` in one call, and flush."""
+    if not _pending:
+        return
+    count = len(_pending)
+    text = "".join(_pending[:count])
+    del _pending[:count]  # lines appended meanwhile (another thread) stay for the next flush
+    out = sys.stdout
+    out.write(text)
+    out.flush()
+
+
+def emit_line(line: str) -> None:
+    """Queue one rendered line for stdout.
+
+    On the event loop, lines are written once per loop iteration (one ``write(2)`` for every
+    request that finished in that iteration instead of one per line: logging is on the
+    per-request path); off the loop (start-up, CLI, other threads) they are written at once.
+    Order is kept, lines are never split, and an ``atexit`` hook writes what is left.
+    """
+    _pending.append(line + "\n")
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        flush_pending()
+        return
+    # One flush per loop iteration; a loop that stopped before running its flush (test
+    # teardown) must not strand lines, so a different loop schedules anew.
+    if _flush_loop is not loop:
+        _schedule_flush(loop)
+
+
+_flush_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _schedule_flush(loop: asyncio.AbstractEventLoop) -> None:
+    global _flush_loop
+    _flush_loop = loop
+    loop.call_soon(_scheduled_flush)
+
+
+def _scheduled_flush() -> None:
+    global _flush_loop
+    _flush_loop = None
+    flush_pending()
+
+
+atexit.register(flush_pending)
+
+
 class StdoutLogger:
-    """Writes each rendered line to the *current* ``sys.stdout`` and flushes it.
+    """structlog logger writing each rendered line to the *current* ``sys.stdout``.
 
     Resolving ``sys.stdout`` at write time (not at configure time) keeps output capturable
-    by test harnesses; flushing per line keeps lines whole and timely for log shippers
-    reading a pipe.
+    by test harnesses; lines are batched per event-loop iteration (see :func:`emit_line`).
     """
 
     def msg(self, message: str) -> None:
         """Write one line."""
-        out = sys.stdout
-        out.write(message + "\n")
-        out.flush()
+        emit_line(message)
 
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
@@ -61,10 +114,7 @@ class _StdoutHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record)
-            out = sys.stdout
-            out.write(line + "\n")
-            out.flush()
+            emit_line(self.format(record))
         except Exception:  # pragma: no cover - logging must never raise into the caller
             self.handleError(record)
 

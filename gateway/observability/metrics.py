@@ -216,6 +216,8 @@ class GatewayMetrics:
         # Label children cached by raw key: prometheus' labels() takes a lock and builds
         # a tuple per call; the hot path pays one dict lookup instead.
         self._decision_children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        self._route_children: dict[str, tuple[Any, Any]] = {}
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def decision_children(
         self, outcome: str, route: str, code: str | None, rule: str | None
@@ -231,6 +233,30 @@ class GatewayMetrics:
             )
             if len(self._decision_children) < 10_000:
                 self._decision_children[key] = children
+        return children
+
+    def route_children(self, route: str) -> tuple[Any, Any]:
+        """(policy-latency child, upstream-latency child) for *route*, cached."""
+        children = self._route_children.get(route)
+        if children is None:
+            r = self.route_label(route)
+            children = (self.policy_seconds.labels(r), self.upstream_seconds.labels(r))
+            if len(self._route_children) < 1_000:
+                self._route_children[route] = children
+        return children
+
+    def request_children(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """(request counter child, request-latency child) for one response, cached."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            r = self.route_label(route)
+            children = (
+                self.requests.labels(r, method, str(status)),
+                self.request_seconds.labels(r),
+            )
+            if len(self._request_children) < 10_000:
+                self._request_children[key] = children
         return children
 
     def set_policy_version(self, version: str) -> None:

@@ -64,12 +64,12 @@ class GatewayObserver:
         counter, total = m.decision_children(event.outcome, event.route, event.code, event.rule)
         counter.inc()
         total.observe(event.total_ms / 1000.0)
-        if event.policy_ms is not None:
-            m.policy_seconds.labels(m.route_label(event.route)).observe(event.policy_ms / 1000.0)
-        if event.upstream_ms is not None:
-            m.upstream_seconds.labels(m.route_label(event.route)).observe(
-                event.upstream_ms / 1000.0
-            )
+        if event.policy_ms is not None or event.upstream_ms is not None:
+            policy, upstream = m.route_children(event.route)
+            if event.policy_ms is not None:
+                policy.observe(event.policy_ms / 1000.0)
+            if event.upstream_ms is not None:
+                upstream.observe(event.upstream_ms / 1000.0)
         if not (self.decision_log or self.audit or self.spans):
             return
         record = decision_record(event)

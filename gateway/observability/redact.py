@@ -58,6 +58,7 @@ _PATTERN = re.compile(f"(?P<pair>{_PAIR})|(?P<jwt>{_JWT})|(?P<auth>{_AUTH_SCHEME
 # Cheap substring tests that every dangerous string must contain; skipping the regex for the
 # (vast majority of) harmless strings keeps redaction off the per-request cost sheet.
 _TRIGGERS = ("eyJ", "=", '":', "':", "earer", "EARER", "asic", "ASIC", "pop", "POP")
+_TRIGGER = re.compile("|".join(re.escape(t) for t in _TRIGGERS))
 
 
 # structlog's ProcessorFormatter bookkeeping (the LogRecord itself); removed before rendering.
@@ -78,9 +79,8 @@ def _replace(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """Replace every JWT, ``Bearer``/``Basic`` credential and ``secret=value`` pair in *text*."""
-    for trigger in _TRIGGERS:
-        if trigger in text:
-            return _PATTERN.sub(_replace, text)
+    if _TRIGGER.search(text) is not None:
+        return _PATTERN.sub(_replace, text)
     return text
 
 
@@ -124,18 +124,22 @@ def _sensitive_cached(key: str) -> bool:
 
 def redact_event(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: redact every key and value of the event in place."""
-    # On every log line: type checks by identity and substring tests before any regex.
+    # On every log line: a dict lookup per key, type checks by identity, and one C-level
+    # regex search per string before the full pattern runs.
+    key_cache = _KEY_CACHE
+    search = _TRIGGER.search
     for key, value in event_dict.items():
-        if _sensitive_cached(key):
+        sensitive = key_cache.get(key)
+        if sensitive is None:
+            sensitive = _sensitive_cached(key)
+        if sensitive:
             if key not in _META_KEYS:
                 event_dict[key] = REDACTED
             continue
         kind = type(value)
         if kind is str:
-            for trigger in _TRIGGERS:
-                if trigger in value:
-                    event_dict[key] = _PATTERN.sub(_replace, value)
-                    break
+            if search(value) is not None:
+                event_dict[key] = _PATTERN.sub(_replace, value)
         elif value is None or kind is int or kind is float or kind is bool or key in _META_KEYS:
             continue
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,15 +184,38 @@ class ConditionCompiler:
             parts = [("yes: " if c.test(f, i) else "no: ") + c.explain(f, i) for c in conds]
             return f"{word} of [" + "; ".join(parts) + "]"
 
+        # Unrolled for the usual sizes: a generator per call costs more than the tests.
         if word == "all":
+            never = any(c.never for c in conds)
+            if len(tests) == 1:
+                return Cond(tests[0], explain, text, never)
             if len(tests) == 2:
                 t1, t2 = tests
-                return Cond(lambda f, i: t1(f, i) and t2(f, i), explain, text,
-                            any(c.never for c in conds))
-            return Cond(lambda f, i: all(t(f, i) for t in tests), explain, text,
-                        any(c.never for c in conds))
-        return Cond(lambda f, i: any(t(f, i) for t in tests), explain, text,
-                    all(c.never for c in conds))
+                return Cond(lambda f, i: t1(f, i) and t2(f, i), explain, text, never)
+            if len(tests) == 3:
+                t1, t2, t3 = tests
+                return Cond(lambda f, i: t1(f, i) and t2(f, i) and t3(f, i), explain, text,
+                            never)
+
+            def all_of(f: DecisionInput, i: Any) -> bool:
+                for t in tests:  # noqa: SIM110 - a plain loop avoids a generator per call
+                    if not t(f, i):
+                        return False
+                return True
+
+            return Cond(all_of, explain, text, never)
+        never = all(c.never for c in conds)
+        if len(tests) == 2:
+            t1, t2 = tests
+            return Cond(lambda f, i: t1(f, i) or t2(f, i), explain, text, never)
+
+        def any_of(f: DecisionInput, i: Any) -> bool:
+            for t in tests:  # noqa: SIM110 - a plain loop avoids a generator per call
+                if t(f, i):
+                    return True
+            return False
+
+        return Cond(any_of, explain, text, never)
 
     # ------------------------------------------------------------------ tables
     def _row(self, node: dict[str, Any], path: JsonPath, in_item: bool) -> Cond:
@@ -476,7 +499,3 @@ class ConditionCompiler:
     def _op_some(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         return self._items("some", name, get, arg, at)
 
-
-def compile_all(compiler: ConditionCompiler, nodes: Sequence[tuple[Any, JsonPath]]) -> list[Cond]:
-    """Compile several conditions (helper for tests and tools)."""
-    return [compiler.compile(node, path) for node, path in nodes]

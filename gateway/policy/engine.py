@@ -17,6 +17,8 @@ from gateway.policy.conditions import Cond, DataCatalogue
 from gateway.policy.decision import Decision, TraceStep
 
 DEFAULT_DENY_RULE = "default-deny"
+REFUSAL_CACHE_SIZE = 4096
+"""Refusal decisions kept per policy (operation names are chosen by callers: bounded)."""
 DEFAULT_DENY_STATUS = 403
 DEFAULT_DENY_CODE = "FORBIDDEN"
 DEFAULT_DENY_MESSAGE = "Policy Access Denied"
@@ -100,6 +102,7 @@ class CompiledPolicy:
     version: str = ""
     _plan: tuple[tuple[Any, Any, CompiledCheck], ...] = ()
     _allow: Decision | None = None
+    _refusals: dict[tuple[str, str | None, str, str], Decision] = field(default_factory=dict)
 
     def finish(self, version: str) -> None:
         """Freeze the hot-path plan (called once the set's version is known)."""
@@ -123,8 +126,16 @@ class CompiledPolicy:
 
     def _refuse(self, facts: DecisionInput, check: CompiledCheck,
                 trace: tuple[TraceStep, ...]) -> Decision:
+        if not trace:
+            # A refusal depends only on the check and the operation's name and type: reuse
+            # it (building a frozen Decision costs more than the whole evaluation).
+            op = facts.operation
+            key = (check.rule, op.operation_name, op.root_field, op.operation_type)
+            cached = self._refusals.get(key)
+            if cached is not None:
+                return cached
         refusal = check.refusal
-        return Decision(
+        decision = Decision(
             allow=False,
             status=refusal.status,
             code=refusal.code,
@@ -135,6 +146,9 @@ class CompiledPolicy:
             trace=trace,
             policy_version=self.version,
         )
+        if not trace and len(self._refusals) < REFUSAL_CACHE_SIZE:
+            self._refusals[key] = decision
+        return decision
 
     def explain(self, facts: DecisionInput, head: tuple[TraceStep, ...]) -> Decision:
         """Like decide, but visits every check and records what each found."""

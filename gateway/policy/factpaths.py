@@ -94,10 +94,7 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
     if head == "args":
         if not parts:
             return lambda f, _i: f.operation.arguments
-        if len(parts) == 1:
-            (name,) = parts
-            return lambda f, _i: _dig(f.operation.arguments, (name,))
-        return lambda f, _i: _dig(f.operation.arguments, parts)
+        return _args_getter(parts)
     if head == "extra":
         if not parts:
             raise UnknownFact("extra needs a name", "e.g. extra.method")
@@ -146,3 +143,26 @@ def _operation_getter(name: str) -> Getter:
         "alias": lambda f, _i: f.operation.root_alias,
         "selected": lambda f, _i: f.operation.selected_paths,
     }[name]
+
+
+def _args_getter(parts: tuple[str, ...]) -> Getter:
+    # Specialised for the usual one- and two-step paths (``notificatieInput.afzenderID``):
+    # this runs a dozen times per decision, so no loop and no generic walk.
+    if len(parts) == 1:
+        (a,) = parts
+
+        def get1(f: DecisionInput, _i: Any) -> Any:
+            return f.operation.arguments.get(a)
+
+        return get1
+    if len(parts) == 2:
+        a, b = parts
+
+        def get2(f: DecisionInput, _i: Any) -> Any:
+            v = f.operation.arguments.get(a)
+            if type(v) is dict or isinstance(v, Mapping):
+                return v.get(b)
+            return None
+
+        return get2
+    return lambda f, _i: _dig(f.operation.arguments, parts)

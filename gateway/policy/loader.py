@@ -330,10 +330,7 @@ def check_policy_set(paths: Sequence[Path]) -> tuple[PolicySet, list[str]]:
     Returns the base set and the names of the environments checked; raises
     PolicyLoadError with every problem of every environment (deduplicated).
     """
-    try:
-        base = load_policy_set(paths)
-    except PolicyLoadError:
-        raise
+    base = load_policy_set(paths)
     problems: list[LoadIssue] = []
     for env in base.environments:
         try:
