@@ -52,6 +52,8 @@ class GatewayObserver:
         self.decision_log = decision_log
         self.audit = audit
         self.spans = spans
+        self._cache_hits = metrics.parse_cache.labels("hit")
+        self._cache_misses = metrics.parse_cache.labels("miss")
         self._decision_logger = get_logger("gateway.decision")
         self._token_logger = get_logger("gateway.token")
         self._log = get_logger("gateway.observability")
@@ -97,7 +99,7 @@ class GatewayObserver:
 
     def parse_cache(self, hit: bool) -> None:
         """One parsed-document cache lookup."""
-        self.metrics.parse_cache.labels("hit" if hit else "miss").inc()
+        (self._cache_hits if hit else self._cache_misses).inc()
 
     def upstream_error(self, route: str, kind: str) -> None:
         """One failed attempt to reach a route's upstream (``refused``, ``reset``, ``timeout``)."""

@@ -8,8 +8,8 @@ refusals included, carries the trace headers and ``X-Request-ID``.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -78,8 +78,10 @@ def _note_operation(event: DecisionEvent, operation: OperationFacts) -> None:
     event.operation_name = operation.operation_name
     event.root_field = operation.root_field
     # The notification/melding input is the root field's (only) input object.
-    values = next((v for v in operation.arguments.values() if isinstance(v, Mapping)), None)
-    if values is None:
+    for values in operation.arguments.values():
+        if isinstance(values, dict):
+            break
+    else:
         return
     event_type = values.get("eventType")
     event.event_type = event_type if isinstance(event_type, str) else None
@@ -87,7 +89,7 @@ def _note_operation(event: DecisionEvent, operation: OperationFacts) -> None:
     event.ontvanger = _id_pair(values, "ontvanger")
     subjects = values.get("subjectList")
     if isinstance(subjects, list):
-        entries = [s for s in subjects if isinstance(s, Mapping)]
+        entries = [s for s in subjects if isinstance(s, dict)]
         event.subjects = tuple(str(s["subject"]) for s in entries if s.get("subject") is not None)
         event.records = tuple(str(s["recordID"]) for s in entries if s.get("recordID") is not None)
 
@@ -122,7 +124,7 @@ class RouteHandler:
         trace = TraceContext.from_headers(request.headers)
         trace_headers = trace.headers()
         event = DecisionEvent(
-            decision_id=uuid.uuid4().hex,
+            decision_id=os.urandom(16).hex(),  # 128 random bits, as uuid4 but cheaper
             outcome="deny",
             status=0,
             route=self._path,

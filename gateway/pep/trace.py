@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from dataclasses import dataclass
 
 from multidict import CIMultiDictProxy
@@ -68,7 +67,7 @@ class TraceContext:
             flags=flags or "01",
             b3_trace_id=b3_trace or trace_id,
             b3_parent_span_id=parent,
-            request_id=request_id if _REQUEST_ID.match(request_id) else uuid.uuid4().hex,
+            request_id=request_id if _REQUEST_ID.match(request_id) else _hex(16),
         )
 
     @property

@@ -11,12 +11,12 @@ the bearer token on would let the resource server replay it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
+# Header names are compared lower-cased: HTTP names are case-insensitive, and a caller
+# writing ``authorization`` must lose it as surely as one writing ``Authorization``.
 HOP_BY_HOP = frozenset(
-    istr(name)
+    name.lower()
     for name in (
         "Connection",
         "Keep-Alive",
@@ -33,31 +33,33 @@ HOP_BY_HOP = frozenset(
 
 CLAIMS_HEADER = istr("claims")
 TRACE_HEADERS = frozenset(
-    istr(name)
+    name.lower()
     for name in ("traceparent", "X-B3-TraceId", "X-B3-SpanId", "X-B3-ParentSpanId", "b3",
                  "X-Request-ID")
 )
 _NOT_TO_UPSTREAM = (
     HOP_BY_HOP
     | TRACE_HEADERS
-    | {istr("Host"), istr("Content-Length"), CLAIMS_HEADER, istr("Expect")}
-    | {istr("X-Forwarded-Proto"), istr("X-Forwarded-Host"), istr("Forwarded")}
+    | {"host", "content-length", "claims", "expect"}
+    | {"x-forwarded-proto", "x-forwarded-host", "forwarded"}
 )
-_NOT_TO_CALLER = HOP_BY_HOP | {istr("Content-Length"), istr("Server"), istr("Date")}
+_NOT_TO_UPSTREAM_NO_AUTH = _NOT_TO_UPSTREAM | {"authorization"}
+_NOT_TO_CALLER = HOP_BY_HOP | {"content-length", "server", "date"}
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
     named: set[str] = set()
     for value in headers.getall("Connection", ()):
-        named.update(istr(part.strip()) for part in value.split(",") if part.strip())
+        named.update(part.strip().lower() for part in value.split(",") if part.strip())
     return named
 
 
 def _copy(
-    headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: Iterable[str]
+    headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: frozenset[str]
 ) -> CIMultiDict[str]:
-    dropped = set(drop) | _connection_tokens(headers)
-    return CIMultiDict((k, v) for k, v in headers.items() if k not in dropped)
+    if "Connection" in headers:
+        drop = drop | _connection_tokens(headers)
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
 
 
 def upstream_request_headers(
@@ -69,10 +71,7 @@ def upstream_request_headers(
     host: str | None,
 ) -> CIMultiDict[str]:
     """The caller's headers as the upstream should see them, plus ``X-Forwarded-*``."""
-    drop = set(_NOT_TO_UPSTREAM)
-    if not keep_authorization:
-        drop.add(istr("Authorization"))
-    headers = _copy(incoming, drop)
+    headers = _copy(incoming, _NOT_TO_UPSTREAM if keep_authorization else _NOT_TO_UPSTREAM_NO_AUTH)
     if peer:
         previous = incoming.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer

@@ -82,6 +82,22 @@ async def test_hop_by_hop_request_headers_are_removed(gateway: Gateway) -> None:
     assert received.headers["Accept"] == "application/graphql-response+json"
 
 
+async def test_header_names_are_matched_case_insensitively(gateway: Gateway) -> None:
+    # HTTP header names are case-insensitive: a lower-case `authorization` or `claims`
+    # must be stripped as surely as the capitalised spelling.
+    await gateway.post(
+        ZK_5151,
+        headers={"authorization": f"Bearer {token_for(gateway)}", "claims": '{"forged":1}',
+                 "connection": "x-private", "x-private": "1", "keep-alive": "5",
+                 "proxy-authorization": "Basic eDp5"},
+    )
+    [received] = gateway.upstream.received
+    for name in ("Authorization", "X-Private", "Keep-Alive", "Proxy-Authorization"):
+        assert name not in received.headers
+    assert received.headers.getall("claims") == [received.headers["claims"]]
+    assert "forged" not in received.headers["claims"]
+
+
 async def test_forwarded_headers_are_set_and_appended(gateway: Gateway) -> None:
     await gateway.post(ZK_5151, token=token_for(gateway),
                        headers={"X-Forwarded-For": "203.0.113.7"})
