@@ -11,22 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway.proxy.headers import CLAIMS_HEADER, upstream_request_headers
-from gateway.proxy.upstream import Forwarded, Upstream
 from gateway.tokens.verifier import VerifiedToken
 
 
-async def forward(
+def forward_headers(
     request: web.Request,
-    body: bytes,
-    upstream: Upstream,
     token: VerifiedToken,
     trace_headers: Mapping[str, str],
     *,
     keep_authorization: bool,
-) -> Forwarded:
-    """Forward *body* to *upstream* on behalf of the verified *token*."""
+) -> CIMultiDict[str]:
+    """The headers the upstream receives for *request* on behalf of the verified *token*."""
     headers = upstream_request_headers(
         request.headers,
         keep_authorization=keep_authorization,
@@ -36,4 +34,4 @@ async def forward(
     )
     headers.update(trace_headers)
     headers[CLAIMS_HEADER] = token.claims_header
-    return await upstream.forward(request, body, headers, trace_headers)
+    return headers

@@ -25,7 +25,7 @@ from gateway.observability.events import DecisionEvent, Observer
 from gateway.pep.analyse import analyse, read_body
 from gateway.pep.authenticate import authenticate, check_scopes
 from gateway.pep.decide import decide, refusal_for
-from gateway.pep.forward import forward
+from gateway.pep.forward import forward_headers
 from gateway.pep.responses import refusal_response
 from gateway.pep.trace import TraceContext
 from gateway.policy.decision import DecisionPoint
@@ -196,14 +196,10 @@ class RouteHandler:
         if not decision.allow:
             raise refusal_for(decision)
         event.outcome = "allow"
-        forwarded = await forward(
-            request,
-            body,
-            plan.upstream,
-            token,
-            trace_headers,
-            keep_authorization=self._keep_authorization,
+        headers = forward_headers(
+            request, token, trace_headers, keep_authorization=self._keep_authorization
         )
+        forwarded = await plan.upstream.forward(request, body, headers, trace_headers)
         event.status = forwarded.status
         event.upstream_ms = forwarded.upstream_ms
         if forwarded.error in ("reset", "timeout"):

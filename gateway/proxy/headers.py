@@ -75,6 +75,10 @@ def upstream_request_headers(
     if peer:
         previous = incoming.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+    # aiohttp adds `Accept-Encoding: gzip, deflate` when the header is absent; the answer
+    # passes through undecoded, so a caller that asked for no encoding must not get one.
+    if "Accept-Encoding" not in headers:
+        headers["Accept-Encoding"] = "identity"
     headers["X-Forwarded-Proto"] = scheme
     if host:
         headers["X-Forwarded-Host"] = host

@@ -7,6 +7,10 @@ reset connection is ``502 BAD_GATEWAY`` at once, no answer within the route's ti
 (hop-by-hop removed) and body are copied back in chunks, so a large answer is never held in
 memory. If the upstream breaks off mid-body after the status was already sent, the only
 honest signal left is to abort the caller's connection.
+
+An answer with a declared length of at most :data:`BUFFER_LIMIT` bytes (a GraphQL answer,
+nearly always) is read whole before the caller gets anything: one write instead of three, and
+an upstream that breaks off mid-body still gets an honest ``502`` instead of an abort.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from gateway.observability.events import Observer
 from gateway.proxy.headers import caller_response_headers
 
 KEEPALIVE_SECONDS = 30.0
+BUFFER_LIMIT = 64 * 1024
+"""Answers with a Content-Length up to this many bytes are read whole, larger ones streamed."""
 
 
 @dataclass(slots=True)
@@ -74,7 +80,9 @@ class UpstreamPool:
                 # callers, no default headers the caller did not send.
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                # No skip_auto_headers: aiohttp rebuilds that set on every request. The
+                # header builder supplies what aiohttp would otherwise invent instead
+                # (see gateway.proxy.headers.upstream_request_headers).
             )
 
     async def close(self) -> None:
@@ -106,7 +114,11 @@ class Upstream:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         t = route.timeouts
-        self.timeout = aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read)
+        # A read timeout no shorter than the total one can never fire first: leave it out,
+        # which spares a timer reset on every chunk received.
+        self.timeout = aiohttp.ClientTimeout(
+            total=t.total, connect=t.connect, sock_read=t.read if t.read < t.total else None
+        )
 
     async def reachable(self) -> tuple[bool, dict[str, object]]:
         """Readiness: can a TCP connection be opened to the upstream?"""
@@ -129,10 +141,11 @@ class Upstream:
         headers: CIMultiDict[str],
         response_headers: Mapping[str, str],
     ) -> Forwarded:
-        """POST *body* with *headers* upstream and stream the answer to the caller.
+        """POST *body* with *headers* upstream and pass the answer to the caller.
 
         Raises :class:`BadGateway` / :class:`GatewayTimeout` while nothing has been sent to
-        the caller yet; afterwards failures abort the caller's connection.
+        the caller yet; afterwards failures abort the caller's connection. (One coroutine
+        on purpose: every await level is paid again at each suspension of the request.)
         """
         started = time.perf_counter()
         session = self._pool.session(self._origin)
@@ -155,49 +168,53 @@ class Upstream:
             self._fail("reset")
             raise BadGateway(reason="upstream_reset") from None
         try:
-            return await self._stream(request, upstream, response_headers, started)
+            status = upstream.status
+            out_headers = caller_response_headers(upstream.headers)
+            out_headers.update(response_headers)
+            length = upstream.content_length
+            if length is not None and length <= BUFFER_LIMIT:
+                try:
+                    payload = await upstream.read()
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    kind = "timeout" if isinstance(exc, TimeoutError) else "reset"
+                    self._fail(kind)
+                    if kind == "timeout":
+                        raise GatewayTimeout(reason="upstream_timeout") from None
+                    raise BadGateway(reason="upstream_reset") from None
+                response = web.Response(
+                    body=payload, status=status, reason=upstream.reason, headers=out_headers
+                )
+                return Forwarded(response, status, _ms(started))
+            response = web.StreamResponse(status=status, reason=upstream.reason, headers=out_headers
+            )
+            if length is not None:
+                response.content_length = length
+            try:
+                await response.prepare(request)
+            except ConnectionError:
+                return Forwarded(response, status, _ms(started), error="caller_closed")
+            while True:
+                try:
+                    chunk = await upstream.content.readany()
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    kind = "timeout" if isinstance(exc, TimeoutError) else "reset"
+                    self._fail(kind)
+                    # The status line is gone already: abort so the caller sees a broken
+                    # response instead of a short body that looks complete.
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return Forwarded(response, status, _ms(started), error=kind)
+                if not chunk:
+                    break
+                try:
+                    await response.write(chunk)
+                except ConnectionError:
+                    # The caller went away mid-answer; nothing left to tell it.
+                    return Forwarded(response, status, _ms(started), error="caller_closed")
+            await response.write_eof()
+            return Forwarded(response, status, _ms(started))
         finally:
             upstream.release()
-
-    async def _stream(
-        self,
-        request: web.Request,
-        upstream: aiohttp.ClientResponse,
-        response_headers: Mapping[str, str],
-        started: float,
-    ) -> Forwarded:
-        response = web.StreamResponse(
-            status=upstream.status,
-            reason=upstream.reason,
-            headers=caller_response_headers(upstream.headers),
-        )
-        response.headers.update(response_headers)
-        if upstream.content_length is not None:
-            response.content_length = upstream.content_length
-        try:
-            await response.prepare(request)
-        except ConnectionError:
-            return Forwarded(response, upstream.status, _ms(started), error="caller_closed")
-        while True:
-            try:
-                chunk = await upstream.content.readany()
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                kind = "timeout" if isinstance(exc, TimeoutError) else "reset"
-                self._fail(kind)
-                # The status line is gone already: abort so the caller sees a broken
-                # response instead of a short body that looks complete.
-                if request.transport is not None:
-                    request.transport.abort()
-                return Forwarded(response, upstream.status, _ms(started), error=kind)
-            if not chunk:
-                break
-            try:
-                await response.write(chunk)
-            except ConnectionError:
-                # The caller went away mid-answer; nothing left to tell it.
-                return Forwarded(response, upstream.status, _ms(started), error="caller_closed")
-        await response.write_eof()
-        return Forwarded(response, upstream.status, _ms(started))
 
 
 def _ms(started: float) -> float:
