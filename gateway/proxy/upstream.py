@@ -181,10 +181,10 @@ class Upstream:
                     if kind == "timeout":
                         raise GatewayTimeout(reason="upstream_timeout") from None
                     raise BadGateway(reason="upstream_reset") from None
-                response = web.Response(
+                whole = web.Response(
                     body=payload, status=status, reason=upstream.reason, headers=out_headers
                 )
-                return Forwarded(response, status, _ms(started))
+                return Forwarded(whole, status, _ms(started))
             response = web.StreamResponse(status=status, reason=upstream.reason, headers=out_headers
             )
             if length is not None:
