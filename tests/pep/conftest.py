@@ -43,6 +43,7 @@ ZA_AGB = "/deelnemers/agb/12345678/graphql"
 CIZ = "/deelnemers/kvk/62253778/graphql"
 SLOW = "/deelnemers/uzovi/5151/slow"
 RESET = "/deelnemers/uzovi/5151/reset"
+RESET_SMALL = "/deelnemers/uzovi/5151/reset-small"
 DOWN = "/deelnemers/uzovi/5151/down"
 
 NOTIFICATIE_5151 = "organisaties/zorgkantoor/notificaties/notificatie:create"
@@ -121,7 +122,8 @@ def upstream_app(received: list[Received]) -> web.Application:
     async def reset(request: web.Request) -> web.StreamResponse:
         await record(request)
         response = web.StreamResponse(status=200)
-        response.content_length = 100_000
+        # ?small: a declared length the gateway reads whole before answering.
+        response.content_length = 1_000 if "small" in request.query else 100_000
         response.content_type = "application/json"
         await response.prepare(request)
         await response.write(b'{"data": {"partial": "')
@@ -196,6 +198,7 @@ def gateway_yaml(upstream_url: str, down_url: str, **overrides: Any) -> dict[str
             route(SLOW, f"{upstream_url}/slow", "UZOVI", "5151", "zorgkantoor",
                   timeouts={"connect": 1, "read": 0.3, "total": 0.5}),
             route(RESET, f"{upstream_url}/reset", "UZOVI", "5151", "zorgkantoor"),
+            route(RESET_SMALL, f"{upstream_url}/reset?small=1", "UZOVI", "5151", "zorgkantoor"),
             route(DOWN, down_url, "UZOVI", "5151", "zorgkantoor"),
             route("/deelnemers/uzovi/5151/big", f"{upstream_url}/big", "UZOVI", "5151",
                   "zorgkantoor"),

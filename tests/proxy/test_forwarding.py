@@ -13,6 +13,7 @@ from tests.pep.conftest import (
     DOWN,
     NOTIFICATIE_5151,
     RESET,
+    RESET_SMALL,
     SLOW,
     UPSTREAM_ANSWER,
     ZK_5151,
@@ -175,6 +176,18 @@ async def test_upstream_reset_mid_body_aborts_the_client_connection(gateway: Gat
     assert gateway.observer.upstream_errors == [(RESET, "reset")]
     event = gateway.observer.decisions[-1]
     assert (event.outcome, event.upstream_error) == ("error", "reset")
+
+
+async def test_upstream_reset_within_a_small_answer_is_502(gateway: Gateway) -> None:
+    # A small declared answer is read whole before the caller gets anything, so an
+    # upstream breaking off mid-body still gets an honest status instead of an abort.
+    response = await gateway.post(RESET_SMALL, token=token_for(gateway, RESET_SMALL))
+    assert response.status == 502
+    body = await response.json()
+    assert body["errors"][0]["extensions"]["code"] == "BAD_GATEWAY"
+    assert gateway.observer.upstream_errors == [(RESET_SMALL, "reset")]
+    event = gateway.observer.decisions[-1]
+    assert (event.outcome, event.status, event.upstream_error) == ("error", 502, "reset")
 
 
 async def test_large_chunked_answer_is_streamed_through(gateway: Gateway) -> None:
