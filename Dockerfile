@@ -1,37 +1,47 @@
 # nid-gateway container image.
 #   docker build -t nid-gateway .
-#   docker run -p 8080:8080 -v "$PWD/deploy:/etc/nid-gateway:ro" nid-gateway
-# The configuration (gateway.yaml, clients.yaml, keys/, policies/) is mounted at
-# /etc/nid-gateway; the image holds no configuration or keys.
+#   docker run -p 8443:8443 -v "$PWD/deploy:/etc/nid-gateway:ro" \
+#     -e NID_GATEWAY_HEALTH_URL=https://127.0.0.1:8443/healthz nid-gateway
+# The deployment (gateway.yaml, clients.yaml, keys/, tls/) is mounted at /etc/nid-gateway;
+# the image holds no configuration, keys or certificates. It ships the iWlz policies at
+# /usr/share/nid-gateway/policies and the network schema at
+# /usr/share/nid-gateway/schemas/netwerkpunt.graphql for gateway.yaml to name
+# (docs/operations.md, "Running in a container"; config/example/gateway.yaml does).
+ARG PYTHON_IMAGE=python:3.11-slim
 
-# -- build: a wheel of the project and of its dependencies ----------------------------------
-FROM python:3.11-slim AS build
+# -- build: the project and its dependencies in a virtual environment ------------------------
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
-RUN python -m pip install --no-cache-dir --upgrade pip wheel
+RUN python -m venv /opt/nid-gateway \
+ && /opt/nid-gateway/bin/pip install --no-cache-dir --upgrade pip
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN /opt/nid-gateway/bin/pip install --no-cache-dir . \
+ && /opt/nid-gateway/bin/nid-gateway --help > /dev/null
 
-# -- runtime: the wheels only, a non-root user ------------------------------------------------
-FROM python:3.11-slim AS runtime
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# -- runtime: the virtual environment only (no compiler, no pip cache), a non-root user --------
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/nid-gateway/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     NID_GATEWAY_HEALTH_URL=http://127.0.0.1:8080/healthz
 RUN groupadd --system --gid 10001 nid \
  && useradd --system --uid 10001 --gid nid --home-dir /nonexistent --shell /usr/sbin/nologin nid \
  && mkdir -p /etc/nid-gateway /var/log/nid-gateway \
  && chown nid:nid /var/log/nid-gateway
-COPY --from=build /wheels /wheels
-RUN python -m pip install --no-cache-dir --no-index --find-links=/wheels nid-gateway \
- && rm -rf /wheels
-# The network schema, for routes that validate requests against it.
-COPY config/schemas /usr/share/nid-gateway/schemas
+COPY --from=build /opt/nid-gateway /opt/nid-gateway
+# The iWlz policies and the network schema (the schema is also package data of gateway.graphql;
+# copied from there: config/schemas/netwerkpunt.graphql is a symlink to it).
+COPY policies /usr/share/nid-gateway/policies
+COPY gateway/graphql/netwerkpunt.graphql /usr/share/nid-gateway/schemas/netwerkpunt.graphql
 
 USER nid:nid
 WORKDIR /etc/nid-gateway
-EXPOSE 8080
-# Liveness over plain HTTP on the default port; set NID_GATEWAY_HEALTH_URL when the
-# gateway listens elsewhere. (No curl in the slim image: Python does the request.)
+EXPOSE 8080 8443
+# Liveness: GET /healthz on the loopback. Set NID_GATEWAY_HEALTH_URL to the configured
+# scheme and port (https: the probe skips certificate checks, it sends no credentials).
+# `serve --workers N` creates its metrics directory under TMPDIR (/tmp): with a read-only
+# root file system, mount a tmpfs there.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(0 if urllib.request.urlopen(os.environ['NID_GATEWAY_HEALTH_URL'], timeout=4).status == 200 else 1)"]
+  CMD ["python", "-m", "gateway.healthcheck"]
 CMD ["nid-gateway", "serve", "--config", "/etc/nid-gateway/gateway.yaml"]

@@ -15,6 +15,7 @@ import signal
 import ssl
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from gateway.config import ConfigError, load_config
 from gateway.config.model import GatewayConfig, TlsConfig
 
 DEMO_CONFIG = Path("config") / "demo" / "gateway.yaml"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""= gateway.observability.metrics.MULTIPROC_ENV; not imported from there, because that
+imports prometheus_client, which reads the variable when first imported."""
 
 
 def register(sub: Any) -> None:
@@ -82,7 +86,7 @@ async def start_gateway(
     from gateway.app import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
 
     app = await create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = make_runner(app, config)
     await runner.setup()
     tls = config.server.tls
     site = web.TCPSite(
@@ -94,6 +98,17 @@ async def start_gateway(
     )
     await site.start()
     return runner
+
+
+def make_runner(app: web.Application, config: GatewayConfig) -> web.AppRunner:
+    """The runner for the gateway app: with :class:`GatewayAccessLogger` when
+    ``observability.access_log`` is on, else without an access log (the decision events
+    already record every PEP request)."""
+    if config.observability.access_log:
+        from gateway.observability.http import GatewayAccessLogger
+
+        return web.AppRunner(app, handle_signals=False, access_log_class=GatewayAccessLogger)
+    return web.AppRunner(app, access_log=None, handle_signals=False)
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -122,8 +137,27 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
+    if args.workers == 1:
+        return _serve_config(args)
+    # Metrics of all workers are aggregated by prometheus_client's multiprocess mode. The
+    # directory is set before the configuration (and anything that imports
+    # prometheus_client) is loaded, and removed when the last worker has exited. TMPDIR
+    # moves it (e.g. to a tmpfs volume when the root file system is read-only).
+    metrics_dir = tempfile.mkdtemp(prefix="nid-gateway-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        return _serve_config(args)
+    finally:
+        # Only the parent gets here: workers leave through os._exit.
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve_config(args: argparse.Namespace) -> int:
     config = _load(args, port=args.port)
     if config is None:
+        return 2
+    if args.workers > 1 and config.server.port == 0:
+        print("error: --workers needs a fixed port (server.port or --port)", file=sys.stderr)
         return 2
     host = args.host or config.server.host
     from gateway.authserver.keys import KeyStore, KeyStoreError
@@ -142,11 +176,12 @@ def _serve(args: argparse.Namespace) -> int:
 async def _serve_one(config: GatewayConfig, host: str, *, reuse_port: bool) -> int:
     runner = await start_gateway(config, host, config.server.port, reuse_port=reuse_port)
     scheme = "https" if config.server.tls else "http"
-    print(
-        f"nid-gateway listening on {scheme}://{host}:{config.server.port} (pid {os.getpid()})",
-        file=sys.stderr,
-        flush=True,
+    # One write per line: the workers share stderr, and print() writes the text and the
+    # newline separately, so lines of two workers could run together.
+    sys.stderr.write(
+        f"nid-gateway listening on {scheme}://{host}:{config.server.port} (pid {os.getpid()})\n"
     )
+    sys.stderr.flush()
     try:
         await _wait_for_stop()
     finally:
@@ -154,38 +189,99 @@ async def _serve_one(config: GatewayConfig, host: str, *, reuse_port: bool) -> i
     return 0
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _serve_many(config: GatewayConfig, host: str, workers: int) -> int:
-    """Fork *workers* processes that share the port through SO_REUSEPORT."""
-    # Metrics of all workers are aggregated by prometheus_client's multiprocess mode; the
-    # directory must be known before any worker imports prometheus_client.
-    metrics_dir = tempfile.mkdtemp(prefix="nid-gateway-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    children: list[int] = []
+    """Fork *workers* processes that share the port through SO_REUSEPORT and supervise them.
+
+    SIGINT/SIGTERM to this process is forwarded to every worker; it returns when all have
+    exited. A worker that dies on its own stops the others and makes the exit code 1, so
+    the service manager (systemd, Docker, Kubernetes) restarts the whole service instead of
+    running on with fewer workers.
+    """
+    children: set[int] = set()
+    stopping = False
+
+    def forward(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _STOP_SIGNALS}
+    parent = os.getpid()
     try:
         for _ in range(workers):
+            if stopping:
+                break
+            # Blocked across the fork: the worker must never run the parent's handler, and
+            # a signal arriving now is delivered to the parent once the pid is recorded.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
             pid = os.fork()
-            if pid == 0:  # worker
-                code = 1
-                try:
-                    code = _run(lambda: _serve_one(config, host, reuse_port=True))
-                finally:
-                    os._exit(code)
-            children.append(pid)
-
-        def forward(signum: int, _frame: Any) -> None:
-            for child in children:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child, signal.SIGTERM)
-
-        signal.signal(signal.SIGINT, forward)
-        signal.signal(signal.SIGTERM, forward)
+            if pid == 0:
+                _worker(config, host, parent)  # never returns
+            children.add(pid)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         status = 0
-        for child in children:
-            _, code = os.waitpid(child, 0)
-            status = status or os.waitstatus_to_exitcode(code)
-        return 0 if status in (0, 130) else 1
+        while children:
+            pid, wait_status = os.wait()
+            children.discard(pid)
+            code = os.waitstatus_to_exitcode(wait_status)
+            if not stopping:
+                print(
+                    f"error: worker {pid} exited unexpectedly ({code}); stopping the others",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                status = 1
+                forward(signal.SIGTERM, None)
+            elif code not in (0, 130, -signal.SIGTERM, -signal.SIGINT):
+                status = 1
+        return status
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _worker(config: GatewayConfig, host: str, parent: int) -> None:
+    """Body of one forked worker: serve until SIGTERM, then leave with ``os._exit``."""
+    code = 1
+    try:
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        _exit_with_parent(parent)
+        code = _run(lambda: _serve_one(config, host, reuse_port=True))
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        # os._exit skips interpreter shutdown: write the log lines still queued first.
+        from gateway.observability.logs import flush_pending
+
+        with contextlib.suppress(Exception):
+            flush_pending()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Linux: have the kernel send SIGTERM to this worker when the parent dies, so a killed
+    (SIGKILL) parent leaves no orphan workers holding the port."""
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 # -- demo -----------------------------------------------------------------------------------

@@ -296,6 +296,7 @@ class _Loader:
                 "strict_input",
                 "required_scopes",
                 "scope_default",
+                "forward_authorization",
             ),
             "route",
         )
@@ -354,6 +355,7 @@ class _Loader:
             pool_size=s.integer("pool_size", 100, minimum=1, maximum=10_000),
             allow_plain_jwt=s.boolean("allow_plain_jwt", False),
             strict_input=s.boolean("strict_input", False),
+            forward_authorization=s.boolean("forward_authorization", False),
         )
         return route, path_value, aud_value
 
@@ -846,7 +848,8 @@ class _Loader:
         if value is None:
             return base
         s = value.section(
-            ("log_format", "log_level", "decision_log", "audit", "otel_endpoint"), "observability"
+            ("log_format", "log_level", "decision_log", "access_log", "audit", "otel_endpoint"),
+            "observability",
         )
         audit_value = s.get("audit")
         otel = s.get("otel_endpoint")
@@ -859,6 +862,7 @@ class _Loader:
             audit=self.audit(audit_value) if audit_value else None,
             decision_log=s.boolean("decision_log", base.decision_log),
             otel_endpoint=_url(otel, what="otel_endpoint") if otel else None,
+            access_log=s.boolean("access_log", base.access_log),
         )
 
     def audit(self, value: Value) -> AuditConfig:

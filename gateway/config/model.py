@@ -224,6 +224,10 @@ class ObservabilityConfig:
     decision_log: bool = True
     """Log one decision event per request (the audit sink, when set, always records)."""
     otel_endpoint: str | None = None
+    access_log: bool = False
+    """Log one ``access`` event per HTTP request (``GatewayAccessLogger``). Off by default:
+    every PEP request already has its decision event; this adds the other endpoints
+    (``/auth/token``, ``/metrics``, health probes) at the cost of a second line per request."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """An example deelnemer resource server: a small real GraphQL API behind the gateway.
 
 It executes requests with graphql-core against the bundled network schema
-(``config/schemas/netwerkpunt.graphql``), answers ``zendNotificatie`` with a fresh
-``notificatieID`` and ``zendMelding`` with a fresh ``meldingID``, keeps the last received
-items in memory for the ``notificatie``/``notificaties`` queries, and logs what it received
-together with the ``claims`` header the gateway adds (the verified token payload).
+(:data:`gateway.graphql.schema.BUNDLED_SCHEMA`, package data), answers
+``zendNotificatie`` with a fresh ``notificatieID`` and ``zendMelding`` with a fresh
+``meldingID``, keeps the last received items in memory for the ``notificatie``/
+``notificaties`` queries, and logs what it received together with the ``claims`` header
+the gateway adds (the verified token payload).
 Used by ``nid-gateway demo``, by tests and by benchmarks.
 """
 
@@ -22,7 +23,9 @@ import structlog
 from aiohttp import web
 from graphql import GraphQLSchema, build_schema, graphql
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "config" / "schemas" / "netwerkpunt.graphql"
+from gateway.graphql.schema import BUNDLED_SCHEMA
+
+SCHEMA_FILE = BUNDLED_SCHEMA
 RECEIVED_LIMIT = 1_000
 
 log = structlog.get_logger("gateway.examples.resource_server")

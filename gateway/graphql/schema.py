@@ -29,8 +29,10 @@ from gateway.config.errors import ConfigError
 
 __all__ = ["BUNDLED_SCHEMA", "is_iso_date_or_datetime", "load_schema", "load_schema_text"]
 
-BUNDLED_SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schemas" / "netwerkpunt.graphql"
-"""The network schema shipped with the gateway (``config/schemas/netwerkpunt.graphql``)."""
+BUNDLED_SCHEMA = Path(__file__).with_name("netwerkpunt.graphql")
+"""The network schema shipped with the gateway: package data, so it is in the wheel too
+(``config/schemas/netwerkpunt.graphql`` in the source tree is a symlink to it; the container
+image has a copy at ``/usr/share/nid-gateway/schemas/netwerkpunt.graphql``)."""
 
 _cache: dict[tuple[Path, int, int], GraphQLSchema] = {}
 _lock = threading.Lock()

@@ -18,6 +18,9 @@ from tests.pep.conftest import (
     UPSTREAM_ANSWER,
     ZK_5151,
     Gateway,
+    GatewayFactory,
+    RecordingUpstream,
+    route,
     seed_notification,
 )
 
@@ -66,6 +69,19 @@ async def test_authorization_is_not_forwarded(gateway: Gateway) -> None:
     await gateway.post(ZK_5151, token=token_for(gateway))
     [received] = gateway.upstream.received
     assert "Authorization" not in received.headers
+
+
+async def test_route_with_forward_authorization_passes_authorization_upstream(
+    make_gateway: GatewayFactory, upstream: RecordingUpstream
+) -> None:
+    routes = [route(ZK_5151, f"{upstream.url}/graphql", "UZOVI", "5151", "zorgkantoor",
+                    forward_authorization=True)]
+    gateway = await make_gateway(routes=routes)
+    assert gateway.config.routes[0].forward_authorization is True
+    token = token_for(gateway)
+    assert (await gateway.post(ZK_5151, token=token)).status == 200
+    [received] = gateway.upstream.received
+    assert received.headers.getall("Authorization") == [f"Bearer {token}"]
 
 
 async def test_hop_by_hop_request_headers_are_removed(gateway: Gateway) -> None:

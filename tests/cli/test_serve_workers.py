@@ -1,0 +1,309 @@
+"""``nid-gateway serve`` as a real subprocess: two workers sharing one port (metrics
+aggregated over both, clean stop on SIGTERM), and the optional access log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.authserver.keys import generate_key
+from gateway.examples.resource_server import create_resource_server_app
+from gateway.server_cli import seed_003_request
+
+REPO = Path(__file__).resolve().parents[2]
+ROUTE = "/deelnemers/uzovi/5151/graphql"
+SCOPE = "organisaties/zorgkantoor/notificaties/notificatie:create"
+LISTENING = re.compile(r"^nid-gateway listening on .* \(pid (\d+)\)$", re.M)
+DEMO_SECRET = "ciz-demo-secret"  # the public demo secret of the demo client `ciz`
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_serve_config(directory: Path, port: int, upstream: str, **observability: Any) -> Path:
+    """gateway.yaml (one route to *upstream*), the demo clients and a fresh signing key."""
+    generate_key(directory / "keys", "ES256")
+    shutil.copy(REPO / "config" / "demo" / "clients.yaml", directory / "clients.yaml")
+    config = {
+        "public_url": f"http://127.0.0.1:{port}",
+        "server": {"host": "127.0.0.1", "port": port},
+        "authserver": {
+            "signing": {"keys_dir": "keys", "algorithm": "ES256"},
+            "clients_file": "clients.yaml",
+        },
+        "scopes": {"zendNotificatie": "organisaties/{kind}/notificaties/notificatie:create"},
+        "routes": [
+            {
+                "path": ROUTE,
+                "upstream": upstream,
+                "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
+                "policies": [str(REPO / "policies" / "iwlz")],
+            }
+        ],
+        "policy": {"watch": False},
+        "observability": {"log_format": "json", **observability},
+    }
+    path = directory / "gateway.yaml"
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[bytes]
+    base: str
+    stdout: Path
+    stderr: Path
+    tmpdir: Path
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[str]:
+    """The example resource server in this process (the gateway subprocess forwards to it)."""
+    server = TestServer(create_resource_server_app("Zorgkantoor 5151"), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/graphql"))
+    finally:
+        await server.close()
+
+
+StartServe = Callable[..., Awaitable[Served]]
+
+
+@pytest.fixture
+async def start_serve(tmp_path: Path, upstream: str) -> AsyncIterator[StartServe]:
+    started: list[Served] = []
+
+    async def start(*extra: str, **observability: Any) -> Served:
+        port = free_port()
+        config = write_serve_config(tmp_path, port, upstream, **observability)
+        tmpdir = tmp_path / "tmp"  # TMPDIR of the server: where its metrics directory goes
+        tmpdir.mkdir()
+        stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
+        with stdout.open("wb") as out, stderr.open("wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), *extra],
+                cwd=REPO,
+                env={**os.environ, "TMPDIR": str(tmpdir), "PYTHONPATH": str(REPO)},
+                stdout=out,
+                stderr=err,
+            )
+        served = Served(proc, f"http://127.0.0.1:{port}", stdout, stderr, tmpdir)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait(timeout=10)
+
+
+async def wait_for_workers(served: Served, count: int) -> list[int]:
+    """Worker pids, once *count* workers have printed that they listen."""
+    deadline = time.monotonic() + 30
+    while True:
+        text = served.stderr.read_text()
+        pids = [int(pid) for pid in LISTENING.findall(text)]
+        if len(pids) >= count:
+            return pids
+        assert served.proc.poll() is None, served.stderr.read_text()
+        assert time.monotonic() < deadline, "serve did not start: " + served.stderr.read_text()
+        await asyncio.sleep(0.05)
+
+
+def fresh_session() -> aiohttp.ClientSession:
+    # A new connection per request: the kernel spreads connections over the SO_REUSEPORT
+    # listeners, so both workers answer.
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+
+
+async def get_token(session: aiohttp.ClientSession, base: str) -> str:
+    form = {
+        "grant_type": "client_credentials",
+        "scope": SCOPE,
+        "audience": base + ROUTE,
+        "client_id": "ciz",
+        "client_secret": DEMO_SECRET,
+    }
+    async with session.post(base + "/auth/token", data=form) as resp:
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["access_token"])
+
+
+def sample_sum(text: str, name: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def issued_per_worker(metrics_dir: Path, scratch: Path) -> dict[int, float]:
+    """Tokens issued by each worker, read from that worker's own counter file."""
+    result: dict[int, float] = {}
+    for db in metrics_dir.glob("counter_*.db"):
+        single = scratch / db.stem
+        single.mkdir(parents=True)
+        shutil.copy(db, single / db.name)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(single))  # type: ignore[no-untyped-call]
+        total = sum(
+            s.value
+            for family in registry.collect()
+            for s in family.samples
+            if s.name == "nid_gateway_tokens_total" and s.labels.get("outcome") == "issued"
+        )
+        result[int(db.stem.removeprefix("counter_"))] = total
+    return result
+
+
+def alive(pid: int) -> bool:
+    """True while *pid* exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_two_workers_share_the_port_aggregate_metrics_and_stop_on_sigterm(
+    start_serve: StartServe,
+) -> None:
+    served = await start_serve("--workers", "2")
+    workers = await wait_for_workers(served, 2)
+    assert len(set(workers)) == 2 and served.proc.pid not in workers
+    # Multiprocess mode: one private metrics directory under the server's TMPDIR.
+    (metrics_dir,) = list(served.tmpdir.iterdir())
+    assert metrics_dir.name.startswith("nid-gateway-metrics-")
+
+    tokens, allowed = 20, 6
+    async with fresh_session() as session:
+        issued = [await get_token(session, served.base) for _ in range(tokens)]
+        for token in issued[:allowed]:
+            async with session.post(
+                served.base + ROUTE,
+                json=seed_003_request(),
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp:
+                body = await resp.json()
+                assert resp.status == 200, body
+                assert body["data"]["zendNotificatie"]["notificatieID"]
+        # Every scrape, whichever worker answers it, counts the tokens of both workers.
+        for _ in range(6):
+            async with session.get(served.base + "/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+            assert sample_sum(text, "nid_gateway_tokens_total", outcome="issued") == tokens
+            assert sample_sum(text, "nid_gateway_decisions_total", outcome="allow") == allowed
+
+    # Both workers issued tokens, and their own counts add up to the total.
+    per_worker = issued_per_worker(metrics_dir, served.tmpdir.parent / "per-worker")
+    assert set(per_worker) == set(workers)
+    assert all(n > 0 for n in per_worker.values()), per_worker
+    assert sum(per_worker.values()) == tokens
+
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=15) == 0, served.stderr.read_text()
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"orphan workers: {workers}"
+        await asyncio.sleep(0.05)
+    assert list(served.tmpdir.iterdir()) == []  # the metrics directory is removed
+
+
+async def test_a_worker_that_dies_stops_the_service(start_serve: StartServe) -> None:
+    served = await start_serve("--workers", "2")
+    first, second = await wait_for_workers(served, 2)
+    os.kill(first, signal.SIGKILL)
+    # The parent stops the other worker and fails, so a supervisor restarts the service.
+    assert served.proc.wait(timeout=15) == 1
+    assert f"worker {first} exited unexpectedly" in served.stderr.read_text()
+    deadline = time.monotonic() + 5
+    while alive(second):
+        assert time.monotonic() < deadline, "the surviving worker was not stopped"
+        await asyncio.sleep(0.05)
+    assert list(served.tmpdir.iterdir()) == []
+
+
+async def test_workers_need_a_fixed_port(tmp_path: Path, upstream: str) -> None:
+    config = write_serve_config(tmp_path, 0, upstream)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--workers", "2"],
+        cwd=REPO,
+        env={**os.environ, "TMPDIR": str(tmpdir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "error: --workers needs a fixed port" in result.stderr
+    assert list(tmpdir.iterdir()) == []
+
+
+async def test_access_log_switch_logs_requests_without_credentials(
+    start_serve: StartServe,
+) -> None:
+    served = await start_serve(access_log=True)
+    await wait_for_workers(served, 1)
+    async with fresh_session() as session:
+        token = await get_token(session, served.base)
+        async with session.post(
+            served.base + ROUTE,
+            json=seed_003_request(),
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "access-log-test"},
+        ) as resp:
+            assert resp.status == 200
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=15) == 0
+    out = served.stdout.read_text()
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    access = [e for e in events if e.get("event") == "access"]
+    route = next(e for e in access if e["path"] == ROUTE)
+    assert route["method"] == "POST" and route["status"] == 200
+    assert route["logger"] == "gateway.access" and route["user_agent"] == "access-log-test"
+    assert any(e["path"] == "/auth/token" for e in access)
+    assert "authorization" not in {k.lower() for k in route}
+    assert token not in out and token.split(".")[2] not in out
+    assert DEMO_SECRET not in out
+
+
+async def test_access_log_is_off_by_default(start_serve: StartServe) -> None:
+    served = await start_serve()
+    await wait_for_workers(served, 1)
+    async with fresh_session() as session, session.get(served.base + "/healthz") as resp:
+        assert resp.status == 200
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=15) == 0
+    events = [
+        json.loads(line) for line in served.stdout.read_text().splitlines() if line.startswith("{")
+    ]
+    assert any(e.get("event") == "observability_ready" for e in events)
+    assert not any(e.get("event") == "access" for e in events)
