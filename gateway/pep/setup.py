@@ -101,6 +101,9 @@ def _policy(
             shadow=config.policy.shadow,
             observer=observer,
         )
+        # The first load is a (re)load too: without this, nid_gateway_policy_loaded would
+        # show no version until the first hot reload.
+        observer.policy_reload("ok", store.version)
         pep.policies[route.policies] = store
     return store
 
