@@ -1,6 +1,6 @@
 """Gateway throughput and CPU per request against a plain aiohttp pass-through proxy.
 
-    .venv/bin/python bench/bench_gateway.py [--duration 10]
+    .venv/bin/python bench/bench_gateway.py [--duration 6] [--rounds 3]
 
 Runs, in one go and on the same machine state (each server pinned to core 0 with taskset;
 wrk and the fixed-response upstream on core 1):
@@ -11,10 +11,11 @@ wrk and the fixed-response upstream on core 1):
   (d) gateway, parse-cache miss (a unique comment in every query text)
 
 Load: ``wrk -t1 -c32 -d<duration>s`` (keep-alive) posting the seed 003 notification with a
-valid token. CPU µs per request = the server process's utime+stime from /proc/<pid>/stat
-before/after, divided by the requests wrk completed. Prints a table and the ratio
+valid token; ``--rounds`` interleaved rounds, the median of each run kept. CPU µs per
+request = the server process's utime+stime from /proc/<pid>/stat before/after, divided by
+the requests wrk completed. Prints a table and the ratio
 gateway/passthrough (target >= 0.85). Needs ``wrk`` (installed with apt-get when missing).
-Bounded: about 4 x (duration + 3) seconds.
+Bounded: about rounds x 4 x (duration + 4) seconds (default 3 x 4 x 10 s).
 """
 
 from __future__ import annotations
@@ -171,6 +172,14 @@ def measure(name: str, wrk: str, pid: int, url: str, script: Path, duration: int
     return Result(name, requests, rps, used / max(requests, 1) * 1e6, non_2xx)
 
 
+def median_result(name: str, samples: list[Result]) -> Result:
+    """The run with the median CPU per request (its own req/s alongside)."""
+    ordered = sorted(samples, key=lambda r: r.cpu_us)
+    middle = ordered[len(ordered) // 2]
+    return Result(name, sum(r.requests for r in samples), middle.rps, middle.cpu_us,
+                  sum(r.non_2xx for r in samples))
+
+
 def gateway_config(tmp: Path, port: int, upstream: str, decision_log: bool) -> Path:
     keys = tmp / "keys"
     if not keys.is_dir():
@@ -213,7 +222,8 @@ def serve_gateway(config_path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=6, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--serve-gateway", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_gateway:
@@ -235,25 +245,31 @@ def main() -> None:
             same = lua_script(tmp / "same.lua", token, unique_queries=False)
             unique = lua_script(tmp / "unique.lua", token, unique_queries=True)
 
-            proxy = start([PYTHON, "bench/passthrough.py", str(port), upstream_url], 0, port)
-            try:
-                results.append(measure("passthrough (aiohttp)", wrk, proxy.pid,
-                                       f"http://127.0.0.1:{port}{ROUTE}", same, args.duration))
-            finally:
-                stop(proxy)
-
+            url = f"http://127.0.0.1:{port}{ROUTE}"
+            runs: list[tuple[str, list[str], Path]] = [
+                ("passthrough (aiohttp)",
+                 [PYTHON, "bench/passthrough.py", str(port), upstream_url], same),
+            ]
             for label, log_on, script in (
                 ("gateway (auth+analysis+policy)", True, same),
                 ("gateway, decision log off", False, same),
                 ("gateway, parse-cache miss", True, unique),
             ):
                 cfg = gateway_config(tmp, port, upstream_url, log_on)
-                gw = start([PYTHON, __file__, "--serve-gateway", str(cfg)], 0, port)
-                try:
-                    results.append(measure(label, wrk, gw.pid, f"http://127.0.0.1:{port}{ROUTE}",
-                                           script, args.duration))
-                finally:
-                    stop(gw)
+                runs.append((label, [PYTHON, __file__, "--serve-gateway", str(cfg)], script))
+            # Interleaved rounds, median per run: this machine is shared and noisy, and a
+            # slow minute must not land on one configuration only.
+            samples: dict[str, list[Result]] = {label: [] for label, _, _ in runs}
+            for _ in range(args.rounds):
+                for label, cmd, script in runs:
+                    server = start(cmd, 0, port)
+                    try:
+                        samples[label].append(
+                            measure(label, wrk, server.pid, url, script, args.duration)
+                        )
+                    finally:
+                        stop(server)
+            results = [median_result(label, samples[label]) for label, _, _ in runs]
         finally:
             stop(upstream)
 
@@ -262,6 +278,7 @@ def main() -> None:
         print(f"{r.name:34} {r.requests:9d} {r.rps:9.0f} {r.cpu_us:11.0f} {r.non_2xx:8d}")
     base, gateway = results[0], results[1]
     print(f"\nratio gateway/passthrough (req/s): {gateway.rps / base.rps:.2f} (target >= 0.85)")
+    print(f"ratio by CPU per request (passthrough/gateway): {base.cpu_us / gateway.cpu_us:.2f}")
     print(f"extra CPU per request in the gateway: {gateway.cpu_us - base.cpu_us:.0f} µs")
     print(f"decision log costs: {results[1].cpu_us - results[2].cpu_us:.0f} µs/request")
     print(f"parse-cache miss costs: {results[3].cpu_us - results[1].cpu_us:.0f} µs/request")
