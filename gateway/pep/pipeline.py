@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -28,7 +27,7 @@ from gateway.pep.decide import decide, refusal_for
 from gateway.pep.forward import forward_headers
 from gateway.pep.responses import refusal_response
 from gateway.pep.trace import TraceContext
-from gateway.policy.decision import DecisionPoint
+from gateway.policy.decision import AuditFacts, DecisionPoint
 from gateway.proxy.upstream import Upstream
 from gateway.tokens.verifier import TokenVerifier
 
@@ -65,33 +64,26 @@ class RoutePlan:
     max_body_bytes: int
 
 
-def _id_pair(values: Mapping[str, Any], prefix: str) -> str | None:
-    id_type, ident = values.get(f"{prefix}IDType"), values.get(f"{prefix}ID")
-    if id_type is None or ident is None:
-        return None
-    return f"{id_type}:{ident}"
-
-
 def _note_operation(event: DecisionEvent, operation: OperationFacts) -> None:
-    """Copy the audit facts (who sends what about which records to whom) into *event*."""
+    """Copy what the operation is (type, name, root field) into *event*."""
     event.operation_type = operation.operation_type
     event.operation_name = operation.operation_name
     event.root_field = operation.root_field
-    # The notification/melding input is the root field's (only) input object.
-    for values in operation.arguments.values():
-        if isinstance(values, dict):
-            break
-    else:
+
+
+def _note_audit(event: DecisionEvent, audit: AuditFacts | None) -> None:
+    """Copy the audit values the deciding policy's ``audit:`` block names into *event*.
+
+    Which input fields are the sender, recipient, event type and records is policy data
+    (``policies/``), never known here; no policy or no block: the fields stay empty.
+    """
+    if audit is None:
         return
-    event_type = values.get("eventType")
-    event.event_type = event_type if isinstance(event_type, str) else None
-    event.afzender = _id_pair(values, "afzender")
-    event.ontvanger = _id_pair(values, "ontvanger")
-    subjects = values.get("subjectList")
-    if isinstance(subjects, list):
-        entries = [s for s in subjects if isinstance(s, dict)]
-        event.subjects = tuple(str(s["subject"]) for s in entries if s.get("subject") is not None)
-        event.records = tuple(str(s["recordID"]) for s in entries if s.get("recordID") is not None)
+    event.event_type = audit.event_type
+    event.afzender = audit.afzender
+    event.ontvanger = audit.ontvanger
+    event.subjects = audit.subjects
+    event.records = audit.records
 
 
 def _note_token(event: DecisionEvent, token: TokenFacts) -> None:
@@ -193,6 +185,7 @@ class RouteHandler:
         event.policy_ms = (time.perf_counter() - policy_started) * 1000.0
         event.policy_version = decision.policy_version
         event.rule, event.location = decision.rule, decision.location
+        _note_audit(event, decision.audit)
         if not decision.allow:
             raise refusal_for(decision)
         event.outcome = "allow"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple, Protocol
 
 from gateway.facts import DecisionInput
 
@@ -18,6 +19,24 @@ class TraceStep:
     outcome: str
     """``matched``, ``passed``, ``failed``, ``skipped``."""
     detail: str = ""
+
+
+class AuditFacts(NamedTuple):
+    """What the audit trail records about one request, as the deciding policy's ``audit:``
+    block names it (the PEP copies these into the decision event).
+
+    A NamedTuple, not a dataclass: one is built per decided request and a tuple is the
+    cheapest immutable record to build. Missing or wrongly typed input leaves a field
+    None / empty.
+    """
+
+    event_type: str | None = None
+    afzender: str | None = None
+    """``<IDType>:<ID>``."""
+    ontvanger: str | None = None
+    """``<IDType>:<ID>``."""
+    subjects: tuple[str, ...] = ()
+    records: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +57,45 @@ class Decision:
     trace: tuple[TraceStep, ...] = ()
     policy_version: str | None = None
     """Content hash of the policy set that decided."""
+    audit: AuditFacts | None = None
+    """The audit values of the request, extracted by the policy that applies (None when no
+    policy applies or it has no ``audit:`` block)."""
+
+
+def _slot_setters() -> tuple[Callable[[Decision, Any], None], ...]:
+    names = tuple(f.name for f in fields(Decision))
+    if names != _DECISION_FIELDS:
+        # with_audit below sets each slot by name: a new field must be added there too.
+        raise RuntimeError(f"Decision fields changed to {names}: update with_audit")
+    return tuple(getattr(Decision, name).__set__ for name in names)
+
+
+_DECISION_FIELDS = ("allow", "status", "code", "reason", "message", "rule", "location", "trace",
+                    "policy_version", "audit")
+(_set_allow, _set_status, _set_code, _set_reason, _set_message, _set_rule, _set_location,
+ _set_trace, _set_version, _set_audit) = _slot_setters()
+_new = object.__new__
+
+
+def with_audit(decision: Decision, audit: AuditFacts | None) -> Decision:
+    """A copy of *decision* (a shared allow or cached refusal) carrying *audit*.
+
+    Runs once per decided request, so it fills the slots directly: three times cheaper than
+    the frozen dataclass ``__init__`` (which goes through ``object.__setattr__`` per field).
+    """
+    d = decision
+    c: Decision = _new(Decision)
+    _set_allow(c, d.allow)
+    _set_status(c, d.status)
+    _set_code(c, d.code)
+    _set_reason(c, d.reason)
+    _set_message(c, d.message)
+    _set_rule(c, d.rule)
+    _set_location(c, d.location)
+    _set_trace(c, d.trace)
+    _set_version(c, d.policy_version)
+    _set_audit(c, audit)
+    return c
 
 
 class DecisionPoint(Protocol):

@@ -6,7 +6,7 @@ lookup of the policy by (operation type, root field) and a loop over compiled ch
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Formatter
@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.facts import DecisionInput
 from gateway.policy.conditions import Cond, DataCatalogue
-from gateway.policy.decision import Decision, TraceStep
+from gateway.policy.decision import AuditFacts, Decision, TraceStep, with_audit
 
 DEFAULT_DENY_RULE = "default-deny"
 REFUSAL_CACHE_SIZE = 4096
@@ -99,6 +99,8 @@ class CompiledPolicy:
     selectors: tuple[tuple[str, str], ...]
     """``(operation type, root field)`` pairs (GraphQL); REST selectors will add more kinds."""
     checks: tuple[CompiledCheck, ...]
+    audit: Callable[[DecisionInput], AuditFacts] | None = None
+    """The compiled ``audit:`` block: the request's audit values (None: no block)."""
     version: str = ""
     _plan: tuple[tuple[Any, Any, CompiledCheck], ...] = ()
     _allow: Decision | None = None
@@ -119,10 +121,16 @@ class CompiledPolicy:
             if when is not None and not when(facts, None):
                 continue
             if not require(facts, None):
-                return self._refuse(facts, check, ())
-        allow = self._allow
-        assert allow is not None
-        return allow
+                decision = self._refuse(facts, check, ())
+                break
+        else:
+            allow = self._allow
+            assert allow is not None
+            decision = allow
+        audit = self.audit
+        if audit is None:
+            return decision
+        return with_audit(decision, audit(facts))
 
     def _refuse(self, facts: DecisionInput, check: CompiledCheck,
                 trace: tuple[TraceStep, ...]) -> Decision:
@@ -169,13 +177,12 @@ class CompiledPolicy:
                                    detail))
             if not ok and first is None:
                 first = check
+        audit = self.audit(facts) if self.audit is not None else None
         if first is not None:
-            return self._refuse(facts, first, tuple(trace))
-        allow = self._allow
-        assert allow is not None
+            return with_audit(self._refuse(facts, first, tuple(trace)), audit)
         trace.append(TraceStep(self.policy_id, self.location, "allowed", "every check passed"))
         return Decision(allow=True, status=200, rule=self.policy_id, location=self.location,
-                        trace=tuple(trace), policy_version=self.version)
+                        trace=tuple(trace), policy_version=self.version, audit=audit)
 
 
 @dataclass(slots=True)

@@ -105,6 +105,16 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
                               "item is the current element of the list being checked")
         if not parts:
             return lambda _f, i: i
+        if len(parts) == 1:
+            # item.subject, item.recordID: one dict lookup per list element, no walk.
+            (key,) = parts
+
+            def item1(_f: DecisionInput, i: Any) -> Any:
+                if type(i) is dict or isinstance(i, Mapping):
+                    return i.get(key)
+                return None
+
+            return item1
         return lambda _f, i: _dig(i, parts)
     raise UnknownFact(f"unknown fact {path!r}",
                       "a fact starts with token., args., operation., route., item. or extra.")

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gateway.policy.audit import AuditExtractor, compile_audit
 from gateway.policy.conditions import (
     CompileError,
     Cond,
@@ -259,9 +260,13 @@ def _compile_policy(source: Source, data: DataCatalogue,
         refusal = _refusal(source, path, spec, defaults, issues)
         checks.append(CompiledCheck(f"{policy_id}/{check_id}", source.location(path),
                                     when, require, refusal))
+    audit: AuditExtractor | None = None
+    if "audit" in doc:
+        audit = compile_audit(compiler, doc["audit"], ("audit",), issues)
     if len(issues) != before:
         return None
-    return CompiledPolicy(policy_id, source.location(("policy",)), selectors, tuple(checks))
+    return CompiledPolicy(policy_id, source.location(("policy",)), selectors, tuple(checks),
+                          audit)
 
 
 def _compile(loaded: _Loaded, data: DataCatalogue, issues: list[LoadIssue]) -> list[CompiledPolicy]:

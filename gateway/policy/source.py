@@ -209,6 +209,11 @@ def _describe(source: Source, path: JsonPath, error: ValidationError) -> list[Lo
     if kind == "pattern":
         hint = schema.get("description") or f"must match {error.validator_value}"
         return [source.issue(path, f"{where}: {error.instance!r} is not valid", hint)]
+    if kind in {"minItems", "maxItems"} and schema.get("minItems") == schema.get("maxItems"):
+        # A fixed-length list, e.g. an audit afzender: [id type fact, id fact].
+        got = len(error.instance) if isinstance(error.instance, list) else "?"
+        return [source.issue(path, f"{where} takes exactly {schema['minItems']} items, got "
+                             f"{got}", schema.get("description"))]
     if kind in {"minItems", "minProperties"}:
         return [source.issue(path, f"{where} must not be empty")]
     if kind == "maxProperties":
