@@ -209,26 +209,11 @@ def gateway_config(tmp: Path, port: int, upstream: str, decision_log: bool) -> P
     return path
 
 
-def serve_gateway(config_path: str) -> None:
-    """Child mode: run the real gateway app for *config_path*."""
-    from aiohttp import web
-
-    from gateway.app import create_app
-
-    config = load_config(config_path)
-    web.run_app(create_app(config), host="127.0.0.1", port=config.server.port,
-                print=None, access_log=None)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=6, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
-    parser.add_argument("--serve-gateway", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_gateway:
-        serve_gateway(args.serve_gateway)
-        return
     wrk = ensure_wrk()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp_name:
@@ -256,7 +241,9 @@ def main() -> None:
                 ("gateway, parse-cache miss", True, unique),
             ):
                 cfg = gateway_config(tmp, port, upstream_url, log_on)
-                runs.append((label, [PYTHON, __file__, "--serve-gateway", str(cfg)], script))
+                # The product's own serving path, exactly as operators run it.
+                runs.append((label, [PYTHON, "-m", "gateway.cli", "serve", "--config", str(cfg)],
+                             script))
             # Interleaved rounds, median per run: this machine is shared and noisy, and a
             # slow minute must not land on one configuration only.
             samples: dict[str, list[Result]] = {label: [] for label, _, _ in runs}
