@@ -83,7 +83,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """Decide one request and print the decision and its trace."""
+    """Decide one request and print the decision, its audit values and its trace."""
     try:
         policy_set = load_policy_set(args.policy, environment=args.environment)
     except PolicyLoadError as exc:

@@ -19,7 +19,7 @@ from gateway.config.claims import default_claim_mapping
 from gateway.errors import Refusal
 from gateway.facts import DecisionInput, RouteFacts
 from gateway.graphql import facts_from_request
-from gateway.policy.decision import Decision, TraceStep
+from gateway.policy.decision import AuditFacts, Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import LoadIssue, PolicyLoadError
 from gateway.policy.loader import TEST_SUFFIX, load_policy_set
@@ -101,7 +101,41 @@ def decision_json(decision: Decision) -> dict[str, Any]:
             {"rule": s.rule, "location": s.location, "outcome": s.outcome, "detail": s.detail}
             for s in decision.trace
         ],
+        # Added after the pinned keys (the contract's object keeps every one of them).
+        "audit": audit_json(decision.audit),
     }
+
+
+def audit_json(audit: AuditFacts | None) -> dict[str, Any] | None:
+    """What the audit trail would record for the request, as a JSON object (None when no
+    policy with an ``audit:`` block decided it)."""
+    if audit is None:
+        return None
+    return {
+        "event_type": audit.event_type,
+        "afzender": audit.afzender,
+        "ontvanger": audit.ontvanger,
+        "subjects": list(audit.subjects),
+        "records": list(audit.records),
+    }
+
+
+def audit_text(audit: AuditFacts | None) -> list[str]:
+    """The ``audit:`` line block of the text output.
+
+    Single values print as they are (``(none)`` when missing), lists as JSON arrays so an
+    identifier holding a comma or a space stays unambiguous.
+    """
+    if audit is None:
+        return ["audit:       (none: no policy with an audit: block decided this request)"]
+    lines = ["audit:"]
+    for name in ("event_type", "afzender", "ontvanger"):
+        value = getattr(audit, name)
+        lines.append(f"  {name + ':':<11} {value if value is not None else '(none)'}")
+    for name in ("subjects", "records"):
+        values = json.dumps(list(getattr(audit, name)), ensure_ascii=False)
+        lines.append(f"  {name + ':':<11} {values}")
+    return lines
 
 
 def decision_text(decision: Decision, policy_set: PolicySet) -> str:
@@ -116,6 +150,7 @@ def decision_text(decision: Decision, policy_set: PolicySet) -> str:
                      + (f" ({decision.location})" if decision.location else ""))
     lines.append(f"policy set:  {policy_set.version}, environment "
                  f"{policy_set.environment or '(none)'}")
+    lines.extend(audit_text(decision.audit))
     lines.append("trace:")
     for step in decision.trace:
         where = f"  [{step.location}]" if step.location else ""

@@ -143,7 +143,10 @@ def test_explain_json_gives_decision_and_trace(tmp_path: Path,
                  "--format", "json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"allow", "status", "code", "message", "rule", "location", "trace"}
+    # The contract pins these keys; `audit` is the one added beside them.
+    pinned = {"allow", "status", "code", "message", "rule", "location", "trace"}
+    assert pinned <= set(result)
+    assert set(result) - pinned == {"audit"}
     assert result["allow"] is False
     assert result["status"] == 400
     assert result["code"] == "GRAPHQL_VALIDATION_FAILED"
@@ -152,6 +155,12 @@ def test_explain_json_gives_decision_and_trace(tmp_path: Path,
     assert result["location"] == f"{IWLZ}/notificatie.yaml:35"
     failed = [s["rule"] for s in result["trace"] if s["outcome"] == "failed"]
     assert failed == ["iwlz-notificatie/afzender-id", "iwlz-notificatie/gebonden-afzender"]
+    # A refused request is audited too, with what the policy's audit: block names.
+    assert result["audit"] == {
+        "event_type": "NIEUWE_INDICATIE_ZORGKANTOOR", "afzender": "KVK:1",
+        "ontvanger": "UZOVI:5151", "subjects": ["WlzIndicatie/1"],
+        "records": ["WlzIndicatie/1"],
+    }
 
 
 def test_explain_text_shows_environment_and_every_check(
@@ -168,6 +177,13 @@ def test_explain_text_shows_environment_and_every_check(
     assert "  passed   iwlz-notificatie/afzender-id" in out
     assert "  skipped  iwlz-notificatie/strict-timestamp" in out
     assert "  allowed  iwlz-notificatie" in out
+    assert ("audit:\n"
+            "  event_type: NIEUWE_INDICATIE_ZORGKANTOOR\n"
+            "  afzender:   KVK:62253778\n"
+            "  ontvanger:  UZOVI:5151\n"
+            '  subjects:   ["WlzIndicatie/1"]\n'
+            '  records:    ["WlzIndicatie/1"]\n'
+            "trace:\n") in out
 
 
 def test_explain_shows_an_analyser_refusal(tmp_path: Path,
@@ -179,6 +195,12 @@ def test_explain_shows_an_analyser_refusal(tmp_path: Path,
     result = json.loads(capsys.readouterr().out)
     assert (result["allow"], result["status"], result["code"], result["message"]) == (
         False, 400, "BAD_REQUEST", "Only one operation at the time is supported.")
+    # Refused before any policy ran: nothing for the audit trail beyond who and what.
+    assert result["audit"] is None
+    main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
+          "--request", str(request)])
+    out = capsys.readouterr().out
+    assert "\naudit:       (none: no policy with an audit: block decided this request)\n" in out
 
 
 def test_explain_rejects_a_bad_route_and_bad_json(tmp_path: Path,
