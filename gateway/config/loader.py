@@ -12,6 +12,8 @@ from types import MappingProxyType
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from authlib.common.security import is_secure_transport
+
 from gateway.config.claims import claim_mapping_from_data, default_claim_mapping
 from gateway.config.errors import ConfigError
 from gateway.config.model import (
@@ -143,6 +145,16 @@ class _Loader:
         scopes = self.scope_templates(root.get("scopes"))
         routes = self.routes(root.require("routes"), public_url, scopes)
         authserver = self.authserver(root.get("authserver"), demo, routes, server, mapping)
+        if authserver is not None and authserver.enabled and not is_secure_transport(public_url):
+            # OAuth 2 sends client secrets to the token endpoint: authlib refuses to serve it
+            # on a plain-http public URL, so refuse the configuration instead of every request.
+            where = root.get("public_url") or root.value
+            raise where.error(
+                f"public_url {public_url!r} must be https when the authorization server is "
+                "enabled",
+                "OAuth 2 requires TLS for the token endpoint; http is accepted only for "
+                "loopback addresses (127.0.0.1, localhost, ::1)",
+            )
         tokens = self.tokens(root.get("tokens"), issuer, authserver, mapping)
         return GatewayConfig(
             source=self.path,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.authserver.keys import generate_key
 from gateway.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -270,3 +271,28 @@ def test_config_objects_are_immutable() -> None:
     config = load_config(DEMO)
     with pytest.raises(AttributeError):
         config.routes[0].path = "/x"  # type: ignore[misc]
+
+
+def test_plain_http_public_url_with_the_authorization_server_is_refused(tmp_path: Path) -> None:
+    # OAuth 2 sends client secrets to the token endpoint: TLS is required, except on loopback.
+    text = BASE.replace("https://gateway.example.nl", "http://gateway.example.nl")
+    text += "authserver:\n  signing: {keys_dir: keys}\n  clients_file: clients.yaml\n"
+    path = write(tmp_path, text)
+    write(tmp_path, "clients: []\n", "clients.yaml")
+    err = error_of(path)
+    assert (err.line, err.col) == (1, 13)
+    assert "must be https when the authorization server is enabled" in err.message
+    assert "loopback" in str(err)
+
+
+def test_plain_http_public_url_is_fine_on_loopback_and_without_the_authorization_server(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "clients: []\n", "clients.yaml")
+    (tmp_path / "keys").mkdir()
+    generate_key(tmp_path / "keys", "ES256")
+    loopback = BASE.replace("https://gateway.example.nl", "http://127.0.0.1:8080")
+    loopback += "authserver:\n  signing: {keys_dir: keys}\n  clients_file: clients.yaml\n"
+    assert load_config(write(tmp_path, loopback)).public_url == "http://127.0.0.1:8080"
+    no_authserver = BASE.replace("https://gateway.example.nl", "http://gateway.example.nl")
+    assert load_config(write(tmp_path, no_authserver)).authserver is None

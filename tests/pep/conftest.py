@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies" / "iwlz"
 DEMO_CLIENTS = REPO / "config" / "demo" / "clients.yaml"
 GRAPHQL_FIXTURES = REPO / "tests" / "graphql" / "fixtures"
-PUBLIC_URL = "http://gateway.test"
+PUBLIC_URL = "https://gateway.test"
 
 ZK_5151 = "/deelnemers/uzovi/5151/graphql"
 ZK_5152 = "/deelnemers/uzovi/5152/graphql"

@@ -130,7 +130,7 @@ async def test_cached_token_is_still_checked_for_audience_per_route(gateway: Gat
 
 
 async def test_audience_list_containing_the_route_is_accepted(gateway: Gateway) -> None:
-    payload = claims(ZK_5151, aud=["https://other.example", "http://gateway.test" + ZK_5151])
+    payload = claims(ZK_5151, aud=["https://other.example", "https://gateway.test" + ZK_5151])
     response = await gateway.post(ZK_5151, token=sign_with_gateway_key(gateway, payload))
     assert response.status == 200
 
