@@ -365,52 +365,19 @@ async def _demo_main(config: GatewayConfig, *, bundled: bool) -> int:
     return 0
 
 
-SEED_003_QUERY = """mutation zendNotificatie(
-  $afzenderID: String!
-  $afzenderIDType: IDTypeEnum!
-  $eventType: String!
-  $ontvangerID: String!
-  $ontvangerIDType: IDTypeEnum!
-  $timestamp: DateTime!
-  $subjectList: [SubjectEntity!]!
-) {
-  zendNotificatie(
-    notificatieInput: {
-      afzenderID: $afzenderID
-      afzenderIDType: $afzenderIDType
-      eventType: $eventType
-      ontvangerID: $ontvangerID
-      ontvangerIDType: $ontvangerIDType
-      timestamp: $timestamp
-      subjectList: $subjectList
-    }
-  ) {
-    notificatieID
-  }
-}
-"""
-"""The example of seed 003 (RFC0008) section 3.5, exactly as written."""
+SEED_003_EXAMPLE = Path(__file__).resolve().parent / "examples" / "seed_003_example.graphql"
+"""The example of seed 003 (RFC0008) section 3.5, exactly as written (also a test fixture)."""
+SEED_003_VARIABLES = SEED_003_EXAMPLE.with_name("seed_003_variables.json")
 
 
 def seed_003_request(afzender_id: str = "62253778") -> dict[str, Any]:
     """Seed 003 example request: NIEUWE_INDICATIE_ZORGKANTOOR from KVK 62253778 to UZOVI 5151."""
+    variables = json.loads(SEED_003_VARIABLES.read_text(encoding="utf-8"))
+    variables["afzenderID"] = afzender_id
     return {
-        "query": SEED_003_QUERY,
+        "query": SEED_003_EXAMPLE.read_text(encoding="utf-8"),
         "operationName": "zendNotificatie",
-        "variables": {
-            "afzenderID": afzender_id,
-            "afzenderIDType": "KVK",
-            "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR",
-            "ontvangerID": "5151",
-            "ontvangerIDType": "UZOVI",
-            "timestamp": "2024-07-02T00:00:00Z",
-            "subjectList": [
-                {
-                    "recordID": "WlzIndicatie/ef88ce35-58fa-4e6d-ac7a-6e298dd211d6",
-                    "subject": "WlzIndicatie/ef88ce35-58fa-4e6d-ac7a-6e298dd211d6",
-                }
-            ],
-        },
+        "variables": variables,
     }
 
 
