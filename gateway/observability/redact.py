@@ -122,26 +122,42 @@ def _sensitive_cached(key: str) -> bool:
     return verdict
 
 
+_SCALARS = (type(None), bool, int, float)
+
+_KEYSET_CACHE: dict[tuple[str, ...], tuple[str, ...]] = {}
+"""Per set of event keys (a decision event always has the same ones): the sensitive keys."""
+
+
+def _sensitive_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    found = _KEYSET_CACHE.get(keys)
+    if found is None:
+        found = tuple(k for k in keys if _sensitive_cached(k) and k not in _META_KEYS)
+        if len(_KEYSET_CACHE) < 1024:
+            _KEYSET_CACHE[keys] = found
+    return found
+
+
 def redact_event(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: redact every key and value of the event in place."""
-    # On every log line: a dict lookup per key, type checks by identity, and one C-level
-    # regex search per string before the full pattern runs.
-    key_cache = _KEY_CACHE
-    search = _TRIGGER.search
+    # On every log line, so the common case is cheap: the sensitive keys come from a cache
+    # per key set, and all string values are checked with ONE regex search over their
+    # concatenation; only an event that trips it takes the per-value path.
+    for key in _sensitive_keys(tuple(event_dict)):
+        event_dict[key] = REDACTED
+    texts: list[str] = []
+    nested = False
     for key, value in event_dict.items():
-        sensitive = key_cache.get(key)
-        if sensitive is None:
-            sensitive = _sensitive_cached(key)
-        if sensitive:
-            if key not in _META_KEYS:
-                event_dict[key] = REDACTED
-            continue
         kind = type(value)
         if kind is str:
-            if search(value) is not None:
+            texts.append(value)
+        elif kind not in _SCALARS and key not in _META_KEYS and value is not REDACTED:
+            nested = True
+    if texts and _TRIGGER.search("\x00".join(texts)) is not None:
+        for key, value in event_dict.items():
+            if type(value) is str and value is not REDACTED and _TRIGGER.search(value):
                 event_dict[key] = _PATTERN.sub(_replace, value)
-        elif value is None or kind is int or kind is float or kind is bool or key in _META_KEYS:
-            continue
-        else:
-            event_dict[key] = redact_value(value)
+    if nested:
+        for key, value in event_dict.items():
+            if type(value) not in _SCALARS and type(value) is not str and key not in _META_KEYS:
+                event_dict[key] = redact_value(value)
     return event_dict
