@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -215,49 +216,39 @@ class GatewayMetrics:
         self._policy_lock = threading.Lock()
         # Label children cached by raw key: prometheus' labels() takes a lock and builds
         # a tuple per call; the hot path pays one dict lookup instead.
-        self._decision_children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-        self._route_children: dict[str, tuple[Any, Any]] = {}
-        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
     def decision_children(
         self, outcome: str, route: str, code: str | None, rule: str | None
     ) -> tuple[Any, Any]:
         """(counter child, total-latency child) for one decision's labels, cached."""
-        key = (outcome, route, code, rule)
-        children = self._decision_children.get(key)
-        if children is None:
+
+        def build() -> tuple[Any, Any]:
             r = self.route_label(route)
-            children = (
+            return (
                 self.decisions.labels(outcome, r, self.code_label(code), self.rule_label(rule)),
                 self.decision_seconds.labels(r, outcome),
             )
-            if len(self._decision_children) < 10_000:
-                self._decision_children[key] = children
-        return children
+
+        return _cached(self._children, ("decision", outcome, route, code, rule), build)
 
     def route_children(self, route: str) -> tuple[Any, Any]:
         """(policy-latency child, upstream-latency child) for *route*, cached."""
-        children = self._route_children.get(route)
-        if children is None:
+
+        def build() -> tuple[Any, Any]:
             r = self.route_label(route)
-            children = (self.policy_seconds.labels(r), self.upstream_seconds.labels(r))
-            if len(self._route_children) < 1_000:
-                self._route_children[route] = children
-        return children
+            return self.policy_seconds.labels(r), self.upstream_seconds.labels(r)
+
+        return _cached(self._children, ("route", route), build)
 
     def request_children(self, route: str, method: str, status: int) -> tuple[Any, Any]:
         """(request counter child, request-latency child) for one response, cached."""
-        key = (route, method, status)
-        children = self._request_children.get(key)
-        if children is None:
+
+        def build() -> tuple[Any, Any]:
             r = self.route_label(route)
-            children = (
-                self.requests.labels(r, method, str(status)),
-                self.request_seconds.labels(r),
-            )
-            if len(self._request_children) < 10_000:
-                self._request_children[key] = children
-        return children
+            return self.requests.labels(r, method, str(status)), self.request_seconds.labels(r)
+
+        return _cached(self._children, ("request", route, method, status), build)
 
     def set_policy_version(self, version: str) -> None:
         """Mark *version* as the enforced policy (the previous one drops to 0)."""
@@ -277,6 +268,25 @@ class GatewayMetrics:
             multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
                 os.getpid(), self.multiprocess_dir
             )
+
+
+MAX_CACHED_CHILDREN = 20_000
+"""Bound on cached label-child pairs (raw keys can come from outside: never unbounded)."""
+
+
+def _cached(
+    cache: dict[tuple[Any, ...], tuple[Any, Any]],
+    key: tuple[Any, ...],
+    build: Callable[[], tuple[Any, Any]],
+) -> tuple[Any, Any]:
+    """Label children by raw key: prometheus' labels() takes a lock and builds a tuple per
+    call; the hot path pays one dict lookup instead (building only on a miss)."""
+    children = cache.get(key)
+    if children is None:
+        children = build()
+        if len(cache) < MAX_CACHED_CHILDREN:
+            cache[key] = children
+    return children
 
 
 def _enable_multiprocess_values() -> None:
