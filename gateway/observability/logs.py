@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import datetime as dt
 import logging
 import sys
 import threading
+import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import orjson
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
 
-from gateway.observability.redact import redact_event
+from gateway.observability.redact import has_trigger, redact_event
 
 LogFormat = Literal["json", "console"]
 
@@ -119,6 +122,57 @@ class _StdoutHandler(logging.Handler):
             self.handleError(record)
 
 
+_stamp_second = -1
+_stamp_prefix = ""
+
+
+def iso_timestamp(now: float | None = None) -> str:
+    """*now* (default: the current time) in ISO-8601 UTC: ``2026-11-29T10:00:00.123456Z``.
+
+    The date-and-seconds part is formatted once per second; every line of that second only
+    appends its microseconds (a log timestamp is on the per-request path).
+    """
+    global _stamp_second, _stamp_prefix
+    if now is None:
+        now = time.time()
+    second = int(now)
+    if second != _stamp_second:
+        moment = dt.datetime.fromtimestamp(second, dt.UTC)
+        _stamp_prefix, _stamp_second = moment.strftime("%Y-%m-%dT%H:%M:%S."), second
+    micros = min(round((now - second) * 1_000_000), 999_999)
+    return f"{_stamp_prefix}{micros:06d}Z"
+
+
+def add_timestamp(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: ``timestamp`` in ISO-8601 UTC (see :func:`iso_timestamp`)."""
+    event_dict["timestamp"] = iso_timestamp()
+    return event_dict
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR, "critical": logging.CRITICAL}
+
+
+def emit_json_event(logger: str, level: str, event: str, fields: Mapping[str, Any]) -> None:
+    """Log one event with flat *fields* by the shortest safe path (the decision log).
+
+    Same line as ``get_logger(logger).<level>(event, **fields)``: same keys in the same
+    order, same level filter, same redaction. When the output is JSON and no string value
+    (top level or inside a list/tuple) contains a redaction trigger, the line is rendered
+    directly; otherwise (console output, a trigger, a nested mapping) it takes the full
+    structlog chain. The caller guarantees that no key of *fields* is a sensitive name.
+    """
+    levelno = _LEVELS[level]
+    if _level is not None and levelno < _level:
+        return
+    if _configured is None or _configured[0] != "json" or has_trigger(fields):
+        getattr(get_logger(logger), level)(event, **fields)
+        return
+    line = {"logger": logger, **fields, "event": event, "level": level,
+            "timestamp": iso_timestamp()}
+    emit_line(orjson.dumps(line, default=str).decode())
+
+
 def _renderer(log_format: LogFormat) -> Processor:
     if log_format == "console":
         return structlog.dev.ConsoleRenderer(colors=False)
@@ -128,9 +182,8 @@ def _renderer(log_format: LogFormat) -> Processor:
 def shared_processors() -> list[Processor]:
     """Processors both structlog events and stdlib records go through, before rendering."""
     return [
-        structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        add_timestamp,
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
         # Redaction runs after exception formatting so traceback text is covered too.

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import fields
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from gateway.observability.audit import AuditWriter
 from gateway.observability.events import DecisionEvent, TokenEvent
-from gateway.observability.logs import get_logger
+from gateway.observability.logs import emit_json_event, get_logger, iso_timestamp
 from gateway.observability.metrics import GatewayMetrics
-from gateway.observability.redact import redact_event
+from gateway.observability.redact import is_sensitive_key, redact_event
 
 if TYPE_CHECKING:
     from gateway.observability.otel import DecisionSpanExporter
 
 DECISION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DecisionEvent))
 TOKEN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TokenEvent))
+# emit_json_event skips the per-key check: no field of an event may be named like a secret.
+if any(map(is_sensitive_key, DECISION_FIELDS + TOKEN_FIELDS)):  # pragma: no cover
+    raise RuntimeError("an event field is named like a secret: rename it")
 _decision_values = attrgetter(*DECISION_FIELDS)
 _token_values = attrgetter(*TOKEN_FIELDS)
 
@@ -30,10 +32,6 @@ def decision_record(event: DecisionEvent) -> dict[str, Any]:
 def token_record(event: TokenEvent) -> dict[str, Any]:
     """Every field of *event* under its own name (it never holds a token or a secret)."""
     return dict(zip(TOKEN_FIELDS, _token_values(event), strict=True))
-
-
-def _iso_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class GatewayObserver:
@@ -57,8 +55,6 @@ class GatewayObserver:
         self.spans = spans
         self._cache_hits = metrics.parse_cache.labels("hit")
         self._cache_misses = metrics.parse_cache.labels("miss")
-        self._decision_logger = get_logger("gateway.decision")
-        self._token_logger = get_logger("gateway.token")
         self._log = get_logger("gateway.observability")
 
     # -- PEP ---------------------------------------------------------------------------
@@ -79,16 +75,13 @@ class GatewayObserver:
             return
         record = decision_record(event)
         if self.decision_log:
-            if event.outcome == "error":
-                self._decision_logger.warning("decision", **record)
-            else:
-                self._decision_logger.info("decision", **record)
+            level = "warning" if event.outcome == "error" else "info"
+            emit_json_event("gateway.decision", level, "decision", record)
         if self.audit is not None:
             # The audit trail gets the same redaction as the logs: a reason text can echo
             # caller-chosen input (an operation name), which must not smuggle a token in.
-            self.audit.write(
-                redact_event(None, "audit", {"timestamp": _iso_now(), "type": "decision", **record})
-            )
+            stamped = {"timestamp": iso_timestamp(), "type": "decision", **record}
+            self.audit.write(redact_event(None, "audit", stamped))
         if self.spans is not None:
             self.spans.export(event)
 
@@ -139,14 +132,11 @@ class GatewayObserver:
         m.token_seconds.labels(outcome).observe(event.duration_ms / 1000.0)
         record = token_record(event)
         if self.decision_log:
-            if event.outcome == "issued":
-                self._token_logger.info("token", **record)
-            else:
-                self._token_logger.warning("token", **record)
+            level = "info" if event.outcome == "issued" else "warning"
+            emit_json_event("gateway.token", level, "token", record)
         if self.audit is not None:
-            self.audit.write(
-                redact_event(None, "audit", {"timestamp": _iso_now(), "type": "token", **record})
-            )
+            stamped = {"timestamp": iso_timestamp(), "type": "token", **record}
+            self.audit.write(redact_event(None, "audit", stamped))
 
     def close(self) -> None:
         """Flush and close the audit file and the span exporter."""

@@ -55,10 +55,21 @@ _PAIR = (
 )
 _PATTERN = re.compile(f"(?P<pair>{_PAIR})|(?P<jwt>{_JWT})|(?P<auth>{_AUTH_SCHEME})")
 
-# Cheap substring tests that every dangerous string must contain; skipping the regex for the
-# (vast majority of) harmless strings keeps redaction off the per-request cost sheet.
-_TRIGGERS = ("eyJ", "=", '":', "':", "earer", "EARER", "asic", "ASIC", "pop", "POP")
-_TRIGGER = re.compile("|".join(re.escape(t) for t in _TRIGGERS))
+# A cheap test every string the pattern can match passes: a JWT contains "eyJ", a pair "="
+# or a quote before ":" (or whitespace), a credential scheme whitespace after its name. The
+# (vast majority of) harmless strings skip the regex; substring tests run at memchr speed.
+_SPACE = re.compile(r"\s")
+
+
+def may_hold_secret(text: str) -> bool:
+    """False only when :data:`_PATTERN` cannot match *text* (so it needs no redaction)."""
+    if "eyJ" in text or "=" in text or '":' in text or "':" in text:
+        return True
+    if text.isascii():  # O(1): CPython records it; then only the ASCII whitespace of \s
+        return (" " in text or "\t" in text or "\n" in text or "\r" in text
+                or "\x0b" in text or "\x0c" in text or "\x1c" in text or "\x1d" in text
+                or "\x1e" in text or "\x1f" in text)
+    return _SPACE.search(text) is not None
 
 
 # structlog's ProcessorFormatter bookkeeping (the LogRecord itself); removed before rendering.
@@ -79,7 +90,7 @@ def _replace(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """Replace every JWT, ``Bearer``/``Basic`` credential and ``secret=value`` pair in *text*."""
-    if _TRIGGER.search(text) is not None:
+    if may_hold_secret(text):
         return _PATTERN.sub(_replace, text)
     return text
 
@@ -137,6 +148,32 @@ def _sensitive_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return found
 
 
+_FLAT = (tuple, list)
+
+
+def has_trigger(fields: Mapping[str, Any]) -> bool:
+    """True unless every value of *fields* is provably free of secrets without redaction.
+
+    Scalars pass; strings, also inside a top-level list or tuple, are checked with one
+    trigger search over their concatenation; anything else (a mapping, an object) counts
+    as a trigger, so its event takes the full :func:`redact_event` path.
+    """
+    texts: list[str] = []
+    for value in fields.values():
+        kind = type(value)
+        if kind is str:
+            texts.append(value)
+        elif kind in _FLAT:
+            for item in value:
+                if type(item) is str:
+                    texts.append(item)
+                elif type(item) not in _SCALARS:
+                    return True
+        elif kind not in _SCALARS:
+            return True
+    return bool(texts) and may_hold_secret("\x00".join(texts))
+
+
 def redact_event(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: redact every key and value of the event in place."""
     # On every log line, so the common case is cheap: the sensitive keys come from a cache
@@ -152,9 +189,9 @@ def redact_event(_logger: Any, _method: str, event_dict: EventDict) -> EventDict
             texts.append(value)
         elif kind not in _SCALARS and key not in _META_KEYS and value is not REDACTED:
             nested = True
-    if texts and _TRIGGER.search("\x00".join(texts)) is not None:
+    if texts and may_hold_secret("\x00".join(texts)):
         for key, value in event_dict.items():
-            if type(value) is str and value is not REDACTED and _TRIGGER.search(value):
+            if type(value) is str and value is not REDACTED and may_hold_secret(value):
                 event_dict[key] = _PATTERN.sub(_replace, value)
     if nested:
         for key, value in event_dict.items():

@@ -7,11 +7,13 @@ from collections.abc import Callable
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpServer
 
 from gateway.config.model import GatewayConfig
 from gateway.observability import GatewayAccessLogger, redact_text, redact_value
-from gateway.observability.redact import REDACTED
+from gateway.observability.redact import _PATTERN, REDACTED, may_hold_secret
 
 from .conftest import json_lines, observability_app
 
@@ -158,3 +160,17 @@ async def test_default_aiohttp_access_log_is_redacted_when_no_logger_class_is_gi
     out = capsys.readouterr().out
     assert any(x.get("logger") == "aiohttp.access" for x in json_lines(out))
     assert "eyJ" not in out
+
+
+_FRAGMENTS = st.sampled_from(
+    ["eyJ", "eyJhbGciOiJub25lIn0", ".", "Bearer", "bEaReR", "basic", "DPoP", "token", "secret",
+     "password", "client_secret", "=", '"', "'", ":", " ", "\t", "\u2003", "\x1c", "\xa0", "x",
+     "abc123", "-", "_"]
+)
+
+
+@given(st.lists(st.one_of(_FRAGMENTS, st.text(max_size=4)), max_size=12).map("".join))
+def test_prefilter_never_skips_a_string_the_pattern_matches(text: str) -> None:
+    """The cheap pre-test may say yes too often, never no to a string holding a secret."""
+    if _PATTERN.search(text) is not None:
+        assert may_hold_secret(text)

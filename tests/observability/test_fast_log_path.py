@@ -1,0 +1,121 @@
+"""The decision log's short path renders exactly what the structlog chain would, or defers.
+
+``emit_json_event`` is on the per-request path; these tests hold it to the full chain:
+same keys in the same order, same level filter, and every value that could carry a secret
+sent through redaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway.observability.logs import (
+    configure_logging,
+    emit_json_event,
+    flush_pending,
+    get_logger,
+    iso_timestamp,
+)
+from gateway.observability.observer import decision_record
+from gateway.observability.redact import REDACTED
+
+from .conftest import decision
+from .test_redaction import JWT
+
+
+@pytest.fixture
+def json_info() -> Iterator[None]:
+    configure_logging("json", "info")
+    yield
+    configure_logging("json", "info")
+
+
+def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    flush_pending()
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+
+
+def test_short_path_line_equals_the_structlog_line(
+    json_info: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = decision_record(decision())
+    capsys.readouterr()
+    emit_json_event("gateway.decision", "info", "decision", record)
+    get_logger("gateway.decision").info("decision", **record)
+    short, full = lines(capsys)
+    assert list(short) == list(full)  # same keys, same order
+    short.pop("timestamp"), full.pop("timestamp")
+    assert short == full
+    assert short["subjects"] == ["Client"] and short["level"] == "info"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"reason": f"Syntax Error: Unexpected Name '{JWT}'."},
+        {"operation_name": f"Bearer {JWT}"},
+        {"subjects": ("Client", JWT)},
+        {"records": ("rec-1", f"password=hunter2-{JWT}")},
+    ],
+    ids=["reason", "operation-name", "in-a-tuple", "pair-in-a-tuple"],
+)
+def test_a_value_that_may_hold_a_secret_is_redacted(
+    json_info: None, capsys: pytest.CaptureFixture[str], overrides: dict[str, Any]
+) -> None:
+    capsys.readouterr()
+    emit_json_event("gateway.decision", "info", "decision", decision_record(decision(**overrides)))
+    (line,) = lines(capsys)
+    text = json.dumps(line)
+    assert "eyJzdWIi" not in text and "hunter2" not in text
+    assert REDACTED in text
+    assert line["client_id"] == "ciz"  # the rest of the event is kept
+
+
+def test_a_nested_mapping_takes_the_full_chain(
+    json_info: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    emit_json_event("gateway.decision", "info", "decision",
+                    {"detail": {"client_secret": "ciz-demo-secret", "kept": "UZOVI:5151"}})
+    (line,) = lines(capsys)
+    assert line["detail"] == {"client_secret": REDACTED, "kept": "UZOVI:5151"}
+
+
+def test_level_filter_applies(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json", "warning")
+    try:
+        capsys.readouterr()
+        emit_json_event("gateway.decision", "info", "decision", {"outcome": "allow"})
+        emit_json_event("gateway.decision", "warning", "decision", {"outcome": "error"})
+        (line,) = lines(capsys)
+    finally:
+        configure_logging("json", "info")
+    assert line["outcome"] == "error" and line["level"] == "warning"
+
+
+def test_console_format_is_honoured(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("console", "info")
+    try:
+        capsys.readouterr()
+        emit_json_event("gateway.decision", "info", "decision", {"outcome": "allow"})
+        flush_pending()
+        out = capsys.readouterr().out
+    finally:
+        configure_logging("json", "info")
+    assert "decision" in out and "outcome=allow" in out
+    assert not out.lstrip().startswith("{")
+
+
+def test_iso_timestamp_is_utc_with_microseconds() -> None:
+    moment = dt.datetime(2026, 11, 29, 23, 59, 59, 120034, tzinfo=dt.UTC).timestamp()
+    assert iso_timestamp(moment) == "2026-11-29T23:59:59.120034Z"
+    assert iso_timestamp(moment + 1) == "2026-11-30T00:00:00.120034Z"  # next second, new day
+    assert iso_timestamp(float(int(moment))) == "2026-11-29T23:59:59.000000Z"
+    now = dt.datetime.now(dt.UTC)
+    parsed = dt.datetime.fromisoformat(iso_timestamp())
+    assert abs((parsed - now).total_seconds()) < 5
