@@ -153,9 +153,12 @@ def lua_script(path: Path, token: str, unique_queries: bool) -> Path:
     return path
 
 
-def run_wrk(wrk: str, url: str, script: Path, duration: int) -> tuple[int, float, int]:
+def run_wrk(
+    wrk: str, url: str, script: Path, duration: int, connections: int = 32
+) -> tuple[int, float, int]:
     out = subprocess.run(
-        ["taskset", "-c", "1", wrk, "-t1", "-c32", f"-d{duration}s", "-s", str(script), url],
+        ["taskset", "-c", "1", wrk, "-t1", f"-c{connections}", f"-d{duration}s",
+         "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]

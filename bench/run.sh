@@ -18,5 +18,6 @@ run parse    bench/bench_parse.py --seconds 1
 run policy   bench/bench_policy.py
 run logging  bench/bench_logging.py
 run gateway  bench/bench_gateway.py
+run instructions bench/bench_instructions.py
 echo
 echo "results in bench/results/"

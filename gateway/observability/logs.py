@@ -15,13 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import fields as dc_fields
 from typing import Any, Literal
 
 import orjson
 import structlog
 from structlog.typing import EventDict, Processor
 
-from gateway.observability.redact import has_trigger, redact_event
+from gateway.observability.redact import is_sensitive_key, redact_event
 
 LogFormat = Literal["json", "console"]
 
@@ -153,24 +154,70 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR, "critical": logging.CRITICAL}
 
 
-def emit_json_event(logger: str, level: str, event: str, fields: Mapping[str, Any]) -> None:
-    """Log one event with flat *fields* by the shortest safe path (the decision log).
+def _could_hold_secret(body: bytes) -> bool:
+    """False only when the compact JSON *body* provably needs no redaction.
 
-    Same line as ``get_logger(logger).<level>(event, **fields)``: same keys in the same
-    order, same level filter, same redaction. When the output is JSON and no string value
-    (top level or inside a list/tuple) contains a redaction trigger, the line is rendered
-    directly; otherwise (console output, a trigger, a nested mapping) it takes the full
-    structlog chain. The caller guarantees that no key of *fields* is a sensitive name.
+    Every string :func:`~gateway.observability.redact.redact_text` would change contains
+    ``eyJ``, ``=``, a quote (rendered ``\\"`` or ``'``) or whitespace (a raw space, an escape
+    with a backslash, or non-ASCII); a nested object may hold a secret by its key name. None
+    of these occurs in compact JSON of flat, harmless fields, so checking the rendered bytes
+    (memchr speed) replaces a walk over every value.
+    """
+    return (b"eyJ" in body or b"=" in body or b"'" in body or b" " in body
+            or b"\\" in body or body.find(b"{", 1) != -1 or not body.isascii())
+
+
+_SAFE_KEYS: dict[type, bool] = {}
+"""Per dataclass type: none of its field names is sensitive (checked once)."""
+
+
+def _keys_safe(fields: Any) -> bool:
+    if isinstance(fields, Mapping):
+        return not any(is_sensitive_key(k) for k in fields)
+    kind = type(fields)
+    safe = _SAFE_KEYS.get(kind)
+    if safe is None:
+        safe = _SAFE_KEYS[kind] = not any(is_sensitive_key(f.name) for f in dc_fields(fields))
+    return safe
+
+
+def _as_dict(fields: Any) -> dict[str, Any]:
+    if isinstance(fields, Mapping):
+        return dict(fields)
+    return {f.name: getattr(fields, f.name) for f in dc_fields(fields)}
+
+
+def emit_json_event(logger: str, level: str, event: str, fields: Any) -> None:
+    """Log one event by the shortest safe path (the decision log, once per request).
+
+    *fields* is a mapping or a dataclass instance of flat values (scalars, strings, lists or
+    tuples of those). The line is the one ``get_logger(logger).<level>(event, **fields)``
+    writes: same keys in the same order, same level filter, same redaction. With JSON output
+    the fields are rendered by orjson in one call and the bytes checked for anything that
+    could need redaction (see :func:`_could_hold_secret`); only then (or for console
+    output, a sensitive key name, a value orjson cannot render) does the event take the
+    full structlog chain.
     """
     levelno = _LEVELS[level]
     if _level is not None and levelno < _level:
         return
-    if _configured is None or _configured[0] != "json" or has_trigger(fields):
-        getattr(get_logger(logger), level)(event, **fields)
-        return
-    line = {"logger": logger, **fields, "event": event, "level": level,
-            "timestamp": iso_timestamp()}
-    emit_line(orjson.dumps(line, default=str).decode())
+    if _configured is not None and _configured[0] == "json" and _keys_safe(fields):
+        try:
+            body: bytes | None = orjson.dumps(fields)
+        except TypeError:  # a value orjson cannot render: the full chain str()s it
+            body = None
+        if body is not None and not _could_hold_secret(body):
+            inner = body[1:-1].decode()
+            emit_line(
+                f'{{"logger":{_quoted(logger)},{inner}{"," if inner else ""}"event":'
+                f'{_quoted(event)},"level":"{level}","timestamp":"{iso_timestamp()}"}}'
+            )
+            return
+    getattr(get_logger(logger), level)(event, **_as_dict(fields))
+
+
+def _quoted(text: str) -> str:
+    return orjson.dumps(text).decode()
 
 
 def _renderer(log_format: LogFormat) -> Processor:

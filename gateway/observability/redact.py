@@ -148,32 +148,6 @@ def _sensitive_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return found
 
 
-_FLAT = (tuple, list)
-
-
-def has_trigger(fields: Mapping[str, Any]) -> bool:
-    """True unless every value of *fields* is provably free of secrets without redaction.
-
-    Scalars pass; strings, also inside a top-level list or tuple, are checked with one
-    trigger search over their concatenation; anything else (a mapping, an object) counts
-    as a trigger, so its event takes the full :func:`redact_event` path.
-    """
-    texts: list[str] = []
-    for value in fields.values():
-        kind = type(value)
-        if kind is str:
-            texts.append(value)
-        elif kind in _FLAT:
-            for item in value:
-                if type(item) is str:
-                    texts.append(item)
-                elif type(item) not in _SCALARS:
-                    return True
-        elif kind not in _SCALARS:
-            return True
-    return bool(texts) and may_hold_secret("\x00".join(texts))
-
-
 def redact_event(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: redact every key and value of the event in place."""
     # On every log line, so the common case is cheap: the sensitive keys come from a cache

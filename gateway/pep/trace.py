@@ -23,13 +23,9 @@ _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
 
-def _hex(nbytes: int) -> str:
-    return os.urandom(nbytes).hex()
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TraceContext:
-    """The trace identifiers of one request through the gateway."""
+    """The trace identifiers of one request through the gateway (and its decision id)."""
 
     trace_id: str
     """32 hex digits (W3C)."""
@@ -40,34 +36,47 @@ class TraceContext:
     """16 or 32 hex digits (as the caller sent it, else the W3C trace id)."""
     b3_parent_span_id: str | None
     request_id: str
+    decision_id: str
+    """128 random bits naming the decision (refusal bodies, logs, audit)."""
 
     @classmethod
     def from_headers(cls, headers: CIMultiDictProxy[str]) -> TraceContext:
         """Continue the caller's trace (W3C and/or B3) and request id, or start new ones."""
+        # One getrandom(2) call per request for every id it may need: trace (16 bytes),
+        # span (8), request id (16), decision id (16).
+        fresh = os.urandom(56).hex()
+        get = headers.get
+        traceparent = get("traceparent")
+        b3_header = get("X-B3-TraceId")
+        request_id = get("X-Request-ID")
         trace_id = flags = parent = None
-        match = _TRACEPARENT.match(headers.get("traceparent", "").strip().lower())
-        if match and match.group(1) != "ff" and match.group(2) != _ZERO_TRACE and (
-            match.group(3) != _ZERO_SPAN
-        ):
-            trace_id, parent, flags = match.group(2), match.group(3), match.group(4)
-        b3_trace = headers.get("X-B3-TraceId", "").strip().lower()
-        b3_span = headers.get("X-B3-SpanId", "").strip().lower()
-        if not _B3_TRACE.match(b3_trace) or set(b3_trace) == {"0"}:
-            b3_trace = ""
-        elif _B3_SPAN.match(b3_span):
-            parent = b3_span
+        b3_trace = ""
+        if traceparent is not None:
+            match = _TRACEPARENT.match(traceparent.strip().lower())
+            if match and match.group(1) != "ff" and match.group(2) != _ZERO_TRACE and (
+                match.group(3) != _ZERO_SPAN
+            ):
+                trace_id, parent, flags = match.group(2), match.group(3), match.group(4)
+        if b3_header is not None:
+            b3_trace = b3_header.strip().lower()
+            b3_span = get("X-B3-SpanId", "").strip().lower()
+            if not _B3_TRACE.match(b3_trace) or set(b3_trace) == {"0"}:
+                b3_trace = ""
+            elif _B3_SPAN.match(b3_span):
+                parent = b3_span
         if trace_id is None:
-            trace_id = b3_trace.rjust(32, "0") if b3_trace else _hex(16)
-            sampled = headers.get("X-B3-Sampled", "").strip()
-            flags = "00" if sampled == "0" else "01"
-        request_id = headers.get("X-Request-ID", "").strip()
+            trace_id = b3_trace.rjust(32, "0") if b3_trace else fresh[:32]
+            flags = "00" if get("X-B3-Sampled", "").strip() == "0" else "01"
+        if request_id is not None:
+            request_id = request_id.strip()
         return cls(
             trace_id=trace_id,
-            span_id=_hex(8),
+            span_id=fresh[32:48],
             flags=flags or "01",
             b3_trace_id=b3_trace or trace_id,
             b3_parent_span_id=parent,
-            request_id=request_id if _REQUEST_ID.match(request_id) else _hex(16),
+            request_id=request_id if request_id and _REQUEST_ID.match(request_id) else fresh[48:80],
+            decision_id=fresh[80:112],
         )
 
     @property

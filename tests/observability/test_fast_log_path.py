@@ -43,15 +43,47 @@ def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 def test_short_path_line_equals_the_structlog_line(
     json_info: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record = decision_record(decision())
+    event = decision()
+    record = decision_record(event)
     capsys.readouterr()
-    emit_json_event("gateway.decision", "info", "decision", record)
+    emit_json_event("gateway.decision", "info", "decision", event)  # the dataclass itself
+    emit_json_event("gateway.decision", "info", "decision", record)  # or a mapping
     get_logger("gateway.decision").info("decision", **record)
-    short, full = lines(capsys)
-    assert list(short) == list(full)  # same keys, same order
-    short.pop("timestamp"), full.pop("timestamp")
-    assert short == full
-    assert short["subjects"] == ["Client"] and short["level"] == "info"
+    from_event, from_record, full = lines(capsys)
+    assert list(from_event) == list(from_record) == list(full)  # same keys, same order
+    for line in (from_event, from_record, full):
+        line.pop("timestamp")
+    assert from_event == from_record == full
+    assert from_event["subjects"] == ["Client"] and from_event["level"] == "info"
+
+
+def test_an_event_with_no_fields_is_one_valid_line(
+    json_info: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    emit_json_event("gateway.decision", "info", "decision", {})
+    (line,) = lines(capsys)
+    assert list(line) == ["logger", "event", "level", "timestamp"]
+
+
+def test_a_value_orjson_cannot_render_is_logged_as_text(
+    json_info: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Odd:
+        def __str__(self) -> str:
+            return f"odd {JWT}"
+
+    capsys.readouterr()
+    emit_json_event("gateway.decision", "info", "decision", {"value": Odd()})
+    (line,) = lines(capsys)
+    assert line["value"] == f"odd {REDACTED}"
+
+
+def test_a_sensitive_key_is_redacted(json_info: None, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    emit_json_event("gateway.token", "info", "token", {"client_secret": "ciz-demo-secret"})
+    (line,) = lines(capsys)
+    assert line["client_secret"] == REDACTED
 
 
 @pytest.mark.parametrize(
@@ -61,14 +93,19 @@ def test_short_path_line_equals_the_structlog_line(
         {"operation_name": f"Bearer {JWT}"},
         {"subjects": ("Client", JWT)},
         {"records": ("rec-1", f"password=hunter2-{JWT}")},
+        {"reason": 'client said "token": "hunter2"'},
+        {"reason": "password\t=\thunter2"},
+        {"operation_name": "bEaReR\u2003hunter2"},
+        {"afzender": "token=hunter2"},
     ],
-    ids=["reason", "operation-name", "in-a-tuple", "pair-in-a-tuple"],
+    ids=["reason", "operation-name", "in-a-tuple", "pair-in-a-tuple", "json-pair", "tabs",
+         "unicode-space", "pair"],
 )
 def test_a_value_that_may_hold_a_secret_is_redacted(
     json_info: None, capsys: pytest.CaptureFixture[str], overrides: dict[str, Any]
 ) -> None:
     capsys.readouterr()
-    emit_json_event("gateway.decision", "info", "decision", decision_record(decision(**overrides)))
+    emit_json_event("gateway.decision", "info", "decision", decision(**overrides))
     (line,) = lines(capsys)
     text = json.dumps(line)
     assert "eyJzdWIi" not in text and "hunter2" not in text

@@ -1,0 +1,146 @@
+"""Instructions per request (callgrind) of the gateway against the plain aiohttp pass-through.
+
+    .venv/bin/python bench/bench_instructions.py [--seconds 8] [--connections 4]
+
+The wall-clock benchmark (bench_gateway.py) reads CPU time on a shared machine whose speed
+drifts by ±30 % between minutes. Instructions executed do not drift: this benchmark runs
+each server under ``valgrind --tool=callgrind`` with instrumentation off during start-up
+and warm-up, switches it on for a fixed load from wrk, and divides the instructions the
+server executed by the requests wrk completed. The ratio passthrough/gateway is the
+throughput the gateway would reach relative to the pass-through if both were CPU-bound and
+an instruction cost the same everywhere (it does not quite: cache misses, system calls and
+the kernel's share are not counted, so read it beside the wall-clock ratio).
+
+Runs: the pass-through, the gateway (decision log on, the default), the gateway with the
+decision log off, and the gateway with a parse-cache miss on every request. Needs valgrind
+and wrk (installed with apt-get when missing). Bounded: about 4 x (seconds + 12) seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench_gateway import (
+    PYTHON,
+    REPO,
+    ROUTE,
+    SCOPE,
+    KeyStore,
+    ensure_wrk,
+    free_port,
+    gateway_config,
+    issue_token,
+    load_config,
+    lua_script,
+    run_wrk,
+    start,
+    stop,
+    wait_for_port,
+)
+
+
+def ensure_valgrind() -> tuple[str, str]:
+    """Paths of valgrind and callgrind_control (installed with apt-get when missing)."""
+    if not shutil.which("valgrind"):
+        print("valgrind not found: installing with apt-get", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "valgrind"], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    valgrind, control = shutil.which("valgrind"), shutil.which("callgrind_control")
+    if not valgrind or not control:
+        raise SystemExit("valgrind is required (apt-get install valgrind)")
+    return valgrind, control
+
+
+def callgrind_total(out: Path) -> int:
+    """The instruction total of the last dump written under *out* (``out``, ``out.1``, ...)."""
+    total = 0
+    for dump in sorted(out.parent.glob(out.name + "*")):
+        for line in dump.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total = max(total, int(line.split()[1]))
+    return total
+
+
+def measure(cmd: list[str], port: int, url: str, script: Path, seconds: int,
+            connections: int, tools: tuple[str, str, str], out: Path) -> tuple[int, float]:
+    """(requests, instructions per request) of the server *cmd* under callgrind."""
+    valgrind, control, wrk = tools
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", valgrind, "--tool=callgrind", "--instr-atstart=no",
+         f"--callgrind-out-file={out}", *cmd],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+    )
+    try:
+        wait_for_port(port, timeout=180.0)
+        run_wrk(wrk, url, script, 3, connections)  # warm-up, not counted
+        subprocess.run([control, "--instr=on", str(server.pid)], check=True, capture_output=True)
+        requests, _rps, non_2xx = run_wrk(wrk, url, script, seconds, connections)
+        subprocess.run([control, "--instr=off", str(server.pid)], check=True,
+                       capture_output=True)
+        subprocess.run([control, "--dump", str(server.pid)], check=True, capture_output=True)
+    finally:
+        stop(server)
+    if non_2xx:
+        raise SystemExit(f"{non_2xx} requests were not answered 2xx: the measurement is not valid")
+    return requests, callgrind_total(out) / max(requests, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=8, help="counted load per run")
+    parser.add_argument("--connections", type=int, default=4, help="wrk connections")
+    args = parser.parse_args()
+    valgrind, control = ensure_valgrind()
+    tools = (valgrind, control, ensure_wrk())
+    rows: list[tuple[str, int, float]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name:
+        tmp = Path(tmp_name)
+        up_port = free_port()
+        upstream = start([PYTHON, "bench/upstream.py", str(up_port)], 1, up_port)
+        upstream_url = f"http://127.0.0.1:{up_port}/graphql"
+        try:
+            port = free_port()
+            config = load_config(gateway_config(tmp, port, upstream_url, True))
+            token = issue_token(config, KeyStore.load(config), "ciz", [SCOPE],
+                                f"http://127.0.0.1:{port}{ROUTE}")
+            same = lua_script(tmp / "same.lua", token, unique_queries=False)
+            unique = lua_script(tmp / "unique.lua", token, unique_queries=True)
+            serve = [PYTHON, "-m", "gateway.cli", "serve", "--config"]
+            runs = [
+                ("passthrough (aiohttp)",
+                 [PYTHON, "bench/passthrough.py", str(port), upstream_url], same),
+                ("gateway (auth+analysis+policy)",
+                 [*serve, str(gateway_config(tmp, port, upstream_url, True))], same),
+                ("gateway, decision log off",
+                 [*serve, str(gateway_config(tmp, port, upstream_url, False))], same),
+                ("gateway, parse-cache miss",
+                 [*serve, str(gateway_config(tmp, port, upstream_url, True))], unique),
+            ]
+            url = f"http://127.0.0.1:{port}{ROUTE}"
+            for number, (label, cmd, script) in enumerate(runs):
+                out = tmp / f"callgrind-{number}.out"
+                requests, per_request = measure(cmd, port, url, script, args.seconds,
+                                                args.connections, tools, out)
+                rows.append((label, requests, per_request))
+        finally:
+            stop(upstream)
+
+    print(f"{'run':34} {'requests':>9} {'instructions/request':>21}")
+    for label, requests, per_request in rows:
+        print(f"{label:34} {requests:9d} {per_request / 1000:20.0f}k")
+    base, gateway, no_log, miss = (row[2] for row in rows)
+    print(f"\nratio by instructions (passthrough/gateway): {base / gateway:.2f} (target >= 0.85)")
+    print(f"gateway's own work: {(gateway - base) / 1000:.0f}k instructions/request "
+          f"(decision log {(gateway - no_log) / 1000:.0f}k, "
+          f"parse-cache miss adds {(miss - gateway) / 1000:.0f}k)")
+
+
+if __name__ == "__main__":
+    main()
