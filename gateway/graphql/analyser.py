@@ -12,7 +12,6 @@ as a raised instance); decisions never are.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 
 from graphql import (
@@ -97,7 +96,7 @@ class Analyser:
         self.schema = schema
         self.cache_size = max(0, cache_size)
         self.observer: Observer = observer if observer is not None else NullObserver()
-        self._cache: OrderedDict[bytes, _Document] = OrderedDict()
+        self._cache: OrderedDict[str, _Document] = OrderedDict()
 
     def __len__(self) -> int:
         """Number of query texts currently cached."""
@@ -125,7 +124,10 @@ class Analyser:
                              reason="nested_too_deeply") from None
 
     def _document(self, query: str) -> _Document:
-        key = hashlib.blake2b(query.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        # Keyed by the text itself: a str hash is computed once per request text (and is
+        # cheaper than a digest); a hit compares the whole text, so no two texts ever share
+        # an entry. The text is small beside the document it keys.
+        key = query
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)

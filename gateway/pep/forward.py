@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.proxy.headers import CLAIMS_HEADER, upstream_request_headers
+from gateway.proxy.headers import upstream_request_headers
 from gateway.tokens.verifier import VerifiedToken
 
 
@@ -25,13 +25,12 @@ def forward_headers(
     keep_authorization: bool,
 ) -> CIMultiDict[str]:
     """The headers the upstream receives for *request* on behalf of the verified *token*."""
-    headers = upstream_request_headers(
+    return upstream_request_headers(
         request.headers,
         keep_authorization=keep_authorization,
         peer=request.remote,
         scheme=request.scheme,
         host=request.host,
+        trace=trace_headers,
+        claims=token.claims_header,
     )
-    headers.update(trace_headers)
-    headers[CLAIMS_HEADER] = token.claims_header
-    return headers

@@ -11,6 +11,8 @@ the bearer token on would let the resource server replay it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 # Header names are compared lower-cased: HTTP names are case-insensitive, and a caller
@@ -44,7 +46,8 @@ _NOT_TO_UPSTREAM = (
     | {"x-forwarded-proto", "x-forwarded-host", "forwarded"}
 )
 _NOT_TO_UPSTREAM_NO_AUTH = _NOT_TO_UPSTREAM | {"authorization"}
-_NOT_TO_CALLER = HOP_BY_HOP | {"content-length", "server", "date"}
+_NOT_TO_CALLER = HOP_BY_HOP | TRACE_HEADERS | {"content-length", "server", "date"}
+_FORWARDED_FOR = frozenset({"x-forwarded-for"})
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
@@ -54,12 +57,14 @@ def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set
     return named
 
 
-def _copy(
+def _kept(
     headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: frozenset[str]
-) -> CIMultiDict[str]:
+) -> tuple[list[tuple[str, str]], frozenset[str]]:
+    """The (name, value) pairs of *headers* not in *drop* nor named in ``Connection``, and
+    the names dropped. (A list: the result is turned into a multidict once, at the end.)"""
     if "Connection" in headers:
         drop = drop | _connection_tokens(headers)
-    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
+    return [(k, v) for k, v in headers.items() if k.lower() not in drop], drop
 
 
 def upstream_request_headers(
@@ -69,26 +74,42 @@ def upstream_request_headers(
     peer: str | None,
     scheme: str,
     host: str | None,
+    trace: Mapping[str, str] | None = None,
+    claims: str | None = None,
 ) -> CIMultiDict[str]:
-    """The caller's headers as the upstream should see them, plus ``X-Forwarded-*``."""
-    headers = _copy(incoming, _NOT_TO_UPSTREAM if keep_authorization else _NOT_TO_UPSTREAM_NO_AUTH)
+    """The caller's headers as the upstream should see them: ``X-Forwarded-*``, then the
+    *trace* headers and the verified *claims* (when given)."""
+    drop = _NOT_TO_UPSTREAM if keep_authorization else _NOT_TO_UPSTREAM_NO_AUTH
+    if peer:
+        drop = drop | _FORWARDED_FOR
+    items, dropped = _kept(incoming, drop)
     if peer:
         previous = incoming.get("X-Forwarded-For")
-        headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+        items.append(("X-Forwarded-For", f"{previous}, {peer}" if previous else peer))
     # aiohttp adds `Accept-Encoding: gzip, deflate` when the header is absent; the answer
     # passes through undecoded, so a caller that asked for no encoding must not get one.
-    if "Accept-Encoding" not in headers:
-        headers["Accept-Encoding"] = "identity"
-    headers["X-Forwarded-Proto"] = scheme
+    if "Accept-Encoding" not in incoming or "accept-encoding" in dropped:
+        items.append(("Accept-Encoding", "identity"))
+    items.append(("X-Forwarded-Proto", scheme))
     if host:
-        headers["X-Forwarded-Host"] = host
-    return headers
+        items.append(("X-Forwarded-Host", host))
+    if trace:
+        items.extend(trace.items())
+    if claims is not None:
+        items.append((CLAIMS_HEADER, claims))
+    return CIMultiDict(items)
 
 
-def caller_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    """The upstream's response headers as the caller should see them.
+def caller_response_headers(
+    upstream: CIMultiDictProxy[str], trace: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """The upstream's response headers as the caller should see them, then *trace*.
 
     ``Content-Length`` is set again from the upstream's value by the proxy; ``Server`` and
-    ``Date`` are the gateway's own.
+    ``Date`` are the gateway's own, and so are the trace headers: the upstream's are
+    replaced by the gateway's (the caller continues the trace from the gateway's span).
     """
-    return _copy(upstream, _NOT_TO_CALLER)
+    items, _dropped = _kept(upstream, _NOT_TO_CALLER)
+    if trace:
+        items.extend(trace.items())
+    return items

@@ -169,8 +169,7 @@ class Upstream:
             raise BadGateway(reason="upstream_reset") from None
         try:
             status = upstream.status
-            out_headers = caller_response_headers(upstream.headers)
-            out_headers.update(response_headers)
+            out_headers = caller_response_headers(upstream.headers, response_headers)
             length = upstream.content_length
             if length is not None and length <= BUFFER_LIMIT:
                 try:

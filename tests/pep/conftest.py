@@ -111,7 +111,10 @@ def upstream_app(received: list[Received]) -> web.Application:
             body=UPSTREAM_ANSWER,
             content_type="application/json",
             headers={"X-Upstream": "yes", "Connection": "keep-alive, X-Secret-Hop",
-                     "X-Secret-Hop": "1", "Set-Cookie": "session=abc"},
+                     "X-Secret-Hop": "1", "Set-Cookie": "session=abc",
+                     # The resource server's own trace headers: the gateway answers with its own.
+                     "traceparent": "00-11111111111111111111111111111111-2222222222222222-01",
+                     "X-Request-ID": "upstream-own-id", "X-B3-ParentSpanId": "3333333333333333"},
         )
 
     async def slow(request: web.Request) -> web.StreamResponse:
@@ -255,7 +258,8 @@ class Gateway:
         return issue_token(self.config, keystore, client_id, scopes, PUBLIC_URL + path, actor)
 
     async def post(self, path: str, body: Any = None, *, token: str | None = None,
-                   headers: dict[str, str] | None = None, data: bytes | None = None) -> Any:
+                   headers: dict[str, str] | None = None, data: bytes | None = None,
+                   skip_auto_headers: tuple[str, ...] = ()) -> Any:
         """POST a GraphQL request (JSON) with a bearer token."""
         sent = CIMultiDict(headers or {})
         if token is not None:
@@ -263,7 +267,8 @@ class Gateway:
         if data is None:
             data = json.dumps(body if body is not None else seed_notification()).encode()
             sent.setdefault("Content-Type", "application/json")
-        return await self.client.post(path, data=data, headers=sent)
+        return await self.client.post(path, data=data, headers=sent,
+                                      skip_auto_headers=skip_auto_headers)
 
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]

@@ -55,6 +55,31 @@ async def test_upstream_answer_is_passed_back_unchanged(gateway: Gateway) -> Non
     assert "X-Secret-Hop" not in response.headers
 
 
+async def test_the_answer_carries_the_gateways_trace_headers_not_the_upstreams(
+    gateway: Gateway,
+) -> None:
+    response = await gateway.post(ZK_5151, token=token_for(gateway),
+                                  headers={"X-Request-ID": "caller-id-1"})
+    assert response.status == 200
+    [received] = gateway.upstream.received
+    # One of each, and the same the upstream was given: the caller continues from our span.
+    for name in ("traceparent", "X-Request-ID", "X-B3-TraceId", "X-B3-SpanId"):
+        assert response.headers.getall(name) == [received.headers[name]]
+    assert response.headers["X-Request-ID"] == "caller-id-1"
+    assert "X-B3-ParentSpanId" not in response.headers  # the caller sent no parent span
+
+
+async def test_accept_encoding_identity_unless_the_caller_chose(gateway: Gateway) -> None:
+    await gateway.post(ZK_5151, token=token_for(gateway), skip_auto_headers=("Accept-Encoding",))
+    await gateway.post(ZK_5151, token=token_for(gateway), headers={"Accept-Encoding": "gzip"})
+    await gateway.post(ZK_5151, token=token_for(gateway),
+                       headers={"Accept-Encoding": "gzip", "Connection": "Accept-Encoding"})
+    absent, chosen, hop = gateway.upstream.received
+    assert absent.headers.getall("Accept-Encoding") == ["identity"]
+    assert chosen.headers.getall("Accept-Encoding") == ["gzip"]
+    assert hop.headers.getall("Accept-Encoding") == ["identity"]  # named in Connection: dropped
+
+
 async def test_claims_header_is_the_verified_payload(gateway: Gateway) -> None:
     token = token_for(gateway)
     await gateway.post(ZK_5151, token=token, headers={"claims": '{"kvk":"forged"}'})
