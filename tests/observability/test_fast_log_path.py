@@ -12,9 +12,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.observability.logs import (
+    _could_hold_secret,
     configure_logging,
     emit_json_event,
     flush_pending,
@@ -22,7 +26,7 @@ from gateway.observability.logs import (
     iso_timestamp,
 )
 from gateway.observability.observer import decision_record
-from gateway.observability.redact import REDACTED
+from gateway.observability.redact import REDACTED, redact_text
 
 from .conftest import decision
 from .test_redaction import JWT
@@ -156,3 +160,26 @@ def test_iso_timestamp_is_utc_with_microseconds() -> None:
     now = dt.datetime.now(dt.UTC)
     parsed = dt.datetime.fromisoformat(iso_timestamp())
     assert abs((parsed - now).total_seconds()) < 5
+
+
+_PIECES = st.sampled_from(
+    ["eyJ", "eyJhbGciOiJub25lIn0", ".", "Bearer", "bEaReR", "basic", "dpop", "token", "secret",
+     "password", "=", '"', "'", ":", " ", "\t", "\n", "\u2003", "\xa0", "\x1c", "{", "}", "x",
+     "KVK:62253778", "-", "_", "J"]
+)
+_VALUES = st.lists(st.one_of(_PIECES, st.text(max_size=3)), max_size=10).map("".join)
+
+
+@given(st.dictionaries(st.sampled_from(["reason", "afzender", "request_id", "operation_name"]),
+                       st.one_of(_VALUES, st.lists(_VALUES, max_size=3).map(tuple)),
+                       max_size=4))
+def test_the_byte_check_never_passes_a_value_redaction_would_change(
+    fields: dict[str, Any],
+) -> None:
+    def changed(value: Any) -> bool:
+        if isinstance(value, tuple):
+            return any(changed(item) for item in value)
+        return bool(redact_text(value) != value)
+
+    if any(changed(value) for value in fields.values()):
+        assert _could_hold_secret(orjson.dumps(fields))
