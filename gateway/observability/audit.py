@@ -39,6 +39,12 @@ def _utc_date(ts: float) -> dt.date:
     return dt.datetime.fromtimestamp(ts, dt.UTC).date()
 
 
+def _day_bounds(day: dt.date) -> tuple[float, float]:
+    """The epoch seconds at which UTC *day* starts and ends."""
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
+    return start, start + 86_400.0
+
+
 class AuditWriter:
     """Writes audit records to :attr:`path`, rotating and syncing per the :class:`AuditConfig`."""
 
@@ -50,7 +56,7 @@ class AuditWriter:
         self._lock = threading.Lock()
         self._fd = -1
         self._size = 0
-        self._date = _utc_date(0)
+        self._set_date(_utc_date(0))
         self._dirty = False
         self._closed = False
         self._open()
@@ -65,18 +71,22 @@ class AuditWriter:
         st = os.fstat(self._fd)
         self._size = st.st_size
         # An existing file belongs to the day it was last written.
-        self._date = _utc_date(st.st_mtime) if st.st_size else _utc_date(time.time())
+        self._set_date(_utc_date(st.st_mtime) if st.st_size else _utc_date(time.time()))
 
     def write(self, record: Mapping[str, Any], *, now: float | None = None) -> None:
         """Append one record (a JSON-serialisable dict) as one line."""
-        data = orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        self.write_line(orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE),
+                        now=now)
+
+    def write_line(self, data: bytes, *, now: float | None = None) -> None:
+        """Append one already rendered record: one JSON object ending in a newline."""
         ts = time.time() if now is None else now
         with self._lock:
             if self._closed:
                 raise RuntimeError("audit writer is closed")
             if self._size and (
                 self._size + len(data) > self.config.max_bytes
-                or (self.config.rotate_daily and _utc_date(ts) != self._date)
+                or (self.config.rotate_daily and not self._day_start <= ts < self._day_end)
             ):
                 self._rotate(ts)
             written = os.write(self._fd, data)
@@ -97,8 +107,13 @@ class AuditWriter:
         target = self._rotated_name(self._date)
         os.rename(self.path, target)
         self._open()
-        self._date = _utc_date(ts)
+        self._set_date(_utc_date(ts))
         self._dirty = False
+
+    def _set_date(self, day: dt.date) -> None:
+        """The day the current file belongs to (and its bounds, compared per write)."""
+        self._date = day
+        self._day_start, self._day_end = _day_bounds(day)
 
     def _rotated_name(self, day: dt.date) -> Path:
         stem, suffix = self.path.stem, self.path.suffix

@@ -191,26 +191,41 @@ def _as_dict(fields: Any) -> dict[str, Any]:
     return {f.name: getattr(fields, f.name) for f in dc_fields(fields)}
 
 
-def emit_json_event(logger: str, level: str, event: str, fields: Any) -> None:
-    """Log one event by the shortest safe path (the decision log, once per request).
+def render_flat(fields: Any) -> bytes | None:
+    """*fields* as compact JSON when it provably needs no redaction, else None.
 
     *fields* is a mapping or a dataclass instance of flat values (scalars, strings, lists or
-    tuples of those). The line is the one ``get_logger(logger).<level>(event, **fields)``
-    writes: same keys in the same order, same level filter, same redaction. With JSON output
-    the fields are rendered by orjson in one call and the bytes checked for anything that
-    could need redaction (see :func:`_could_hold_secret`); only then (or for console
-    output, a sensitive key name, a value orjson cannot render) does the event take the
-    full structlog chain.
+    tuples of those). None means: take the full path (:func:`redact_event`), because a key is
+    named like a secret, a value could hold one (see :func:`_could_hold_secret`), or orjson
+    cannot render a value.
+    """
+    if not _keys_safe(fields):
+        return None
+    try:
+        body = orjson.dumps(fields)
+    except TypeError:  # a value orjson cannot render: the full chain str()s it
+        return None
+    return None if _could_hold_secret(body) else body
+
+
+def emit_json_event(
+    logger: str, level: str, event: str, fields: Any, *, body: bytes | None = None
+) -> None:
+    """Log one event by the shortest safe path (the decision log, once per request).
+
+    The line is the one ``get_logger(logger).<level>(event, **fields)`` writes: same keys in
+    the same order, same level filter, same redaction. With JSON output the fields are
+    rendered by :func:`render_flat` (or *body*, its result, when the caller has it already)
+    and written directly; console output and fields that need redaction take the full
+    structlog chain.
     """
     levelno = _LEVELS[level]
     if _level is not None and levelno < _level:
         return
-    if _configured is not None and _configured[0] == "json" and _keys_safe(fields):
-        try:
-            body: bytes | None = orjson.dumps(fields)
-        except TypeError:  # a value orjson cannot render: the full chain str()s it
-            body = None
-        if body is not None and not _could_hold_secret(body):
+    if _configured is not None and _configured[0] == "json":
+        if body is None:
+            body = render_flat(fields)
+        if body is not None:
             inner = body[1:-1].decode()
             emit_line(
                 f'{{"logger":{_quoted(logger)},{inner}{"," if inner else ""}"event":'

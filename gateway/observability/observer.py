@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.observability.audit import AuditWriter
 from gateway.observability.events import DecisionEvent, TokenEvent
-from gateway.observability.logs import emit_json_event, get_logger, iso_timestamp
+from gateway.observability.logs import emit_json_event, get_logger, iso_timestamp, render_flat
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.redact import redact_event
 
@@ -68,15 +68,13 @@ class GatewayObserver:
                 policy.observe(event.policy_ms / 1000.0)
             if event.upstream_ms is not None:
                 upstream.observe(event.upstream_ms / 1000.0)
+        # Rendered once for the log line and the audit record alike (None: needs redaction).
+        body = render_flat(event) if self.decision_log or self.audit is not None else None
         if self.decision_log:
             level = "warning" if event.outcome == "error" else "info"
-            emit_json_event("gateway.decision", level, "decision", event)
+            emit_json_event("gateway.decision", level, "decision", event, body=body)
         if self.audit is not None:
-            record = decision_record(event)
-            # The audit trail gets the same redaction as the logs: a reason text can echo
-            # caller-chosen input (an operation name), which must not smuggle a token in.
-            stamped = {"timestamp": iso_timestamp(), "type": "decision", **record}
-            self.audit.write(redact_event(None, "audit", stamped))
+            self._audit(self.audit, "decision", body, event)
         if self.spans is not None:
             self.spans.export(event)
 
@@ -125,13 +123,32 @@ class GatewayObserver:
         outcome = m.kind_label(event.outcome)
         m.tokens.labels(m.client_label(event.client_id), outcome).inc()
         m.token_seconds.labels(outcome).observe(event.duration_ms / 1000.0)
+        body = render_flat(event) if self.decision_log or self.audit is not None else None
         if self.decision_log:
             level = "info" if event.outcome == "issued" else "warning"
-            emit_json_event("gateway.token", level, "token", event)
+            emit_json_event("gateway.token", level, "token", event, body=body)
         if self.audit is not None:
-            record = token_record(event)
-            stamped = {"timestamp": iso_timestamp(), "type": "token", **record}
-            self.audit.write(redact_event(None, "audit", stamped))
+            self._audit(self.audit, "token", body, event)
+
+    @staticmethod
+    def _audit(audit: AuditWriter, kind: str, body: bytes | None,
+               event: DecisionEvent | TokenEvent) -> None:
+        """One audit record: ``timestamp``, ``type``, then every field of *event*.
+
+        The audit trail gets the same redaction as the logs (a reason text can echo
+        caller-chosen input, which must not smuggle a token in): *body* is the event already
+        rendered and proven clean, else the record takes the full redaction pass.
+        """
+        stamp = iso_timestamp()
+        if body is not None:
+            rest = body[1:]  # '"decision_id":...}' (or '}' for an event with no fields)
+            comma = "," if rest != b"}" else ""
+            audit.write_line(f'{{"timestamp":"{stamp}","type":"{kind}"{comma}'.encode()
+                             + rest + b"\n")
+            return
+        record = decision_record(event) if isinstance(event, DecisionEvent) else (
+            token_record(event))
+        audit.write(redact_event(None, "audit", {"timestamp": stamp, "type": kind, **record}))
 
     def close(self) -> None:
         """Flush and close the audit file and the span exporter."""
