@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -94,6 +95,28 @@ def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLReque
     charset other than the ones above, and :class:`~gateway.errors.BadRequest` (400)
     for a body that is not a GraphQL request.
     """
+    if _body_kind(content_type) == "graphql":
+        try:
+            query = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("Request body is not valid UTF-8", reason="invalid_utf8") from None
+        return GraphQLRequest(query=query, variables={}, operation_name=None)
+    if not body.strip():
+        raise BadRequest("Request body is empty", reason="empty_body")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("Request body is not valid JSON", reason="invalid_json") from None
+    return request_from_mapping(payload)
+
+
+@lru_cache(maxsize=64)
+def _body_kind(content_type: str | None) -> str:
+    """``json`` or ``graphql`` for an acceptable ``Content-Type``, else the 415 refusal.
+
+    Cached per header value (clients send the same few; refusals are not cached): parsing
+    the media type and charset is per-request work otherwise.
+    """
     media, charset = _media_type(content_type)
     if charset is not None and charset not in _UTF8_CHARSETS:
         raise UnsupportedMediaType(
@@ -101,19 +124,9 @@ def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLReque
             reason="unsupported_charset",
         )
     if _is_json_media(media):
-        if not body.strip():
-            raise BadRequest("Request body is empty", reason="empty_body")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise BadRequest("Request body is not valid JSON", reason="invalid_json") from None
-        return request_from_mapping(payload)
+        return "json"
     if media == "application/graphql":
-        try:
-            query = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest("Request body is not valid UTF-8", reason="invalid_utf8") from None
-        return GraphQLRequest(query=query, variables={}, operation_name=None)
+        return "graphql"
     raise UnsupportedMediaType(
         f"Unsupported content type {media!r}: use application/json or application/graphql",
         reason="unsupported_content_type",
