@@ -30,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,11 +142,14 @@ def lua_script(path: Path, token: str, unique_queries: bool) -> Path:
         prefix, suffix = body.split(marker)
         lines += [
             "local counter = 0",
+            # Each wrk run (warm-up, measurement) gets texts of its own: a counter restarting
+            # at 1 would repeat the warm-up's texts, which are cache hits by then.
+            "local run = tostring(os.time())",  # the runs start seconds apart
             f"local prefix = {lua_string(prefix)}",
             f"local suffix = {lua_string(suffix)}",
             "request = function()",
             "  counter = counter + 1",
-            "  return wrk.format(nil, nil, nil, prefix .. counter .. suffix)",
+            "  return wrk.format(nil, nil, nil, prefix .. run .. '-' .. counter .. suffix)",
             "end",
         ]
     else:
@@ -212,56 +217,65 @@ def gateway_config(tmp: Path, port: int, upstream: str, decision_log: bool) -> P
     return path
 
 
+@contextmanager
+def fixed_upstream() -> Iterator[str]:
+    """The fixed-response upstream (pinned to core 1) for the time of the block: its URL."""
+    up_port = free_port()
+    upstream = start([PYTHON, "bench/upstream.py", str(up_port)], 1, up_port)
+    try:
+        yield f"http://127.0.0.1:{up_port}/graphql"
+    finally:
+        stop(upstream)
+
+
+def benchmark_runs(tmp: Path, port: int, upstream_url: str) -> list[tuple[str, list[str], Path]]:
+    """(label, server command, wrk script) of the four runs every gateway benchmark compares:
+    the pass-through, the gateway, the gateway with the decision log off, and the gateway
+    with a parse-cache miss per request. All serve on *port* in front of *upstream_url*."""
+    config = load_config(gateway_config(tmp, port, upstream_url, True))
+    token = issue_token(config, KeyStore.load(config), "ciz", [SCOPE],
+                        f"http://127.0.0.1:{port}{ROUTE}")
+    same = lua_script(tmp / "same.lua", token, unique_queries=False)
+    unique = lua_script(tmp / "unique.lua", token, unique_queries=True)
+    runs: list[tuple[str, list[str], Path]] = [
+        ("passthrough (aiohttp)", [PYTHON, "bench/passthrough.py", str(port), upstream_url], same),
+    ]
+    for label, log_on, script in (
+        ("gateway (auth+analysis+policy)", True, same),
+        ("gateway, decision log off", False, same),
+        ("gateway, parse-cache miss", True, unique),
+    ):
+        cfg = gateway_config(tmp, port, upstream_url, log_on)
+        # The product's own serving path, exactly as operators run it.
+        runs.append((label, [PYTHON, "-m", "gateway.cli", "serve", "--config", str(cfg)],
+                     script))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=6, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     args = parser.parse_args()
     wrk = ensure_wrk()
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp_name:
-        tmp = Path(tmp_name)
-        up_port = free_port()
-        upstream = start([PYTHON, "bench/upstream.py", str(up_port)], 1, up_port)
-        upstream_url = f"http://127.0.0.1:{up_port}/graphql"
-        try:
-            port = free_port()
-            config_path = gateway_config(tmp, port, upstream_url, True)
-            config = load_config(config_path)
-            token = issue_token(config, KeyStore.load(config), "ciz", [SCOPE],
-                                f"http://127.0.0.1:{port}{ROUTE}")
-            same = lua_script(tmp / "same.lua", token, unique_queries=False)
-            unique = lua_script(tmp / "unique.lua", token, unique_queries=True)
-
-            url = f"http://127.0.0.1:{port}{ROUTE}"
-            runs: list[tuple[str, list[str], Path]] = [
-                ("passthrough (aiohttp)",
-                 [PYTHON, "bench/passthrough.py", str(port), upstream_url], same),
-            ]
-            for label, log_on, script in (
-                ("gateway (auth+analysis+policy)", True, same),
-                ("gateway, decision log off", False, same),
-                ("gateway, parse-cache miss", True, unique),
-            ):
-                cfg = gateway_config(tmp, port, upstream_url, log_on)
-                # The product's own serving path, exactly as operators run it.
-                runs.append((label, [PYTHON, "-m", "gateway.cli", "serve", "--config", str(cfg)],
-                             script))
-            # Interleaved rounds, median per run: this machine is shared and noisy, and a
-            # slow minute must not land on one configuration only.
-            samples: dict[str, list[Result]] = {label: [] for label, _, _ in runs}
-            for _ in range(args.rounds):
-                for label, cmd, script in runs:
-                    server = start(cmd, 0, port)
-                    try:
-                        samples[label].append(
-                            measure(label, wrk, server.pid, url, script, args.duration)
-                        )
-                    finally:
-                        stop(server)
-            results = [median_result(label, samples[label]) for label, _, _ in runs]
-        finally:
-            stop(upstream)
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp_name, \
+            fixed_upstream() as upstream_url:
+        port = free_port()
+        runs = benchmark_runs(Path(tmp_name), port, upstream_url)
+        url = f"http://127.0.0.1:{port}{ROUTE}"
+        # Interleaved rounds, median per run: this machine is shared and noisy, and a
+        # slow minute must not land on one configuration only.
+        samples: dict[str, list[Result]] = {label: [] for label, _, _ in runs}
+        for _ in range(args.rounds):
+            for label, cmd, script in runs:
+                server = start(cmd, 0, port)
+                try:
+                    samples[label].append(
+                        measure(label, wrk, server.pid, url, script, args.duration)
+                    )
+                finally:
+                    stop(server)
+        results = [median_result(label, samples[label]) for label, _, _ in runs]
 
     print(f"{'run':34} {'requests':>9} {'req/s':>9} {'CPU µs/req':>11} {'non-2xx':>8}")
     for r in results:

@@ -27,19 +27,13 @@ import tempfile
 from pathlib import Path
 
 from bench_gateway import (
-    PYTHON,
     REPO,
     ROUTE,
-    SCOPE,
-    KeyStore,
+    benchmark_runs,
     ensure_wrk,
+    fixed_upstream,
     free_port,
-    gateway_config,
-    issue_token,
-    load_config,
-    lua_script,
     run_wrk,
-    start,
     stop,
     wait_for_port,
 )
@@ -100,37 +94,16 @@ def main() -> None:
     valgrind, control = ensure_valgrind()
     tools = (valgrind, control, ensure_wrk())
     rows: list[tuple[str, int, float]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name, \
+            fixed_upstream() as upstream_url:
         tmp = Path(tmp_name)
-        up_port = free_port()
-        upstream = start([PYTHON, "bench/upstream.py", str(up_port)], 1, up_port)
-        upstream_url = f"http://127.0.0.1:{up_port}/graphql"
-        try:
-            port = free_port()
-            config = load_config(gateway_config(tmp, port, upstream_url, True))
-            token = issue_token(config, KeyStore.load(config), "ciz", [SCOPE],
-                                f"http://127.0.0.1:{port}{ROUTE}")
-            same = lua_script(tmp / "same.lua", token, unique_queries=False)
-            unique = lua_script(tmp / "unique.lua", token, unique_queries=True)
-            serve = [PYTHON, "-m", "gateway.cli", "serve", "--config"]
-            runs = [
-                ("passthrough (aiohttp)",
-                 [PYTHON, "bench/passthrough.py", str(port), upstream_url], same),
-                ("gateway (auth+analysis+policy)",
-                 [*serve, str(gateway_config(tmp, port, upstream_url, True))], same),
-                ("gateway, decision log off",
-                 [*serve, str(gateway_config(tmp, port, upstream_url, False))], same),
-                ("gateway, parse-cache miss",
-                 [*serve, str(gateway_config(tmp, port, upstream_url, True))], unique),
-            ]
-            url = f"http://127.0.0.1:{port}{ROUTE}"
-            for number, (label, cmd, script) in enumerate(runs):
-                out = tmp / f"callgrind-{number}.out"
-                requests, per_request = measure(cmd, port, url, script, args.seconds,
-                                                args.connections, tools, out)
-                rows.append((label, requests, per_request))
-        finally:
-            stop(upstream)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}{ROUTE}"
+        for number, (label, cmd, script) in enumerate(benchmark_runs(tmp, port, upstream_url)):
+            out = tmp / f"callgrind-{number}.out"
+            requests, per_request = measure(cmd, port, url, script, args.seconds,
+                                            args.connections, tools, out)
+            rows.append((label, requests, per_request))
 
     print(f"{'run':34} {'requests':>9} {'instructions/request':>21}")
     for label, requests, per_request in rows:
