@@ -123,8 +123,9 @@ class _StdoutHandler(logging.Handler):
             self.handleError(record)
 
 
-_stamp_second = -1
-_stamp_prefix = ""
+_stamp: tuple[int, str] = (-1, "")
+"""(second, its formatted ``YYYY-MM-DDTHH:MM:SS.`` prefix): one object, so a thread that
+reads it never pairs one second with another's prefix."""
 
 
 def iso_timestamp(now: float | None = None) -> str:
@@ -133,15 +134,16 @@ def iso_timestamp(now: float | None = None) -> str:
     The date-and-seconds part is formatted once per second; every line of that second only
     appends its microseconds (a log timestamp is on the per-request path).
     """
-    global _stamp_second, _stamp_prefix
+    global _stamp
     if now is None:
         now = time.time()
     second = int(now)
-    if second != _stamp_second:
-        moment = dt.datetime.fromtimestamp(second, dt.UTC)
-        _stamp_prefix, _stamp_second = moment.strftime("%Y-%m-%dT%H:%M:%S."), second
+    cached_second, prefix = _stamp
+    if second != cached_second:
+        prefix = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _stamp = (second, prefix)
     micros = min(round((now - second) * 1_000_000), 999_999)
-    return f"{_stamp_prefix}{micros:06d}Z"
+    return f"{prefix}{micros:06d}Z"
 
 
 def add_timestamp(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
