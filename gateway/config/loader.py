@@ -778,6 +778,7 @@ class _Loader:
                 "jwks_url",
                 "algorithms",
                 "jwks_min_refresh_seconds",
+                "jwks_refresh_seconds",
                 "require_typ",
             ),
             "trusted issuer",
@@ -794,6 +795,7 @@ class _Loader:
                 )
         require_typ = s.boolean("require_typ", True)
         refresh = s.number("jwks_min_refresh_seconds", base.jwks_min_refresh_seconds, minimum=0)
+        period = s.number("jwks_refresh_seconds", base.jwks_refresh_seconds, minimum=0)
         if s.boolean("builtin", False):
             if not builtin_available:
                 raise value.error(
@@ -814,6 +816,7 @@ class _Loader:
             jwks_url=jwks_url,
             algorithms=algorithms,
             jwks_min_refresh_seconds=refresh,
+            jwks_refresh_seconds=period,
             require_typ=require_typ,
         )
 

@@ -123,6 +123,9 @@ class TrustedIssuer:
     algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
     jwks_min_refresh_seconds: float = 30.0
     """An unknown ``kid`` triggers at most one JWKS fetch per this interval."""
+    jwks_refresh_seconds: float = 300.0
+    """The key set is refetched this often, so a key the issuer withdraws stops being trusted
+    (and tokens it signed leave the verified-token cache); 0: only on an unknown ``kid``."""
     require_typ: bool = True
     """Require ``typ: at+jwt``."""
 

@@ -2,7 +2,10 @@
 
 The key set is cached. A token signed with a ``kid`` we do not know triggers a refresh, at
 most once per ``jwks_min_refresh_seconds`` per issuer (an attacker sending random kids must
-not turn the gateway into a JWKS hammer); concurrent misses share one fetch. When the
+not turn the gateway into a JWKS hammer); concurrent misses share one fetch. The set is also
+refetched every ``jwks_refresh_seconds``, so a key the issuer withdraws (rotated out, or
+revoked after a compromise) stops being trusted: a refresh that drops or replaces a key we
+trusted calls ``on_withdrawn`` (the verifier then forgets every token it verified). When the
 endpoint fails or answers garbage the last good set stays in use. A ``kid`` is only ever a
 dictionary key here, so a path-like ``kid`` (``../../x``) is harmless.
 """
@@ -38,6 +41,7 @@ class RemoteJwks:
         observer: Observer,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_withdrawn: Callable[[str, list[str]], None] | None = None,
     ) -> None:
         if issuer.jwks_url is None:
             raise ValueError(f"issuer {issuer.issuer} has no jwks_url")
@@ -49,6 +53,7 @@ class RemoteJwks:
         self._last_attempt: float | None = None
         self._last_success: float | None = None
         self._inflight: asyncio.Future[bool] | None = None
+        self._on_withdrawn = on_withdrawn
 
     @property
     def loaded(self) -> bool:
@@ -101,6 +106,21 @@ class RemoteJwks:
         finally:
             self._inflight = None
 
+    async def refresh_periodically(
+        self, session: Callable[[], aiohttp.ClientSession]
+    ) -> None:
+        """Refetch the key set every ``jwks_refresh_seconds`` until cancelled (a failed
+        fetch keeps the last good set and is retried at the next period)."""
+        period = self.issuer.jwks_refresh_seconds
+        if period <= 0:
+            return
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.refresh(session(), force=True)
+            except Exception:  # the refresher must outlive any one failure: retry next period
+                self._observer.jwks_refresh(self.issuer.issuer, "error")
+
     async def _fetch(self, session: aiohttp.ClientSession) -> bool:
         try:
             keys = await self._download(session)
@@ -108,8 +128,15 @@ class RemoteJwks:
             # Keep the last good set: an outage of the issuer must not lock out valid tokens.
             self._observer.jwks_refresh(self.issuer.issuer, "error")
             return False
+        withdrawn = [
+            str(kid) for kid, old in self._keys.items()
+            if (new := keys.get(kid)) is None or new.key != old.key
+            or new.algorithms != old.algorithms
+        ]
         self._keys = keys
         self._last_success = self._clock()
+        if withdrawn and self._on_withdrawn is not None:
+            self._on_withdrawn(self.issuer.issuer, withdrawn)
         self._observer.jwks_refresh(self.issuer.issuer, "ok")
         return True
 

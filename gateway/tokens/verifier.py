@@ -14,6 +14,8 @@ on a hit. Decisions are never cached.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections import OrderedDict
@@ -28,9 +30,12 @@ from gateway.config.model import TokenValidationConfig, TrustedIssuer
 from gateway.errors import Unauthenticated
 from gateway.facts import TokenFacts
 from gateway.observability.events import Observer
+from gateway.observability.logs import get_logger
 from gateway.tokens.claims import map_claims
 from gateway.tokens.jwks import RemoteJwks
 from gateway.tokens.keys import ASYMMETRIC_ALGORITHMS, VerificationKey, key_from_pyjwk
+
+log = get_logger("gateway.tokens")
 
 MAX_TOKEN_LENGTH = 16 * 1024
 MAX_KID_LENGTH = 256
@@ -97,6 +102,10 @@ class TokenCache:
         self._entries.move_to_end(token)
         return entry
 
+    def clear(self) -> None:
+        """Forget every verified token (a trusted key was withdrawn)."""
+        self._entries.clear()
+
     def put(self, token: str, entry: VerifiedToken) -> None:
         """Remember *entry*, evicting the least recently used one when full."""
         if self.size <= 0:
@@ -124,20 +133,42 @@ class TokenVerifier:
         self._clock = clock
         self._issuers: dict[str, TrustedIssuer] = {i.issuer: i for i in config.trusted_issuers}
         self.remote: dict[str, RemoteJwks] = {
-            i.issuer: RemoteJwks(i, observer) for i in config.trusted_issuers if i.jwks_url
+            i.issuer: RemoteJwks(i, observer, on_withdrawn=self._keys_withdrawn)
+            for i in config.trusted_issuers if i.jwks_url
         }
         self.cache = TokenCache(config.cache_size)
         self._session: aiohttp.ClientSession | None = None
+        self._refreshers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Open the JWKS client and fetch every remote issuer's keys once (failures are
-        not fatal: a later unknown ``kid`` retries, rate-limited)."""
+        """Open the JWKS client, fetch every remote issuer's keys once (failures are not
+        fatal: a later unknown ``kid`` retries, rate-limited) and keep refetching them every
+        ``jwks_refresh_seconds``."""
         session = self._jwks_session()
         for jwks in self.remote.values():
             await jwks.refresh(session, force=True)
+        self._refreshers = [
+            asyncio.create_task(jwks.refresh_periodically(self._jwks_session),
+                                name=f"jwks-refresh {jwks.issuer.issuer}")
+            for jwks in self.remote.values() if jwks.issuer.jwks_refresh_seconds > 0
+        ]
+
+    def _keys_withdrawn(self, issuer: str, kids: list[str]) -> None:
+        """A remote issuer no longer publishes a key we trusted: tokens verified with it
+        must not be believed from the cache any more. Verification is cached per token,
+        not per key, so the whole cache goes (key withdrawals are rare; the cost is one
+        full verification per live token)."""
+        self.cache.clear()
+        log.warning("jwks_keys_withdrawn", issuer=issuer, kids=kids)
 
     async def close(self) -> None:
-        """Close the JWKS client."""
+        """Stop the periodic refreshes and close the JWKS client."""
+        refreshers, self._refreshers = self._refreshers, []
+        for task in refreshers:
+            task.cancel()
+        for task in refreshers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -216,6 +216,16 @@ def test_hmac_algorithm_for_a_trusted_issuer_is_an_error(tmp_path: Path) -> None
     assert "HS256" in error_of(path).message
 
 
+def test_jwks_refresh_period_defaults_and_is_checked(tmp_path: Path) -> None:
+    (issuer,) = load_config(write(tmp_path, BASE)).tokens.trusted_issuers
+    assert issuer.jwks_refresh_seconds == 300.0
+    (issuer,) = load_config(
+        write(tmp_path, BASE + "      jwks_refresh_seconds: 60\n")).tokens.trusted_issuers
+    assert issuer.jwks_refresh_seconds == 60.0
+    err = error_of(write(tmp_path, BASE + "      jwks_refresh_seconds: -1\n"))
+    assert err.line == 11 and "too small" in err.message  # the jwks_refresh_seconds line
+
+
 def test_mistake_in_clients_file_names_that_file(tmp_path: Path) -> None:
     text = BASE + "authserver:\n  signing: {keys_dir: keys}\n  clients_file: clients.yaml\n"
     path = write(tmp_path, text)

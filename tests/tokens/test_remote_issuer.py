@@ -6,6 +6,7 @@ good key set; aggregated claims are believed only when their nested JWT verifies
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,11 +69,13 @@ def remote_payload(**overrides: Any) -> dict[str, Any]:
     return claims(ZK_5151, iss=IDP, **overrides)
 
 
-async def start(make_gateway: Any, jwks: JwksServer, refresh: float = 60.0) -> Gateway:
+async def start(make_gateway: Any, jwks: JwksServer, refresh: float = 60.0,
+                period: float = 300.0) -> Gateway:
     tokens = {
         "trusted_issuers": [
             {"builtin": True},
-            {"issuer": IDP, "jwks_url": jwks.url, "jwks_min_refresh_seconds": refresh},
+            {"issuer": IDP, "jwks_url": jwks.url, "jwks_min_refresh_seconds": refresh,
+             "jwks_refresh_seconds": period},
         ],
         "leeway": 30,
     }
@@ -215,3 +218,53 @@ async def test_aggregated_claim_with_a_key_rotated_in_later_is_fetched(
     nested = jwks.token("k2", {"iss": IDP, "kvk": "62253778"})
     response = await gateway.post(ZK_5151, token=sign_with_gateway_key(gateway, aggregated(nested)))
     assert response.status == 200
+
+
+async def wait_for_fetches(jwks: JwksServer, count: int, timeout: float = 5.0) -> None:
+    """Until the JWKS endpoint has been asked *count* times (the periodic refresh ran)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while jwks.fetches < count:
+        assert asyncio.get_running_loop().time() < deadline, "no periodic JWKS refresh"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)  # let the refresh that was answered finish
+
+
+async def test_periodic_refresh_drops_a_withdrawn_key_and_its_cached_tokens(
+    make_gateway: Any, jwks: JwksServer
+) -> None:
+    jwks.add("k1", new_ec_key())
+    gateway = await start(make_gateway, jwks, period=0.2)
+    token = jwks.token("k1", remote_payload())
+    assert (await gateway.post(ZK_5151, token=token)).status == 200  # verified and cached
+    del jwks.keys["k1"]  # the issuer withdraws k1 (a compromise) and publishes k2
+    jwks.add("k2", new_ec_key())
+    await wait_for_fetches(jwks, 2)
+    refused = await gateway.post(ZK_5151, token=token)
+    assert refused.status == 401
+    assert (await refused.json())["errors"][0]["extensions"]["reason"] == "unknown_kid"
+    assert (await gateway.post(ZK_5151, token=jwks.token("k2", remote_payload()))).status == 200
+
+
+async def test_a_key_replaced_under_the_same_kid_stops_verifying_old_tokens(
+    make_gateway: Any, jwks: JwksServer
+) -> None:
+    jwks.add("k1", new_ec_key())
+    gateway = await start(make_gateway, jwks, period=0.2)
+    old = jwks.token("k1", remote_payload())
+    assert (await gateway.post(ZK_5151, token=old)).status == 200
+    jwks.add("k1", new_ec_key())  # same kid, new key material
+    await wait_for_fetches(jwks, 2)
+    assert (await gateway.post(ZK_5151, token=old)).status == 401
+    assert (await gateway.post(ZK_5151, token=jwks.token("k1", remote_payload()))).status == 200
+
+
+async def test_periodic_refresh_failure_keeps_the_last_good_set(
+    make_gateway: Any, jwks: JwksServer
+) -> None:
+    jwks.add("k1", new_ec_key())
+    gateway = await start(make_gateway, jwks, period=0.2)
+    jwks.failing = True
+    await wait_for_fetches(jwks, 3)  # two failed periodic refreshes
+    assert (IDP, "error") in gateway.observer.jwks
+    fresh = jwks.token("k1", remote_payload(jti="after-outage"))
+    assert (await gateway.post(ZK_5151, token=fresh)).status == 200
