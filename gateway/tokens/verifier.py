@@ -139,6 +139,8 @@ class TokenVerifier:
         self.cache = TokenCache(config.cache_size)
         self._session: aiohttp.ClientSession | None = None
         self._refreshers: list[asyncio.Task[None]] = []
+        self._key_generation = 0
+        """Bumped whenever a trusted remote key is withdrawn."""
 
     async def start(self) -> None:
         """Open the JWKS client, fetch every remote issuer's keys once (failures are not
@@ -158,6 +160,7 @@ class TokenVerifier:
         must not be believed from the cache any more. Verification is cached per token,
         not per key, so the whole cache goes (key withdrawals are rare; the cost is one
         full verification per live token)."""
+        self._key_generation += 1
         self.cache.clear()
         log.warning("jwks_keys_withdrawn", issuer=issuer, kids=kids)
 
@@ -184,8 +187,11 @@ class TokenVerifier:
         """Verify *token* for a route with *audience*; raise :class:`Unauthenticated`."""
         entry = self.cache.get(token, self._clock())
         if entry is None:
+            generation = self._key_generation
             entry = await self._verify_fully(token)
-            if entry.expires > self._clock():
+            # Not cached when a key was withdrawn while this verification awaited a fetch:
+            # it may have used the withdrawn key.
+            if entry.expires > self._clock() and generation == self._key_generation:
                 self.cache.put(token, entry)
         if audience not in entry.audiences:
             raise _refuse("Token audience does not match this route", "wrong_audience")

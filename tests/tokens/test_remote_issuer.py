@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from gateway.pep.setup import PEP
 from tests.pep.conftest import ZK_5151, Gateway
 from tests.tokens.forge import claims, new_ec_key, sign_with_gateway_key
 
@@ -262,3 +263,22 @@ async def test_periodic_refresh_failure_keeps_the_last_good_set(
     assert (IDP, "error") in gateway.observer.jwks
     fresh = jwks.token("k1", remote_payload(jti="after-outage"))
     assert (await gateway.post(ZK_5151, token=fresh)).status == 200
+
+
+async def test_a_token_verified_while_a_key_is_withdrawn_is_not_cached(
+    make_gateway: Any, jwks: JwksServer
+) -> None:
+    jwks.add("k1", new_ec_key())
+    gateway = await start(make_gateway, jwks)
+    verifier = gateway.client.app[PEP].verifier
+    assert (await gateway.post(ZK_5151, token=jwks.token("k1", remote_payload()))).status == 200
+    assert len(verifier.cache) == 1
+    del jwks.keys["k1"]
+    jwks.add("k2", new_ec_key())
+    # k2 is unknown: verifying this token fetches the set, which withdraws k1 meanwhile. The
+    # request is answered, but what was verified across a withdrawal is not remembered.
+    new = jwks.token("k2", remote_payload(jti="k2"))
+    assert (await gateway.post(ZK_5151, token=new)).status == 200
+    assert len(verifier.cache) == 0
+    assert (await gateway.post(ZK_5151, token=new)).status == 200  # verified again, cached now
+    assert len(verifier.cache) == 1
