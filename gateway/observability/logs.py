@@ -22,7 +22,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor
 
-from gateway.observability.redact import is_sensitive_key, redact_event
+from gateway.observability.redact import redact_event, sensitive_keys
 
 LogFormat = Literal["json", "console"]
 
@@ -179,15 +179,16 @@ _SAFE_KEYS: dict[type, bool] = {}
 
 def _keys_safe(fields: Any) -> bool:
     if isinstance(fields, Mapping):
-        return not any(is_sensitive_key(k) for k in fields)
+        return not sensitive_keys(tuple(fields))
     kind = type(fields)
     safe = _SAFE_KEYS.get(kind)
     if safe is None:
-        safe = _SAFE_KEYS[kind] = not any(is_sensitive_key(f.name) for f in dc_fields(fields))
+        safe = _SAFE_KEYS[kind] = not sensitive_keys(tuple(f.name for f in dc_fields(fields)))
     return safe
 
 
-def _as_dict(fields: Any) -> dict[str, Any]:
+def as_record(fields: Any) -> dict[str, Any]:
+    """*fields* (a mapping or a dataclass instance) as a dict, every field under its name."""
     if isinstance(fields, Mapping):
         return dict(fields)
     return {f.name: getattr(fields, f.name) for f in dc_fields(fields)}
@@ -234,7 +235,7 @@ def emit_json_event(
                 f'{_quoted(event)},"level":"{level}","timestamp":"{iso_timestamp()}"}}'
             )
             return
-    getattr(get_logger(logger), level)(event, **_as_dict(fields))
+    getattr(get_logger(logger), level)(event, **as_record(fields))
 
 
 def _quoted(text: str) -> str:

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.observability.audit import AuditWriter
 from gateway.observability.events import DecisionEvent, TokenEvent
-from gateway.observability.logs import emit_json_event, get_logger, iso_timestamp, render_flat
+from gateway.observability.logs import (
+    as_record,
+    emit_json_event,
+    get_logger,
+    iso_timestamp,
+    render_flat,
+)
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.redact import redact_event
 
 if TYPE_CHECKING:
     from gateway.observability.otel import DecisionSpanExporter
-
-DECISION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DecisionEvent))
-TOKEN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TokenEvent))
-_decision_values = attrgetter(*DECISION_FIELDS)
-_token_values = attrgetter(*TOKEN_FIELDS)
-
-
-def decision_record(event: DecisionEvent) -> dict[str, Any]:
-    """Every field of *event* under its own name (stable keys; ``None`` kept as null)."""
-    return dict(zip(DECISION_FIELDS, _decision_values(event), strict=True))
-
-
-def token_record(event: TokenEvent) -> dict[str, Any]:
-    """Every field of *event* under its own name (it never holds a token or a secret)."""
-    return dict(zip(TOKEN_FIELDS, _token_values(event), strict=True))
 
 
 class GatewayObserver:
@@ -146,9 +135,8 @@ class GatewayObserver:
             audit.write_line(f'{{"timestamp":"{stamp}","type":"{kind}"{comma}'.encode()
                              + rest + b"\n")
             return
-        record = decision_record(event) if isinstance(event, DecisionEvent) else (
-            token_record(event))
-        audit.write(redact_event(None, "audit", {"timestamp": stamp, "type": kind, **record}))
+        record = {"timestamp": stamp, "type": kind, **as_record(event)}
+        audit.write(redact_event(None, "audit", record))
 
     def close(self) -> None:
         """Flush and close the audit file and the span exporter."""

@@ -139,7 +139,8 @@ _KEYSET_CACHE: dict[tuple[str, ...], tuple[str, ...]] = {}
 """Per set of event keys (a decision event always has the same ones): the sensitive keys."""
 
 
-def _sensitive_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+def sensitive_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of *keys* are named like a secret (cached per key set)."""
     found = _KEYSET_CACHE.get(keys)
     if found is None:
         found = tuple(k for k in keys if _sensitive_cached(k) and k not in _META_KEYS)
@@ -153,7 +154,7 @@ def redact_event(_logger: Any, _method: str, event_dict: EventDict) -> EventDict
     # On every log line, so the common case is cheap: the sensitive keys come from a cache
     # per key set, and all string values are checked with ONE regex search over their
     # concatenation; only an event that trips it takes the per-value path.
-    for key in _sensitive_keys(tuple(event_dict)):
+    for key in sensitive_keys(tuple(event_dict)):
         event_dict[key] = REDACTED
     texts: list[str] = []
     nested = False

@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 
 from gateway.observability.logs import (
     _could_hold_secret,
+    as_record,
     configure_logging,
     emit_json_event,
     flush_pending,
     get_logger,
     iso_timestamp,
 )
-from gateway.observability.observer import decision_record
 from gateway.observability.redact import REDACTED, redact_text
 
 from .conftest import decision
@@ -48,7 +48,7 @@ def test_short_path_line_equals_the_structlog_line(
     json_info: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     event = decision()
-    record = decision_record(event)
+    record = as_record(event)
     capsys.readouterr()
     emit_json_event("gateway.decision", "info", "decision", event)  # the dataclass itself
     emit_json_event("gateway.decision", "info", "decision", record)  # or a mapping
