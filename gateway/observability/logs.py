@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import fields as dc_fields
+from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
@@ -238,7 +239,9 @@ def emit_json_event(
     getattr(get_logger(logger), level)(event, **as_record(fields))
 
 
+@lru_cache(maxsize=64)
 def _quoted(text: str) -> str:
+    """*text* as a JSON string (logger and event names: a few code constants, cached)."""
     return orjson.dumps(text).decode()
 
 
