@@ -131,6 +131,12 @@ class UnsupportedMediaType(Refusal):
     default_message = "Unsupported content type: use application/json or application/graphql"
 
 
+class UnsupportedContentEncoding(UnsupportedMediaType):
+    """415 for a compressed body: answered with ``Accept-Encoding: identity``."""
+
+    default_message = "Unsupported Content-Encoding: send the body uncompressed"
+
+
 class MethodNotAllowed(Refusal):
     status = 405
     default_message = "Method not allowed: use POST"

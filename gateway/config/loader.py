@@ -353,6 +353,11 @@ class _Loader:
             self.scope_template(default_value).format_map(fields) if default_value else None
         )
         schema_value = s.get("schema")
+        # `schema: none` turns validation off (explicitly, never by omission); no `schema:`
+        # validates against the bundled network schema.
+        if schema_value is not None and schema_value.is_null():
+            schema_value = None
+        no_schema = schema_value is not None and schema_value.string() == "none"
         timeouts = self.timeouts(s.get("timeouts"))
         route = RouteConfig(
             path=path,
@@ -362,7 +367,8 @@ class _Loader:
             policies=policies,
             required_scopes=MappingProxyType(required),
             scope_default=scope_default,
-            schema=self.existing(schema_value) if schema_value else None,
+            schema=self.existing(schema_value) if schema_value and not no_schema else None,
+            schema_validation=not no_schema,
             timeouts=timeouts,
             pool_size=s.integer("pool_size", 100, minimum=1, maximum=10_000),
             allow_plain_jwt=s.boolean("allow_plain_jwt", False),

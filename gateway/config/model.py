@@ -188,7 +188,9 @@ class RouteConfig:
     A root field not listed needs ``scope_default`` (if set), else is refused."""
     scope_default: str | None = None
     schema: Path | None = None
-    """Validate requests against this GraphQL SDL (``config/schemas/...``) when set."""
+    """The GraphQL SDL requests are validated against; None: the bundled network schema."""
+    schema_validation: bool = True
+    """False only with an explicit ``schema: none`` (logged as a warning at start-up)."""
     timeouts: Timeouts = field(default_factory=Timeouts)
     pool_size: int = 100
     allow_plain_jwt: bool = False

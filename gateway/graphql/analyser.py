@@ -22,13 +22,11 @@ from graphql import (
     GraphQLSyntaxError,
     OperationDefinitionNode,
     parse,
-    validate,
 )
 
 from gateway.config.model import GraphQLLimits
 from gateway.errors import (
     BadRequest,
-    LimitExceeded,
     MultipleOperations,
     NoOperation,
     QuerySyntaxError,
@@ -38,6 +36,7 @@ from gateway.facts import OperationFacts
 from gateway.graphql.limits import over_limit
 from gateway.graphql.plan import OperationPlan, check_values, compile_operation
 from gateway.graphql.request import GraphQLRequest
+from gateway.graphql.validation import validation_errors
 from gateway.observability.events import NullObserver, Observer
 
 __all__ = ["Analyser"]
@@ -60,10 +59,8 @@ class _Document:
 
     __slots__ = (
         "ast",
-        "by_name",
         "fragments",
         "operations",
-        "other_definition",
         "plans",
         "refusal",
         "validation",
@@ -73,10 +70,7 @@ class _Document:
         self.ast: DocumentNode | None = None
         self.refusal: _Stored | None = None
         self.operations: list[OperationDefinitionNode] = []
-        self.by_name: dict[str, OperationDefinitionNode] = {}
         self.fragments: dict[str, FragmentDefinitionNode] = {}
-        self.other_definition: str | None = None
-        # Bounded by the operations in the document: unknown names are never stored.
         self.plans: dict[str | None, OperationPlan | _Stored] = {}
         self.validation: list[GraphQLError] | None = None
 
@@ -154,13 +148,9 @@ class Analyser:
         for definition in ast.definitions:
             if isinstance(definition, OperationDefinitionNode):
                 doc.operations.append(definition)
-                if definition.name is not None:
-                    # A duplicate name is a validation error; the first one is analysed.
-                    doc.by_name.setdefault(definition.name.value, definition)
             elif isinstance(definition, FragmentDefinitionNode):
+                # Two fragments of one name fail validation before any plan is used.
                 doc.fragments.setdefault(definition.name.value, definition)
-            elif doc.other_definition is None:
-                doc.other_definition = definition.kind
         return doc
 
     def _parse(self, query: str) -> DocumentNode:
@@ -181,51 +171,39 @@ class Analyser:
             _raise(doc.refusal)
         plan = doc.plans.get(operation_name)
         if plan is None:
-            if operation_name is not None and operation_name not in doc.by_name:
-                raise NoOperation(reason=f'Unknown operation named "{operation_name}".')
             plan = self._compile(doc, operation_name)
-            doc.plans[operation_name] = plan
+            if operation_name is None or isinstance(plan, OperationPlan):
+                # Bounded: only None and the one operation's own name are ever stored.
+                doc.plans[operation_name] = plan
         if isinstance(plan, tuple):
             _raise(plan)
         assert isinstance(plan, OperationPlan)
         return plan
 
     def _compile(self, doc: _Document, operation_name: str | None) -> OperationPlan | _Stored:
-        """The plan for one operation of a document, or the refusal it earns."""
+        """The plan for the document's one operation, or the refusal it earns.
+
+        A document holds exactly one operation, even when ``operationName`` picks one
+        (the network's rule): what the gateway analyses can then be nothing but what any
+        executor runs. Limits are checked while the plan is compiled, before the (costlier)
+        validation, which then runs once per document.
+        """
         try:
-            if operation_name is not None:
-                operation = doc.by_name[operation_name]
-            elif not doc.operations:
+            if not doc.operations:
                 raise NoOperation(reason="The document contains no operation.")
-            elif len(doc.operations) > 1:
+            if len(doc.operations) > 1:
                 raise MultipleOperations()
-            else:
-                operation = doc.operations[0]
+            operation = doc.operations[0]
+            if operation_name is not None and (
+                    operation.name is None or operation.name.value != operation_name):
+                raise NoOperation(reason=f'Unknown operation named "{operation_name}".')
             plan = compile_operation(operation, doc.fragments, schema=self.schema,
                                      limits=self.limits)
-            if doc.other_definition is not None:
-                raise plan.fail(f'The "{doc.other_definition}" definition is not executable.')
-            if self.schema is not None:
-                errors = self._validation(doc, operation)
-                if errors:
-                    raise plan.fail(errors[0].message)
+            if doc.validation is None:
+                assert doc.ast is not None
+                doc.validation = validation_errors(doc.ast, self.schema)
+            if doc.validation:
+                raise plan.fail(doc.validation[0].message)
             return plan
         except Refusal as refusal:
             return _store(refusal)
-
-    def _validation(self, doc: _Document, chosen: OperationDefinitionNode) -> list[GraphQLError]:
-        """Schema validation of the whole document, once per document."""
-        if doc.validation is None:
-            assert self.schema is not None and doc.ast is not None
-            # Limits protect the validator too: check every other operation first.
-            for operation in doc.operations:
-                if operation is not chosen:
-                    try:
-                        compile_operation(operation, doc.fragments, schema=None,
-                                          limits=self.limits)
-                    except LimitExceeded:
-                        raise
-                    except Refusal:
-                        pass
-            doc.validation = validate(self.schema, doc.ast, max_errors=10)
-        return doc.validation

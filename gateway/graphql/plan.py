@@ -62,6 +62,7 @@ from gateway.config.model import GraphQLLimits
 from gateway.errors import MultipleRootFields, Refusal, ValidationFailed
 from gateway.facts import OperationFacts
 from gateway.graphql.limits import over_limit
+from gateway.graphql.validation import root_type_name
 
 __all__ = ["OperationPlan", "check_values", "compile_operation"]
 
@@ -223,8 +224,9 @@ class _Expander:
     """Expands fragments and constant directives of one operation, enforcing limits."""
 
     def __init__(self, fragments: Mapping[str, FragmentDefinitionNode], limits: GraphQLLimits,
-                 fail: Callable[[str], Refusal]) -> None:
+                 fail: Callable[[str], Refusal], root_type: str) -> None:
         self.fragments = fragments
+        self.root_type = root_type
         self.limits = limits
         self.fail = fail
         self.aliases = 0
@@ -254,6 +256,16 @@ class _Expander:
                 raise self.fail(f'Directive "@{name}" argument "if" must be a Boolean, '
                                 f"found {print_ast(arg.value)}.")
         return tuple(conditions)
+
+    def _check_root_condition(self, condition: NamedTypeNode | None) -> None:
+        """A fragment at the root applies only if it names the operation's root type.
+
+        An executor skips ``... on Query { zendNotificatie }`` in a mutation; a reader that
+        ignores type conditions would decide on it. Neither reading is guessed: refused.
+        """
+        if condition is not None and condition.name.value != self.root_type:
+            raise self.fail(f'Fragment on "{condition.name.value}" at the root of the '
+                            f'operation: only "{self.root_type}" applies here.')
 
     def _note_variables(self, node: FieldNode) -> None:
         stack: list[Any] = [a.value for a in node.arguments or ()]
@@ -301,6 +313,8 @@ class _Expander:
                     node=selection,
                 ))
             elif isinstance(selection, InlineFragmentNode):
+                if depth == 1:
+                    self._check_root_condition(selection.type_condition)
                 result.extend(self.expand(selection.selection_set, depth, conditions,
                                           fragment_path))
             elif isinstance(selection, FragmentSpreadNode):
@@ -310,6 +324,8 @@ class _Expander:
                     raise self.fail(f'Unknown fragment "{name}".')
                 if name in fragment_path:
                     raise self.fail(f'Cannot spread fragment "{name}" within itself.')
+                if depth == 1:
+                    self._check_root_condition(fragment.type_condition)
                 result.extend(self.expand(fragment.selection_set, depth, conditions,
                                           (*fragment_path, name)))
         return result
@@ -570,7 +586,7 @@ def compile_operation(operation: OperationDefinitionNode,
     def fail(message: str) -> ValidationFailed:
         return ValidationFailed(f"{display} {operation_type}: {message}", reason=message)
 
-    expander = _Expander(fragments, limits, fail)
+    expander = _Expander(fragments, limits, fail, root_type_name(schema, operation.operation))
     roots = expander.expand(operation.selection_set, 1, (), ())
     if first_field is None and roots:
         display = roots[0].name

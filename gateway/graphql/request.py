@@ -9,10 +9,18 @@ Accepted (GraphQL over HTTP, POST):
 
 Anything else is refused with a specific message (415 for the media type, 400 for
 the body) so a sender can see what to fix.
+
+The body is forwarded byte for byte, so it must mean one thing to every reader
+(``docs/security.md``): a JSON body with a member name twice in one object, at any depth,
+or a top-level member other than ``query``, ``variables`` and ``operationName``
+(``extensions``, ``Query``, ``documentId``, ...) is refused, because another parser or
+server could read a different query out of the same bytes.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,6 +33,14 @@ from gateway.errors import BadRequest, UnsupportedMediaType
 __all__ = ["GraphQLRequest", "parse_graphql_request", "request_from_mapping"]
 
 _UTF8_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii"})
+
+MEMBERS = ("query", "variables", "operationName")
+"""The only top-level members of a JSON request (GraphQL over HTTP); anything else is refused."""
+_MEMBERS = frozenset(MEMBERS)
+
+# A quote followed by a colon ends every member name of valid JSON; inside strings the pair
+# can occur too, so the count is an upper bound of the members in the text.
+_MEMBER_END = re.compile(rb'"[ \t\r\n]*:')
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +86,13 @@ def request_from_mapping(payload: object) -> GraphQLRequest:
                          reason="batched_request")
     if not isinstance(payload, Mapping):
         raise BadRequest("Request body must be a JSON object", reason="body_not_object")
+    unknown = [key for key in payload if key not in _MEMBERS]
+    if unknown:
+        raise BadRequest(
+            f"Unknown member `{unknown[0]}` in the request: only "
+            + ", ".join(f"`{m}`" for m in MEMBERS) + " are accepted",
+            reason="unknown_member",
+        )
     query = payload.get("query")
     if query is None:
         raise BadRequest("Request has no `query`", reason="missing_query")
@@ -107,7 +130,49 @@ def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLReque
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("Request body is not valid JSON", reason="invalid_json") from None
+    if len(_MEMBER_END.findall(body)) != _member_count(payload):
+        _refuse_duplicate_member(body)
     return request_from_mapping(payload)
+
+
+def _member_count(value: object) -> int:
+    """How many members the objects in the decoded *value* hold, at every depth."""
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for name, _value in pairs:
+            if name in seen:
+                raise BadRequest(
+                    f"Duplicate member `{name}` in the request body: each name may occur "
+                    "once per object", reason="duplicate_member")
+            seen.add(name)
+    return result
+
+
+def _refuse_duplicate_member(body: bytes) -> None:
+    """Refuse *body* if an object in it names a member twice (the exact check).
+
+    Only reached when the cheap count above cannot rule it out: the decoded objects hold
+    fewer members than the text names, or a string holds a quote-colon pair.
+    """
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise BadRequest("The request is nested too deeply to analyse",
+                         reason="nested_too_deeply") from None
 
 
 @lru_cache(maxsize=64)

@@ -4,13 +4,17 @@ The body is read within the size limit (a declared ``Content-Length`` over the l
 refused before a byte is read; a chunked body is counted while it streams), the content
 type is checked, and the GraphQL analyser (cached per query text) resolves the operation
 into :class:`OperationFacts`. The original bytes are kept: they are what the upstream gets.
+
+A compressed body (any ``Content-Encoding`` but ``identity``) is refused with ``415`` before a
+byte is read: analysing the decompressed text and forwarding it under the caller's
+``Content-Encoding`` would let the upstream read something else than what was decided on.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.errors import PayloadTooLarge
+from gateway.errors import PayloadTooLarge, UnsupportedContentEncoding
 from gateway.facts import OperationFacts
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.request import parse_graphql_request
@@ -22,8 +26,22 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
+def check_content_encoding(request: web.Request) -> None:
+    """Refuse a body with a content coding (``415``, RFC 9110 section 15.5.16)."""
+    for value in request.headers.getall("Content-Encoding", ()):
+        for coding in value.split(","):
+            if coding.strip().lower() not in ("", "identity"):
+                raise UnsupportedContentEncoding(
+                    f"Unsupported Content-Encoding {coding.strip()!r}: send the body "
+                    "uncompressed", reason="unsupported_content_encoding")
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, at most *limit* bytes; :class:`PayloadTooLarge` beyond that."""
+    """The request body, at most *limit* bytes; :class:`PayloadTooLarge` beyond that.
+
+    A compressed body is refused first (:func:`check_content_encoding`).
+    """
+    check_content_encoding(request)
     declared = request.content_length
     if declared is not None:
         if declared > limit:

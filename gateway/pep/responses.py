@@ -3,7 +3,8 @@
 ``{"errors": [{"message", "extensions": {"code", "reason", "decision_id"}}]}`` with content
 type ``application/graphql-response+json`` (GraphQL over HTTP), or ``application/json``
 when the caller's ``Accept`` asks for that and not for the GraphQL media type. 401 and 403
-carry their RFC 6750 ``WWW-Authenticate`` challenge.
+carry their RFC 6750 ``WWW-Authenticate`` challenge; a refused content coding carries
+``Accept-Encoding: identity`` (RFC 9110 section 15.5.16).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 import orjson
 from aiohttp import web
 
-from gateway.errors import Refusal
+from gateway.errors import Refusal, UnsupportedContentEncoding
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -53,4 +54,6 @@ def refusal_response(
         response.headers["WWW-Authenticate"] = challenge
     if refusal.status == 405:
         response.headers["Allow"] = "POST"
+    elif isinstance(refusal, UnsupportedContentEncoding):
+        response.headers["Accept-Encoding"] = "identity"
     return response

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from gateway.config.model import GatewayConfig, RouteConfig
 from gateway.graphql.analyser import Analyser
-from gateway.graphql.schema import load_schema
+from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
 from gateway.pep.pipeline import RouteHandler, RoutePlan, route_facts
@@ -78,15 +78,22 @@ def build_pep(config: GatewayConfig, keystore: BuiltinKeys | None, observer: Obs
 
 
 def _analyser(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer) -> Analyser:
-    analyser = pep.analysers.get(route.schema)
+    """The route's analyser: validating against its schema (the bundled network schema
+    unless the route names another), or, with an explicit ``schema: none``, not validating
+    (warned about: the upstream must then validate, see docs/security.md)."""
+    key = (route.schema or BUNDLED_SCHEMA) if route.schema_validation else None
+    if key is None:
+        log.warning("schema_validation_off", route=route.path,
+                    hint="the route sets `schema: none`; its upstream must validate GraphQL")
+    analyser = pep.analysers.get(key)
     if analyser is None:
         analyser = Analyser(
             config.graphql.limits,
             cache_size=config.graphql.cache_size,
-            schema=load_schema(route.schema) if route.schema is not None else None,
+            schema=load_schema(key) if key is not None else None,
             observer=observer,
         )
-        pep.analysers[route.schema] = analyser
+        pep.analysers[key] = analyser
     return analyser
 
 

@@ -6,7 +6,7 @@ import pytest
 from graphql import GraphQLSchema
 
 from gateway.config.model import GraphQLLimits
-from gateway.errors import MultipleRootFields, QuerySyntaxError, ValidationFailed
+from gateway.errors import MultipleRootFields, NoOperation, QuerySyntaxError, ValidationFailed
 from gateway.graphql import Analyser
 
 from .conftest import RecordingObserver, fixture_query, fixture_variables, request
@@ -65,14 +65,23 @@ def test_root_field_choice_by_variables_is_never_cached() -> None:
         analyser.analyse(request(query, {"both": True}))
 
 
-def test_each_operation_name_gets_its_own_plan() -> None:
+def test_operation_name_and_none_share_one_cached_document() -> None:
     observer = RecordingObserver()
     analyser = Analyser(GraphQLLimits(), observer=observer)
-    query = "query A { a } query B { b }"
+    query = "query A { a }"
     assert analyser.analyse(request(query, operation_name="A")).root_field == "a"
-    assert analyser.analyse(request(query, operation_name="B")).root_field == "b"
+    assert analyser.analyse(request(query)).root_field == "a"
     assert analyser.analyse(request(query, operation_name="A")).root_field == "a"
     assert observer.cache == [False, True, True]
+    assert len(analyser) == 1
+
+
+def test_unknown_operation_names_do_not_grow_the_cached_document() -> None:
+    analyser = Analyser(GraphQLLimits())
+    query = "query A { a }"
+    for name in ("B", "C", "D"):
+        with pytest.raises(NoOperation):
+            analyser.analyse(request(query, operation_name=name))
     assert len(analyser) == 1
 
 
