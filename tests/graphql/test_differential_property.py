@@ -137,7 +137,8 @@ class Writer:
                  "$u: String"]), max_size=3))
         else:
             declared = ["$b: Boolean!", "$n: NotificatieInput!", "$u: String"]
-        return f"{kind} {name}({', '.join(declared)}) {body}" if declared else f"{kind} {name}{body}"
+        variables = f"({', '.join(declared)})" if declared else ""
+        return f"{kind} {name}{variables} {body}"
 
     def fragments(self) -> list[str]:
         if self.chaos:
