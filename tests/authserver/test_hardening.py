@@ -8,19 +8,32 @@ import asyncio
 import base64
 import json
 import shutil
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.app import create_app
 from gateway.config import load_config
+from gateway.config.secrets import hash_secret
 from tests.rawhttp import RawResponse, raw_post
 
-from .conftest import AUDIENCE, SCOPE, SECRET, RecordingObserver, auth_app, write_deployment
+from .conftest import (
+    AUDIENCE,
+    SCOPE,
+    SECRET,
+    RecordingObserver,
+    auth_app,
+    client_key,
+    write_deployment,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FORM = f"grant_type=client_credentials&scope={SCOPE}&audience={AUDIENCE}".encode()
@@ -293,3 +306,45 @@ async def test_json_body_that_cannot_be_logged_or_answered_is_invalid_request(
     json_type = (b"Content-Type", b"application/json")
     response = await raw_post(server.host, server.port, "/auth/token", [json_type], body.encode())
     assert error(response) == (400, "invalid_request")
+
+
+async def test_assertion_naming_an_unknown_client_reads_like_any_bad_assertion(
+    tmp_path: Path, observer: RecordingObserver, aiohttp_server: ServerFactory
+) -> None:
+    _key, jwk = client_key()
+    clients = [
+        {
+            "client_id": "zorgkantoor-5151",
+            "auth_method": "private_key_jwt",
+            "jwks": {"keys": [jwk]},
+            "allowed_scopes": [SCOPE],
+            "allowed_audiences": [AUDIENCE],
+        },
+        {
+            "client_id": "ciz",
+            "auth_method": "client_secret_basic",
+            "secret_hash": hash_secret(SECRET),
+            "allowed_scopes": [SCOPE],
+            "allowed_audiences": [AUDIENCE],
+        },
+    ]
+    app, _ = auth_app(load_config(write_deployment(tmp_path, clients=clients)), observer)
+    server = await aiohttp_server(app)
+    forger = ec.generate_private_key(ec.SECP256R1())  # not the client's key
+
+    async def assert_as(sub: str) -> RawResponse:
+        now = int(time.time())
+        claims = {"iss": sub, "sub": sub, "aud": "http://127.0.0.1:8080/auth/token",
+                  "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())}
+        signed = jwt.encode(claims, forger, algorithm="ES256", headers={"kid": "client-key-1"})
+        body = FORM + (
+            "&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            f"&client_assertion={signed}"
+        ).encode()
+        return await post(server, [], body)
+
+    registered = await assert_as("zorgkantoor-5151")  # a bad signature
+    without_jwks = await assert_as("ciz")
+    unknown = await assert_as("nobody")
+    assert error(registered) == (401, "invalid_client")
+    assert _comparable(unknown) == _comparable(registered) == _comparable(without_jwks)
