@@ -1,10 +1,12 @@
 """The token endpoint: authlib's framework-agnostic OAuth2 core behind a small aiohttp adapter.
 
 authlib does the protocol: grant dispatch (client_credentials only), client
-authentication (``client_secret_basic``, ``client_secret_post``, RFC 7523
-``private_key_jwt``, and our ``tls_client_auth``) and RFC 6749 §5.2 error bodies. The
-adapter reads the aiohttp request (form or JSON body) into an :class:`OAuth2Request` and
-turns authlib's ``(status, body, headers)`` back into an aiohttp response.
+authentication (RFC 7523 ``private_key_jwt``; ``client_secret_basic``/``_post`` and
+``tls_client_auth`` are ours, plugged into authlib's registry) and RFC 6749 §5.2 error
+bodies. The adapter reads the aiohttp request (form or JSON body) into an
+:class:`OAuth2Request`, refuses clients blocked after repeated failed authentications
+(:mod:`gateway.authserver.bruteforce`), and turns authlib's ``(status, body, headers)``
+back into an aiohttp response.
 """
 
 from __future__ import annotations
