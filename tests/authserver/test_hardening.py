@@ -125,6 +125,7 @@ async def test_unreadable_basic_credentials_log_one_line_without_traceback(
     assert [(x["event"], x["outcome"]) for x in lines] == [("token", "invalid_client")]
     assert "Traceback" not in output.out + output.err
     assert "exception" not in lines[0]
+    assert "Y2l6OnNlY3JldA" not in output.out + output.err  # not even the credentials' base64
 
 
 # -- brute force: 429 + Retry-After per client_id and per source address -------------------
