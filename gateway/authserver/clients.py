@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import OrderedDict
 from typing import Any
@@ -12,6 +13,17 @@ from gateway.config.model import ClientConfig
 from gateway.config.secrets import parse_secret_hash, verify_secret
 
 GRANT_TYPE = "client_credentials"
+
+# What a secret is compared with when there is no stored hash to compare it with (unknown
+# client_id, client without a secret): the same work as a real check, so timing does not
+# tell whether a client exists. Random per process; no secret can match it.
+_UNMATCHABLE = (secrets.token_bytes(16), secrets.token_bytes(32))
+
+
+def check_unregistered_secret(secret: str) -> bool:
+    """Compare *secret* with nothing that can match, at the cost of a real check (False)."""
+    verify_secret(secret, *_UNMATCHABLE)
+    return False
 
 
 class RegisteredClient:
@@ -41,7 +53,7 @@ class RegisteredClient:
     def check_client_secret(self, client_secret: str) -> bool:
         """Constant-time comparison against the stored salted hash."""
         if self._salt is None or self._digest is None:
-            return False
+            return check_unregistered_secret(client_secret)
         return verify_secret(client_secret, self._salt, self._digest)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:

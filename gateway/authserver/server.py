@@ -1,14 +1,17 @@
 """The token endpoint: authlib's framework-agnostic OAuth2 core behind a small aiohttp adapter.
 
 authlib does the protocol: grant dispatch (client_credentials only), client
-authentication (``client_secret_basic``, ``client_secret_post``, RFC 7523
-``private_key_jwt``, and our ``tls_client_auth``) and RFC 6749 §5.2 error bodies. The
-adapter reads the aiohttp request (form or JSON body) into an :class:`OAuth2Request` and
-turns authlib's ``(status, body, headers)`` back into an aiohttp response.
+authentication (RFC 7523 ``private_key_jwt``; ``client_secret_basic``/``_post`` and
+``tls_client_auth`` are ours, plugged into authlib's registry) and RFC 6749 §5.2 error
+bodies. The adapter reads the aiohttp request (form or JSON body) into an
+:class:`OAuth2Request`, refuses clients blocked after repeated failed authentications
+(:mod:`gateway.authserver.bruteforce`), and turns authlib's ``(status, body, headers)``
+back into an aiohttp response.
 """
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 from collections.abc import Mapping
@@ -28,7 +31,9 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc import jwt as jose_jwt
 
+from gateway.authserver.bruteforce import Blocked, FailureLimiter
 from gateway.authserver.clients import RegisteredClient, ReplayCache
+from gateway.authserver.credentials import MalformedCredentials, basic_credentials, check_secret
 from gateway.authserver.keys import KeyStore
 from gateway.authserver.subjects import certificate_subject
 from gateway.authserver.tokens import IssuedToken, TokenIssuer, TokenRequestError
@@ -44,6 +49,7 @@ MAX_TOKEN_REQUEST_BYTES = 64 * 1024
 """A token request is a handful of short parameters (an assertion is ~1 KB)."""
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+BAD_ASSERTION = "invalid client assertion"
 
 
 class TokenRequest(OAuth2Request):  # type: ignore[misc]
@@ -55,11 +61,14 @@ class TokenRequest(OAuth2Request):  # type: ignore[misc]
         headers: Mapping[str, str],
         form: dict[str, str],
         ssl_object: ssl.SSLObject | None,
+        basic: tuple[str, str] | None = None,
     ) -> None:
         super().__init__("POST", uri, headers=headers)
         self._form = form
         self.payload = BasicOAuth2Payload(form)
         self._ssl_object = ssl_object
+        self.basic = basic
+        """``(client_id, secret)`` of the Basic header, read once by :func:`basic_credentials`."""
         self.issued: IssuedToken | None = None
 
     @property
@@ -96,7 +105,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     def resolve_client_public_key(self, client: RegisteredClient) -> Any:
         """The client's JWKS, imported at load time."""
         if client.keyset is None:
-            raise InvalidClientError(description="client has no registered JWKS", status_code=401)
+            # Said like any other bad assertion: the answer must not tell that the client exists.
+            raise InvalidClientError(description=BAD_ASSERTION)
         return client.keyset
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
@@ -106,7 +116,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
                 assertion, resolve_key, algorithms=["RS256", "PS256", "ES256", "EdDSA"]
             )
         except Exception as exc:  # joserfc raises several unrelated types for bad input
-            raise InvalidClientError(description="invalid client assertion") from exc
+            raise InvalidClientError(description=BAD_ASSERTION) from exc
         self.verify_claims(token.claims)
         return token.claims
 
@@ -177,14 +187,37 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.replay = ReplayCache()
         audiences = list(dict.fromkeys([self.token_endpoint, config.issuer]))
         self.register_grant(ClientCredentials)
+        # Our own secret methods replace authlib's: the Basic header is read strictly (never
+        # an exception) and an unknown client_id fails exactly like a wrong secret.
+        self.register_client_auth_method("client_secret_basic", self._client_secret_basic)
+        self.register_client_auth_method("client_secret_post", self._client_secret_post)
+        assertion = PrivateKeyJWT(audiences, auth.assertion_max_lifetime, self.replay)
         self.register_client_auth_method(
-            "private_key_jwt", PrivateKeyJWT(audiences, auth.assertion_max_lifetime, self.replay)
+            "private_key_jwt", lambda _query, request: assertion(self._assertion_client, request)
         )
         self.register_client_auth_method("tls_client_auth", self._tls_client_auth)
 
     def query_client(self, client_id: str) -> RegisteredClient | None:
         """The registered client (a dict lookup)."""
         return self.clients.get(client_id)
+
+    def _assertion_client(self, client_id: str) -> RegisteredClient:
+        """The client an assertion names; an unknown one is just a bad assertion."""
+        client = self.clients.get(client_id)
+        if client is None:
+            raise InvalidClientError(description=BAD_ASSERTION)
+        return client
+
+    def _client_secret_basic(self, _query: Any, request: TokenRequest) -> RegisteredClient | None:
+        if request.basic is None:
+            return None
+        return check_secret(self.clients, *request.basic)
+
+    def _client_secret_post(self, _query: Any, request: TokenRequest) -> RegisteredClient | None:
+        client_id, secret = request.form.get("client_id"), request.form.get("client_secret")
+        if not client_id or not secret:
+            return None
+        return check_secret(self.clients, client_id, secret)
 
     def _tls_client_auth(self, query_client: Any, request: TokenRequest) -> RegisteredClient | None:
         """RFC 8705 §2.1.2 (PKI): the verified certificate's subject names the client."""
@@ -237,8 +270,40 @@ def _error(error: str, description: str, status: int = 400) -> web.Response:
     return _response(status, {"error": error, "error_description": description}, extra)
 
 
+def _too_many_failures(blocked: Blocked) -> tuple[web.Response, str]:
+    """``429`` with ``Retry-After`` (RFC 6585): the same for a known or an unknown client_id."""
+    description = "too many failed client authentications, retry later"
+    body = {"error": "temporarily_unavailable", "error_description": description}
+    return _response(429, body, {"Retry-After": str(blocked.retry_after)}), description
+
+
 class RequestBodyError(Exception):
     """The token request body cannot be read (always ``invalid_request``)."""
+
+
+def _encodable(text: str) -> str:
+    """*text*, unless it holds a lone surrogate (JSON ``"\\udcff"``), which no log line or
+    response could carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestBodyError("request body is not valid UTF-8") from None
+    return text
+
+
+def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A dict of *pairs*: the form parameters, or the members of a JSON object at any depth
+    (``object_pairs_hook``). A name given twice is refused: one mechanism for both bodies."""
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if _encodable(name) in members:
+            raise RequestBodyError(f"parameter {name} given more than once")
+        members[name] = _encodable(value) if isinstance(value, str) else value
+    return members
+
+
+def _no_constant(name: str) -> Any:
+    raise RequestBodyError(f"{name} is not valid JSON")
 
 
 async def read_parameters(request: web.Request) -> dict[str, str]:
@@ -255,15 +320,16 @@ async def read_parameters(request: web.Request) -> dict[str, str]:
     ctype = request.content_type
     params: dict[str, str] = {}
     if ctype == "application/x-www-form-urlencoded":
-        for name, value in parse_qsl(text, keep_blank_values=True):
-            if name in params:
-                raise RequestBodyError(f"parameter {name} given more than once")
-            params[name] = value
+        params = unique_members(parse_qsl(text, keep_blank_values=True))
     elif ctype == "application/json":
         try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            # The standard library's parser for its object_pairs_hook: orjson keeps the last
+            # of two equal member names, which would let a request mean two things.
+            data = json.loads(text, object_pairs_hook=unique_members, parse_constant=_no_constant)
+        except json.JSONDecodeError:
             raise RequestBodyError("request body is not valid JSON") from None
+        except RecursionError:
+            raise RequestBodyError("request body is nested too deeply") from None
         if not isinstance(data, dict):
             raise RequestBodyError("JSON body must be an object")
         for name, value in data.items():
@@ -272,7 +338,7 @@ async def read_parameters(request: web.Request) -> dict[str, str]:
                 and name == "scope"
                 and all(isinstance(v, str) for v in value)
             ):
-                value = " ".join(value)  # tolerate a JSON array of scopes
+                value = _encodable(" ".join(value))  # tolerate a JSON array of scopes
             if not isinstance(value, str):
                 raise RequestBodyError(f"parameter {name} must be a string")
             params[name] = value
@@ -283,9 +349,9 @@ async def read_parameters(request: web.Request) -> dict[str, str]:
     return params
 
 
-def _methods_used(request: web.Request, params: Mapping[str, str]) -> list[str]:
+def _methods_used(basic: tuple[str, str] | None, params: Mapping[str, str]) -> list[str]:
     used = []
-    if request.headers.get("Authorization", "").lower().startswith("basic "):
+    if basic is not None:
         used.append("client_secret_basic")
     if "client_secret" in params:
         used.append("client_secret_post")
@@ -294,13 +360,10 @@ def _methods_used(request: web.Request, params: Mapping[str, str]) -> list[str]:
     return used
 
 
-def _claimed_client(request: web.Request, params: Mapping[str, str]) -> str | None:
-    """Who the caller says it is (for the event log only; never trusted)."""
-    from authlib.oauth2.rfc6749.util import extract_basic_authorization
-
-    client_id, _ = extract_basic_authorization(request.headers)
-    if client_id:
-        return str(client_id)
+def _claimed_client(basic: tuple[str, str] | None, params: Mapping[str, str]) -> str | None:
+    """Who the caller says it is (for the event log and the failure count; never trusted)."""
+    if basic is not None:
+        return basic[0]
     if params.get("client_id"):
         return params["client_id"]
     assertion = params.get("client_assertion")
@@ -321,15 +384,21 @@ class TokenEndpoint:
     """``POST /auth/token``: reads the request, runs authlib, reports a TokenEvent."""
 
     def __init__(self, config: GatewayConfig, keystore: KeyStore, observer: Observer) -> None:
+        auth = config.authserver
+        assert auth is not None
         self.server = GatewayAuthorizationServer(config, keystore)
         self.observer = observer
         self.uri = self.server.token_endpoint
+        self.failures = FailureLimiter(auth.brute_force)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Answer one token request (never a 500 for bad input)."""
         started = time.perf_counter()
         params: dict[str, str] = {}
-        response, event = await self._handle(request, params)
+        address = request.remote or "unknown"
+        response, event = await self._handle(request, params, address)
+        if event.outcome == "invalid_client":
+            await self.failures.failed(event.client_id, address)
         event.duration_ms = (time.perf_counter() - started) * 1000
         event.scopes = tuple((params.get("scope") or "").split())
         event.audience = params.get("audience")
@@ -338,7 +407,7 @@ class TokenEndpoint:
         return response
 
     async def _handle(
-        self, request: web.Request, params: dict[str, str]
+        self, request: web.Request, params: dict[str, str], address: str
     ) -> tuple[web.Response, TokenEvent]:
         try:
             params.update(await read_parameters(request))
@@ -346,8 +415,26 @@ class TokenEndpoint:
             return _error("invalid_request", str(exc)), TokenEvent(
                 outcome="invalid_request", client_id=None, error_description=str(exc)
             )
-        claimed = _claimed_client(request, params)
-        used = _methods_used(request, params)
+        malformed: str | None = None
+        try:
+            basic = basic_credentials(request.headers)
+        except MalformedCredentials as exc:
+            basic, malformed = None, str(exc)
+        claimed = _claimed_client(basic, params)
+        blocked = await self.failures.blocked(claimed, address)
+        if blocked is not None:
+            response, message = _too_many_failures(blocked)
+            return response, TokenEvent(
+                outcome="temporarily_unavailable",
+                client_id=claimed,
+                error_description=message,
+                blocked_by=blocked.limit,
+            )
+        if malformed is not None:
+            return _error("invalid_client", malformed), TokenEvent(
+                outcome="invalid_client", client_id=claimed, error_description=malformed
+            )
+        used = _methods_used(basic, params)
         if len(used) > 1:
             message = "use one client authentication method per request"
             return _error("invalid_request", message), TokenEvent(
@@ -360,7 +447,7 @@ class TokenEndpoint:
             )
         transport = request.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        oauth_request = TokenRequest(self.uri, request.headers, params, ssl_object)
+        oauth_request = TokenRequest(self.uri, request.headers, params, ssl_object, basic)
         try:
             status, body, _headers = self.server.create_token_response(oauth_request)
         except (InvalidRequestError, ValueError) as exc:  # defensive: never a 500

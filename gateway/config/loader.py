@@ -19,6 +19,7 @@ from gateway.config.errors import ConfigError
 from gateway.config.model import (
     AuditConfig,
     AuthServerConfig,
+    BruteForceConfig,
     ClaimMapping,
     ClientConfig,
     Deelnemer,
@@ -421,6 +422,7 @@ class _Loader:
                 "signing",
                 "token_lifetime",
                 "assertion_max_lifetime",
+                "brute_force",
                 "clients",
                 "clients_file",
             ),
@@ -444,6 +446,28 @@ class _Loader:
             clients=clients,
             assertion_max_lifetime=s.integer(
                 "assertion_max_lifetime", 300, minimum=1, maximum=3600
+            ),
+            brute_force=self.brute_force(s.get("brute_force")),
+        )
+
+    def brute_force(self, value: Value | None) -> BruteForceConfig:
+        base = BruteForceConfig()
+        if value is None:
+            return base
+        s = value.section(
+            ("max_failures_per_client", "max_failures_per_address", "window_seconds"),
+            "authserver.brute_force",
+        )
+        return BruteForceConfig(
+            max_failures_per_client=s.integer(
+                "max_failures_per_client", base.max_failures_per_client, minimum=1, maximum=10_000
+            ),
+            max_failures_per_address=s.integer(
+                "max_failures_per_address", base.max_failures_per_address, minimum=1,
+                maximum=100_000,
+            ),
+            window_seconds=s.integer(
+                "window_seconds", base.window_seconds, minimum=1, maximum=86_400
             ),
         )
 

@@ -80,6 +80,17 @@ class ClientConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BruteForceConfig:
+    """Limits on failed client authentications at the token endpoint (moving window)."""
+
+    max_failures_per_client: int = 10
+    """Failures per claimed client_id within the window; then ``429`` for that client_id."""
+    max_failures_per_address: int = 50
+    """Failures per source address within the window; then ``429`` for that address."""
+    window_seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
 class AuthServerConfig:
     enabled: bool
     signing: SigningConfig
@@ -88,6 +99,7 @@ class AuthServerConfig:
     clients: tuple[ClientConfig, ...] = ()
     assertion_max_lifetime: int = 300
     """Longest accepted lifetime of a private_key_jwt client assertion, seconds."""
+    brute_force: BruteForceConfig = BruteForceConfig()
 
 
 @dataclass(frozen=True, slots=True)

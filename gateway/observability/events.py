@@ -66,6 +66,8 @@ class TokenEvent:
     actor: str | None = None
     error_description: str | None = None
     duration_ms: float = 0.0
+    blocked_by: str | None = None
+    """``client`` or ``address``: the brute-force limit that refused the request (``429``)."""
 
 
 class Observer(Protocol):

@@ -174,6 +174,13 @@ class GatewayMetrics:
             ["client", "outcome"],
             registry=reg,
         )
+        self.token_blocks = Counter(
+            "nid_gateway_token_auth_blocked",
+            "Token requests refused with 429 after repeated failed client authentications, "
+            "by the limit that tripped (client or address).",
+            ["limit"],
+            registry=reg,
+        )
         self.token_seconds = Histogram(
             "nid_gateway_token_duration_seconds",
             "Time to answer a token request.",

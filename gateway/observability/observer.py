@@ -112,6 +112,8 @@ class GatewayObserver:
         outcome = m.kind_label(event.outcome)
         m.tokens.labels(m.client_label(event.client_id), outcome).inc()
         m.token_seconds.labels(outcome).observe(event.duration_ms / 1000.0)
+        if event.blocked_by is not None:
+            m.token_blocks.labels(event.blocked_by).inc()
         body = render_flat(event) if self.decision_log or self.audit is not None else None
         if self.decision_log:
             level = "info" if event.outcome == "issued" else "warning"

@@ -3,8 +3,9 @@
 A token is believed when: it is a compact JWS; its ``iss`` is a trusted issuer; its ``alg``
 is on that issuer's allow-list and fits the signing key (never ``none``, never HMAC); the key
 named by ``kid`` belongs to that issuer (built-in key store or the issuer's JWKS); the
-signature verifies; ``exp``, ``iat``, ``iss`` and ``aud`` are present and ``exp``/``nbf``/``iat``
-hold within the leeway. Per route, ``aud`` must contain the route's audience and ``typ`` must
+signature verifies; ``exp``, ``iat``, ``iss`` and ``aud`` are present, ``exp``/``nbf``/``iat``
+are JSON numbers (not strings, not booleans) and hold within the leeway. A token that is not
+ASCII is malformed. Per route, ``aud`` must contain the route's audience and ``typ`` must
 be ``at+jwt`` unless the route accepts plain JWTs.
 
 Verification costs ~65-110 µs of CPU, so verified tokens are cached by the whole token
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -41,6 +43,7 @@ MAX_TOKEN_LENGTH = 16 * 1024
 MAX_KID_LENGTH = 256
 AT_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud"]
+TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 class BuiltinKeys(Protocol):
@@ -71,6 +74,19 @@ class VerifiedToken:
 
 def _refuse(message: str, reason: str) -> Unauthenticated:
     return Unauthenticated(message, reason=reason, token_sent=True)
+
+
+def _check_time_claims(payload: Mapping[str, Any]) -> None:
+    """``exp``, ``nbf`` and ``iat``, when present, are finite JSON numbers (RFC 7519
+    NumericDate). PyJWT would read ``"9999999999"`` with ``int()`` and ``true`` as 1."""
+    for claim in TIME_CLAIMS:
+        if claim not in payload:
+            continue
+        value = payload[claim]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+            value
+        ):
+            raise _refuse(f"Token claim {claim} must be a number", f"malformed_{claim}")
 
 
 def _audiences(value: Any) -> frozenset[str]:
@@ -200,10 +216,14 @@ class TokenVerifier:
         return entry
 
     def _issuer_of(self, token: str) -> TrustedIssuer:
+        """The trusted issuer the token names; checks the claims PyJWT would misread."""
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
             raise _refuse("Malformed token", "malformed") from None
+        if isinstance(unverified, dict):
+            # Before PyJWT validates them: it coerces with int() (and int(inf) raises).
+            _check_time_claims(unverified)
         iss = unverified.get("iss") if isinstance(unverified, dict) else None
         if not isinstance(iss, str):
             raise _refuse("Token lacks required claim iss", "missing_iss")
@@ -214,7 +234,9 @@ class TokenVerifier:
 
     @staticmethod
     def _header(token: str) -> tuple[str, str | None, dict[str, Any]]:
-        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        # A compact JWS is ASCII. aiohttp hands other header bytes over as surrogate escapes,
+        # which PyJWT cannot even encode (a 500 before this check).
+        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2 or not token.isascii():
             raise _refuse("Malformed token", "malformed")
         try:
             header = jwt.get_unverified_header(token)

@@ -54,6 +54,7 @@ def write_deployment(
     clients: list[dict[str, Any]] | None = None,
     server: dict[str, Any] | None = None,
     lifetime: int = 3600,
+    authserver: dict[str, Any] | None = None,
 ) -> Path:
     """gateway.yaml + clients.yaml + policies dir + one ES256 key; returns gateway.yaml."""
     (directory / "policies").mkdir(exist_ok=True)
@@ -83,6 +84,7 @@ def write_deployment(
             "signing": {"keys_dir": "keys", "algorithm": "ES256"},
             "token_lifetime": lifetime,
             "clients_file": "clients.yaml",
+            **(authserver or {}),
         },
         "scopes": {"zendNotificatie": "organisaties/{kind}/notificaties/notificatie:create"},
         "routes": [

@@ -306,3 +306,45 @@ def test_plain_http_public_url_is_fine_on_loopback_and_without_the_authorization
     assert load_config(write(tmp_path, loopback)).public_url == "http://127.0.0.1:8080"
     no_authserver = BASE.replace("https://gateway.example.nl", "http://gateway.example.nl")
     assert load_config(write(tmp_path, no_authserver)).authserver is None
+
+
+AUTHSERVER = BASE + "authserver:\n  signing: {keys_dir: keys}\n"
+
+
+def test_brute_force_limits_have_defaults(tmp_path: Path) -> None:
+    auth = load_config(write(tmp_path, AUTHSERVER)).authserver
+    assert auth is not None
+    limits = auth.brute_force
+    assert (limits.max_failures_per_client, limits.max_failures_per_address) == (10, 50)
+    assert limits.window_seconds == 60
+
+
+def test_brute_force_limits_are_read(tmp_path: Path) -> None:
+    text = AUTHSERVER + (
+        "  brute_force:\n"
+        "    max_failures_per_client: 5\n"
+        "    max_failures_per_address: 20\n"
+        "    window_seconds: 300\n"
+    )
+    auth = load_config(write(tmp_path, text)).authserver
+    assert auth is not None
+    limits = auth.brute_force
+    assert (limits.max_failures_per_client, limits.max_failures_per_address) == (5, 20)
+    assert limits.window_seconds == 300
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("max_failures_per_client: 0", "0 is too small (expected at least 1)"),
+        ("window_seconds: 0", "0 is too small (expected at least 1)"),
+        ("window_seconds: 90000", "90000 is too large (expected at most 86400)"),
+        ("max_failures_per_address: many", "expected an integer, got a string"),
+        ("max_failures: 5", "unknown key 'max_failures' in authserver.brute_force"),
+    ],
+)
+def test_brute_force_mistakes_are_errors_at_their_line(
+    tmp_path: Path, entry: str, message: str
+) -> None:
+    err = error_of(write(tmp_path, AUTHSERVER + f"  brute_force:\n    {entry}\n"))
+    assert err.line == 14 and message in str(err)  # the line of the entry
