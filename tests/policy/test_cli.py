@@ -152,7 +152,7 @@ def test_explain_json_gives_decision_and_trace(tmp_path: Path,
     assert result["code"] == "GRAPHQL_VALIDATION_FAILED"
     assert result["message"] == "ZendNotificatie mutation: afzender_id is not valid"
     assert result["rule"] == "iwlz-notificatie/afzender-id"
-    assert result["location"] == f"{IWLZ}/notificatie.yaml:35"
+    assert result["location"] == f"{IWLZ}/notificatie.yaml:39"
     failed = [s["rule"] for s in result["trace"] if s["outcome"] == "failed"]
     assert failed == ["iwlz-notificatie/afzender-id", "iwlz-notificatie/gebonden-afzender"]
     # A refused request is audited too, with what the policy's audit: block names.
