@@ -138,7 +138,7 @@ def audit_text(audit: AuditFacts | None) -> list[str]:
     return lines
 
 
-def decision_text(decision: Decision, policy_set: PolicySet) -> str:
+def decision_text(decision: Decision, policy_set: PolicySet, *, route: str | None = None) -> str:
     """The human-readable ``policy explain`` output."""
     verdict = "ALLOW" if decision.allow else "DENY"
     lines = [f"decision:    {verdict} {decision.status}"
@@ -148,6 +148,8 @@ def decision_text(decision: Decision, policy_set: PolicySet) -> str:
     if decision.rule:
         lines.append(f"rule:        {decision.rule}"
                      + (f" ({decision.location})" if decision.location else ""))
+    if route is not None:
+        lines.append(f"route:       {route}")
     lines.append(f"policy set:  {policy_set.version}, environment "
                  f"{policy_set.environment or '(none)'}")
     lines.extend(audit_text(decision.audit))
