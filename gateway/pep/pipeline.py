@@ -94,9 +94,18 @@ class RouteHandler:
         self._audience = route.audience
         self._allow_plain_jwt = route.allow_plain_jwt
         self._keep_authorization = route.forward_authorization
+
+    @property
+    def plan(self) -> RoutePlan:
+        """The route's plan; replacing it replaces the gates built from it."""
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: RoutePlan) -> None:
+        self._plan = plan
         # Analyse, scope gate, policy: the same gates `policy explain` decides through.
         self._gates = RouteGates(plan.facts, plan.analyser, plan.policy,
-                                 route.required_scopes, route.scope_default)
+                                 plan.config.required_scopes, plan.config.scope_default)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Handle one request to the route (POST; any other method is refused)."""

@@ -145,17 +145,17 @@ def _load_set(paths: Sequence[Path], environment: str | None) -> PolicySet:
         raise ToolError("policies do not load:\n" + "\n".join(exc.errors)) from None
 
 
-def _configured_route(config: GatewayConfig, route: str | None) -> RouteConfig:
+def _configured_route(config: GatewayConfig, name: Path, route: str | None) -> RouteConfig:
     paths = ", ".join(r.path for r in config.routes)
     if route is None:
         if len(config.routes) == 1:
             return config.routes[0]
-        raise ToolError(f"{config.source} has {len(config.routes)} routes: pass --route PATH "
+        raise ToolError(f"{name} has {len(config.routes)} routes: pass --route PATH "
                         f"(one of {paths})")
     for candidate in config.routes:
         if route in (candidate.path, candidate.audience):
             return candidate
-    raise ToolError(f"route {route!r} is not in {config.source} (routes: {paths})")
+    raise ToolError(f"route {route!r} is not in {name} (routes: {paths})")
 
 
 def configured_route(config_file: Path, route: str | None, policies: Sequence[Path],
@@ -168,7 +168,7 @@ def configured_route(config_file: Path, route: str | None, policies: Sequence[Pa
         config = load_config(config_file)
     except ConfigError as exc:
         raise ToolError(str(exc)) from None
-    chosen = _configured_route(config, route)
+    chosen = _configured_route(config, config_file, route)
     policy_set = _load_set(policies or chosen.policies,
                            environment if environment is not None else config.policy.environment)
     schema = load_schema(chosen.schema) if chosen.schema is not None else None
