@@ -4,11 +4,14 @@ The token comes from the ``Authorization: Bearer`` header only (never a query pa
 cookie). Verification and the claim mapping live in :mod:`gateway.tokens`; this step turns
 their outcome into the route's view. :func:`check_scopes` is the other half of the
 token's say: run once the root field is known, before any policy rule.
+:func:`check_audience` is the verifier's per-route audience check for a token payload that
+was never signed (``policy explain``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from multidict import CIMultiDictProxy
 
@@ -64,3 +67,18 @@ def check_scopes(
         raise ScopeMismatch(reason=f"no scope grants {operation.root_field} on this route")
     if required not in token.scopes:
         raise ScopeMismatch(reason=f"scope {required} required", required=required)
+
+
+def check_audience(claims: Mapping[str, Any], audience: str) -> None:
+    """Refuse a token payload whose ``aud`` does not name the route's *audience*, with the
+    verifier's answers (for live tokens :meth:`TokenVerifier.verify` checks this)."""
+    aud = claims.get("aud")
+    if aud is None:
+        raise Unauthenticated("Token lacks required claim aud", reason="missing_aud")
+    if isinstance(aud, str):
+        aud = [aud]
+    if not isinstance(aud, list) or not all(isinstance(item, str) for item in aud):
+        raise Unauthenticated("Token audience is malformed", reason="malformed_audience")
+    if audience not in aud:
+        raise Unauthenticated("Token audience does not match this route",
+                              reason="wrong_audience")

@@ -37,10 +37,11 @@ def refusal_class(status: int, code: str) -> type[Refusal]:
     return type(f"PolicyRefusal{status}", (Refusal,), {"status": status, "code": code})
 
 
-def decide(policy: DecisionPoint, facts: DecisionInput) -> Decision:
-    """The PDP's decision on *facts*; :class:`PolicyError` when the PDP itself fails."""
+def decide(policy: DecisionPoint, facts: DecisionInput, *, explain: bool = False) -> Decision:
+    """The PDP's decision on *facts* (with its trace when *explain*); :class:`PolicyError`
+    when the PDP itself fails."""
     try:
-        return policy.decide(facts)
+        return policy.decide(facts, explain=explain)
     except Exception as exc:
         raise PolicyError(reason=f"policy evaluation failed: {type(exc).__name__}") from exc
 

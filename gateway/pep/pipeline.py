@@ -17,13 +17,14 @@ from aiohttp import web
 
 from gateway.config.model import RouteConfig
 from gateway.errors import BadGateway, GatewayTimeout, MethodNotAllowed, Refusal
-from gateway.facts import DecisionInput, OperationFacts, RouteFacts, TokenFacts
+from gateway.facts import OperationFacts, RouteFacts, TokenFacts
 from gateway.graphql.analyser import Analyser
 from gateway.observability.events import DecisionEvent, Observer
-from gateway.pep.analyse import analyse, read_body
-from gateway.pep.authenticate import authenticate, check_scopes
-from gateway.pep.decide import decide, refusal_for
+from gateway.pep.analyse import read_body
+from gateway.pep.authenticate import authenticate
+from gateway.pep.decide import refusal_for
 from gateway.pep.forward import forward_headers
+from gateway.pep.gates import RouteGates
 from gateway.pep.responses import refusal_response
 from gateway.pep.trace import TraceContext
 from gateway.policy.decision import AuditFacts, DecisionPoint
@@ -36,19 +37,6 @@ INTERNAL_ERROR_BODY = (
     b'{"errors":[{"message":"Internal server error","extensions":'
     b'{"code":"INTERNAL_SERVER_ERROR","reason":"internal_error","decision_id":"%s"}}]}'
 )
-
-
-def route_facts(route: RouteConfig) -> RouteFacts:
-    """The decision facts of *route* (built once at setup)."""
-    return RouteFacts(
-        path=route.path,
-        audience=route.audience,
-        deelnemer_id_type=route.deelnemer.id_type,
-        deelnemer_id=route.deelnemer.id,
-        deelnemer_kind=route.deelnemer.kind,
-        name=route.deelnemer.name,
-        strict_input=route.strict_input,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +94,18 @@ class RouteHandler:
         self._audience = route.audience
         self._allow_plain_jwt = route.allow_plain_jwt
         self._keep_authorization = route.forward_authorization
-        self._required_scopes = route.required_scopes
-        self._scope_default = route.scope_default
+
+    @property
+    def plan(self) -> RoutePlan:
+        """The route's plan; replacing it replaces the gates built from it."""
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: RoutePlan) -> None:
+        self._plan = plan
+        # Analyse, scope gate, policy: the same gates `policy explain` decides through.
+        self._gates = RouteGates(plan.facts, plan.analyser, plan.policy,
+                                 plan.config.required_scopes, plan.config.scope_default)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Handle one request to the route (POST; any other method is refused)."""
@@ -176,11 +174,10 @@ class RouteHandler:
         )
         _note_token(event, token.facts)
         body = await read_body(request, plan.max_body_bytes)
-        operation = analyse(body, request.headers.get("Content-Type"), plan.analyser)
+        operation = self._gates.operation(body, request.headers.get("Content-Type"))
         _note_operation(event, operation)
-        check_scopes(token.facts, operation, self._required_scopes, self._scope_default)
         policy_started = time.perf_counter()
-        decision = decide(plan.policy, DecisionInput(token.facts, operation, plan.facts))
+        decision = self._gates.decide(token.facts, operation)
         event.policy_ms = (time.perf_counter() - policy_started) * 1000.0
         event.policy_version = decision.policy_version
         event.rule, event.location = decision.rule, decision.location

@@ -26,7 +26,8 @@ from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
-from gateway.pep.pipeline import RouteHandler, RoutePlan, route_facts
+from gateway.pep.gates import route_facts
+from gateway.pep.pipeline import RouteHandler, RoutePlan
 from gateway.policy import PolicyStore
 from gateway.proxy.upstream import UpstreamPool
 from gateway.tokens.jwks import RemoteJwks

@@ -9,16 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.policy.errors import PolicyLoadError
-from gateway.policy.loader import check_policy_set, load_policy_set
-from gateway.policy.tooling import (
-    ToolError,
-    decide_request,
-    decision_json,
-    decision_text,
-    load_json,
-    route_facts,
-    run_tests,
-)
+from gateway.policy.explain import configured_route, explain, option_route, parse_scopes
+from gateway.policy.loader import check_policy_set
+from gateway.policy.tooling import ToolError, decision_json, decision_text, load_json, run_tests
 
 
 def register(sub: Any) -> None:
@@ -35,18 +28,28 @@ def register(sub: Any) -> None:
     test.add_argument("-v", "--verbose", action="store_true", help="list every case")
     test.set_defaults(handler=cmd_test)
 
-    explain = commands.add_parser("explain", help="decide one request and show why")
-    explain.add_argument("--policy", action="append", required=True, type=Path,
-                         metavar="PATH", help="policy file or directory (repeatable)")
+    explain = commands.add_parser(
+        "explain", help="decide one request as the running gateway would, and show why")
+    explain.add_argument("--config", type=Path, metavar="FILE",
+                         help="gateway.yaml: the route's deelnemer, audience, scopes, schema, "
+                              "claim mapping, policies and environment")
+    explain.add_argument("--policy", action="append", type=Path, metavar="PATH",
+                         help="policy file or directory (repeatable); with --config, replaces "
+                              "the route's policies")
     explain.add_argument("--claims", required=True, type=Path, metavar="FILE",
                          help="token payload JSON")
     explain.add_argument("--request", required=True, type=Path, metavar="FILE",
                          help="GraphQL request JSON (query, variables, operationName)")
-    explain.add_argument("--route", metavar="PATH",
-                         help="route path, e.g. /deelnemers/uzovi/5151/graphql")
+    explain.add_argument("--route", metavar="PATH|URL",
+                         help="route path, e.g. /deelnemers/uzovi/5151/graphql (without "
+                              "--config: the route's URL also gives its audience)")
+    explain.add_argument("--scope", action="append", default=None, metavar="FIELD=SCOPE",
+                         help="without --config: the scope the route requires for a root "
+                              "field (repeatable)")
     explain.add_argument("--strict-input", action="store_true",
-                         help="decide as on a route with strict input checks")
-    explain.add_argument("--environment", metavar="ENV", help="overlay to apply, e.g. productie")
+                         help="without --config: decide as on a route with strict input checks")
+    explain.add_argument("--environment", metavar="ENV",
+                         help="overlay to apply, e.g. productie (default: the config's)")
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(handler=cmd_explain)
 
@@ -83,13 +86,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """Decide one request and print the decision, its audit values and its trace."""
-    try:
-        policy_set = load_policy_set(args.policy, environment=args.environment)
-    except PolicyLoadError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        return 2
+    """Decide one request as the PEP would; print the decision, its audit values and its
+    trace. Exit 2 (one line on stderr) when the input or the route is not enough to decide."""
     try:
         claims = load_json(args.claims, "claims")
         request = load_json(args.request, "request")
@@ -97,13 +95,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
             raise ToolError(f"{args.claims}: claims must be a JSON object")
         if not isinstance(request, dict):
             raise ToolError(f"{args.request}: request must be a JSON object")
-        route = route_facts(policy_set, args.route, strict_input=args.strict_input)
+        policies = args.policy or []
+        if args.config is not None:
+            if args.scope is not None or args.strict_input:
+                raise ToolError("--scope and --strict-input describe a route without --config; "
+                                "with --config the route's own settings apply")
+            route = configured_route(args.config, args.route, policies, args.environment)
+        else:
+            scopes = parse_scopes(args.scope) if args.scope is not None else None
+            route = option_route(args.route, policies, args.environment, scopes=scopes,
+                                 strict_input=args.strict_input)
+        decision = explain(route, claims, args.request.read_bytes())
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    decision = decide_request(policy_set, claims, request, route, explain=True)
     if args.format == "json":
         print(json.dumps(decision_json(decision), ensure_ascii=False))
     else:
-        print(decision_text(decision, policy_set))
+        print(decision_text(decision, route.policy_set, route=route.path))
     return 0

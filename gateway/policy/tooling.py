@@ -1,9 +1,10 @@
-"""Offline tools for security officers: decide one request (``policy explain``) and run
-policy test files (``policy test``), exactly as the gateway would decide.
+"""Offline tools for security officers: run policy test files (``policy test``) as the
+policy decision point decides, and print decisions (``policy explain``, whose route gates
+live in :mod:`gateway.policy.explain`).
 
-A request is analysed by the gateway's own GraphQL analyser and the claims mapped by the
-gateway's claim mapping; an analyser refusal (``MultipleOperations``, syntax errors, ...)
-is the decision, so test files cover those rules too.
+A test case's request is analysed by the gateway's own GraphQL analyser and its caller's
+claims mapped by the gateway's claim mapping; an analyser refusal (``MultipleOperations``,
+syntax errors, ...) is the decision, so test files cover those rules too.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def refusal_decision(refusal: Refusal, version: str) -> Decision:
 def decide_request(policy_set: PolicySet, claims: Mapping[str, Any],
                    request: Mapping[str, Any], route: RouteFacts,
                    *, explain: bool = False) -> Decision:
-    """Analyse *request*, map *claims*, and decide as the gateway would."""
+    """Analyse *request*, map *claims*, and decide as the policy decision point would (the
+    route's audience and scope gates are ``policy explain``'s, not a test case's)."""
     token = map_claims(claims, default_claim_mapping())
     try:
         operation = facts_from_request(request)
@@ -138,7 +140,7 @@ def audit_text(audit: AuditFacts | None) -> list[str]:
     return lines
 
 
-def decision_text(decision: Decision, policy_set: PolicySet) -> str:
+def decision_text(decision: Decision, policy_set: PolicySet, *, route: str | None = None) -> str:
     """The human-readable ``policy explain`` output."""
     verdict = "ALLOW" if decision.allow else "DENY"
     lines = [f"decision:    {verdict} {decision.status}"
@@ -148,6 +150,8 @@ def decision_text(decision: Decision, policy_set: PolicySet) -> str:
     if decision.rule:
         lines.append(f"rule:        {decision.rule}"
                      + (f" ({decision.location})" if decision.location else ""))
+    if route is not None:
+        lines.append(f"route:       {route}")
     lines.append(f"policy set:  {policy_set.version}, environment "
                  f"{policy_set.environment or '(none)'}")
     lines.extend(audit_text(decision.audit))

@@ -48,6 +48,7 @@ DOWN = "/deelnemers/uzovi/5151/down"
 
 NOTIFICATIE_5151 = "organisaties/zorgkantoor/notificaties/notificatie:create"
 NOTIFICATIE_AGB = "organisaties/zorgaanbieder/notificaties/notificatie:create"
+MELDING_5151 = "organisaties/zorgkantoor/meldingen/melding:create"
 MELDING_KVK = "organisaties/onderneming/meldingen/melding:create"
 
 UPSTREAM_ANSWER = b'{"data":{"zendNotificatie":{"notificatieID":"n-1"}}}'

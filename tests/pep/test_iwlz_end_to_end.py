@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.pep.conftest import (
+    MELDING_5151,
     NOTIFICATIE_5151,
     NOTIFICATIE_AGB,
     ZA_AGB,
@@ -84,6 +85,30 @@ async def test_recipient_other_than_the_routes_deelnemer_is_refused(gateway: Gat
     body = seed_notification(ontvangerID="5152")
     message = await validation_failure(gateway, await gateway.post(ZK_5151, body, token=token))
     assert message.endswith("ontvanger is not valid")
+
+
+async def test_zorgaanbieder_notification_is_refused_as_afzender_type(gateway: Gateway) -> None:
+    # RFC0008 3.6: a notification comes from a register holder (UZOVI or KVK); a zorgaanbieder
+    # holds none, so it is refused on its afzender type before its event type is looked at.
+    token = gateway.token("zorgaanbieder-12345678", [NOTIFICATIE_5151])
+    body = seed_notification(afzenderIDType="AGB", afzenderID="12345678",
+                             eventType="NIEUWE_BEMIDDELINGSPECIFICATIE_ZORGKANTOOR")
+    message = await validation_failure(gateway, await gateway.post(ZK_5151, body, token=token))
+    assert message == "ZendNotificatie mutation: afzender_type is not valid"
+    assert gateway.observer.decisions[-1].rule == "iwlz-notificatie/afzender-type"
+
+
+async def test_zorgaanbieder_melding_to_a_zorgkantoor_is_forwarded(gateway: Gateway) -> None:
+    # The other direction stays open: a deelnemer reports an error to the bronhouder.
+    token = gateway.token("zorgaanbieder-12345678", [MELDING_5151])
+    variables = {**variables_of("melding_rfc0018_variables.json"), "afzenderIDType": "AGB",
+                 "afzenderID": "12345678", "ontvangerIDType": "UZOVI", "ontvangerID": "5151"}
+    body = {"query": fixture_text("melding_rfc0018.graphql"), "variables": variables}
+    response = await gateway.post(ZK_5151, body, token=token)
+    assert response.status == 200, await response.text()
+    [received] = gateway.upstream.received
+    assert json.loads(received.body) == body
+    assert gateway.observer.decisions[-1].rule == "iwlz-melding"
 
 
 def variables_of(name: str) -> dict[str, Any]:

@@ -358,16 +358,26 @@ async def test_sighup_to_a_served_gateway_reloads_its_policies(
                                         headers={"Authorization": f"Bearer {token}"}) as response:
                     return response.status, await response.json(content_type=None)
 
+            async def versions() -> dict[str, str]:
+                async with session.get(f"{base}/readyz") as response:
+                    found: dict[str, str] = (await response.json())["checks"]["policies"][
+                        "versions"]
+                    return found
+
             await eventually(healthy, timeout=10.0)
             assert (await post())[0] == 200
+            before = await versions()
             refuse_indicatie(policies)
             proc.send_signal(signal.SIGHUP)
 
-            async def refused() -> dict[str, Any] | None:
-                status, body = await post()
-                return body if status == 400 else None
+            async def reloaded() -> bool | None:
+                return True if await versions() != before else None
 
-            body = await eventually(refused)
+            # Wait for the new version before posting again: a post that raced the signal
+            # would still be allowed and forwarded under the old set.
+            await eventually(reloaded)
+            status, body = await post()
+            assert status == 400
             assert body["errors"][0]["message"] == EVENT_TYPE_REFUSED
             assert proc.poll() is None  # SIGHUP reloads, it does not stop the gateway
     finally:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,21 +129,32 @@ def test_check_finds_errors_an_overlay_brings(write: Writer,
     assert f"{overlay}:4:11: [productie] unknown column 'b' in table 't'" in out
 
 
-def explain_files(tmp_path: Path, variables: dict[str, object]) -> tuple[Path, Path]:
-    claims = tmp_path / "claims.json"
-    claims.write_text(json.dumps(CIZ))
+DEMO_CONFIG = REPO / "config" / "demo" / "gateway.yaml"
+DEMO_5151 = "http://127.0.0.1:8080/deelnemers/uzovi/5151/graphql"
+CIZ_TOKEN = {**CIZ, "iss": "http://127.0.0.1:8080", "sub": "ciz", "aud": DEMO_5151,
+             "scopes": [CIZ["scope"]]}
+
+
+def explain_files(tmp_path: Path, variables: dict[str, object],
+                  claims: dict[str, object] = CIZ_TOKEN) -> tuple[Path, Path]:
+    claims_file = tmp_path / "claims.json"
+    claims_file.write_text(json.dumps(claims))
     request = tmp_path / "request.json"
     request.write_text(json.dumps({"query": SEED_QUERY, "variables": variables,
                                    "operationName": "zendNotificatie"}))
-    return claims, request
+    return claims_file, request
+
+
+def explain(claims: Path, request: Path, *extra: str) -> int:
+    return main(["policy", "explain", "--claims", str(claims), "--request", str(request),
+                 *extra])
 
 
 def test_explain_json_gives_decision_and_trace(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     claims, request = explain_files(tmp_path, {**SEED_VARIABLES, "afzenderID": "1"})
-    code = main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
-                 "--request", str(request), "--route", "/deelnemers/uzovi/5151/graphql",
-                 "--format", "json"])
+    code = explain(claims, request, "--config", str(DEMO_CONFIG), "--policy", str(IWLZ),
+                   "--route", "/deelnemers/uzovi/5151/graphql", "--format", "json")
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     # The contract pins these keys; `audit` is the one added beside them.
@@ -152,9 +166,11 @@ def test_explain_json_gives_decision_and_trace(tmp_path: Path,
     assert result["code"] == "GRAPHQL_VALIDATION_FAILED"
     assert result["message"] == "ZendNotificatie mutation: afzender_id is not valid"
     assert result["rule"] == "iwlz-notificatie/afzender-id"
-    assert result["location"] == f"{IWLZ}/notificatie.yaml:35"
+    assert result["location"] == f"{IWLZ}/notificatie.yaml:39"
     failed = [s["rule"] for s in result["trace"] if s["outcome"] == "failed"]
     assert failed == ["iwlz-notificatie/afzender-id", "iwlz-notificatie/gebonden-afzender"]
+    # The PEP's gates before the policy are in the trace, in the PEP's order.
+    assert [s["rule"] for s in result["trace"][:2]] == ["token/audience", "scope"]
     # A refused request is audited too, with what the policy's audit: block names.
     assert result["audit"] == {
         "event_type": "NIEUWE_INDICATIE_ZORGKANTOOR", "afzender": "KVK:1",
@@ -166,12 +182,12 @@ def test_explain_json_gives_decision_and_trace(tmp_path: Path,
 def test_explain_text_shows_environment_and_every_check(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
-    code = main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
-                 "--request", str(request), "--route", "/deelnemers/uzovi/5151/graphql",
-                 "--environment", "productie"])
+    code = explain(claims, request, "--config", str(DEMO_CONFIG), "--policy", str(IWLZ),
+                   "--route", "/deelnemers/uzovi/5151/graphql", "--environment", "productie")
     assert code == 0
     out = capsys.readouterr().out
     assert out.startswith("decision:    ALLOW 200\n")
+    assert "route:       /deelnemers/uzovi/5151/graphql\n" in out
     assert "environment productie" in out
     assert "  matched  environment\n           productie" in out
     assert "  passed   iwlz-notificatie/afzender-id" in out
@@ -186,30 +202,138 @@ def test_explain_text_shows_environment_and_every_check(
             "trace:\n") in out
 
 
+def test_explain_without_policy_uses_the_routes_policies(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    claims, request = explain_files(tmp_path, SEED_VARIABLES)
+    code = explain(claims, request, "--config", str(DEMO_CONFIG),
+                   "--route", "/deelnemers/uzovi/5151/graphql", "--format", "json")
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(capsys.readouterr().out)
+    assert (result["allow"], result["rule"]) == (True, "iwlz-notificatie")
+    assert result["location"] == f"{IWLZ}/notificatie.yaml:4"
+
+
 def test_explain_shows_an_analyser_refusal(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
     request.write_text(json.dumps({"query": "mutation a { x } mutation b { y }"}))
-    main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
-          "--request", str(request), "--format", "json"])
+    args = ["--config", str(DEMO_CONFIG), "--route", "/deelnemers/uzovi/5151/graphql"]
+    explain(claims, request, *args, "--format", "json")
     result = json.loads(capsys.readouterr().out)
     assert (result["allow"], result["status"], result["code"], result["message"]) == (
         False, 400, "BAD_REQUEST", "Only one operation at the time is supported.")
+    assert result["rule"] == "graphql/MultipleOperations"
     # Refused before any policy ran: nothing for the audit trail beyond who and what.
     assert result["audit"] is None
-    main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
-          "--request", str(request)])
+    explain(claims, request, *args)
     out = capsys.readouterr().out
     assert "\naudit:       (none: no policy with an audit: block decided this request)\n" in out
+
+
+def test_explain_refuses_a_token_without_the_routes_scope_as_the_pep_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other_kind = "organisaties/zorgaanbieder/notificaties/notificatie:create"
+    claims, request = explain_files(
+        tmp_path, SEED_VARIABLES, {**CIZ_TOKEN, "scope": other_kind, "scopes": [other_kind]})
+    assert explain(claims, request, "--config", str(DEMO_CONFIG), "--route",
+                   "/deelnemers/uzovi/5151/graphql", "--format", "json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["allow"], result["status"], result["code"], result["message"]) == (
+        False, 403, "FORBIDDEN", "Request Does Not Match Scopes")
+    assert result["rule"] == "scope/ScopeMismatch"
+
+
+@pytest.mark.parametrize(("aud", "message"), [
+    (None, "Token lacks required claim aud"),
+    ("http://127.0.0.1:8080/deelnemers/uzovi/5152/graphql",
+     "Token audience does not match this route"),
+    (["x", 1], "Token audience is malformed"),
+])
+def test_explain_refuses_a_token_for_another_audience_as_the_pep_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], aud: object, message: str) -> None:
+    token = {k: v for k, v in CIZ_TOKEN.items() if k != "aud"}
+    if aud is not None:
+        token["aud"] = aud
+    claims, request = explain_files(tmp_path, SEED_VARIABLES, token)
+    assert explain(claims, request, "--config", str(DEMO_CONFIG), "--route",
+                   "/deelnemers/uzovi/5151/graphql", "--format", "json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["allow"], result["status"], result["code"], result["message"]) == (
+        False, 401, "UNAUTHENTICATED", message)
+
+
+def test_explain_with_route_options_instead_of_a_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    claims, request = explain_files(tmp_path, SEED_VARIABLES)
+    assert explain(claims, request, "--policy", str(IWLZ), "--route", DEMO_5151,
+                   "--scope", f"zendNotificatie={CIZ['scope']}", "--format", "json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["allow"], result["rule"]) == (True, "iwlz-notificatie")
+    assert explain(claims, request, "--policy", str(IWLZ), "--route", DEMO_5151,
+                   "--scope", "zendNotificatie=organisaties/zorgaanbieder/x", "--format",
+                   "json") == 0
+    assert json.loads(capsys.readouterr().out)["status"] == 403
+
+
+REFUSALS_TO_GUESS = {
+    "no route in a config with several": (
+        ["--config", str(DEMO_CONFIG)], "has 4 routes: pass --route PATH"),
+    "a route path without config (audience unknown)": (
+        ["--policy", str(IWLZ), "--route", "/deelnemers/uzovi/5151/graphql"],
+        "pass --config FILE, or --route as the route's URL"),
+    "no route at all": (["--policy", str(IWLZ)], "pass --route PATH with --config FILE"),
+    "scope gate without scopes": (
+        ["--policy", str(IWLZ), "--route", DEMO_5151],
+        "the route's scope gate decides zendNotificatie: pass --config FILE --route PATH, "
+        "or --scope zendNotificatie=SCOPE"),
+    "a route the config does not have": (
+        ["--config", str(DEMO_CONFIG), "--route", "/deelnemers/uzovi/9999/graphql"],
+        "route '/deelnemers/uzovi/9999/graphql' is not in"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS_TO_GUESS))
+def test_explain_refuses_to_guess_a_route_it_needs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    args, hint = REFUSALS_TO_GUESS[name]
+    claims, request = explain_files(tmp_path, SEED_VARIABLES)
+    assert explain(claims, request, *args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith("error: ") and hint in line
 
 
 def test_explain_rejects_a_bad_route_and_bad_json(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
-    assert main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
-                 "--request", str(request), "--route", "/elders"]) == 2
+    assert explain(claims, request, "--policy", str(IWLZ), "--route", "/elders") == 2
     assert "is not /deelnemers/<idtype>/<id>/graphql" in capsys.readouterr().err
     claims.write_text("{not json")
-    assert main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
-                 "--request", str(request)]) == 2
+    assert explain(claims, request, "--policy", str(IWLZ)) == 2
     assert f"{claims}:1:2: claims is not JSON" in capsys.readouterr().err
+
+
+def readme_explain_command() -> list[str]:
+    """The ``policy explain`` command of the README, continuation lines joined."""
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith(".venv/bin/nid-gateway policy explain"))
+    command = ""
+    for line in lines[start:]:
+        command += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            break
+    return shlex.split(command)
+
+
+def test_readme_explain_command_runs_as_written() -> None:
+    command = readme_explain_command()
+    assert command[0] == ".venv/bin/nid-gateway"
+    script = str(Path(sys.executable).with_name("nid-gateway"))
+    result = subprocess.run([script, *command[1:]], cwd=REPO, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("decision:    ALLOW 200\n")
+    assert "route:       /deelnemers/uzovi/5151/graphql\n" in result.stdout
+    assert "  passed   scope\n" in result.stdout

@@ -1,0 +1,64 @@
+"""The gates of one route between a verified token and the upstream: analyse, scope, policy.
+
+The PEP pipeline and ``nid-gateway policy explain`` both decide through
+:class:`RouteGates`: the same analyser (one operation, one root field, limits, the route's
+schema), the route's scope gate, then the policy with the route's facts, in that order. So
+the offline answer is the running gateway's answer for the same token payload and body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.config.model import RouteConfig
+from gateway.facts import DecisionInput, OperationFacts, RouteFacts, TokenFacts
+from gateway.graphql.analyser import Analyser
+from gateway.pep.analyse import analyse
+from gateway.pep.authenticate import check_scopes
+from gateway.pep.decide import decide
+from gateway.policy.decision import Decision, DecisionPoint
+
+
+def route_facts(route: RouteConfig) -> RouteFacts:
+    """The decision facts of *route* (built once at setup)."""
+    return RouteFacts(
+        path=route.path,
+        audience=route.audience,
+        deelnemer_id_type=route.deelnemer.id_type,
+        deelnemer_id=route.deelnemer.id,
+        deelnemer_kind=route.deelnemer.kind,
+        name=route.deelnemer.name,
+        strict_input=route.strict_input,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteGates:
+    """What one route decides with besides the token: built once per route."""
+
+    facts: RouteFacts
+    analyser: Analyser
+    policy: DecisionPoint
+    required_scopes: Mapping[str, str]
+    """Root field -> the scope the token must hold (``{kind}`` filled in)."""
+    scope_default: str | None = None
+
+    @classmethod
+    def for_route(cls, route: RouteConfig, analyser: Analyser,
+                  policy: DecisionPoint) -> RouteGates:
+        """The gates of a configured *route*, deciding with *analyser* and *policy*."""
+        return cls(route_facts(route), analyser, policy, route.required_scopes,
+                   route.scope_default)
+
+    def operation(self, body: bytes, content_type: str | None) -> OperationFacts:
+        """What the request body will execute; the analyser's refusals (415, syntax, limits,
+        no or several operations, several root fields, schema) are raised."""
+        return analyse(body, content_type, self.analyser)
+
+    def decide(self, token: TokenFacts, operation: OperationFacts, *,
+               explain: bool = False) -> Decision:
+        """The scope gate (:class:`~gateway.errors.ScopeMismatch`), then the policy's
+        decision on the token, the operation and the route."""
+        check_scopes(token, operation, self.required_scopes, self.scope_default)
+        return decide(self.policy, DecisionInput(token, operation, self.facts), explain=explain)

@@ -1,0 +1,204 @@
+"""``policy explain``: the running gateway's answer for a token payload and a request body,
+offline, with the trace of what decided it.
+
+The request goes through the route's own gates (:class:`~gateway.pep.gates.RouteGates`, the
+ones the PEP pipeline runs) in the PEP's order: the token's audience is the route, then the
+GraphQL analysis (one operation, one root field, limits, the route's schema), the route's
+scope gate, then the policy with the route's facts. Only what needs the signed token is left
+out: signature, trusted issuer, ``typ`` and expiry.
+
+The route comes from the gateway configuration (``--config``: deelnemer, audience, scopes,
+schema, claim mapping, policies, environment) or, without one, from the route options. When
+the decision needs something about the route that was not given, the tool refuses to guess
+(:class:`~gateway.policy.tooling.ToolError`, naming what to pass).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+
+from gateway.config import load_config
+from gateway.config.claims import default_claim_mapping
+from gateway.config.errors import ConfigError
+from gateway.config.model import ClaimMapping, GatewayConfig, GraphQLLimits, RouteConfig
+from gateway.errors import Refusal, ScopeMismatch, Unauthenticated
+from gateway.facts import TokenFacts
+from gateway.graphql.analyser import Analyser
+from gateway.graphql.schema import load_schema
+from gateway.pep.authenticate import check_audience
+from gateway.pep.gates import RouteGates
+from gateway.policy.decision import Decision, TraceStep
+from gateway.policy.engine import PolicySet
+from gateway.policy.errors import PolicyLoadError
+from gateway.policy.loader import load_policy_set
+from gateway.policy.tooling import ToolError, route_facts
+from gateway.tokens.claims import map_claims
+
+JSON_BODY = "application/json"
+"""The request file is a GraphQL-over-HTTP JSON body; the PEP reads it with this type."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainRoute:
+    """The route a request is explained for, and what is known about it."""
+
+    gates: RouteGates
+    policy_set: PolicySet
+    mapping: ClaimMapping
+    path: str | None
+    """None: no route was named."""
+    audience: str | None
+    """None: not known (no ``--config`` and ``--route`` was a path, not a URL)."""
+    scopes_known: bool
+    """The route's scopes came from ``--config`` or ``--scope``."""
+
+
+def _unsigned_payload(token: str) -> Mapping[str, Any]:
+    """A nested (aggregated-claim) JWT's payload, its signature not checked (offline)."""
+    payload: Mapping[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return payload
+
+
+def token_facts(claims: Mapping[str, Any], mapping: ClaimMapping) -> TokenFacts:
+    """The claims mapped as the PEP maps a verified token (aggregated claims included)."""
+    try:
+        return map_claims(claims, mapping, nested=_unsigned_payload)
+    except jwt.PyJWTError:
+        raise Unauthenticated("Aggregated claim rejected: nested JWT is malformed",
+                              reason="bad_aggregated_claim") from None
+
+
+def _gate_refusal(refusal: Refusal, gate: str, version: str,
+                  head: tuple[TraceStep, ...]) -> Decision:
+    """The decision for a request a gate refused before (or instead of) the policy."""
+    rule = f"{gate}/{type(refusal).__name__}"
+    detail = refusal.message if refusal.reason == refusal.message else (
+        f"{refusal.message} ({refusal.reason})")
+    return Decision(allow=False, status=refusal.status, code=refusal.code,
+                    reason=refusal.reason, message=refusal.message, rule=rule,
+                    trace=(*head, TraceStep(rule, "", "failed", detail)),
+                    policy_version=version)
+
+
+def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Decision:
+    """The PEP's decision on *claims* (a token payload) and *body* (the request JSON) at
+    *route*, with the trace of every gate and rule; :class:`ToolError` when it needs to know
+    more about the route than was given."""
+    version = route.policy_set.version
+    head: tuple[TraceStep, ...] = ()
+    gate = "token"
+    try:
+        if "aud" in claims and route.audience is None:
+            raise ToolError(_missing_audience(route))
+        check_audience(claims, route.audience or "")
+        head += (TraceStep("token/audience", "", "passed", f"aud names {route.audience}"),)
+        token = token_facts(claims, route.mapping)
+        gate = "graphql"
+        operation = route.gates.operation(body, JSON_BODY)
+        gate = "scope"
+        field = operation.root_field
+        if not route.scopes_known:
+            raise ToolError(f"the route's scope gate decides {field}: pass --config FILE"
+                            f" --route PATH, or --scope {field}=SCOPE")
+        required = route.gates.required_scopes.get(field, route.gates.scope_default)
+        decision = route.gates.decide(token, operation, explain=True)
+    except Refusal as refusal:
+        if gate == "scope" and not isinstance(refusal, ScopeMismatch):
+            gate = "policy"  # the PDP itself failed (PolicyError)
+        return _gate_refusal(refusal, gate, version, head)
+    head += (TraceStep("scope", "", "passed", f"token holds {required}"),)
+    return dataclasses.replace(decision, trace=(*head, *decision.trace))
+
+
+def _missing_audience(route: ExplainRoute) -> str:
+    if route.path is None:
+        return "the token's aud is checked against the route: pass --route PATH with --config FILE"
+    return (f"the audience of route {route.path} is not known: pass --config FILE, or --route "
+            "as the route's URL (its audience)")
+
+
+# ------------------------------------------------------------------------ building the route
+def parse_scopes(items: Sequence[str]) -> dict[str, str]:
+    """``--scope FIELD=SCOPE`` options as a root field -> scope mapping."""
+    scopes: dict[str, str] = {}
+    for item in items:
+        field, sep, scope = item.partition("=")
+        if not sep or not field or not scope or any(ch.isspace() for ch in scope):
+            raise ToolError(f"--scope {item!r}: expected FIELD=SCOPE, e.g. "
+                            "zendNotificatie=organisaties/zorgkantoor/notificaties/"
+                            "notificatie:create")
+        scopes[field] = scope
+    return scopes
+
+
+def _load_set(paths: Sequence[Path], environment: str | None) -> PolicySet:
+    try:
+        return load_policy_set(list(paths), environment=environment)
+    except PolicyLoadError as exc:
+        raise ToolError("policies do not load:\n" + "\n".join(exc.errors)) from None
+
+
+def _configured_route(config: GatewayConfig, name: Path, route: str | None) -> RouteConfig:
+    paths = ", ".join(r.path for r in config.routes)
+    if route is None:
+        if len(config.routes) == 1:
+            return config.routes[0]
+        raise ToolError(f"{name} has {len(config.routes)} routes: pass --route PATH "
+                        f"(one of {paths})")
+    for candidate in config.routes:
+        if route in (candidate.path, candidate.audience):
+            return candidate
+    raise ToolError(f"route {route!r} is not in {name} (routes: {paths})")
+
+
+def configured_route(config_file: Path, route: str | None, policies: Sequence[Path],
+                     environment: str | None) -> ExplainRoute:
+    """A route of the gateway configuration, with everything the PEP decides it with.
+
+    *policies* (``--policy``) replace the route's own; *environment* the configured one.
+    """
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise ToolError(str(exc)) from None
+    chosen = _configured_route(config, config_file, route)
+    policy_set = _load_set(policies or chosen.policies,
+                           environment if environment is not None else config.policy.environment)
+    schema = load_schema(chosen.schema) if chosen.schema is not None else None
+    analyser = Analyser(config.graphql.limits, cache_size=0, schema=schema)
+    return ExplainRoute(
+        gates=RouteGates.for_route(chosen, analyser, policy_set),
+        policy_set=policy_set,
+        mapping=config.tokens.claim_mapping,
+        path=chosen.path,
+        audience=chosen.audience,
+        scopes_known=True,
+    )
+
+
+def option_route(route: str | None, policies: Sequence[Path], environment: str | None,
+                 *, scopes: Mapping[str, str] | None, strict_input: bool) -> ExplainRoute:
+    """A route described by options alone: ``--route`` as a path (deelnemer only) or as the
+    route's URL (deelnemer and audience), ``--scope`` for its scope gate; the default claim
+    mapping, GraphQL limits and no schema."""
+    if not policies:
+        raise ToolError("pass --policy PATH (or --config FILE to use the route's policies)")
+    policy_set = _load_set(policies, environment)
+    audience: str | None = None
+    path = route
+    if route is not None and urlsplit(route).scheme in ("http", "https"):
+        audience, path = route, urlsplit(route).path
+    facts = route_facts(policy_set, path, strict_input=strict_input)
+    if audience is not None:
+        facts = dataclasses.replace(facts, audience=audience)
+    gates = RouteGates(facts, Analyser(GraphQLLimits(), cache_size=0), policy_set,
+                       scopes or {})
+    return ExplainRoute(gates=gates, policy_set=policy_set, mapping=default_claim_mapping(),
+                        path=path, audience=audience, scopes_known=scopes is not None)
