@@ -26,8 +26,16 @@ from graphql import (
 )
 
 from gateway.config.errors import ConfigError
+from gateway.config.model import RouteConfig
 
-__all__ = ["BUNDLED_SCHEMA", "is_iso_date_or_datetime", "load_schema", "load_schema_text"]
+__all__ = [
+    "BUNDLED_SCHEMA",
+    "is_iso_date_or_datetime",
+    "load_schema",
+    "load_schema_text",
+    "route_schema",
+    "route_schema_path",
+]
 
 BUNDLED_SCHEMA = Path(__file__).with_name("netwerkpunt.graphql")
 """The network schema shipped with the gateway: package data, so it is in the wheel too
@@ -118,3 +126,17 @@ def load_schema(path: Path) -> GraphQLSchema:
     schema = load_schema_text(sdl, source=path)
     with _lock:
         return _cache.setdefault(key, schema)
+
+
+def route_schema_path(route: RouteConfig) -> Path | None:
+    """The SDL *route* validates against: its own, else the bundled network schema; None
+    only with an explicit ``schema: none``."""
+    if not route.schema_validation:
+        return None
+    return route.schema or BUNDLED_SCHEMA
+
+
+def route_schema(route: RouteConfig) -> GraphQLSchema | None:
+    """The loaded schema of :func:`route_schema_path` (None: the route does not validate)."""
+    path = route_schema_path(route)
+    return load_schema(path) if path is not None else None

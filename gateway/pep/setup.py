@@ -23,7 +23,7 @@ from aiohttp import web
 
 from gateway.config.model import GatewayConfig, RouteConfig
 from gateway.graphql.analyser import Analyser
-from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema
+from gateway.graphql.schema import load_schema, route_schema_path
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
 from gateway.pep.gates import route_facts
@@ -82,7 +82,7 @@ def _analyser(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Obs
     """The route's analyser: validating against its schema (the bundled network schema
     unless the route names another), or, with an explicit ``schema: none``, not validating
     (warned about: the upstream must then validate, see docs/security.md)."""
-    key = (route.schema or BUNDLED_SCHEMA) if route.schema_validation else None
+    key = route_schema_path(route)
     if key is None:
         log.warning("schema_validation_off", route=route.path,
                     hint="the route sets `schema: none`; its upstream must validate GraphQL")

@@ -29,10 +29,11 @@ from gateway.config.claims import default_claim_mapping
 from gateway.config.errors import ConfigError
 from gateway.config.model import ClaimMapping, GatewayConfig, GraphQLLimits, RouteConfig
 from gateway.errors import Refusal, ScopeMismatch, Unauthenticated
-from gateway.facts import TokenFacts
+from gateway.facts import DecisionInput, TokenFacts
 from gateway.graphql.analyser import Analyser
-from gateway.graphql.schema import load_schema
+from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema, route_schema
 from gateway.pep.authenticate import check_audience
+from gateway.pep.decide import decide
 from gateway.pep.gates import RouteGates
 from gateway.policy.decision import Decision, TraceStep
 from gateway.policy.engine import PolicySet
@@ -95,26 +96,54 @@ def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Deci
     head: tuple[TraceStep, ...] = ()
     gate = "token"
     try:
-        if "aud" in claims and route.audience is None:
+        if route.audience is not None:
+            check_audience(claims, route.audience)
+            head += (TraceStep("token/audience", "", "passed", f"aud names {route.audience}"),)
+        elif route.path is not None:
+            _check_audience_path(claims, route.path)
+            head += (TraceStep("token/audience", "", "passed",
+                               f"aud names a URL with path {route.path} (its origin is the "
+                               "gateway's public_url: pass --config FILE to check it too)"),)
+        elif "aud" in claims:
             raise ToolError(_missing_audience(route))
-        check_audience(claims, route.audience or "")
-        head += (TraceStep("token/audience", "", "passed", f"aud names {route.audience}"),)
         token = token_facts(claims, route.mapping)
         gate = "graphql"
         operation = route.gates.operation(body, JSON_BODY)
         gate = "scope"
         field = operation.root_field
-        if not route.scopes_known:
-            raise ToolError(f"the route's scope gate decides {field}: pass --config FILE"
-                            f" --route PATH, or --scope {field}=SCOPE")
-        required = route.gates.required_scopes.get(field, route.gates.scope_default)
-        decision = route.gates.decide(token, operation, explain=True)
+        if route.scopes_known:
+            required = route.gates.required_scopes.get(field, route.gates.scope_default)
+            decision = route.gates.decide(token, operation, explain=True)
+            head += (TraceStep("scope", "", "passed", f"token holds {required}"),)
+        else:
+            # The scopes a route requires are gateway configuration, not policy: without
+            # it, say plainly that this gate was not evaluated instead of guessing.
+            gate = "policy"
+            decision = decide(route.gates.policy,
+                              DecisionInput(token, operation, route.gates.facts), explain=True)
+            head += (TraceStep("scope", "", "skipped",
+                               f"the route's scope for {field} is configuration: pass "
+                               f"--config FILE or --scope {field}=SCOPE to check it"),)
     except Refusal as refusal:
         if gate == "scope" and not isinstance(refusal, ScopeMismatch):
             gate = "policy"  # the PDP itself failed (PolicyError)
         return _gate_refusal(refusal, gate, version, head)
-    head += (TraceStep("scope", "", "passed", f"token holds {required}"),)
     return dataclasses.replace(decision, trace=(*head, *decision.trace))
+
+
+def _check_audience_path(claims: Mapping[str, Any], path: str) -> None:
+    """Without the configuration the route's audience is known only by its path: refuse a
+    token whose ``aud`` names no URL with that path, with the PEP's answers."""
+    aud = claims.get("aud")
+    if aud is None:
+        check_audience(claims, "")  # the PEP's answer for a missing aud
+    items = [aud] if isinstance(aud, str) else aud
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        check_audience(claims, "")  # the PEP's answer for a malformed aud
+    assert isinstance(items, list)
+    if not any(urlsplit(item).path == path for item in items):
+        raise Unauthenticated("Token audience does not match this route",
+                              reason="wrong_audience")
 
 
 def _missing_audience(route: ExplainRoute) -> str:
@@ -171,8 +200,7 @@ def configured_route(config_file: Path, route: str | None, policies: Sequence[Pa
     chosen = _configured_route(config, config_file, route)
     policy_set = _load_set(policies or chosen.policies,
                            environment if environment is not None else config.policy.environment)
-    schema = load_schema(chosen.schema) if chosen.schema is not None else None
-    analyser = Analyser(config.graphql.limits, cache_size=0, schema=schema)
+    analyser = Analyser(config.graphql.limits, cache_size=0, schema=route_schema(chosen))
     return ExplainRoute(
         gates=RouteGates.for_route(chosen, analyser, policy_set),
         policy_set=policy_set,
@@ -187,7 +215,7 @@ def option_route(route: str | None, policies: Sequence[Path], environment: str |
                  *, scopes: Mapping[str, str] | None, strict_input: bool) -> ExplainRoute:
     """A route described by options alone: ``--route`` as a path (deelnemer only) or as the
     route's URL (deelnemer and audience), ``--scope`` for its scope gate; the default claim
-    mapping, GraphQL limits and no schema."""
+    mapping and GraphQL limits, and the bundled network schema (the gateway's defaults)."""
     if not policies:
         raise ToolError("pass --policy PATH (or --config FILE to use the route's policies)")
     policy_set = _load_set(policies, environment)
@@ -198,7 +226,8 @@ def option_route(route: str | None, policies: Sequence[Path], environment: str |
     facts = route_facts(policy_set, path, strict_input=strict_input)
     if audience is not None:
         facts = dataclasses.replace(facts, audience=audience)
-    gates = RouteGates(facts, Analyser(GraphQLLimits(), cache_size=0), policy_set,
-                       scopes or {})
+    # The gateway's default: the bundled network schema.
+    analyser = Analyser(GraphQLLimits(), cache_size=0, schema=load_schema(BUNDLED_SCHEMA))
+    gates = RouteGates(facts, analyser, policy_set, scopes or {})
     return ExplainRoute(gates=gates, policy_set=policy_set, mapping=default_claim_mapping(),
                         path=path, audience=audience, scopes_known=scopes is not None)

@@ -278,14 +278,7 @@ def test_explain_with_route_options_instead_of_a_config(
 REFUSALS_TO_GUESS = {
     "no route in a config with several": (
         ["--config", str(DEMO_CONFIG)], "has 4 routes: pass --route PATH"),
-    "a route path without config (audience unknown)": (
-        ["--policy", str(IWLZ), "--route", "/deelnemers/uzovi/5151/graphql"],
-        "pass --config FILE, or --route as the route's URL"),
     "no route at all": (["--policy", str(IWLZ)], "pass --route PATH with --config FILE"),
-    "scope gate without scopes": (
-        ["--policy", str(IWLZ), "--route", DEMO_5151],
-        "the route's scope gate decides zendNotificatie: pass --config FILE --route PATH, "
-        "or --scope zendNotificatie=SCOPE"),
     "a route the config does not have": (
         ["--config", str(DEMO_CONFIG), "--route", "/deelnemers/uzovi/9999/graphql"],
         "route '/deelnemers/uzovi/9999/graphql' is not in"),
@@ -302,6 +295,30 @@ def test_explain_refuses_to_guess_a_route_it_needs(
     assert captured.out == ""
     [line] = captured.err.splitlines()
     assert line.startswith("error: ") and hint in line
+
+
+def test_explain_in_the_contracts_form_decides_and_names_the_unchecked_scope_gate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `--policy --claims --request --route PATH` (contract.md): the route's deelnemer and
+    # the audience's path are known, its scopes are configuration and said to be unchecked.
+    claims, request = explain_files(tmp_path, SEED_VARIABLES)
+    assert explain(claims, request, "--policy", str(IWLZ), "--route",
+                   "/deelnemers/uzovi/5151/graphql", "--format", "json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["allow"], result["rule"]) == (True, "iwlz-notificatie")
+    steps = {step["rule"]: step for step in result["trace"]}
+    assert steps["scope"]["outcome"] == "skipped"
+    assert "--config FILE" in steps["scope"]["detail"]
+    assert steps["token/audience"]["outcome"] == "passed"
+
+
+def test_explain_in_the_contracts_form_refuses_a_token_for_another_route_path(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    claims, request = explain_files(tmp_path, SEED_VARIABLES)
+    assert explain(claims, request, "--policy", str(IWLZ), "--route",
+                   "/deelnemers/uzovi/5152/graphql", "--format", "json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["status"], result["code"]) == (401, "UNAUTHENTICATED")
 
 
 def test_explain_rejects_a_bad_route_and_bad_json(tmp_path: Path,
