@@ -10,8 +10,9 @@ variable-dependent ``@skip``/``@include``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     GraphQLField,
+    GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
@@ -43,9 +46,17 @@ from graphql import (
     VariableDefinitionNode,
     VariableNode,
     coerce_input_value,
+    get_named_type,
+    is_abstract_type,
     is_non_null_type,
     print_ast,
     value_from_ast_untyped,
+)
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
 )
 from graphql.execution.get_variable_signature import (
     GraphQLVariableSignature,
@@ -377,19 +388,20 @@ class _RootGroup:
     key: str
     fields: tuple[_Field, ...]
     arguments: _Template
-    field_def: GraphQLField | None
 
 
 class OperationPlan:
     """Everything about one operation of one document that does not depend on variables."""
 
     __slots__ = (
+        "_collector",
         "_defaults",
         "_limits",
         "_roots",
         "_schema",
         "_signatures",
         "_static",
+        "_static_collected",
         "_var_defs",
         "_var_nodes",
         "display_name",
@@ -398,8 +410,8 @@ class OperationPlan:
     )
 
     def __init__(self, *, operation: OperationDefinitionNode, roots: list[_Field],
-                 display_name: str, schema: GraphQLSchema | None,
-                 limits: GraphQLLimits) -> None:
+                 fragments: Mapping[str, FragmentDefinitionNode], display_name: str,
+                 schema: GraphQLSchema | None, limits: GraphQLLimits) -> None:
         self.operation_type: str = operation.operation.value
         self.operation_name: str | None = operation.name.value if operation.name else None
         self.display_name = display_name
@@ -435,13 +447,21 @@ class OperationPlan:
                             ) != signature:
                         # Same response key, different field or arguments: two root fields.
                         raise MultipleRootFields()
-            field_def = root_type.fields.get(first.name) if root_type is not None else None
-            self._roots[key] = _RootGroup(key, tuple(fields), _arguments_template(first.node),
-                                          field_def)
+            self._roots[key] = _RootGroup(key, tuple(fields), _arguments_template(first.node))
+        # With a schema, graphql-core's executor machinery selects the root field and the
+        # fields below it (the expander above only enforced the limits).
+        self._collector = (_Collector(schema, root_type, operation, fragments)
+                           if schema is not None and root_type is not None else None)
         # Without variable-dependent directives the selection is the same for every
         # request: decide root field and paths once.
         self._static: tuple[_RootGroup, tuple[str, ...]] | None = None
+        self._static_collected: _Collected | None = None
         if not _is_dynamic(roots):
+            if self._collector is not None:
+                # A variable in a directive the expander dropped with its constant-false
+                # content still reads a variable here: then select per request.
+                with contextlib.suppress(GraphQLError):
+                    self._static_collected = self._collector.select(_NO_VARIABLES)
             if len(self._roots) > 1:
                 raise MultipleRootFields()
             if not self._roots:
@@ -525,12 +545,9 @@ class OperationPlan:
 
     def facts(self, inputs: Mapping[str, Any]) -> OperationFacts:
         """The facts of this operation for one request's variables."""
-        variable_values: VariableValues | None = None
-        if self._schema is not None:
-            variable_values = self._coerce_with_schema(inputs)
-            variables: Mapping[str, Any] = variable_values.coerced
-        else:
-            variables = self._coerce_untyped(inputs)
+        if self._collector is not None:
+            return self._collected_facts(self._coerce_with_schema(inputs))
+        variables = self._coerce_untyped(inputs)
         if self._static is not None:
             group, paths = self._static
         else:
@@ -542,21 +559,91 @@ class OperationPlan:
             group = chosen[0]
             paths = self._selected(group, variables)
         first = group.fields[0]
-        if group.field_def is not None and variable_values is not None:
-            try:
-                arguments = get_argument_values(group.field_def, first.node, variable_values)
-            except GraphQLError as exc:
-                raise self.fail(exc.message) from None
-        else:
-            arguments = group.arguments(variables)
         return OperationFacts(
             operation_type=self.operation_type,
             operation_name=self.operation_name,
             root_field=first.name,
-            arguments=arguments,
+            arguments=group.arguments(variables),
             selected_paths=paths,
             root_alias=first.alias,
         )
+
+    def _collected_facts(self, variables: VariableValues) -> OperationFacts:
+        """The facts as graphql-core's executor would run them (routes with a schema)."""
+        assert self._collector is not None
+        try:
+            node, field_def, paths = (self._static_collected
+                                      or self._collector.select(variables))
+            arguments = get_argument_values(field_def, node, variables) if field_def else {}
+        except GraphQLError as exc:
+            raise self.fail(exc.message) from None
+        return OperationFacts(
+            operation_type=self.operation_type,
+            operation_name=self.operation_name,
+            root_field=node.name.value,
+            arguments=arguments,
+            selected_paths=paths,
+            root_alias=node.alias.value if node.alias else None,
+        )
+
+
+_Collected = tuple[FieldNode, "GraphQLField | None", tuple[str, ...]]
+"""The root field node, its definition (None for ``__typename``) and the paths below it."""
+
+_NO_VARIABLES = VariableValues({}, {})
+"""For selections without variable-dependent directives: no variable is ever read."""
+
+
+class _Collector:
+    """Selects the root field and the fields below it with graphql-core's ``collect_fields``
+    and ``collect_subfields``: the functions its executor runs, so fragments, type
+    conditions and ``@skip``/``@include`` count exactly as they will at the upstream."""
+
+    __slots__ = ("fragments", "operation", "root_type", "schema")
+
+    def __init__(self, schema: GraphQLSchema, root_type: GraphQLObjectType,
+                 operation: OperationDefinitionNode,
+                 fragments: Mapping[str, FragmentDefinitionNode]) -> None:
+        self.schema = schema
+        self.root_type = root_type
+        self.operation = operation
+        self.fragments = {name: FragmentDetails(node) for name, node in fragments.items()}
+
+    def select(self, variables: VariableValues) -> _Collected:
+        """The one root field the executor runs for *variables*, else the refusal."""
+        grouped = collect_fields(self.schema, self.fragments, variables, self.root_type,
+                                 self.operation).grouped_field_set
+        if len(grouped) != 1:
+            raise (MultipleRootFields() if grouped
+                   else MultipleRootFields("No root field selected in the operation."))
+        (details,) = grouped.values()
+        node = details[0].node
+        field_def = self.root_type.fields.get(node.name.value)
+        out: dict[str, None] = {}
+        if field_def is not None:
+            self._paths(field_def.type, details, variables, "", out)
+        return node, field_def, tuple(out)
+
+    def _paths(self, type_: GraphQLOutputType, details: list[FieldDetails],
+               variables: VariableValues, prefix: str, out: dict[str, None]) -> None:
+        named = get_named_type(type_)
+        if isinstance(named, GraphQLObjectType):
+            possible: Sequence[GraphQLObjectType] = (named,)
+        elif is_abstract_type(named):
+            # Any of its object types may come back: the fields of each are selected.
+            possible = self.schema.get_possible_types(named)  # type: ignore[arg-type]
+        else:
+            return
+        for object_type in possible:
+            grouped = collect_subfields(self.schema, self.fragments, variables, self.operation,
+                                        object_type, details).grouped_field_set
+            for sub in grouped.values():
+                name = sub[0].node.name.value
+                path = prefix + name
+                out[path] = None
+                sub_def = object_type.fields.get(name)
+                if sub_def is not None:
+                    self._paths(sub_def.type, sub, variables, path + ".", out)
 
 
 def _arguments_template(node: FieldNode) -> _Template:
@@ -595,5 +682,6 @@ def compile_operation(operation: OperationDefinitionNode,
     if undefined:
         name = f' by operation "{operation.name.value}"' if operation.name else ""
         raise fail(f'Variable "${undefined[0]}" is not defined{name}.')
-    return OperationPlan(operation=operation, roots=roots, display_name=display,
+    return OperationPlan(operation=operation, roots=roots, fragments=fragments,
+                         display_name=display,
                          schema=schema, limits=limits)
