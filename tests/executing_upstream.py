@@ -32,6 +32,21 @@ from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema
 
 Wins = Literal["first", "last"]
 
+ALLOWED_INPUT: dict[str, Any] = {
+    "timestamp": "2024-07-02T00:00:00Z", "afzenderIDType": "KVK", "afzenderID": "62253778",
+    "ontvangerIDType": "UZOVI", "ontvangerID": "5151",
+    "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR",
+    "subjectList": [{"subject": "WlzIndicatie/1", "recordID": "WlzIndicatie/1"}],
+}
+"""A notification the iWlz policy allows from the CIZ to zorgkantoor 5151."""
+ALLOWED_LITERAL = ('{timestamp: "2024-07-02T00:00:00Z", afzenderIDType: KVK, '
+                   'afzenderID: "62253778", ontvangerIDType: UZOVI, ontvangerID: "5151", '
+                   'eventType: "NIEUWE_INDICATIE_ZORGKANTOOR", '
+                   'subjectList: [{subject: "WlzIndicatie/1", recordID: "WlzIndicatie/1"}]}')
+"""The same notification as a GraphQL input literal."""
+REFUSED_LITERAL = ALLOWED_LITERAL.replace('"62253778"', '"99999999"')
+"""The same, sent as afzender 99999999: refused by the policy."""
+
 _SCALARS: dict[str, Any] = {"ID": "id-1", "String": "s", "DateTime": "2024-07-02",
                             "IDTypeEnum": "UZOVI", "Int": 1, "Boolean": True, "Float": 1.0}
 

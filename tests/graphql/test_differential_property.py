@@ -27,20 +27,12 @@ from hypothesis import strategies as st
 from gateway.config.model import GraphQLLimits
 from gateway.errors import Refusal
 from gateway.graphql import Analyser
-from tests.executing_upstream import run
+from tests.executing_upstream import ALLOWED_INPUT, ALLOWED_LITERAL, REFUSED_LITERAL, run
 from tests.executing_upstream import schema as network_schema
 
 from .conftest import request
 
-GOOD = ('{timestamp: "2024-07-02", afzenderIDType: KVK, afzenderID: "62253778", '
-        'ontvangerIDType: UZOVI, ontvangerID: "5151", eventType: "E", '
-        'subjectList: [{subject: "s", recordID: "r"}]}')
-BAD = GOOD.replace('"62253778"', '"99999999"')
-INPUT: dict[str, Any] = {
-    "timestamp": "2024-07-02", "afzenderIDType": "KVK", "afzenderID": "1",
-    "ontvangerIDType": "UZOVI", "ontvangerID": "5151", "eventType": "E",
-    "subjectList": [{"subject": "s", "recordID": "r"}],
-}
+GOOD, BAD, INPUT = ALLOWED_LITERAL, REFUSED_LITERAL, ALLOWED_INPUT
 
 # Directives: the first ones keep a document valid, the rest are the differentials' stuff.
 VALID_DIRECTIVES = ["", "", "", "", "@include(if: true)", "@include(if: false)",

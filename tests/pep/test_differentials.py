@@ -19,7 +19,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.executing_upstream import Execution, Wins, run_http_body
+from tests.executing_upstream import (
+    ALLOWED_INPUT,
+    ALLOWED_LITERAL,
+    REFUSED_LITERAL,
+    Execution,
+    Wins,
+    run_http_body,
+)
 
 from .conftest import (
     CIZ,
@@ -31,16 +38,7 @@ from .conftest import (
     route,
 )
 
-GOOD = ('{timestamp: "2024-07-02T00:00:00Z", afzenderIDType: KVK, afzenderID: "62253778", '
-        'ontvangerIDType: UZOVI, ontvangerID: "5151", eventType: "NIEUWE_INDICATIE_ZORGKANTOOR", '
-        'subjectList: [{subject: "WlzIndicatie/1", recordID: "WlzIndicatie/1"}]}')
-BAD = GOOD.replace('"62253778"', '"99999999"')
-GOOD_INPUT: dict[str, Any] = {
-    "timestamp": "2024-07-02T00:00:00Z", "afzenderIDType": "KVK", "afzenderID": "62253778",
-    "ontvangerIDType": "UZOVI", "ontvangerID": "5151",
-    "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR",
-    "subjectList": [{"subject": "WlzIndicatie/1", "recordID": "WlzIndicatie/1"}],
-}
+GOOD, BAD, GOOD_INPUT = ALLOWED_LITERAL, REFUSED_LITERAL, ALLOWED_INPUT
 ONE_VARIABLE = ("mutation Zend($n: NotificatieInput!) "
                 "{ zendNotificatie(notificatieInput: $n) { notificatieID } }")
 
