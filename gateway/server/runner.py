@@ -27,18 +27,23 @@ FD_RESERVE = 64
 """File descriptors kept free beside client and upstream connections: listening sockets,
 log and audit files, the JWKS and readiness clients, imports."""
 
+BACKLOG = 128
+"""Listen backlog (aiohttp's default). asyncio accepts up to this many connections in one
+go before any of them reaches the limit check, so they are reserved too."""
+
 log = get_logger("gateway.server")
 
 
 def connection_limit(config: GatewayConfig) -> int:
     """``server.max_connections``, lowered when the process's open-file limit could not hold
-    that many client connections plus every route's upstream pool and :data:`FD_RESERVE`."""
+    that many client connections plus every route's upstream pool, one accept batch
+    (:data:`BACKLOG`) and :data:`FD_RESERVE`."""
     configured = config.server.max_connections
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return configured
     upstream = sum(route.pool_size for route in config.routes)
-    room = max(1, soft - FD_RESERVE - upstream)
+    room = max(1, soft - FD_RESERVE - BACKLOG - upstream)
     if room < configured:
         log.warning(
             "max_connections_lowered",
@@ -73,8 +78,15 @@ class GatewayServer(web.Server):
         super().connection_made(handler, transport)
         if len(self._connections) <= self.max_connections:
             return
-        for other in self._connections:  # oldest first (dicts keep insertion order)
-            if other is not handler and isinstance(other, GatewayRequestHandler) and other.idle:
+        # Oldest first (dicts keep insertion order). A closed connection stays listed until
+        # its task has ended: skip it, or every new connection would "close" that one.
+        for other in self._connections:
+            if (
+                other is not handler
+                and other.transport is not None
+                and isinstance(other, GatewayRequestHandler)
+                and other.idle
+            ):
                 other.force_close()
                 return
         handler.force_close()
