@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -26,9 +27,18 @@ READINESS_TIMEOUT_KEY: web.AppKey[float] = web.AppKey("readiness_timeout", float
 
 METRICS_KEY: web.AppKey[GatewayMetrics] = web.AppKey("observability_metrics", GatewayMetrics)
 
-MALFORMED: web.RequestKey[str] = web.RequestKey("malformed_request", str)
-"""On the placeholder request aiohttp builds for a request it could not parse: the parser's
-error class name (``BadHttpMethod``, ``InvalidHeader``, ``TransferEncodingError``, ...)."""
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """Why the server answered a request itself with 400."""
+
+    error: str
+    """The parser's error class name (``BadHttpMethod``, ``LineTooLong``, ...)."""
+    head_parsed: bool
+    """True when the head was fine and the body was not: method and path are real. Else the
+    request is aiohttp's placeholder (it says ``GET /`` and has no route)."""
+
+
+MALFORMED: web.RequestKey[Malformed] = web.RequestKey("malformed_request", Malformed)
 
 GATEWAY_APP: web.AppKey[web.Application] = web.AppKey("gateway_app", web.Application)
 """On the admin app: the gateway app whose readiness and metrics it reports."""
@@ -39,9 +49,13 @@ UNMATCHED = "unmatched"
 
 def route_template(request: web.BaseRequest) -> str:
     """The route's path template (``/deelnemers/uzovi/5151/graphql``), never the raw path."""
-    if not isinstance(request, web.Request):
-        return UNMATCHED  # aiohttp's placeholder for a request it could not parse
-    resource = request.match_info.route.resource
+    try:
+        match_info = getattr(request, "match_info", None)
+    except AssertionError:
+        # Never routed: aiohttp's placeholder for a request it could not parse (its
+        # ``match_info`` asserts that routing happened).
+        return UNMATCHED
+    resource = match_info.route.resource if match_info is not None else None
     return resource.canonical if resource is not None else UNMATCHED
 
 
@@ -158,13 +172,14 @@ class GatewayAccessLogger(AbstractAccessLogger):
         """Log one finished request (a malformed one with ``error``, no method or path)."""
         malformed = request.get(MALFORMED)
         if malformed is not None:
+            known = malformed.head_parsed
             self._log.info(
                 "access",
-                method=None,
-                path=None,
-                route=UNMATCHED,
+                method=request.method if known else None,
+                path=redact_text(request.path) if known else None,
+                route=route_template(request) if known else UNMATCHED,
                 status=response.status,
-                error=malformed,
+                error=malformed.error,
                 duration_ms=round(time * 1000.0, 3),
                 remote=request.remote,
             )

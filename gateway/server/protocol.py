@@ -26,17 +26,20 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.config.model import ClientTimeouts
-from gateway.observability.http import MALFORMED
+from gateway.observability.http import MALFORMED, Malformed
 from gateway.observability.logs import get_logger
 
-REQUEST_TIMEOUT = (
-    b"HTTP/1.1 408 Request Timeout\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 26\r\n"
-    b"Connection: close\r\n"
-    b"\r\n"
-    b"request body not received\n"
-)
+
+def _raw_response(status: int, reason: str, text: str) -> bytes:
+    body = text.encode()
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+REQUEST_TIMEOUT = _raw_response(408, "Request Timeout", "408 request body not received in time\n")
+BAD_BODY = _raw_response(400, "Bad Request", "400 malformed request body\n")
 
 log = get_logger("gateway.server")
 
@@ -89,7 +92,14 @@ class GatewayRequestHandler(RequestHandler):
             return
         if self._request_count != heads:  # one or more request heads are complete
             self._disarm_header()
-            if self._body is not None:  # ended (or failed to parse) before the next head
+            if self._body is not None:
+                if not self._body.is_eof() and self._body.exception() is None:
+                    # A new message while the body is still open: the parser failed in the
+                    # body (bad chunked encoding) and queued its error as the next request,
+                    # leaving the handler waiting for a body that will never complete.
+                    error = getattr(self._messages[-1][0], "exc", None) if self._messages else None
+                    self._abort(BAD_BODY, 400, malformed=type(error).__name__)
+                    return
                 self._finish_body()
             payload = self._messages[-1][1] if self._messages else None
             if isinstance(payload, StreamReader) and not payload.is_eof():
@@ -133,7 +143,7 @@ class GatewayRequestHandler(RequestHandler):
         if status >= 500:
             return super().handle_error(request, status, exc, message)
         reason = type(exc).__name__ if exc is not None else "BadRequest"
-        request[MALFORMED] = reason
+        request[MALFORMED] = Malformed(reason, head_parsed=False)
         if self.access_logger is None:
             log.debug("malformed_request", status=status, error=reason, remote=request.remote)
         # The parser's message quotes the client's bytes; answer with the status only.
@@ -174,12 +184,21 @@ class GatewayRequestHandler(RequestHandler):
 
     def _body_expired(self) -> None:
         self._body_timer = None
+        self._abort(REQUEST_TIMEOUT, 408)
+
+    def _abort(self, raw: bytes, status: int, *, malformed: str | None = None) -> None:
+        """Answer the request whose body is arriving with *raw* (unless its response has
+        begun), cancel its handler (as aiohttp's shutdown does) and close the connection.
+        The access log, when on, gets the request's one line."""
         request = self._current_request
         transport = self.transport
         if self._request_in_progress and request is not None and transport is not None:
             if request.writer.output_size == 0:
-                transport.write(REQUEST_TIMEOUT)
-            # Cancel the handler (it is waiting for the body), as aiohttp's shutdown does.
+                transport.write(raw)
+                if malformed is not None:
+                    request[MALFORMED] = Malformed(malformed, head_parsed=True)
+                if self.access_logger is not None and self._logging_enabled:
+                    self.access_logger.log(request, web.Response(status=status), 0.0)
             if self._task_handler is not None:
                 self._task_handler.cancel()
         self._finish_body()

@@ -62,20 +62,24 @@ class Serve:
 StartServe = Callable[..., Serve]
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[StartServe]:
-    """Start ``serve --config`` with *server* settings merged into ``server:``; *nofile*
-    lowers the open-file limit of the process; *upstream* is the route's upstream URL."""
-    started: list[Serve] = []
+class ServeFactory:
+    """Starts ``serve --config`` processes under *root* and kills what is left at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.started: list[Serve] = []
 
     def start(
+        self,
         *args: str,
         upstream: str = "http://127.0.0.1:9/graphql",
         nofile: int | None = None,
         observability: dict[str, Any] | None = None,
         **server: Any,
     ) -> Serve:
-        directory = tmp_path / f"serve-{len(started)}"
+        """*server* is merged into ``server:``; *nofile* lowers the process's open-file
+        limit; *upstream* is the route's upstream URL; *args* go to ``serve``."""
+        directory = self.root / f"serve-{len(self.started)}"
         directory.mkdir()
         port = free_port()
         path = write_serve_config(directory, port, upstream, **(observability or {}))
@@ -99,14 +103,22 @@ def serve(tmp_path: Path) -> Iterator[StartServe]:
                 preexec_fn=limit_files,  # the test process starts no threads of its own
             )
         served = Serve(proc, port, stdout, stderr, directory)
-        started.append(served)
+        self.started.append(served)
         return served
 
-    yield start
-    for served in started:
-        if served.proc.poll() is None:
-            served.proc.kill()
-            served.proc.wait(timeout=10)
+    def close(self) -> None:
+        for served in self.started:
+            if served.proc.poll() is None:
+                served.proc.kill()
+                served.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[StartServe]:
+    """Start ``serve`` processes for one test (see :meth:`ServeFactory.start`)."""
+    factory = ServeFactory(tmp_path)
+    yield factory.start
+    factory.close()
 
 
 def connect(port: int, timeout: float = 5.0) -> socket.socket:
