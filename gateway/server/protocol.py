@@ -79,8 +79,12 @@ class GatewayRequestHandler(RequestHandler):
         self._arm_header()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        """Stop the timers; a shutdown waiting for a body need not wait any longer."""
+        """Stop the timers; a shutdown waiting for a body need not wait any longer. A client
+        gone before its body arrived is not an error of the handler: cancel the handler
+        (the request cannot have been forwarded) instead of failing its body read."""
         self._cancel_timers()
+        if self._body is not None and self._request_in_progress and self._task_handler:
+            self._task_handler.cancel()
         self._finish_body()
         super().connection_lost(exc)
 
