@@ -82,13 +82,19 @@ async def _wait_for_stop() -> None:
 
 async def start_gateway(
     config: GatewayConfig, host: str, port: int, *, reuse_port: bool = False
-) -> web.AppRunner:
-    """Build the gateway app for *config* and start listening; returns the runner."""
+) -> list[web.AppRunner]:
+    """Build the gateway app for *config* and start listening.
+
+    Returns the runners to clean up, in order of start: the public listener, then the admin
+    listener when ``server.admin`` is set. Clean them up in reverse order.
+    """
     from gateway.app import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
+    from gateway.observability.http import create_admin_app
 
     app = await create_app(config)
     runner = make_runner(app, config)
     await runner.setup()
+    runners: list[web.AppRunner] = [runner]
     tls = config.server.tls
     site = web.TCPSite(
         runner,
@@ -98,8 +104,19 @@ async def start_gateway(
         reuse_port=reuse_port or None,
     )
     await site.start()
+    admin = config.server.admin
+    if admin is not None:
+        admin_runner = make_runner(create_admin_app(app), config, max_connections=ADMIN_CONNECTIONS)
+        await admin_runner.setup()
+        runners.append(admin_runner)
+        reuse = reuse_port or None
+        await web.TCPSite(admin_runner, admin.host, admin.port, reuse_port=reuse).start()
     settle_heap()
-    return runner
+    return runners
+
+
+ADMIN_CONNECTIONS = 32
+"""Connection limit of the admin listener (probes and scrapers, not clients)."""
 
 
 GC_YOUNG_THRESHOLD = 10_000
@@ -121,15 +138,27 @@ def settle_heap() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
-def make_runner(app: web.Application, config: GatewayConfig) -> web.AppRunner:
-    """The runner for the gateway app: with :class:`GatewayAccessLogger` when
-    ``observability.access_log`` is on, else without an access log (the decision events
-    already record every PEP request)."""
+def make_runner(
+    app: web.Application, config: GatewayConfig, *, max_connections: int | None = None
+) -> web.AppRunner:
+    """The runner for *app*: client deadlines and the connection limit of ``server``, the
+    shutdown grace, and :class:`GatewayAccessLogger` when ``observability.access_log`` is on
+    (else no access log: the decision events already record every PEP request)."""
+    from gateway.server.runner import GatewayRunner, connection_limit
+
+    access_log_class = None
     if config.observability.access_log:
         from gateway.observability.http import GatewayAccessLogger
 
-        return web.AppRunner(app, handle_signals=False, access_log_class=GatewayAccessLogger)
-    return web.AppRunner(app, access_log=None, handle_signals=False)
+        access_log_class = GatewayAccessLogger
+    server = config.server
+    return GatewayRunner(
+        app,
+        deadlines=server.timeouts,
+        max_connections=max_connections or connection_limit(config),
+        shutdown_timeout=server.shutdown_grace_seconds,
+        access_log_class=access_log_class,
+    )
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -195,19 +224,35 @@ def _serve_config(args: argparse.Namespace) -> int:
 
 
 async def _serve_one(config: GatewayConfig, host: str, *, reuse_port: bool) -> int:
-    runner = await start_gateway(config, host, config.server.port, reuse_port=reuse_port)
+    runners = await start_gateway(config, host, config.server.port, reuse_port=reuse_port)
     scheme = "https" if config.server.tls else "http"
     # One write per line: the workers share stderr, and print() writes the text and the
     # newline separately, so lines of two workers could run together.
-    sys.stderr.write(
-        f"nid-gateway listening on {scheme}://{host}:{config.server.port} (pid {os.getpid()})\n"
-    )
+    lines = f"nid-gateway listening on {scheme}://{host}:{config.server.port} (pid {os.getpid()})\n"
+    if config.server.admin is not None:
+        admin = config.server.admin
+        lines += f"nid-gateway admin listener on http://{admin.host}:{admin.port}\n"
+    sys.stderr.write(lines)
     sys.stderr.flush()
     try:
         await _wait_for_stop()
     finally:
-        await runner.cleanup()
+        await stop_gateway(runners, config.server.shutdown_grace_seconds)
     return 0
+
+
+async def stop_gateway(runners: list[web.AppRunner], grace: float) -> None:
+    """Graceful stop: stop listening, let in-flight requests finish within *grace* seconds
+    (then cancel them), run the apps' clean-up (audit file flushed and closed), and write
+    the log lines still queued."""
+    from gateway.observability.logs import flush_pending, get_logger
+
+    log = get_logger("gateway.server")
+    log.info("shutdown_started", grace_seconds=grace)
+    for runner in reversed(runners):
+        await runner.cleanup()
+    log.info("shutdown_complete")
+    flush_pending()
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -354,8 +399,7 @@ async def _demo_main(config: GatewayConfig, *, bundled: bool) -> int:
     try:
         if bundled:
             config, runners = await start_example_servers(config)
-        gateway = await start_gateway(config, config.server.host, config.server.port)
-        runners.append(gateway)
+        runners += await start_gateway(config, config.server.host, config.server.port)
         print(demo_instructions(config), flush=True)
         await _wait_for_stop()
         print("\nstopping", file=sys.stderr)

@@ -17,11 +17,13 @@ from authlib.common.security import is_secure_transport
 from gateway.config.claims import claim_mapping_from_data, default_claim_mapping
 from gateway.config.errors import ConfigError
 from gateway.config.model import (
+    AdminListener,
     AuditConfig,
     AuthServerConfig,
     BruteForceConfig,
     ClaimMapping,
     ClientConfig,
+    ClientTimeouts,
     Deelnemer,
     GatewayConfig,
     GraphQLConfig,
@@ -202,18 +204,62 @@ class _Loader:
         if value is None:
             port = self.port_override if self.port_override is not None else base.port
             return ServerConfig(port=port)
-        s = value.section(("host", "port", "max_body_bytes", "tls"), "server")
+        s = value.section(
+            (
+                "host",
+                "port",
+                "max_body_bytes",
+                "tls",
+                "timeouts",
+                "max_connections",
+                "shutdown_grace_seconds",
+                "admin",
+            ),
+            "server",
+        )
         port = s.integer("port", base.port, minimum=0, maximum=65535)
         self.configured_port = port
         if self.port_override is not None:
             port = self.port_override
         tls = s.get("tls")
+        admin = s.get("admin")
         return ServerConfig(
             host=s.string("host", base.host) or base.host,
             port=port,
             tls=self.tls(tls) if tls else None,
             max_body_bytes=s.integer("max_body_bytes", base.max_body_bytes, minimum=1024),
+            timeouts=self.client_timeouts(s.get("timeouts")),
+            max_connections=s.integer(
+                "max_connections", base.max_connections, minimum=16, maximum=1_000_000
+            ),
+            shutdown_grace_seconds=s.number(
+                "shutdown_grace_seconds", base.shutdown_grace_seconds, minimum=0, maximum=3600
+            ),
+            admin=self.admin_listener(admin, port) if admin else None,
         )
+
+    def client_timeouts(self, value: Value | None) -> ClientTimeouts:
+        base = ClientTimeouts()
+        if value is None:
+            return base
+        s = value.section(("header", "body", "keepalive"), "server.timeouts")
+        return ClientTimeouts(
+            header=s.number("header", base.header, minimum=0.01, maximum=3600),
+            body=s.number("body", base.body, minimum=0.01, maximum=3600),
+            keepalive=s.number("keepalive", base.keepalive, minimum=0.01, maximum=3600),
+        )
+
+    def admin_listener(self, value: Value, public_port: int) -> AdminListener:
+        base = AdminListener()
+        s = value.section(("host", "port"), "server.admin")
+        port = s.integer("port", base.port, minimum=0, maximum=65535)
+        if port != 0 and port == public_port:
+            where = s.get("port") or s.value
+            raise where.error(
+                f"server.admin.port {port} is the public port",
+                "the admin listener needs a port of its own",
+            )
+        return AdminListener(host=s.string("host", base.host) or base.host, port=port)
 
     def existing(self, value: Value, *, directory: bool | None = False) -> Path:
         path = value.path(self.base)

@@ -28,11 +28,39 @@ class TlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTimeouts:
+    """How long a client may take, in seconds (slow-client protection)."""
+
+    header: float = 10.0
+    """From connecting (or the first byte after a keep-alive pause) to a complete request
+    head; a connection that has not sent one by then is closed."""
+    body: float = 30.0
+    """From the end of the request head to the end of its body; then ``408`` and close."""
+    keepalive: float = 15.0
+    """An idle keep-alive connection is closed after this long."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminListener:
+    """A second listener for operators: ``/readyz`` with details, ``/metrics``, ``/healthz``."""
+
+    host: str = "127.0.0.1"
+    port: int = 9090
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     tls: TlsConfig | None = None
     max_body_bytes: int = 1024 * 1024
+    timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
+    max_connections: int = 1000
+    """Open client connections per process; lowered at start to fit the open-file limit."""
+    shutdown_grace_seconds: float = 25.0
+    """On SIGTERM, in-flight requests get this long to finish before they are cancelled."""
+    admin: AdminListener | None = None
+    """Off by default; when set, ``/metrics`` moves from the public listener to this one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,7 +69,7 @@ def setup_observability(
     )
     app[METRICS_KEY] = metrics
     app.middlewares.append(request_metrics_middleware(metrics))
-    add_routes(app)
+    add_routes(app, metrics=config.server.admin is None)
 
     if observer is None:
         audit = None

@@ -1,8 +1,8 @@
 """Readiness checks: each room registers what must be true before traffic is sent.
 
-``/readyz`` runs every registered check and answers 200 only when all pass, with the
-detail of each check as JSON. A check returns ``(ok, detail)``; an exception counts as
-not ready (fail closed).
+``/readyz`` runs every registered check and answers 200 only when all pass; the detail of
+each check is served as JSON on the admin listener only. A check returns ``(ok, detail)``;
+an exception counts as not ready (fail closed).
 """
 
 from __future__ import annotations

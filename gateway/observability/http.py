@@ -1,11 +1,12 @@
-"""HTTP side of observability: ``/metrics``, ``/healthz``, ``/readyz``, request metrics and
-the access log."""
+"""HTTP side of observability: ``/metrics``, ``/healthz``, ``/readyz``, the admin listener's
+app, request metrics and the access log."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -26,13 +27,34 @@ READINESS_TIMEOUT_KEY: web.AppKey[float] = web.AppKey("readiness_timeout", float
 
 METRICS_KEY: web.AppKey[GatewayMetrics] = web.AppKey("observability_metrics", GatewayMetrics)
 
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """Why the server answered a request itself with 400."""
+
+    error: str
+    """The parser's error class name (``BadHttpMethod``, ``LineTooLong``, ...)."""
+    head_parsed: bool
+    """True when the head was fine and the body was not: method and path are real. Else the
+    request is aiohttp's placeholder (it says ``GET /`` and has no route)."""
+
+
+MALFORMED: web.RequestKey[Malformed] = web.RequestKey("malformed_request", Malformed)
+
+GATEWAY_APP: web.AppKey[web.Application] = web.AppKey("gateway_app", web.Application)
+"""On the admin app: the gateway app whose readiness and metrics it reports."""
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 
 
 def route_template(request: web.BaseRequest) -> str:
     """The route's path template (``/deelnemers/uzovi/5151/graphql``), never the raw path."""
-    match_info = getattr(request, "match_info", None)
+    try:
+        match_info = getattr(request, "match_info", None)
+    except AssertionError:
+        # Never routed: aiohttp's placeholder for a request it could not parse (its
+        # ``match_info`` asserts that routing happened).
+        return UNMATCHED
     resource = match_info.route.resource if match_info is not None else None
     return resource.canonical if resource is not None else UNMATCHED
 
@@ -65,9 +87,14 @@ def request_metrics_middleware(metrics: GatewayMetrics) -> Any:
     return observe_request
 
 
+def gateway_app(request: web.Request) -> web.Application:
+    """The gateway app a request reports on: its own, or the admin app's gateway app."""
+    return request.app.get(GATEWAY_APP, request.app)
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
     """``GET /metrics``: Prometheus text exposition (all workers in multiprocess mode)."""
-    metrics = request.app[METRICS_KEY]
+    metrics = gateway_app(request)[METRICS_KEY]
     # Collecting reads every worker's mmap file in multiprocess mode: keep it off the loop.
     body = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition)
     response = web.Response(body=body)
@@ -93,27 +120,38 @@ async def _run_check(name: str, check: ReadinessCheck, timeout: float) -> dict[s
     return {**detail, "ok": bool(ok)}
 
 
-async def readyz_handler(request: web.Request) -> web.Response:
-    """``GET /readyz``: run every registered check concurrently; 200 only if all pass."""
-    app = request.app
+async def readiness(app: web.Application) -> tuple[bool, dict[str, dict[str, Any]]]:
+    """Run every registered check concurrently: (all passed, detail per check)."""
     checks: dict[str, ReadinessCheck] = {}
     if READINESS_CHECKS in app:
         # A snapshot: rooms may still register. (mypy mis-infers the AppKey's value type.)
         checks = dict(app[READINESS_CHECKS])  # type: ignore[index]
-    results: dict[str, dict[str, Any]] = {}
-    if checks:
-        timeout = app.get(READINESS_TIMEOUT_KEY, READINESS_TIMEOUT)
-        names = list(checks)
-        outcomes = await asyncio.gather(
-            *(_run_check(name, checks[name], timeout) for name in names)
-        )
-        results = dict(zip(names, outcomes, strict=True))
-        ready = all(r["ok"] for r in outcomes)
-    else:
+    if not checks:
         # Nothing registered: ready exactly when a configuration was loaded.
-        ready = CONFIG in app
-        results["config"] = {"ok": ready}
-    body = {"status": "ready" if ready else "not_ready", "checks": results}
+        loaded = CONFIG in app
+        return loaded, {"config": {"ok": loaded}}
+    timeout = app.get(READINESS_TIMEOUT_KEY, READINESS_TIMEOUT)
+    names = list(checks)
+    outcomes = await asyncio.gather(*(_run_check(name, checks[name], timeout) for name in names))
+    return all(r["ok"] for r in outcomes), dict(zip(names, outcomes, strict=True))
+
+
+async def readyz_handler(request: web.Request) -> web.Response:
+    """``GET /readyz`` on the public listener: ready or not, nothing else.
+
+    The detail names upstream URLs, policy paths and key ids: operators read it on the
+    admin listener (:func:`readyz_detail_handler`), not anyone who can reach the gateway.
+    """
+    ready, _detail = await readiness(gateway_app(request))
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready"}, status=200 if ready else 503
+    )
+
+
+async def readyz_detail_handler(request: web.Request) -> web.Response:
+    """``GET /readyz`` on the admin listener: the status and the detail of every check."""
+    ready, detail = await readiness(gateway_app(request))
+    body = {"status": "ready" if ready else "not_ready", "checks": detail}
     return web.json_response(body, status=200 if ready else 503)
 
 
@@ -131,7 +169,21 @@ class GatewayAccessLogger(AbstractAccessLogger):
         self._log = get_logger("gateway.access")
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        """Log one finished request."""
+        """Log one finished request (a malformed one with ``error``, no method or path)."""
+        malformed = request.get(MALFORMED)
+        if malformed is not None:
+            known = malformed.head_parsed
+            self._log.info(
+                "access",
+                method=request.method if known else None,
+                path=redact_text(request.path) if known else None,
+                route=route_template(request) if known else UNMATCHED,
+                status=response.status,
+                error=malformed.error,
+                duration_ms=round(time * 1000.0, 3),
+                remote=request.remote,
+            )
+            return
         headers = request.headers
         self._log.info(
             "access",
@@ -148,8 +200,21 @@ class GatewayAccessLogger(AbstractAccessLogger):
         )
 
 
-def add_routes(app: web.Application) -> None:
-    """Register ``/metrics``, ``/healthz`` and ``/readyz`` on *app*."""
-    app.router.add_get("/metrics", metrics_handler)
+def add_routes(app: web.Application, *, metrics: bool = True) -> None:
+    """Register ``/healthz``, ``/readyz`` (status only) and, unless *metrics* is false (an
+    admin listener serves them), ``/metrics`` on the public *app*."""
+    if metrics:
+        app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz_handler)
     app.router.add_get("/readyz", readyz_handler)
+
+
+def create_admin_app(gateway: web.Application) -> web.Application:
+    """The admin listener's app: ``/readyz`` with details, ``/metrics`` and ``/healthz`` of
+    *gateway*. Not reachable through the public listener; bind it to a private address."""
+    admin = web.Application()
+    admin[GATEWAY_APP] = gateway
+    admin.router.add_get("/readyz", readyz_detail_handler)
+    admin.router.add_get("/metrics", metrics_handler)
+    admin.router.add_get("/healthz", healthz_handler)
+    return admin

@@ -348,3 +348,48 @@ def test_brute_force_mistakes_are_errors_at_their_line(
 ) -> None:
     err = error_of(write(tmp_path, AUTHSERVER + f"  brute_force:\n    {entry}\n"))
     assert err.line == 14 and message in str(err)  # the line of the entry
+
+
+def test_server_edges_default_to_documented_values(tmp_path: Path) -> None:
+    server = load_config(write(tmp_path, BASE)).server
+    assert (server.timeouts.header, server.timeouts.body, server.timeouts.keepalive) == (
+        10.0,
+        30.0,
+        15.0,
+    )
+    assert server.max_connections == 1000 and server.shutdown_grace_seconds == 25.0
+    assert server.admin is None
+
+
+def test_server_edges_are_read_from_the_server_section(tmp_path: Path) -> None:
+    text = BASE + (
+        "server:\n"
+        "  port: 8443\n"
+        "  timeouts: {header: 2, body: 5.5, keepalive: 7}\n"
+        "  max_connections: 200\n"
+        "  shutdown_grace_seconds: 40\n"
+        "  admin: {host: 0.0.0.0, port: 9191}\n"
+    )
+    server = load_config(write(tmp_path, text)).server
+    assert (server.timeouts.header, server.timeouts.body, server.timeouts.keepalive) == (
+        2.0,
+        5.5,
+        7.0,
+    )
+    assert server.max_connections == 200 and server.shutdown_grace_seconds == 40.0
+    assert server.admin is not None and (server.admin.host, server.admin.port) == ("0.0.0.0", 9191)
+
+
+def test_unknown_server_timeout_is_an_error_at_its_line(tmp_path: Path) -> None:
+    err = error_of(write(tmp_path, BASE + "server:\n  timeouts:\n    headers: 5\n"))
+    assert err.line == 13 and "unknown key 'headers' in server.timeouts" in err.message
+
+
+def test_zero_header_timeout_is_an_error(tmp_path: Path) -> None:
+    err = error_of(write(tmp_path, BASE + "server:\n  timeouts: {header: 0}\n"))
+    assert err.line == 12 and "too small" in err.message
+
+
+def test_admin_listener_on_the_public_port_is_an_error(tmp_path: Path) -> None:
+    err = error_of(write(tmp_path, BASE + "server:\n  port: 8080\n  admin: {port: 8080}\n"))
+    assert err.line == 13 and "server.admin.port 8080 is the public port" in err.message

@@ -1,4 +1,5 @@
-"""``/healthz`` and ``/readyz`` over real HTTP."""
+"""``/healthz`` and ``/readyz`` over real HTTP: the public ``/readyz`` says only ready or not;
+the admin listener's ``/readyz`` gives the detail of every check."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pytest_aiohttp import AiohttpClient
 
 from gateway.config.model import GatewayConfig
 from gateway.observability.health import add_check
-from gateway.observability.http import READINESS_TIMEOUT_KEY
+from gateway.observability.http import READINESS_TIMEOUT_KEY, create_admin_app
 
 from .conftest import observability_app
 
@@ -26,6 +27,10 @@ async def failing() -> tuple[bool, dict[str, Any]]:
 
 async def raising() -> tuple[bool, dict[str, Any]]:
     raise ConnectionRefusedError("upstream http://127.0.0.1:9/ refused")
+
+
+async def leaking() -> tuple[bool, dict[str, Any]]:
+    return False, {"upstream": "http://10.1.2.3:8000/graphql", "kid": "key-2026-11"}
 
 
 async def hanging() -> tuple[bool, dict[str, Any]]:
@@ -64,13 +69,13 @@ async def test_readyz_without_config_is_not_ready(
     assert (await response.json())["status"] == "not_ready"
 
 
-async def test_readyz_all_checks_pass_gives_200_with_details(
+async def test_admin_readyz_all_checks_pass_gives_200_with_details(
     aiohttp_client: AiohttpClient, write_config: Callable[..., GatewayConfig]
 ) -> None:
     app = observability_app(write_config())
     add_check(app, "keys", passing)
     add_check(app, "policies", passing)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(create_admin_app(app))
     response = await client.get("/readyz")
     assert response.status == 200
     assert await response.json() == {
@@ -79,13 +84,13 @@ async def test_readyz_all_checks_pass_gives_200_with_details(
     }
 
 
-async def test_readyz_one_failing_check_gives_503(
+async def test_admin_readyz_one_failing_check_gives_503_with_its_error(
     aiohttp_client: AiohttpClient, write_config: Callable[..., GatewayConfig]
 ) -> None:
     app = observability_app(write_config())
     add_check(app, "keys", passing)
     add_check(app, "policies", failing)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(create_admin_app(app))
     response = await client.get("/readyz")
     assert response.status == 503
     body = await response.json()
@@ -94,12 +99,12 @@ async def test_readyz_one_failing_check_gives_503(
     assert body["checks"]["keys"]["ok"] is True
 
 
-async def test_readyz_check_raising_counts_as_not_ready(
+async def test_admin_readyz_check_raising_counts_as_not_ready(
     aiohttp_client: AiohttpClient, write_config: Callable[..., GatewayConfig]
 ) -> None:
     app = observability_app(write_config())
     add_check(app, "upstream:/x", raising)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(create_admin_app(app))
     response = await client.get("/readyz")
     assert response.status == 503
     check = (await response.json())["checks"]["upstream:/x"]
@@ -107,14 +112,14 @@ async def test_readyz_check_raising_counts_as_not_ready(
     assert check["error"].startswith("ConnectionRefusedError")
 
 
-async def test_readyz_check_timing_out_counts_as_not_ready(
+async def test_admin_readyz_check_timing_out_counts_as_not_ready(
     aiohttp_client: AiohttpClient, write_config: Callable[..., GatewayConfig]
 ) -> None:
     app = observability_app(write_config())
     app[READINESS_TIMEOUT_KEY] = 0.2
     add_check(app, "slow", hanging)
     add_check(app, "keys", passing)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(create_admin_app(app))
     response = await client.get("/readyz")
     assert response.status == 503
     checks = (await response.json())["checks"]
@@ -145,3 +150,38 @@ async def test_readyz_runs_checks_concurrently(
     client = await aiohttp_client(app)
     response = await client.get("/readyz")
     assert response.status == 200
+
+
+async def test_public_readyz_says_only_ready(
+    aiohttp_client: AiohttpClient, write_config: Callable[..., GatewayConfig]
+) -> None:
+    app = observability_app(write_config())
+    add_check(app, "keys", passing)
+    client = await aiohttp_client(app)
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ready"}
+
+
+async def test_public_readyz_not_ready_shows_no_upstream_url_or_key_id(
+    aiohttp_client: AiohttpClient, write_config: Callable[..., GatewayConfig]
+) -> None:
+    app = observability_app(write_config())
+    add_check(app, "upstream:/deelnemers/uzovi/5151/graphql", leaking)
+    add_check(app, "bad", raising)
+    client = await aiohttp_client(app)
+    response = await client.get("/readyz")
+    assert response.status == 503
+    text = await response.text()
+    assert await response.json() == {"status": "not_ready"}
+    for detail in ("10.1.2.3", "key-2026-11", "127.0.0.1:9", "upstream", "deelnemers"):
+        assert detail not in text
+
+
+async def test_admin_app_serves_metrics_and_healthz_of_the_gateway_app(
+    aiohttp_client: AiohttpClient, write_config: Callable[..., GatewayConfig]
+) -> None:
+    client = await aiohttp_client(create_admin_app(observability_app(write_config())))
+    metrics = await client.get("/metrics")
+    assert metrics.status == 200 and "nid_gateway_" in await metrics.text()
+    assert (await client.get("/healthz")).status == 200

@@ -29,6 +29,7 @@ from gateway.app import create_app
 from gateway.authserver.keys import KeyStore
 from gateway.authserver.tokens import issue_token
 from gateway.facts import DecisionInput
+from gateway.observability.http import readiness
 from gateway.observability.logs import flush_pending
 from gateway.pep import PEP
 from gateway.policy import Decision, PolicyStore
@@ -130,10 +131,10 @@ async def refused_now(gateway: Gateway, token: str) -> dict[str, Any] | None:
 
 
 async def policy_versions(gateway: Gateway) -> dict[str, str]:
-    """``/readyz``: the policy version per policy path tuple."""
-    response = await gateway.client.get("/readyz")
-    body = await response.json()
-    versions: dict[str, str] = body["checks"]["policies"]["versions"]
+    """The policy version per policy path tuple, as the admin listener's ``/readyz`` shows it
+    (the public ``/readyz`` says only ready or not)."""
+    _ready, detail = await readiness(gateway.client.app)
+    versions: dict[str, str] = detail["policies"]["versions"]
     return versions
 
 

@@ -1,0 +1,2 @@
+"""The HTTP server around the gateway app: per-connection deadlines, a connection limit,
+graceful shutdown. ``gateway.server_cli`` starts it; nothing is re-exported here."""
