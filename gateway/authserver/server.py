@@ -310,9 +310,19 @@ async def read_parameters(request: web.Request) -> dict[str, str]:
     """Token request parameters from a form or JSON body; each parameter at most once."""
     if request.content_length is not None and request.content_length > MAX_TOKEN_REQUEST_BYTES:
         raise RequestBodyError("request body too large")
-    raw = await request.content.read(MAX_TOKEN_REQUEST_BYTES + 1)
-    if len(raw) > MAX_TOKEN_REQUEST_BYTES:
-        raise RequestBodyError("request body too large")
+    for coding in ",".join(request.headers.getall("Content-Encoding", ())).split(","):
+        # Refused before a byte is read: a corrupt compressed body never reaches a decoder.
+        if coding.strip().lower() not in ("", "identity"):
+            raise RequestBodyError(f"Content-Encoding {coding.strip()!r} is not accepted")
+    chunks: list[bytes] = []
+    size = 0
+    # The whole body, however many segments it arrives in (read(n) returns the first only).
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > MAX_TOKEN_REQUEST_BYTES:
+            raise RequestBodyError("request body too large")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

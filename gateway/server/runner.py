@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import resource
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -44,7 +45,13 @@ def connection_limit(config: GatewayConfig) -> int:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return configured
-    upstream = sum(route.pool_size for route in config.routes)
+    # One pool per upstream origin, as large as the largest pool_size of its routes.
+    pools: dict[tuple[str, str], int] = {}
+    for route in config.routes:
+        origin = urlsplit(route.upstream)
+        key = (origin.scheme, origin.netloc.lower())
+        pools[key] = max(pools.get(key, 0), route.pool_size)
+    upstream = sum(pools.values())
     room = max(1, soft - FD_RESERVE - 2 * BACKLOG - upstream)
     if room < configured:
         log.warning(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import shutil
 import time
@@ -349,3 +350,30 @@ async def test_assertion_naming_an_unknown_client_reads_like_any_bad_assertion(
     unknown = await assert_as("nobody")
     assert error(registered) == (401, "invalid_client")
     assert _comparable(unknown) == _comparable(registered) == _comparable(without_jwks)
+
+
+async def test_a_body_arriving_in_several_segments_is_read_whole(start: ServerFactory) -> None:
+    server = await start()
+    head = (b"POST /auth/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + b": ".join(basic()) + b"\r\n"
+            + f"Content-Length: {len(FORM)}\r\n\r\n".encode())
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(head + FORM[:10])
+    await writer.drain()
+    await asyncio.sleep(0.2)  # the rest of the body in a later segment
+    writer.write(FORM[10:])
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+@pytest.mark.parametrize("body", [gzip.compress(FORM), b"\x1f\x8b\x08\x00corrupt"],
+                         ids=["gzip", "corrupt gzip"])
+async def test_a_compressed_token_request_is_invalid_request(
+        start: ServerFactory, body: bytes) -> None:
+    server = await start()
+    response = await post(server, [basic(), (b"Content-Encoding", b"gzip")], body)
+    assert error(response) == (400, "invalid_request")
+    assert "Content-Encoding 'gzip'" in json.loads(response.body)["error_description"]
