@@ -333,10 +333,14 @@ async def test_sighup_to_a_served_gateway_reloads_its_policies(
     data = gateway_yaml(upstream.url, f"http://127.0.0.1:{_free_port()}/graphql",
                         routes=[zk_route(upstream, policies)], policy={"watch": False})
     data["server"]["port"] = port
+    # The policy versions are readiness detail: on the admin listener only.
+    admin_port = _free_port()
+    data["server"]["admin"] = {"host": "127.0.0.1", "port": admin_port}
     config = write_config(tmp_path, data)
     token = issue_token(config, KeyStore.load(config), "ciz", [NOTIFICATIE_5151],
                         PUBLIC_URL + ZK_5151)
     base = f"http://127.0.0.1:{port}"
+    admin = f"http://127.0.0.1:{admin_port}"
     with (tmp_path / "stdout").open("wb") as out, (tmp_path / "stderr").open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--config",
@@ -360,7 +364,7 @@ async def test_sighup_to_a_served_gateway_reloads_its_policies(
                     return response.status, await response.json(content_type=None)
 
             async def versions() -> dict[str, str]:
-                async with session.get(f"{base}/readyz") as response:
+                async with session.get(f"{admin}/readyz") as response:
                     found: dict[str, str] = (await response.json())["checks"]["policies"][
                         "versions"]
                     return found
