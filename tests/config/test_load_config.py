@@ -393,3 +393,23 @@ def test_zero_header_timeout_is_an_error(tmp_path: Path) -> None:
 def test_admin_listener_on_the_public_port_is_an_error(tmp_path: Path) -> None:
     err = error_of(write(tmp_path, BASE + "server:\n  port: 8080\n  admin: {port: 8080}\n"))
     assert err.line == 13 and "server.admin.port 8080 is the public port" in err.message
+
+
+def test_routes_validate_against_the_bundled_schema_unless_told_otherwise(
+        tmp_path: Path) -> None:
+    (route,) = load_config(write(tmp_path, BASE)).routes
+    assert (route.schema, route.schema_validation) == (None, True)  # None: the bundled one
+
+
+def test_schema_none_turns_validation_off(tmp_path: Path) -> None:
+    text = BASE.replace("    policies: [policies]\n",
+                        "    policies: [policies]\n    schema: none\n")
+    (route,) = load_config(write(tmp_path, text)).routes
+    assert (route.schema, route.schema_validation) == (None, False)
+
+
+def test_a_missing_schema_file_is_an_error_at_its_line(tmp_path: Path) -> None:
+    text = BASE.replace("    policies: [policies]\n",
+                        "    policies: [policies]\n    schema: nowhere.graphql\n")
+    err = error_of(write(tmp_path, text))
+    assert err.line == 7 and "nowhere.graphql" in str(err)

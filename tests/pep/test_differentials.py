@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gateway.app import create_app
+from gateway.observability.logs import flush_pending
 from tests.executing_upstream import (
     ALLOWED_INPUT,
     ALLOWED_LITERAL,
@@ -35,7 +38,9 @@ from .conftest import (
     Gateway,
     GatewayFactory,
     RecordingUpstream,
+    gateway_yaml,
     route,
+    write_config,
 )
 
 GOOD, BAD, GOOD_INPUT = ALLOWED_LITERAL, REFUSED_LITERAL, ALLOWED_INPUT
@@ -182,3 +187,19 @@ async def test_a_parser_differential_is_refused_and_reaches_nothing(
     assert answer["errors"][0]["extensions"]["code"] in (
         "BAD_REQUEST", "GRAPHQL_VALIDATION_FAILED"), answer
     assert executing.executions == []
+
+
+async def test_a_route_without_schema_validation_is_warned_about_at_start(
+        tmp_path: Path, upstream: RecordingUpstream, aiohttp_client: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    data = gateway_yaml(upstream.url, f"{upstream.url}/down", routes=[
+        route(VALIDATING, f"{upstream.url}/graphql", "UZOVI", "5151", "zorgkantoor"),
+        route(NOT_VALIDATING, f"{upstream.url}/graphql", "UZOVI", "5151", "zorgkantoor",
+              schema="none")])
+    capsys.readouterr()
+    await aiohttp_client(await create_app(write_config(tmp_path, data)))
+    flush_pending()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    warned = [line for line in lines if line.get("event") == "schema_validation_off"]
+    assert [(w["route"], w["level"]) for w in warned] == [(NOT_VALIDATING, "warning")]
