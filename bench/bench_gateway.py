@@ -188,7 +188,8 @@ def median_result(name: str, samples: list[Result]) -> Result:
                   sum(r.non_2xx for r in samples))
 
 
-def gateway_config(tmp: Path, port: int, upstream: str, decision_log: bool) -> Path:
+def gateway_config(tmp: Path, port: int, upstream: str, decision_log: bool,
+                   validate: bool = True) -> Path:
     keys = tmp / "keys"
     if not keys.is_dir():
         generate_key(keys, "ES256")
@@ -207,12 +208,15 @@ def gateway_config(tmp: Path, port: int, upstream: str, decision_log: bool) -> P
             "upstream": upstream,
             "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
             "policies": [str(REPO / "policies" / "iwlz")],
+            # The default validates against the bundled schema; `none` measures what that
+            # costs per request (docs/security.md says why it is on).
+            **({} if validate else {"schema": "none"}),
         }],
         "policy": {"watch": False},
         "observability": {"log_format": "json", "log_level": "info",
                           "decision_log": decision_log},
     }
-    path = tmp / f"gateway-{'log' if decision_log else 'nolog'}.yaml"
+    path = tmp / f"gateway-{'log' if decision_log else 'nolog'}-{validate}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -230,8 +234,9 @@ def fixed_upstream() -> Iterator[str]:
 
 def benchmark_runs(tmp: Path, port: int, upstream_url: str) -> list[tuple[str, list[str], Path]]:
     """(label, server command, wrk script) of the four runs every gateway benchmark compares:
-    the pass-through, the gateway, the gateway with the decision log off, and the gateway
-    with a parse-cache miss per request. All serve on *port* in front of *upstream_url*."""
+    the pass-through, the gateway, the gateway with the decision log off, the gateway with a
+    parse-cache miss per request, and the gateway with ``schema: none`` (no validation). All
+    serve on *port* in front of *upstream_url*."""
     config = load_config(gateway_config(tmp, port, upstream_url, True))
     token = issue_token(config, KeyStore.load(config), "ciz", [SCOPE],
                         f"http://127.0.0.1:{port}{ROUTE}")
@@ -240,12 +245,13 @@ def benchmark_runs(tmp: Path, port: int, upstream_url: str) -> list[tuple[str, l
     runs: list[tuple[str, list[str], Path]] = [
         ("passthrough (aiohttp)", [PYTHON, "bench/passthrough.py", str(port), upstream_url], same),
     ]
-    for label, log_on, script in (
-        ("gateway (auth+analysis+policy)", True, same),
-        ("gateway, decision log off", False, same),
-        ("gateway, parse-cache miss", True, unique),
+    for label, log_on, script, validate in (
+        ("gateway (auth+analysis+policy)", True, same, True),
+        ("gateway, decision log off", False, same, True),
+        ("gateway, parse-cache miss", True, unique, True),
+        ("gateway, schema: none", True, same, False),
     ):
-        cfg = gateway_config(tmp, port, upstream_url, log_on)
+        cfg = gateway_config(tmp, port, upstream_url, log_on, validate)
         # The product's own serving path, exactly as operators run it.
         runs.append((label, [PYTHON, "-m", "gateway.cli", "serve", "--config", str(cfg)],
                      script))
@@ -286,6 +292,8 @@ def main() -> None:
     print(f"extra CPU per request in the gateway: {gateway.cpu_us - base.cpu_us:.0f} µs")
     print(f"decision log costs: {results[1].cpu_us - results[2].cpu_us:.0f} µs/request")
     print(f"parse-cache miss costs: {results[3].cpu_us - results[1].cpu_us:.0f} µs/request")
+    print(f"schema validation (on by default) costs: "
+          f"{results[1].cpu_us - results[4].cpu_us:.0f} µs/request")
     if any(r.non_2xx for r in results):
         raise SystemExit("some requests were not answered 2xx: the measurement is not valid")
 

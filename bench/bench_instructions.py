@@ -12,8 +12,9 @@ an instruction cost the same everywhere (it does not quite: cache misses, system
 the kernel's share are not counted, so read it beside the wall-clock ratio).
 
 Runs: the pass-through, the gateway (decision log on, the default), the gateway with the
-decision log off, and the gateway with a parse-cache miss on every request. Needs valgrind
-and wrk (installed with apt-get when missing). Bounded: about 4 x (seconds + 12) seconds.
+decision log off, the gateway with a parse-cache miss on every request, and the gateway
+with ``schema: none``. Needs valgrind
+and wrk (installed with apt-get when missing). Bounded: about 5 x (seconds + 12) seconds.
 """
 
 from __future__ import annotations
@@ -108,11 +109,12 @@ def main() -> None:
     print(f"{'run':34} {'requests':>9} {'instructions/request':>21}")
     for label, requests, per_request in rows:
         print(f"{label:34} {requests:9d} {per_request / 1000:20.0f}k")
-    base, gateway, no_log, miss = (row[2] for row in rows)
+    base, gateway, no_log, miss, no_schema = (row[2] for row in rows)
     print(f"\nratio by instructions (passthrough/gateway): {base / gateway:.2f} (target >= 0.85)")
     print(f"gateway's own work: {(gateway - base) / 1000:.0f}k instructions/request "
           f"(decision log {(gateway - no_log) / 1000:.0f}k, "
-          f"parse-cache miss adds {(miss - gateway) / 1000:.0f}k)")
+          f"parse-cache miss adds {(miss - gateway) / 1000:.0f}k, "
+          f"schema validation {(gateway - no_schema) / 1000:.0f}k)")
 
 
 if __name__ == "__main__":
