@@ -15,9 +15,10 @@ known at load time are folded into ``other`` so a caller cannot grow the series 
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -31,6 +32,7 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
@@ -87,6 +89,24 @@ class BoundedLabel:
         return OTHER
 
 
+class _StartedWorkersCollector(multiprocess.MultiProcessCollector):  # type: ignore[misc]
+    """prometheus_client's multiprocess collector, skipping a worker's file that is still
+    empty: a worker creates its file before it sizes it, and reading an empty file fails
+    (``struct.error``), which made a scrape or a starting worker crash."""
+
+    def collect(self) -> Iterable[Metric]:
+        files = [path for path in glob.glob(os.path.join(self._path, "*.db"))
+                 if _size(path) >= 8]
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # removed meanwhile (a worker's gauges marked dead)
+        return 0
+
+
 class GatewayMetrics:
     """All gateway metrics, registered on one registry (see module docstring for modes)."""
 
@@ -98,12 +118,14 @@ class GatewayMetrics:
         issuers: frozenset[str] = frozenset(),
     ) -> None:
         self.multiprocess_dir = multiprocess_dir()
-        self.registry = CollectorRegistry(auto_describe=True)
+        # auto_describe would collect once at registration: in multiprocess mode that reads
+        # every worker's file at start-up, while another worker may be creating its own.
+        self.registry = CollectorRegistry(auto_describe=self.multiprocess_dir is None)
         if self.multiprocess_dir is not None:
             _enable_multiprocess_values()
             # Metric objects write to the mmap files; they are not registered anywhere:
             # the collector reads every worker's files at scrape time.
-            multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            _StartedWorkersCollector(  # type: ignore[no-untyped-call]
                 self.registry, path=self.multiprocess_dir
             )
             reg: CollectorRegistry | None = None
