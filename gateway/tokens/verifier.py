@@ -89,12 +89,22 @@ def _check_time_claims(payload: Mapping[str, Any]) -> None:
             raise _refuse(f"Token claim {claim} must be a number", f"malformed_{claim}")
 
 
-def _audiences(value: Any) -> frozenset[str]:
+def token_audiences(payload: Mapping[str, Any]) -> frozenset[str]:
+    """The audiences a token payload's ``aud`` names (a string or a list of strings)."""
+    value = payload.get("aud")
+    if value is None:
+        raise _refuse("Token lacks required claim aud", "missing_aud")
     if isinstance(value, str):
         return frozenset({value})
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return frozenset(value)
     raise _refuse("Token audience is malformed", "malformed_audience")
+
+
+def require_audience(audiences: frozenset[str], audience: str) -> None:
+    """Refuse a token whose audiences do not name the route's *audience*."""
+    if audience not in audiences:
+        raise _refuse("Token audience does not match this route", "wrong_audience")
 
 
 class TokenCache:
@@ -209,8 +219,7 @@ class TokenVerifier:
             # it may have used the withdrawn key.
             if entry.expires > self._clock() and generation == self._key_generation:
                 self.cache.put(token, entry)
-        if audience not in entry.audiences:
-            raise _refuse("Token audience does not match this route", "wrong_audience")
+        require_audience(entry.audiences, audience)
         if entry.require_typ and not entry.at_jwt and not allow_plain_jwt:
             raise _refuse("Token type must be at+jwt", "wrong_typ")
         return entry
@@ -308,7 +317,7 @@ class TokenVerifier:
         if key is None:
             raise _refuse("Token signing key is unknown", "unknown_kid")
         payload = self._decode(token, key, alg, issuer, REQUIRED_CLAIMS)
-        audiences = _audiences(payload.get("aud"))
+        audiences = token_audiences(payload)
         mapping = self.config.claim_mapping
         if mapping.aggregated_claims and isinstance(payload.get("_claim_sources"), Mapping):
             await self._prefetch_nested_keys(payload["_claim_sources"])
