@@ -192,7 +192,7 @@ class GraphQLLimits:
 class GraphQLConfig:
     limits: GraphQLLimits = field(default_factory=GraphQLLimits)
     cache_size: int = 1_024
-    """Parsed-document cache entries (LRU, keyed by a hash of the query text)."""
+    """Parsed-document cache entries (LRU, keyed by the query text)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Parsing (~0.5 ms for the seed mutation) and schema validation (~1.2 ms) cost far
 more than a policy decision, so everything about a query text that does not depend
-on its variables is done once and kept in a bounded LRU cache keyed by a hash of the
+on its variables is done once and kept in a bounded LRU cache (cachetools) keyed by the
 text: the parsed document, the limit checks, the schema-validation result and, per
 ``operationName``, the compiled :class:`~gateway.graphql.plan.OperationPlan`. A
 request that hits the cache only coerces its variables and fills them into the plan.
@@ -12,8 +12,7 @@ as a raised instance); decisions never are.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     FragmentDefinitionNode,
@@ -90,7 +89,7 @@ class Analyser:
         self.schema = schema
         self.cache_size = max(0, cache_size)
         self.observer: Observer = observer if observer is not None else NullObserver()
-        self._cache: OrderedDict[str, _Document] = OrderedDict()
+        self._cache: LRUCache[str, _Document] = LRUCache(maxsize=max(1, self.cache_size))
 
     def __len__(self) -> int:
         """Number of query texts currently cached."""
@@ -121,18 +120,14 @@ class Analyser:
         # Keyed by the text itself: a str hash is computed once per request text (and is
         # cheaper than a digest); a hit compares the whole text, so no two texts ever share
         # an entry. The text is small beside the document it keys.
-        key = query
-        cached = self._cache.get(key)
+        cached = self._cache.get(query)
         if cached is not None:
-            self._cache.move_to_end(key)
             self.observer.parse_cache(True)
             return cached
         self.observer.parse_cache(False)
         document = self._load(query)
         if self.cache_size:
-            self._cache[key] = document
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._cache[query] = document
         return document
 
     def _load(self, query: str) -> _Document:

@@ -20,13 +20,13 @@ import contextlib
 import json
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 import jwt
+from cachetools import TLRUCache
 
 from gateway.config.model import TokenValidationConfig, TrustedIssuer
 from gateway.errors import Unauthenticated
@@ -107,39 +107,22 @@ def require_audience(audiences: frozenset[str], audience: str) -> None:
         raise _refuse("Token audience does not match this route", "wrong_audience")
 
 
-class TokenCache:
-    """Bounded LRU of verified tokens, keyed by the whole token string."""
+class TokenCache(TLRUCache[str, "VerifiedToken"]):
+    """Verified tokens keyed by the whole token string: bounded, least recently used dropped
+    first, each entry only until the token's ``exp`` (cachetools' time-aware LRU)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(maxsize=max(1, size), ttu=_until_exp, timer=clock)
         self.size = size
-        self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, token: str, now: float) -> VerifiedToken | None:
-        """The live entry for *token*, or None (an expired entry is dropped)."""
-        entry = self._entries.get(token)
-        if entry is None:
-            return None
-        if now >= entry.expires:
-            del self._entries[token]
-            return None
-        self._entries.move_to_end(token)
-        return entry
-
-    def clear(self) -> None:
-        """Forget every verified token (a trusted key was withdrawn)."""
-        self._entries.clear()
 
     def put(self, token: str, entry: VerifiedToken) -> None:
-        """Remember *entry*, evicting the least recently used one when full."""
-        if self.size <= 0:
-            return
-        self._entries[token] = entry
-        self._entries.move_to_end(token)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        """Remember *entry* (a size of 0 turns the cache off)."""
+        if self.size > 0:
+            self[token] = entry
+
+
+def _until_exp(_token: str, entry: VerifiedToken, _now: float) -> float:
+    return entry.expires
 
 
 class TokenVerifier:
@@ -162,7 +145,7 @@ class TokenVerifier:
             i.issuer: RemoteJwks(i, observer, on_withdrawn=self._keys_withdrawn)
             for i in config.trusted_issuers if i.jwks_url
         }
-        self.cache = TokenCache(config.cache_size)
+        self.cache = TokenCache(config.cache_size, clock)
         self._session: aiohttp.ClientSession | None = None
         self._refreshers: list[asyncio.Task[None]] = []
         self._key_generation = 0
@@ -211,7 +194,7 @@ class TokenVerifier:
         self, token: str, *, audience: str, allow_plain_jwt: bool = False
     ) -> VerifiedToken:
         """Verify *token* for a route with *audience*; raise :class:`Unauthenticated`."""
-        entry = self.cache.get(token, self._clock())
+        entry = self.cache.get(token)
         if entry is None:
             generation = self._key_generation
             entry = await self._verify_fully(token)
