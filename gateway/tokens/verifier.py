@@ -207,16 +207,12 @@ class TokenVerifier:
             raise _refuse("Token type must be at+jwt", "wrong_typ")
         return entry
 
-    def _issuer_of(self, token: str) -> TrustedIssuer:
-        """The trusted issuer the token names; checks the claims PyJWT would misread."""
-        try:
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            raise _refuse("Malformed token", "malformed") from None
-        if isinstance(unverified, dict):
-            # Before PyJWT validates them: it coerces with int() (and int(inf) raises).
-            _check_time_claims(unverified)
-        iss = unverified.get("iss") if isinstance(unverified, dict) else None
+    def _issuer_of(self, unverified: Mapping[str, Any]) -> TrustedIssuer:
+        """The trusted issuer the (unverified) payload names; checks the claims PyJWT would
+        misread."""
+        # Before PyJWT validates them: it coerces with int() (and int(inf) raises).
+        _check_time_claims(unverified)
+        iss = unverified.get("iss")
         if not isinstance(iss, str):
             raise _refuse("Token lacks required claim iss", "missing_iss")
         issuer = self._issuers.get(iss)
@@ -225,22 +221,35 @@ class TokenVerifier:
         return issuer
 
     @staticmethod
-    def _header(token: str) -> tuple[str, str | None, dict[str, Any]]:
+    def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Header and payload of *token*, decoded once and not yet verified (to find the
+        issuer and the key that will verify it)."""
         # A compact JWS is ASCII. aiohttp hands other header bytes over as surrogate escapes,
         # which PyJWT cannot even encode (a 500 before this check).
         if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2 or not token.isascii():
             raise _refuse("Malformed token", "malformed")
         try:
-            header = jwt.get_unverified_header(token)
+            complete = jwt.decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError:
             raise _refuse("Malformed token", "malformed") from None
+        return complete["header"], complete["payload"]
+
+    def _locate(self, token: str) -> tuple[dict[str, Any], str, str | None, TrustedIssuer]:
+        """Header, algorithm, key id and trusted issuer of a token not yet verified."""
+        header, unverified = self._unverified(token)
+        alg, kid = self._header(header)
+        return header, alg, kid, self._issuer_of(unverified)
+
+    @staticmethod
+    def _header(header: Mapping[str, Any]) -> tuple[str, str | None]:
+        """The token's algorithm and key id, refused unless allowed and well formed."""
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGORITHMS:
             raise _refuse("Token algorithm is not allowed", "alg_not_allowed")
         kid = header.get("kid")
         if kid is not None and (not isinstance(kid, str) or len(kid) > MAX_KID_LENGTH):
             raise _refuse("Token key id is malformed", "malformed_kid")
-        return alg, kid, header
+        return alg, kid
 
     def _builtin_key(self, kid: str | None) -> VerificationKey | None:
         if self._keystore is None or kid is None:
@@ -294,8 +303,7 @@ class TokenVerifier:
         return payload
 
     async def _verify_fully(self, token: str) -> VerifiedToken:
-        alg, kid, header = self._header(token)
-        issuer = self._issuer_of(token)
+        header, alg, kid, issuer = self._locate(token)
         key = await self._key(issuer, kid)
         if key is None:
             raise _refuse("Token signing key is unknown", "unknown_kid")
@@ -328,8 +336,7 @@ class TokenVerifier:
             if not isinstance(nested, str):
                 continue
             try:
-                _alg, kid, _header = self._header(nested)
-                issuer = self._issuer_of(nested)
+                _header, _alg, kid, issuer = self._locate(nested)
             except Unauthenticated:
                 continue  # verify_nested reports it if the claim is actually used
             jwks = self.remote.get(issuer.issuer)
@@ -343,8 +350,7 @@ class TokenVerifier:
         since a claims JWT names no audience of ours.
         """
         try:
-            alg, kid, _header = self._header(token)
-            issuer = self._issuer_of(token)
+            _header, alg, kid, issuer = self._locate(token)
             key = self._cached_key(issuer, kid)
             if key is None:
                 raise _refuse("Token signing key is unknown", "unknown_kid")
