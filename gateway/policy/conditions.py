@@ -10,7 +10,6 @@ lists are frozensets, tables are frozensets of tuples) and ``explain(facts, item
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 from gateway.facts import DecisionInput
 from gateway.policy.errors import LoadIssue
 from gateway.policy.factpaths import Getter, UnknownFact, compile_fact
-from gateway.policy.source import JsonPath, Source
+from gateway.policy.source import JsonPath, Source, did_you_mean
 
 Test = Callable[[DecisionInput, Any], bool]
 Explain = Callable[[DecisionInput, Any], str]
@@ -166,8 +165,7 @@ class ConditionCompiler:
         """The data list called *name*."""
         found = self.data.lists.get(name)
         if found is None:
-            near = difflib.get_close_matches(name, list(self.data.lists), n=1)
-            hint = (f"did you mean {near[0]!r}? " if near else "") + "known lists: " + (
+            hint = did_you_mean(name, self.data.lists) + "known lists: " + (
                 ", ".join(sorted(self.data.lists)) or "none (add a catalogue file)")
             raise self.error(path, f"unknown list {name!r}", hint)
         return found
@@ -222,9 +220,8 @@ class ConditionCompiler:
         table_name = node["row"]
         rows = self.data.tables.get(table_name) if isinstance(table_name, str) else None
         if rows is None:
-            near = difflib.get_close_matches(str(table_name), list(self.data.tables), n=1)
             raise self.error((*path, "row"), f"unknown table {table_name!r}",
-                             (f"did you mean {near[0]!r}? " if near else "") + "known tables: "
+                             did_you_mean(str(table_name), self.data.tables) + "known tables: "
                              + (", ".join(sorted(self.data.tables)) or "none"))
         where = node.get("where")
         if not isinstance(where, dict) or not where:
@@ -233,11 +230,10 @@ class ConditionCompiler:
         columns = list(self.data.columns.get(table_name, ()))
         for column in where:
             if column not in columns:
-                near = difflib.get_close_matches(column, columns, n=1)
                 raise self.error((*path, "where", column),
                                  f"table {table_name!r} has no column {column!r}",
-                                 (f"did you mean {near[0]!r}? " if near else "")
-                                 + "columns: " + ", ".join(columns), key=True)
+                                 did_you_mean(column, columns) + "columns: "
+                                 + ", ".join(columns), key=True)
         names = tuple(where)
         getters: list[Getter] = []
         for column in names:

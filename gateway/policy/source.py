@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -153,8 +153,10 @@ def _leaf_errors(error: ValidationError) -> Iterator[ValidationError]:
         yield error
 
 
-def _close(word: str, options: list[str]) -> str:
-    near = difflib.get_close_matches(word, options, n=1)
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the option closest to a mistyped *word*, else ``""``
+    (the one suggestion helper of the policy files)."""
+    near = difflib.get_close_matches(word, list(options), n=1)
     return f"did you mean {near[0]!r}? " if near else ""
 
 
@@ -185,7 +187,7 @@ def _describe(source: Source, path: JsonPath, error: ValidationError) -> list[Lo
             source.issue(
                 (*path, key),
                 f"unknown key {key!r} in {where}",
-                _close(key, allowed) + "expected one of: " + ", ".join(allowed),
+                did_you_mean(key, allowed) + "expected one of: " + ", ".join(allowed),
                 key=True,
             )
             for key in error.instance
@@ -199,7 +201,7 @@ def _describe(source: Source, path: JsonPath, error: ValidationError) -> list[Lo
         options = [str(o) for o in cast(list[Any], error.validator_value)]
         value = error.instance
         return [source.issue(path, f"unknown value {value!r} for {where}",
-                             _close(str(value), options) + "expected one of: "
+                             did_you_mean(str(value), options) + "expected one of: "
                              + ", ".join(options))]
     if kind == "type":
         expected = error.validator_value
