@@ -41,7 +41,7 @@ async def test_ciz_notifies_zorgkantoor_and_the_upstream_answers(gateway: Gatewa
     assert response.status == 200
     assert len(gateway.upstream.received) == 1
     event = gateway.observer.decisions[-1]
-    assert (event.outcome, event.rule) == ("allow", event.rule)
+    assert (event.outcome, event.rule) == ("allow", "iwlz-notificatie")
     assert event.policy_version and event.policy_version.startswith("sha256:")
 
 
