@@ -164,6 +164,7 @@ async def test_skipped_selection_is_still_decided_on_its_arguments(gateway: Gate
     variables["input"]["ontvangerID"] = "5152"
     response = await gateway.post(ZK_5151, {"query": query, "variables": variables}, token=token)
     assert response.status == 400
+    assert len(gateway.upstream.received) == 1  # the first, allowed request only
 
 
 async def test_two_operations_are_refused_even_when_operation_name_picks_one(

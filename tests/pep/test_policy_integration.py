@@ -232,6 +232,10 @@ async def test_watched_policy_change_is_enforced_and_shown_as_the_new_version(
     assert await metric(gateway, "nid_gateway_policy_loaded", version=new) == 1.0
     assert await metric(gateway, "nid_gateway_policy_loaded", version=old) == 0.0
     assert await metric(gateway, "nid_gateway_policy_reloads_total", outcome="ok") == 2.0
+    # Polling forwarded what the old set allowed; a refusal under the new set reaches nothing.
+    reached = len(upstream.received)
+    assert await status_of(gateway, token) == 400
+    assert len(upstream.received) == reached
 
 
 async def test_broken_policy_file_is_refused_and_the_old_set_keeps_serving(
@@ -321,6 +325,7 @@ async def test_sighup_reload_path_applies_a_changed_policy_without_watching(
     gateway.client.app[PEP].reload_policies()  # what the SIGHUP handler calls
     body = await refused_now(gateway, token)
     assert body is not None and body["errors"][0]["message"] == EVENT_TYPE_REFUSED
+    assert len(upstream.received) == 2  # the two allowed before the reload only
     first, *_, last = gateway.observer.decisions
     assert first.policy_version != last.policy_version
 
