@@ -53,8 +53,9 @@ def notification(afzender_type: str, afzender_id: str) -> dict[str, Any]:
     }
 
 
-async def upstream_app() -> web.Application:
-    async def graphql(_request: web.Request) -> web.Response:
+async def upstream_app(received: list[bytes]) -> web.Application:
+    async def graphql(request: web.Request) -> web.Response:
+        received.append(await request.read())
         return web.json_response({"data": {"zendNotificatie": {"notificatieID": "n-1"}}})
 
     app = web.Application()
@@ -67,7 +68,8 @@ async def test_full_session_logs_decisions_and_never_a_secret_or_token(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    upstream = await aiohttp_server(await upstream_app())
+    received: list[bytes] = []
+    upstream = await aiohttp_server(await upstream_app(received))
     demo = load_config(DEMO, upstream=str(upstream.make_url("/graphql")))
     # The demo logs for humans (console); operators' deployments log JSON lines.
     config = replace(demo, observability=replace(demo.observability, log_format="json"))
@@ -130,6 +132,7 @@ async def test_full_session_logs_decisions_and_never_a_secret_or_token(
     assert statuses["deny-parse"] == 400
     assert statuses["deny-no-token"] == 401
     assert statuses["error-upstream"] == 502
+    assert len(received) == 1  # the allowed notification; no refused one reached it
 
     # Not one secret, token, token fragment or Basic credential in any output.
     for secret in [*SECRETS, "wrong-secret-value"]:
