@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import unused_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
@@ -43,7 +44,6 @@ from tests.pep.conftest import (
     GatewayFactory,
     RecordingObserver,
     RecordingUpstream,
-    _free_port,
     gateway_yaml,
     route,
     seed_notification,
@@ -159,7 +159,7 @@ async def metered_gateway(
     """
 
     async def make(**overrides: Any) -> Gateway:
-        data = gateway_yaml(upstream.url, f"http://127.0.0.1:{_free_port()}/graphql", **overrides)
+        data = gateway_yaml(upstream.url, f"http://127.0.0.1:{unused_port()}/graphql", **overrides)
         config = write_config(tmp_path, data)
         client = await aiohttp_client(await create_app(config))
         return Gateway(client, config, upstream, RecordingObserver())
@@ -334,12 +334,12 @@ async def test_sighup_to_a_served_gateway_reloads_its_policies(
     upstream: RecordingUpstream, tmp_path: Path
 ) -> None:
     policies = copy_policies(tmp_path)
-    port = _free_port()
-    data = gateway_yaml(upstream.url, f"http://127.0.0.1:{_free_port()}/graphql",
+    port = unused_port()
+    data = gateway_yaml(upstream.url, f"http://127.0.0.1:{unused_port()}/graphql",
                         routes=[zk_route(upstream, policies)], policy={"watch": False})
     data["server"]["port"] = port
     # The policy versions are readiness detail: on the admin listener only.
-    admin_port = _free_port()
+    admin_port = unused_port()
     data["server"]["admin"] = {"host": "127.0.0.1", "port": admin_port}
     config = write_config(tmp_path, data)
     token = issue_token(config, KeyStore.load(config), "ciz", [NOTIFICATIE_5151],
