@@ -104,8 +104,14 @@ def test_wrong_runtime_value_type_is_refused(schema_analyser: Analyser) -> None:
         schema_analyser.analyse(request(fixture_query("seed_003_example"), variables))
 
 
-def test_load_schema_is_cached_per_path() -> None:
-    assert load_schema(BUNDLED_SCHEMA) is load_schema(BUNDLED_SCHEMA)
+def test_load_schema_is_cached_per_path(tmp_path: Path) -> None:
+    first = load_schema(BUNDLED_SCHEMA)
+    assert load_schema(BUNDLED_SCHEMA) is first
+    copy = tmp_path / "copy.graphql"
+    copy.write_bytes(BUNDLED_SCHEMA.read_bytes())
+    other = load_schema(copy)
+    assert other is not first
+    assert load_schema(copy) is other
 
 
 def test_load_schema_names_file_and_position_of_bad_sdl(tmp_path: Path) -> None:
