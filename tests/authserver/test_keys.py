@@ -95,8 +95,10 @@ def test_old_key_is_removed_once_its_tokens_have_expired(tmp_path: Path) -> None
 
 def test_old_key_published_until_retired_plus_lifetime(tmp_path: Path) -> None:
     # Retired 30 min ago with a 1 h lifetime: still published.
-    store, old, _new = _rotated(tmp_path, old_age=2 * 3600, new_age=1800)
+    store, old, new = _rotated(tmp_path, old_age=2 * 3600, new_age=1800)
+    assert store.signing_kid == new
     assert store.verification_key(old) is not None
+    assert sorted(k["kid"] for k in store.jwks()["keys"]) == sorted([old, new])
 
 
 def test_unknown_kid_has_no_verification_key(auth_client: AuthClient) -> None:

@@ -50,11 +50,17 @@ def test_refusals_are_cached_and_reported_as_hits() -> None:
 
 
 def test_variable_errors_are_never_cached() -> None:
-    analyser = Analyser(GraphQLLimits())
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), observer=observer)
     query = fixture_query("one_variable")
     with pytest.raises(ValidationFailed):
         analyser.analyse(request(query))
-    assert analyser.analyse(request(query, fixture_variables("one_variable_variables")))
+    variables = fixture_variables("one_variable_variables")
+    facts = analyser.analyse(request(query, variables))
+    # The same cached document, now with the variable: decided on it, not refused again.
+    assert observer.cache == [False, True]
+    assert facts.root_field == "zendNotificatie"
+    assert facts.arguments == {"notificatieInput": variables["notificatieInput"]}
 
 
 def test_root_field_choice_by_variables_is_never_cached() -> None:

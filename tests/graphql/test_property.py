@@ -43,7 +43,10 @@ def _check(analyser: Analyser, query: str, variables: dict[str, Any],
         assert 400 <= refusal.status < 500
         assert refusal.message
     else:
+        # Facts of one operation on one root field.
         assert isinstance(facts, OperationFacts)
+        assert facts.operation_type in ("query", "mutation", "subscription"), query
+        assert facts.root_field, query
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -24,18 +24,19 @@ def test_bundled_schema_executes_the_seed_example_as_written(schema: GraphQLSche
     assert result.data == {"zendNotificatie": {"notificatieID": "n-1"}}
 
 
-@pytest.mark.parametrize(("query", "variables"), [
-    ("seed_003_example", "seed_003_variables"),
-    ("one_variable", "one_variable_variables"),
-    ("inline_literals", None),
-    ("alias", "one_variable_variables"),
-    ("fragments", "one_variable_variables"),
-    ("melding_rfc0018", "melding_rfc0018_variables"),
+@pytest.mark.parametrize(("query", "variables", "root_field"), [
+    ("seed_003_example", "seed_003_variables", "zendNotificatie"),
+    ("one_variable", "one_variable_variables", "zendNotificatie"),
+    ("inline_literals", None, "zendNotificatie"),
+    ("alias", "one_variable_variables", "zendNotificatie"),
+    ("fragments", "one_variable_variables", "zendNotificatie"),
+    ("melding_rfc0018", "melding_rfc0018_variables", "zendMelding"),
 ])
 def test_fixtures_pass_schema_validation(schema_analyser: Analyser, query: str,
-                                         variables: str | None) -> None:
+                                         variables: str | None, root_field: str) -> None:
     values = fixture_variables(variables) if variables else {}
-    assert schema_analyser.analyse(request(fixture_query(query), values)).root_field
+    facts = schema_analyser.analyse(request(fixture_query(query), values))
+    assert (facts.operation_type, facts.root_field) == ("mutation", root_field)
 
 
 @pytest.mark.parametrize("timestamp", ["2024-07-02", "2024-07-02T00:00:00Z",
@@ -103,8 +104,14 @@ def test_wrong_runtime_value_type_is_refused(schema_analyser: Analyser) -> None:
         schema_analyser.analyse(request(fixture_query("seed_003_example"), variables))
 
 
-def test_load_schema_is_cached_per_path() -> None:
-    assert load_schema(BUNDLED_SCHEMA) is load_schema(BUNDLED_SCHEMA)
+def test_load_schema_is_cached_per_path(tmp_path: Path) -> None:
+    first = load_schema(BUNDLED_SCHEMA)
+    assert load_schema(BUNDLED_SCHEMA) is first
+    copy = tmp_path / "copy.graphql"
+    copy.write_bytes(BUNDLED_SCHEMA.read_bytes())
+    other = load_schema(copy)
+    assert other is not first
+    assert load_schema(copy) is other
 
 
 def test_load_schema_names_file_and_position_of_bad_sdl(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import unused_port
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
@@ -29,7 +30,6 @@ from tests.pep.conftest import (
     POLICIES,
     ZK_5151,
     Received,
-    _free_port,
     gateway_yaml,
     seed_notification,
     upstream_app,
@@ -175,7 +175,7 @@ async def exposition_after_traffic(
     (shadow / "notificatie.test.yaml").unlink()
     # A loopback public URL: authlib answers plain-http token requests only for loopback.
     data = gateway_yaml(str(upstream.make_url("")).rstrip("/"),
-                        f"http://127.0.0.1:{_free_port()}/graphql",
+                        f"http://127.0.0.1:{unused_port()}/graphql",
                         public_url=PUBLIC, issuer=PUBLIC)
     data["tokens"]["trusted_issuers"].append(
         {"issuer": "https://issuer.example", "jwks_url": jwks_url})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, unused_port
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.app import create_app
@@ -88,13 +87,6 @@ class RecordingUpstream:
 
     url: str
     received: list[Received] = field(default_factory=list)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def upstream_app(received: list[Received]) -> web.Application:
@@ -282,7 +274,7 @@ async def make_gateway(
     """Start a gateway; keyword arguments override top-level sections of the YAML."""
 
     async def make(**overrides: Any) -> Gateway:
-        data = gateway_yaml(upstream.url, f"http://127.0.0.1:{_free_port()}/graphql", **overrides)
+        data = gateway_yaml(upstream.url, f"http://127.0.0.1:{unused_port()}/graphql", **overrides)
         config = write_config(tmp_path, data)
         observer = RecordingObserver()
         client = await aiohttp_client(await create_app(config, observer=observer))

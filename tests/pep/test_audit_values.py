@@ -71,4 +71,5 @@ async def test_refusals_before_the_policy_record_no_audit_values(gateway: Gatewa
         (400, None, None, None, (), ()),
         (403, None, None, None, (), ()),
     ]
+    assert gateway.upstream.received == []
 

@@ -106,6 +106,7 @@ async def test_explain_gives_the_running_gateways_answer(gateway: Gateway, tmp_p
     message = None if response.status == 200 else answer["errors"][0]["message"]
     code = None if response.status == 200 else answer["errors"][0]["extensions"]["code"]
     assert (response.status, message) == case.expect, answer
+    assert len(gateway.upstream.received) == (1 if response.status == 200 else 0)
 
     claims = tmp_path / "claims.json"
     claims.write_text(json.dumps(jwt.decode(token, options={"verify_signature": False})))

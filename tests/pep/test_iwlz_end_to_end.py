@@ -41,7 +41,7 @@ async def test_ciz_notifies_zorgkantoor_and_the_upstream_answers(gateway: Gatewa
     assert response.status == 200
     assert len(gateway.upstream.received) == 1
     event = gateway.observer.decisions[-1]
-    assert (event.outcome, event.rule) == ("allow", event.rule)
+    assert (event.outcome, event.rule) == ("allow", "iwlz-notificatie")
     assert event.policy_version and event.policy_version.startswith("sha256:")
 
 
@@ -164,6 +164,7 @@ async def test_skipped_selection_is_still_decided_on_its_arguments(gateway: Gate
     variables["input"]["ontvangerID"] = "5152"
     response = await gateway.post(ZK_5151, {"query": query, "variables": variables}, token=token)
     assert response.status == 400
+    assert len(gateway.upstream.received) == 1  # the first, allowed request only
 
 
 async def test_two_operations_are_refused_even_when_operation_name_picks_one(

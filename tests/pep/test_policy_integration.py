@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import unused_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
@@ -43,7 +44,6 @@ from tests.pep.conftest import (
     GatewayFactory,
     RecordingObserver,
     RecordingUpstream,
-    _free_port,
     gateway_yaml,
     route,
     seed_notification,
@@ -159,7 +159,7 @@ async def metered_gateway(
     """
 
     async def make(**overrides: Any) -> Gateway:
-        data = gateway_yaml(upstream.url, f"http://127.0.0.1:{_free_port()}/graphql", **overrides)
+        data = gateway_yaml(upstream.url, f"http://127.0.0.1:{unused_port()}/graphql", **overrides)
         config = write_config(tmp_path, data)
         client = await aiohttp_client(await create_app(config))
         return Gateway(client, config, upstream, RecordingObserver())
@@ -232,6 +232,10 @@ async def test_watched_policy_change_is_enforced_and_shown_as_the_new_version(
     assert await metric(gateway, "nid_gateway_policy_loaded", version=new) == 1.0
     assert await metric(gateway, "nid_gateway_policy_loaded", version=old) == 0.0
     assert await metric(gateway, "nid_gateway_policy_reloads_total", outcome="ok") == 2.0
+    # Polling forwarded what the old set allowed; a refusal under the new set reaches nothing.
+    reached = len(upstream.received)
+    assert await status_of(gateway, token) == 400
+    assert len(upstream.received) == reached
 
 
 async def test_broken_policy_file_is_refused_and_the_old_set_keeps_serving(
@@ -321,6 +325,7 @@ async def test_sighup_reload_path_applies_a_changed_policy_without_watching(
     gateway.client.app[PEP].reload_policies()  # what the SIGHUP handler calls
     body = await refused_now(gateway, token)
     assert body is not None and body["errors"][0]["message"] == EVENT_TYPE_REFUSED
+    assert len(upstream.received) == 2  # the two allowed before the reload only
     first, *_, last = gateway.observer.decisions
     assert first.policy_version != last.policy_version
 
@@ -329,12 +334,12 @@ async def test_sighup_to_a_served_gateway_reloads_its_policies(
     upstream: RecordingUpstream, tmp_path: Path
 ) -> None:
     policies = copy_policies(tmp_path)
-    port = _free_port()
-    data = gateway_yaml(upstream.url, f"http://127.0.0.1:{_free_port()}/graphql",
+    port = unused_port()
+    data = gateway_yaml(upstream.url, f"http://127.0.0.1:{unused_port()}/graphql",
                         routes=[zk_route(upstream, policies)], policy={"watch": False})
     data["server"]["port"] = port
     # The policy versions are readiness detail: on the admin listener only.
-    admin_port = _free_port()
+    admin_port = unused_port()
     data["server"]["admin"] = {"host": "127.0.0.1", "port": admin_port}
     config = write_config(tmp_path, data)
     token = issue_token(config, KeyStore.load(config), "ciz", [NOTIFICATIE_5151],

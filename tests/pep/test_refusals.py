@@ -88,6 +88,7 @@ async def test_unknown_operation_name_is_no_operation_found(gateway: Gateway) ->
     response = await gateway.post(ZK_5151, body, token=ciz_token(gateway))
     error = await refusal(response, 400, "BAD_REQUEST")
     assert error["message"] == "No operation found to evaluate"
+    assert gateway.upstream.received == []
 
 
 async def test_two_operations_without_operation_name_are_refused(gateway: Gateway) -> None:
@@ -155,12 +156,14 @@ async def test_body_that_is_not_json_is_400(gateway: Gateway) -> None:
         headers={"Content-Type": "application/json"},
     )
     await refusal(response, 400, "BAD_REQUEST")
+    assert gateway.upstream.received == []
 
 
 async def test_refusal_is_plain_json_when_the_client_asks_for_it(gateway: Gateway) -> None:
     response = await gateway.post(ZK_5151, headers={"Accept": "application/json"})
     assert response.status == 401
     assert response.headers["Content-Type"].startswith("application/json")
+    assert gateway.upstream.received == []
 
 
 async def test_refusal_prefers_graphql_media_type_when_both_are_accepted(
@@ -168,7 +171,9 @@ async def test_refusal_prefers_graphql_media_type_when_both_are_accepted(
 ) -> None:
     accept = "application/graphql-response+json, application/json;q=0.9"
     response = await gateway.post(ZK_5151, headers={"Accept": accept})
+    assert response.status == 401
     assert response.headers["Content-Type"].startswith("application/graphql-response+json")
+    assert gateway.upstream.received == []
 
 
 async def test_refusal_carries_trace_headers_and_request_id(gateway: Gateway) -> None:
@@ -181,6 +186,7 @@ async def test_refusal_carries_trace_headers_and_request_id(gateway: Gateway) ->
     assert response.headers["traceparent"].startswith(f"00-{trace}-")
     assert response.headers["X-B3-TraceId"] == trace
     assert response.headers["X-Request-ID"] == "req-42"
+    assert gateway.upstream.received == []
 
 
 async def test_each_request_reports_exactly_one_decision(gateway: Gateway) -> None:
@@ -189,6 +195,7 @@ async def test_each_request_reports_exactly_one_decision(gateway: Gateway) -> No
     await gateway.post(ZK_5151, token=ciz_token(gateway))
     outcomes = [(e.outcome, e.status) for e in gateway.observer.decisions]
     assert outcomes == [("deny", 401), ("deny", 405), ("allow", 200)]
+    assert len(gateway.upstream.received) == 1  # the allowed one only
     event = gateway.observer.decisions[-1]
     assert event.client_id == "ciz"
     assert event.afzender == "KVK:62253778"

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import unused_port
 
-from tests.cli.test_serve_workers import LISTENING, REPO, free_port, write_serve_config
+from tests.cli.test_serve_workers import LISTENING, REPO, write_serve_config
 
 ROUTE = "/deelnemers/uzovi/5151/graphql"
 
@@ -81,7 +82,7 @@ class ServeFactory:
         limit; *upstream* is the route's upstream URL; *args* go to ``serve``."""
         directory = self.root / f"serve-{len(self.started)}"
         directory.mkdir()
-        port = free_port()
+        port = unused_port()
         path = write_serve_config(directory, port, upstream, **(observability or {}))
         config = json.loads(path.read_text())
         config["server"].update(server)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.test_serve_workers import free_port
+from aiohttp.test_utils import unused_port
 
 from .conftest import StartServe, get
 
 
 def test_readiness_detail_and_metrics_move_to_the_admin_listener(serve: StartServe) -> None:
-    admin_port = free_port()
+    admin_port = unused_port()
     gateway = serve(admin={"host": "127.0.0.1", "port": admin_port})
     gateway.wait_listening()
     assert f"nid-gateway admin listener on http://127.0.0.1:{admin_port}" in (

@@ -1,9 +1,10 @@
 """Malformed HTTP over raw sockets against the real ``serve`` process with the access log on:
-each is answered 400 (or the connection closed), logged in exactly one access line without
+each is answered 400, logged in exactly one access line without
 a traceback, and the gateway keeps serving."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -54,9 +55,8 @@ def sending(*parts: bytes, pause: float = 0.0) -> Any:
 
 
 def assert_refused_once(gateway: Serve, response: bytes, events: list[dict[str, Any]]) -> None:
-    assert response == b"" or response.startswith(b"HTTP/1.1 400 ") or response.startswith(
-        b"HTTP/1.0 400 "
-    ), response[:80]
+    # Answered, never just dropped (a request line it could not parse gets an HTTP/1.0 answer).
+    assert re.match(rb"HTTP/1\.[01] 400 ", response), response[:80]
     # (The token fetched for the split-body case logs its own lines: not part of the case.)
     (line,) = [
         e for e in events if e["event"] not in LIFECYCLE and e.get("path") != "/auth/token"

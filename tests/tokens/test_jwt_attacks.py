@@ -127,6 +127,7 @@ async def test_cached_token_is_still_checked_for_audience_per_route(gateway: Gat
     assert (await gateway.post(ZK_5151, token=token)).status == 200
     response = await gateway.post(ZK_5152, token=token)
     assert response.status == 401
+    assert len(gateway.upstream.received) == 1  # the request to the token's own route
 
 
 async def test_audience_list_containing_the_route_is_accepted(gateway: Gateway) -> None:
@@ -172,3 +173,4 @@ async def test_token_in_query_string_is_ignored(gateway: Gateway) -> None:
         f"{ZK_5151}?access_token={token}", json=seed_notification()
     )
     assert response.status == 401
+    assert gateway.upstream.received == []

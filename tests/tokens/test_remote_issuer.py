@@ -111,6 +111,7 @@ async def test_key_with_declared_alg_refuses_another_algorithm(
     gateway = await start(make_gateway, jwks)
     response = await gateway.post(ZK_5151, token=jwks.token("rsa", remote_payload(), alg="PS256"))
     assert response.status == 401
+    assert gateway.upstream.received == []
 
 
 async def test_unknown_kid_triggers_a_refresh_that_finds_a_rotated_key(
@@ -138,6 +139,7 @@ async def test_refresh_on_unknown_kid_is_rate_limited(
     # Startup fetch + one refresh; the other unknown kids waited for the interval.
     assert jwks.fetches == 2
     assert (IDP, "rate_limited") in gateway.observer.jwks
+    assert gateway.upstream.received == []
 
 
 async def test_last_good_key_set_is_kept_when_the_endpoint_fails(
@@ -149,6 +151,7 @@ async def test_last_good_key_set_is_kept_when_the_endpoint_fails(
     unknown = jwt.encode(remote_payload(), new_ec_key(), algorithm="ES256",
                          headers={"kid": "k9", "typ": "at+jwt"})
     assert (await gateway.post(ZK_5151, token=unknown)).status == 401
+    assert gateway.upstream.received == []
     assert jwks.fetches == 2
     assert (IDP, "error") in gateway.observer.jwks
     response = await gateway.post(ZK_5151, token=jwks.token("k1", remote_payload()))
@@ -162,6 +165,7 @@ async def test_remote_key_cannot_sign_for_the_builtin_issuer(
     gateway = await start(make_gateway, jwks)
     token = jwks.token("k1", claims(ZK_5151))  # iss = the gateway itself
     assert (await gateway.post(ZK_5151, token=token)).status == 401
+    assert gateway.upstream.received == []
 
 
 def aggregated(nested: str) -> dict[str, Any]:
@@ -208,6 +212,7 @@ async def test_aggregated_claim_from_an_untrusted_issuer_is_refused(
     nested = jwks.token("k1", {"iss": "https://elsewhere.example", "kvk": "62253778"})
     response = await gateway.post(ZK_5151, token=sign_with_gateway_key(gateway, aggregated(nested)))
     assert response.status == 401
+    assert gateway.upstream.received == []
 
 
 async def test_aggregated_claim_with_a_key_rotated_in_later_is_fetched(
@@ -249,6 +254,7 @@ async def test_periodic_refresh_stops_a_withdrawn_key_and_its_cached_tokens(
     assert refused.status == 401
     reason = (await refused.json())["errors"][0]["extensions"]["reason"]
     assert reason == ("unknown_kid" if change == "withdrawn" else "bad_signature")
+    assert len(gateway.upstream.received) == 1  # the request before the refresh only
     fresh = jwks.token(new_kid, remote_payload(jti="new"))
     assert (await gateway.post(ZK_5151, token=fresh)).status == 200
 

@@ -12,7 +12,14 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
-from tests.pep.conftest import ZK_5151, Gateway, gateway_yaml, seed_notification, write_config
+from tests.pep.conftest import (
+    ZK_5151,
+    Gateway,
+    RecordingUpstream,
+    gateway_yaml,
+    seed_notification,
+    write_config,
+)
 from tests.rawhttp import RawResponse, raw_post
 from tests.tokens.forge import claims, sign_with_gateway_key
 
@@ -86,10 +93,11 @@ async def test_bearer_token_with_a_non_ascii_byte_is_unauthenticated(
 
 
 async def test_non_ascii_bearer_token_logs_one_decision_line_without_traceback(
-    tmp_path: Path, aiohttp_server: Any, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, aiohttp_server: Any, upstream: RecordingUpstream,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The whole gateway with its real observer, logging as `serve` does (no access log).
-    data = gateway_yaml("http://127.0.0.1:9", "http://127.0.0.1:9/graphql")
+    data = gateway_yaml(upstream.url, "http://127.0.0.1:9/graphql")
     data["observability"] = {"log_format": "json", "log_level": "info"}
     server = await aiohttp_server(await create_app(write_config(tmp_path, data)), access_log=None)
     capsys.readouterr()
@@ -99,3 +107,4 @@ async def test_non_ascii_bearer_token_logs_one_decision_line_without_traceback(
     assert [(x["event"], x["outcome"], x["status"]) for x in lines] == [("decision", "deny", 401)]
     assert lines[0]["reason"] == "malformed"
     assert "Traceback" not in output.out + output.err
+    assert upstream.received == []
