@@ -19,7 +19,7 @@ from typing import Any
 from gateway.config.claims import default_claim_mapping
 from gateway.errors import Refusal
 from gateway.facts import DecisionInput, RouteFacts
-from gateway.graphql import facts_from_request
+from gateway.graphql.offline import facts_from_request
 from gateway.policy.decision import AuditFacts, Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import LoadIssue, PolicyLoadError
