@@ -1,6 +1,6 @@
 """Offline tools for security officers: run policy test files (``policy test``) as the
 policy decision point decides, and print decisions (``policy explain``, whose route gates
-live in :mod:`gateway.policy.explain`).
+live in :mod:`gateway.pep.explain`).
 
 A test case's request is analysed by the gateway's own GraphQL analyser and its caller's
 claims mapped by the gateway's claim mapping; an analyser refusal (``MultipleOperations``,
