@@ -6,11 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.appkeys import CONFIG, KEYSTORE, OBSERVER
-from gateway.authserver import setup_authserver
 from gateway.authserver.keys import KeyStore
+from gateway.authserver.setup import setup_authserver
 from gateway.config.model import GatewayConfig
-from gateway.observability import setup_observability
 from gateway.observability.events import Observer
+from gateway.observability.setup import setup_observability
 from gateway.pep import setup_pep
 
 

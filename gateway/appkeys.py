@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.config.appkey import CONFIG
+
 if TYPE_CHECKING:
     from gateway.authserver.keys import KeyStore
-    from gateway.config.model import GatewayConfig
     from gateway.observability.events import Observer
 
-CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config")
+__all__ = ["CONFIG", "KEYSTORE", "OBSERVER"]
+
 KEYSTORE: web.AppKey[KeyStore] = web.AppKey("keystore")
 OBSERVER: web.AppKey[Observer] = web.AppKey("observer")

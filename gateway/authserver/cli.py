@@ -10,7 +10,8 @@ from typing import Any
 
 from gateway.authserver.keys import KeyStore, KeyStoreError, generate_key
 from gateway.authserver.tokens import TokenRequestError, issue_token
-from gateway.config import ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.loader import load_config
 from gateway.config.secrets import generate_secret, hash_secret
 
 

@@ -35,9 +35,9 @@ from gateway.authserver.bruteforce import Blocked, FailureLimiter
 from gateway.authserver.clients import RegisteredClient, ReplayCache
 from gateway.authserver.credentials import MalformedCredentials, basic_credentials, check_secret
 from gateway.authserver.keys import KeyStore
-from gateway.authserver.subjects import certificate_subject
 from gateway.authserver.tokens import IssuedToken, TokenIssuer, TokenRequestError
 from gateway.config.model import GatewayConfig
+from gateway.config.subjects import certificate_subject
 from gateway.observability.events import Observer, TokenEvent
 
 TOKEN_PATH = "/auth/token"

@@ -758,7 +758,7 @@ class _Loader:
                 "tls_client_auth needs server.tls with client_ca_file",
                 "TLS must end at the gateway",
             )
-        from gateway.authserver.subjects import normalise_subject
+        from gateway.config.subjects import normalise_subject
 
         try:
             return normalise_subject(value.string())

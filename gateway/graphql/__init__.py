@@ -11,16 +11,8 @@ the policy decides on.
   explain``, policy tests).
 """
 
-from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
-
-from graphql import GraphQLSchema
-
-from gateway.config.model import GraphQLLimits
-from gateway.facts import OperationFacts
 from gateway.graphql.analyser import Analyser
+from gateway.graphql.offline import facts_from_request
 from gateway.graphql.request import GraphQLRequest, parse_graphql_request, request_from_mapping
 from gateway.graphql.schema import (
     BUNDLED_SCHEMA,
@@ -41,18 +33,3 @@ __all__ = [
     "request_from_mapping",
 ]
 
-
-def facts_from_request(
-    payload: Mapping[str, Any] | GraphQLRequest,
-    *,
-    schema: GraphQLSchema | None = None,
-    limits: GraphQLLimits | None = None,
-) -> OperationFacts:
-    """Analyse one request (a decoded ``{"query", "variables", "operationName"}`` object
-    or a :class:`GraphQLRequest`) without a cache, exactly as the gateway would.
-
-    For offline tools and policy test cases; raises the same refusals as the PEP.
-    """
-    request = payload if isinstance(payload, GraphQLRequest) else request_from_mapping(payload)
-    analyser = Analyser(limits or GraphQLLimits(), cache_size=0, schema=schema)
-    return analyser.analyse(request)

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gateway.appkeys import CONFIG
+from gateway.config.appkey import CONFIG
 from gateway.observability.health import READINESS_CHECKS, ReadinessCheck
 from gateway.observability.logs import get_logger
 from gateway.observability.metrics import OTHER, GatewayMetrics

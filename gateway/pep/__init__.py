@@ -4,7 +4,8 @@ Each step is its own module (:mod:`~gateway.pep.authenticate`, :mod:`~gateway.pe
 :mod:`~gateway.pep.decide`, :mod:`~gateway.pep.forward`); :mod:`~gateway.pep.gates` holds
 one route's analyse, scope and policy gates (shared with ``policy explain``),
 :mod:`~gateway.pep.pipeline` runs them for one route, :mod:`~gateway.pep.setup` builds the
-routes from the config.
+routes from the config, :mod:`~gateway.pep.explain` runs the gates offline for ``policy
+explain``.
 """
 
 from gateway.pep.gates import RouteGates, route_facts

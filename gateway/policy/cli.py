@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.pep.explain import configured_route, explain, option_route, parse_scopes
 from gateway.policy.errors import PolicyLoadError
-from gateway.policy.explain import configured_route, explain, option_route, parse_scopes
 from gateway.policy.loader import check_policy_set
 from gateway.policy.tooling import ToolError, decision_json, decision_text, load_json, run_tests
 

@@ -1,6 +1,6 @@
 """Offline tools for security officers: run policy test files (``policy test``) as the
 policy decision point decides, and print decisions (``policy explain``, whose route gates
-live in :mod:`gateway.policy.explain`).
+live in :mod:`gateway.pep.explain`).
 
 A test case's request is analysed by the gateway's own GraphQL analyser and its caller's
 claims mapped by the gateway's claim mapping; an analyser refusal (``MultipleOperations``,
@@ -19,7 +19,7 @@ from typing import Any
 from gateway.config.claims import default_claim_mapping
 from gateway.errors import Refusal
 from gateway.facts import DecisionInput, RouteFacts
-from gateway.graphql import facts_from_request
+from gateway.graphql.offline import facts_from_request
 from gateway.policy.decision import AuditFacts, Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import LoadIssue, PolicyLoadError

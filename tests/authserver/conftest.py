@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from gateway.authserver import setup_authserver
 from gateway.authserver.keys import KeyStore, generate_key
+from gateway.authserver.setup import setup_authserver
 from gateway.config import load_config
 from gateway.config.model import GatewayConfig
 from gateway.config.secrets import hash_secret

@@ -14,8 +14,8 @@ from aiohttp import web
 from gateway.appkeys import CONFIG, OBSERVER
 from gateway.config import load_config
 from gateway.config.model import GatewayConfig
-from gateway.observability import setup_observability
 from gateway.observability.events import DecisionEvent
+from gateway.observability.setup import setup_observability
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTE = "/deelnemers/uzovi/5151/graphql"

@@ -59,7 +59,7 @@ async def test_readyz_without_checks_is_ready_when_config_loaded(
 async def test_readyz_without_config_is_not_ready(
     aiohttp_client: AiohttpClient, write_config: Callable[..., GatewayConfig]
 ) -> None:
-    from gateway.observability import setup_observability
+    from gateway.observability.setup import setup_observability
 
     app = web.Application()
     setup_observability(app, write_config())  # CONFIG never stored on the app

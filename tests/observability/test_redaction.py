@@ -12,8 +12,14 @@ from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpServer
 
 from gateway.config.model import GatewayConfig
-from gateway.observability import GatewayAccessLogger, redact_text, redact_value
-from gateway.observability.redact import _PATTERN, REDACTED, may_hold_secret
+from gateway.observability.http import GatewayAccessLogger
+from gateway.observability.redact import (
+    _PATTERN,
+    REDACTED,
+    may_hold_secret,
+    redact_text,
+    redact_value,
+)
 
 from .conftest import json_lines, observability_app
 

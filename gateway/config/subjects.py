@@ -1,4 +1,8 @@
-"""Certificate subjects for ``tls_client_auth``: one canonical text per distinguished name."""
+"""Certificate subjects for ``tls_client_auth``: one canonical text per distinguished name.
+
+In config because loading checks ``tls_subject`` with it; the token endpoint compares the
+presented certificate in the same form.
+"""
 
 from __future__ import annotations
 
