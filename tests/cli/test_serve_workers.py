@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.authserver.keys import generate_key
 from gateway.examples.resource_server import create_resource_server_app
-from gateway.server_cli import seed_003_request
+from gateway.serving.demo import seed_003_request
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTE = "/deelnemers/uzovi/5151/graphql"
