@@ -1,8 +1,9 @@
 """``serve --workers N``: a pre-fork supervisor. N forked processes share the port through
 SO_REUSEPORT; their metrics are aggregated by prometheus_client's multiprocess mode.
 
-Why not gunicorn with aiohttp's ``GunicornWebWorker``: see "Workers" in docs/operations.md
-(the decision record).
+Why not gunicorn with aiohttp's ``GunicornWebWorker``: docs/operations.md, "Why not gunicorn
+with aiohttp's worker" (the decision record: what this supervisor does that gunicorn would
+also do, and what not).
 """
 
 from __future__ import annotations
