@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gateway import __version__, server_cli
+    from gateway import __version__
     from gateway.authserver import cli as authserver_cli
     from gateway.policy import cli as policy_cli
+    from gateway.serving import demo, serve
 
     parser = argparse.ArgumentParser(
         prog="nid-gateway",
@@ -18,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nid-gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    server_cli.register(sub)  # serve, demo
+    serve.register(sub)  # serve [--workers N]
+    demo.register(sub)  # demo
     policy_cli.register(sub)  # policy check|test|explain
     authserver_cli.register(sub)  # token issue, keys generate
     return parser

@@ -1,2 +1,2 @@
 """The HTTP server around the gateway app: per-connection deadlines, a connection limit,
-graceful shutdown. ``gateway.server_cli`` starts it; nothing is re-exported here."""
+graceful shutdown. ``gateway.serving.lifecycle`` starts it; nothing is re-exported here."""

@@ -27,7 +27,7 @@ from gateway.config.model import GatewayConfig
 from gateway.config.secrets import parse_secret_hash, verify_secret
 from gateway.graphql import BUNDLED_SCHEMA
 from gateway.observability.http import healthz_handler
-from gateway.server_cli import build_ssl_context
+from gateway.serving.lifecycle import build_ssl_context
 
 REPO = Path(__file__).resolve().parents[2]
 SHARE = "/usr/share/nid-gateway"

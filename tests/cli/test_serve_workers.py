@@ -27,9 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.authserver.keys import generate_key
 from gateway.examples.resource_server import create_resource_server_app
-from gateway.server_cli import seed_003_request
+from gateway.serving.demo import load_demo_request
 
 REPO = Path(__file__).resolve().parents[2]
+ALLOWED = REPO / "config" / "demo" / "requests" / "allowed.json"  # the seed 003 example
 ROUTE = "/deelnemers/uzovi/5151/graphql"
 SCOPE = "organisaties/zorgkantoor/notificaties/notificatie:create"
 LISTENING = re.compile(r"^nid-gateway listening on .* \(pid (\d+)\)$", re.M)
@@ -207,7 +208,7 @@ async def test_two_workers_share_the_port_aggregate_metrics_and_stop_on_sigterm(
         for token in issued[:allowed]:
             async with session.post(
                 served.base + ROUTE,
-                json=seed_003_request(),
+                json=load_demo_request(ALLOWED),
                 headers={"Authorization": f"Bearer {token}"},
             ) as resp:
                 body = await resp.json()
@@ -277,7 +278,7 @@ async def test_access_log_switch_logs_requests_without_credentials(
         token = await get_token(session, served.base)
         async with session.post(
             served.base + ROUTE,
-            json=seed_003_request(),
+            json=load_demo_request(ALLOWED),
             headers={"Authorization": f"Bearer {token}", "User-Agent": "access-log-test"},
         ) as resp:
             assert resp.status == 200

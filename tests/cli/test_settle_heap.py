@@ -1,4 +1,4 @@
-"""Serving processes settle their heap once started (see gateway.server_cli.settle_heap)."""
+"""Serving processes settle their heap once started (see gateway.serving.lifecycle.settle_heap)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.server_cli import GC_YOUNG_THRESHOLD, settle_heap
+from gateway.serving.lifecycle import GC_YOUNG_THRESHOLD, settle_heap
 
 
 @pytest.fixture

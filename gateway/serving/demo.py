@@ -1,0 +1,175 @@
+"""``nid-gateway demo``: the gateway with the demo configuration (``config/demo/``) in front
+of one bundled example resource server per route, on 127.0.0.1, printing paste-ready curls
+for a token, an allowed and a refused notification. Ctrl-C stops everything.
+
+What the demo prints and sends is data in ``config/demo/``, found like its ``gateway.yaml``
+(the source tree, else the current directory):
+
+- ``curls.txt``: the text printed once serving, a :meth:`str.format` template; Python fills
+  in ``{base}`` (the public URL), ``{routes}`` and the shell-quoted request bodies
+  ``{allowed}`` and ``{refused}``.
+- ``requests/allowed.json``, ``requests/refused.json``: a GraphQL request whose
+  ``query_file`` and ``variables_file`` name files bundled in ``gateway/examples/`` (the
+  seed 003 example, also the test fixtures: one copy) and whose ``variables``, when present,
+  replace single variables of ``variables_file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gateway.config import ConfigError, load_config
+from gateway.config.model import GatewayConfig
+from gateway.serving.lifecycle import run, start_gateway, wait_for_stop
+
+DEMO_DIR = Path("config") / "demo"
+DEMO_CONFIG = DEMO_DIR / "gateway.yaml"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+"""The package's bundled examples (package data): where request files find their query."""
+
+_REQUEST_KEYS = frozenset({"query_file", "operationName", "variables_file", "variables"})
+
+
+class DemoFileError(Exception):
+    """A demo text file under ``config/demo/`` is missing or malformed; names the file."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DemoTexts:
+    """What the demo prints: the curl template and the two requests it shows."""
+
+    curls: str
+    allowed: dict[str, Any]
+    refused: dict[str, Any]
+
+
+def register(sub: Any) -> None:
+    """Add ``demo`` to the ``nid-gateway`` parser."""
+    demo = sub.add_parser(
+        "demo", help="run the demo: gateway + example resource servers on 127.0.0.1"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    demo.add_argument(
+        "--upstream", help="forward every demo route to URL instead of the example servers"
+    )
+    demo.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    demo.set_defaults(handler=_demo)
+
+
+def find_demo_dir() -> Path | None:
+    """``config/demo/`` of the source tree (or of the current directory): the folder that
+    holds the demo's ``gateway.yaml``."""
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
+        candidate = base / DEMO_DIR
+        if (candidate / "gateway.yaml").is_file():
+            return candidate
+    return None
+
+
+def load_demo_texts(demo_dir: Path) -> DemoTexts:
+    """Read ``curls.txt`` and ``requests/{allowed,refused}.json`` of *demo_dir*."""
+    try:
+        curls = (demo_dir / "curls.txt").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DemoFileError(f"{demo_dir / 'curls.txt'}: {exc.strerror}") from exc
+    requests = demo_dir / "requests"
+    return DemoTexts(
+        curls=curls,
+        allowed=load_demo_request(requests / "allowed.json"),
+        refused=load_demo_request(requests / "refused.json"),
+    )
+
+
+def load_demo_request(path: Path) -> dict[str, Any]:
+    """The GraphQL request (``query``, ``operationName``, ``variables``) that the request
+    file *path* describes; :class:`DemoFileError` naming the file if it cannot."""
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(spec, dict) or not _REQUEST_KEYS.issuperset(spec):
+            raise DemoFileError(f"{path}: expected an object with keys {sorted(_REQUEST_KEYS)}")
+        variables: dict[str, Any] = {}
+        if "variables_file" in spec:
+            variables = json.loads((EXAMPLES / spec["variables_file"]).read_text("utf-8"))
+        overrides = spec.get("variables", {})
+        if not isinstance(variables, dict) or not isinstance(overrides, dict):
+            raise DemoFileError(f"{path}: variables must be JSON objects")
+        variables.update(overrides)
+        query = (EXAMPLES / spec["query_file"]).read_text(encoding="utf-8")
+        operation_name = spec["operationName"]
+    except KeyError as exc:
+        raise DemoFileError(f"{path}: {exc.args[0]} is required") from exc
+    except OSError as exc:
+        raise DemoFileError(f"{path}: {exc.filename}: {exc.strerror}") from exc
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        raise DemoFileError(f"{path}: {exc}") from exc
+    return {"query": query, "operationName": operation_name, "variables": variables}
+
+
+def _demo(args: argparse.Namespace) -> int:
+    demo_dir = find_demo_dir()
+    if demo_dir is None:
+        print(f"error: {DEMO_CONFIG} not found (run from the source tree)", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(
+            args.config or demo_dir / "gateway.yaml", port=args.port, upstream=args.upstream
+        )
+        texts = load_demo_texts(demo_dir)
+    except (ConfigError, DemoFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run(lambda: _demo_main(config, texts, bundled=args.upstream is None))
+
+
+async def start_example_servers(config: GatewayConfig) -> tuple[GatewayConfig, list[web.AppRunner]]:
+    """Start one example resource server per route on a free loopback port and point the
+    routes at them; returns the new configuration and the runners to clean up."""
+    from gateway.examples.resource_server import create_resource_server_app
+
+    runners: list[web.AppRunner] = []
+    routes = []
+    for route in config.routes:
+        name = route.deelnemer.name or f"{route.deelnemer.id_type} {route.deelnemer.id}"
+        runner = web.AppRunner(
+            create_resource_server_app(name), access_log=None, handle_signals=False
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        routes.append(dataclasses.replace(route, upstream=f"http://127.0.0.1:{port}/graphql"))
+    return dataclasses.replace(config, routes=tuple(routes)), runners
+
+
+async def _demo_main(config: GatewayConfig, texts: DemoTexts, *, bundled: bool) -> int:
+    runners: list[web.AppRunner] = []
+    try:
+        if bundled:
+            config, runners = await start_example_servers(config)
+        runners += await start_gateway(config, config.server.host, config.server.port)
+        print(demo_instructions(config, texts), flush=True)
+        await wait_for_stop()
+        print("\nstopping", file=sys.stderr)
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+    return 0
+
+
+def demo_instructions(config: GatewayConfig, texts: DemoTexts) -> str:
+    """Paste-ready curl commands for the running demo: ``curls.txt`` filled in for *config*."""
+    return texts.curls.format(
+        base=config.public_url,
+        routes="\n".join(f"  {r.path} -> {r.upstream}" for r in config.routes),
+        allowed=shlex.quote(json.dumps(texts.allowed)),
+        refused=shlex.quote(json.dumps(texts.refused)),
+    )

@@ -1,0 +1,74 @@
+"""``nid-gateway serve``: run the gateway and authorization server as configured, in one
+process or, with ``--workers N``, in N forked workers (:mod:`gateway.serving.workers`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.config import ConfigError, load_config
+from gateway.config.model import GatewayConfig
+from gateway.serving.lifecycle import run, serve_until_stopped
+from gateway.serving.workers import multiprocess_metrics_dir, serve_workers
+
+
+def register(sub: Any) -> None:
+    """Add ``serve`` to the ``nid-gateway`` parser."""
+    serve = sub.add_parser("serve", help="run the gateway and authorization server as configured")
+    serve.add_argument("--config", required=True, type=Path, help="gateway.yaml")
+    serve.add_argument("--host", help="listen address (default: server.host)")
+    serve.add_argument("--port", type=int, help="listen port (default: server.port)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
+    )
+    serve.add_argument("--log-format", choices=("json", "console"), help="override log_format")
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        return _serve_config(args)
+    # Set before the configuration (and anything that imports prometheus_client) is loaded.
+    with multiprocess_metrics_dir():
+        return _serve_config(args)
+
+
+def _load(args: argparse.Namespace, **overrides: Any) -> GatewayConfig | None:
+    try:
+        config = load_config(args.config, **overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    fmt = getattr(args, "log_format", None)
+    if fmt:
+        config = dataclasses.replace(
+            config, observability=dataclasses.replace(config.observability, log_format=fmt)
+        )
+    return config
+
+
+def _serve_config(args: argparse.Namespace) -> int:
+    config = _load(args, port=args.port)
+    if config is None:
+        return 2
+    if args.workers > 1 and config.server.port == 0:
+        print("error: --workers needs a fixed port (server.port or --port)", file=sys.stderr)
+        return 2
+    host = args.host or config.server.host
+    from gateway.authserver.keys import KeyStore, KeyStoreError
+
+    try:
+        # Load (and in the demo, generate) keys once before any fork, so workers agree.
+        KeyStore.load(config)
+    except KeyStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        return run(lambda: serve_until_stopped(config, host, reuse_port=False))
+    return serve_workers(config, host, args.workers)

@@ -1,0 +1,148 @@
+"""What ``nid-gateway demo`` prints is the files under ``config/demo/``: the curl text is
+``curls.txt`` filled in, the allowed request is seed 003's example exactly, the refused one
+differs only in ``afzenderID``; pasted into a shell, the printed curls get those answers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import load_config
+from gateway.serving.demo import (
+    DemoFileError,
+    demo_instructions,
+    load_demo_request,
+    load_demo_texts,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_DIR = REPO / "config" / "demo"
+EXAMPLES = REPO / "gateway" / "examples"
+BASE = "http://127.0.0.1:8080"
+
+
+def seed_003_example(**variables: str) -> dict[str, Any]:
+    """The example request of seed 003 (RFC0008) section 3.5, with *variables* replaced."""
+    values = json.loads((EXAMPLES / "seed_003_variables.json").read_text(encoding="utf-8"))
+    return {
+        "query": (EXAMPLES / "seed_003_example.graphql").read_text(encoding="utf-8"),
+        "operationName": "zendNotificatie",
+        "variables": {**values, **variables},
+    }
+
+
+def printed_bodies(text: str) -> list[Any]:
+    """The JSON bodies (``-d '{...}'``) of the curls in *text*, in order."""
+    bodies = []
+    for line in text.splitlines():
+        words = shlex.split(line.rstrip(" \\"), comments=True)
+        bodies += [
+            json.loads(value)
+            for flag, value in itertools.pairwise(words)
+            if flag == "-d" and value.startswith("{")
+        ]
+    return bodies
+
+
+def demo_text() -> str:
+    config = load_config(DEMO_DIR / "gateway.yaml", port=8080, upstream="http://127.0.0.1:9/")
+    return demo_instructions(config, load_demo_texts(DEMO_DIR))
+
+
+def test_the_demo_prints_seed_003_as_allowed_and_another_afzender_as_refused() -> None:
+    allowed, refused = printed_bodies(demo_text())
+    assert allowed == seed_003_example()
+    assert refused == seed_003_example(afzenderID="99999999")
+
+
+def test_every_line_of_curls_txt_is_printed_with_the_base_url_filled_in() -> None:
+    printed = demo_text().splitlines()
+    template = (DEMO_DIR / "curls.txt").read_text(encoding="utf-8").splitlines()
+    for line in template:
+        if not any(f"{{{name}}}" in line for name in ("routes", "allowed", "refused")):
+            assert line.replace("{base}", BASE) in printed
+
+
+def test_a_request_file_without_its_query_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "allowed.json"
+    path.write_text('{"operationName": "zendNotificatie"}', encoding="utf-8")
+    with pytest.raises(DemoFileError, match=re.escape("allowed.json: query_file is required")):
+        load_demo_request(path)
+
+
+def test_a_request_file_with_an_unknown_key_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "refused.json"
+    path.write_text('{"query": "{ x }", "operationName": "x"}', encoding="utf-8")
+    with pytest.raises(DemoFileError, match=re.escape("refused.json: expected an object")):
+        load_demo_request(path)
+
+
+def read_until_printed(proc: subprocess.Popen[str], last: str, timeout: float = 60) -> str:
+    """stdout of *proc* up to the end of the command on the line starting with *last*."""
+    assert proc.stdout is not None
+    stdout, lines = proc.stdout, queue.Queue[str]()
+
+    def pump() -> None:  # a thread: readline cannot time out
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline, text, seen = time.monotonic() + timeout, "", False
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError("demo did not print its curls:\n" + text) from None
+        text += line
+        if seen and not line.rstrip().endswith("\\"):
+            return text
+        seen = seen or line.startswith(last)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_the_printed_curls_pasted_into_a_shell_are_allowed_and_refused() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        text = read_until_printed(proc, "# 3.")
+        # Paragraphs: the token command, then the allowed and the refused request.
+        token, allowed, refused = text[text.index("TOKEN=$(") :].strip().split("\n\n")
+        answers = [
+            subprocess.run(
+                ["bash", "-c", f"{token}\n{command}\n"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout
+            for command in (allowed, refused)
+        ]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+    assert json.loads(answers[0])["data"]["zendNotificatie"]["notificatieID"]
+    (error,) = json.loads(answers[1])["errors"]
+    assert error["extensions"]["reason"] == "afzender_id is not valid"
