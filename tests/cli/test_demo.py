@@ -9,7 +9,6 @@ import json
 import queue
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -113,7 +112,6 @@ def read_until_printed(proc: subprocess.Popen[str], last: str, timeout: float = 
         seen = seen or line.startswith(last)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_the_printed_curls_pasted_into_a_shell_are_allowed_and_refused() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

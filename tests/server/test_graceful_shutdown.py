@@ -11,17 +11,23 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.server_cli import seed_003_request
-from tests.cli.test_serve_workers import fresh_session, get_token
+from gateway.serving.demo import DEMO_DIR, load_demo_request
+from tests.cli.test_serve_workers import REPO, fresh_session, get_token
 
 from .conftest import ROUTE, Serve, StartServe, connect, read_until_closed
 from .test_slow_clients import pep_request_head
+
+
+def seed_003_request() -> dict[str, Any]:
+    """The seed 003 example request, as the demo sends it."""
+    return load_demo_request(REPO / DEMO_DIR / "requests" / "allowed.json")
 
 CONCURRENT = 20
 
