@@ -15,6 +15,7 @@ from gateway.authserver.keys import KeyStore
 from gateway.cli import main
 from gateway.config import load_config
 from gateway.config.secrets import parse_secret_hash, verify_secret
+from tests.cli.demo_process import start_demo
 
 from ..authserver.conftest import AUDIENCE, SCOPE, write_deployment
 
@@ -161,21 +162,11 @@ def test_console_entry_point_runs_in_a_subprocess(tmp_path: Path) -> None:
 
 def test_demo_serves_tokens_and_stops_on_ctrl_c() -> None:
     import signal
-    import socket
     import time
     import urllib.parse
     import urllib.request
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc, port = start_demo()
     try:
         base = f"http://127.0.0.1:{port}"
         audience = f"{base}/deelnemers/uzovi/5151/graphql"

@@ -10,9 +10,7 @@ import queue
 import re
 import shlex
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from gateway.serving.demo import (
     load_demo_request,
     load_demo_texts,
 )
+from tests.cli.demo_process import start_demo
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "config" / "demo"
@@ -113,16 +112,7 @@ def read_until_printed(proc: subprocess.Popen[str], last: str, timeout: float = 
 
 
 def test_the_printed_curls_pasted_into_a_shell_are_allowed_and_refused() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc, _port = start_demo()
     try:
         text = read_until_printed(proc, "# 3.")
         # Paragraphs: the token command, then the allowed and the refused request.
