@@ -8,6 +8,7 @@ request before it reaches the upstream.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 
@@ -135,6 +136,16 @@ class UnsupportedContentEncoding(UnsupportedMediaType):
     """415 for a compressed body: answered with ``Accept-Encoding: identity``."""
 
     default_message = "Unsupported Content-Encoding: send the body uncompressed"
+
+
+def content_coding(values: Iterable[str]) -> str | None:
+    """The first content coding other than ``identity`` in the ``Content-Encoding`` header
+    *values*, or None: a body the gateway would have to decode to read (it never does)."""
+    for value in values:
+        for coding in value.split(","):
+            if coding.strip().lower() not in ("", "identity"):
+                return coding.strip()
+    return None
 
 
 class MethodNotAllowed(Refusal):

@@ -38,6 +38,7 @@ from gateway.authserver.keys import KeyStore
 from gateway.authserver.tokens import IssuedToken, TokenIssuer, TokenRequestError
 from gateway.config.model import GatewayConfig
 from gateway.config.subjects import certificate_subject
+from gateway.errors import content_coding
 from gateway.observability.events import Observer, TokenEvent
 
 TOKEN_PATH = "/auth/token"
@@ -310,10 +311,10 @@ async def read_parameters(request: web.Request) -> dict[str, str]:
     """Token request parameters from a form or JSON body; each parameter at most once."""
     if request.content_length is not None and request.content_length > MAX_TOKEN_REQUEST_BYTES:
         raise RequestBodyError("request body too large")
-    for coding in ",".join(request.headers.getall("Content-Encoding", ())).split(","):
-        # Refused before a byte is read: a corrupt compressed body never reaches a decoder.
-        if coding.strip().lower() not in ("", "identity"):
-            raise RequestBodyError(f"Content-Encoding {coding.strip()!r} is not accepted")
+    # Refused before a byte is read: a corrupt compressed body never reaches a decoder.
+    coding = content_coding(request.headers.getall("Content-Encoding", ()))
+    if coding is not None:
+        raise RequestBodyError(f"Content-Encoding {coding!r} is not accepted")
     chunks: list[bytes] = []
     size = 0
     # The whole body, however many segments it arrives in (read(n) returns the first only).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.errors import PayloadTooLarge, UnsupportedContentEncoding
+from gateway.errors import PayloadTooLarge, UnsupportedContentEncoding, content_coding
 from gateway.facts import OperationFacts
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.request import parse_graphql_request
@@ -28,12 +28,11 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 def check_content_encoding(request: web.Request) -> None:
     """Refuse a body with a content coding (``415``, RFC 9110 section 15.5.16)."""
-    for value in request.headers.getall("Content-Encoding", ()):
-        for coding in value.split(","):
-            if coding.strip().lower() not in ("", "identity"):
-                raise UnsupportedContentEncoding(
-                    f"Unsupported Content-Encoding {coding.strip()!r}: send the body "
-                    "uncompressed", reason="unsupported_content_encoding")
+    coding = content_coding(request.headers.getall("Content-Encoding", ()))
+    if coding is not None:
+        raise UnsupportedContentEncoding(
+            f"Unsupported Content-Encoding {coding!r}: send the body uncompressed",
+            reason="unsupported_content_encoding")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
