@@ -35,7 +35,12 @@ from gateway.authserver.bruteforce import Blocked, FailureLimiter
 from gateway.authserver.clients import RegisteredClient, ReplayCache
 from gateway.authserver.credentials import MalformedCredentials, basic_credentials, check_secret
 from gateway.authserver.keys import KeyStore
-from gateway.authserver.tokens import IssuedToken, TokenIssuer, TokenRequestError
+from gateway.authserver.tokens import (
+    IssuedToken,
+    TokenIssuer,
+    TokenRequestError,
+    requested_audience,
+)
 from gateway.config.model import GatewayConfig
 from gateway.config.subjects import certificate_subject
 from gateway.errors import content_coding
@@ -151,7 +156,7 @@ class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
             request.issued = server.issuer.issue(
                 client.config,
                 (data.get("scope") or "").split(),
-                data.get("audience"),
+                requested_audience(data.get("audience"), data.get("resource")),
                 data.get("actor") or None,
             )
         except TokenRequestError as exc:
@@ -412,7 +417,7 @@ class TokenEndpoint:
             await self.failures.failed(event.client_id, address)
         event.duration_ms = (time.perf_counter() - started) * 1000
         event.scopes = tuple((params.get("scope") or "").split())
-        event.audience = params.get("audience")
+        event.audience = params.get("audience") or params.get("resource")
         event.actor = params.get("actor")
         self.observer.token(event)
         return response

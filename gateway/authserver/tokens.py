@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.authserver.keys import KeyStore
 from gateway.config.model import ClientConfig, GatewayConfig
@@ -24,6 +25,25 @@ class TokenRequestError(Exception):
         self.error = error
         self.description = description
         self.status = status
+
+
+def requested_audience(audience: str | None, resource: str | None) -> str | None:
+    """The token's audience: the ``audience`` parameter or RFC 8707's ``resource``.
+
+    Either may name the route; both at once must name the same one. A ``resource`` must be an
+    absolute URI without a fragment (RFC 8707 §2), else ``invalid_target``. A repeated
+    parameter (two resources, one token) is refused before this, when the body is read.
+    """
+    if not resource:
+        return audience
+    parts = urlsplit(resource)
+    if not parts.scheme or not parts.netloc or "#" in resource:
+        raise TokenRequestError(
+            "invalid_target", "resource must be an absolute URI without a fragment"
+        )
+    if audience and audience != resource:
+        raise TokenRequestError("invalid_request", "audience and resource name different targets")
+    return resource
 
 
 @dataclass(frozen=True, slots=True)

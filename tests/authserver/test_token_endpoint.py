@@ -138,6 +138,49 @@ async def test_audience_not_allowed_is_invalid_target(auth_client: AuthClient) -
     assert (status, body["error"]) == (400, "invalid_target")
 
 
+async def test_rfc8707_resource_names_the_audience(auth_client: AuthClient) -> None:
+    data = {"grant_type": "client_credentials", "scope": SCOPE, "resource": AUDIENCE}
+    status, body, _ = await post(auth_client, data, headers=basic())
+    assert status == 200
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == AUDIENCE
+
+
+async def test_resource_and_audience_must_name_the_same_target(auth_client: AuthClient) -> None:
+    same = await post(auth_client, {**GRANT, "resource": AUDIENCE}, headers=basic())
+    assert same[0] == 200
+    status, body, _ = await post(auth_client, {**GRANT, "resource": OTHER_AUDIENCE}, headers=basic())
+    assert (status, body["error"], body["error_description"]) == (
+        400,
+        "invalid_request",
+        "audience and resource name different targets",
+    )
+
+
+async def test_resource_not_an_absolute_uri_is_invalid_target(auth_client: AuthClient) -> None:
+    for resource in ("deelnemers/graphql", f"{AUDIENCE}#frag"):
+        data = {"grant_type": "client_credentials", "scope": SCOPE, "resource": resource}
+        status, body, _ = await post(auth_client, data, headers=basic())
+        assert (status, body["error"]) == (400, "invalid_target"), resource
+
+
+async def test_resource_not_allowed_is_invalid_target(auth_client: AuthClient) -> None:
+    data = {"grant_type": "client_credentials", "scope": SCOPE, "resource": OTHER_AUDIENCE}
+    status, body, _ = await post(auth_client, data, headers=basic())
+    assert (status, body["error"]) == (400, "invalid_target")
+
+
+async def test_two_resources_are_refused(auth_client: AuthClient) -> None:
+    client, _ = auth_client
+    body = f"grant_type=client_credentials&scope={SCOPE}&resource={AUDIENCE}&resource={AUDIENCE}"
+    resp = await client.post(
+        "/auth/token",
+        data=body,
+        headers={**basic(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (resp.status, (await resp.json())["error"]) == (400, "invalid_request")
+
+
 async def test_scope_not_allowed_is_invalid_scope(auth_client: AuthClient) -> None:
     data = {**GRANT, "scope": f"{SCOPE} organisaties/zorgaanbieder/notificaties/notificatie:create"}
     status, body, _ = await post(auth_client, data, headers=basic())
