@@ -87,12 +87,14 @@ class GatewayObserver:
 
     # -- keys and policies ---------------------------------------------------------------
 
-    def jwks_refresh(self, issuer: str, outcome: str) -> None:
-        """One JWKS fetch of a trusted issuer."""
+    def jwks_refresh(self, issuer: str, outcome: str, cause: str | None = None) -> None:
+        """One JWKS fetch of a trusted issuer; *cause* says why one failed."""
         m = self.metrics
         m.jwks_refreshes.labels(m.issuer_label(issuer), m.kind_label(outcome)).inc()
-        log = self._log.info if outcome == "ok" else self._log.warning
-        log("jwks_refresh", issuer=issuer, outcome=outcome)
+        if outcome == "ok":
+            self._log.info("jwks_refresh", issuer=issuer, outcome=outcome)
+        else:
+            self._log.warning("jwks_refresh", issuer=issuer, outcome=outcome, cause=cause)
 
     def policy_reload(self, outcome: str, version: str | None) -> None:
         """A policy (re)load: ``ok`` (now enforcing *version*) or ``refused`` (kept the old)."""

@@ -87,7 +87,11 @@ class RemoteJwks:
             and self._last_attempt is not None
             and now - self._last_attempt < self.issuer.jwks_min_refresh_seconds
         ):
-            self._observer.jwks_refresh(self.issuer.issuer, "rate_limited")
+            self._observer.jwks_refresh(
+                self.issuer.issuer,
+                "rate_limited",
+                f"unknown kid, last fetch under {self.issuer.jwks_min_refresh_seconds:g} s ago",
+            )
             return False
         if not force:
             # Only kid-triggered refreshes count against the interval: a key rotated in
@@ -118,15 +122,15 @@ class RemoteJwks:
             await asyncio.sleep(period)
             try:
                 await self.refresh(session(), force=True)
-            except Exception:  # the refresher must outlive any one failure: retry next period
-                self._observer.jwks_refresh(self.issuer.issuer, "error")
+            except Exception as exc:  # the refresher outlives any one failure: retry next period
+                self._observer.jwks_refresh(self.issuer.issuer, "error", type(exc).__name__)
 
     async def _fetch(self, session: aiohttp.ClientSession) -> bool:
         try:
             keys = await self._download(session)
-        except JwksError:
+        except JwksError as exc:
             # Keep the last good set: an outage of the issuer must not lock out valid tokens.
-            self._observer.jwks_refresh(self.issuer.issuer, "error")
+            self._observer.jwks_refresh(self.issuer.issuer, "error", str(exc))
             return False
         withdrawn = [
             str(kid) for kid, old in self._keys.items()
@@ -149,7 +153,8 @@ class RemoteJwks:
                     raise JwksError(f"JWKS endpoint answered {response.status}")
                 body = await response.content.read(MAX_JWKS_BYTES + 1)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise JwksError(f"JWKS endpoint unreachable: {type(exc).__name__}") from exc
+            reason = str(exc) or type(exc).__name__
+            raise JwksError(f"JWKS endpoint unreachable: {reason}") from exc
         if len(body) > MAX_JWKS_BYTES:
             raise JwksError("JWKS document too large")
         try:

@@ -149,7 +149,8 @@ async def test_rfc8707_resource_names_the_audience(auth_client: AuthClient) -> N
 async def test_resource_and_audience_must_name_the_same_target(auth_client: AuthClient) -> None:
     same = await post(auth_client, {**GRANT, "resource": AUDIENCE}, headers=basic())
     assert same[0] == 200
-    status, body, _ = await post(auth_client, {**GRANT, "resource": OTHER_AUDIENCE}, headers=basic())
+    other = {**GRANT, "resource": OTHER_AUDIENCE}
+    status, body, _ = await post(auth_client, other, headers=basic())
     assert (status, body["error"], body["error_description"]) == (
         400,
         "invalid_request",

@@ -224,6 +224,7 @@ class RecordingObserver(NullObserver):
         self.decisions: list[DecisionEvent] = []
         self.upstream_errors: list[tuple[str, str]] = []
         self.jwks: list[tuple[str, str]] = []
+        self.jwks_causes: list[str | None] = []
 
     def decision(self, event: DecisionEvent) -> None:
         self.decisions.append(event)
@@ -231,8 +232,9 @@ class RecordingObserver(NullObserver):
     def upstream_error(self, route: str, kind: str) -> None:
         self.upstream_errors.append((route, kind))
 
-    def jwks_refresh(self, issuer: str, outcome: str) -> None:
+    def jwks_refresh(self, issuer: str, outcome: str, cause: str | None = None) -> None:
         self.jwks.append((issuer, outcome))
+        self.jwks_causes.append(cause)
 
 
 @dataclass

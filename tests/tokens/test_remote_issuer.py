@@ -139,6 +139,8 @@ async def test_refresh_on_unknown_kid_is_rate_limited(
     # Startup fetch + one refresh; the other unknown kids waited for the interval.
     assert jwks.fetches == 2
     assert (IDP, "rate_limited") in gateway.observer.jwks
+    causes = gateway.observer.jwks_causes
+    assert any(c and c.startswith("unknown kid, last fetch under") for c in causes)
     assert gateway.upstream.received == []
 
 
@@ -154,6 +156,7 @@ async def test_last_good_key_set_is_kept_when_the_endpoint_fails(
     assert gateway.upstream.received == []
     assert jwks.fetches == 2
     assert (IDP, "error") in gateway.observer.jwks
+    assert "JWKS endpoint answered 503" in gateway.observer.jwks_causes
     response = await gateway.post(ZK_5151, token=jwks.token("k1", remote_payload()))
     assert response.status == 200
 
