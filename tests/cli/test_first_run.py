@@ -9,10 +9,12 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -268,12 +270,11 @@ async def test_the_deelnemers_minimal_config_serves_an_nid_token(
         claims |= {"iss": issuer, "aud": f"http://127.0.0.1:{port}{ROUTE}", "iat": now,
                    "nbf": now, "exp": now + 300}
         token = jwt.encode(claims, pem.read_bytes(), "ES256", headers={"kid": pem.stem})
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
-                f"http://127.0.0.1:{port}{ROUTE}", json=seed_003_example(),
-                headers={"Authorization": f"Bearer {token}"},
-            ) as resp:
-                status, body = resp.status, await resp.json()
+        async with aiohttp.ClientSession() as session, session.post(
+            f"http://127.0.0.1:{port}{ROUTE}", json=seed_003_example(),
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
+            status, body = resp.status, await resp.json()
     finally:
         proc.send_signal(signal.SIGTERM)
         await proc.wait()
@@ -285,3 +286,60 @@ def test_the_minimal_config_is_documented_with_its_command() -> None:
     command = ".venv/bin/nid-gateway serve --config config/example/deelnemer-minimal.yaml"
     assert command in (REPO / "docs/configuration.md").read_text()
     assert command in (REPO / "config/example/deelnemer-minimal.yaml").read_text()
+
+
+def shell_blocks(markdown: Path) -> list[str]:
+    """The ```sh blocks of *markdown*, continuation lines joined."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", markdown.read_text(), re.M | re.S)
+    return [block.replace("\\\n", " ") for block in blocks]
+
+
+def test_the_documented_docker_run_fits_the_image_and_the_example() -> None:
+    """No Docker daemon here: the documented ``docker run`` is checked against the Dockerfile
+    (config path of its CMD) and the shipped example (port, scheme, environment)."""
+    (run,) = [line for block in shell_blocks(REPO / "docs/operations.md")
+              for line in block.splitlines() if line.startswith("docker run -d")]
+    words = run.split()
+    cmd_config = re.search(r'"--config", "(/[^"]+)"', (REPO / "Dockerfile").read_text())
+    assert cmd_config is not None
+    mounts = [words[i + 1].strip('"') for i, w in enumerate(words) if w == "-v"]
+    assert f"$PWD/deploy:{Path(cmd_config[1]).parent}:ro" in mounts
+    example = REPO / "config/example"
+    port = re.search(r"^  port: (\d+)$", (example / "gateway.yaml").read_text(), re.M)
+    assert port is not None
+    assert f"{port[1]}:{port[1]}" in words
+    env = {words[i + 1].split("=")[0] for i, w in enumerate(words) if w == "-e"}
+    values = [line for f in ("gateway.yaml", "clients.yaml")
+              for line in (example / f).read_text().splitlines()
+              if not line.lstrip().startswith("#")]
+    named = {name for line in values for name in re.findall(r"\$\{(\w+)\}", line)}
+    assert named <= env
+    assert f"NID_GATEWAY_HEALTH_URL=https://127.0.0.1:{port[1]}/healthz" in run
+    # The README points at these steps instead of a docker run that cannot start.
+    assert "docs/operations.md#running-in-a-container" in (REPO / "README.md").read_text()
+
+
+def test_keys_made_as_documented_are_readable_by_the_images_user() -> None:
+    """The documented deployment steps, then ``keys generate`` (which reads every key) as
+    uid 10001, the image's ``nid``: before the documented chown it cannot read the keys."""
+    (steps,) = [b for b in shell_blocks(REPO / "docs/operations.md") if "mkdir deploy" in b]
+    base = Path(tempfile.mkdtemp(dir=REPO / ".venv"))  # a folder uid 10001 may traverse
+    try:
+        os.chmod(base, 0o755)
+        (base / "config").symlink_to(REPO / "config")  # the steps run in the source tree
+        chown = next(line for line in steps.splitlines() if "chown" in line)
+        setup = [line.replace(".venv/bin/", f"{REPO}/.venv/bin/")
+                 for line in steps.splitlines() if "chown" not in line]
+        subprocess.run(["bash", "-ec", "\n".join(setup)], cwd=base, check=True, timeout=60,
+                       capture_output=True)
+        rotate = ["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups",
+                  f"{REPO}/.venv/bin/nid-gateway", "keys", "generate", "--out", "deploy/keys"]
+        before = subprocess.run(rotate, cwd=base, capture_output=True, text=True, timeout=60)
+        assert before.returncode != 0
+        subprocess.run(["bash", "-ec", chown.removeprefix("sudo ")], cwd=base, check=True,
+                       timeout=60)
+        after = subprocess.run(rotate, cwd=base, capture_output=True, text=True, timeout=60)
+        assert after.returncode == 0, after.stderr
+        assert len(list((base / "deploy/keys").glob("*.pem"))) == 2
+    finally:
+        shutil.rmtree(base)
