@@ -332,13 +332,15 @@ def test_keys_made_as_documented_are_readable_by_the_images_user() -> None:
                  for line in steps.splitlines() if "chown" not in line]
         subprocess.run(["bash", "-ec", "\n".join(setup)], cwd=base, check=True, timeout=60,
                        capture_output=True)
-        rotate = ["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups",
-                  f"{REPO}/.venv/bin/nid-gateway", "keys", "generate", "--out", "deploy/keys"]
-        before = subprocess.run(rotate, cwd=base, capture_output=True, text=True, timeout=60)
+        (rotation,) = [b for b in shell_blocks(REPO / "docs/operations.md") if "setpriv" in b]
+        rotate = rotation.strip().removeprefix("sudo ").replace(".venv/", f"{REPO}/.venv/")
+        before = subprocess.run(["bash", "-ec", rotate], cwd=base, capture_output=True,
+                                text=True, timeout=60)
         assert before.returncode != 0
         subprocess.run(["bash", "-ec", chown.removeprefix("sudo ")], cwd=base, check=True,
                        timeout=60)
-        after = subprocess.run(rotate, cwd=base, capture_output=True, text=True, timeout=60)
+        after = subprocess.run(["bash", "-ec", rotate], cwd=base, capture_output=True,
+                               text=True, timeout=60)
         assert after.returncode == 0, after.stderr
         assert len(list((base / "deploy/keys").glob("*.pem"))) == 2
     finally:
