@@ -146,7 +146,7 @@ def _demo(args: argparse.Namespace) -> int:
     except (ConfigError, DemoFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ListenError as exc:
-        print(f"error: {exc}: pass --port N (or make run PORT=N)", file=sys.stderr)
+        print(f"error: {exc}: {exc.fix or 'pass --port N (or make run PORT=N)'}", file=sys.stderr)
     return 2
 
 

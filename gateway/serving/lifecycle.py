@@ -38,13 +38,18 @@ def build_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
 
 class ListenError(Exception):
     """A listen address cannot be bound (in use, not local, privileged): one line for the
-    operator instead of a traceback; the command adds how to pick another port."""
+    operator instead of a traceback. ``fix`` says what to change when the command's own
+    advice (another ``--port``) does not apply."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
     @classmethod
-    def of(cls, exc: OSError, host: str, port: int) -> ListenError:
+    def of(cls, exc: OSError, host: str, port: int, fix: str | None = None) -> ListenError:
         if exc.errno == errno.EADDRINUSE:
-            return cls(f"port {port} is in use")
-        return cls(f"cannot listen on {host}:{port}: {exc.strerror}")
+            return cls(f"port {port} is in use", fix)
+        return cls(f"cannot listen on {host}:{port}: {exc.strerror}", fix)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -115,22 +120,18 @@ async def start_gateway(
         await admin_runner.setup()
         runners.append(admin_runner)
         admin_site = web.TCPSite(admin_runner, admin.host, admin.port, reuse_port=reuse)
-        await _start_site(admin_site, admin.host, admin.port)
+        await _start_site(admin_site, admin.host, admin.port, "change server.admin.port")
     settle_heap()
     return runners
 
 
-async def _start_site(site: web.BaseSite, host: str, port: int) -> None:
+async def _start_site(
+    site: web.BaseSite, host: str, port: int, fix: str | None = None
+) -> None:
     try:
         await site.start()
     except OSError as exc:
-        raise ListenError.of(exc, host, port) from None
-
-
-def bound_port(runner: web.AppRunner) -> int:
-    """The port *runner* actually listens on (what ``--port 0`` was given)."""
-    port: int = runner.addresses[0][1]
-    return port
+        raise ListenError.of(exc, host, port, fix) from None
 
 
 def settle_heap() -> None:
@@ -180,7 +181,7 @@ async def serve_until_stopped(
         config, host, config.server.port, reuse_port=reuse_port, sock=sock
     )
     scheme = "https" if config.server.tls else "http"
-    port = bound_port(runners[0])
+    port = runners[0].addresses[0][1]  # the port bound (--port 0 asked for any)
     # One write per line: the workers share stderr, and print() writes the text and the
     # newline separately, so lines of two workers could run together.
     lines = f"nid-gateway listening on {scheme}://{host}:{port} (pid {os.getpid()})\n"

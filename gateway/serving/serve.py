@@ -83,5 +83,5 @@ def _serve_config(args: argparse.Namespace) -> int:
                 return 2
         return run(lambda: serve_until_stopped(config, host, reuse_port=False, sock=sock))
     except ListenError as exc:
-        print(f"error: {exc}: pass --port N (or set server.port)", file=sys.stderr)
+        print(f"error: {exc}: {exc.fix or 'pass --port N (or set server.port)'}", file=sys.stderr)
         return 2

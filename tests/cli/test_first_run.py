@@ -345,3 +345,18 @@ def test_keys_made_as_documented_are_readable_by_the_images_user() -> None:
         assert len(list((base / "deploy/keys").glob("*.pem"))) == 2
     finally:
         shutil.rmtree(base)
+
+
+def test_a_busy_admin_port_names_its_own_setting(tmp_path: Path, busy_port: int) -> None:
+    config = deelnemer_config(tmp_path, "https://nid.example.nl", "http://127.0.0.1:9/graphql")
+    with config.open("a") as fh:
+        fh.write(f"server:\n  admin: {{port: {busy_port}}}\n")
+    result = subprocess.run(
+        [*NID, "serve", "--config", str(config), "--port", "0"], cwd=REPO,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        f"error: port {busy_port} is in use: change server.admin.port\n"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
