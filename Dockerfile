@@ -1,7 +1,7 @@
 # nid-gateway container image.
 #   docker build -t nid-gateway .
-#   docker run -p 8443:8443 -v "$PWD/deploy:/etc/nid-gateway:ro" \
-#     -e NID_GATEWAY_HEALTH_URL=https://127.0.0.1:8443/healthz nid-gateway
+# then run it as docs/operations.md "Running in a container" shows (deployment folder made
+# from config/example/, key ownership, port, environment).
 # The deployment (gateway.yaml, clients.yaml, keys/, tls/) is mounted at /etc/nid-gateway;
 # the image holds no configuration, keys or certificates. It ships the iWlz policies at
 # /usr/share/nid-gateway/policies and the network schema at

@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
+PORT ?= 8080
+
 run: $(STAMP)
-	$(BIN)/nid-gateway demo
+	$(BIN)/nid-gateway demo --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,12 +27,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 128 + 13
+"""The status a shell reports for a command that SIGPIPE ended (``... | head``)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = args.handler
-    code: int = handler(args)
+    """Entry point of the console script; returns the process exit code.
+
+    Output piped into a reader that stops early (``| head``) ends the command quietly, as
+    SIGPIPE ends other Unix tools: Python ignores SIGPIPE so that a server's writes to a
+    closed socket are errors, not deaths, so the closed pipe surfaces as BrokenPipeError.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that flush is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code
 
 

@@ -67,6 +67,19 @@ def _unsigned_payload(token: str) -> Mapping[str, Any]:
     return payload
 
 
+def captured_token_payload(token: str) -> dict[str, Any]:
+    """The payload of a captured access token (``--token``), decoded without checking its
+    signature, issuer or expiry: explain decides offline, as if the token were valid."""
+    token = token.removeprefix("Bearer ").strip()
+    try:
+        payload = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
+    except jwt.PyJWTError as exc:
+        raise ToolError(f"--token is not a JWT: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ToolError("--token: the payload is not a JSON object")
+    return payload
+
+
 def token_facts(claims: Mapping[str, Any], mapping: ClaimMapping) -> TokenFacts:
     """The claims mapped as the PEP maps a verified token (aggregated claims included)."""
     try:

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.pep.explain import configured_route, explain, option_route, parse_scopes
+from gateway.pep.explain import (
+    captured_token_payload,
+    configured_route,
+    explain,
+    option_route,
+    parse_scopes,
+)
 from gateway.policy.errors import PolicyLoadError
 from gateway.policy.loader import check_policy_set
 from gateway.policy.tooling import ToolError, decision_json, decision_text, load_json, run_tests
@@ -36,8 +42,10 @@ def register(sub: Any) -> None:
     explain.add_argument("--policy", action="append", type=Path, metavar="PATH",
                          help="policy file or directory (repeatable); with --config, replaces "
                               "the route's policies")
-    explain.add_argument("--claims", required=True, type=Path, metavar="FILE",
-                         help="token payload JSON")
+    token = explain.add_mutually_exclusive_group(required=True)
+    token.add_argument("--claims", type=Path, metavar="FILE", help="token payload JSON")
+    token.add_argument("--token", metavar="JWT",
+                       help="a captured access token: its payload, signature not verified")
     explain.add_argument("--request", required=True, type=Path, metavar="FILE",
                          help="GraphQL request JSON (query, variables, operationName)")
     explain.add_argument("--route", metavar="PATH|URL",
@@ -85,14 +93,24 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _claims(args: argparse.Namespace) -> dict[str, Any]:
+    """The token payload to decide with: ``--claims FILE`` or ``--token JWT`` decoded."""
+    if args.token is not None:
+        print("note: --token decoded without verifying its signature, issuer or expiry",
+              file=sys.stderr)
+        return captured_token_payload(args.token)
+    claims = load_json(args.claims, "claims")
+    if not isinstance(claims, dict):
+        raise ToolError(f"{args.claims}: claims must be a JSON object")
+    return claims
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     """Decide one request as the PEP would; print the decision, its audit values and its
     trace. Exit 2 (one line on stderr) when the input or the route is not enough to decide."""
     try:
-        claims = load_json(args.claims, "claims")
+        claims = _claims(args)
         request = load_json(args.request, "request")
-        if not isinstance(claims, dict):
-            raise ToolError(f"{args.claims}: claims must be a JSON object")
         if not isinstance(request, dict):
             raise ToolError(f"{args.request}: request must be a JSON object")
         policies = args.policy or []

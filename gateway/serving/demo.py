@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import shlex
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,14 @@ from aiohttp import web
 
 from gateway.config import ConfigError, load_config
 from gateway.config.model import GatewayConfig
-from gateway.serving.lifecycle import run, start_gateway, wait_for_stop
+from gateway.serving.lifecycle import (
+    ListenError,
+    listen_socket,
+    run,
+    start_gateway,
+    wait_for_stop,
+)
+from gateway.serving.serve import with_log_format
 
 DEMO_DIR = Path("config") / "demo"
 DEMO_CONFIG = DEMO_DIR / "gateway.yaml"
@@ -56,9 +64,16 @@ def register(sub: Any) -> None:
     demo = sub.add_parser(
         "demo", help="run the demo: gateway + example resource servers on 127.0.0.1"
     )
-    demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    demo.add_argument(
+        "--port", type=int, default=8080, help="gateway port (default 8080; 0: any free port)"
+    )
     demo.add_argument(
         "--upstream", help="forward every demo route to URL instead of the example servers"
+    )
+    demo.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        help="console (default, for people) or json (as serve logs in production)",
     )
     demo.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     demo.set_defaults(handler=_demo)
@@ -118,15 +133,21 @@ def _demo(args: argparse.Namespace) -> int:
     if demo_dir is None:
         print(f"error: {DEMO_CONFIG} not found (run from the source tree)", file=sys.stderr)
         return 2
+    path = args.config or demo_dir / "gateway.yaml"
     try:
-        config = load_config(
-            args.config or demo_dir / "gateway.yaml", port=args.port, upstream=args.upstream
-        )
+        config = load_config(path, port=args.port, upstream=args.upstream)
         texts = load_demo_texts(demo_dir)
+        sock = listen_socket(config.server.host, config.server.port)
+        if config.server.port == 0:  # the printed curls and audiences use the port bound
+            config = load_config(path, port=sock.getsockname()[1], upstream=args.upstream)
+        config = with_log_format(config, args.log_format)
+        bundled = args.upstream is None
+        return run(lambda: _demo_main(config, texts, sock, bundled=bundled))
     except (ConfigError, DemoFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return run(lambda: _demo_main(config, texts, bundled=args.upstream is None))
+    except ListenError as exc:
+        print(f"error: {exc}: {exc.fix or 'pass --port N (or make run PORT=N)'}", file=sys.stderr)
+    return 2
 
 
 async def start_example_servers(config: GatewayConfig) -> tuple[GatewayConfig, list[web.AppRunner]]:
@@ -150,12 +171,14 @@ async def start_example_servers(config: GatewayConfig) -> tuple[GatewayConfig, l
     return dataclasses.replace(config, routes=tuple(routes)), runners
 
 
-async def _demo_main(config: GatewayConfig, texts: DemoTexts, *, bundled: bool) -> int:
+async def _demo_main(
+    config: GatewayConfig, texts: DemoTexts, sock: socket.socket, *, bundled: bool
+) -> int:
     runners: list[web.AppRunner] = []
     try:
         if bundled:
             config, runners = await start_example_servers(config)
-        runners += await start_gateway(config, config.server.host, config.server.port)
+        runners += await start_gateway(config, config.server.host, config.server.port, sock=sock)
         print(demo_instructions(config, texts), flush=True)
         await wait_for_stop()
         print("\nstopping", file=sys.stderr)

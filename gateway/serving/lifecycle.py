@@ -4,9 +4,11 @@ serving process does, whether it is ``serve``, a ``--workers`` worker or the dem
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Coroutine
@@ -34,6 +36,33 @@ def build_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
     return context
 
 
+class ListenError(Exception):
+    """A listen address cannot be bound (in use, not local, privileged): one line for the
+    operator instead of a traceback. ``fix`` says what to change when the command's own
+    advice (another ``--port``) does not apply."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+    @classmethod
+    def of(cls, exc: OSError, host: str, port: int, fix: str | None = None) -> ListenError:
+        if exc.errno == errno.EADDRINUSE:
+            return cls(f"port {port} is in use", fix)
+        return cls(f"cannot listen on {host}:{port}: {exc.strerror}", fix)
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The public listener's socket, bound before the gateway is built: a busy port is
+    reported at once (:class:`ListenError`), and with port 0 the bound port is known before
+    the configuration that derives its public URL from the port is loaded."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ListenError.of(exc, host, port) from None
+
+
 def run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run *main* in a new event loop; its exit code, or 130 on Ctrl-C before the handlers."""
     try:
@@ -56,9 +85,15 @@ async def wait_for_stop() -> None:
 
 
 async def start_gateway(
-    config: GatewayConfig, host: str, port: int, *, reuse_port: bool = False
+    config: GatewayConfig,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
 ) -> list[web.AppRunner]:
-    """Build the gateway app for *config* and start listening.
+    """Build the gateway app for *config* and start listening (on *sock* when given: see
+    :func:`listen_socket`).
 
     Returns the runners to clean up, in order of start: the public listener, then the admin
     listener when ``server.admin`` is set. Clean them up in reverse order.
@@ -71,23 +106,32 @@ async def start_gateway(
     await runner.setup()
     runners: list[web.AppRunner] = [runner]
     tls = config.server.tls
-    site = web.TCPSite(
-        runner,
-        host,
-        port,
-        ssl_context=build_ssl_context(tls) if tls else None,
-        reuse_port=reuse_port or None,
+    ssl_context = build_ssl_context(tls) if tls else None
+    reuse = reuse_port or None
+    site: web.BaseSite = (
+        web.SockSite(runner, sock, ssl_context=ssl_context)
+        if sock is not None
+        else web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_port=reuse)
     )
-    await site.start()
+    await _start_site(site, host, port)
     admin = config.server.admin
     if admin is not None:
         admin_runner = make_runner(create_admin_app(app), config, max_connections=ADMIN_CONNECTIONS)
         await admin_runner.setup()
         runners.append(admin_runner)
-        reuse = reuse_port or None
-        await web.TCPSite(admin_runner, admin.host, admin.port, reuse_port=reuse).start()
+        admin_site = web.TCPSite(admin_runner, admin.host, admin.port, reuse_port=reuse)
+        await _start_site(admin_site, admin.host, admin.port, "change server.admin.port")
     settle_heap()
     return runners
+
+
+async def _start_site(
+    site: web.BaseSite, host: str, port: int, fix: str | None = None
+) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ListenError.of(exc, host, port, fix) from None
 
 
 def settle_heap() -> None:
@@ -128,14 +172,19 @@ def make_runner(
     )
 
 
-async def serve_until_stopped(config: GatewayConfig, host: str, *, reuse_port: bool) -> int:
-    """Start the gateway, announce its listeners on stderr, serve until SIGINT/SIGTERM, then
-    stop gracefully; returns the exit code (0)."""
-    runners = await start_gateway(config, host, config.server.port, reuse_port=reuse_port)
+async def serve_until_stopped(
+    config: GatewayConfig, host: str, *, reuse_port: bool, sock: socket.socket | None = None
+) -> int:
+    """Start the gateway, announce its listeners on stderr (with the port actually bound),
+    serve until SIGINT/SIGTERM, then stop gracefully; returns the exit code (0)."""
+    runners = await start_gateway(
+        config, host, config.server.port, reuse_port=reuse_port, sock=sock
+    )
     scheme = "https" if config.server.tls else "http"
+    port = runners[0].addresses[0][1]  # the port bound (--port 0 asked for any)
     # One write per line: the workers share stderr, and print() writes the text and the
     # newline separately, so lines of two workers could run together.
-    lines = f"nid-gateway listening on {scheme}://{host}:{config.server.port} (pid {os.getpid()})\n"
+    lines = f"nid-gateway listening on {scheme}://{host}:{port} (pid {os.getpid()})\n"
     if config.server.admin is not None:
         admin = config.server.admin
         lines += f"nid-gateway admin listener on http://{admin.host}:{admin.port}\n"

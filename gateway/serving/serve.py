@@ -11,7 +11,8 @@ from typing import Any
 
 from gateway.config import ConfigError, load_config
 from gateway.config.model import GatewayConfig
-from gateway.serving.lifecycle import run, serve_until_stopped
+from gateway.observability.logs import LogFormat
+from gateway.serving.lifecycle import ListenError, listen_socket, run, serve_until_stopped
 from gateway.serving.workers import multiprocess_metrics_dir, serve_workers
 
 
@@ -45,12 +46,15 @@ def _load(args: argparse.Namespace, **overrides: Any) -> GatewayConfig | None:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-    fmt = getattr(args, "log_format", None)
-    if fmt:
-        config = dataclasses.replace(
-            config, observability=dataclasses.replace(config.observability, log_format=fmt)
-        )
-    return config
+    return with_log_format(config, args.log_format)
+
+
+def with_log_format(config: GatewayConfig, fmt: LogFormat | None) -> GatewayConfig:
+    """*config* with ``observability.log_format`` set to *fmt* (``--log-format``), if given."""
+    if not fmt:
+        return config
+    observability = dataclasses.replace(config.observability, log_format=fmt)
+    return dataclasses.replace(config, observability=observability)
 
 
 def _serve_config(args: argparse.Namespace) -> int:
@@ -69,6 +73,15 @@ def _serve_config(args: argparse.Namespace) -> int:
     except KeyStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.workers == 1:
-        return run(lambda: serve_until_stopped(config, host, reuse_port=False))
-    return serve_workers(config, host, args.workers)
+    if args.workers > 1:
+        return serve_workers(config, host, args.workers)
+    try:
+        sock = listen_socket(host, config.server.port)
+        if config.server.port == 0:  # public_url and audiences follow the port bound
+            config = _load(args, port=sock.getsockname()[1])
+            if config is None:
+                return 2
+        return run(lambda: serve_until_stopped(config, host, reuse_port=False, sock=sock))
+    except ListenError as exc:
+        print(f"error: {exc}: {exc.fix or 'pass --port N (or set server.port)'}", file=sys.stderr)
+        return 2
