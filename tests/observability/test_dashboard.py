@@ -24,7 +24,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from gateway.app import create_app
 from gateway.authserver.keys import generate_key
 from gateway.pep.setup import PEP
-from tests.pep.conftest import (
+from tests.fixtures.gateway import (
     DOWN,
     NOTIFICATIE_5151,
     POLICIES,

@@ -31,7 +31,7 @@ from tests.executing_upstream import (
     run_http_body,
 )
 
-from .conftest import (
+from tests.fixtures.gateway import (
     CIZ,
     NOTIFICATIE_5151,
     ZK_5151,
