@@ -16,8 +16,7 @@ from gateway.cli import main
 from gateway.config import load_config
 from gateway.config.secrets import parse_secret_hash, verify_secret
 from tests.cli.demo_process import start_demo
-
-from ..authserver.conftest import AUDIENCE, SCOPE, write_deployment
+from tests.fixtures.authserver import AUDIENCE, SCOPE, write_deployment
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -35,8 +35,7 @@ from tests.fixtures.gateway import (
     upstream_app,
     write_config,
 )
-
-from .conftest import REPO
+from tests.fixtures.observability import REPO
 
 DASHBOARD = REPO / "docs" / "grafana-dashboard.json"
 DATASOURCE = "${DS_PROMETHEUS}"

@@ -27,8 +27,8 @@ from gateway.observability.logs import (
     iso_timestamp,
 )
 from gateway.observability.redact import REDACTED, redact_text
+from tests.fixtures.observability import decision
 
-from .conftest import decision
 from .test_redaction import JWT
 
 

@@ -20,8 +20,7 @@ from gateway.observability.redact import (
     redact_text,
     redact_value,
 )
-
-from .conftest import json_lines, observability_app
+from tests.fixtures.observability import json_lines, observability_app
 
 JWT = (
     "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9."

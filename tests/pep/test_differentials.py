@@ -30,7 +30,6 @@ from tests.executing_upstream import (
     Wins,
     run_http_body,
 )
-
 from tests.fixtures.gateway import (
     CIZ,
     NOTIFICATIE_5151,

@@ -11,7 +11,7 @@ import pytest
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.observer import GatewayObserver
 from gateway.policy import Decision, PolicyLoadError, PolicySet, PolicyStore
-from tests.policy.conftest import Writer, facts
+from tests.fixtures.policy import Writer, facts
 
 POLICY = """
 policy: p
