@@ -12,6 +12,11 @@ import re
 
 import pytest
 
+# Fixtures shared across test packages live in fixture modules, registered here (pytest
+# reads ``pytest_plugins`` only in the root conftest); each package's conftest holds only
+# its own fixtures, and helpers are imported from ``tests.fixtures``, never from a conftest.
+pytest_plugins = ["tests.fixtures.gateway"]
+
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\bbearer\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{8,}")
 _DEMO_SECRET = re.compile(r"[a-z0-9-]+-demo-secret")

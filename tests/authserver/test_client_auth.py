@@ -21,8 +21,14 @@ from cryptography.x509.oid import NameOID
 
 from gateway.config import load_config
 from gateway.serving.lifecycle import build_ssl_context
-
-from .conftest import AUDIENCE, SCOPE, RecordingObserver, auth_app, client_key, write_deployment
+from tests.fixtures.authserver import (
+    AUDIENCE,
+    SCOPE,
+    RecordingObserver,
+    auth_app,
+    client_key,
+    write_deployment,
+)
 
 TOKEN_URL = "http://127.0.0.1:8080/auth/token"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -24,9 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.app import create_app
 from gateway.config import load_config
 from gateway.config.secrets import hash_secret
-from tests.rawhttp import RawResponse, raw_post
-
-from .conftest import (
+from tests.fixtures.authserver import (
     AUDIENCE,
     SCOPE,
     SECRET,
@@ -35,6 +33,7 @@ from .conftest import (
     client_key,
     write_deployment,
 )
+from tests.rawhttp import RawResponse, raw_post
 
 REPO = Path(__file__).resolve().parents[2]
 FORM = f"grant_type=client_credentials&scope={SCOPE}&audience={AUDIENCE}".encode()

@@ -12,8 +12,14 @@ import pytest
 from gateway.authserver.keys import KeyStore, KeyStoreError, generate_key
 from gateway.config import load_config
 from gateway.observability.health import READINESS_CHECKS
-
-from .conftest import AUDIENCE, SCOPE, AuthClient, RecordingObserver, auth_app, write_deployment
+from tests.fixtures.authserver import (
+    AUDIENCE,
+    SCOPE,
+    AuthClient,
+    RecordingObserver,
+    auth_app,
+    write_deployment,
+)
 
 
 async def test_jwks_publishes_public_keys_only(auth_client: AuthClient) -> None:

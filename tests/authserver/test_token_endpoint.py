@@ -9,8 +9,7 @@ import jwt
 
 from gateway.authserver.tokens import issue_token
 from gateway.config.model import GatewayConfig
-
-from .conftest import (
+from tests.fixtures.authserver import (
     AUDIENCE,
     MELDING_SCOPE,
     OTHER_AUDIENCE,
@@ -220,8 +219,7 @@ async def test_method_not_registered_for_the_client_is_refused(
 ) -> None:
     from gateway.config import load_config
     from gateway.config.secrets import hash_secret
-
-    from .conftest import auth_app, write_deployment
+    from tests.fixtures.authserver import auth_app, write_deployment
 
     path = write_deployment(
         tmp_path,

@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jwt
 import pytest
 
-from gateway.authserver.keys import KeyStore
+from gateway.authserver.keys import KeyStore, generate_key
 from gateway.cli import main
 from gateway.config import load_config
 from gateway.config.secrets import parse_secret_hash, verify_secret
 from tests.cli.demo_process import start_demo
-
-from ..authserver.conftest import AUDIENCE, SCOPE, write_deployment
+from tests.fixtures.authserver import AUDIENCE, SCOPE, write_deployment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -114,11 +114,10 @@ def test_keys_generate_writes_a_key_pair_and_jwks(
 
 
 def test_keys_generate_again_rotates(tmp_path: Path) -> None:
+    # Kids carry the creation second: the existing key was made a minute ago, not slept for.
+    before = generate_key(tmp_path / "keys", now=time.time() - 60)
     path = write_deployment(tmp_path)
-    before = KeyStore.load(load_config(path)).signing_kid
-    import time
-
-    time.sleep(1.01)  # kids carry the creation second
+    assert KeyStore.load(load_config(path)).signing_kid == before
     assert main(["keys", "generate", "--out", str(tmp_path / "keys")]) == 0
     store = KeyStore.load(load_config(path))
     assert store.signing_kid != before
@@ -162,7 +161,6 @@ def test_console_entry_point_runs_in_a_subprocess(tmp_path: Path) -> None:
 
 def test_demo_serves_tokens_and_stops_on_ctrl_c() -> None:
     import signal
-    import time
     import urllib.parse
     import urllib.request
 

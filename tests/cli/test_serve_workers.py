@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,57 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestServer, unused_port
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.authserver.keys import generate_key
 from gateway.examples.resource_server import create_resource_server_app
 from gateway.serving.demo import load_demo_request
+from tests.fixtures.serve import (
+    DEMO_SECRET,
+    LISTENING,
+    REPO,
+    ROUTE,
+    fresh_session,
+    get_token,
+    write_serve_config,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 ALLOWED = REPO / "config" / "demo" / "requests" / "allowed.json"  # the seed 003 example
-ROUTE = "/deelnemers/uzovi/5151/graphql"
-SCOPE = "organisaties/zorgkantoor/notificaties/notificatie:create"
-LISTENING = re.compile(r"^nid-gateway listening on .* \(pid (\d+)\)$", re.M)
-DEMO_SECRET = "ciz-demo-secret"  # the public demo secret of the demo client `ciz`
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def write_serve_config(directory: Path, port: int, upstream: str, **observability: Any) -> Path:
-    """gateway.yaml (one route to *upstream*), the demo clients and a fresh signing key."""
-    generate_key(directory / "keys", "ES256")
-    shutil.copy(REPO / "config" / "demo" / "clients.yaml", directory / "clients.yaml")
-    config = {
-        "public_url": f"http://127.0.0.1:{port}",
-        "server": {"host": "127.0.0.1", "port": port},
-        "authserver": {
-            "signing": {"keys_dir": "keys", "algorithm": "ES256"},
-            "clients_file": "clients.yaml",
-        },
-        "scopes": {"zendNotificatie": "organisaties/{kind}/notificaties/notificatie:create"},
-        "routes": [
-            {
-                "path": ROUTE,
-                "upstream": upstream,
-                "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
-                "policies": [str(REPO / "policies" / "iwlz")],
-            }
-        ],
-        "policy": {"watch": False},
-        "observability": {"log_format": "json", **observability},
-    }
-    path = directory / "gateway.yaml"
-    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    return path
 
 
 @dataclass
@@ -99,7 +65,7 @@ async def start_serve(tmp_path: Path, upstream: str) -> AsyncIterator[StartServe
     started: list[Served] = []
 
     async def start(*extra: str, **observability: Any) -> Served:
-        port = free_port()
+        port = unused_port()
         config = write_serve_config(tmp_path, port, upstream, **observability)
         tmpdir = tmp_path / "tmp"  # TMPDIR of the server: where its metrics directory goes
         tmpdir.mkdir()
@@ -134,25 +100,6 @@ async def wait_for_workers(served: Served, count: int) -> list[int]:
         assert served.proc.poll() is None, served.stderr.read_text()
         assert time.monotonic() < deadline, "serve did not start: " + served.stderr.read_text()
         await asyncio.sleep(0.05)
-
-
-def fresh_session() -> aiohttp.ClientSession:
-    # A new connection per request: the kernel spreads connections over the SO_REUSEPORT
-    # listeners, so both workers answer.
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
-
-
-async def get_token(session: aiohttp.ClientSession, base: str) -> str:
-    form = {
-        "grant_type": "client_credentials",
-        "scope": SCOPE,
-        "audience": base + ROUTE,
-        "client_id": "ciz",
-        "client_secret": DEMO_SECRET,
-    }
-    async with session.post(base + "/auth/token", data=form) as resp:
-        assert resp.status == 200, await resp.text()
-        return str((await resp.json())["access_token"])
 
 
 def sample_sum(text: str, name: str, **labels: str) -> float:

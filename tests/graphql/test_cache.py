@@ -8,8 +8,7 @@ from graphql import GraphQLSchema
 from gateway.config.model import GraphQLLimits
 from gateway.errors import MultipleRootFields, NoOperation, QuerySyntaxError, ValidationFailed
 from gateway.graphql import Analyser
-
-from .conftest import RecordingObserver, fixture_query, fixture_variables, request
+from tests.fixtures.graphql import RecordingObserver, fixture_query, fixture_variables, request
 
 
 def test_first_request_misses_and_the_same_text_then_hits() -> None:

@@ -29,8 +29,7 @@ from gateway.errors import Refusal
 from gateway.graphql import Analyser
 from tests.executing_upstream import ALLOWED_INPUT, ALLOWED_LITERAL, REFUSED_LITERAL, run
 from tests.executing_upstream import schema as network_schema
-
-from .conftest import request
+from tests.fixtures.graphql import request
 
 GOOD, BAD, INPUT = ALLOWED_LITERAL, REFUSED_LITERAL, ALLOWED_INPUT
 

@@ -12,8 +12,7 @@ from gateway.config.model import GraphQLLimits
 from gateway.errors import Refusal
 from gateway.facts import OperationFacts
 from gateway.graphql import Analyser
-
-from .conftest import fixture_query, request
+from tests.fixtures.graphql import fixture_query, request
 
 # Pieces of GraphQL, so generated text often gets past the lexer and into the analyser.
 PIECES = st.sampled_from([

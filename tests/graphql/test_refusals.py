@@ -14,8 +14,7 @@ from gateway.errors import (
     ValidationFailed,
 )
 from gateway.graphql import Analyser
-
-from .conftest import fixture_query, fixture_variables, request
+from tests.fixtures.graphql import fixture_query, fixture_variables, request
 
 
 @pytest.mark.parametrize("query", [

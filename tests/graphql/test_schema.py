@@ -10,8 +10,7 @@ from graphql import GraphQLSchema, graphql_sync
 from gateway.config.errors import ConfigError
 from gateway.errors import ValidationFailed
 from gateway.graphql import BUNDLED_SCHEMA, Analyser, is_iso_date_or_datetime, load_schema
-
-from .conftest import fixture_query, fixture_variables, request
+from tests.fixtures.graphql import fixture_query, fixture_variables, request
 
 
 def test_bundled_schema_executes_the_seed_example_as_written(schema: GraphQLSchema) -> None:

@@ -8,8 +8,7 @@ import pytest
 
 from gateway.errors import MultipleOperations, MultipleRootFields, NoOperation
 from gateway.graphql import Analyser
-
-from .conftest import fixture_query, fixture_variables, request
+from tests.fixtures.graphql import fixture_query, fixture_variables, request
 
 SUBJECT = "WlzIndicatie/ef88ce35-58fa-4e6d-ac7a-6e298dd211d6"
 SEED_INPUT: dict[str, Any] = {

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.appkeys import OBSERVER
 from gateway.config import load_config
-from tests.observability.conftest import decision, observability_app
+from tests.fixtures.observability import decision, observability_app
 
 
 async def emit(request: web.Request) -> web.Response:

@@ -17,8 +17,7 @@ from gateway.config.model import AuditConfig, GatewayConfig
 from gateway.observability.audit import AuditWriter
 from gateway.observability.events import TokenEvent
 from gateway.observability.logs import as_record
-
-from .conftest import decision, observability_app
+from tests.fixtures.observability import decision, observability_app
 
 
 def read_records(*paths: Path) -> list[dict[str, object]]:

@@ -24,7 +24,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from gateway.app import create_app
 from gateway.authserver.keys import generate_key
 from gateway.pep.setup import PEP
-from tests.pep.conftest import (
+from tests.fixtures.gateway import (
     DOWN,
     NOTIFICATIE_5151,
     POLICIES,
@@ -35,8 +35,7 @@ from tests.pep.conftest import (
     upstream_app,
     write_config,
 )
-
-from .conftest import REPO
+from tests.fixtures.observability import REPO
 
 DASHBOARD = REPO / "docs" / "grafana-dashboard.json"
 DATASOURCE = "${DS_PROMETHEUS}"

@@ -11,8 +11,7 @@ import pytest
 from gateway.appkeys import OBSERVER
 from gateway.config.model import GatewayConfig
 from gateway.observability.events import DecisionEvent
-
-from .conftest import ROUTE, decision, json_lines, observability_app
+from tests.fixtures.observability import ROUTE, decision, json_lines, observability_app
 
 ALL_FIELDS = {f.name for f in fields(DecisionEvent)}
 

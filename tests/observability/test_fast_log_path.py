@@ -27,9 +27,7 @@ from gateway.observability.logs import (
     iso_timestamp,
 )
 from gateway.observability.redact import REDACTED, redact_text
-
-from .conftest import decision
-from .test_redaction import JWT
+from tests.fixtures.observability import JWT, decision
 
 
 @pytest.fixture

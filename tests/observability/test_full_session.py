@@ -15,8 +15,7 @@ from pytest_aiohttp import AiohttpServer
 
 from gateway.app import create_app
 from gateway.config import load_config
-
-from .conftest import REPO, json_lines
+from tests.fixtures.observability import REPO, json_lines
 
 DEMO = REPO / "config" / "demo" / "gateway.yaml"
 ROUTE = "/deelnemers/uzovi/5151/graphql"

@@ -13,8 +13,7 @@ from pytest_aiohttp import AiohttpClient
 from gateway.config.model import GatewayConfig
 from gateway.observability.health import add_check
 from gateway.observability.http import READINESS_TIMEOUT_KEY, create_admin_app
-
-from .conftest import observability_app
+from tests.fixtures.observability import observability_app
 
 
 async def passing() -> tuple[bool, dict[str, Any]]:

@@ -11,8 +11,7 @@ from pytest_aiohttp import AiohttpClient
 from gateway.appkeys import OBSERVER
 from gateway.config.model import GatewayConfig
 from gateway.observability.events import TokenEvent
-
-from .conftest import ROUTE, decision, observability_app
+from tests.fixtures.observability import ROUTE, decision, observability_app
 
 
 async def scrape(client: object) -> dict[str, list[Sample]]:

@@ -15,8 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config.model import GatewayConfig
-
-from .conftest import REPO
+from tests.fixtures.observability import REPO
 
 
 @pytest.fixture

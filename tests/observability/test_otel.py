@@ -15,8 +15,7 @@ from gateway.appkeys import OBSERVER
 from gateway.config.model import GatewayConfig
 from gateway.observability.observer import GatewayObserver
 from gateway.observability.otel import SPAN_NAME
-
-from .conftest import REPO, ROUTE, decision, json_lines, observability_app
+from tests.fixtures.observability import REPO, ROUTE, decision, json_lines, observability_app
 
 
 async def test_decision_span_reaches_the_otlp_receiver_in_the_request_trace(
@@ -74,7 +73,7 @@ def test_missing_opentelemetry_gives_a_clear_startup_warning(
         "import sys; sys.modules['opentelemetry'] = None\n"
         "from pathlib import Path\n"
         "from gateway.config import load_config\n"
-        "from tests.observability.conftest import observability_app\n"
+        "from tests.fixtures.observability import observability_app\n"
         f"app = observability_app(load_config(Path({str(config.source)!r})))\n"
         "from gateway.appkeys import OBSERVER\n"
         "assert app[OBSERVER].spans is None\n"

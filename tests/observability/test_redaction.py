@@ -20,14 +20,7 @@ from gateway.observability.redact import (
     redact_text,
     redact_value,
 )
-
-from .conftest import json_lines, observability_app
-
-JWT = (
-    "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9."
-    "eyJzdWIiOiJjaXoiLCJhdWQiOiJodHRwOi8vMTI3LjAuMC4xIn0."
-    "MEUCIQDx-_abc123"
-)
+from tests.fixtures.observability import JWT, json_lines, observability_app
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.pep.conftest import (
+from tests.fixtures.gateway import (
     CIZ,
     MELDING_KVK,
     NOTIFICATIE_5151,

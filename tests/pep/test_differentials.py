@@ -30,8 +30,7 @@ from tests.executing_upstream import (
     Wins,
     run_http_body,
 )
-
-from .conftest import (
+from tests.fixtures.gateway import (
     CIZ,
     NOTIFICATIE_5151,
     ZK_5151,

@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.pep.conftest import (
+from tests.fixtures.gateway import (
     CIZ,
     MELDING_5151,
     NOTIFICATIE_5151,

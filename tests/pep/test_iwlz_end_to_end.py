@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.pep.conftest import (
+from tests.fixtures.gateway import (
     MELDING_5151,
     NOTIFICATIE_5151,
     NOTIFICATIE_AGB,

@@ -34,7 +34,7 @@ from gateway.observability.http import readiness
 from gateway.observability.logs import flush_pending
 from gateway.pep import PEP
 from gateway.policy import Decision, PolicyStore
-from tests.pep.conftest import (
+from tests.fixtures.gateway import (
     NOTIFICATIE_5151,
     POLICIES,
     PUBLIC_URL,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.pep.conftest import (
+from tests.fixtures.gateway import (
     NOTIFICATIE_5151,
     NOTIFICATIE_AGB,
     ZK_5151,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.policy import PolicyLoadError, PolicySet, load_policy_set
 from gateway.policy.decision import AuditFacts
-from tests.policy.conftest import IWLZ, Writer, facts, operation, route, token
+from tests.fixtures.policy import IWLZ, Writer, facts, operation, route, token
 
 HEAD = """\
 policy: p

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from tests.policy.conftest import IWLZ, REPO, Writer
+from tests.fixtures.policy import IWLZ, REPO, Writer
 
 SEED_QUERY = (
     "mutation zendNotificatie($afzenderID: String!, $afzenderIDType: IDTypeEnum!, "

@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.facts import DecisionInput
 from gateway.policy import Decision, PolicySet, load_policy_set
-from tests.policy.conftest import Writer, facts, operation, policy_text, route, token
+from tests.fixtures.policy import Writer, facts, operation, policy_text, route, token
 
 CATALOGUE = """
 catalogue: data

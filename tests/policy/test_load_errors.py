@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.policy import PolicyLoadError, load_policy_set
-from tests.policy.conftest import Writer
+from tests.fixtures.policy import Writer
 
 HEAD = """\
 policy: p

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gateway.policy import load_policy_set
 from gateway.policy.source import SCHEMA_FILE
-from tests.policy.conftest import IWLZ, REPO, facts, operation, route, token
+from tests.fixtures.policy import IWLZ, REPO, facts, operation, route, token
 
 SETS = [load_policy_set([IWLZ], environment=env) for env in (None, "productie", "test")]
 

@@ -11,7 +11,7 @@ import pytest
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.observer import GatewayObserver
 from gateway.policy import Decision, PolicyLoadError, PolicySet, PolicyStore
-from tests.policy.conftest import Writer, facts
+from tests.fixtures.policy import Writer, facts
 
 POLICY = """
 policy: p
@@ -93,11 +93,11 @@ def test_decide_never_fails_while_reloading(write: Writer) -> None:
 
     # The version is a content hash: every "A" set has the first version.
     versions_a = {store.version}
-    threads = [threading.Thread(target=decide_loop) for _ in range(4)]
+    threads = [threading.Thread(target=decide_loop) for _ in range(2)]
     for thread in threads:
         thread.start()
     try:
-        for n in range(20):
+        for n in range(6):
             allowed = "A" if n % 2 else "B"
             write_policy(write, allowed)
             assert store.reload()
@@ -110,7 +110,7 @@ def test_decide_never_fails_while_reloading(write: Writer) -> None:
             thread.join()
     assert failures == []
     assert len(versions) == 2
-    assert seen <= versions
+    assert seen == versions  # the decisions did run during the reloads, under both sets
 
 
 async def test_watch_reloads_when_a_file_changes(write: Writer) -> None:

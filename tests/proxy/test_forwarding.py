@@ -9,7 +9,7 @@ import aiohttp
 import jwt
 import pytest
 
-from tests.pep.conftest import (
+from tests.fixtures.gateway import (
     DOWN,
     NOTIFICATIE_5151,
     RESET,

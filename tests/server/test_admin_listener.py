@@ -7,7 +7,7 @@ import json
 
 from aiohttp.test_utils import unused_port
 
-from .conftest import StartServe, get
+from tests.fixtures.serve import StartServe, get
 
 
 def test_readiness_detail_and_metrics_move_to_the_admin_listener(serve: StartServe) -> None:

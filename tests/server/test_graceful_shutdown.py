@@ -19,10 +19,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.serving.demo import DEMO_DIR, load_demo_request
-from tests.cli.test_serve_workers import REPO, fresh_session, get_token
-
-from .conftest import ROUTE, Serve, StartServe, connect, read_until_closed
-from .test_slow_clients import pep_request_head
+from tests.fixtures.serve import (
+    REPO,
+    ROUTE,
+    Serve,
+    StartServe,
+    connect,
+    fresh_session,
+    get_token,
+    pep_request_head,
+    read_until_closed,
+)
 
 
 def seed_003_request() -> dict[str, Any]:

@@ -11,8 +11,15 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROUTE, Serve, ServeFactory, connect, get, read_until_closed
-from .test_slow_clients import get_token
+from tests.fixtures.serve import (
+    ROUTE,
+    Serve,
+    ServeFactory,
+    connect,
+    get,
+    read_until_closed,
+    token_over_socket,
+)
 
 LIFECYCLE = {"observability_ready", "policy_reload", "token", "max_connections_lowered"}
 
@@ -103,7 +110,7 @@ def test_bad_chunked_encoding_after_the_head_is_400_logged_once(gateway: Serve) 
     # The head is accepted and the PEP is reading the body when the bad chunk arrives.
     head = (
         f"POST {ROUTE} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer {get_token(gateway.port)}\r\n"
+        f"Authorization: Bearer {token_over_socket(gateway.port)}\r\n"
         "Transfer-Encoding: chunked\r\n\r\n"
     ).encode()
     response, events = lines_for(gateway, sending(head, b"5\r\nhelloXX\r\n0\r\n\r\n", pause=0.3))

@@ -3,57 +3,25 @@ the body and keep-alive, and a connection limit below the open-file limit."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, suppress
-from urllib.parse import urlencode
 
 import pytest
 
-from .conftest import ROUTE, Serve, ServeFactory, StartServe, connect, get, read_until_closed
+from tests.fixtures.serve import (
+    Serve,
+    ServeFactory,
+    StartServe,
+    connect,
+    get,
+    pep_request_head,
+    read_until_closed,
+    token_over_socket,
+)
 
 PARTIAL_HEAD = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: "
-SCOPE = "organisaties/zorgkantoor/notificaties/notificatie:create"
-
-
-def token_request(port: int) -> tuple[bytes, bytes]:
-    """A client_secret_post token request for the demo client ``ciz``: (head, body)."""
-    body = urlencode(
-        {
-            "grant_type": "client_credentials",
-            "scope": SCOPE,
-            "audience": f"http://127.0.0.1:{port}{ROUTE}",
-            "client_id": "ciz",
-            "client_secret": "ciz-demo-secret",
-        }
-    ).encode()
-    head = (
-        "POST /auth/token HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    return head, body
-
-
-def get_token(port: int) -> str:
-    """An access token for the demo client ``ciz`` (client_secret_post)."""
-    head, body = token_request(port)
-    with connect(port) as sock:
-        sock.sendall(head + body)
-        response = read_until_closed(sock)
-    assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response[:80]
-    return str(json.loads(response.partition(b"\r\n\r\n")[2])["access_token"])
-
-
-def pep_request_head(token: str, length: int) -> bytes:
-    """The head of a POST to the route, announcing a JSON body of *length* bytes."""
-    return (
-        f"POST {ROUTE} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {length}\r\n\r\n"
-    ).encode()
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +98,7 @@ def test_a_body_that_stops_arriving_gets_408_after_the_body_timeout(
     short_deadlines: Serve,
 ) -> None:
     gateway = short_deadlines
-    token = get_token(gateway.port)
+    token = token_over_socket(gateway.port)
     with connect(gateway.port) as sock:
         sock.sendall(pep_request_head(token, 100) + b'{"query": "')
         started = time.monotonic()
@@ -159,7 +127,7 @@ def test_a_busy_connection_is_never_closed_to_make_room(serve: StartServe) -> No
     # many idle ones arrive: they push each other out, the busy one completes its request.
     gateway = serve(max_connections=16, timeouts={"header": 30, "body": 30, "keepalive": 30})
     gateway.wait_listening()
-    token = get_token(gateway.port)
+    token = token_over_socket(gateway.port)
     body = b'{"query": "{"}'  # read in full, then refused: Invalid Query Syntax
     with connect(gateway.port) as busy, ExitStack() as stack:
         busy.sendall(pep_request_head(token, len(body)) + body[:5])
@@ -178,7 +146,7 @@ def test_a_busy_connection_is_never_closed_to_make_room(serve: StartServe) -> No
 def test_new_connection_is_refused_when_every_connection_is_busy(serve: StartServe) -> None:
     gateway = serve(max_connections=16, timeouts={"header": 30, "body": 30, "keepalive": 30})
     gateway.wait_listening()
-    head = pep_request_head(get_token(gateway.port), 100)
+    head = pep_request_head(token_over_socket(gateway.port), 100)
     with ExitStack() as stack:
         for _ in range(16):
             stack.enter_context(connect(gateway.port)).sendall(head + b'{"query": "')
@@ -192,7 +160,7 @@ def test_new_connection_is_refused_when_every_connection_is_busy(serve: StartSer
 
 def test_a_client_leaving_before_its_body_arrived_is_no_error(short_deadlines: Serve) -> None:
     gateway = short_deadlines
-    token = get_token(gateway.port)
+    token = token_over_socket(gateway.port)
     with connect(gateway.port) as sock:
         sock.sendall(pep_request_head(token, 100) + b'{"query": "')
         time.sleep(0.3)  # the PEP is reading the body

@@ -12,7 +12,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.pep.conftest import PUBLIC_URL, Gateway
+from gateway.config.model import GatewayConfig
+from tests.fixtures.gateway import PUBLIC_URL
 
 
 def b64(data: bytes) -> str:
@@ -39,25 +40,25 @@ def claims(path: str, **overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if v is not None}
 
 
-def signing_key(gw: Gateway) -> tuple[str, Any]:
+def signing_key(config: GatewayConfig) -> tuple[str, Any]:
     """The gateway's own signing key (kid, private key) from its keys directory."""
-    auth = gw.config.authserver
+    auth = config.authserver
     assert auth is not None
     [pem] = sorted(Path(auth.signing.keys_dir).glob("*.pem"))
     key = serialization.load_pem_private_key(pem.read_bytes(), password=None)
     return pem.stem, key
 
 
-def sign_with_gateway_key(gw: Gateway, payload: dict[str, Any], **headers: Any) -> str:
+def sign_with_gateway_key(config: GatewayConfig, payload: dict[str, Any], **headers: Any) -> str:
     """Sign *payload* with the gateway's real key and chosen header fields."""
-    kid, key = signing_key(gw)
+    kid, key = signing_key(config)
     header = {"kid": kid, "typ": "at+jwt", **headers}
     header = {k: v for k, v in header.items() if v is not None}
     return jwt.encode(payload, key, algorithm="ES256", headers=header)
 
 
-def public_pem(gw: Gateway) -> bytes:
-    _kid, key = signing_key(gw)
+def public_pem(config: GatewayConfig) -> bytes:
+    _kid, key = signing_key(config)
     pem: bytes = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.pep.setup import PEP
-from tests.pep.conftest import ZK_5151, Gateway
+from tests.fixtures.gateway import ZK_5151, Gateway
 from tests.tokens.forge import claims, new_ec_key, sign_with_gateway_key
 
 IDP = "https://idp.example"
@@ -187,7 +187,8 @@ async def test_aggregated_claim_from_a_trusted_issuer_is_believed(
     jwks.add("k1", new_ec_key())
     gateway = await start(make_gateway, jwks)
     nested = jwks.token("k1", {"iss": IDP, "kvk": "62253778"})
-    response = await gateway.post(ZK_5151, token=sign_with_gateway_key(gateway, aggregated(nested)))
+    token = sign_with_gateway_key(gateway.config, aggregated(nested))
+    response = await gateway.post(ZK_5151, token=token)
     assert response.status == 200
     event = gateway.observer.decisions[-1]
     assert (event.identifier_type, event.identifier) == ("KVK", "62253778")
@@ -200,7 +201,8 @@ async def test_aggregated_claim_with_a_forged_nested_jwt_is_refused(
     gateway = await start(make_gateway, jwks)
     forged = jwt.encode({"iss": IDP, "kvk": "62253778"}, ec.generate_private_key(ec.SECP256R1()),
                         algorithm="ES256", headers={"kid": "k1"})
-    response = await gateway.post(ZK_5151, token=sign_with_gateway_key(gateway, aggregated(forged)))
+    token = sign_with_gateway_key(gateway.config, aggregated(forged))
+    response = await gateway.post(ZK_5151, token=token)
     assert response.status == 401
     body = json.loads(await response.read())
     assert "Aggregated claim rejected" in body["errors"][0]["message"]
@@ -213,7 +215,8 @@ async def test_aggregated_claim_from_an_untrusted_issuer_is_refused(
     jwks.add("k1", new_ec_key())
     gateway = await start(make_gateway, jwks)
     nested = jwks.token("k1", {"iss": "https://elsewhere.example", "kvk": "62253778"})
-    response = await gateway.post(ZK_5151, token=sign_with_gateway_key(gateway, aggregated(nested)))
+    token = sign_with_gateway_key(gateway.config, aggregated(nested))
+    response = await gateway.post(ZK_5151, token=token)
     assert response.status == 401
     assert gateway.upstream.received == []
 
@@ -225,7 +228,8 @@ async def test_aggregated_claim_with_a_key_rotated_in_later_is_fetched(
     gateway = await start(make_gateway, jwks)
     jwks.add("k2", new_ec_key())
     nested = jwks.token("k2", {"iss": IDP, "kvk": "62253778"})
-    response = await gateway.post(ZK_5151, token=sign_with_gateway_key(gateway, aggregated(nested)))
+    token = sign_with_gateway_key(gateway.config, aggregated(nested))
+    response = await gateway.post(ZK_5151, token=token)
     assert response.status == 200
 
 
