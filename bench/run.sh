@@ -20,5 +20,6 @@ run logging  bench/bench_logging.py
 run log_renderer bench/bench_log_renderer.py
 run gateway  bench/bench_gateway.py
 run instructions bench/bench_instructions.py
+run workers  bench/bench_workers.py
 echo
 echo "results in bench/results/"
