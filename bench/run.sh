@@ -17,7 +17,9 @@ run tokens   bench/bench_tokens.py
 run parse    bench/bench_parse.py --seconds 1
 run policy   bench/bench_policy.py
 run logging  bench/bench_logging.py
+run log_renderer bench/bench_log_renderer.py
 run gateway  bench/bench_gateway.py
 run instructions bench/bench_instructions.py
+run workers  bench/bench_workers.py
 echo
 echo "results in bench/results/"

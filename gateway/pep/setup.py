@@ -159,10 +159,11 @@ def _lifecycle(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await pep.upstreams.start()
         await pep.verifier.start()
+        stop_watching = asyncio.Event()
         watchers = []
         if config.policy.watch:
             watchers = [
-                asyncio.create_task(store.watch(config.policy.watch_interval))
+                asyncio.create_task(store.watch(stop_watching, config.policy.watch_interval))
                 for store in pep.policies.values()
             ]
         loop = asyncio.get_running_loop()
@@ -174,11 +175,8 @@ def _lifecycle(
         finally:
             if hup:
                 loop.remove_signal_handler(signal.SIGHUP)
-            for task in watchers:
-                task.cancel()
-            for task in watchers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            stop_watching.set()
+            await asyncio.gather(*watchers)
             await pep.verifier.close()
             await pep.upstreams.close()
 

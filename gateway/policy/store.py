@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
+from watchfiles import awatch
 
 from gateway.facts import DecisionInput
 from gateway.observability.events import NullObserver, Observer
@@ -147,18 +148,33 @@ class PolicyStore:
         """Whether any policy file's content differs from what was last loaded."""
         return self._files_fingerprint() != self._fingerprint
 
-    async def watch(self, interval: float = 2.0) -> None:
-        """Poll the files' content every *interval* seconds and reload on change.
+    def watched_dirs(self) -> list[Path]:
+        """The directories to watch: each configured directory, and a file's parent.
 
-        Runs until cancelled. File reads run in a worker thread so the event loop
-        keeps serving.
+        A file's parent, not the file: an editor saves by writing a new file and renaming it
+        over the old one, and a watch on the old inode would never see that.
         """
-        while True:
-            await asyncio.sleep(interval)
+        dirs = {p if p.is_dir() else p.parent for p in (*self.paths, *self.shadow_paths)}
+        return sorted(dirs, key=str)
+
+    async def watch(self, stop: asyncio.Event, debounce: float = 2.0) -> None:
+        """Reload when the files change, until *stop* is set.
+
+        watchfiles (inotify; polling where that is unavailable) reports changes under
+        :meth:`watched_dirs`, gathered for at most *debounce* seconds (an editor's burst of
+        writes is one reload). Any change only triggers a content check: a reload happens
+        when a policy file's bytes differ from what was last loaded, and a broken set is
+        refused by :meth:`reload` (the last good one keeps serving). File reads run in a
+        worker thread so the event loop keeps serving.
+        """
+        while not stop.is_set():
             try:
-                if await asyncio.to_thread(self.changed):
-                    await asyncio.to_thread(self.reload)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a watcher hiccup must not stop watching
+                async for _changes in awatch(*self.watched_dirs(), stop_event=stop,
+                                             debounce=round(debounce * 1000),
+                                             watch_filter=None):
+                    if await asyncio.to_thread(self.changed):
+                        await asyncio.to_thread(self.reload)
+            except Exception as exc:  # a watcher hiccup (a directory gone) must not stop it
                 log.error("policy_watch_failed", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), debounce)

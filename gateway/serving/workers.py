@@ -2,8 +2,11 @@
 SO_REUSEPORT; their metrics are aggregated by prometheus_client's multiprocess mode.
 
 Why not gunicorn with aiohttp's ``GunicornWebWorker``: docs/operations.md, "Why not gunicorn
-with aiohttp's worker" (the decision record: what this supervisor does that gunicorn would
-also do, and what not).
+with aiohttp's worker" (the decision record). Measured (bench/bench_workers.py, 2026-12-03,
+median req/s, gunicorn serving our GatewayRunner): 2 workers 737 ours, 695 gunicorn, 649
+gunicorn --reuse-port; 4 workers 547, 451, 671; the rounds of one server spread ±40 %, so
+throughput is a tie and the admin listener, TLS from gateway.yaml and keys loaded once
+before the fork decide.
 """
 
 from __future__ import annotations

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -113,23 +117,67 @@ def test_decide_never_fails_while_reloading(write: Writer) -> None:
     assert seen == versions  # the decisions did run during the reloads, under both sets
 
 
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until *predicate* holds, at most *timeout* seconds (then fail)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within {timeout} s"
+        await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def watching(store: PolicyStore) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``store.watch`` (short debounce) for the body; stop it by its event afterwards."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(store.watch(stop, debounce=0.05))
+    # awatch installs its inotify watches in its first step, before it first awaits.
+    await asyncio.sleep(0)
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5.0)  # the stop event ends it: no cancellation
+
+
 async def test_watch_reloads_when_a_file_changes(write: Writer) -> None:
     file = write_policy(write, "A")
     store = PolicyStore([file.parent])
     first = store.version
-    task = asyncio.create_task(store.watch(0.02))
-    try:
+    async with watching(store):
         write_policy(write, "B")
-        for _ in range(200):
-            if store.version != first:
-                break
-            await asyncio.sleep(0.02)
-        assert store.version != first
+        await until(lambda: store.version != first)
         assert store.decide(facts({"t": "B"})).allow
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+
+
+async def test_watch_sees_an_editor_save_by_rename_over_a_watched_file(write: Writer) -> None:
+    file = write_policy(write, "A")
+    store = PolicyStore([file])  # the file itself configured, not its directory
+    first = store.version
+    async with watching(store):
+        temporary = file.with_name(".p.yaml.swp")
+        temporary.write_text(POLICY.format(allowed="B"), encoding="utf-8")
+        os.replace(temporary, file)  # a new inode under the old name
+        await until(lambda: store.version != first)
+        assert store.decide(facts({"t": "B"})).allow
+        file.write_text(POLICY.format(allowed="C"), encoding="utf-8")  # and still watched after
+        await until(lambda: store.decide(facts({"t": "C"})).allow)
+
+
+async def test_watch_keeps_the_last_good_set_on_a_bad_edit(write: Writer) -> None:
+    file = write_policy(write, "A")
+    obs, metrics = observer()
+    store = PolicyStore([file.parent], observer=obs)
+    good = store.version
+    refused = {"outcome": "refused"}
+    async with watching(store):
+        file.write_text("policy: [broken", encoding="utf-8")
+        await until(lambda: sample(metrics, "nid_gateway_policy_reloads_total", refused) == 1.0)
+        assert store.version == good and store.decide(facts({"t": "A"})).allow
+        write_policy(write, "B")  # fixed: the next save is enforced
+        await until(lambda: store.version != good)
+    assert store.decide(facts({"t": "B"})).allow
+    assert sample(metrics, "nid_gateway_policy_reloads_total", refused) == 1.0
+    assert sample(metrics, "nid_gateway_policy_reloads_total", {"outcome": "ok"}) == 1.0
 
 
 def test_shadow_differences_are_reported_never_enforced(write: Writer) -> None:

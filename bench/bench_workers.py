@@ -1,0 +1,156 @@
+"""``serve --workers N`` against gunicorn with aiohttp's ``GunicornWebWorker``, same app.
+
+    .venv/bin/python bench/bench_workers.py [--duration 5] [--rounds 3] [--workers 2 4]
+
+Issue 11 asked whether gunicorn should replace the hand-made pre-fork supervisor unless a
+measurement shows ours matters. For each worker count, three servers of the same gateway
+configuration (decision log on, in front of the fixed-response upstream):
+
+  ours                 ``nid-gateway serve --workers N`` (a SO_REUSEPORT socket per worker)
+  gunicorn             ``gunicorn -k aiohttp.GunicornWebWorker -w N`` (one shared socket)
+  gunicorn reuse-port  the same with ``--reuse-port`` (a socket per worker)
+
+gunicorn's workers build the app with bench/gunicorn_app.py, which returns our
+``GatewayRunner``: the request handler, deadlines and limits are the same in all three.
+Load: ``wrk -t2 -c64`` (keep-alive) posting the seed notification with a valid token;
+nothing is pinned (the workers need every core; wrk and the upstream share them).
+Each server is measured once all its workers answer (see :func:`wait_for_workers`).
+``--rounds`` interleaved rounds, median req/s per server, ratio to ``ours`` at the same N.
+Needs wrk. Bounded: about rounds x 3 x len(workers) x (duration + 10) seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench_gateway import (
+    PYTHON,
+    REPO,
+    ROUTE,
+    SCOPE,
+    ensure_wrk,
+    fixed_upstream,
+    free_port,
+    gateway_config,
+    lua_script,
+    stop,
+    wait_for_port,
+)
+
+from gateway.authserver.keys import KeyStore
+from gateway.authserver.tokens import issue_token
+from gateway.config import load_config
+
+GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
+
+
+def commands(config: Path, port: int, workers: int) -> dict[str, list[str]]:
+    gunicorn = [GUNICORN, "bench.gunicorn_app:runner", "-k", "aiohttp.GunicornWebWorker",
+                "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "10"]
+    return {
+        "ours": [PYTHON, "-m", "gateway.cli", "serve", "--config", str(config),
+                 "--workers", str(workers)],
+        "gunicorn": gunicorn,
+        "gunicorn reuse-port": [*gunicorn, "--reuse-port"],
+    }
+
+
+def wrk_rps(wrk: str, url: str, script: Path, duration: int) -> tuple[float, int]:
+    out = subprocess.run(
+        [wrk, "-t2", "-c64", f"-d{duration}s", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, int(bad.group(1)) if bad else 0
+
+
+def wait_for_workers(port: int, workers: int, timeout: float = 120.0) -> None:
+    """Until 4 x *workers* fresh connections in a row get ``/healthz`` answered within 1 s.
+
+    gunicorn binds (reuse-port: each worker at fork) before a worker has built the app, and
+    its workers build it one by one after the fork (``serve`` builds it once, before): a
+    connection the kernel gives a booting worker waits. Consecutive answers on fresh
+    connections (spread over the sockets by the kernel's hash) mean every worker serves.
+    """
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 4 * workers:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"workers on port {port} did not all start")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1.0) as r:
+                streak = streak + 1 if r.status == 200 else 0
+        except OSError:
+            streak = 0
+
+
+def serve_and_measure(cmd: list[str], env: dict[str, str], port: int, workers: int,
+                      wrk: str, url: str, script: Path, duration: int) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as metrics_dir:
+        # gunicorn: the operator names the multiprocess directory (serve makes its own).
+        server = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL,
+                                  env={**env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+                                  if "gunicorn" in cmd[0] else env)
+        try:
+            wait_for_port(port, timeout=60.0)
+            wait_for_workers(port, workers)
+            wrk_rps(wrk, url, script, 3)  # warm-up: caches filled, pools open
+            return wrk_rps(wrk, url, script, duration)
+        finally:
+            stop(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_name, \
+            fixed_upstream() as upstream_url:
+        tmp = Path(tmp_name)
+        port = free_port()
+        config_path = gateway_config(tmp, port, upstream_url, True)
+        config = load_config(config_path)
+        token = issue_token(config, KeyStore.load(config), "ciz", [SCOPE],
+                            f"http://127.0.0.1:{port}{ROUTE}")
+        script = lua_script(tmp / "same.lua", token, unique_queries=False)
+        url = f"http://127.0.0.1:{port}{ROUTE}"
+        env = {**os.environ, "NID_GATEWAY_CONFIG": str(config_path)}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        samples: dict[tuple[int, str], list[float]] = {}
+        bad = 0
+        for _ in range(args.rounds):
+            for workers in args.workers:
+                for name, cmd in commands(config_path, port, workers).items():
+                    rps, non_2xx = serve_and_measure(cmd, env, port, workers, wrk, url,
+                                                     script, args.duration)
+                    samples.setdefault((workers, name), []).append(rps)
+                    bad += non_2xx
+    print(f"{'workers':>7} {'server':22} {'req/s (median)':>15} {'rounds':>24} {'vs ours':>8}")
+    for workers in args.workers:
+        ours = statistics.median(samples[(workers, "ours")])
+        for (n, name), values in samples.items():
+            if n != workers:
+                continue
+            med = statistics.median(values)
+            rounds = " ".join(f"{v:.0f}" for v in values)
+            print(f"{workers:7d} {name:22} {med:15.0f} {rounds:>24} {med / ours:8.2f}")
+    if bad:
+        raise SystemExit(f"{bad} requests were not answered 2xx: the measurement is not valid")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
