@@ -16,8 +16,8 @@ from gateway.authserver.keys import KeyStore, generate_key
 from gateway.cli import main
 from gateway.config import load_config
 from gateway.config.secrets import parse_secret_hash, verify_secret
-from tests.cli.demo_process import start_demo
 from tests.fixtures.authserver import AUDIENCE, SCOPE, write_deployment
+from tests.fixtures.demo import start_demo
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import queue
 import re
 import shlex
 import signal
 import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +22,12 @@ from gateway.serving.demo import (
     load_demo_request,
     load_demo_texts,
 )
-from tests.cli.demo_process import start_demo
+from tests.fixtures.demo import read_until_printed, seed_003_example, start_demo
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "config" / "demo"
 EXAMPLES = REPO / "gateway" / "examples"
 BASE = "http://127.0.0.1:8080"
-
-
-def seed_003_example(**variables: str) -> dict[str, Any]:
-    """The example request of seed 003 (RFC0008) section 3.5, with *variables* replaced."""
-    values = json.loads((EXAMPLES / "seed_003_variables.json").read_text(encoding="utf-8"))
-    return {
-        "query": (EXAMPLES / "seed_003_example.graphql").read_text(encoding="utf-8"),
-        "operationName": "zendNotificatie",
-        "variables": {**values, **variables},
-    }
 
 
 def printed_bodies(text: str) -> list[Any]:
@@ -87,28 +74,6 @@ def test_a_request_file_with_an_unknown_key_names_the_file(tmp_path: Path) -> No
     path.write_text('{"query": "{ x }", "operationName": "x"}', encoding="utf-8")
     with pytest.raises(DemoFileError, match=re.escape("refused.json: expected an object")):
         load_demo_request(path)
-
-
-def read_until_printed(proc: subprocess.Popen[str], last: str, timeout: float = 60) -> str:
-    """stdout of *proc* up to the end of the command on the line starting with *last*."""
-    assert proc.stdout is not None
-    stdout, lines = proc.stdout, queue.Queue[str]()
-
-    def pump() -> None:  # a thread: readline cannot time out
-        for line in stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline, text, seen = time.monotonic() + timeout, "", False
-    while True:
-        try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise AssertionError("demo did not print its curls:\n" + text) from None
-        text += line
-        if seen and not line.rstrip().endswith("\\"):
-            return text
-        seen = seen or line.startswith(last)
 
 
 def test_the_printed_curls_pasted_into_a_shell_are_allowed_and_refused() -> None:

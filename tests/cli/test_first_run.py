@@ -27,8 +27,8 @@ from aiohttp.test_utils import TestServer, unused_port
 
 from gateway.authserver.keys import generate_key
 from gateway.examples.resource_server import create_resource_server_app
-from tests.cli.test_demo import read_until_printed, seed_003_example
-from tests.policy.test_cli import readme_explain_command
+from tests.fixtures.demo import read_until_printed, seed_003_example
+from tests.fixtures.docs import readme_explain_command, shell_blocks
 
 REPO = Path(__file__).resolve().parents[2]
 NID = [sys.executable, "-m", "gateway.cli"]
@@ -286,12 +286,6 @@ def test_the_minimal_config_is_documented_with_its_command() -> None:
     command = ".venv/bin/nid-gateway serve --config config/example/deelnemer-minimal.yaml"
     assert command in (REPO / "docs/configuration.md").read_text()
     assert command in (REPO / "config/example/deelnemer-minimal.yaml").read_text()
-
-
-def shell_blocks(markdown: Path) -> list[str]:
-    """The ```sh blocks of *markdown*, continuation lines joined."""
-    blocks = re.findall(r"^```sh\n(.*?)^```", markdown.read_text(), re.M | re.S)
-    return [block.replace("\\\n", " ") for block in blocks]
 
 
 def test_the_documented_docker_run_fits_the_image_and_the_example() -> None:

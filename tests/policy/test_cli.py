@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from tests.fixtures.docs import readme_explain_command
 from tests.fixtures.policy import IWLZ, REPO, Writer
 
 SEED_QUERY = (
@@ -329,19 +329,6 @@ def test_explain_rejects_a_bad_route_and_bad_json(tmp_path: Path,
     claims.write_text("{not json")
     assert explain(claims, request, "--policy", str(IWLZ)) == 2
     assert f"{claims}:1:2: claims is not JSON" in capsys.readouterr().err
-
-
-def readme_explain_command() -> list[str]:
-    """The ``policy explain`` command of the README, continuation lines joined."""
-    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines)
-                 if line.startswith(".venv/bin/nid-gateway policy explain"))
-    command = ""
-    for line in lines[start:]:
-        command += line.rstrip("\\").strip() + " "
-        if not line.endswith("\\"):
-            break
-    return shlex.split(command)
 
 
 def test_readme_explain_command_runs_as_written() -> None:
