@@ -4,12 +4,12 @@ process or, with ``--workers N``, in N forked workers (:mod:`gateway.serving.wor
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.serving.lifecycle import run, serve_until_stopped
 from gateway.serving.workers import multiprocess_metrics_dir, serve_workers
@@ -47,9 +47,8 @@ def _load(args: argparse.Namespace, **overrides: Any) -> GatewayConfig | None:
         return None
     fmt = getattr(args, "log_format", None)
     if fmt:
-        config = dataclasses.replace(
-            config, observability=dataclasses.replace(config.observability, log_format=fmt)
-        )
+        observability = config.observability.model_copy(update={"log_format": fmt})
+        config = config.model_copy(update={"observability": observability})
     return config
 
 

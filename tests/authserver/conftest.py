@@ -16,7 +16,7 @@ from jwt.algorithms import ECAlgorithm
 
 from gateway.authserver.keys import KeyStore, generate_key
 from gateway.authserver.setup import setup_authserver
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.config.secrets import hash_secret
 from gateway.observability.events import NullObserver, TokenEvent

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.authserver.keys import KeyStore
 from gateway.cli import main
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.config.secrets import parse_secret_hash, verify_secret
 from tests.cli.demo_process import start_demo
 

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.authserver.keys import KeyStore, generate_key
-from gateway.config import ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.config.secrets import parse_secret_hash, verify_secret
 from gateway.graphql import BUNDLED_SCHEMA

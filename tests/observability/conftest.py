@@ -12,7 +12,7 @@ import yaml
 from aiohttp import web
 
 from gateway.appkeys import CONFIG, OBSERVER
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.observability.events import DecisionEvent
 from gateway.observability.setup import setup_observability

@@ -14,7 +14,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from gateway.app import create_app
-from gateway.config import load_config
+from gateway.config.loader import load_config
 
 from .conftest import REPO, json_lines
 

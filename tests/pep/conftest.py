@@ -26,7 +26,7 @@ from gateway.app import create_app
 from gateway.appkeys import KEYSTORE
 from gateway.authserver.keys import generate_key
 from gateway.authserver.tokens import issue_token
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.observability.events import DecisionEvent, NullObserver
 
