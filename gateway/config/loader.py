@@ -45,15 +45,16 @@ def load_config(
     and audiences derived from it. ``upstream`` points every route at that URL (demo,
     benchmarks). Raises :class:`ConfigError` listing every mistake found.
     """
-    file = Path(path).resolve()
-    source = _read(file)
-    demo = isinstance(source[0].data, dict) and source[0].data.get("demo") is True
-    config = _validate(GatewayConfig, *source, demo=demo)
+    source, issues = _read(Path(path).resolve())
+    demo = isinstance(source.data, dict) and source.data.get("demo") is True
+    config = _validate(GatewayConfig, source, issues, demo=demo)
     clients: tuple[Source, tuple[ClientConfig, ...]] | None = None
     if config.authserver is not None and config.authserver.clients_file is not None:
-        clients_source = _read(config.authserver.clients_file)
-        clients = (clients_source[0], _validate(ClientsFile, *clients_source, demo=demo).clients)
-    finished = _Finish(config, source[0], clients, port=port, upstream=upstream)
+        # Its own file: positions in it, paths (jwks_file) relative to it.
+        file_source, file_issues = _read(config.authserver.clients_file)
+        found = _validate(ClientsFile, file_source, file_issues, demo=demo).clients
+        clients = (file_source, found)
+    finished = _Finish(config, source, clients, port=port, upstream=upstream)
     if finished.issues:
         raise ConfigError(issues=sorted(finished.issues, key=lambda i: (i.file, i.line, i.col)))
     return finished.config
@@ -105,7 +106,8 @@ def _locate(error: Any, source: Source, root: type[BaseModel]) -> Located | None
         return source.issue(at, ctx["message"], ctx.get("hint"), key=bool(ctx.get("at")))
     if kind == "extra_forbidden":
         model = _model_at(root, loc[:-1])
-        allowed = [f.alias or n for n, f in model.model_fields.items()] if model else []
+        fields = model.model_fields.items() if model else ()
+        allowed = [f.alias or n for n, f in fields if not f.exclude]
         return source.issue(loc, f"unknown key {loc[-1]!r} in {_title(model)}",
                             did_you_mean(str(loc[-1]), allowed) + "expected one of "
                             + ", ".join(allowed), key=True)

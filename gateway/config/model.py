@@ -123,9 +123,9 @@ Text = Annotated[str, BeforeValidator(_number_text), Strict(), StringConstraints
 Texts = Annotated[tuple[Text, ...], BeforeValidator(_one_or_many)]
 Url = Annotated[Text, AfterValidator(_absolute_url)]
 BaseUrl = Annotated[Url, AfterValidator(lambda url: url.rstrip("/"))]
-Port = Annotated[int, Strict(), Field(ge=0, le=65535)]
-Seconds = Annotated[float, Strict(), Field(ge=0.001, le=600)]
-ClientSeconds = Annotated[float, Strict(), Field(ge=0.01, le=3600)]
+Port = Annotated[Int, Field(ge=0, le=65535)]
+Seconds = Annotated[Number, Field(ge=0.001, le=600)]
+ClientSeconds = Annotated[Number, Field(ge=0.01, le=3600)]
 ScopeTemplate = Annotated[Text, AfterValidator(_scope_template)]
 Scope = Annotated[Text, AfterValidator(_one_word)]
 Audience = Annotated[Text, AfterValidator(lambda a: a if a == ALL_ROUTES else _absolute_url(a))]
@@ -141,6 +141,16 @@ class Model(BaseModel):
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_derived_keys(cls, data: Any) -> Any:
+        """Fields the loader sets (``exclude=True``) are not keys of the file."""
+        for name, spec in cls.model_fields.items():
+            if spec.exclude and isinstance(data, dict) and name in data:
+                raise problem(f"unknown key {name!r} in {cls.model_config.get('title')}",
+                              at=name)
+        return data
 
 
 class FileModel(Model):
@@ -201,11 +211,11 @@ class ServerConfig(Model):
     host: Text = "127.0.0.1"
     port: Port = 8080
     tls: TlsConfig | None = None
-    max_body_bytes: Annotated[int, Strict(), Field(ge=1024)] = 1024 * 1024
+    max_body_bytes: Annotated[Int, Field(ge=1024)] = 1024 * 1024
     timeouts: ClientTimeouts = ClientTimeouts()
-    max_connections: Annotated[int, Strict(), Field(ge=16, le=1_000_000)] = 1000
+    max_connections: Annotated[Int, Field(ge=16, le=1_000_000)] = 1000
     """Open client connections per process; lowered at start to fit the open-file limit."""
-    shutdown_grace_seconds: Annotated[float, Strict(), Field(ge=0, le=3600)] = 25.0
+    shutdown_grace_seconds: Annotated[Number, Field(ge=0, le=3600)] = 25.0
     """On SIGTERM, in-flight requests get this long to finish before they are cancelled."""
     admin: AdminListener | None = None
     """Off by default; when set, ``/metrics`` moves from the public listener to this one."""
@@ -262,6 +272,7 @@ class ClientConfig(Model):
 
     @property
     def identifier_claims(self) -> Mapping[str, str]:
+        """The ``identifiers`` key, as the token issuer names them."""
         return self.identifiers
 
     def accepts(self, method: str) -> bool:
@@ -360,23 +371,23 @@ class BruteForceConfig(Model):
     """Limits on failed client authentications at the token endpoint (moving window)."""
 
     model_config = ConfigDict(title="authserver.brute_force")
-    max_failures_per_client: Annotated[int, Strict(), Field(ge=1, le=10_000)] = 10
+    max_failures_per_client: Annotated[Int, Field(ge=1, le=10_000)] = 10
     """Failures per claimed client_id within the window; then ``429`` for that client_id."""
-    max_failures_per_address: Annotated[int, Strict(), Field(ge=1, le=100_000)] = 50
+    max_failures_per_address: Annotated[Int, Field(ge=1, le=100_000)] = 50
     """Failures per source address within the window; then ``429`` for that address."""
-    window_seconds: Annotated[int, Strict(), Field(ge=1, le=86_400)] = 60
+    window_seconds: Annotated[Int, Field(ge=1, le=86_400)] = 60
 
 
 class AuthServerConfig(Model):
     model_config = ConfigDict(title="authserver")
     enabled: Bool = True
     signing: SigningConfig
-    token_lifetime: Annotated[int, Strict(), Field(ge=1, le=MAX_TOKEN_LIFETIME)] = 3600
+    token_lifetime: Annotated[Int, Field(ge=1, le=MAX_TOKEN_LIFETIME)] = 3600
     """Seconds; at most 3600 (RFC0014)."""
     clients: tuple[ClientConfig, ...] = ()
     clients_file: ExistingFile | None = None
     """A ``clients.yaml`` holding the clients (its paths relative to it); or ``clients``."""
-    assertion_max_lifetime: Annotated[int, Strict(), Field(ge=1, le=3600)] = 300
+    assertion_max_lifetime: Annotated[Int, Field(ge=1, le=3600)] = 300
     """Longest accepted lifetime of a private_key_jwt client assertion, seconds."""
     brute_force: BruteForceConfig = BruteForceConfig()
 
@@ -437,9 +448,9 @@ class TrustedIssuer(Model):
     """Where the issuer publishes its keys."""
     algorithms: Annotated[tuple[VerifyAlgorithm, ...], BeforeValidator(_one_or_many)] = (
         "RS256", "ES256", "PS256", "EdDSA")
-    jwks_min_refresh_seconds: Annotated[float, Strict(), Field(ge=0)] = 30.0
+    jwks_min_refresh_seconds: Annotated[Number, Field(ge=0)] = 30.0
     """An unknown ``kid`` triggers at most one JWKS fetch per this interval."""
-    jwks_refresh_seconds: Annotated[float, Strict(), Field(ge=0)] = 300.0
+    jwks_refresh_seconds: Annotated[Number, Field(ge=0)] = 300.0
     """The key set is refetched this often, so a key the issuer withdraws stops being trusted
     (and tokens it signed leave the verified-token cache); 0: only on an unknown ``kid``."""
     require_typ: Bool = True
@@ -464,26 +475,26 @@ class TokenValidationConfig(Model):
     model_config = ConfigDict(title="tokens")
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
     """Absent: the built-in authorization server's issuer (when it is enabled)."""
-    leeway: Annotated[float, Strict(), Field(ge=0, le=300)] = 30.0
+    leeway: Annotated[Number, Field(ge=0, le=300)] = 30.0
     claim_mapping: ClaimMapping = Field(default_factory=default_claim_mapping)
-    cache_size: Annotated[int, Strict(), Field(ge=0)] = 10_000
+    cache_size: Annotated[Int, Field(ge=0)] = 10_000
     """Verified-token cache entries (keyed by the whole token, honours ``exp``)."""
 
 
 # -- GraphQL ------------------------------------------------------------------------------------
 class GraphQLLimits(Model):
     model_config = ConfigDict(title="graphql.limits")
-    max_query_length: Annotated[int, Strict(), Field(ge=1)] = 20_000
-    max_depth: Annotated[int, Strict(), Field(ge=1)] = 15
-    max_aliases: Annotated[int, Strict(), Field(ge=0)] = 30
-    max_list_items: Annotated[int, Strict(), Field(ge=1)] = 1_000
-    max_tokens: Annotated[int, Strict(), Field(ge=1)] = 5_000
+    max_query_length: Annotated[Int, Field(ge=1)] = 20_000
+    max_depth: Annotated[Int, Field(ge=1)] = 15
+    max_aliases: Annotated[Int, Field(ge=0)] = 30
+    max_list_items: Annotated[Int, Field(ge=1)] = 1_000
+    max_tokens: Annotated[Int, Field(ge=1)] = 5_000
 
 
 class GraphQLConfig(Model):
     model_config = ConfigDict(title="graphql")
     limits: GraphQLLimits = GraphQLLimits()
-    cache_size: Annotated[int, Strict(), Field(ge=0)] = 1_024
+    cache_size: Annotated[Int, Field(ge=0)] = 1_024
     """Parsed-document cache entries (LRU, keyed by the query text)."""
 
 
@@ -539,15 +550,13 @@ class RouteConfig(Model):
     "organisaties/zorgkantoor/notificaties/notificatie:create"}``. A root field not listed
     needs ``scope_default`` (if set), else is refused."""
     scope_default: ScopeTemplate | None = None
-    schema_: Annotated[
-        ExistingFile | None, BeforeValidator(lambda v: None if v == "none" else v)
-    ] = Field(None, alias="schema")
+    schema_: ExistingFile | None = Field(None, alias="schema")
     """The GraphQL SDL requests are validated against; absent: the bundled network schema;
     ``none``: no validation (explicitly, never by omission; logged at start-up)."""
-    schema_validation: Bool = True
-    """False only with an explicit ``schema: none``."""
+    schema_validation: bool = Field(True, exclude=True)
+    """False only with an explicit ``schema: none`` (set by the loader, not a key)."""
     timeouts: Timeouts = Timeouts()
-    pool_size: Annotated[int, Strict(), Field(ge=1, le=10_000)] = 100
+    pool_size: Annotated[Int, Field(ge=1, le=10_000)] = 100
     allow_plain_jwt: Bool = False
     """Accept tokens without ``typ: at+jwt`` (tokens of other issuers)."""
     strict_input: Bool = False
@@ -556,12 +565,13 @@ class RouteConfig(Model):
     upstream gets the verified payload in the ``claims`` header, and forwarding the bearer
     token would let the resource server replay it."""
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _schema_none(cls, data: Any) -> Any:
+    def _schema_none(cls, data: Any, handler: Any) -> Any:
         if isinstance(data, dict) and data.get("schema") == "none":
-            return {**data, "schema_validation": False}
-        return data
+            route = handler({**data, "schema": None})
+            return route.model_copy(update={"schema_validation": False})
+        return handler(data)
 
     @property
     def schema(self) -> Path | None:  # type: ignore[override]
@@ -576,16 +586,16 @@ class PolicyConfig(Model):
     shadow: tuple[ExistingPath, ...] = ()
     """Policy files evaluated beside the active ones, logged, never enforced."""
     watch: Bool = True
-    watch_interval: Annotated[float, Strict(), Field(ge=0.1)] = 2.0
+    watch_interval: Annotated[Number, Field(ge=0.1)] = 2.0
 
 
 class AuditConfig(Model):
     model_config = ConfigDict(title="observability.audit")
     path: AnyPath
-    max_bytes: Annotated[int, Strict(), Field(ge=1024)] = 100 * 1024 * 1024
+    max_bytes: Annotated[Int, Field(ge=1024)] = 100 * 1024 * 1024
     rotate_daily: Bool = True
     fsync: Literal["always", "interval", "never"] = "interval"
-    fsync_interval: Annotated[float, Strict(), Field(ge=0.01)] = 1.0
+    fsync_interval: Annotated[Number, Field(ge=0.01)] = 1.0
 
 
 class ObservabilityConfig(Model):
@@ -606,8 +616,8 @@ class GatewayConfig(FileModel):
     """``gateway.yaml``."""
 
     model_config = ConfigDict(title="gateway configuration")
-    source: Path = Path()
-    """The file this was loaded from (set by the loader)."""
+    source: Path = Field(Path(), exclude=True)
+    """The file this was loaded from (set by the loader, not a key)."""
     issuer: BaseUrl = ""
     """Our tokens' ``iss``; default: ``public_url``."""
     public_url: BaseUrl = ""
