@@ -437,3 +437,13 @@ def test_a_mistyped_key_gets_a_did_you_mean(tmp_path: Path) -> None:
     err = error_of(write(tmp_path, BASE + "server:\n  max_conections: 10\n"))
     assert (err.line, err.col) == (12, 3)
     assert err.hint is not None and err.hint.startswith("did you mean 'max_connections'? ")
+
+
+def test_rules_between_sections_are_reported_together(tmp_path: Path) -> None:
+    route = BASE.split("routes:\n")[1].split("tokens:")[0]
+    text = BASE.replace("tokens:", route + "tokens:")
+    err = error_of(write(tmp_path, text + "server:\n  port: 8080\n  admin: {port: 8080}\n"))
+    assert [(i.line, i.message) for i in err.issues] == [
+        (7, "duplicate route path '/deelnemers/uzovi/5151/graphql'"),
+        (17, "server.admin.port 8080 is the public port"),
+    ]
