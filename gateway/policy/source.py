@@ -20,8 +20,6 @@ from gateway.config.errors import did_you_mean
 from gateway.config.yamlsource import JsonPath, Source
 from gateway.config.yamlsource import read_source as _read_yaml
 
-__all__ = ["JsonPath", "Source", "did_you_mean", "read_source", "schema_issues"]
-
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
 """The canonical JSON Schema; ``policies/schema.json`` is a copy for editors."""
 
