@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from gateway.authserver.keys import KeyStore, generate_key  # noqa: E402
 from gateway.authserver.tokens import issue_token  # noqa: E402
-from gateway.config import load_config  # noqa: E402
+from gateway.config.loader import load_config  # noqa: E402
 
 PYTHON = sys.executable
 ROUTE = "/deelnemers/uzovi/5151/graphql"

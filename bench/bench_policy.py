@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import regopy  # noqa: E402
 
-from gateway.config.claims import default_claim_mapping  # noqa: E402
+from gateway.config.model import default_claim_mapping  # noqa: E402
 from gateway.facts import DecisionInput, RouteFacts  # noqa: E402
 from gateway.graphql import facts_from_request  # noqa: E402
 from gateway.policy import load_policy_set  # noqa: E402

@@ -48,7 +48,7 @@ from bench_gateway import (
 
 from gateway.authserver.keys import KeyStore
 from gateway.authserver.tokens import issue_token
-from gateway.config import load_config
+from gateway.config.loader import load_config
 
 GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
 

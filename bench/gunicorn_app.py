@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.serving.lifecycle import make_runner, settle_heap
 
 

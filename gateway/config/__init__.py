@@ -1,6 +1,5 @@
-"""Configuration: typed immutable objects loaded from YAML."""
+"""Configuration: typed immutable objects (``model``) loaded from YAML (``loader``).
 
-from gateway.config.errors import ConfigError
-from gateway.config.loader import load_config
-
-__all__ = ["ConfigError", "load_config"]
+Nothing is imported here, so that a part needing only :mod:`gateway.config.errors` or the
+YAML reader does not load pydantic and the loader.
+"""

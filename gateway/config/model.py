@@ -1,290 +1,634 @@
-"""Typed, immutable configuration of one deployment.
+"""Typed, immutable configuration of one deployment: each setting written once, here.
 
-Built once by :func:`gateway.config.load_config` from ``gateway.yaml`` (+ ``clients.yaml``);
-the hot path only ever reads these objects. Paths are absolute (resolved against the
-file that named them).
+Pydantic models of ``gateway.yaml`` (+ ``clients.yaml``): every field with its type,
+default, bounds and meaning. Unknown keys are errors (a typo must not silently fall back
+to a default). Paths are resolved against the file that names them (the ``base`` in the
+validation context). Rules between objects (unique routes, trusted issuers, the port
+override) are checked by :mod:`gateway.config.loader`, which builds these objects once; the
+hot path only ever reads them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from types import MappingProxyType
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-EMPTY: Mapping[str, str] = MappingProxyType({})
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from gateway.config.secrets import hash_secret, parse_secret_hash
+from gateway.config.subjects import normalise_subject
+
+DEFAULT_CLAIMS_FILE = Path(__file__).with_name("nid_claims.yaml")
+MAX_TOKEN_LIFETIME = 3600
+"""RFC0014: an access token lives at most one hour."""
+ALL_ROUTES = "*routes*"
+"""In a client's ``allowed_audiences``: every configured route's audience."""
+RESERVED_PATHS = ("/auth/", "/.well-known/", "/healthz", "/readyz", "/metrics")
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "scopes",
+     "instantie_type", "act", "typ"}
+)
+SCOPE_FIELDS = ("kind", "id_type", "id")
+AuthMethod = Literal[
+    "client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"
+]
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+VerifyAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384", "PS512", "EdDSA"
+]
+"""Asymmetric algorithms only: an HMAC key would be the issuer's secret."""
 
 
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
+def problem(message: str, hint: str | None = None, *, at: str | None = None) -> Exception:
+    """A validation error with a hint; *at* names the key of the object it is about (its
+    position is reported), else the position is the object's or the field's."""
+    return PydanticCustomError("config", "{message}", {"message": message, "hint": hint, "at": at})
+
+
+# -- field types: how a YAML value becomes a setting -----------------------------------------
+def _one_or_many(value: Any) -> Any:
+    """A single string is accepted as a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+def _number_text(value: Any) -> Any:
+    """Identifiers such as ``id: 5151`` are naturally written as numbers; keep the text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _absolute_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise problem(f"not an absolute http(s) URL: {text!r}", "e.g. https://host/path")
+    return text
+
+
+def _resolve(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        return value
+    base = (info.context or {}).get("base", Path.cwd())
+    return (Path(base) / value).resolve()
+
+
+def _existing(kind: str) -> Any:
+    checks = {"file": Path.is_file, "directory": Path.is_dir, "file or directory": Path.exists}
+
+    def check(path: Path, info: ValidationInfo) -> Path:
+        if not checks[kind](path):
+            base = (info.context or {}).get("base", Path.cwd())
+            raise problem(f"{kind} not found: {path}", f"paths are relative to {base}")
+        return path
+
+    return AfterValidator(check)
+
+
+def _one_word(scope: str) -> str:
+    if any(ch.isspace() for ch in scope):
+        raise problem(f"scope {scope!r} contains whitespace", "list each scope separately")
+    return scope
+
+
+def _scope_template(text: str) -> str:
+    if any(ch.isspace() for ch in text):
+        raise problem(f"scope {text!r} contains whitespace", "a scope is one word")
+    try:
+        text.format_map({name: "x" for name in SCOPE_FIELDS})
+    except (KeyError, ValueError, IndexError) as exc:
+        raise problem(f"invalid scope template {text!r}: {exc}",
+                      "placeholders allowed: {kind}, {id_type}, {id}") from None
+    return text
+
+
+Int = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, BeforeValidator(_number_text), Strict(), StringConstraints(min_length=1)]
+"""A non-empty string; a plain number is kept as its text (``id: 5151``), a boolean is not."""
+Texts = Annotated[tuple[Text, ...], BeforeValidator(_one_or_many)]
+Url = Annotated[Text, AfterValidator(_absolute_url)]
+BaseUrl = Annotated[Url, AfterValidator(lambda url: url.rstrip("/"))]
+Port = Annotated[Int, Field(ge=0, le=65535)]
+Seconds = Annotated[Number, Field(ge=0.001, le=600)]
+ClientSeconds = Annotated[Number, Field(ge=0.01, le=3600)]
+ScopeTemplate = Annotated[Text, AfterValidator(_scope_template)]
+Scope = Annotated[Text, AfterValidator(_one_word)]
+Audience = Annotated[Text, AfterValidator(lambda a: a if a == ALL_ROUTES else _absolute_url(a))]
+AnyPath = Annotated[Path, BeforeValidator(_resolve)]
+ExistingFile = Annotated[Path, BeforeValidator(_resolve), _existing("file")]
+ExistingPath = Annotated[Path, BeforeValidator(_resolve), _existing("file or directory")]
+
+
+class Model(BaseModel):
+    """Frozen, strict about unknown keys; assigning to a field is an AttributeError."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_derived_keys(cls, data: Any) -> Any:
+        """Fields the loader sets (``exclude=True``) are not keys of the file."""
+        for name, spec in cls.model_fields.items():
+            if spec.exclude and isinstance(data, dict) and name in data:
+                raise problem(f"unknown key {name!r} in {cls.model_config.get('title')}",
+                              at=name)
+        return data
+
+
+class FileModel(Model):
+    """A whole file: top-level keys starting with ``x-`` are ignored (a place for YAML
+    anchors, as in docker compose files)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not str(k).startswith("x-")}
+        return data
+
+
+# -- server -----------------------------------------------------------------------------------
+class TlsConfig(Model):
     """TLS terminated by the gateway (needed for ``tls_client_auth``)."""
 
-    cert_file: Path
-    key_file: Path
-    client_ca_file: Path | None = None
+    model_config = ConfigDict(title="server.tls")
+    cert_file: ExistingFile
+    key_file: ExistingFile
+    client_ca_file: ExistingFile | None = None
     """CA that signs client certificates; when set, client certificates are requested."""
-    require_client_cert: bool = False
+    require_client_cert: Bool = False
+
+    @model_validator(mode="after")
+    def _ca_for_required_certs(self) -> TlsConfig:
+        if self.require_client_cert and self.client_ca_file is None:
+            raise problem("require_client_cert needs client_ca_file",
+                          "name the CA that signs client certificates")
+        return self
 
 
-@dataclass(frozen=True, slots=True)
-class ClientTimeouts:
+class ClientTimeouts(Model):
     """How long a client may take, in seconds (slow-client protection)."""
 
-    header: float = 10.0
+    model_config = ConfigDict(title="server.timeouts")
+    header: ClientSeconds = 10.0
     """From connecting (or the first byte after a keep-alive pause) to a complete request
     head; a connection that has not sent one by then is closed."""
-    body: float = 30.0
+    body: ClientSeconds = 30.0
     """From the end of the request head to the end of its body; then ``408`` and close."""
-    keepalive: float = 15.0
+    keepalive: ClientSeconds = 15.0
     """An idle keep-alive connection is closed after this long."""
 
 
-@dataclass(frozen=True, slots=True)
-class AdminListener:
+class AdminListener(Model):
     """A second listener for operators: ``/readyz`` with details, ``/metrics``, ``/healthz``."""
 
-    host: str = "127.0.0.1"
-    port: int = 9090
+    model_config = ConfigDict(title="server.admin")
+    host: Text = "127.0.0.1"
+    port: Port = 9090
+    """Must differ from the public port (checked by the loader)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
+class ServerConfig(Model):
+    model_config = ConfigDict(title="server")
+    host: Text = "127.0.0.1"
+    port: Port = 8080
     tls: TlsConfig | None = None
-    max_body_bytes: int = 1024 * 1024
-    timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
-    max_connections: int = 1000
+    max_body_bytes: Annotated[Int, Field(ge=1024)] = 1024 * 1024
+    timeouts: ClientTimeouts = ClientTimeouts()
+    max_connections: Annotated[Int, Field(ge=16, le=1_000_000)] = 1000
     """Open client connections per process; lowered at start to fit the open-file limit."""
-    shutdown_grace_seconds: float = 25.0
+    shutdown_grace_seconds: Annotated[Number, Field(ge=0, le=3600)] = 25.0
     """On SIGTERM, in-flight requests get this long to finish before they are cancelled."""
     admin: AdminListener | None = None
     """Off by default; when set, ``/metrics`` moves from the public listener to this one."""
 
 
-@dataclass(frozen=True, slots=True)
-class SigningConfig:
+# -- authorization server -----------------------------------------------------------------------
+class SigningConfig(Model):
     """Keys of the built-in authorization server."""
 
-    keys_dir: Path
+    model_config = ConfigDict(title="authserver.signing")
+    keys_dir: AnyPath
     """Holds ``<kid>.pem`` private keys and ``jwks.json``; the newest key signs."""
     algorithm: Literal["RS256", "ES256"] = "ES256"
-    generate_if_missing: bool = False
+    generate_if_missing: Bool = False
     """Demo only: create a key pair on first start."""
 
+    @model_validator(mode="after")
+    def _generate_only_in_the_demo(self, info: ValidationInfo) -> SigningConfig:
+        if self.generate_if_missing and not (info.context or {}).get("demo"):
+            raise problem("generate_if_missing is for the demo only",
+                          "set demo: true, or create keys with `nid-gateway keys generate`",
+                          at="generate_if_missing")
+        return self
 
-@dataclass(frozen=True, slots=True)
-class ClientConfig:
+
+class ClientConfig(Model):
     """One OAuth2 client of the authorization server (from ``clients.yaml``)."""
 
-    client_id: str
-    auth_method: Literal[
-        "client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"
-    ]
-    secret_hash: str | None = None
-    """``pbkdf2_sha256$<iterations>$<salt-b64>$<hash-b64>`` (or similar) for secret methods."""
-    jwks: Mapping[str, object] | None = None
-    """Public JWKS for ``private_key_jwt`` (inline or loaded from ``jwks_file``)."""
-    tls_subject: str | None = None
-    """Certificate subject DN mapped to this client for ``tls_client_auth``."""
-    instantie_type: str | None = None
-    identifier_claims: Mapping[str, str] = field(default_factory=lambda: EMPTY)
-    """Claims put in the token, e.g. ``{"uzovi": "5151"}``."""
-    extra_claims: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    model_config = ConfigDict(title="client")
+    client_id: Text
+    auth_method: Annotated[tuple[AuthMethod, ...], BeforeValidator(_one_or_many),
+                           Field(min_length=1)]
+    """Every authentication method accepted for this client (one, or a list: lets a secret
+    client use both basic and post)."""
+    secret_hash: Text | None = None
+    """``sha256$<salt>$<digest>`` for the secret methods (``nid-gateway keys hash-secret``)."""
+    secret: Text | None = Field(None, repr=False)
+    """A clear secret (normally ``${ENV}``): hashed into ``secret_hash`` at load, then None."""
+    jwks: Mapping[str, Any] | None = None
+    """Public JWKS for ``private_key_jwt`` (inline, or loaded from ``jwks_file``)."""
+    jwks_file: ExistingFile | None = None
+    tls_subject: Text | None = None
+    """Certificate subject DN mapped to this client for ``tls_client_auth`` (RFC 4514)."""
+    instantie_type: Text | None = None
+    identifiers: Mapping[str, Text] = {}
+    """Claims put in the token, e.g. ``{"uzovi": "5151"}`` (claims of the claim mapping)."""
+    extra_claims: Mapping[str, Text] = {}
     """Other claims put in the token, e.g. ``{"instantie_naam": "Zorgkantoor Noord"}``."""
-    allowed_scopes: frozenset[str] = frozenset()
-    allowed_audiences: frozenset[str] = frozenset()
-    """Audience URLs; ``"*routes*"`` in YAML expands to every configured route's audience."""
-    allowed_actors: frozenset[str] = frozenset()
+    allowed_scopes: frozenset[Scope] = frozenset()
+    allowed_audiences: frozenset[Audience] = frozenset()
+    """Audience URLs; ``"*routes*"`` expands to every configured route's audience."""
+    allowed_actors: frozenset[Text] = frozenset()
     """Values allowed for the ``actor`` request parameter (becomes ``act.sub``)."""
-    auth_methods: frozenset[str] = frozenset()
-    """Every authentication method accepted for this client (``auth_method`` is the first);
-    empty means just ``auth_method``. Lets a secret client use both basic and post."""
+
+    @property
+    def identifier_claims(self) -> Mapping[str, str]:
+        """The ``identifiers`` key, as the token issuer names them."""
+        return self.identifiers
 
     def accepts(self, method: str) -> bool:
         """Whether *method* may authenticate this client."""
-        return method == self.auth_method or method in self.auth_methods
+        return method in self.auth_method
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_methods(self) -> ClientConfig:
+        methods = set(self.auth_method)
+        self._secret(any(m in SECRET_METHODS for m in methods))
+        self._jwks("private_key_jwt" in methods)
+        if "tls_client_auth" not in methods and self.tls_subject is not None:
+            raise problem("tls_subject is only used by tls_client_auth", at="tls_subject")
+        if "tls_client_auth" in methods:
+            if self.tls_subject is None:
+                raise problem("tls_client_auth needs tls_subject",
+                              "the client certificate's subject DN, e.g. CN=ciz,O=CIZ")
+            try:
+                object.__setattr__(self, "tls_subject", normalise_subject(self.tls_subject))
+            except ValueError as exc:
+                raise problem(f"invalid tls_subject: {exc}", "an RFC 4514 DN such as CN=ciz,O=CIZ",
+                              at="tls_subject") from None
+        for name in (*self.identifiers, *self.extra_claims):
+            if name in RESERVED_CLAIMS:
+                raise problem(f"claim {name!r} is set by the authorization server",
+                              "choose another claim name")
+        return self
+
+    def _secret(self, needed: bool) -> None:
+        if self.secret_hash is not None and self.secret is not None:
+            raise problem("give either secret_hash or secret, not both", at="secret")
+        if not needed:
+            if self.secret_hash is not None or self.secret is not None:
+                raise problem("a secret is only used by client_secret_basic/client_secret_post",
+                              at="secret_hash" if self.secret is None else "secret")
+            return
+        if self.secret is not None:
+            # A clear secret is hashed at load and then forgotten.
+            object.__setattr__(self, "secret_hash", hash_secret(self.secret))
+            object.__setattr__(self, "secret", None)
+        elif self.secret_hash is None:
+            raise problem("client_secret_* needs secret_hash (or secret: ${ENV_VAR})")
+        else:
+            try:
+                parse_secret_hash(self.secret_hash)
+            except ValueError as exc:
+                raise problem(f"invalid secret_hash: {exc}",
+                              "create one with `nid-gateway keys hash-secret`",
+                              at="secret_hash") from None
+
+    def _jwks(self, needed: bool) -> None:
+        if not needed:
+            if self.jwks is not None or self.jwks_file is not None:
+                raise problem("jwks is only used by private_key_jwt",
+                              at="jwks" if self.jwks is not None else "jwks_file")
+            return
+        if self.jwks is not None and self.jwks_file is not None:
+            raise problem("give either jwks or jwks_file, not both", at="jwks_file")
+        if self.jwks_file is not None:
+            try:
+                data = json.loads(self.jwks_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise problem(f"cannot read JWKS {self.jwks_file}: {exc}", at="jwks_file") from None
+            object.__setattr__(self, "jwks", data)
+        if self.jwks is None:
+            raise problem("private_key_jwt needs jwks or jwks_file")
+        _check_public_jwks(self.jwks, "jwks" if self.jwks_file is None else "jwks_file")
 
 
-@dataclass(frozen=True, slots=True)
-class BruteForceConfig:
+def _check_public_jwks(data: Any, at: str) -> None:
+    import jwt
+
+    keys = data.get("keys") if isinstance(data, Mapping) else None
+    if not isinstance(keys, list) or not keys:
+        raise problem("expected a JWKS: a mapping with a non-empty 'keys' list", at=at)
+    for key in keys:
+        if not isinstance(key, dict):
+            raise problem("expected each JWKS key to be a mapping", at=at)
+        if any(k in key for k in ("d", "p", "q", "k")):
+            raise problem("the client JWKS contains private key material",
+                          "publish public keys only", at=at)
+        try:
+            jwt.PyJWK(key)
+        except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
+            raise problem(f"invalid JWK: {exc}", at=at) from None
+
+
+class ClientsFile(FileModel):
+    """``clients.yaml``: the clients, apart from the deployment settings."""
+
+    model_config = ConfigDict(title="clients file")
+    clients: tuple[ClientConfig, ...]
+
+
+class BruteForceConfig(Model):
     """Limits on failed client authentications at the token endpoint (moving window)."""
 
-    max_failures_per_client: int = 10
+    model_config = ConfigDict(title="authserver.brute_force")
+    max_failures_per_client: Annotated[Int, Field(ge=1, le=10_000)] = 10
     """Failures per claimed client_id within the window; then ``429`` for that client_id."""
-    max_failures_per_address: int = 50
+    max_failures_per_address: Annotated[Int, Field(ge=1, le=100_000)] = 50
     """Failures per source address within the window; then ``429`` for that address."""
-    window_seconds: int = 60
+    window_seconds: Annotated[Int, Field(ge=1, le=86_400)] = 60
 
 
-@dataclass(frozen=True, slots=True)
-class AuthServerConfig:
-    enabled: bool
+class AuthServerConfig(Model):
+    model_config = ConfigDict(title="authserver")
+    enabled: Bool = True
     signing: SigningConfig
-    token_lifetime: int = 3600
+    token_lifetime: Annotated[Int, Field(ge=1, le=MAX_TOKEN_LIFETIME)] = 3600
     """Seconds; at most 3600 (RFC0014)."""
     clients: tuple[ClientConfig, ...] = ()
-    assertion_max_lifetime: int = 300
+    clients_file: ExistingFile | None = None
+    """A ``clients.yaml`` holding the clients (its paths relative to it); or ``clients``."""
+    assertion_max_lifetime: Annotated[Int, Field(ge=1, le=3600)] = 300
     """Longest accepted lifetime of a private_key_jwt client assertion, seconds."""
     brute_force: BruteForceConfig = BruteForceConfig()
 
+    @model_validator(mode="after")
+    def _clients_in_one_place(self) -> AuthServerConfig:
+        if self.clients and self.clients_file is not None:
+            raise problem("give either clients or clients_file, not both", at="clients_file")
+        return self
 
-@dataclass(frozen=True, slots=True)
-class IdentifierClaim:
+
+# -- token validation ---------------------------------------------------------------------------
+class IdentifierClaim(Model):
     """A token claim that carries the caller's identifier, and its identifier type."""
 
-    claim: str
+    model_config = ConfigDict(title="identifier claim")
+    claim: Text
     """e.g. ``uzovi``, ``kvk``, ``kvknummer``."""
-    id_type: str
+    id_type: Annotated[Text, AfterValidator(str.upper)]
     """e.g. ``UZOVI``, ``KVK``."""
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimMapping:
-    """Where the facts live in a token. Defaults fit our own tokens and nID's."""
+@cache
+def _nid_claims() -> dict[str, Any]:
+    with DEFAULT_CLAIMS_FILE.open(encoding="utf-8") as fh:
+        data: dict[str, Any] = yaml.safe_load(fh)
+    return data
 
-    instantie_type: tuple[str, ...] = ("instantie_type",)
-    identifiers: tuple[IdentifierClaim, ...] = ()
-    scopes: tuple[str, ...] = ("scope", "scopes")
-    client_id: tuple[str, ...] = ("client_id", "sub")
-    actor: str = "act.sub"
-    aggregated_claims: bool = True
+
+class ClaimMapping(Model):
+    """Where the facts live in a token. Defaults (``nid_claims.yaml``) fit our tokens and nID's."""
+
+    model_config = ConfigDict(title="tokens.claim_mapping")
+    instantie_type: Texts = ("instantie_type",)
+    identifiers: tuple[IdentifierClaim, ...] = Field(
+        default_factory=lambda: tuple(IdentifierClaim(**i) for i in _nid_claims()["identifiers"])
+    )
+    scopes: Texts = ("scope", "scopes")
+    client_id: Texts = ("client_id", "sub")
+    actor: Text = "act.sub"
+    aggregated_claims: Bool = True
     """Resolve OpenID aggregated claims (``_claim_names``/``_claim_sources``), verifying
     each nested JWT against a trusted issuer."""
 
 
-@dataclass(frozen=True, slots=True)
-class TrustedIssuer:
-    issuer: str
-    builtin: bool = False
+@cache
+def default_claim_mapping() -> ClaimMapping:
+    """The nID claim mapping shipped with the gateway."""
+    return ClaimMapping.model_validate(_nid_claims())
+
+
+class TrustedIssuer(Model):
+    model_config = ConfigDict(title="trusted issuer")
+    issuer: Text = ""
+    """The ``iss`` of the issuer's tokens (implied for the builtin issuer)."""
+    builtin: Bool = False
     """The built-in authorization server (keys in process)."""
-    jwks_url: str | None = None
-    algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
-    jwks_min_refresh_seconds: float = 30.0
+    jwks_url: Url | None = None
+    """Where the issuer publishes its keys."""
+    algorithms: Annotated[tuple[VerifyAlgorithm, ...], BeforeValidator(_one_or_many)] = (
+        "RS256", "ES256", "PS256", "EdDSA")
+    jwks_min_refresh_seconds: Annotated[Number, Field(ge=0)] = 30.0
     """An unknown ``kid`` triggers at most one JWKS fetch per this interval."""
-    jwks_refresh_seconds: float = 300.0
+    jwks_refresh_seconds: Annotated[Number, Field(ge=0)] = 300.0
     """The key set is refetched this often, so a key the issuer withdraws stops being trusted
     (and tokens it signed leave the verified-token cache); 0: only on an unknown ``kid``."""
-    require_typ: bool = True
+    require_typ: Bool = True
     """Require ``typ: at+jwt``."""
 
+    @model_validator(mode="after")
+    def _builtin_or_remote(self) -> TrustedIssuer:
+        if self.builtin:
+            for key in ("issuer", "jwks_url"):
+                if getattr(self, key):
+                    raise problem(f"{key} is implied for the builtin issuer", at=key)
+        elif not self.issuer:
+            raise problem("missing required key 'issuer' in trusted issuer",
+                          "the iss value of the issuer's tokens")
+        elif self.jwks_url is None:
+            raise problem("missing required key 'jwks_url' in trusted issuer",
+                          "where the issuer publishes its keys")
+        return self
 
-@dataclass(frozen=True, slots=True)
-class TokenValidationConfig:
-    trusted_issuers: tuple[TrustedIssuer, ...]
-    leeway: float = 30.0
-    claim_mapping: ClaimMapping = field(default_factory=ClaimMapping)
-    cache_size: int = 10_000
+
+class TokenValidationConfig(Model):
+    model_config = ConfigDict(title="tokens")
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    """Absent: the built-in authorization server's issuer (when it is enabled)."""
+    leeway: Annotated[Number, Field(ge=0, le=300)] = 30.0
+    claim_mapping: ClaimMapping = Field(default_factory=default_claim_mapping)
+    cache_size: Annotated[Int, Field(ge=0)] = 10_000
     """Verified-token cache entries (keyed by the whole token, honours ``exp``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class GraphQLLimits:
-    max_query_length: int = 20_000
-    max_depth: int = 15
-    max_aliases: int = 30
-    max_list_items: int = 1_000
-    max_tokens: int = 5_000
+# -- GraphQL ------------------------------------------------------------------------------------
+class GraphQLLimits(Model):
+    model_config = ConfigDict(title="graphql.limits")
+    max_query_length: Annotated[Int, Field(ge=1)] = 20_000
+    max_depth: Annotated[Int, Field(ge=1)] = 15
+    max_aliases: Annotated[Int, Field(ge=0)] = 30
+    max_list_items: Annotated[Int, Field(ge=1)] = 1_000
+    max_tokens: Annotated[Int, Field(ge=1)] = 5_000
 
 
-@dataclass(frozen=True, slots=True)
-class GraphQLConfig:
-    limits: GraphQLLimits = field(default_factory=GraphQLLimits)
-    cache_size: int = 1_024
+class GraphQLConfig(Model):
+    model_config = ConfigDict(title="graphql")
+    limits: GraphQLLimits = GraphQLLimits()
+    cache_size: Annotated[Int, Field(ge=0)] = 1_024
     """Parsed-document cache entries (LRU, keyed by the query text)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Deelnemer:
-    id_type: str
+# -- routes -------------------------------------------------------------------------------------
+def _kind(kind: str) -> str:
+    if not kind.isidentifier() or kind != kind.lower():
+        raise problem(f"invalid deelnemer kind {kind!r}", "expected a lowercase scope word such "
+                      "as zorgkantoor, zorgaanbieder, onderneming")
+    return kind
+
+
+def _route_path(path: str) -> str:
+    if not path.startswith("/") or any(ch.isspace() for ch in path) or "?" in path:
+        raise problem(f"invalid route path {path!r}",
+                      "expected an absolute path like /deelnemers/uzovi/5151/graphql")
+    if any(path.startswith(p) or path == p.rstrip("/") for p in RESERVED_PATHS):
+        raise problem(f"route path {path!r} collides with a gateway endpoint",
+                      "reserved: " + ", ".join(RESERVED_PATHS))
+    return path
+
+
+class Deelnemer(Model):
+    model_config = ConfigDict(title="deelnemer")
+    id_type: Annotated[Text, AfterValidator(str.upper)]
     """e.g. ``UZOVI``."""
-    id: str
-    kind: str
+    id: Text
+    kind: Annotated[Text, AfterValidator(_kind)]
     """Scope word: ``zorgkantoor``, ``zorgaanbieder``, ``onderneming``, ..."""
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    connect: float = 5.0
-    read: float = 30.0
-    total: float = 30.0
+class Timeouts(Model):
+    model_config = ConfigDict(title="timeouts")
+    connect: Seconds = 5.0
+    read: Seconds = 30.0
+    total: Seconds = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class RouteConfig:
-    path: str
+class RouteConfig(Model):
+    model_config = ConfigDict(title="route")
+    path: Annotated[Text, AfterValidator(_route_path)]
     """e.g. ``/deelnemers/uzovi/5151/graphql``."""
-    upstream: str
+    upstream: Url
     """The deelnemer's resource server URL."""
     deelnemer: Deelnemer
-    audience: str
-    """``public_url`` + ``path`` unless set explicitly."""
-    policies: tuple[Path, ...]
-    required_scopes: Mapping[str, str]
-    """Root field -> scope the token must hold, ``{kind}`` already filled in,
-    e.g. ``{"zendNotificatie": "organisaties/zorgkantoor/notificaties/notificatie:create"}``.
-    A root field not listed needs ``scope_default`` (if set), else is refused."""
-    scope_default: str | None = None
-    schema: Path | None = None
-    """The GraphQL SDL requests are validated against; None: the bundled network schema."""
-    schema_validation: bool = True
-    """False only with an explicit ``schema: none`` (logged as a warning at start-up)."""
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    pool_size: int = 100
-    allow_plain_jwt: bool = False
+    audience: Url = ""
+    """``public_url`` + ``path`` unless set explicitly (filled in by the loader)."""
+    policies: Annotated[tuple[ExistingPath, ...], Field(min_length=1)]
+    """Policy files or directories; fail closed: a route without policy refuses everything."""
+    required_scopes: Mapping[str, ScopeTemplate] = {}
+    """Root field -> scope the token must hold; the loader adds the top-level ``scopes`` and
+    fills in ``{kind}``, e.g. ``{"zendNotificatie":
+    "organisaties/zorgkantoor/notificaties/notificatie:create"}``. A root field not listed
+    needs ``scope_default`` (if set), else is refused."""
+    scope_default: ScopeTemplate | None = None
+    schema_: ExistingFile | None = Field(None, alias="schema")
+    """The GraphQL SDL requests are validated against; absent: the bundled network schema;
+    ``none``: no validation (explicitly, never by omission; logged at start-up)."""
+    schema_validation: bool = Field(True, exclude=True)
+    """False only with an explicit ``schema: none`` (set by the loader, not a key)."""
+    timeouts: Timeouts = Timeouts()
+    pool_size: Annotated[Int, Field(ge=1, le=10_000)] = 100
+    allow_plain_jwt: Bool = False
     """Accept tokens without ``typ: at+jwt`` (tokens of other issuers)."""
-    strict_input: bool = False
-    forward_authorization: bool = False
+    strict_input: Bool = False
+    forward_authorization: Bool = False
     """Pass the caller's ``Authorization`` header to the upstream. Off by default: the
     upstream gets the verified payload in the ``claims`` header, and forwarding the bearer
     token would let the resource server replay it."""
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _schema_none(cls, data: Any, handler: Any) -> Any:
+        if isinstance(data, dict) and data.get("schema") == "none":
+            route = handler({**data, "schema": None})
+            return route.model_copy(update={"schema_validation": False})
+        return handler(data)
 
-@dataclass(frozen=True, slots=True)
-class PolicyConfig:
-    environment: str | None = None
+    @property
+    def schema(self) -> Path | None:  # type: ignore[override]
+        return self.schema_
+
+
+# -- the rest -----------------------------------------------------------------------------------
+class PolicyConfig(Model):
+    model_config = ConfigDict(title="policy")
+    environment: Text | None = None
     """Selects the data overlay (e.g. ``productie``, ``test``); None = the RFC defaults."""
-    shadow: tuple[Path, ...] = ()
+    shadow: tuple[ExistingPath, ...] = ()
     """Policy files evaluated beside the active ones, logged, never enforced."""
-    watch: bool = True
-    watch_interval: float = 2.0
+    watch: Bool = True
+    watch_interval: Annotated[Number, Field(ge=0.1)] = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class AuditConfig:
-    path: Path
-    max_bytes: int = 100 * 1024 * 1024
-    rotate_daily: bool = True
+class AuditConfig(Model):
+    model_config = ConfigDict(title="observability.audit")
+    path: AnyPath
+    max_bytes: Annotated[Int, Field(ge=1024)] = 100 * 1024 * 1024
+    rotate_daily: Bool = True
     fsync: Literal["always", "interval", "never"] = "interval"
-    fsync_interval: float = 1.0
+    fsync_interval: Annotated[Number, Field(ge=0.01)] = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class ObservabilityConfig:
+class ObservabilityConfig(Model):
+    model_config = ConfigDict(title="observability")
     log_format: Literal["json", "console"] = "json"
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     audit: AuditConfig | None = None
-    decision_log: bool = True
+    decision_log: Bool = True
     """Log one decision event per request (the audit sink, when set, always records)."""
-    otel_endpoint: str | None = None
-    access_log: bool = False
+    otel_endpoint: Url | None = None
+    access_log: Bool = False
     """Log one ``access`` event per HTTP request (``GatewayAccessLogger``). Off by default:
     every PEP request already has its decision event; this adds the other endpoints
     (``/auth/token``, ``/metrics``, health probes) at the cost of a second line per request."""
 
 
-@dataclass(frozen=True, slots=True)
-class GatewayConfig:
-    source: Path
-    issuer: str
-    public_url: str
-    server: ServerConfig
-    authserver: AuthServerConfig | None
-    tokens: TokenValidationConfig
-    graphql: GraphQLConfig
-    routes: tuple[RouteConfig, ...]
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
-    demo: bool = False
+class GatewayConfig(FileModel):
+    """``gateway.yaml``."""
+
+    model_config = ConfigDict(title="gateway configuration")
+    source: Path = Field(Path(), exclude=True)
+    """The file this was loaded from (set by the loader, not a key)."""
+    issuer: BaseUrl = ""
+    """Our tokens' ``iss``; default: ``public_url``."""
+    public_url: BaseUrl = ""
+    """Where clients reach the gateway; default ``http://<server.host>:<server.port>``."""
+    demo: Bool = False
+    server: ServerConfig = ServerConfig()
+    authserver: AuthServerConfig | None = None
+    tokens: TokenValidationConfig = TokenValidationConfig()
+    graphql: GraphQLConfig = GraphQLConfig()
+    scopes: Mapping[str, ScopeTemplate] = {}
+    """Root field -> scope template for every route, e.g. ``organisaties/{kind}/...``."""
+    routes: Annotated[tuple[RouteConfig, ...], Field(min_length=1)]
+    policy: PolicyConfig = PolicyConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()

@@ -24,10 +24,15 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from gateway.config.claims import default_claim_mapping
 from gateway.config.errors import ConfigError
 from gateway.config.loader import load_config
-from gateway.config.model import ClaimMapping, GatewayConfig, GraphQLLimits, RouteConfig
+from gateway.config.model import (
+    ClaimMapping,
+    GatewayConfig,
+    GraphQLLimits,
+    RouteConfig,
+    default_claim_mapping,
+)
 from gateway.errors import Refusal, ScopeMismatch, Unauthenticated
 from gateway.facts import DecisionInput, TokenFacts
 from gateway.graphql.analyser import Analyser

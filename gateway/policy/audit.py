@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gateway.config.yamlsource import JsonPath
 from gateway.facts import DecisionInput
 from gateway.policy.conditions import CompileError, ConditionCompiler
 from gateway.policy.decision import AuditFacts
 from gateway.policy.errors import LoadIssue
 from gateway.policy.factpaths import Getter
-from gateway.policy.source import JsonPath
 
 AuditExtractor = Callable[[DecisionInput], AuditFacts]
 """Builds the :class:`AuditFacts` of one request."""

@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.config.errors import did_you_mean
+from gateway.config.yamlsource import JsonPath, Source
 from gateway.facts import DecisionInput
 from gateway.policy.errors import LoadIssue
 from gateway.policy.factpaths import Getter, UnknownFact, compile_fact
-from gateway.policy.source import JsonPath, Source, did_you_mean
 
 Test = Callable[[DecisionInput, Any], bool]
 Explain = Callable[[DecisionInput, Any], str]

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gateway.config.yamlsource import JsonPath, Source
 from gateway.policy.audit import AuditExtractor, compile_audit
 from gateway.policy.conditions import (
     CompileError,
@@ -32,7 +33,7 @@ from gateway.policy.engine import (
     Refusal,
 )
 from gateway.policy.errors import LoadIssue, PolicyLoadError
-from gateway.policy.source import JsonPath, Source, read_source, schema_issues
+from gateway.policy.source import read_source, schema_issues
 
 TEST_SUFFIX = ".test.yaml"
 KINDS = ("policy", "catalogue", "overlay")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.config.claims import default_claim_mapping
+from gateway.config.model import default_claim_mapping
 from gateway.errors import Refusal
 from gateway.facts import DecisionInput, RouteFacts
 from gateway.graphql.offline import facts_from_request

@@ -27,7 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.config import ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.serving.lifecycle import (
     ListenError,
@@ -167,8 +168,8 @@ async def start_example_servers(config: GatewayConfig) -> tuple[GatewayConfig, l
         await site.start()
         runners.append(runner)
         port = runner.addresses[0][1]
-        routes.append(dataclasses.replace(route, upstream=f"http://127.0.0.1:{port}/graphql"))
-    return dataclasses.replace(config, routes=tuple(routes)), runners
+        routes.append(route.model_copy(update={"upstream": f"http://127.0.0.1:{port}/graphql"}))
+    return config.model_copy(update={"routes": tuple(routes)}), runners
 
 
 async def _demo_main(

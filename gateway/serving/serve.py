@@ -4,12 +4,12 @@ process or, with ``--workers N``, in N forked workers (:mod:`gateway.serving.wor
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.observability.logs import LogFormat
 from gateway.serving.lifecycle import ListenError, listen_socket, run, serve_until_stopped
@@ -53,8 +53,8 @@ def with_log_format(config: GatewayConfig, fmt: LogFormat | None) -> GatewayConf
     """*config* with ``observability.log_format`` set to *fmt* (``--log-format``), if given."""
     if not fmt:
         return config
-    observability = dataclasses.replace(config.observability, log_format=fmt)
-    return dataclasses.replace(config, observability=observability)
+    observability = config.observability.model_copy(update={"log_format": fmt})
+    return config.model_copy(update={"observability": observability})
 
 
 def _serve_config(args: argparse.Namespace) -> int:

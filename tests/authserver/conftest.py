@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from tests.fixtures.authserver import AuthClient, RecordingObserver, auth_app, write_deployment
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.serving.lifecycle import build_ssl_context
 from tests.fixtures.authserver import (
     AUDIENCE,

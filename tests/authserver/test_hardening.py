@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.app import create_app
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.config.secrets import hash_secret
 from tests.fixtures.authserver import (
     AUDIENCE,

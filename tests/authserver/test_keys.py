@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import jwt
 import pytest
 
 from gateway.authserver.keys import KeyStore, KeyStoreError, generate_key
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.observability.health import READINESS_CHECKS
 from tests.fixtures.authserver import (
     AUDIENCE,
@@ -119,9 +118,9 @@ def test_rs256_keys_sign_rs256_tokens(tmp_path: Path) -> None:
     generate_key(tmp_path / "keys", "RS256")
     config = load_config(path)
     assert config.authserver is not None
-    signing = dataclasses.replace(config.authserver.signing, algorithm="RS256")
-    config = dataclasses.replace(
-        config, authserver=dataclasses.replace(config.authserver, signing=signing)
+    signing = config.authserver.signing.model_copy(update={"algorithm": "RS256"})
+    config = config.model_copy(
+        update={"authserver": config.authserver.model_copy(update={"signing": signing})}
     )
     store = KeyStore.load(config)
     token = store.sign({"sub": "x"})
@@ -153,7 +152,7 @@ def test_demo_generates_a_key_when_missing(tmp_path: Path) -> None:
 
 def test_disabled_authserver_gives_an_empty_store(tmp_path: Path) -> None:
     config = load_config(write_deployment(tmp_path))
-    store = KeyStore.load(dataclasses.replace(config, authserver=None))
+    store = KeyStore.load(config.model_copy(update={"authserver": None}))
     assert not store.ready and store.jwks() == {"keys": []}
     with pytest.raises(KeyStoreError):
         store.sign({})

@@ -217,7 +217,7 @@ async def test_no_client_authentication_is_invalid_client(auth_client: AuthClien
 async def test_method_not_registered_for_the_client_is_refused(
     tmp_path: Any, observer: RecordingObserver, aiohttp_client: Any
 ) -> None:
-    from gateway.config import load_config
+    from gateway.config.loader import load_config
     from gateway.config.secrets import hash_secret
     from tests.fixtures.authserver import auth_app, write_deployment
 

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.authserver.keys import KeyStore, generate_key
 from gateway.cli import main
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.config.secrets import parse_secret_hash, verify_secret
 from tests.fixtures.authserver import AUDIENCE, SCOPE, write_deployment
 from tests.fixtures.demo import start_demo

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.serving.demo import (
     DemoFileError,
     demo_instructions,

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.authserver.keys import KeyStore, generate_key
-from gateway.config import ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.config.secrets import parse_secret_hash, verify_secret
 from gateway.graphql import BUNDLED_SCHEMA
@@ -169,9 +170,9 @@ def test_production_example_loads_with_tls_keys_and_environment(example: Path) -
     assert KeyStore.load(config).signing_kid
     clients = {c.client_id: c for c in config.authserver.clients}
     ciz = clients["ciz"]
-    assert ciz.auth_method == "private_key_jwt" and ciz.jwks is not None
+    assert ciz.auth_method == ("private_key_jwt",) and ciz.jwks is not None
     assert ciz.identifier_claims == {"kvk": "62253778"}
-    assert clients["zorgaanbieder-12345678"].auth_method == "tls_client_auth"
+    assert clients["zorgaanbieder-12345678"].auth_method == ("tls_client_auth",)
     support = clients["vecozo-support"]
     assert support.secret_hash is not None
     salt, digest = parse_secret_hash(support.secret_hash)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.authserver.keys import generate_key
-from gateway.config import ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.loader import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo" / "gateway.yaml"
@@ -155,7 +156,9 @@ def test_unknown_key_is_an_error_with_file_line_col(tmp_path: Path) -> None:
         BASE.replace("    policies: [policies]", "    policies: [policies]\n    timeout: 5"),
     )
     err = error_of(path)
-    assert str(err).startswith(f"{path}:7:5: unknown key 'timeout' in route (expected one of ")
+    assert str(err).startswith(
+        f"{path}:7:5: unknown key 'timeout' in route (did you mean 'timeouts'? expected one of "
+    )
 
 
 def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
@@ -413,3 +416,34 @@ def test_a_missing_schema_file_is_an_error_at_its_line(tmp_path: Path) -> None:
                         "    policies: [policies]\n    schema: nowhere.graphql\n")
     err = error_of(write(tmp_path, text))
     assert err.line == 7 and "nowhere.graphql" in str(err)
+
+
+def test_every_mistake_is_reported_at_once_each_at_its_line(tmp_path: Path) -> None:
+    text = BASE.replace("    policies: [policies]", "    policies: [policies]\n    timeout: 5")
+    path = write(tmp_path, text + "server:\n  port: eighty\nobservability: {log_format: xml}\n")
+    err = error_of(path)
+    assert [(i.line, i.message) for i in err.issues] == [
+        (7, "unknown key 'timeout' in route"),
+        (13, "expected an integer, got a string"),
+        (14, "unknown log_format 'xml'"),
+    ]
+    assert str(err).splitlines()[0] == "3 errors in configuration:"
+    assert str(err).splitlines()[3] == (
+        f"{path}:14:29: unknown log_format 'xml' (expected one of json, console)"
+    )
+
+
+def test_a_mistyped_key_gets_a_did_you_mean(tmp_path: Path) -> None:
+    err = error_of(write(tmp_path, BASE + "server:\n  max_conections: 10\n"))
+    assert (err.line, err.col) == (12, 3)
+    assert err.hint is not None and err.hint.startswith("did you mean 'max_connections'? ")
+
+
+def test_rules_between_sections_are_reported_together(tmp_path: Path) -> None:
+    route = BASE.split("routes:\n")[1].split("tokens:")[0]
+    text = BASE.replace("tokens:", route + "tokens:")
+    err = error_of(write(tmp_path, text + "server:\n  port: 8080\n  admin: {port: 8080}\n"))
+    assert [(i.line, i.message) for i in err.issues] == [
+        (7, "duplicate route path '/deelnemers/uzovi/5151/graphql'"),
+        (17, "server.admin.port 8080 is the public port"),
+    ]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from tests.fixtures.observability import base_config
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.appkeys import OBSERVER
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from tests.fixtures.observability import decision, observability_app
 
 

@@ -4,7 +4,6 @@ line per PEP request, and not one secret or token in ANY output of the session."
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from gateway.app import create_app
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from tests.fixtures.observability import REPO, json_lines
 
 DEMO = REPO / "config" / "demo" / "gateway.yaml"
@@ -71,7 +70,8 @@ async def test_full_session_logs_decisions_and_never_a_secret_or_token(
     upstream = await aiohttp_server(await upstream_app(received))
     demo = load_config(DEMO, upstream=str(upstream.make_url("/graphql")))
     # The demo logs for humans (console); operators' deployments log JSON lines.
-    config = replace(demo, observability=replace(demo.observability, log_format="json"))
+    observability = demo.observability.model_copy(update={"log_format": "json"})
+    config = demo.model_copy(update={"observability": observability})
     # aiohttp's default access log (request line with query string) on purpose: the
     # redaction processor, not the access log format, must keep credentials out.
     gateway = await aiohttp_server(await create_app(config))

@@ -72,7 +72,7 @@ def test_missing_opentelemetry_gives_a_clear_startup_warning(
     script = (
         "import sys; sys.modules['opentelemetry'] = None\n"
         "from pathlib import Path\n"
-        "from gateway.config import load_config\n"
+        "from gateway.config.loader import load_config\n"
         "from tests.fixtures.observability import observability_app\n"
         f"app = observability_app(load_config(Path({str(config.source)!r})))\n"
         "from gateway.appkeys import OBSERVER\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
+from gateway.config.loader import load_config
 from gateway.server import runner
 from gateway.server.runner import BACKLOG, FD_RESERVE, connection_limit
 

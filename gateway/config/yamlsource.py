@@ -1,0 +1,167 @@
+"""Reading YAML with positions: plain data plus the ``line:col`` of every value and key.
+
+The one YAML reader of the gateway (configuration and policy files). The YAML is composed
+into nodes (``yaml.compose``) and turned into plain data, remembering each node's mark by
+its path, so that whoever checks the data (pydantic, the policy JSON Schema, the policy
+compiler) can report every mistake where it is. Standard library and PyYAML only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from gateway.config.errors import Located
+
+JsonPath = tuple[str | int, ...]
+
+_ENV_REF = re.compile(r"\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+
+
+@dataclass(slots=True)
+class Source:
+    """One YAML file as plain data plus the position of every value and key."""
+
+    file: Path
+    text: str
+    data: Any = None
+    marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    broken: set[JsonPath] = field(default_factory=set)
+    """Values that could not be read (e.g. an unset ``${ENV}``): already reported."""
+
+    @property
+    def name(self) -> str:
+        """The file name as shown in messages."""
+        return str(self.file)
+
+    def pos(self, path: JsonPath, *, key: bool = False) -> tuple[int, int]:
+        """``(line, col)`` of the value (or key) at *path*; the nearest parent if unknown."""
+        table = self.key_marks if key else self.marks
+        probe = path
+        while probe:
+            if probe in table:
+                return table[probe]
+            if key and probe in self.marks:
+                return self.marks[probe]
+            probe = probe[:-1]
+        return self.marks.get((), (1, 1))
+
+    def issue(
+        self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
+    ) -> Located:
+        """A problem positioned at *path* in this file."""
+        line, col = self.pos(path, key=key)
+        return Located(self.name, line, col, message, hint)
+
+    def location(self, path: JsonPath) -> str:
+        """``file:line`` of the value at *path* (what a Decision reports)."""
+        return f"{self.name}:{self.pos(path)[0]}"
+
+
+class _Composer:
+    def __init__(self, source: Source, *, env: bool) -> None:
+        self.source = source
+        self.env = env
+        self.issues: list[Located] = []
+        self._scalar = yaml.SafeLoader("")
+
+    def build(self, node: Node, path: JsonPath) -> Any:
+        mark = node.start_mark
+        self.source.marks[path] = (mark.line + 1, mark.column + 1)
+        if isinstance(node, MappingNode):
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._scalar.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    # Identifiers as keys (``5151:``) are text.
+                    key = str(key)
+                if key in result:
+                    self.issues.append(
+                        self.located(key_node, f"duplicate key {key!r}",
+                                     "each key may appear once in a mapping")
+                    )
+                    continue
+                kmark = key_node.start_mark
+                self.source.key_marks[(*path, key)] = (kmark.line + 1, kmark.column + 1)
+                result[key] = self.build(value_node, (*path, key))
+            return result
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        if self.env and "${" in node.value:
+            return self.substitute(node, path)
+        return self._scalar.construct_object(node, deep=True)
+
+    def located(self, node: Node, message: str, hint: str | None = None) -> Located:
+        mark = node.start_mark
+        return Located(self.source.name, mark.line + 1, mark.column + 1, message, hint)
+
+    def substitute(self, node: ScalarNode, path: JsonPath) -> Any:
+        """``${NAME}`` -> the environment variable; a plain scalar keeps YAML's typing
+        afterwards (``port: ${PORT}`` is an integer). Unset is an error, never ``""``."""
+        missing: list[Located] = []
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if not _ENV_NAME.fullmatch(name):
+                missing.append(self.located(
+                    node, f"invalid environment reference ${{{name}}}",
+                    "expected ${NAME} with letters, digits and underscores"))
+                return ""
+            value = os.environ.get(name)
+            if value is None:
+                missing.append(self.located(
+                    node, f"environment variable {name} is not set",
+                    f"set {name} or remove the reference"))
+                return ""
+            return value
+
+        text = _ENV_REF.sub(replace, node.value)
+        if missing:
+            self.issues.extend(missing)
+            self.source.broken.add(path)
+            return None
+        if node.style is None:
+            try:
+                typed = yaml.safe_load(text)
+            except yaml.YAMLError:
+                return text
+            return typed if isinstance(typed, _SCALAR_TYPES) else text
+        return text
+
+
+def read_source(file: Path, *, env: bool = False, empty_hint: str = "expected a mapping"
+                ) -> tuple[Source, list[Located]]:
+    """Read and compose *file*; problems (unreadable, bad YAML, empty, duplicate keys, and
+    with *env* an unset ``${NAME}``) are returned, not raised."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Source(file, ""), [Located(str(file), 0, 0, "file not found", "check the path")]
+    except OSError as exc:
+        return Source(file, ""), [Located(str(file), 0, 0, f"cannot read file: {exc.strerror}")]
+    source = Source(file, text)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = exc.problem or exc.context or "invalid YAML"
+        return source, [Located(str(file), line, col, f"invalid YAML: {problem}",
+                                "check indentation and quoting")]
+    except yaml.YAMLError as exc:
+        return source, [Located(str(file), 0, 0, f"invalid YAML: {exc}")]
+    if node is None:
+        return source, [Located(str(file), 1, 1, "file is empty", empty_hint)]
+    composer = _Composer(source, env=env)
+    source.data = composer.build(node, ())
+    return source, composer.issues
