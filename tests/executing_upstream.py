@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from graphql import (
+    ExecutionResult,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -81,7 +82,7 @@ def run(document: str, variables: Mapping[str, Any] | None, operation_name: str 
     """Execute *document* unvalidated against the network schema, recording what runs."""
     out = Execution()
 
-    def resolve(source: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+    def resolve(source: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
         parent = source.get("__path") if isinstance(source, dict) else None
         if parent is None:
             out.roots.append((info.field_name, args))
@@ -98,7 +99,7 @@ def run(document: str, variables: Mapping[str, Any] | None, operation_name: str 
         return out
     result = execute(schema(), ast, variable_values=dict(variables or {}),
                      operation_name=operation_name, field_resolver=resolve)
-    if not isinstance(result, Mapping) and getattr(result, "errors", None):
+    if isinstance(result, ExecutionResult):
         out.errors.extend(e.message for e in result.errors or ())
     return out
 

@@ -19,7 +19,7 @@ class RawResponse:
 
 
 async def raw_post(
-    host: str, port: int, path: str, headers: list[tuple[bytes, bytes]], body: bytes
+    host: str, port: int | None, path: str, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> RawResponse:
     """POST *body* with exactly these header bytes; read the answer to the end."""
     lines = [b"POST " + path.encode() + b" HTTP/1.1", b"Host: " + f"{host}:{port}".encode()]

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.app import create_app
 from gateway.config.loader import load_config
-from gateway.config.secrets import hash_secret
+from gateway.config.secrets import hash_secret, verify_secret
 from tests.fixtures.authserver import (
     AUDIENCE,
     SCOPE,
@@ -235,10 +235,10 @@ async def test_unknown_client_and_wrong_secret_get_byte_identical_answers(
 async def test_unknown_client_costs_one_secret_hash_like_a_wrong_secret(
     start: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gateway.authserver.clients as clients
+    from gateway.authserver import clients
 
     hashed: list[str] = []
-    real = clients.verify_secret
+    real = verify_secret
 
     def counting(secret: str, salt: bytes, digest: bytes) -> bool:
         hashed.append(secret)
@@ -313,7 +313,7 @@ async def test_assertion_naming_an_unknown_client_reads_like_any_bad_assertion(
     tmp_path: Path, observer: RecordingObserver, aiohttp_server: ServerFactory
 ) -> None:
     _key, jwk = client_key()
-    clients = [
+    clients: list[dict[str, Any]] = [
         {
             "client_id": "zorgkantoor-5151",
             "auth_method": "private_key_jwt",

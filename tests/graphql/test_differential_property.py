@@ -132,8 +132,8 @@ class Writer:
         return f"{kind} {name}{variables} {body}"
 
     def fragments(self) -> list[str]:
+        out: list[str] = []
         if self.chaos:
-            out = []
             for _ in range(self.draw(st.integers(0, 3))):
                 name = self.pick(SUB_FRAGMENTS + ROOT_FRAGMENTS)
                 condition = self.pick(["Notificatie", "Mutation", "Query"])
@@ -141,7 +141,7 @@ class Writer:
                         else self.root_selection(condition.lower(), 1))
                 out.append(f"fragment {name} on {condition} {body}")
             return out
-        out, done = [], set()
+        done: set[str] = set()
         while len(done) < len(self.spread):
             name = next(n for n in self.spread if n not in done)
             done.add(name)

@@ -5,6 +5,7 @@ aliases, fragments, @skip, several operations)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -116,7 +117,7 @@ def variables_of(name: str) -> dict[str, Any]:
     return loaded
 
 
-SHAPES = {
+SHAPES: dict[str, Callable[[], dict[str, Any]]] = {
     "seed_example": lambda: seed_notification(),
     "one_variable": lambda: {"query": fixture_text("one_variable.graphql"),
                              "variables": variables_of("one_variable_variables.json")},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -135,8 +136,8 @@ CIZ_TOKEN = {**CIZ, "iss": "http://127.0.0.1:8080", "sub": "ciz", "aud": DEMO_51
              "scopes": [CIZ["scope"]]}
 
 
-def explain_files(tmp_path: Path, variables: dict[str, object],
-                  claims: dict[str, object] = CIZ_TOKEN) -> tuple[Path, Path]:
+def explain_files(tmp_path: Path, variables: Mapping[str, object],
+                  claims: Mapping[str, object] = CIZ_TOKEN) -> tuple[Path, Path]:
     claims_file = tmp_path / "claims.json"
     claims_file.write_text(json.dumps(claims))
     request = tmp_path / "request.json"
@@ -251,7 +252,7 @@ def test_explain_refuses_a_token_without_the_routes_scope_as_the_pep_does(
 ])
 def test_explain_refuses_a_token_for_another_audience_as_the_pep_does(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], aud: object, message: str) -> None:
-    token = {k: v for k, v in CIZ_TOKEN.items() if k != "aud"}
+    token: dict[str, object] = {k: v for k, v in CIZ_TOKEN.items() if k != "aud"}
     if aud is not None:
         token["aud"] = aud
     claims, request = explain_files(tmp_path, SEED_VARIABLES, token)

@@ -142,8 +142,8 @@ def test_format_date_time_and_date(write: Writer) -> None:
     for ts in ("2016-07-20T17:30:15Z", "2016-07-20T17:30:15+05:30",
                "2016-07-20T17:30:15.234890+05:30"):
         assert s.decide(facts({**ok, "ts": ts})).allow, ts
-    for ts in ("2024-07-02", "2024-13-02T00:00:00Z", "2024-07-02T00:00:00", "nu", None):
-        assert s.decide(facts({**ok, "ts": ts})).rule == "p/a", ts
+    for bad in ("2024-07-02", "2024-13-02T00:00:00Z", "2024-07-02T00:00:00", "nu", None):
+        assert s.decide(facts({**ok, "ts": bad})).rule == "p/a", bad
     assert s.decide(facts({"ts": "2024-07-02T00:00:00Z", "d": "2024-02-30"})).rule == "p/b"
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from gateway.config.loader import load_config
-from gateway.server import runner
 from gateway.server.runner import BACKLOG, FD_RESERVE, connection_limit
 
 ROUTE = """  - path: /deelnemers/uzovi/{n}/graphql
@@ -33,7 +32,7 @@ def config(tmp_path: Path, upstreams: list[str], max_connections: int = 1000) ->
 
 @pytest.fixture
 def open_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner.resource, "getrlimit",
+    monkeypatch.setattr(resource, "getrlimit",
                         lambda _which: (1024, resource.RLIM_INFINITY))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import BaseTestServer
 
 from gateway.app import create_app
 from tests.fixtures.gateway import (
@@ -28,7 +28,7 @@ NON_ASCII_BEARERS = {
 }
 
 
-async def bearer_post(server: TestServer, token: bytes) -> RawResponse:
+async def bearer_post(server: BaseTestServer, token: bytes) -> RawResponse:
     headers = [
         (b"Content-Type", b"application/json"),
         (b"Authorization", b"Bearer " + token),
