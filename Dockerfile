@@ -9,7 +9,7 @@
 # (docs/operations.md, "Running in a container"; config/example/gateway.yaml does).
 # The base image, pinned by digest (the image index of python:3.11-slim) so every
 # build starts from the same bytes. To move to a newer python:3.11-slim, print its digest
-#   docker buildx imagetools inspect python:3.11-slim --format '{{json .Manifest.Digest}}'
+#   docker buildx imagetools inspect --format '{{.Manifest.Digest}}' python:3.11-slim
 # (or, without Docker: TOKEN=$(curl -s 'https://auth.docker.io/token?service=registry.docker.io&scope=repository:library/python:pull' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])');
 #  curl -sI -H "Authorization: Bearer $TOKEN" -H 'Accept: application/vnd.oci.image.index.v1+json' https://registry-1.docker.io/v2/library/python/manifests/3.11-slim | grep -i docker-content-digest)
 # and replace the sha256 below; tests/test_container.py checks that a digest is there.
