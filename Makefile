@@ -3,19 +3,30 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Exact versions of every dependency (all extras, build requirements): `make lock` writes it.
+LOCK   := requirements/constraints.txt
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench venv lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Re-install whenever pyproject.toml changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,bench,otel]'
+# Re-install whenever pyproject.toml or the lock changes; the lock pins every version.
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[test,bench,otel]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Re-resolve the lock after editing dependencies in pyproject.toml. Pins that still fit are
+# kept; `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed versions.
+LOCK_ARGS ?=
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'pip-tools>=7.4,<8'
+	CUSTOM_COMPILE_COMMAND='make lock' $(BIN)/pip-compile --quiet --strip-extras \
+	  --allow-unsafe --all-build-deps --no-emit-index-url --no-emit-find-links \
+	  --extra test --extra bench --extra otel $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml
 
 PORT ?= 8080
 

@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     )
     gen.add_argument("--out", required=True, type=Path, help="keys directory (signing.keys_dir)")
     gen.add_argument("--alg", choices=("RS256", "ES256"), default="ES256")
+    gen.add_argument(
+        "--if-missing", action="store_true", help="only when the directory holds no key yet"
+    )
     gen.set_defaults(handler=_keys_generate)
     hashing = keys_sub.add_parser(
         "hash-secret",
@@ -73,6 +76,9 @@ def _keys_generate(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         print(f"error: {out} is not a directory", file=sys.stderr)
         return 2
+    if args.if_missing and any(out.glob("*.pem")):  # an init container, started again
+        print(f"{out} already holds a signing key; kept")
+        return 0
     kid = generate_key(out, args.alg)
     print(f"created {out / (kid + '.pem')} ({args.alg}); it signs from now on")
     print(f"public keys: {out / 'jwks.json'}")

@@ -134,3 +134,10 @@ def create_resource_server_app(name: str) -> web.Application:
     app.router.add_post("/graphql", _graphql)
     app.router.add_post("/{tail:.*}", _graphql)
     return app
+
+
+def from_argv(argv: list[str]) -> web.Application:
+    """The resource server for aiohttp's own runner, named by the remaining arguments:
+    ``python -m aiohttp.web -H HOST -P PORT gateway.examples.resource_server:from_argv NAME``
+    (docker-compose.yml's ``resource-server``)."""
+    return create_resource_server_app(" ".join(argv) or "example resource server")

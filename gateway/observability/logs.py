@@ -252,9 +252,40 @@ def _quoted(text: str) -> str:
     return orjson.dumps(text).decode()
 
 
+CONSOLE_VALUE_CHARS = 48
+"""Console values longer than this lose their middle (JSON lines keep them whole)."""
+CONSOLE_HIDDEN = frozenset(
+    {"request_id", "trace_id", "jti", "root_field", "operation_type", "records"}
+)
+"""Fields the console leaves out: correlation ids for machines (decision_id stays, for
+``policy explain --decision-id``) and fields that repeat others (operation_name, subjects)."""
+CONSOLE_WHOLE = frozenset({"event", "exception", "reason"})
+"""Values the console never shortens."""
+
+
+def _console_view(event_dict: EventDict) -> EventDict:
+    """What a person reads (the demo): no empty or hidden fields, durations to 0.1 ms, long
+    values (claims, paths, lists) shortened in the middle, so that a line stays readable.
+    Runs after redaction."""
+    view: EventDict = {}
+    for key, value in event_dict.items():
+        if value is None or key in CONSOLE_HIDDEN:
+            continue
+        if isinstance(value, float):
+            value = round(value, 1)
+        elif key not in CONSOLE_WHOLE and not isinstance(value, int):
+            text = value if isinstance(value, str) else repr(value)
+            if len(text) > CONSOLE_VALUE_CHARS:
+                half = CONSOLE_VALUE_CHARS // 2
+                value = f"{text[:half]}…{text[-half + 1 :]}"
+        view[key] = value
+    return view
+
+
 def _renderer(log_format: LogFormat) -> Processor:
     if log_format == "console":
-        return structlog.dev.ConsoleRenderer(colors=False)
+        console = structlog.dev.ConsoleRenderer(colors=False)
+        return lambda logger, name, event_dict: console(logger, name, _console_view(event_dict))
     return structlog.processors.JSONRenderer(serializer=_orjson_dumps)
 
 
