@@ -11,11 +11,18 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Fixtures shared across test packages live in fixture modules, registered here (pytest
 # reads ``pytest_plugins`` only in the root conftest); each package's conftest holds only
 # its own fixtures, and helpers are imported from ``tests.fixtures``, never from a conftest.
 pytest_plugins = ["tests.fixtures.gateway"]
+
+# Property tests are judged by their examples, not their speed: on a shared, loaded machine
+# a slow example must not fail a run (no deadline, no "too slow" health check). A test's own
+# @settings overrides only what it names.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\bbearer\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{8,}")

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import unused_port
 
-from tests.cli.test_first_run import shell_blocks
+from tests.fixtures.docs import shell_blocks
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
