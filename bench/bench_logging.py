@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.config.model import AuditConfig  # noqa: E402
-from gateway.observability.audit import AuditWriter  # noqa: E402
+from gateway.observability.audit_trail import AuditWriter  # noqa: E402
 from gateway.observability.events import DecisionEvent  # noqa: E402
 from gateway.observability.logs import configure_logging  # noqa: E402
 from gateway.observability.metrics import GatewayMetrics  # noqa: E402

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -218,15 +219,16 @@ def write_config(tmp_path: Path, data: dict[str, Any]) -> GatewayConfig:
 
 
 class RecordingObserver(NullObserver):
-    """Keeps the events the pipeline reports (the real observer is tested by its room)."""
+    """Keeps the events the pipeline reports (the real observer is tested by its room);
+    a decision as the decision log's fields (``event.afzender``, ``event.rule``, ...)."""
 
     def __init__(self) -> None:
-        self.decisions: list[DecisionEvent] = []
+        self.decisions: list[SimpleNamespace] = []
         self.upstream_errors: list[tuple[str, str]] = []
         self.jwks: list[tuple[str, str]] = []
 
     def decision(self, event: DecisionEvent) -> None:
-        self.decisions.append(event)
+        self.decisions.append(SimpleNamespace(**event.fields()))
 
     def upstream_error(self, route: str, kind: str) -> None:
         self.upstream_errors.append((route, kind))
