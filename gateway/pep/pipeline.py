@@ -81,7 +81,9 @@ class RouteHandler:
         started = time.perf_counter()
         trace = TraceContext.from_headers(request.headers)
         trace_headers = trace.headers()
-        event = DecisionEvent(trace.decision_id, self._path, trace.trace_id, trace.request_id,
+        # Until a policy with an audit: block decides, every audit name has no value.
+        event = DecisionEvent(decision_id=trace.decision_id, route=self._path,
+                              trace_id=trace.trace_id, request_id=trace.request_id,
                               audit=self.plan.policy.audit_blank)
         try:
             response = await self._pipeline(request, event, trace_headers)

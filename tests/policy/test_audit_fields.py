@@ -48,7 +48,7 @@ audit:
 """
 
 
-def AuditFacts(event_type: str | None = None, afzender: str | None = None,  # noqa: N802
+def iwlz_audit(event_type: str | None = None, afzender: str | None = None,
                ontvanger: str | None = None, subjects: tuple[str, ...] = (),
                records: tuple[str, ...] = ()) -> dict[str, AuditValue]:
     """The values of the iWlz-shaped blocks above, under their names, in their order."""
@@ -76,7 +76,7 @@ def notification(**values: Any) -> dict[str, Any]:
 def test_audit_values_come_from_the_named_facts(write: Writer) -> None:
     decision = load(write, ONE_INPUT).decide(facts(notification()))
     assert decision.allow
-    assert decision.audit == AuditFacts(
+    assert decision.audit == iwlz_audit(
         event_type="NIEUWE_INDICATIE_ZORGKANTOOR",
         afzender="UZOVI:5151",
         ontvanger="AGB:12345678",
@@ -123,9 +123,9 @@ def test_missing_and_wrongly_typed_values_leave_fields_empty(write: Writer) -> N
     audit = policy_set.decide(facts(notification(
         eventType=None, afzenderID=5151, ontvangerIDType=["AGB"], subjectList="s-1",
     ))).audit
-    assert audit == AuditFacts(None, None, None, (), ())
+    assert audit == iwlz_audit(None, None, None, (), ())
     for args in ({}, {"in": None}, {"in": "text"}, {"in": [1, 2]}):
-        assert policy_set.decide(facts(args)).audit == AuditFacts()
+        assert policy_set.decide(facts(args)).audit == iwlz_audit()
 
 
 def test_facts_outside_the_input_object(write: Writer) -> None:
@@ -135,7 +135,7 @@ def test_facts_outside_the_input_object(write: Writer) -> None:
         token=token(identifier_type="KVK", identifier="62253778"),
         route=route("UZOVI", "5152"),
     )
-    assert load(write, MIXED).decide(f).audit == AuditFacts(
+    assert load(write, MIXED).decide(f).audit == iwlz_audit(
         "NIEUWE_INDICATIE_ZORGKANTOOR", "KVK:62253778", "UZOVI:5152",
         ("WlzIndicatie/1", "WlzIndicatie/2"), ("r-9",))
 
@@ -173,10 +173,10 @@ inputs = st.dictionaries(
 )
 
 
-def expected(values: Any) -> AuditFacts:
+def expected(values: Any) -> dict[str, AuditValue]:
     """What the audit trail must record for one input object (only text is recorded)."""
     if not isinstance(values, dict):
-        return AuditFacts()
+        return iwlz_audit()
 
     def text(key: str) -> str | None:
         v = values.get(key)
@@ -188,7 +188,7 @@ def expected(values: Any) -> AuditFacts:
 
     entries = values.get("subjectList")
     entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-    return AuditFacts(
+    return iwlz_audit(
         text("eventType"), pair("afzender"), pair("ontvanger"),
         tuple(e["subject"] for e in entries if isinstance(e.get("subject"), str)),
         tuple(e["recordID"] for e in entries if isinstance(e.get("recordID"), str)),
@@ -226,7 +226,7 @@ def test_iwlz_melding_records_its_own_input_argument() -> None:
         route=route("KVK", "62253778", "onderneming"),
     ))
     assert decision.allow
-    assert decision.audit == AuditFacts("IWLZFOUTMELDING", "AGB:12345678", "KVK:62253778",
+    assert decision.audit == iwlz_audit("IWLZFOUTMELDING", "AGB:12345678", "KVK:62253778",
                                         ("WlzIndicatie/1",), ("WlzIndicatie/1",))
 
 
@@ -240,7 +240,7 @@ def test_iwlz_raadpleging_records_who_asked_whose_register() -> None:
                     identifier="12345678"),
         route=route("UZOVI", "5151"),
     ))
-    assert decision.audit == AuditFacts(None, "AGB:12345678", "UZOVI:5151", (), ())
+    assert decision.audit == iwlz_audit(None, "AGB:12345678", "UZOVI:5151", (), ())
 
 
 # ---------------------------------------------------------------------------- load errors
