@@ -46,8 +46,8 @@ class Decision:
     policy_version: str | None = None
     """Content hash of the policy set that decided."""
     audit: AuditValues | None = None
-    """The audit values of the request, extracted by the policy that applies (None when no
-    policy applies or it has no ``audit:`` block)."""
+    """The audit values of the request under every audit name of the policy set, extracted by
+    the policy that applies (None when no policy applies or it has no ``audit:`` block)."""
 
 
 def _slot_setters() -> tuple[Callable[[Decision, Any], None], ...]:
