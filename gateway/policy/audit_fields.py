@@ -49,13 +49,19 @@ class AuditBlock:
     """Name -> how the request's value is found, in the block's order."""
     blank: AuditValues
     """Name -> its value when nothing is found: ``None`` for a text, ``()`` for a list."""
+    paths: Mapping[str, Any]
+    """Name -> its fact paths as written (a path, a pair of paths, or ``{fact, each}``)."""
 
     def extractor(self, names: AuditValues) -> Callable[[DecisionInput], AuditValues]:
         """The function giving a request's values under every name of *names* (the policy
         set's names, in its order), the names this block lacks without a value."""
         plan = tuple((name, self.values.get(name) or _constant(blank))
                      for name, blank in names.items())
-        return lambda f: {name: value(f) for name, value in plan}
+
+        def general(f: DecisionInput) -> AuditValues:
+            return {name: value(f) for name, value in plan}
+
+        return _one_input(self.paths, {**names, **self.blank}, general) or general
 
 
 def _constant(value: AuditValue) -> Value:
@@ -118,6 +124,7 @@ def compile_audit(compiler: ConditionCompiler, spec: Any, path: JsonPath,
     before = len(issues)
     values: dict[str, Value] = {}
     blank: dict[str, AuditValue] = {}
+    paths: dict[str, Any] = {}
     for name, value in spec.items():
         at = (*path, name)
         try:
@@ -129,8 +136,81 @@ def compile_audit(compiler: ConditionCompiler, spec: Any, path: JsonPath,
                 raise compiler.error(at, f"audit name {name!r} is a key the decision log "
                                      "writes itself", "choose another name", key=True)
             values[name], blank[name] = _compile_value(compiler, value, at)
+            paths[name] = value
         except CompileError as exc:
             issues.append(exc.issue)
     if len(issues) != before:
         return None
-    return AuditBlock(values, blank)
+    return AuditBlock(values, blank, paths)
+
+
+def _field(path: Any, head: str) -> str | None:
+    """``args.<head>.<field>`` -> the field (None for any other fact path)."""
+    steps = path.split(".") if isinstance(path, str) else ()
+    return steps[2] if len(steps) == 3 and steps[:2] == ["args", head] else None
+
+
+def _one_input(paths: Mapping[str, Any], blank: AuditValues,
+               general: Callable[[DecisionInput], AuditValues],
+               ) -> Callable[[DecisionInput], AuditValues] | None:
+    """The fast extractor when every fact is a field of one input object (``args.<input>.<field>``,
+    items ``item.<field>``), as in the iWlz notificatie and melding policies; None otherwise.
+
+    Same answers as *general* (the tests decide both ways), but the input object is looked
+    up once and each value is one dict lookup instead of a getter call: the audit values
+    are built for every decided request.
+    """
+    firsts = [v[0] if isinstance(v, list) else v.get("fact") if isinstance(v, dict) else v
+              for v in paths.values()]
+    heads = {p.split(".")[1] for p in firsts if isinstance(p, str) and p.count(".") == 2}
+    if len(heads) != 1:
+        return None
+    (head,) = heads
+    texts: list[tuple[str, Any]] = []
+    pairs: list[tuple[str, Any, Any]] = []
+    lists: list[tuple[str, Any, Any]] = []
+    for name, v in paths.items():
+        if isinstance(v, list):
+            pairs.append((name, _field(v[0], head), _field(v[1], head)))
+        elif isinstance(v, dict):
+            item = str(v["each"]).split(".")
+            lists.append((name, _field(v["fact"], head),
+                          item[1] if len(item) == 2 and item[0] == "item" else None))
+        else:
+            texts.append((name, _field(v, head)))
+    if None in {k for entry in (*texts, *pairs, *lists) for k in entry}:
+        return None
+    prefilled = dict(blank)
+
+    def extract(f: DecisionInput) -> AuditValues:
+        values = f.operation.arguments.get(head)
+        if type(values) is not dict:
+            return general(f)  # missing or not a plain dict: every other shape
+        out = prefilled.copy()  # every name of the set, in order, without a value
+        get = values.get
+        for name, key in texts:
+            v = get(key)
+            if type(v) is str:
+                out[name] = v
+        for name, type_key, id_key in pairs:
+            t, i = get(type_key), get(id_key)
+            if type(t) is str and type(i) is str:
+                out[name] = t + ":" + i
+        for name, list_key, item_key in lists:
+            out[name] = _keyed(get(list_key), item_key)
+        return out
+
+    return extract
+
+
+def _keyed(items: Any, key: str) -> tuple[str, ...]:
+    """The text values under *key* of the mappings in *items* (a list)."""
+    if type(items) is not list and not isinstance(items, tuple):
+        return ()
+    out = []
+    for x in items:
+        if type(x) is dict or isinstance(x, Mapping):
+            v = x.get(key)
+            if type(v) is str:
+                out.append(v)
+    return tuple(out)
