@@ -20,39 +20,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.config.model import AuditConfig  # noqa: E402
-from gateway.observability.audit import AuditWriter  # noqa: E402
+from gateway.facts import OperationFacts, TokenFacts  # noqa: E402
+from gateway.observability.audit_trail import AuditWriter  # noqa: E402
 from gateway.observability.events import DecisionEvent  # noqa: E402
 from gateway.observability.logs import configure_logging  # noqa: E402
 from gateway.observability.metrics import GatewayMetrics  # noqa: E402
 from gateway.observability.observer import GatewayObserver  # noqa: E402
+from gateway.policy.decision import AuditValues, Decision  # noqa: E402
 
 ROUTE = "/deelnemers/uzovi/5151/graphql"
+AUDIT: AuditValues = {"event_type": "NIEUWE_INDICATIE_ZORGKANTOOR", "afzender": "KVK:62253778",
+         "ontvanger": "UZOVI:5151", "subjects": ("Client",),
+         "records": ("a1b2c3d4-0000-4000-8000-000000000001",)}
 EVENT = DecisionEvent(
     decision_id="0b6a8c1e-6f7d-4f59-9a57-2f1f3c4d5e6f",
+    route=ROUTE,
+    trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+    request_id="r-42",
     outcome="allow",
     status=200,
-    route=ROUTE,
-    rule="allow_notificatie",
-    location="policies/iwlz/notificaties.yaml:12",
-    client_id="ciz",
-    sub="ciz",
-    instantie_type="Onderneming",
-    identifier_type="KVK",
-    identifier="62253778",
-    operation_type="mutation",
-    operation_name="zendNotificatie",
-    root_field="zendNotificatie",
-    event_type="NIEUWE_INDICATIE_ZORGKANTOOR",
-    afzender="KVK:62253778",
-    ontvanger="UZOVI:5151",
-    subjects=("Client",),
-    records=("a1b2c3d4-0000-4000-8000-000000000001",),
+    token=TokenFacts(claims={}, client_id="ciz", subject="ciz", instantie_type="Onderneming",
+                     identifier_type="KVK", identifier="62253778"),
+    operation=OperationFacts("mutation", "zendNotificatie", "zendNotificatie", {}),
+    decision=Decision(allow=True, status=200, rule="allow_notificatie",
+                      location="policies/iwlz/notificaties.yaml:12",
+                      policy_version="sha256:3f1c9e", audit=AUDIT),
+    audit=AUDIT,
     upstream_ms=2.734,
     policy_ms=0.006,
     total_ms=3.912,
-    trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
-    request_id="r-42",
-    policy_version="sha256:3f1c9e",
 )
 ROUNDS = 7
 PER_ROUND = 5_000

@@ -20,7 +20,7 @@ PIN = re.compile(r"^([A-Za-z0-9._-]+)==(\S+)$")
 
 def pins(text: str) -> dict[str, Version]:
     """``name==version`` lines of a pip-compile output (comments skipped)."""
-    found = {}
+    found: dict[str, Version] = {}
     for line in text.splitlines():
         if (m := PIN.match(line.strip())) is not None:
             found[canonicalize_name(m[1])] = Version(m[2])

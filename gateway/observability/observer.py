@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from gateway.observability.audit import AuditWriter
+from gateway.observability.audit_trail import AuditWriter
 from gateway.observability.events import DecisionEvent, TokenEvent
 from gateway.observability.logs import (
     as_record,
@@ -57,15 +58,19 @@ class GatewayObserver:
                 policy.observe(event.policy_ms / 1000.0)
             if event.upstream_ms is not None:
                 upstream.observe(event.upstream_ms / 1000.0)
-        # Rendered once for the log line and the audit record alike (None: needs redaction).
-        body = render_flat(event) if self.decision_log or self.audit is not None else None
+        if not (self.decision_log or self.audit is not None or self.spans is not None):
+            return
+        # Flattened once, rendered once, for the log line and the audit record alike (body
+        # None: needs redaction), and the span.
+        fields = event.fields()
+        body = render_flat(fields) if self.decision_log or self.audit is not None else None
         if self.decision_log:
             level = "warning" if event.outcome == "error" else "info"
-            emit_json_event("gateway.decision", level, "decision", event, body=body)
+            emit_json_event("gateway.decision", level, "decision", fields, body=body)
         if self.audit is not None:
-            self._audit(self.audit, "decision", body, event)
+            self._audit(self.audit, "decision", body, fields)
         if self.spans is not None:
-            self.spans.export(event)
+            self.spans.export(event, fields)
 
     def shadow_mismatch(self, route: str, active: str, shadow: str, rule: str | None) -> None:
         """The shadow policy decided differently from the enforced one."""
@@ -125,7 +130,7 @@ class GatewayObserver:
 
     @staticmethod
     def _audit(audit: AuditWriter, kind: str, body: bytes | None,
-               event: DecisionEvent | TokenEvent) -> None:
+               event: Mapping[str, Any] | TokenEvent) -> None:
         """One audit record: ``timestamp``, ``type``, then every field of *event*.
 
         The audit trail gets the same redaction as the logs (a reason text can echo

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -45,8 +47,9 @@ class DecisionSpanExporter:
         )
         self._tracer = self._provider.get_tracer("gateway.observability")
 
-    def export(self, event: DecisionEvent) -> None:
-        """Queue the span of one decision (the batch processor sends it later)."""
+    def export(self, event: DecisionEvent, fields: Mapping[str, Any]) -> None:
+        """Queue the span of one decision (*fields*: the event flattened; the batch
+        processor sends it later)."""
         end = time.time_ns()
         start = end - int(event.total_ms * 1_000_000)
         context = None
@@ -68,7 +71,7 @@ class DecisionSpanExporter:
             context=context,
             kind=SpanKind.SERVER,
             start_time=start,
-            attributes=_attributes(event),
+            attributes=_attributes(event, fields),
         )
         if event.outcome == "error":
             span.set_status(Status(StatusCode.ERROR, event.reason or event.upstream_error))
@@ -83,33 +86,39 @@ class DecisionSpanExporter:
         self._provider.shutdown()
 
 
-def _attributes(event: DecisionEvent) -> dict[str, AttributeValue]:
+# Decision-log key -> span attribute, for the keys a span carries when they have a value.
+_ATTRIBUTES = {
+    "reason": "nid.reason",
+    "code": "nid.code",
+    "rule": "nid.rule",
+    "location": "nid.rule_location",
+    "client_id": "nid.client_id",
+    "instantie_type": "nid.instantie_type",
+    "actor": "nid.actor",
+    "operation_type": "graphql.operation.type",
+    "operation_name": "graphql.operation.name",
+    "root_field": "nid.root_field",
+    "upstream_ms": "nid.upstream_ms",
+    "policy_ms": "nid.policy_ms",
+    "upstream_error": "nid.upstream_error",
+    "policy_version": "nid.policy_version",
+}
+
+
+def _attributes(event: DecisionEvent, fields: Mapping[str, Any]) -> dict[str, AttributeValue]:
     attrs: dict[str, AttributeValue] = {
         "http.route": event.route,
         "http.response.status_code": event.status,
         "nid.decision_id": event.decision_id,
         "nid.outcome": event.outcome,
     }
-    optional: dict[str, str | float | None] = {
-        "nid.reason": event.reason,
-        "nid.code": event.code,
-        "nid.rule": event.rule,
-        "nid.rule_location": event.location,
-        "nid.client_id": event.client_id,
-        "nid.instantie_type": event.instantie_type,
-        "nid.actor": event.actor,
-        "graphql.operation.type": event.operation_type,
-        "graphql.operation.name": event.operation_name,
-        "nid.root_field": event.root_field,
-        "nid.event_type": event.event_type,
-        "nid.afzender": event.afzender,
-        "nid.ontvanger": event.ontvanger,
-        "nid.upstream_ms": event.upstream_ms,
-        "nid.policy_ms": event.policy_ms,
-        "nid.upstream_error": event.upstream_error,
-        "nid.policy_version": event.policy_version,
-    }
-    for key, value in optional.items():
+    for key, name in _ATTRIBUTES.items():
+        value = fields[key]
         if value is not None:
-            attrs[key] = value
+            attrs[name] = value
+    # The audit values the policies named, under their names (text values; lists stay in
+    # the log).
+    for key, value in event.audit.items():
+        if isinstance(value, str):
+            attrs["nid." + key] = value
     return attrs

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.config.model import GatewayConfig
-from gateway.observability.audit import AuditWriter, per_process_path
+from gateway.observability.audit_trail import AuditWriter, per_process_path
 from gateway.observability.events import Observer
 from gateway.observability.http import METRICS_KEY, add_routes, request_metrics_middleware
 from gateway.observability.logs import configure_logging, get_logger

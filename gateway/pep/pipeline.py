@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway.config.model import RouteConfig
 from gateway.errors import BadGateway, GatewayTimeout, MethodNotAllowed, Refusal
-from gateway.facts import OperationFacts, RouteFacts, TokenFacts
+from gateway.facts import RouteFacts
 from gateway.graphql.analyser import Analyser
 from gateway.observability.events import DecisionEvent, Observer
 from gateway.pep.analyse import read_body
@@ -27,7 +27,7 @@ from gateway.pep.forward import forward_headers
 from gateway.pep.gates import RouteGates
 from gateway.pep.responses import refusal_response
 from gateway.pep.trace import TraceContext
-from gateway.policy.decision import AuditFacts, DecisionPoint
+from gateway.policy.decision import DecisionPoint
 from gateway.proxy.upstream import Upstream
 from gateway.tokens.verifier import TokenVerifier
 
@@ -49,37 +49,6 @@ class RoutePlan:
     policy: DecisionPoint
     upstream: Upstream
     max_body_bytes: int
-
-
-def _note_operation(event: DecisionEvent, operation: OperationFacts) -> None:
-    """Copy what the operation is (type, name, root field) into *event*."""
-    event.operation_type = operation.operation_type
-    event.operation_name = operation.operation_name
-    event.root_field = operation.root_field
-
-
-def _note_audit(event: DecisionEvent, audit: AuditFacts | None) -> None:
-    """Copy the audit values the deciding policy's ``audit:`` block names into *event*.
-
-    Which input fields are the sender, recipient, event type and records is policy data
-    (``policies/``), never known here; no policy or no block: the fields stay empty.
-    """
-    if audit is None:
-        return
-    event.event_type = audit.event_type
-    event.afzender = audit.afzender
-    event.ontvanger = audit.ontvanger
-    event.subjects = audit.subjects
-    event.records = audit.records
-
-
-def _note_token(event: DecisionEvent, token: TokenFacts) -> None:
-    event.client_id = token.client_id
-    event.sub = token.subject
-    event.instantie_type = token.instantie_type
-    event.identifier_type = token.identifier_type
-    event.identifier = token.identifier
-    event.actor = token.actor
 
 
 class RouteHandler:
@@ -112,14 +81,10 @@ class RouteHandler:
         started = time.perf_counter()
         trace = TraceContext.from_headers(request.headers)
         trace_headers = trace.headers()
-        event = DecisionEvent(
-            decision_id=trace.decision_id,
-            outcome="deny",
-            status=0,
-            route=self._path,
-            trace_id=trace.trace_id,
-            request_id=trace.request_id,
-        )
+        # Until a policy with an audit: block decides, every audit name has no value.
+        event = DecisionEvent(decision_id=trace.decision_id, route=self._path,
+                              trace_id=trace.trace_id, request_id=trace.request_id,
+                              audit=self.plan.policy.audit_blank)
         try:
             response = await self._pipeline(request, event, trace_headers)
         except Refusal as refusal:
@@ -172,16 +137,15 @@ class RouteHandler:
             audience=self._audience,
             allow_plain_jwt=self._allow_plain_jwt,
         )
-        _note_token(event, token.facts)
+        event.token = token.facts
         body = await read_body(request, plan.max_body_bytes)
-        operation = self._gates.operation(body, request.headers.get("Content-Type"))
-        _note_operation(event, operation)
+        event.operation = operation = self._gates.operation(
+            body, request.headers.get("Content-Type"))
         policy_started = time.perf_counter()
-        decision = self._gates.decide(token.facts, operation)
+        event.decision = decision = self._gates.decide(token.facts, operation)
         event.policy_ms = (time.perf_counter() - policy_started) * 1000.0
-        event.policy_version = decision.policy_version
-        event.rule, event.location = decision.rule, decision.location
-        _note_audit(event, decision.audit)
+        if decision.audit is not None:
+            event.audit = decision.audit
         if not decision.allow:
             raise refusal_for(decision)
         event.outcome = "allow"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from gateway.facts import DecisionInput
 
@@ -21,22 +21,10 @@ class TraceStep:
     detail: str = ""
 
 
-class AuditFacts(NamedTuple):
-    """What the audit trail records about one request, as the deciding policy's ``audit:``
-    block names it (the PEP copies these into the decision event).
-
-    A NamedTuple, not a dataclass: one is built per decided request and a tuple is the
-    cheapest immutable record to build. Missing or wrongly typed input leaves a field
-    None / empty.
-    """
-
-    event_type: str | None = None
-    afzender: str | None = None
-    """``<IDType>:<ID>``."""
-    ontvanger: str | None = None
-    """``<IDType>:<ID>``."""
-    subjects: tuple[str, ...] = ()
-    records: tuple[str, ...] = ()
+AuditValue = str | tuple[str, ...] | None
+"""One audit value: a text (``None`` when missing) or a list of texts."""
+AuditValues = Mapping[str, AuditValue]
+"""The audit values of one request under the names a policy's ``audit:`` block chose."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +45,9 @@ class Decision:
     trace: tuple[TraceStep, ...] = ()
     policy_version: str | None = None
     """Content hash of the policy set that decided."""
-    audit: AuditFacts | None = None
-    """The audit values of the request, extracted by the policy that applies (None when no
-    policy applies or it has no ``audit:`` block)."""
+    audit: AuditValues | None = None
+    """The audit values of the request under every audit name of the policy set, extracted by
+    the policy that applies (None when no policy applies or it has no ``audit:`` block)."""
 
 
 def _slot_setters() -> tuple[Callable[[Decision, Any], None], ...]:
@@ -77,7 +65,7 @@ _DECISION_FIELDS = ("allow", "status", "code", "reason", "message", "rule", "loc
 _new = object.__new__
 
 
-def with_audit(decision: Decision, audit: AuditFacts | None) -> Decision:
+def with_audit(decision: Decision, audit: AuditValues | None) -> Decision:
     """A copy of *decision* (a shared allow or cached refusal) carrying *audit*.
 
     Runs once per decided request, so it fills the slots directly: three times cheaper than
@@ -102,3 +90,9 @@ class DecisionPoint(Protocol):
     """The narrow interface the PEP calls."""
 
     def decide(self, facts: DecisionInput, *, explain: bool = False) -> Decision: ...
+
+    @property
+    def audit_blank(self) -> AuditValues:
+        """Every audit name of the policy set, with no value: what a request records when
+        no policy with an ``audit:`` block decided it."""
+        ...

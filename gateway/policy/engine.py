@@ -13,8 +13,9 @@ from string import Formatter
 from typing import Any
 
 from gateway.facts import DecisionInput
+from gateway.policy.audit_fields import AuditBlock
 from gateway.policy.conditions import Cond, DataCatalogue
-from gateway.policy.decision import AuditFacts, Decision, TraceStep, with_audit
+from gateway.policy.decision import AuditValue, AuditValues, Decision, TraceStep, with_audit
 
 DEFAULT_DENY_RULE = "default-deny"
 REFUSAL_CACHE_SIZE = 4096
@@ -99,16 +100,21 @@ class CompiledPolicy:
     selectors: tuple[tuple[str, str], ...]
     """``(operation type, root field)`` pairs (GraphQL); REST selectors will add more kinds."""
     checks: tuple[CompiledCheck, ...]
-    audit: Callable[[DecisionInput], AuditFacts] | None = None
-    """The compiled ``audit:`` block: the request's audit values (None: no block)."""
+    audit_block: AuditBlock | None = None
+    """The compiled ``audit:`` block (None: no block)."""
     version: str = ""
+    audit: Callable[[DecisionInput], AuditValues] | None = None
+    """The request's audit values under every name of the set (None: no block)."""
     _plan: tuple[tuple[Any, Any, CompiledCheck], ...] = ()
     _allow: Decision | None = None
     _refusals: dict[tuple[str, str | None, str, str], Decision] = field(default_factory=dict)
 
-    def finish(self, version: str) -> None:
-        """Freeze the hot-path plan (called once the set's version is known)."""
+    def finish(self, version: str, audit_names: AuditValues) -> None:
+        """Freeze the hot-path plan (called once the set's version and audit names are
+        known)."""
         self.version = version
+        if self.audit_block is not None:
+            self.audit = self.audit_block.extractor(audit_names)
         self._plan = tuple(
             (c.when.test if c.when else None, c.require.test, c) for c in self.checks
         )
@@ -197,12 +203,22 @@ class PolicySet:
     data: DataCatalogue
     environments: tuple[str, ...] = ()
     """Every environment an overlay in this set names."""
+    audit_blank: AuditValues = field(default_factory=dict)
+    """Every name the policies' ``audit:`` blocks use, in order of first use, with no value
+    (``()`` when any policy records a list under it, else None): every decision on a route
+    carries the same audit keys."""
     _index: dict[tuple[str, str], CompiledPolicy] = field(default_factory=dict)
     _deny: Decision | None = None
 
     def __post_init__(self) -> None:
+        blank: dict[str, AuditValue] = {}
         for policy in self.policies:
-            policy.finish(self.version)
+            for name, empty in (policy.audit_block.blank if policy.audit_block else {}).items():
+                if blank.get(name) is None:
+                    blank[name] = empty
+        self.audit_blank = blank
+        for policy in self.policies:
+            policy.finish(self.version, blank)
             for selector in policy.selectors:
                 self._index.setdefault(selector, policy)
         self._deny = Decision(

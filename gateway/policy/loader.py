@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.config.yamlsource import JsonPath, Source
-from gateway.policy.audit import AuditExtractor, compile_audit
+from gateway.policy.audit_fields import AuditBlock, compile_audit
 from gateway.policy.conditions import (
     CompileError,
     Cond,
@@ -261,7 +261,7 @@ def _compile_policy(source: Source, data: DataCatalogue,
         refusal = _refusal(source, path, spec, defaults, issues)
         checks.append(CompiledCheck(f"{policy_id}/{check_id}", source.location(path),
                                     when, require, refusal))
-    audit: AuditExtractor | None = None
+    audit: AuditBlock | None = None
     if "audit" in doc:
         audit = compile_audit(compiler, doc["audit"], ("audit",), issues)
     if len(issues) != before:

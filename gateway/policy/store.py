@@ -14,7 +14,7 @@ from watchfiles import awatch
 
 from gateway.facts import DecisionInput
 from gateway.observability.events import NullObserver, Observer
-from gateway.policy.decision import Decision
+from gateway.policy.decision import AuditValues, Decision
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import PolicyLoadError
 from gateway.policy.loader import load_policy_set, policy_files
@@ -76,6 +76,11 @@ class PolicyStore:
     def shadow_version(self) -> str | None:
         """Content hash of the shadow set, if any."""
         return self._shadow.version if self._shadow else None
+
+    @property
+    def audit_blank(self) -> AuditValues:
+        """Every audit name of the active set, with no value."""
+        return self._active.audit_blank
 
     @property
     def files(self) -> tuple[Path, ...]:

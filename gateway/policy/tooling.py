@@ -20,7 +20,7 @@ from gateway.config.model import default_claim_mapping
 from gateway.errors import Refusal
 from gateway.facts import DecisionInput, RouteFacts
 from gateway.graphql.offline import facts_from_request
-from gateway.policy.decision import AuditFacts, Decision, TraceStep
+from gateway.policy.decision import AuditValues, Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import LoadIssue, PolicyLoadError
 from gateway.policy.loader import TEST_SUFFIX, load_policy_set
@@ -111,21 +111,15 @@ def decision_json(decision: Decision) -> dict[str, Any]:
     }
 
 
-def audit_json(audit: AuditFacts | None) -> dict[str, Any] | None:
+def audit_json(audit: AuditValues | None) -> dict[str, Any] | None:
     """What the audit trail would record for the request, as a JSON object (None when no
     policy with an ``audit:`` block decided it)."""
     if audit is None:
         return None
-    return {
-        "event_type": audit.event_type,
-        "afzender": audit.afzender,
-        "ontvanger": audit.ontvanger,
-        "subjects": list(audit.subjects),
-        "records": list(audit.records),
-    }
+    return {name: list(v) if isinstance(v, tuple) else v for name, v in audit.items()}
 
 
-def audit_text(audit: AuditFacts | None) -> list[str]:
+def audit_text(audit: AuditValues | None) -> list[str]:
     """The ``audit:`` line block of the text output.
 
     Single values print as they are (``(none)`` when missing), lists as JSON arrays so an
@@ -134,12 +128,10 @@ def audit_text(audit: AuditFacts | None) -> list[str]:
     if audit is None:
         return ["audit:       (none: no policy with an audit: block decided this request)"]
     lines = ["audit:"]
-    for name in ("event_type", "afzender", "ontvanger"):
-        value = getattr(audit, name)
-        lines.append(f"  {name + ':':<11} {value if value is not None else '(none)'}")
-    for name in ("subjects", "records"):
-        values = json.dumps(list(getattr(audit, name)), ensure_ascii=False)
-        lines.append(f"  {name + ':':<11} {values}")
+    for name, value in audit.items():
+        shown = (json.dumps(list(value), ensure_ascii=False) if isinstance(value, tuple)
+                 else value if value is not None else "(none)")
+        lines.append(f"  {name + ':':<11} {shown}")
     return lines
 
 

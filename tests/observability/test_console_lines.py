@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.observability.logs import configure_logging, emit_json_event, flush_pending
-
-from .conftest import decision
+from tests.fixtures.observability import decision
 
 LOCATION = "/home/someone/projects/nid-gateway/policies/iwlz/notificatie.yaml:4"
 REASON = "afzender_id is not valid: afzenderID is not the caller's own identifier (KVK)"
@@ -27,7 +26,7 @@ def console() -> Iterator[None]:
 
 def logged(capsys: pytest.CaptureFixture[str], **fields: object) -> str:
     capsys.readouterr()
-    emit_json_event("gateway.decision", "info", "decision", decision(**fields))
+    emit_json_event("gateway.decision", "info", "decision", decision(**fields).fields())
     flush_pending()
     (line,) = capsys.readouterr().out.splitlines()
     return line

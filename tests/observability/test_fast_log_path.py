@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.observability.events import TokenEvent
 from gateway.observability.logs import (
     _could_hold_secret,
     as_record,
@@ -45,7 +46,7 @@ def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 def test_short_path_line_equals_the_structlog_line(
     json_info: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    event = decision()
+    event = TokenEvent(outcome="issued", client_id="ciz", scopes=("a", "b"))
     record = as_record(event)
     capsys.readouterr()
     emit_json_event("gateway.decision", "info", "decision", event)  # the dataclass itself
@@ -56,7 +57,20 @@ def test_short_path_line_equals_the_structlog_line(
     for line in (from_event, from_record, full):
         line.pop("timestamp")
     assert from_event == from_record == full
-    assert from_event["subjects"] == ["Client"] and from_event["level"] == "info"
+    assert from_event["scopes"] == ["a", "b"] and from_event["level"] == "info"
+
+
+def test_short_path_line_of_a_decision_equals_the_structlog_line(
+    json_info: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = decision().fields()
+    capsys.readouterr()
+    emit_json_event("gateway.decision", "info", "decision", record)
+    get_logger("gateway.decision").info("decision", **record)
+    short, full = lines(capsys)
+    assert list(short) == list(full)  # same keys, same order
+    short.pop("timestamp"), full.pop("timestamp")
+    assert short == full and short["subjects"] == ["Client"]
 
 
 def test_an_event_with_no_fields_is_one_valid_line(
@@ -107,7 +121,7 @@ def test_a_value_that_may_hold_a_secret_is_redacted(
     json_info: None, capsys: pytest.CaptureFixture[str], overrides: dict[str, Any]
 ) -> None:
     capsys.readouterr()
-    emit_json_event("gateway.decision", "info", "decision", decision(**overrides))
+    emit_json_event("gateway.decision", "info", "decision", decision(**overrides).fields())
     (line,) = lines(capsys)
     text = json.dumps(line)
     assert "eyJzdWIi" not in text and "hunter2" not in text

@@ -1,4 +1,5 @@
-"""The ``audit:`` block: which facts the audit trail records, compiled from real YAML files."""
+"""The ``audit:`` block: which facts the audit trail records under which names, compiled from
+real YAML files."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.policy import PolicyLoadError, PolicySet, load_policy_set
-from gateway.policy.decision import AuditFacts
+from gateway.policy.decision import AuditValue
 from tests.fixtures.policy import IWLZ, Writer, facts, operation, route, token
 
 HEAD = """\
@@ -47,6 +48,14 @@ audit:
 """
 
 
+def iwlz_audit(event_type: str | None = None, afzender: str | None = None,
+               ontvanger: str | None = None, subjects: tuple[str, ...] = (),
+               records: tuple[str, ...] = ()) -> dict[str, AuditValue]:
+    """The values of the iWlz-shaped blocks above, under their names, in their order."""
+    return {"event_type": event_type, "afzender": afzender, "ontvanger": ontvanger,
+            "subjects": subjects, "records": records}
+
+
 def load(write: Writer, audit: str) -> PolicySet:
     file = write("set/policy.yaml", HEAD + audit)
     return load_policy_set([file])
@@ -67,7 +76,7 @@ def notification(**values: Any) -> dict[str, Any]:
 def test_audit_values_come_from_the_named_facts(write: Writer) -> None:
     decision = load(write, ONE_INPUT).decide(facts(notification()))
     assert decision.allow
-    assert decision.audit == AuditFacts(
+    assert decision.audit == iwlz_audit(
         event_type="NIEUWE_INDICATIE_ZORGKANTOOR",
         afzender="UZOVI:5151",
         ontvanger="AGB:12345678",
@@ -80,8 +89,8 @@ def test_a_refusal_by_the_policy_carries_the_audit_values_too(write: Writer) -> 
     decision = load(write, ONE_INPUT).decide(facts(notification(afzenderID="9999")))
     assert not decision.allow and decision.reason == "afzender_id is not valid"
     assert decision.audit is not None
-    assert decision.audit.afzender == "UZOVI:9999"
-    assert decision.audit.records == ("rec-1", "rec-2")
+    assert decision.audit["afzender"] == "UZOVI:9999"
+    assert decision.audit["records"] == ("rec-1", "rec-2")
 
 
 def test_cached_refusals_carry_each_requests_own_values(write: Writer) -> None:
@@ -91,8 +100,8 @@ def test_cached_refusals_carry_each_requests_own_values(write: Writer) -> None:
     second = policy_set.decide(facts(notification(afzenderID="2", eventType="B")))
     assert (first.rule, first.message) == (second.rule, second.message)
     assert first.audit is not None and second.audit is not None
-    assert (first.audit.afzender, first.audit.event_type) == ("UZOVI:1", "A")
-    assert (second.audit.afzender, second.audit.event_type) == ("UZOVI:2", "B")
+    assert (first.audit["afzender"], first.audit["event_type"]) == ("UZOVI:1", "A")
+    assert (second.audit["afzender"], second.audit["event_type"]) == ("UZOVI:2", "B")
 
 
 def test_each_takes_one_value_per_item_and_skips_items_without_text(write: Writer) -> None:
@@ -105,8 +114,8 @@ def test_each_takes_one_value_per_item_and_skips_items_without_text(write: Write
     ]
     audit = load(write, ONE_INPUT).decide(facts(notification(subjectList=items))).audit
     assert audit is not None
-    assert audit.subjects == ("s-1", "s-2", "s-3")
-    assert audit.records == ("r-1", "r-3")
+    assert audit["subjects"] == ("s-1", "s-2", "s-3")
+    assert audit["records"] == ("r-1", "r-3")
 
 
 def test_missing_and_wrongly_typed_values_leave_fields_empty(write: Writer) -> None:
@@ -114,9 +123,9 @@ def test_missing_and_wrongly_typed_values_leave_fields_empty(write: Writer) -> N
     audit = policy_set.decide(facts(notification(
         eventType=None, afzenderID=5151, ontvangerIDType=["AGB"], subjectList="s-1",
     ))).audit
-    assert audit == AuditFacts(None, None, None, (), ())
+    assert audit == iwlz_audit(None, None, None, (), ())
     for args in ({}, {"in": None}, {"in": "text"}, {"in": [1, 2]}):
-        assert policy_set.decide(facts(args)).audit == AuditFacts()
+        assert policy_set.decide(facts(args)).audit == iwlz_audit()
 
 
 def test_facts_outside_the_input_object(write: Writer) -> None:
@@ -126,15 +135,15 @@ def test_facts_outside_the_input_object(write: Writer) -> None:
         token=token(identifier_type="KVK", identifier="62253778"),
         route=route("UZOVI", "5152"),
     )
-    assert load(write, MIXED).decide(f).audit == AuditFacts(
+    assert load(write, MIXED).decide(f).audit == iwlz_audit(
         "NIEUWE_INDICATIE_ZORGKANTOOR", "KVK:62253778", "UZOVI:5152",
         ("WlzIndicatie/1", "WlzIndicatie/2"), ("r-9",))
 
 
-def test_fields_not_named_stay_empty(write: Writer) -> None:
+def test_only_the_names_the_block_chooses_are_recorded(write: Writer) -> None:
     policy_set = load(write, "audit:\n  event_type: args.in.eventType\n")
-    assert policy_set.decide(facts(notification())).audit == AuditFacts(
-        event_type="NIEUWE_INDICATIE_ZORGKANTOOR")
+    assert policy_set.decide(facts(notification())).audit == {
+        "event_type": "NIEUWE_INDICATIE_ZORGKANTOOR"}
 
 
 def test_no_audit_block_and_default_deny_carry_no_audit_values(write: Writer) -> None:
@@ -150,8 +159,8 @@ def test_explain_carries_the_audit_values(write: Writer) -> None:
     allowed = policy_set.decide(facts(notification()), explain=True)
     refused = policy_set.decide(facts(notification(afzenderID="1")), explain=True)
     assert allowed.trace and allowed.audit is not None
-    assert allowed.audit.afzender == "UZOVI:5151"
-    assert refused.audit is not None and refused.audit.afzender == "UZOVI:1"
+    assert allowed.audit["afzender"] == "UZOVI:5151"
+    assert refused.audit is not None and refused.audit["afzender"] == "UZOVI:1"
 
 
 texts = st.one_of(st.none(), st.integers(), st.text(max_size=4), st.lists(st.text(max_size=2)))
@@ -164,10 +173,10 @@ inputs = st.dictionaries(
 )
 
 
-def expected(values: Any) -> AuditFacts:
+def expected(values: Any) -> dict[str, AuditValue]:
     """What the audit trail must record for one input object (only text is recorded)."""
     if not isinstance(values, dict):
-        return AuditFacts()
+        return iwlz_audit()
 
     def text(key: str) -> str | None:
         v = values.get(key)
@@ -179,7 +188,7 @@ def expected(values: Any) -> AuditFacts:
 
     entries = values.get("subjectList")
     entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-    return AuditFacts(
+    return iwlz_audit(
         text("eventType"), pair("afzender"), pair("ontvanger"),
         tuple(e["subject"] for e in entries if isinstance(e.get("subject"), str)),
         tuple(e["recordID"] for e in entries if isinstance(e.get("recordID"), str)),
@@ -217,7 +226,7 @@ def test_iwlz_melding_records_its_own_input_argument() -> None:
         route=route("KVK", "62253778", "onderneming"),
     ))
     assert decision.allow
-    assert decision.audit == AuditFacts("IWLZFOUTMELDING", "AGB:12345678", "KVK:62253778",
+    assert decision.audit == iwlz_audit("IWLZFOUTMELDING", "AGB:12345678", "KVK:62253778",
                                         ("WlzIndicatie/1",), ("WlzIndicatie/1",))
 
 
@@ -231,7 +240,7 @@ def test_iwlz_raadpleging_records_who_asked_whose_register() -> None:
                     identifier="12345678"),
         route=route("UZOVI", "5151"),
     ))
-    assert decision.audit == AuditFacts(None, "AGB:12345678", "UZOVI:5151", (), ())
+    assert decision.audit == iwlz_audit(None, "AGB:12345678", "UZOVI:5151", (), ())
 
 
 # ---------------------------------------------------------------------------- load errors
@@ -274,13 +283,51 @@ def test_audit_block_shape_is_checked_by_the_schema(write: Writer) -> None:
         audit:
           afzender: [args.in.afzenderID]
           subjects: {list: args.in.subjectList, each: item.subject}
-          sender: args.in.afzenderID
         """)
     assert errors[0].startswith("policy.yaml:11:13: audit.afzender takes exactly 2 items, "
                                 "got 1 ([identifier type fact, identifier fact]")
     assert "policy.yaml:12:14: unknown key 'list' in audit.subjects" in "\n".join(errors)
-    assert errors[-1].startswith("policy.yaml:13:3: unknown key 'sender' in audit (did you "
-                                 "mean 'afzender'?")
+
+
+def test_a_name_must_be_an_identifier_and_not_a_key_of_the_decision_log(write: Writer) -> None:
+    errors = load_errors(write, """\
+        audit:
+          Afzender-ID: token.identifier
+          outcome: args.in.eventType
+        """)
+    assert errors[0].startswith("policy.yaml:11:3: audit name 'Afzender-ID' is not valid")
+    assert errors[1].startswith("policy.yaml:12:3: audit name 'outcome' is a key the decision "
+                                "log writes itself")
+
+
+# ---------------------------------------------------------------------------- open names
+
+def test_any_names_record_the_facts_they_name(write: Writer) -> None:
+    policy_set = load(write, """\
+audit:
+  sender: token.identifier
+  recipient: [route.deelnemer_id_type, route.deelnemer_id]
+  records: {fact: args.in.subjectList, each: item.recordID}
+""")
+    f = facts(notification(), token=token(identifier="62253778"), route=route("UZOVI", "5152"))
+    assert policy_set.decide(f).audit == {
+        "sender": "62253778", "recipient": "UZOVI:5152", "records": ("rec-1", "rec-2")}
+
+
+def test_every_decision_of_a_set_carries_every_name_of_the_set(write: Writer) -> None:
+    # Two policies naming different things: each decision has the names of both, in order
+    # of first use, a name the deciding policy lacks without a value (null, or [] for a list).
+    write("set/melding.yaml", HEAD.replace("p\n", "m\n", 1).replace("zendNotificatie",
+                                                                   "zendMelding")
+          + "audit:\n  kind: args.in.eventType\n  records: {fact: args.in.subjectList, "
+          "each: item.recordID}\n")
+    file = write("set/policy.yaml",
+                 HEAD + "audit:\n  sender: token.identifier\n  kind: args.in.eventType\n")
+    policy_set = load_policy_set([file.parent])
+    assert policy_set.audit_blank == {"kind": None, "records": (), "sender": None}
+    decision = policy_set.decide(facts(notification(), token=token(identifier="5151")))
+    assert decision.audit == {"kind": "NIEUWE_INDICATIE_ZORGKANTOOR", "records": (),
+                              "sender": "5151"}
 
 
 def test_schema_files_stay_identical() -> None:

@@ -14,9 +14,8 @@ from pytest_aiohttp import AiohttpClient
 
 from gateway.appkeys import OBSERVER
 from gateway.config.model import AuditConfig, GatewayConfig
-from gateway.observability.audit import AuditWriter
+from gateway.observability.audit_trail import AuditWriter
 from gateway.observability.events import TokenEvent
-from gateway.observability.logs import as_record
 from tests.fixtures.observability import decision, observability_app
 
 
@@ -117,7 +116,7 @@ async def test_app_audits_decisions_and_tokens_even_with_decision_log_off(
     app[OBSERVER].token(TokenEvent(outcome="issued", client_id="ciz", jti="j1"))
     first, second, token = read_records(audit_path)
     # Every field of the event, in order, after the timestamp and the record type.
-    expected = json.loads(json.dumps(as_record(decision())))
+    expected = json.loads(json.dumps(decision().fields()))
     assert list(first) == ["timestamp", "type", *expected]
     assert {k: v for k, v in first.items() if k not in ("timestamp", "type")} == expected
     assert list(second) == list(first)
