@@ -169,7 +169,7 @@ def test_overlay_of_unknown_list_and_unknown_environment(write: Writer) -> None:
     overlay = write("set/o.yaml", "overlay: productie\nlists:\n  soortn: {add: [X]}\n")
     errors = errors_of([overlay.parent])
     assert errors == [f"{overlay}:3:3: overlay changes unknown list 'soortn' "
-                      "(known lists: soorten)"]
+                      "(did you mean 'soorten'? known lists: soorten)"]
     overlay.write_text("overlay: productie\n")
     errors = errors_of([overlay.parent], environment="prod")
     assert len(errors) == 1
