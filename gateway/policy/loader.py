@@ -342,20 +342,32 @@ def load_policy_set(paths: Sequence[Path], *, environment: str | None = None) ->
     )
 
 
+def _environments(paths: Sequence[Path]) -> list[str]:
+    """The environments the overlays among *paths* name (read even when the set is broken)."""
+    files, _ = policy_files(paths)
+    names = {str(source.data["overlay"]) for source in _read_all(files).sources["overlay"]}
+    return sorted(names)
+
+
 def check_policy_set(paths: Sequence[Path]) -> tuple[PolicySet, list[str]]:
     """Load *paths* for no environment and for every environment an overlay names.
 
     Returns the base set and the names of the environments checked; raises
-    PolicyLoadError with every problem of every environment (deduplicated).
+    PolicyLoadError with every problem of every environment: one found in the base load
+    once, one that only an environment brings prefixed with ``[environment]``.
     """
-    base = load_policy_set(paths)
-    problems: list[LoadIssue] = []
-    for env in base.environments:
+    environments = _environments(paths)
+    found: dict[str | None, list[LoadIssue]] = {}
+    sets: dict[str | None, PolicySet] = {}
+    for env in (None, *environments):
         try:
-            load_policy_set(paths, environment=env)
+            sets[env] = load_policy_set(paths, environment=env)
         except PolicyLoadError as exc:
-            problems.extend(LoadIssue(i.file, i.line, i.col, f"[{env}] {i.message}", i.hint)
-                            for i in exc.issues)
+            found[env] = list(exc.issues)
+    problems = list(found.get(None, []))
+    for env in environments:
+        problems.extend(LoadIssue(i.file, i.line, i.col, f"[{env}] {i.message}", i.hint)
+                        for i in found.get(env, []) if i not in problems)
     if problems:
         raise PolicyLoadError(problems)
-    return base, list(base.environments)
+    return sets[None], environments
