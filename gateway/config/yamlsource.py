@@ -139,6 +139,42 @@ class _Composer:
         return text
 
 
+_SYNTAX: tuple[tuple[str, bool, str, str], ...] = (
+    # (PyYAML's context or problem starts with, report at the context mark?, message, hint)
+    ("while scanning a quoted scalar", True, "unclosed quote",
+     "close the string with the same quote on this line"),
+    ("while scanning a simple key", True, "missing ':' after a key",
+     "write 'key: value' (a list entry starts with '- ')"),
+    ("while parsing a flow", True, "unclosed [ or {", "close it with ] or } on this line"),
+    ("found character '\\t'", False, "tab character",
+     "indent with spaces: YAML does not allow tabs"),
+    ("while parsing a block", False, "bad indentation",
+     "line this up with the entries above it"),
+    ("mapping values are not allowed here", False, "unexpected ':'",
+     "check this line's indentation, or a missing ':' on the line above"),
+)
+
+
+def _syntax_error(file: str, exc: yaml.MarkedYAMLError) -> Located:
+    """One problem for a YAML syntax error, at the line where the mistake is.
+
+    PyYAML gives two marks: ``problem_mark`` (where it gave up) and ``context_mark``
+    (where the construct it was reading began). For an unclosed quote or bracket, or a key
+    without ``:``, it gives up lines later (often at the end of the file): the mistake is
+    at the context mark. For a bad indent or a tab it gives up at the offending line.
+    """
+    problem = exc.problem or "invalid YAML"
+    for start, at_context, message, hint in _SYNTAX:
+        if (exc.context or "").startswith(start) or problem.startswith(start):
+            mark = exc.context_mark if at_context and exc.context_mark else exc.problem_mark
+            break
+    else:
+        mark, message, hint = exc.problem_mark or exc.context_mark, problem, \
+            "check indentation and quoting"
+    line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    return Located(file, line, col, f"invalid YAML: {message}", hint)
+
+
 def read_source(file: Path, *, env: bool = False, empty_hint: str = "expected a mapping"
                 ) -> tuple[Source, list[Located]]:
     """Read and compose *file*; problems (unreadable, bad YAML, empty, duplicate keys, and
@@ -153,11 +189,7 @@ def read_source(file: Path, *, env: bool = False, empty_hint: str = "expected a 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = exc.problem or exc.context or "invalid YAML"
-        return source, [Located(str(file), line, col, f"invalid YAML: {problem}",
-                                "check indentation and quoting")]
+        return source, [_syntax_error(str(file), exc)]
     except yaml.YAMLError as exc:
         return source, [Located(str(file), 0, 0, f"invalid YAML: {exc}")]
     if node is None:

@@ -89,6 +89,9 @@ def content_version(files: Sequence[Path], environment: str | None) -> str:
 class _Loaded:
     sources: dict[str, list[Source]]
     issues: list[LoadIssue]
+    data_broken: bool = False
+    """A file that may hold data (unreadable, or a catalogue or overlay with schema errors)
+    was left out: checking the policies against the rest would only report knock-ons."""
 
 
 def _read_all(files: Sequence[Path]) -> _Loaded:
@@ -97,6 +100,7 @@ def _read_all(files: Sequence[Path]) -> _Loaded:
         source, issues = read_source(file)
         if issues:
             loaded.issues.extend(issues)
+            loaded.data_broken = True
             continue
         data = source.data
         kinds = [k for k in KINDS if isinstance(data, dict) and k in data]
@@ -109,6 +113,7 @@ def _read_all(files: Sequence[Path]) -> _Loaded:
         problems = schema_issues(source, kinds[0])
         if problems:
             loaded.issues.extend(problems)
+            loaded.data_broken |= kinds[0] != "policy"
             continue
         loaded.sources[kinds[0]].append(source)
     return loaded
@@ -316,6 +321,8 @@ def load_policy_set(paths: Sequence[Path], *, environment: str | None = None) ->
     files, issues = policy_files([Path(p) for p in paths])
     loaded = _read_all(files)
     issues.extend(loaded.issues)
+    if loaded.data_broken:
+        raise PolicyLoadError(sorted(issues, key=lambda i: (i.file, i.line, i.col)))
     schema = DataSchema()
     base = _base_data(loaded.sources["catalogue"], schema, issues)
     environments = tuple(sorted({str(s.data["overlay"]) for s in loaded.sources["overlay"]}))
