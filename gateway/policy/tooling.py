@@ -319,6 +319,40 @@ def run_tests(paths: Sequence[Path]) -> SuiteResult:
     return result
 
 
+_KIND = re.compile(r"^(policy|catalogue|overlay):", re.MULTILINE)
+
+
+def _kind(file: Path) -> str | None:
+    try:
+        match = _KIND.search(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return match.group(1) if match else None
+
+
+def _kinds(folder: Path) -> set[str | None]:
+    """The kinds of the YAML files in *folder* and its subfolders (test files aside)."""
+    found = [f for pattern in ("*.y*ml", "*/*.y*ml") for f in folder.glob(pattern)
+             if not f.name.endswith(TEST_SUFFIX)]
+    return {_kind(f) for f in found}
+
+
+def set_folder(file: Path) -> Path | None:
+    """The folder of the policy set that *file* belongs to: its own folder, or the one above
+    when its own holds no policy (a ``catalogus/`` or ``omgevingen/`` folder), provided that
+    folder holds (directly or one folder down) both a policy and a catalogue, and no YAML
+    that is not policy, catalogue, overlay or test. ``None`` when there is none: the file is
+    checked alone."""
+    here = file.absolute().parent
+    for folder in (here, here.parent):
+        kinds = _kinds(folder)
+        if {"policy", "catalogue"} <= kinds and None not in kinds:
+            return folder
+        if any(_kind(f) == "policy" for f in folder.glob("*.y*ml")):
+            return None
+    return None
+
+
 def load_json(path: Path, what: str) -> Any:
     """Read a JSON file for the CLI (claims, request)."""
     try:
