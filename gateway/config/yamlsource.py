@@ -172,6 +172,14 @@ def _syntax_error(file: str, exc: yaml.MarkedYAMLError) -> Located:
         mark, message, hint = exc.problem_mark or exc.context_mark, problem, \
             "check indentation and quoting"
     line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    if message == "unexpected ':'" and mark is not None and mark.buffer:
+        # "key\n    child: x": the ':' is fine, the key above it lacks one.
+        above = [(n, t) for n, t in enumerate(mark.buffer[:mark.index].splitlines()[:-1], 1)
+                 if t.strip()]
+        key = above[-1][1] if above else ":"
+        if ":" not in key and not key.lstrip().startswith(("-", "#")):
+            line, col = above[-1][0], len(key) - len(key.lstrip()) + 1
+            message, hint = "missing ':' after a key", "write 'key:' before the lines below it"
     return Located(file, line, col, f"invalid YAML: {message}", hint)
 
 
