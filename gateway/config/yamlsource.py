@@ -164,13 +164,14 @@ def _syntax_error(file: str, exc: yaml.MarkedYAMLError) -> Located:
     at the context mark. For a bad indent or a tab it gives up at the offending line.
     """
     problem = exc.problem or "invalid YAML"
-    for start, at_context, message, hint in _SYNTAX:
-        if (exc.context or "").startswith(start) or problem.startswith(start):
-            mark = exc.context_mark if at_context and exc.context_mark else exc.problem_mark
-            break
-    else:
+    said = (exc.context or "", problem)
+    known = next((k for k in _SYNTAX if any(t.startswith(k[0]) for t in said)), None)
+    if known is None:
         mark, message, hint = exc.problem_mark or exc.context_mark, problem, \
             "check indentation and quoting"
+    else:
+        _, at_context, message, hint = known
+        mark = exc.context_mark if at_context and exc.context_mark else exc.problem_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
     if message == "unexpected ':'" and mark is not None and mark.buffer:
         # "key\n    child: x": the ':' is fine, the key above it lacks one.
