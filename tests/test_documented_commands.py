@@ -42,6 +42,8 @@ HOW = (
     How(r"make run", "demo", "started by the `demo` fixture, as written"),
     How(r"make test", "suite", "this suite: `make test` is what runs it (and `.ci/run`)"),
     How(r"\.venv/bin/nid-gateway policy (check|test) policies/iwlz", "repo"),
+    How(r"\.venv/bin/nid-gateway policy check policies/iwlz/catalogus/notificatietypen\.yaml",
+        "repo"),
     How(r"\.venv/bin/nid-gateway policy explain .*", "test",
         "tests/policy/test_cli.py::test_readme_explain_command_runs_as_written"),
     How(r"curl -s -u ciz:ciz-demo-secret http://127\.0\.0\.1:8080/auth/token .*", "demo"),

@@ -70,5 +70,8 @@ class ConfigError(LocatedError):
 def did_you_mean(word: str, options: Iterable[str]) -> str:
     """``"did you mean 'x'? "`` for the option closest to a mistyped *word*, else ``""``
     (the one suggestion helper of configuration and policy files)."""
-    near = difflib.get_close_matches(word, list(options), n=1)
+    options = list(options)
+    # Case first: ``kvk`` is too short for difflib to see ``KVK`` in it.
+    near = [o for o in options if o.casefold() == word.casefold()]
+    near = near or difflib.get_close_matches(word, options, n=1)
     return f"did you mean {near[0]!r}? " if near else ""

@@ -587,6 +587,9 @@ class PolicyConfig(Model):
     """Policy files evaluated beside the active ones, logged, never enforced."""
     watch: Bool = True
     watch_interval: Annotated[Number, Field(ge=0.1)] = 2.0
+    require_tests: Bool = False
+    """Run the policy set's ``*.test.yaml`` cases at start and on every reload; a set whose
+    cases fail (or that has none) is refused, and the last good set keeps serving."""
 
 
 class AuditConfig(Model):

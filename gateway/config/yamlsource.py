@@ -139,6 +139,51 @@ class _Composer:
         return text
 
 
+_SYNTAX: tuple[tuple[str, bool, str, str], ...] = (
+    # (PyYAML's context or problem starts with, report at the context mark?, message, hint)
+    ("while scanning a quoted scalar", True, "unclosed quote",
+     "close the string with the same quote on this line"),
+    ("while scanning a simple key", True, "missing ':' after a key",
+     "write 'key: value' (a list entry starts with '- ')"),
+    ("while parsing a flow", True, "unclosed [ or {", "close it with ] or } on this line"),
+    ("found character '\\t'", False, "tab character",
+     "indent with spaces: YAML does not allow tabs"),
+    ("while parsing a block", False, "bad indentation",
+     "line this up with the entries above it"),
+    ("mapping values are not allowed here", False, "unexpected ':'",
+     "check this line's indentation, or a missing ':' on the line above"),
+)
+
+
+def _syntax_error(file: str, exc: yaml.MarkedYAMLError) -> Located:
+    """One problem for a YAML syntax error, at the line where the mistake is.
+
+    PyYAML gives two marks: ``problem_mark`` (where it gave up) and ``context_mark``
+    (where the construct it was reading began). For an unclosed quote or bracket, or a key
+    without ``:``, it gives up lines later (often at the end of the file): the mistake is
+    at the context mark. For a bad indent or a tab it gives up at the offending line.
+    """
+    problem = exc.problem or "invalid YAML"
+    said = (exc.context or "", problem)
+    known = next((k for k in _SYNTAX if any(t.startswith(k[0]) for t in said)), None)
+    if known is None:
+        mark, message, hint = exc.problem_mark or exc.context_mark, problem, \
+            "check indentation and quoting"
+    else:
+        _, at_context, message, hint = known
+        mark = exc.context_mark if at_context and exc.context_mark else exc.problem_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    if message == "unexpected ':'" and mark is not None and mark.buffer:
+        # "key\n    child: x": the ':' is fine, the key above it lacks one.
+        above = [(n, t) for n, t in enumerate(mark.buffer[:mark.index].splitlines()[:-1], 1)
+                 if t.strip()]
+        key = above[-1][1] if above else ":"
+        if ":" not in key and not key.lstrip().startswith(("-", "#")):
+            line, col = above[-1][0], len(key) - len(key.lstrip()) + 1
+            message, hint = "missing ':' after a key", "write 'key:' before the lines below it"
+    return Located(file, line, col, f"invalid YAML: {message}", hint)
+
+
 def read_source(file: Path, *, env: bool = False, empty_hint: str = "expected a mapping"
                 ) -> tuple[Source, list[Located]]:
     """Read and compose *file*; problems (unreadable, bad YAML, empty, duplicate keys, and
@@ -153,11 +198,7 @@ def read_source(file: Path, *, env: bool = False, empty_hint: str = "expected a 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = exc.problem or exc.context or "invalid YAML"
-        return source, [Located(str(file), line, col, f"invalid YAML: {problem}",
-                                "check indentation and quoting")]
+        return source, [_syntax_error(str(file), exc)]
     except yaml.YAMLError as exc:
         return source, [Located(str(file), 0, 0, f"invalid YAML: {exc}")]
     if node is None:

@@ -108,6 +108,7 @@ def _policy(
             environment=config.policy.environment,
             shadow=config.policy.shadow,
             observer=observer,
+            require_tests=config.policy.require_tests,
         )
         # The first load is a (re)load too: without this, nid_gateway_policy_loaded would
         # show no version until the first hot reload.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,16 @@ from gateway.pep.explain import (
 )
 from gateway.policy.errors import PolicyLoadError
 from gateway.policy.loader import check_policy_set
-from gateway.policy.tooling import ToolError, decision_json, decision_text, load_json, run_tests
+from gateway.policy.tooling import (
+    SuiteResult,
+    ToolError,
+    decision_json,
+    decision_text,
+    load_json,
+    run_tests,
+    set_folder,
+    tests_of,
+)
 
 
 def register(sub: Any) -> None:
@@ -25,8 +35,12 @@ def register(sub: Any) -> None:
     policy = sub.add_parser("policy", help="check, test and explain policy files")
     commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
 
-    check = commands.add_parser("check", help="validate policy files (schema + meaning)")
-    check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    check = commands.add_parser(
+        "check", help="validate a policy set (schema + meaning) and run its *.test.yaml cases")
+    check.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                       help="the policy set's folder; a policy file stands for its set's folder")
+    check.add_argument("--no-tests", action="store_true",
+                       help="do not run the set's *.test.yaml cases")
     check.set_defaults(handler=cmd_check)
 
     test = commands.add_parser("test", help="run policy test cases (*.test.yaml)")
@@ -62,24 +76,75 @@ def register(sub: Any) -> None:
     explain.set_defaults(handler=cmd_explain)
 
 
+_NEEDS_THE_SET = ("unknown table", "unknown list", "overlay changes unknown",
+                  "the set has no policy")
+"""Problems of a file checked alone that only mean its policy set's other files are missing."""
+
+
+def _policy_sets(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """*paths* with each policy file replaced by its set's folder, and the files that have
+    no set around them (checked alone)."""
+    resolved: list[Path] = []
+    alone: list[Path] = []
+    for path in paths:
+        folder = set_folder(path) if path.is_file() else None
+        if folder is not None:
+            shown = Path(os.path.relpath(folder)) if folder.is_relative_to(Path.cwd()) \
+                else folder
+            print(f"{path}: checking its policy set {shown}")
+            path = shown
+        elif path.is_file():
+            alone.append(path)
+        if path not in resolved:
+            resolved.append(path)
+    return resolved, alone
+
+
+def _load_errors(exc: PolicyLoadError, alone: list[Path]) -> list[str]:
+    """Every problem, except that a file checked alone gets one line saying what to pass
+    instead of an error for each list and table it names."""
+    errors: list[str] = []
+    lonely: set[str] = set()
+    for issue in exc.issues:
+        if issue.file in map(str, alone) and issue.message.startswith(_NEEDS_THE_SET):
+            lonely.add(issue.file)
+        else:
+            errors.append(str(issue))
+    errors += [f"{file}: no catalogue in its folder or the one above it, so its lists and "
+               "tables cannot be checked: pass the folder of its policy set"
+               for file in sorted(lonely)]
+    return errors
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate; every problem as ``file:line:col: message (hint)``; exit 1 on any."""
+    """Validate, then run the set's test cases; every problem as
+    ``file:line:col: message (hint)``; exit 1 on any."""
+    paths, alone = _policy_sets(args.paths)
     try:
-        policy_set, environments = check_policy_set(args.paths)
+        policy_set, environments = check_policy_set(paths)
     except PolicyLoadError as exc:
-        for error in exc.errors:
-            print(error)
-        print(f"{len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}", file=sys.stderr)
+        errors = _load_errors(exc, alone)
+        print("\n".join(errors))
+        print("tests: not run (the policy set does not load)")
+        print(f"{len(errors)} error{'s' if len(errors) != 1 else ''}", file=sys.stderr)
         return 1
     envs = ", ".join(environments) or "none"
     print(f"ok: {len(policy_set.policies)} policies, {len(policy_set.files)} files, "
           f"environments checked: base, {envs}; version {policy_set.version}")
-    return 0
+    if args.no_tests:
+        print("tests: not run (--no-tests)")
+        return 0
+    files = tests_of(paths)
+    if not files:
+        print("tests: none found (no *.test.yaml in the policy set)")
+        return 0
+    result = run_tests(files)
+    _print_results(result, verbose=False)
+    print(f"tests: {result.passed} passed, {result.failed} failed ({len(files)} files)")
+    return 1 if result.failed else 0
 
 
-def cmd_test(args: argparse.Namespace) -> int:
-    """Run test files; ``N passed, N failed`` on the last line; exit 1 on any failure."""
-    result = run_tests(args.paths)
+def _print_results(result: SuiteResult, *, verbose: bool) -> None:
     for error in result.errors:
         print(f"ERROR {error}")
     for case in result.cases:
@@ -87,8 +152,14 @@ def cmd_test(args: argparse.Namespace) -> int:
             print(f"FAIL {case.file}:{case.line}: {case.name}")
             for line in case.diff:
                 print(line)
-        elif args.verbose:
+        elif verbose:
             print(f"ok   {case.file}:{case.line}: {case.name}")
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run test files; ``N passed, N failed`` on the last line; exit 1 on any failure."""
+    result = run_tests(args.paths)
+    _print_results(result, verbose=args.verbose)
     print(f"{result.passed} passed, {result.failed} failed")
     return 1 if result.failed else 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gateway.config.errors import did_you_mean
 from gateway.config.yamlsource import JsonPath, Source
 from gateway.policy.audit_fields import AuditBlock, compile_audit
 from gateway.policy.conditions import (
@@ -34,6 +35,7 @@ from gateway.policy.engine import (
 )
 from gateway.policy.errors import LoadIssue, PolicyLoadError
 from gateway.policy.source import read_source, schema_issues
+from gateway.policy.tables import DataSchema, list_schema, list_values, table_schema
 
 TEST_SUFFIX = ".test.yaml"
 KINDS = ("policy", "catalogue", "overlay")
@@ -87,6 +89,9 @@ def content_version(files: Sequence[Path], environment: str | None) -> str:
 class _Loaded:
     sources: dict[str, list[Source]]
     issues: list[LoadIssue]
+    data_broken: bool = False
+    """A file that may hold data (unreadable, or a catalogue or overlay with schema errors)
+    was left out: checking the policies against the rest would only report knock-ons."""
 
 
 def _read_all(files: Sequence[Path]) -> _Loaded:
@@ -95,6 +100,7 @@ def _read_all(files: Sequence[Path]) -> _Loaded:
         source, issues = read_source(file)
         if issues:
             loaded.issues.extend(issues)
+            loaded.data_broken = True
             continue
         data = source.data
         kinds = [k for k in KINDS if isinstance(data, dict) and k in data]
@@ -107,6 +113,7 @@ def _read_all(files: Sequence[Path]) -> _Loaded:
         problems = schema_issues(source, kinds[0])
         if problems:
             loaded.issues.extend(problems)
+            loaded.data_broken |= kinds[0] != "policy"
             continue
         loaded.sources[kinds[0]].append(source)
     return loaded
@@ -116,7 +123,8 @@ def _normalise_row(row: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType({k: literal(v) for k, v in row.items()})
 
 
-def _base_data(catalogues: list[Source], issues: list[LoadIssue]) -> DataCatalogue:
+def _base_data(catalogues: list[Source], schema: DataSchema,
+               issues: list[LoadIssue]) -> DataCatalogue:
     data = DataCatalogue({}, {})
     where: dict[str, str] = {}
     for source in catalogues:
@@ -127,25 +135,39 @@ def _base_data(catalogues: list[Source], issues: list[LoadIssue]) -> DataCatalog
                                                f"already defined at {where[name]}", key=True))
                     continue
                 where[name] = source.location((section, name))
+                schema.sources[name] = source
                 if section == "lists":
-                    data.lists[name] = frozenset(str(literal(v)) for v in values)
+                    items = list_values(values)
+                    schema.lists[name] = list_schema(name, values)
+                    at: JsonPath = (section, name, "values") if isinstance(values, dict) \
+                        else (section, name)
+                    schema.entries(source, at, name, items)
+                    data.lists[name] = frozenset(str(literal(v)) for v in items)
                     continue
                 rows = values["rows"] if isinstance(values, dict) else values
-                declared = values.get("columns") if isinstance(values, dict) else None
-                columns = tuple(declared or dict.fromkeys(c for r in rows for c in r))
+                columns = schema.tables[name] = table_schema(name, values, rows)
+                prefix: JsonPath = (section, name, "rows") if isinstance(values, dict) \
+                    else (section, name)
                 for n, row in enumerate(rows):
-                    extra = [c for c in row if c not in columns]
-                    if extra:
-                        path = (section, name, "rows", n) if declared else (section, name, n)
-                        issues.append(source.issue(path, f"unknown column {extra[0]!r} in table "
-                                                   f"{name!r}", "columns: " + ", ".join(columns)))
-                data.columns[name] = columns
+                    schema.row(source, (*prefix, n), name, row)
+                data.columns[name] = tuple(columns)
                 data.tables[name] = tuple(_normalise_row(r) for r in rows)
     return data
 
 
+def _change(values: frozenset[str], change: Mapping[str, Any]) -> frozenset[str]:
+    current = set(values)
+    if "replace" in change:
+        current = {str(literal(v)) for v in change["replace"]}
+    current |= {str(literal(v)) for v in change.get("add", ())}
+    current -= {str(literal(v)) for v in change.get("remove", ())}
+    return frozenset(current)
+
+
 def _apply_overlays(base: DataCatalogue, overlays: list[Source], environment: str | None,
-                    issues: list[LoadIssue]) -> DataCatalogue:
+                    schema: DataSchema, issues: list[LoadIssue]) -> DataCatalogue:
+    """The data for *environment*. Every overlay's rows are checked against their table's
+    columns; the values of the overlay that applies are checked too (by :class:`DataSchema`)."""
     lists = dict(base.lists)
     tables = dict(base.tables)
     for source in overlays:
@@ -154,34 +176,27 @@ def _apply_overlays(base: DataCatalogue, overlays: list[Source], environment: st
             if name not in base.lists:
                 issues.append(source.issue(("lists", name),
                                            f"overlay changes unknown list {name!r}",
-                                           "known lists: " + ", ".join(sorted(base.lists)),
-                                           key=True))
+                                           did_you_mean(name, base.lists) + "known lists: "
+                                           + ", ".join(sorted(base.lists)), key=True))
                 continue
             if not applies:
                 continue
-            current = set(lists[name])
-            if "replace" in change:
-                current = {str(literal(v)) for v in change["replace"]}
-            current |= {str(literal(v)) for v in change.get("add", ())}
-            current -= {str(literal(v)) for v in change.get("remove", ())}
-            lists[name] = frozenset(current)
+            for verb in ("replace", "add"):
+                schema.entries(source, ("lists", name, verb), name, list(change.get(verb, ())))
+            lists[name] = _change(lists[name], change)
         for name, change in (source.data.get("tables") or {}).items():
             if name not in base.tables:
                 issues.append(source.issue(("tables", name),
                                            f"overlay changes unknown table {name!r}",
-                                           "known tables: " + ", ".join(sorted(base.tables)),
-                                           key=True))
+                                           did_you_mean(name, base.tables) + "known tables: "
+                                           + ", ".join(sorted(base.tables)), key=True))
                 continue
-            if not applies:
-                continue
-            known = base.columns.get(name, ())
             for verb in ("replace", "add", "remove"):
                 for n, row in enumerate(change.get(verb, ())):
-                    extra = [c for c in row if c not in known]
-                    if extra:
-                        issues.append(source.issue(("tables", name, verb, n),
-                                                   f"unknown column {extra[0]!r} in table {name!r}",
-                                                   "columns: " + ", ".join(known)))
+                    schema.row(source, ("tables", name, verb, n), name, row,
+                               complete=verb != "remove", values=applies and verb != "remove")
+            if not applies:
+                continue
             rows = list(tables[name])
             if "replace" in change:
                 rows = [_normalise_row(r) for r in change["replace"]]
@@ -306,14 +321,18 @@ def load_policy_set(paths: Sequence[Path], *, environment: str | None = None) ->
     files, issues = policy_files([Path(p) for p in paths])
     loaded = _read_all(files)
     issues.extend(loaded.issues)
-    base = _base_data(loaded.sources["catalogue"], issues)
+    if loaded.data_broken:
+        raise PolicyLoadError(sorted(issues, key=lambda i: (i.file, i.line, i.col)))
+    schema = DataSchema()
+    base = _base_data(loaded.sources["catalogue"], schema, issues)
     environments = tuple(sorted({str(s.data["overlay"]) for s in loaded.sources["overlay"]}))
     if environment is not None and environment not in environments:
         issues.append(LoadIssue(", ".join(str(p) for p in paths), 0, 0,
                                 f"no overlay for environment {environment!r}",
                                 "environments in this set: " + (", ".join(environments)
                                                                 or "none")))
-    data = _apply_overlays(base, loaded.sources["overlay"], environment, issues)
+    data = _apply_overlays(base, loaded.sources["overlay"], environment, schema, issues)
+    issues.extend(schema.check(data))
     policies = _compile(loaded, data, issues)
     if not loaded.sources["policy"] and not issues:
         issues.append(LoadIssue(", ".join(str(p) for p in paths), 0, 0,
@@ -330,20 +349,32 @@ def load_policy_set(paths: Sequence[Path], *, environment: str | None = None) ->
     )
 
 
+def _environments(paths: Sequence[Path]) -> list[str]:
+    """The environments the overlays among *paths* name (read even when the set is broken)."""
+    files, _ = policy_files(paths)
+    names = {str(source.data["overlay"]) for source in _read_all(files).sources["overlay"]}
+    return sorted(names)
+
+
 def check_policy_set(paths: Sequence[Path]) -> tuple[PolicySet, list[str]]:
     """Load *paths* for no environment and for every environment an overlay names.
 
     Returns the base set and the names of the environments checked; raises
-    PolicyLoadError with every problem of every environment (deduplicated).
+    PolicyLoadError with every problem of every environment: one found in the base load
+    once, one that only an environment brings prefixed with ``[environment]``.
     """
-    base = load_policy_set(paths)
-    problems: list[LoadIssue] = []
-    for env in base.environments:
+    environments = _environments(paths)
+    found: dict[str | None, list[LoadIssue]] = {}
+    sets: dict[str | None, PolicySet] = {}
+    for env in (None, *environments):
         try:
-            load_policy_set(paths, environment=env)
+            sets[env] = load_policy_set(paths, environment=env)
         except PolicyLoadError as exc:
-            problems.extend(LoadIssue(i.file, i.line, i.col, f"[{env}] {i.message}", i.hint)
-                            for i in exc.issues)
+            found[env] = list(exc.issues)
+    problems = list(found.get(None, []))
+    for env in environments:
+        problems.extend(LoadIssue(i.file, i.line, i.col, f"[{env}] {i.message}", i.hint)
+                        for i in found.get(env, []) if i not in problems)
     if problems:
         raise PolicyLoadError(problems)
-    return base, list(base.environments)
+    return sets[None], environments

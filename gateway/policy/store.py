@@ -16,7 +16,7 @@ from gateway.facts import DecisionInput
 from gateway.observability.events import NullObserver, Observer
 from gateway.policy.decision import AuditValues, Decision
 from gateway.policy.engine import PolicySet
-from gateway.policy.errors import PolicyLoadError
+from gateway.policy.errors import LoadIssue, PolicyLoadError
 from gateway.policy.loader import load_policy_set, policy_files
 
 log = structlog.get_logger("gateway.policy")
@@ -43,7 +43,9 @@ class PolicyStore:
         environment: str | None = None,
         shadow: Sequence[Path] = (),
         observer: Observer | None = None,
+        require_tests: bool = False,
     ) -> None:
+        self.require_tests = require_tests
         self.paths = tuple(Path(p) for p in paths)
         self.shadow_paths = tuple(Path(p) for p in shadow)
         self.environment = environment
@@ -54,6 +56,9 @@ class PolicyStore:
             load_policy_set(self.shadow_paths, environment=environment)
             if self.shadow_paths else None
         )
+        failures = self._test_failures()
+        if failures:
+            raise PolicyLoadError(failures)
         self._fingerprint = self._files_fingerprint()
 
     # ------------------------------------------------------------------ deciding
@@ -122,11 +127,32 @@ class PolicyStore:
                 digest.update(b"<missing>")
         return digest.hexdigest()
 
+    def _test_failures(self) -> list[LoadIssue]:
+        """With ``require_tests``: the failing cases of the set's ``*.test.yaml`` files (no
+        test file at all is a failure too: nothing vouches for the set)."""
+        if not self.require_tests:
+            return []
+        # Imported here: the test runner brings the GraphQL analyser and the claim mapping
+        # (pydantic), which importing the policy engine must not load.
+        from gateway.policy.tooling import run_tests, tests_of
+
+        files = tests_of(self.paths)
+        if not files:
+            return [LoadIssue(", ".join(map(str, self.paths)), 0, 0, "no *.test.yaml files",
+                              "policy.require_tests needs the set's test cases")]
+        return run_tests(files).failures()
+
+    def _refuse(self, errors: list[str]) -> None:
+        log.error("policy_reload_refused", errors=errors, kept_version=self._active.version)
+        self.observer.policy_reload("refused", self._active.version)
+
     def reload(self) -> bool:
         """Load the files again; swap in the new set only if it is entirely good.
 
         Returns True when a new set is active. A broken set is refused: logged, reported
-        to the observer, and the last good set keeps serving.
+        to the observer, and the last good set keeps serving. So is, with
+        ``require_tests``, a set whose ``*.test.yaml`` cases fail (logged with each failing
+        case at ``file:line``).
         """
         with self._reload_lock:
             fingerprint = self._files_fingerprint()
@@ -135,10 +161,14 @@ class PolicyStore:
                 shadow = (load_policy_set(self.shadow_paths, environment=self.environment)
                           if self.shadow_paths else None)
             except PolicyLoadError as exc:
-                log.error("policy_reload_refused", errors=exc.errors,
-                          kept_version=self._active.version)
-                self.observer.policy_reload("refused", self._active.version)
+                self._refuse(exc.errors)
                 self._fingerprint = fingerprint  # do not retry the same broken content
+                return False
+            failures = self._test_failures()
+            if failures:
+                # The set loads, but its own test cases say it decides wrongly.
+                self._refuse([str(f) for f in failures])
+                self._fingerprint = fingerprint
                 return False
             # Each assignment is atomic; decide() reads each reference once.
             self._active = active

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,7 +179,7 @@ class SuiteResult:
     """All cases of the test files run, plus problems reading them."""
 
     cases: list[CaseResult] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[LoadIssue] = field(default_factory=list)
 
     @property
     def passed(self) -> int:
@@ -189,14 +189,31 @@ class SuiteResult:
     def failed(self) -> int:
         return sum(1 for c in self.cases if not c.passed) + len(self.errors)
 
+    def failures(self) -> list[LoadIssue]:
+        """Every failed case and every problem, each at ``file:line``: what a reload
+        refused for failing tests logs, and what a start refuses with."""
+        failed = [LoadIssue(c.file, c.line, 0, f"test case {c.name!r} fails",
+                            "; ".join(d.strip() for d in c.diff)) for c in self.cases
+                  if not c.passed]
+        return [*self.errors, *failed]
 
-def test_files(paths: list[Path]) -> Iterator[Path]:
+
+def test_files(paths: Sequence[Path]) -> Iterator[Path]:
     """Every ``*.test.yaml`` named or found below a named directory."""
     for path in paths:
         if path.is_dir():
             yield from sorted(path.rglob("*" + TEST_SUFFIX))
         else:
             yield path
+
+
+def tests_of(paths: Sequence[Path]) -> list[Path]:
+    """The test files of the policy set at *paths*: every ``*.test.yaml`` below its
+    directories, and ``x.test.yaml`` beside a policy file ``x.yaml``."""
+    found = list(test_files([p for p in paths if p.is_dir()]))
+    found += [twin for p in paths if p.is_file() and not p.name.endswith(TEST_SUFFIX)
+              if (twin := p.with_name(p.stem + TEST_SUFFIX)).is_file()]
+    return found
 
 
 def _request(spec: Any, named: Mapping[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -229,7 +246,7 @@ def run_test_file(file: Path, result: SuiteResult,
     if not issues:
         issues = schema_issues(source, "tests")
     if issues:
-        result.errors.extend(str(i) for i in issues)
+        result.errors.extend(issues)
         return
     doc = source.data
     policy_paths = tuple(
@@ -238,7 +255,7 @@ def run_test_file(file: Path, result: SuiteResult,
     callers: Mapping[str, Any] = doc.get("callers") or {}
     requests: Mapping[str, Any] = doc.get("requests") or {}
     for n, case in enumerate(doc["cases"]):
-        line = source.pos(("cases", n))[0]
+        line, col = source.pos(("cases", n))
         name = str(case["name"])
         env = case.get("environment", doc.get("environment"))
         try:
@@ -256,8 +273,9 @@ def run_test_file(file: Path, result: SuiteResult,
             decision = decide_request(policy_set, caller, _request(case["request"], requests),
                                       route)
         except PolicyLoadError as exc:
-            result.errors.append(f"{file}:{line}: {name}: policy set does not load:\n"
-                                 + "\n".join("  " + e for e in exc.errors))
+            result.errors.append(LoadIssue(str(file), line, col, f"{name}: policy set does "
+                                           "not load:\n" + "\n".join("  " + e
+                                                                     for e in exc.errors)))
             return
         except ToolError as exc:
             result.cases.append(CaseResult(str(file), line, name, False, [f"  {exc}"]))
@@ -277,19 +295,54 @@ def run_test_file(file: Path, result: SuiteResult,
         result.cases.append(CaseResult(str(file), line, name, not diff, diff))
 
 
-def run_tests(paths: list[Path]) -> SuiteResult:
+def run_tests(paths: Sequence[Path]) -> SuiteResult:
     """Run the test files at *paths* (files or directories)."""
     result = SuiteResult()
     cache: dict[tuple[tuple[str, ...], str | None], PolicySet] = {}
     files = list(test_files(paths))
     if not files:
-        result.errors.append(", ".join(map(str, paths)) + ": no *.test.yaml files found")
+        result.errors.append(LoadIssue(", ".join(map(str, paths)), 0, 0,
+                                       "no *.test.yaml files found"))
     for file in files:
         if not file.is_file():
-            result.errors.append(str(LoadIssue(str(file), 0, 0, "no such file")))
+            result.errors.append(LoadIssue(str(file), 0, 0, "no such file"))
             continue
         run_test_file(file, result, cache)
     return result
+
+
+_KIND = re.compile(r"^(policy|catalogue|overlay):", re.MULTILINE)
+
+
+def _kind(file: Path) -> str | None:
+    try:
+        match = _KIND.search(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return match.group(1) if match else None
+
+
+def _kinds(folder: Path) -> set[str | None]:
+    """The kinds of the YAML files in *folder* and its subfolders (test files aside)."""
+    found = [f for pattern in ("*.y*ml", "*/*.y*ml") for f in folder.glob(pattern)
+             if not f.name.endswith(TEST_SUFFIX)]
+    return {_kind(f) for f in found}
+
+
+def set_folder(file: Path) -> Path | None:
+    """The folder of the policy set that *file* belongs to: its own folder, or the one above
+    when its own holds no policy (a ``catalogus/`` or ``omgevingen/`` folder), provided that
+    folder holds (directly or one folder down) both a policy and a catalogue, and no YAML
+    that is not policy, catalogue, overlay or test. ``None`` when there is none: the file is
+    checked alone."""
+    here = file.absolute().parent
+    for folder in (here, here.parent):
+        kinds = _kinds(folder)
+        if {"policy", "catalogue"} <= kinds and None not in kinds:
+            return folder
+        if any(_kind(f) == "policy" for f in folder.glob("*.y*ml")):
+            return None
+    return None
 
 
 def load_json(path: Path, what: str) -> Any:

@@ -55,8 +55,10 @@ T = TypeVar("T")
 ZK_5000 = "/deelnemers/uzovi/5000/graphql"
 """A route to VECOZO test zorgkantoor UZOVI 5000 (allowed only in environment ``test``)."""
 
-INDICATIE_ROW = "{code: NIEUWE_INDICATIE_ZORGKANTOOR,"
-"""The catalogue row that lets the CIZ send the seed 003 notification."""
+INDICATIE_ROWS = ("{code: NIEUWE_INDICATIE_ZORGKANTOOR,",
+                  "{event_type: NIEUWE_INDICATIE_ZORGKANTOOR,")
+"""The catalogue row that lets the CIZ send the seed 003 notification, and its binding to
+the CIZ (gebonden_afzenders; a binding to an event type the table lacks does not load)."""
 
 EVENT_TYPE_REFUSED = "ZendNotificatie mutation: event_type is not valid"
 
@@ -85,8 +87,8 @@ def write_atomically(path: Path, text: str) -> None:
 def without_indicatie(text: str) -> str:
     """The catalogue without NIEUWE_INDICATIE_ZORGKANTOOR: the CIZ's notification is refused."""
     lines = text.splitlines(keepends=True)
-    kept = [line for line in lines if INDICATIE_ROW not in line]
-    assert len(kept) == len(lines) - 1
+    kept = [line for line in lines if not any(row in line for row in INDICATIE_ROWS)]
+    assert len(kept) == len(lines) - 2
     return "".join(kept)
 
 
@@ -452,3 +454,33 @@ async def test_test_uzovi_as_recipient_is_allowed_in_environment_test(
     response = await gateway.post(ZK_5000, body, token=ciz_token(gateway, ZK_5000))
     assert response.status == 200, await response.text()
     assert len(upstream.received) == 1
+
+
+# ---------------------------------------------------------------------------- require_tests
+
+
+async def test_reload_whose_tests_fail_is_refused_with_require_tests(
+    metered_gateway: Callable[..., Awaitable[Gateway]], upstream: RecordingUpstream,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    policies = copy_policies(tmp_path)
+    gateway = await metered_gateway(routes=[zk_route(upstream, policies)],
+                                    policy={"watch": False, "require_tests": True})
+    token = ciz_token(gateway)
+    [good] = (await policy_versions(gateway)).values()
+    # A set that loads (the catalogue is well-formed) but decides the seed wrongly: the
+    # CIZ's notification refused, as notificatie.test.yaml says it must not be.
+    refuse_indicatie(policies)
+    capsys.readouterr()
+    gateway.client.app[PEP].reload_policies()  # what the SIGHUP handler calls
+    assert await status_of(gateway, token) == 200  # the last good set keeps serving
+    assert await policy_versions(gateway) == {str(policies): good}
+    assert await metric(gateway, "nid_gateway_policy_reloads_total", outcome="refused") == 1.0
+    flush_pending()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    [refused] = [line for line in lines if line.get("event") == "policy_reload_refused"]
+    assert refused["kept_version"] == good
+    failing = f"{policies / 'notificatie.test.yaml'}:71:0: test case 'CIZ sends " \
+              "NIEUWE_INDICATIE_ZORGKANTOOR to zorgkantoor 5151 (the seed example)' fails"
+    assert any(error.startswith(failing) for error in refused["errors"]), refused["errors"]

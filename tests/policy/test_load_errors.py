@@ -44,8 +44,9 @@ def one_error(write: Writer, policy: str, data: str = DATA) -> str:
 
 def test_invalid_yaml_has_position(write: Writer) -> None:
     error = one_error(write, HEAD + A + "    require: {fact: args.x, present: true\n")
-    assert error.startswith("policy.yaml:")
-    assert "invalid YAML" in error and "(check indentation and quoting)" in error
+    # At the unclosed brace (line 8), not where PyYAML gave up (the end of the file).
+    assert error == ("policy.yaml:8:14: invalid YAML: unclosed [ or { "
+                     "(close it with ] or } on this line)")
 
 
 def test_unknown_key_points_at_the_key_with_a_suggestion(write: Writer) -> None:
@@ -169,7 +170,7 @@ def test_overlay_of_unknown_list_and_unknown_environment(write: Writer) -> None:
     overlay = write("set/o.yaml", "overlay: productie\nlists:\n  soortn: {add: [X]}\n")
     errors = errors_of([overlay.parent])
     assert errors == [f"{overlay}:3:3: overlay changes unknown list 'soortn' "
-                      "(known lists: soorten)"]
+                      "(did you mean 'soorten'? known lists: soorten)"]
     overlay.write_text("overlay: productie\n")
     errors = errors_of([overlay.parent], environment="prod")
     assert len(errors) == 1
