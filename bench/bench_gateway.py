@@ -41,7 +41,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gateway.authserver.keys import KeyStore, generate_key  # noqa: E402
+from gateway.authserver.signing_keys import KeyStore, generate_key  # noqa: E402
 from gateway.authserver.tokens import issue_token  # noqa: E402
 from gateway.config.loader import load_config  # noqa: E402
 

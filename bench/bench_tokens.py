@@ -32,7 +32,7 @@ from jwt.algorithms import ECAlgorithm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gateway.authserver.keys import generate_key  # noqa: E402
+from gateway.authserver.signing_keys import generate_key  # noqa: E402
 from gateway.config.secrets import hash_secret  # noqa: E402
 
 SCOPE = "organisaties/zorgkantoor/notificaties/notificatie:create"

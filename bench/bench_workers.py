@@ -45,7 +45,7 @@ from bench_gateway import (
     wait_for_port,
 )
 
-from gateway.authserver.keys import KeyStore
+from gateway.authserver.signing_keys import KeyStore
 from gateway.authserver.tokens import issue_token
 from gateway.config.loader import load_config
 

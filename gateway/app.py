@@ -6,8 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.appkeys import CONFIG, KEYSTORE, OBSERVER
-from gateway.authserver.keys import KeyStore
 from gateway.authserver.setup import setup_authserver
+from gateway.authserver.signing_keys import KeyStore
 from gateway.config.model import GatewayConfig
 from gateway.observability.events import Observer
 from gateway.observability.setup import setup_observability

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.config.appkey import CONFIG
 
 if TYPE_CHECKING:
-    from gateway.authserver.keys import KeyStore
+    from gateway.authserver.signing_keys import KeyStore
     from gateway.observability.events import Observer
 
 __all__ = ["CONFIG", "KEYSTORE", "OBSERVER"]

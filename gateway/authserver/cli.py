@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.authserver.keys import KeyStore, KeyStoreError, generate_key
+from gateway.authserver.signing_keys import KeyStore, KeyStoreError, generate_key
 from gateway.authserver.tokens import TokenRequestError, issue_token
 from gateway.config.errors import ConfigError
 from gateway.config.loader import load_config

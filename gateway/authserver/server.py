@@ -34,7 +34,7 @@ from joserfc import jwt as jose_jwt
 from gateway.authserver.bruteforce import Blocked, FailureLimiter
 from gateway.authserver.clients import RegisteredClient, ReplayCache
 from gateway.authserver.credentials import MalformedCredentials, basic_credentials, check_secret
-from gateway.authserver.keys import KeyStore
+from gateway.authserver.signing_keys import KeyStore
 from gateway.authserver.tokens import (
     IssuedToken,
     TokenIssuer,
@@ -43,8 +43,8 @@ from gateway.authserver.tokens import (
 )
 from gateway.config.model import GatewayConfig
 from gateway.config.subjects import certificate_subject
-from gateway.errors import content_coding
 from gateway.observability.events import Observer, TokenEvent
+from gateway.refusals import content_coding
 
 TOKEN_PATH = "/auth/token"
 JWKS_PATH = "/.well-known/jwks.json"

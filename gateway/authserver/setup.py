@@ -7,7 +7,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.authserver.keys import KeyStore
 from gateway.authserver.server import (
     AUTH_METHODS,
     JWKS_PATH,
@@ -15,6 +14,7 @@ from gateway.authserver.server import (
     TOKEN_PATH,
     TokenEndpoint,
 )
+from gateway.authserver.signing_keys import KeyStore
 from gateway.config.model import GatewayConfig
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.authserver.keys import KeyStore
+from gateway.authserver.signing_keys import KeyStore
 from gateway.config.model import ClientConfig, GatewayConfig
 
 

@@ -24,19 +24,19 @@ from graphql import (
 )
 
 from gateway.config.model import GraphQLLimits
-from gateway.errors import (
-    BadRequest,
-    MultipleOperations,
-    NoOperation,
-    QuerySyntaxError,
-    Refusal,
-)
 from gateway.facts import OperationFacts
 from gateway.graphql.limits import over_limit
 from gateway.graphql.plan import OperationPlan, check_values, compile_operation
 from gateway.graphql.request import GraphQLRequest
 from gateway.graphql.validation import validation_errors
 from gateway.observability.events import NullObserver, Observer
+from gateway.refusals import (
+    BadRequest,
+    MultipleOperations,
+    NoOperation,
+    QuerySyntaxError,
+    Refusal,
+)
 
 __all__ = ["Analyser"]
 
@@ -98,7 +98,7 @@ class Analyser:
     def analyse(self, request: GraphQLRequest) -> OperationFacts:
         """The facts of the operation ``request`` will execute.
 
-        Raises a :class:`~gateway.errors.Refusal` for anything that must not be
+        Raises a :class:`~gateway.refusals.Refusal` for anything that must not be
         forwarded: syntax (:class:`QuerySyntaxError`), limits (:class:`LimitExceeded`),
         operation choice (:class:`NoOperation`, :class:`MultipleOperations`,
         :class:`MultipleRootFields`), schema and variable errors (:class:`ValidationFailed`).

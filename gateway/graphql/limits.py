@@ -6,7 +6,7 @@ and an operator both know what to change.
 
 from __future__ import annotations
 
-from gateway.errors import LimitExceeded
+from gateway.refusals import LimitExceeded
 
 __all__ = ["over_limit"]
 

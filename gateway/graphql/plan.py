@@ -70,10 +70,10 @@ from graphql.execution.values import (
 )
 
 from gateway.config.model import GraphQLLimits
-from gateway.errors import MultipleRootFields, Refusal, ValidationFailed
 from gateway.facts import OperationFacts
 from gateway.graphql.limits import over_limit
 from gateway.graphql.validation import root_type_name
+from gateway.refusals import MultipleRootFields, Refusal, ValidationFailed
 
 __all__ = ["OperationPlan", "check_values", "compile_operation"]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import BadRequest, UnsupportedMediaType
+from gateway.refusals import BadRequest, UnsupportedMediaType
 
 __all__ = ["GraphQLRequest", "parse_graphql_request", "request_from_mapping"]
 
@@ -114,8 +114,8 @@ def request_from_mapping(payload: object) -> GraphQLRequest:
 def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLRequest:
     """Read a POSTed GraphQL request body.
 
-    Raises :class:`~gateway.errors.UnsupportedMediaType` (415) for a media type or
-    charset other than the ones above, and :class:`~gateway.errors.BadRequest` (400)
+    Raises :class:`~gateway.refusals.UnsupportedMediaType` (415) for a media type or
+    charset other than the ones above, and :class:`~gateway.refusals.BadRequest` (400)
     for a body that is not a GraphQL request.
     """
     if _body_kind(content_type) == "graphql":

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.errors import PayloadTooLarge, UnsupportedContentEncoding, content_coding
 from gateway.facts import OperationFacts
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.request import parse_graphql_request
+from gateway.refusals import PayloadTooLarge, UnsupportedContentEncoding, content_coding
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -15,8 +15,8 @@ from typing import Any
 
 from multidict import CIMultiDictProxy
 
-from gateway.errors import ScopeMismatch, Unauthenticated
 from gateway.facts import OperationFacts, TokenFacts
+from gateway.refusals import ScopeMismatch, Unauthenticated
 from gateway.tokens.verifier import (
     TokenVerifier,
     VerifiedToken,

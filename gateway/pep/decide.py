@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from functools import cache
 
-from gateway.errors import (
+from gateway.facts import DecisionInput
+from gateway.policy.decision import Decision, DecisionPoint
+from gateway.refusals import (
     BadRequest,
     PolicyDenied,
     PolicyError,
     Refusal,
     ValidationFailed,
 )
-from gateway.facts import DecisionInput
-from gateway.policy.decision import Decision, DecisionPoint
 
 # The usual answers map onto the shared refusal classes; anything else a policy author
 # configures gets a class made once for that (status, code).

@@ -33,7 +33,6 @@ from gateway.config.model import (
     RouteConfig,
     default_claim_mapping,
 )
-from gateway.errors import Refusal, ScopeMismatch, Unauthenticated
 from gateway.facts import DecisionInput, TokenFacts
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema, route_schema
@@ -44,7 +43,8 @@ from gateway.policy.decision import Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import PolicyLoadError
 from gateway.policy.loader import load_policy_set
-from gateway.policy.tooling import ToolError, route_facts
+from gateway.policy.tooling import ToolError, described_route_facts
+from gateway.refusals import Refusal, ScopeMismatch, Unauthenticated
 from gateway.tokens.claims import map_claims
 
 JSON_BODY = "application/json"
@@ -241,7 +241,7 @@ def option_route(route: str | None, policies: Sequence[Path], environment: str |
     path = route
     if route is not None and urlsplit(route).scheme in ("http", "https"):
         audience, path = route, urlsplit(route).path
-    facts = route_facts(policy_set, path, strict_input=strict_input)
+    facts = described_route_facts(policy_set, path, strict_input=strict_input)
     if audience is not None:
         facts = dataclasses.replace(facts, audience=audience)
     # The gateway's default: the bundled network schema.

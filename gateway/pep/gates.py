@@ -58,7 +58,7 @@ class RouteGates:
 
     def decide(self, token: TokenFacts, operation: OperationFacts, *,
                explain: bool = False) -> Decision:
-        """The scope gate (:class:`~gateway.errors.ScopeMismatch`), then the policy's
+        """The scope gate (:class:`~gateway.refusals.ScopeMismatch`), then the policy's
         decision on the token, the operation and the route."""
         check_scopes(token, operation, self.required_scopes, self.scope_default)
         return decide(self.policy, DecisionInput(token, operation, self.facts), explain=explain)

@@ -16,7 +16,6 @@ import structlog
 from aiohttp import web
 
 from gateway.config.model import RouteConfig
-from gateway.errors import BadGateway, GatewayTimeout, MethodNotAllowed, Refusal
 from gateway.facts import RouteFacts
 from gateway.graphql.analyser import Analyser
 from gateway.observability.events import DecisionEvent, Observer
@@ -29,6 +28,7 @@ from gateway.pep.responses import refusal_response
 from gateway.pep.trace import TraceContext
 from gateway.policy.decision import DecisionPoint
 from gateway.proxy.upstream import Upstream
+from gateway.refusals import BadGateway, GatewayTimeout, MethodNotAllowed, Refusal
 from gateway.tokens.verifier import TokenVerifier
 
 log = structlog.get_logger("gateway.pep")

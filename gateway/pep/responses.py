@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import orjson
 from aiohttp import web
 
-from gateway.errors import Refusal, UnsupportedContentEncoding
+from gateway.refusals import Refusal, UnsupportedContentEncoding
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.model import default_claim_mapping
-from gateway.errors import Refusal
 from gateway.facts import DecisionInput, RouteFacts
 from gateway.graphql.offline import facts_from_request
 from gateway.policy.decision import AuditValues, Decision, TraceStep
@@ -25,6 +24,7 @@ from gateway.policy.engine import PolicySet
 from gateway.policy.errors import LoadIssue, PolicyLoadError
 from gateway.policy.loader import TEST_SUFFIX, load_policy_set
 from gateway.policy.source import read_source, schema_issues
+from gateway.refusals import Refusal
 from gateway.tokens.claims import map_claims
 
 ROUTE_PATTERN = re.compile(r"^/deelnemers/([^/]+)/([^/]+)/graphql$")
@@ -36,7 +36,7 @@ class ToolError(Exception):
     """A problem with the tool's input (route, claims or request file)."""
 
 
-def route_facts(policy_set: PolicySet, route: str | Mapping[str, Any] | None,
+def described_route_facts(policy_set: PolicySet, route: str | Mapping[str, Any] | None,
                 *, strict_input: bool = False) -> RouteFacts:
     """Route facts from ``/deelnemers/<idtype>/<id>/graphql`` or ``{id_type, id, kind?}``.
 
@@ -268,7 +268,7 @@ def run_test_file(file: Path, result: SuiteResult,
                 if caller not in callers:
                     raise ToolError(f"unknown caller {caller!r}")
                 caller = callers[caller]
-            route = route_facts(policy_set, case["route"],
+            route = described_route_facts(policy_set, case["route"],
                                 strict_input=bool(case.get("strict_input", False)))
             decision = decide_request(policy_set, caller, _request(case["request"], requests),
                                       route)

@@ -26,9 +26,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.config.model import RouteConfig
-from gateway.errors import BadGateway, GatewayTimeout
 from gateway.observability.events import Observer
 from gateway.proxy.headers import caller_response_headers
+from gateway.refusals import BadGateway, GatewayTimeout
 
 KEEPALIVE_SECONDS = 30.0
 BUFFER_LIMIT = 64 * 1024

@@ -65,7 +65,7 @@ def _serve_config(args: argparse.Namespace) -> int:
         print("error: --workers needs a fixed port (server.port or --port)", file=sys.stderr)
         return 2
     host = args.host or config.server.host
-    from gateway.authserver.keys import KeyStore, KeyStoreError
+    from gateway.authserver.signing_keys import KeyStore, KeyStoreError
 
     try:
         # Load (and in the demo, generate) keys once before any fork, so workers agree.

@@ -2,7 +2,7 @@
 
 from gateway.tokens.claims import NestedVerifier, map_claims
 from gateway.tokens.jwks import RemoteJwks
-from gateway.tokens.keys import VerificationKey, key_from_jwk
+from gateway.tokens.verification_keys import VerificationKey, key_from_jwk
 from gateway.tokens.verifier import (
     BuiltinKeys,
     NestedTokenError,

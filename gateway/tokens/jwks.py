@@ -22,7 +22,7 @@ import orjson
 
 from gateway.config.model import TrustedIssuer
 from gateway.observability.events import Observer
-from gateway.tokens.keys import VerificationKey, key_from_jwk
+from gateway.tokens.verification_keys import VerificationKey, key_from_jwk
 
 MAX_JWKS_BYTES = 512 * 1024
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)

@@ -29,13 +29,13 @@ import jwt
 from cachetools import TLRUCache
 
 from gateway.config.model import TokenValidationConfig, TrustedIssuer
-from gateway.errors import Unauthenticated
 from gateway.facts import TokenFacts
 from gateway.observability.events import Observer
 from gateway.observability.logs import get_logger
+from gateway.refusals import Unauthenticated
 from gateway.tokens.claims import map_claims
 from gateway.tokens.jwks import RemoteJwks
-from gateway.tokens.keys import ASYMMETRIC_ALGORITHMS, VerificationKey, key_from_pyjwk
+from gateway.tokens.verification_keys import ASYMMETRIC_ALGORITHMS, VerificationKey, key_from_pyjwk
 
 log = get_logger("gateway.tokens")
 

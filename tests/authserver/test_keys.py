@@ -8,7 +8,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.authserver.keys import KeyStore, KeyStoreError, generate_key
+from gateway.authserver.signing_keys import KeyStore, KeyStoreError, generate_key
 from gateway.config.loader import load_config
 from gateway.observability.health import READINESS_CHECKS
 from tests.fixtures.authserver import (

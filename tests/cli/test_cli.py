@@ -12,7 +12,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.authserver.keys import KeyStore, generate_key
+from gateway.authserver.signing_keys import KeyStore, generate_key
 from gateway.cli import main
 from gateway.config.loader import load_config
 from gateway.config.secrets import parse_secret_hash, verify_secret

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.authserver.keys import KeyStore, generate_key
+from gateway.authserver.signing_keys import KeyStore, generate_key
 from gateway.config.errors import ConfigError
 from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig

@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer, unused_port
 
-from gateway.authserver.keys import generate_key
+from gateway.authserver.signing_keys import generate_key
 from gateway.examples.resource_server import create_resource_server_app
 from tests.fixtures.demo import read_until_printed, seed_003_example
 from tests.fixtures.docs import readme_explain_command, shell_blocks

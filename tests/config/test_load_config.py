@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.authserver.keys import generate_key
+from gateway.authserver.signing_keys import generate_key
 from gateway.config.errors import ConfigError
 from gateway.config.loader import load_config
 

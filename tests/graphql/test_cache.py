@@ -6,8 +6,8 @@ import pytest
 from graphql import GraphQLSchema
 
 from gateway.config.model import GraphQLLimits
-from gateway.errors import MultipleRootFields, NoOperation, QuerySyntaxError, ValidationFailed
 from gateway.graphql import Analyser
+from gateway.refusals import MultipleRootFields, NoOperation, QuerySyntaxError, ValidationFailed
 from tests.fixtures.graphql import RecordingObserver, fixture_query, fixture_variables, request
 
 

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.config.model import GraphQLLimits
-from gateway.errors import Refusal
 from gateway.graphql import Analyser
+from gateway.refusals import Refusal
 from tests.executing_upstream import ALLOWED_INPUT, ALLOWED_LITERAL, REFUSED_LITERAL, run
 from tests.executing_upstream import schema as network_schema
 from tests.fixtures.graphql import request

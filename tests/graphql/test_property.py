@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.config.model import GraphQLLimits
-from gateway.errors import Refusal
 from gateway.facts import OperationFacts
 from gateway.graphql import Analyser
+from gateway.refusals import Refusal
 from tests.fixtures.graphql import fixture_query, request
 
 # Pieces of GraphQL, so generated text often gets past the lexer and into the analyser.

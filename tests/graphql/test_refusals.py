@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.config.model import GraphQLLimits
-from gateway.errors import (
+from gateway.graphql import Analyser
+from gateway.refusals import (
     BadRequest,
     LimitExceeded,
     NoOperation,
@@ -13,7 +14,6 @@ from gateway.errors import (
     Refusal,
     ValidationFailed,
 )
-from gateway.graphql import Analyser
 from tests.fixtures.graphql import fixture_query, fixture_variables, request
 
 

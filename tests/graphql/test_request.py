@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.errors import BadRequest, UnsupportedMediaType
 from gateway.graphql import GraphQLRequest, parse_graphql_request, request_from_mapping
+from gateway.refusals import BadRequest, UnsupportedMediaType
 
 QUERY = "mutation M { zendNotificatie { notificatieID } }"
 

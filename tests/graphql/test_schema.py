@@ -8,8 +8,8 @@ import pytest
 from graphql import GraphQLSchema, graphql_sync
 
 from gateway.config.errors import ConfigError
-from gateway.errors import ValidationFailed
 from gateway.graphql import BUNDLED_SCHEMA, Analyser, is_iso_date_or_datetime, load_schema
+from gateway.refusals import ValidationFailed
 from tests.fixtures.graphql import fixture_query, fixture_variables, request
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import MultipleOperations, MultipleRootFields, NoOperation
 from gateway.graphql import Analyser
+from gateway.refusals import MultipleOperations, MultipleRootFields, NoOperation
 from tests.fixtures.graphql import fixture_query, fixture_variables, request
 
 SUBJECT = "WlzIndicatie/ef88ce35-58fa-4e6d-ac7a-6e298dd211d6"

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from gateway.app import create_app
-from gateway.authserver.keys import generate_key
+from gateway.authserver.signing_keys import generate_key
 from gateway.pep.setup import PEP
 from tests.fixtures.gateway import (
     DOWN,

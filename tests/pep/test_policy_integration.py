@@ -27,7 +27,7 @@ from aiohttp.test_utils import unused_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
-from gateway.authserver.keys import KeyStore
+from gateway.authserver.signing_keys import KeyStore
 from gateway.authserver.tokens import issue_token
 from gateway.facts import DecisionInput
 from gateway.observability.http import readiness

@@ -16,10 +16,10 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway.authserver.keys import KeyStore
+from gateway.authserver.signing_keys import KeyStore
 from gateway.config.model import GatewayConfig
-from gateway.errors import Unauthenticated
 from gateway.observability.events import NullObserver
+from gateway.refusals import Unauthenticated
 from gateway.tokens.verifier import TokenVerifier, VerifiedToken
 from tests.fixtures.gateway import PUBLIC_URL, ZK_5151, ZK_5152, gateway_yaml, write_config
 from tests.tokens.forge import (
