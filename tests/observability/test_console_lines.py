@@ -42,7 +42,7 @@ def test_a_console_decision_line_is_short(
     assert "total_ms=15.5 " in line
     assert "location=/home/someone/projects/n…iwlz/notificatie.yaml:4" in line
     assert f'reason="{REASON}"' in line
-    assert "decision_id=d-0001" in line  # policy explain --decision-id reads it
+    assert "decision_id=d-0001" in line  # what a caller quotes from extensions.decision_id
     assert len(line) < 620, len(line)  # before (every field whole): 826
 
 
