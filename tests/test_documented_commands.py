@@ -41,11 +41,9 @@ class How:
 HOW = (
     How(r"make run", "demo", "started by the `demo` fixture, as written"),
     How(r"make test", "suite", "this suite: `make test` is what runs it (and `.ci/run`)"),
-    How(r"\.venv/bin/nid-gateway policy (check|test) policies/iwlz", "repo"),
-    How(r"\.venv/bin/nid-gateway policy check policies/iwlz/catalogus/notificatietypen\.yaml",
-        "repo"),
-    How(r"\.venv/bin/nid-gateway policy explain .*", "test",
-        "tests/policy/test_cli.py::test_readme_explain_command_runs_as_written"),
+    How(r"\.venv/bin/nid-gateway policy (check|test) (--no-tests )?policies(/iwlz)?"
+        r"|\.venv/bin/nid-gateway policy check policies/iwlz/catalogus/notificatietypen\.yaml"
+        r"|\.venv/bin/nid-gateway policy explain --config config/demo/gateway\.yaml .*", "repo"),
     How(r"curl -s -u ciz:ciz-demo-secret http://127\.0\.0\.1:8080/auth/token .*", "demo"),
     How(r"\.venv/bin/nid-gateway serve --config config/example/deelnemer-minimal\.yaml", "test",
         "tests/cli/test_first_run.py::test_the_deelnemers_minimal_config_serves_an_nid_token"),
