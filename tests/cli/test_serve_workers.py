@@ -11,13 +11,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer, unused_port
+from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,9 +25,10 @@ from gateway.examples.resource_server import create_resource_server_app
 from gateway.serving.demo import load_demo_request
 from tests.fixtures.serve import (
     DEMO_SECRET,
-    LISTENING,
     REPO,
     ROUTE,
+    Serve,
+    ServeFactory,
     fresh_session,
     get_token,
     write_serve_config,
@@ -37,13 +37,7 @@ from tests.fixtures.serve import (
 ALLOWED = REPO / "config" / "demo" / "requests" / "allowed.json"  # the seed 003 example
 
 
-@dataclass
-class Served:
-    proc: subprocess.Popen[bytes]
-    base: str
-    stdout: Path
-    stderr: Path
-    tmpdir: Path
+StartServe = Callable[..., Serve]
 
 
 @pytest.fixture
@@ -57,49 +51,22 @@ async def upstream() -> AsyncIterator[str]:
         await server.close()
 
 
-StartServe = Callable[..., Awaitable[Served]]
-
-
 @pytest.fixture
-async def start_serve(tmp_path: Path, upstream: str) -> AsyncIterator[StartServe]:
-    started: list[Served] = []
+def start_serve(tmp_path: Path, upstream: str) -> Iterator[StartServe]:
+    """``serve`` processes in front of the in-process *upstream* (``ServeFactory``)."""
+    factory = ServeFactory(tmp_path)
 
-    async def start(*extra: str, **observability: Any) -> Served:
-        port = unused_port()
-        config = write_serve_config(tmp_path, port, upstream, **observability)
-        tmpdir = tmp_path / "tmp"  # TMPDIR of the server: where its metrics directory goes
-        tmpdir.mkdir()
-        stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), *extra],
-                cwd=REPO,
-                env={**os.environ, "TMPDIR": str(tmpdir), "PYTHONPATH": str(REPO)},
-                stdout=out,
-                stderr=err,
-            )
-        served = Served(proc, f"http://127.0.0.1:{port}", stdout, stderr, tmpdir)
-        started.append(served)
-        return served
+    def start(*extra: str, **observability: Any) -> Serve:
+        return factory.start(*extra, upstream=upstream, observability=observability)
 
     yield start
-    for served in started:
-        if served.proc.poll() is None:
-            served.proc.kill()
-            served.proc.wait(timeout=10)
+    factory.close()
 
 
-async def wait_for_workers(served: Served, count: int) -> list[int]:
-    """Worker pids, once *count* workers have printed that they listen."""
-    deadline = time.monotonic() + 30
-    while True:
-        text = served.stderr.read_text()
-        pids = [int(pid) for pid in LISTENING.findall(text)]
-        if len(pids) >= count:
-            return pids
-        assert served.proc.poll() is None, served.stderr.read_text()
-        assert time.monotonic() < deadline, "serve did not start: " + served.stderr.read_text()
-        await asyncio.sleep(0.05)
+async def wait_for_workers(served: Serve, count: int) -> list[int]:
+    """Worker pids, once *count* workers listen (waiting off the event loop, which serves
+    the upstream)."""
+    return await asyncio.to_thread(served.wait_listening, count)
 
 
 def sample_sum(text: str, name: str, **labels: str) -> float:
@@ -142,7 +109,7 @@ def alive(pid: int) -> bool:
 async def test_two_workers_share_the_port_aggregate_metrics_and_stop_on_sigterm(
     start_serve: StartServe,
 ) -> None:
-    served = await start_serve("--workers", "2")
+    served = start_serve("--workers", "2")
     workers = await wait_for_workers(served, 2)
     assert len(set(workers)) == 2 and served.proc.pid not in workers
     # Multiprocess mode: one private metrics directory under the server's TMPDIR.
@@ -185,7 +152,7 @@ async def test_two_workers_share_the_port_aggregate_metrics_and_stop_on_sigterm(
 
 
 async def test_a_worker_that_dies_stops_the_service(start_serve: StartServe) -> None:
-    served = await start_serve("--workers", "2")
+    served = start_serve("--workers", "2")
     first, second = await wait_for_workers(served, 2)
     os.kill(first, signal.SIGKILL)
     # The parent stops the other worker and fails, so a supervisor restarts the service.
@@ -219,7 +186,7 @@ async def test_workers_need_a_fixed_port(tmp_path: Path, upstream: str) -> None:
 async def test_access_log_switch_logs_requests_without_credentials(
     start_serve: StartServe,
 ) -> None:
-    served = await start_serve(access_log=True)
+    served = start_serve(access_log=True)
     await wait_for_workers(served, 1)
     async with fresh_session() as session:
         token = await get_token(session, served.base)
@@ -244,7 +211,7 @@ async def test_access_log_switch_logs_requests_without_credentials(
 
 
 async def test_access_log_is_off_by_default(start_serve: StartServe) -> None:
-    served = await start_serve()
+    served = start_serve()
     await wait_for_workers(served, 1)
     async with fresh_session() as session, session.get(served.base + "/healthz") as resp:
         assert resp.status == 200

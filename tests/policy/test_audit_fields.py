@@ -13,15 +13,9 @@ from hypothesis import strategies as st
 
 from gateway.policy import PolicyLoadError, PolicySet, load_policy_set
 from gateway.policy.decision import AuditValue
-from tests.fixtures.policy import IWLZ, Writer, facts, operation, route, token
+from tests.fixtures.policy import IWLZ, POLICY_HEAD, Writer, facts, operation, route, token
 
-HEAD = """\
-policy: p
-applies_to:
-  graphql:
-    operation: mutation
-    field: zendNotificatie
-checks:
+HEAD = POLICY_HEAD + """\
   - id: afzender
     require: {fact: args.in.afzenderID, equals: {fact: token.identifier}}
     reason: afzender_id is not valid

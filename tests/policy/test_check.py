@@ -16,7 +16,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.policy import PolicyLoadError, PolicyStore
-from tests.fixtures.policy import IWLZ, REPO, Writer
+from tests.fixtures.policy import IWLZ, POLICY_HEAD, REPO, Writer
 
 Capture = pytest.CaptureFixture[str]
 
@@ -195,13 +195,7 @@ def test_check_as_a_command_from_the_repository(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ YAML syntax errors
-GOOD = """\
-policy: p
-applies_to:
-  graphql:
-    operation: mutation
-    field: zendNotificatie
-checks:
+GOOD = POLICY_HEAD + """\
   - id: a
     require: {fact: args.x, present: true}
     reason: x is missing

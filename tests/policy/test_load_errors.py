@@ -7,16 +7,9 @@ from pathlib import Path
 import pytest
 
 from gateway.policy import PolicyLoadError, load_policy_set
-from tests.fixtures.policy import Writer
+from tests.fixtures.policy import POLICY_HEAD, Writer
 
-HEAD = """\
-policy: p
-applies_to:
-  graphql:
-    operation: mutation
-    field: zendNotificatie
-checks:
-"""
+HEAD = POLICY_HEAD
 A = "  - id: a\n"
 DATA = """\
 catalogue: data
