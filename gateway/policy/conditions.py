@@ -23,10 +23,11 @@ from gateway.policy.factpaths import Getter, UnknownFact, compile_fact
 
 Test = Callable[[DecisionInput, Any], bool]
 Explain = Callable[[DecisionInput, Any], str]
+Culprit = Callable[[DecisionInput, Any], str | None]
 
 FACT_OPERATORS = (
     "equals", "in", "present", "pattern", "format", "count", "every", "some", "subset_of",
-    "contains",
+    "contains", "fields", "not_before",
 )
 FORMATS = ("date-time", "date")
 
@@ -46,6 +47,9 @@ class Cond:
     """The condition as a security officer wrote it, in one line."""
     never: bool = False
     """True when this condition can never match (reported at load)."""
+    culprit: Culprit | None = None
+    """What made it fail, for a reason's ``{found}``: the selected path outside the
+    allowed fields, the list item a ``not: {some: ...}`` found (None: not known)."""
 
 
 @dataclass(slots=True)
@@ -94,6 +98,10 @@ def _valid_date_time(value: Any) -> bool:
     return True
 
 
+def _instant(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+
+
 def _valid_date(value: Any) -> bool:
     if type(value) is not str or _DATE.fullmatch(value) is None:
         return False
@@ -131,7 +139,7 @@ class ConditionCompiler:
             test = inner.test
             return Cond(lambda f, i: not test(f, i),
                         lambda f, i: "not (" + inner.explain(f, i) + ")",
-                        f"not ({inner.text})")
+                        f"not ({inner.text})", culprit=inner.culprit)
         if "row" in node:
             self._only(node, path, {"row", "where"})
             return self._row(node, path, in_item)
@@ -183,18 +191,22 @@ class ConditionCompiler:
             parts = [("yes: " if c.test(f, i) else "no: ") + c.explain(f, i) for c in conds]
             return f"{word} of [" + "; ".join(parts) + "]"
 
+        def culprit(f: DecisionInput, i: Any) -> str | None:
+            failing = next((c for c in conds if not c.test(f, i)), None)
+            return failing.culprit(f, i) if failing and failing.culprit else None
+
         # Unrolled for the usual sizes: a generator per call costs more than the tests.
         if word == "all":
             never = any(c.never for c in conds)
             if len(tests) == 1:
-                return Cond(tests[0], explain, text, never)
+                return Cond(tests[0], explain, text, never, culprit)
             if len(tests) == 2:
                 t1, t2 = tests
-                return Cond(lambda f, i: t1(f, i) and t2(f, i), explain, text, never)
+                return Cond(lambda f, i: t1(f, i) and t2(f, i), explain, text, never, culprit)
             if len(tests) == 3:
                 t1, t2, t3 = tests
                 return Cond(lambda f, i: t1(f, i) and t2(f, i) and t3(f, i), explain, text,
-                            never)
+                            never, culprit)
 
             def all_of(f: DecisionInput, i: Any) -> bool:
                 for t in tests:  # noqa: SIM110 - a plain loop avoids a generator per call
@@ -202,7 +214,7 @@ class ConditionCompiler:
                         return False
                 return True
 
-            return Cond(all_of, explain, text, never)
+            return Cond(all_of, explain, text, never, culprit)
         never = all(c.never for c in conds)
         if len(tests) == 2:
             t1, t2 = tests
@@ -464,20 +476,27 @@ class ConditionCompiler:
     def _items(self, word: str, name: str, get: Getter, arg: Any, at: JsonPath) -> Cond:
         inner = self.compile(arg, at, in_item=True)
         inner_test = inner.test
+        kinds = list | tuple | frozenset | set  # a set: token.scopes
 
         if word == "every":
             def test(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
-                return isinstance(v, list | tuple) and all(inner_test(f, x) for x in v)
+                return isinstance(v, kinds) and all(inner_test(f, x) for x in v)
         else:
             def test(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
-                return isinstance(v, list | tuple) and any(inner_test(f, x) for x in v)
+                return isinstance(v, kinds) and any(inner_test(f, x) for x in v)
+
+        def witness(f: DecisionInput, i: Any) -> str | None:
+            v = get(f, i)
+            found = next((x for x in v if inner_test(f, x)), None) if isinstance(v, kinds) else None
+            return None if found is None else str(found)
 
         def explain(f: DecisionInput, i: Any) -> str:
             v = get(f, i)
-            if not isinstance(v, list | tuple):
+            if not isinstance(v, kinds):
                 return f"{name} is {_show(v)}, not a list"
+            v = sorted(v) if isinstance(v, frozenset | set) else v
             failing = [n for n, x in enumerate(v) if not inner_test(f, x)]
             if word == "every":
                 if not failing:
@@ -488,7 +507,8 @@ class ConditionCompiler:
             return (f"{name}[{passing[0]}] passes {inner.text}" if passing
                     else f"no item of {name} ({len(v)}) passes {inner.text}")
 
-        return Cond(test, explain, f"{word} item of {name}: {inner.text}", inner.never)
+        return Cond(test, explain, f"{word} item of {name}: {inner.text}", inner.never,
+                    witness if word == "some" else None)
 
     def _op_every(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         return self._items("every", name, get, arg, at)
@@ -496,3 +516,92 @@ class ConditionCompiler:
     def _op_some(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         return self._items("some", name, get, arg, at)
 
+
+    def _op_not_before(self, name: str, get: Getter, arg: Any, at: JsonPath,
+                       in_item: bool) -> Cond:
+        """Two ISO-8601 dates (or date-times of one form): the fact is on or after *arg*.
+
+        Two dates, or two date-times (compared as instants); anything else fails."""
+        other = self._value(arg, at, in_item)
+        label = self._value_text(arg)
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            a = get(f, i)
+            b = other(f, i)
+            if _valid_date(a) and _valid_date(b):
+                return bool(a >= b)
+            if _valid_date_time(a) and _valid_date_time(b):
+                return _instant(a) >= _instant(b)
+            return False
+
+        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must not be before "
+                    f"{label} ({_show(other(f, i))})", f"{name} not before {label}")
+
+    def _op_fields(self, name: str, get: Getter, arg: Any, at: JsonPath,
+                   in_item: bool) -> Cond:
+        """Selected field paths, each allowed by the entry for the path it sits under.
+
+        ``{PARENT: [names]}``: a selected ``a.b.c`` passes when an entry whose key matches
+        ``a.b`` (``.`` is the root field itself, ``*`` one step) names ``c``; a name is a
+        field group (a data list) or one field. A group is Capitalised, so a misspelt
+        group is a load error rather than a field nobody selects."""
+        if not isinstance(arg, dict) or not arg:
+            raise self.error(at, "fields: takes {parent path: [field groups or fields]}",
+                             "e.g. fields: {'.': [BS14, bemiddeling], bemiddeling: [Bem5]}")
+        exact: dict[str, frozenset[str]] = {}
+        wild: list[tuple[re.Pattern[str], frozenset[str]]] = []
+        for key, names in arg.items():
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise self.error((*at, key), "expected a list of field groups or fields")
+            allowed: set[str] = set()
+            for n, entry in enumerate(names):
+                if entry in self.data.lists:
+                    allowed |= self.data.lists[entry]
+                elif entry[:1].isupper():
+                    allowed |= self.named_list(entry, (*at, key, n))  # raises: unknown list
+                else:
+                    allowed.add(entry)
+            key = str(key)
+            if "*" in key:
+                rx = re.compile(r"[^.]+".join(map(re.escape, key.split("*"))))
+                wild.append((rx, frozenset(allowed)))
+            else:
+                exact[key] = frozenset(allowed) | exact.get(key, frozenset())
+
+        def allowed_at(parent: str) -> frozenset[str]:
+            found = exact.get(parent, frozenset())
+            for rx, more in wild:
+                if rx.fullmatch(parent):
+                    found = found | more
+            return found
+
+        # A query text selects the same paths every time: remember the verdict per tuple.
+        verdicts: dict[Any, str | None] = {}
+
+        def outside(f: DecisionInput, i: Any) -> str | None:
+            v = get(f, i)
+            if not isinstance(v, tuple):
+                return None if isinstance(v, list) and not v else "(no selection)"
+            if v in verdicts:
+                return verdicts[v]
+            verdict = None
+            for path in v:
+                parent, _, leaf = path.rpartition(".")
+                if type(path) is not str or leaf not in allowed_at(parent or "."):
+                    verdict = path
+                    break
+            if len(verdicts) < 1024:
+                verdicts[v] = verdict
+            return verdict
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            return outside(f, i) is None
+
+        def explain(f: DecisionInput, i: Any) -> str:
+            bad = outside(f, i)
+            return (f"{name}: {bad} is not allowed there" if bad
+                    else f"{name}: every field is allowed")
+
+        keys = ", ".join(map(str, arg))
+        return Cond(test, explain, f"{name} only the fields allowed under {keys}",
+                    culprit=outside)

@@ -47,8 +47,13 @@ def route_facts(policy_set: PolicySet, route: str | Mapping[str, Any] | None,
                           deelnemer_kind="", strict_input=strict_input)
     if isinstance(route, str):
         match = ROUTE_PATTERN.match(route)
+        if match is None and route.startswith("/") and route.endswith("/graphql"):
+            # A route with no deelnemer behind it, e.g. a register's.
+            return RouteFacts(path=route, audience=route, deelnemer_id_type="",
+                              deelnemer_id="", deelnemer_kind="", strict_input=strict_input)
         if match is None:
-            raise ToolError(f"route {route!r} is not /deelnemers/<idtype>/<id>/graphql")
+            raise ToolError(f"route {route!r} is neither /deelnemers/<idtype>/<id>/graphql "
+                            "nor another /.../graphql route")
         id_type, deelnemer_id, kind = match.group(1).upper(), match.group(2), None
         path = route
     else:

@@ -326,7 +326,7 @@ def test_explain_rejects_a_bad_route_and_bad_json(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
     assert explain(claims, request, "--policy", str(IWLZ), "--route", "/elders") == 2
-    assert "is not /deelnemers/<idtype>/<id>/graphql" in capsys.readouterr().err
+    assert "is neither /deelnemers/<idtype>/<id>/graphql nor another" in capsys.readouterr().err
     claims.write_text("{not json")
     assert explain(claims, request, "--policy", str(IWLZ)) == 2
     assert f"{claims}:1:2: claims is not JSON" in capsys.readouterr().err
