@@ -46,8 +46,11 @@ def test_iwlz_policy_suites_all_pass(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_each_iwlz_policy_has_a_test_file_beside_it() -> None:
-    for policy in ("notificatie", "melding", "raadpleging"):
-        assert (IWLZ / f"{policy}.test.yaml").is_file()
+    policies = [p for p in sorted(IWLZ.rglob("*.yaml"))
+                if not p.name.endswith(".test.yaml") and "\npolicy:" in "\n" + p.read_text()]
+    assert len(policies) == 7
+    for policy in policies:
+        assert policy.with_name(policy.stem + ".test.yaml").is_file(), policy
 
 
 def test_failing_case_shows_expected_and_actual(write: Writer,
@@ -93,7 +96,7 @@ def test_broken_test_file_counts_as_failure(write: Writer,
 def test_check_accepts_the_iwlz_policies(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "check", str(IWLZ)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ok: 3 policies")
+    assert out.startswith("ok: 7 policies")
     assert "productie, test" in out
 
 
