@@ -275,8 +275,8 @@ def run_test_file(file: Path, result: SuiteResult,
                 caller = callers[caller]
             route = route_facts(policy_set, case["route"],
                                 strict_input=bool(case.get("strict_input", False)))
-            decision = decide_request(policy_set, caller, _request(case["request"], requests, file.parent),
-                                      route)
+            request = _request(case["request"], requests, file.parent)
+            decision = decide_request(policy_set, caller, request, route)
         except PolicyLoadError as exc:
             result.errors.append(f"{file}:{line}: {name}: policy set does not load:\n"
                                  + "\n".join("  " + e for e in exc.errors))

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.policy import PolicyLoadError, PolicySet, load_policy_set
 from gateway.facts import RouteFacts
+from gateway.policy import PolicyLoadError, PolicySet, load_policy_set
 from gateway.policy.decision import AuditValue
 from tests.fixtures.policy import IWLZ, Writer, facts, operation, route, token
 
