@@ -476,7 +476,7 @@ class ConditionCompiler:
     def _items(self, word: str, name: str, get: Getter, arg: Any, at: JsonPath) -> Cond:
         inner = self.compile(arg, at, in_item=True)
         inner_test = inner.test
-        kinds = list | tuple | frozenset | set  # a set: token.scopes
+        kinds = (list, tuple, frozenset, set)  # a set: token.scopes
 
         if word == "every":
             def test(f: DecisionInput, i: Any) -> bool:
