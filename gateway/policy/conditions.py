@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.config.errors import did_you_mean
@@ -50,6 +50,31 @@ class Cond:
     culprit: Culprit | None = None
     """What made it fail, for a reason's ``{found}``: the selected path outside the
     allowed fields, the list item a ``not: {some: ...}`` found (None: not known)."""
+    item_only: bool = False
+    """True when the answer depends on ``item`` alone (no other fact): ``every``/``some``
+    over an immutable list (the selected paths) can then remember it per list."""
+
+
+class IdentityMemo:
+    """Answers remembered per immutable object, looked up by identity (no hashing of a
+    hundred selected paths per request). The object is kept, so its id is not reused."""
+
+    __slots__ = ("_seen",)
+    SIZE = 1024
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        hit = self._seen.get(id(key))
+        if hit is not None and hit[0] is key:
+            return hit[1]
+        value = compute()
+        if type(key) is tuple or type(key) is frozenset:
+            if len(self._seen) >= self.SIZE:
+                self._seen.clear()
+            self._seen[id(key)] = (key, value)
+        return value
 
 
 @dataclass(slots=True)
@@ -98,12 +123,22 @@ def _valid_date_time(value: Any) -> bool:
     return True
 
 
+def _names_a_fact(value: Any) -> bool:
+    """Whether an operator's argument reads a fact (``{fact: ...}``, or a nested condition)."""
+    if isinstance(value, dict):
+        return "fact" in value or any(_names_a_fact(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_names_a_fact(v) for v in value)
+    return False
+
+
 def _instant(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
 
 
 def _valid_date(value: Any) -> bool:
-    if type(value) is not str or _DATE.fullmatch(value) is None:
+    # Length and dashes first: cheaper than the expression, and most values are dates.
+    if type(value) is not str or len(value) != 10 or _DATE.fullmatch(value) is None:
         return False
     try:
         dt.date.fromisoformat(value)
@@ -308,6 +343,8 @@ class ConditionCompiler:
         at = (*path, op)
         handler = getattr(self, "_op_" + op)
         cond: Cond = handler(fact_path, get, arg, at, in_item)
+        if str(fact_path).split(".")[0] == "item" and not _names_a_fact(arg):
+            cond = replace(cond, item_only=True)
         return cond
 
     def _op_equals(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -479,13 +516,19 @@ class ConditionCompiler:
         kinds = (list, tuple, frozenset, set)  # a set: token.scopes
 
         if word == "every":
-            def test(f: DecisionInput, i: Any) -> bool:
+            def scan(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
                 return isinstance(v, kinds) and all(inner_test(f, x) for x in v)
         else:
-            def test(f: DecisionInput, i: Any) -> bool:
+            def scan(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
                 return isinstance(v, kinds) and any(inner_test(f, x) for x in v)
+        test = scan
+        if inner.item_only:
+            memo = IdentityMemo()
+
+            def test(f: DecisionInput, i: Any) -> bool:
+                return bool(memo.get(get(f, i), lambda: scan(f, i)))
 
         def witness(f: DecisionInput, i: Any) -> str | None:
             v = get(f, i)
@@ -528,8 +571,10 @@ class ConditionCompiler:
         def test(f: DecisionInput, i: Any) -> bool:
             a = get(f, i)
             b = other(f, i)
+            if type(a) is not str or type(b) is not str:
+                return False
             if _valid_date(a) and _valid_date(b):
-                return bool(a >= b)
+                return a >= b
             if _valid_date_time(a) and _valid_date_time(b):
                 return _instant(a) >= _instant(b)
             return False
@@ -575,24 +620,24 @@ class ConditionCompiler:
                     found = found | more
             return found
 
-        # A query text selects the same paths every time: remember the verdict per tuple.
-        verdicts: dict[Any, str | None] = {}
+        def first_outside(v: tuple[Any, ...]) -> str | None:
+            for path in v:
+                if type(path) is not str:
+                    return repr(path)
+                parent, _, leaf = path.rpartition(".")
+                if leaf not in allowed_at(parent or "."):
+                    return path
+            return None
+
+        # A query text selects the same paths (one tuple) every time: remember the verdict.
+        memo = IdentityMemo()
 
         def outside(f: DecisionInput, i: Any) -> str | None:
             v = get(f, i)
             if not isinstance(v, tuple):
-                return None if isinstance(v, list) and not v else "(no selection)"
-            if v in verdicts:
-                return verdicts[v]
-            verdict = None
-            for path in v:
-                parent, _, leaf = path.rpartition(".")
-                if type(path) is not str or leaf not in allowed_at(parent or "."):
-                    verdict = path
-                    break
-            if len(verdicts) < 1024:
-                verdicts[v] = verdict
-            return verdict
+                return "(no selection)"
+            found: str | None = memo.get(v, lambda: first_outside(v))
+            return found
 
         def test(f: DecisionInput, i: Any) -> bool:
             return outside(f, i) is None
