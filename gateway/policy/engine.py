@@ -190,7 +190,9 @@ class CompiledPolicy:
             ok = check.require.test(facts, None)
             detail = check.require.explain(facts, None)
             if not ok and check.refusal.reason:
-                detail += f" -> {check.refusal.reason}"
+                detail += " -> " + check.refusal.reason.replace(
+                    FOUND, (check.require.culprit(facts, None) if check.require.culprit
+                            else None) or "?")
             trace.append(TraceStep(check.rule, check.location, "passed" if ok else "failed",
                                    detail))
             if not ok and first is None:
