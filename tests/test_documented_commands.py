@@ -54,6 +54,9 @@ HOW = (
         "tests/cli/test_first_run.py::test_keys_made_as_documented_are_readable_by_the_images_user"),
     How(r"docker (build|run) .*", "test",
         "tests/cli/test_first_run.py::test_the_documented_docker_run_fits_the_image_and_the_example"),
+    How(r"TOKEN=\$\(curl -s -u zorgaanbieder-12345678:.*|BODY='import json,sys; .*"
+        r"|python3 -c \"\$BODY\" QBR-0001-ZA .*", "test",
+        "tests/cli/test_demo_registers.py::test_the_readme_raadpleging_curls_run_as_written"),
     How(r"make lock", "suite", "needs PyPI; tests/test_lock.py fails, naming `make lock`, "
         "when pyproject.toml and the lock disagree"),
     How(r"docker compose up --build|TOKEN=\$\(curl -s -u ciz:ciz-compose-secret .*"

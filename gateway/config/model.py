@@ -425,6 +425,10 @@ class ClaimMapping(Model):
         default_factory=lambda: tuple(IdentifierClaim(**i) for i in _nid_claims()["identifiers"])
     )
     scopes: Texts = ("scope", "scopes")
+    scope_aliases: Mapping[Scope, Scope] = Field(
+        default_factory=lambda: dict(_nid_claims().get("scope_aliases") or {}))
+    """A scope the network still accepts in place of another (old -> current): a token
+    holding the old one also holds the current one, for the scope gate and the policies."""
     client_id: Texts = ("client_id", "sub")
     actor: Text = "act.sub"
     aggregated_claims: Bool = True

@@ -1,6 +1,7 @@
 """``nid-gateway demo``: the gateway with the demo configuration (``config/demo/``) in front
-of one bundled example resource server per route, on 127.0.0.1, printing paste-ready curls
-for a token, an allowed and a refused notification. Ctrl-C stops everything.
+of one bundled example resource server (or example register) per route, on 127.0.0.1,
+printing paste-ready curls for a token, an allowed and a refused notification. Ctrl-C stops
+everything.
 
 What the demo prints and sends is data in ``config/demo/``, found like its ``gateway.yaml``
 (the source tree, else the current directory):
@@ -8,6 +9,8 @@ What the demo prints and sends is data in ``config/demo/``, found like its ``gat
 - ``curls.txt``: the text printed once serving, a :meth:`str.format` template; Python fills
   in ``{base}`` (the public URL), ``{routes}`` and the shell-quoted request bodies
   ``{allowed}`` and ``{refused}``.
+- ``registers/*.yaml``: the records of the example registers, each file naming the route
+  it stands behind (that route's ``schema:`` is the register's schema).
 - ``requests/allowed.json``, ``requests/refused.json``: a GraphQL request whose
   ``query_file`` and ``variables_file`` name files bundled in ``gateway/examples/`` (the
   seed 003 example, also the test fixtures: one copy) and whose ``variables``, when present,
@@ -30,6 +33,7 @@ from aiohttp import web
 from gateway.config.errors import ConfigError
 from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
+from gateway.examples.register import RegisterDataError
 from gateway.serving.lifecycle import (
     ListenError,
     listen_socket,
@@ -58,6 +62,8 @@ class DemoTexts:
     curls: str
     allowed: dict[str, Any]
     refused: dict[str, Any]
+    registers: Path | None = None
+    """The fixture files of the example registers (``registers/*.yaml``)."""
 
 
 def register(sub: Any) -> None:
@@ -101,6 +107,7 @@ def load_demo_texts(demo_dir: Path) -> DemoTexts:
         curls=curls,
         allowed=load_demo_request(requests / "allowed.json"),
         refused=load_demo_request(requests / "refused.json"),
+        registers=demo_dir / "registers",
     )
 
 
@@ -144,25 +151,34 @@ def _demo(args: argparse.Namespace) -> int:
         config = with_log_format(config, args.log_format)
         bundled = args.upstream is None
         return run(lambda: _demo_main(config, texts, sock, bundled=bundled))
-    except (ConfigError, DemoFileError) as exc:
+    except (ConfigError, DemoFileError, RegisterDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ListenError as exc:
         print(f"error: {exc}: {exc.fix or 'pass --port N (or make run PORT=N)'}", file=sys.stderr)
     return 2
 
 
-async def start_example_servers(config: GatewayConfig) -> tuple[GatewayConfig, list[web.AppRunner]]:
-    """Start one example resource server per route on a free loopback port and point the
-    routes at them; returns the new configuration and the runners to clean up."""
+async def start_example_servers(
+    config: GatewayConfig, registers: Path | None = None
+) -> tuple[GatewayConfig, list[web.AppRunner]]:
+    """Start one example server per route on a free loopback port and point the routes at
+    them: an example register for a route that a fixture file in *registers* names
+    (``config/demo/registers/*.yaml``), else an example resource server. Returns the new
+    configuration and the runners to clean up."""
+    from gateway.examples.register import create_register_app, register_routes
     from gateway.examples.resource_server import create_resource_server_app
 
+    fixtures = register_routes(registers) if registers is not None else {}
     runners: list[web.AppRunner] = []
     routes = []
     for route in config.routes:
         name = route.deelnemer.name or f"{route.deelnemer.id_type} {route.deelnemer.id}"
-        runner = web.AppRunner(
-            create_resource_server_app(name), access_log=None, handle_signals=False
-        )
+        fixture = fixtures.get(route.path)
+        if fixture is not None and route.schema is None:
+            raise RegisterDataError(f"{fixture}: route {route.path} has no schema: to execute on")
+        app = (create_register_app(route.schema, fixture) if fixture and route.schema
+               else create_resource_server_app(name))
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -178,7 +194,7 @@ async def _demo_main(
     runners: list[web.AppRunner] = []
     try:
         if bundled:
-            config, runners = await start_example_servers(config)
+            config, runners = await start_example_servers(config, texts.registers)
         runners += await start_gateway(config, config.server.host, config.server.port, sock=sock)
         print(demo_instructions(config, texts), flush=True)
         await wait_for_stop()

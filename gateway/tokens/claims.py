@@ -68,6 +68,12 @@ def _scopes(claims: Mapping[str, Any], names: tuple[str, ...]) -> frozenset[str]
     return frozenset(found)
 
 
+def _with_aliases(scopes: frozenset[str], aliases: Mapping[str, str]) -> frozenset[str]:
+    """*scopes* plus the current scope of every deprecated one held (``scope_aliases``)."""
+    current = {aliases[s] for s in scopes if s in aliases}
+    return scopes | current if current else scopes
+
+
 def map_claims(
     claims: Mapping[str, Any], mapping: ClaimMapping, *, nested: NestedVerifier | None = None
 ) -> TokenFacts:
@@ -96,7 +102,7 @@ def map_claims(
         instantie_type=instantie_type,
         identifier_type=identifier_type,
         identifier=identifier,
-        scopes=_scopes(claims, mapping.scopes),
+        scopes=_with_aliases(_scopes(claims, mapping.scopes), mapping.scope_aliases),
         actor=_scalar(_dotted(claims, mapping.actor)),
         issuer=_scalar(claims.get("iss")),
     )

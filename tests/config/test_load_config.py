@@ -41,19 +41,24 @@ def error_of(path: Path) -> ConfigError:
     return info.value
 
 
-def test_demo_config_loads_four_routes_and_five_clients() -> None:
+def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_clients(
+) -> None:
     config = load_config(DEMO)
     assert [r.path for r in config.routes] == [
         "/deelnemers/uzovi/5151/graphql",
         "/deelnemers/uzovi/5152/graphql",
         "/deelnemers/agb/12345678/graphql",
         "/deelnemers/kvk/62253778/graphql",
+        "/registers/bemiddelingsregister/graphql",
+        "/registers/indicatieregister/graphql",
     ]
     assert [r.deelnemer.kind for r in config.routes] == [
         "zorgkantoor",
         "zorgkantoor",
         "zorgaanbieder",
         "onderneming",
+        "register",
+        "register",
     ]
     assert config.authserver is not None
     assert [c.client_id for c in config.authserver.clients] == [
@@ -64,6 +69,16 @@ def test_demo_config_loads_four_routes_and_five_clients() -> None:
         "no-instantie",
     ]
     assert config.tokens.trusted_issuers[0].builtin
+
+
+def test_the_register_routes_validate_against_their_register_schema_and_need_its_scope(
+) -> None:
+    bemiddelingen, indicaties = load_config(DEMO).routes[4:]
+    assert bemiddelingen.schema == (REPO / "config/schemas/bemiddelingsregister.graphql").resolve()
+    assert indicaties.schema == (REPO / "config/schemas/indicatieregister.graphql").resolve()
+    assert bemiddelingen.scope_default == (
+        "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read")
+    assert indicaties.scope_default == "registers/wlzindicatieregister/indicaties/indicatie:read"
 
 
 def test_route_audience_is_public_url_plus_path() -> None:
