@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from gateway.config.errors import did_you_mean
@@ -114,6 +115,12 @@ def _show(value: Any) -> str:
 
 
 def _valid_date_time(value: Any) -> bool:
+    return type(value) is str and _date_time_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _date_time_text(value: str) -> bool:
+    """Whether *value* is an RFC 3339 date-time (remembered: the same dates recur)."""
     if type(value) is not str or _DATE_TIME.fullmatch(value) is None:
         return False
     try:
@@ -137,8 +144,13 @@ def _instant(value: str) -> dt.datetime:
 
 
 def _valid_date(value: Any) -> bool:
-    # Length and dashes first: cheaper than the expression, and most values are dates.
-    if type(value) is not str or len(value) != 10 or _DATE.fullmatch(value) is None:
+    return type(value) is str and len(value) == 10 and _date_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _date_text(value: str) -> bool:
+    """Whether *value* is an ISO-8601 date (remembered: the same dates recur)."""
+    if _DATE.fullmatch(value) is None:
         return False
     try:
         dt.date.fromisoformat(value)
@@ -412,6 +424,8 @@ class ConditionCompiler:
         # A mapping (an input object such as a where filter) is tested by its keys.
         def test(f: DecisionInput, i: Any) -> bool:
             v = get(f, i)
+            if type(v) is dict:  # an input object's keys: always text
+                return values.issuperset(v)
             if not isinstance(v, list | tuple | frozenset | set | Mapping):
                 return False
             return all(type(x) is str and x in values for x in v)
