@@ -33,10 +33,11 @@ from aiohttp import web
 from graphql import GraphQLList, GraphQLResolveInfo, GraphQLSchema, get_named_type, graphql
 from graphql.type import get_nullable_type
 
-from gateway.config.yamlsource import read_source
+from gateway.config.yamlsource import Source, read_source
 from gateway.graphql.schema import load_schema
 
 Record = dict[str, Any]
+
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
     return lambda v, o: v is not None and o is not None and compare(v, o)
@@ -76,19 +77,28 @@ class Link:
 class RegisterData:
     """The records of one example register and how they link."""
 
-    route: str
     records: Mapping[str, list[Record]]
     links: Mapping[tuple[str, str], Link]
 
 
-def load_register_data(path: Path, schema: GraphQLSchema) -> RegisterData:
-    """Read the fixture file *path* for a register with *schema*."""
+def _read(path: Path) -> tuple[Source, dict[str, Any]]:
+    """The fixture file *path*: its source (for positions) and its mapping."""
     source, issues = read_source(path)
     if issues:
         raise RegisterDataError("; ".join(map(str, issues)))
-    data = source.data
-    if not isinstance(data, dict) or not {"route", "records"} <= data.keys():
+    if not isinstance(source.data, dict) or not {"route", "records"} <= source.data.keys():
         raise RegisterDataError(f"{path}: expected a mapping with route, records and links")
+    return source, source.data
+
+
+def register_routes(folder: Path) -> dict[str, Path]:
+    """Route path -> fixture file, for every ``*.yaml`` in *folder*."""
+    return {str(_read(path)[1]["route"]): path for path in sorted(folder.glob("*.yaml"))}
+
+
+def load_register_data(path: Path, schema: GraphQLSchema) -> RegisterData:
+    """Read the fixture file *path* for a register with *schema*."""
+    source, data = _read(path)
     records = {name: [_plain(r) for r in rows] for name, rows in data["records"].items()}
     links: dict[tuple[str, str], Link] = {}
     for key, spec in (data.get("links") or {}).items():
@@ -100,20 +110,7 @@ def load_register_data(path: Path, schema: GraphQLSchema) -> RegisterData:
                 f"{source.location(('links', key))}: {key} is not a field of the schema; "
                 "name the related type with type:")
         links[(type_name, field)] = Link(target, spec)
-    return RegisterData(str(data["route"]), records, links)
-
-
-def register_routes(folder: Path) -> dict[str, Path]:
-    """Route path -> fixture file, for every ``*.yaml`` in *folder* (none: no folder)."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.glob("*.yaml")):
-        source, issues = read_source(path)
-        if issues:
-            raise RegisterDataError("; ".join(map(str, issues)))
-        if not isinstance(source.data, dict) or "route" not in source.data:
-            raise RegisterDataError(f"{path}: expected a mapping with route, records and links")
-        found[str(source.data["route"])] = path
-    return found
+    return RegisterData(records, links)
 
 
 def _plain(value: Any) -> Any:
