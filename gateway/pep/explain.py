@@ -230,7 +230,8 @@ def configured_route(config_file: Path, route: str | None, policies: Sequence[Pa
 
 
 def option_route(route: str | None, policies: Sequence[Path], environment: str | None,
-                 *, scopes: Mapping[str, str] | None, strict_input: bool) -> ExplainRoute:
+                 *, scopes: Mapping[str, str] | None, strict_input: bool,
+                 schema: Path | None = None) -> ExplainRoute:
     """A route described by options alone: ``--route`` as a path (deelnemer only) or as the
     route's URL (deelnemer and audience), ``--scope`` for its scope gate; the default claim
     mapping and GraphQL limits, and the bundled network schema (the gateway's defaults)."""
@@ -244,8 +245,11 @@ def option_route(route: str | None, policies: Sequence[Path], environment: str |
     facts = described_route_facts(policy_set, path, strict_input=strict_input)
     if audience is not None:
         facts = dataclasses.replace(facts, audience=audience)
-    # The gateway's default: the bundled network schema.
-    analyser = Analyser(GraphQLLimits(), cache_size=0, schema=load_schema(BUNDLED_SCHEMA))
+    # The gateway's default: the bundled network schema (a register route names its own).
+    if schema is not None and not schema.is_file():
+        raise ToolError(f"{schema}: no such schema file")
+    analyser = Analyser(GraphQLLimits(), cache_size=0,
+                        schema=load_schema(schema or BUNDLED_SCHEMA))
     gates = RouteGates(facts, analyser, policy_set, scopes or {})
     return ExplainRoute(gates=gates, policy_set=policy_set, mapping=default_claim_mapping(),
                         path=path, audience=audience, scopes_known=scopes is not None)

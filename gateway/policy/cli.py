@@ -68,6 +68,10 @@ def register(sub: Any) -> None:
     explain.add_argument("--scope", action="append", default=None, metavar="FIELD=SCOPE",
                          help="without --config: the scope the route requires for a root "
                               "field (repeatable)")
+    explain.add_argument("--schema", type=Path, metavar="FILE",
+                         help="without --config: the route's GraphQL schema (SDL), e.g. "
+                              "config/schemas/bemiddelingsregister.graphql (default: the "
+                              "bundled network schema)")
     explain.add_argument("--strict-input", action="store_true",
                          help="without --config: decide as on a route with strict input checks")
     explain.add_argument("--environment", metavar="ENV",
@@ -186,14 +190,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
             raise ToolError(f"{args.request}: request must be a JSON object")
         policies = args.policy or []
         if args.config is not None:
-            if args.scope is not None or args.strict_input:
-                raise ToolError("--scope and --strict-input describe a route without --config; "
-                                "with --config the route's own settings apply")
+            if args.scope is not None or args.strict_input or args.schema is not None:
+                raise ToolError("--scope, --schema and --strict-input describe a route without "
+                                "--config; with --config the route's own settings apply")
             route = configured_route(args.config, args.route, policies, args.environment)
         else:
             scopes = parse_scopes(args.scope) if args.scope is not None else None
             route = option_route(args.route, policies, args.environment, scopes=scopes,
-                                 strict_input=args.strict_input)
+                                 strict_input=args.strict_input, schema=args.schema)
         decision = explain(route, claims, args.request.read_bytes())
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)

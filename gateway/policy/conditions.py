@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from gateway.config.errors import did_you_mean
@@ -23,10 +24,11 @@ from gateway.policy.factpaths import Getter, UnknownFact, compile_fact
 
 Test = Callable[[DecisionInput, Any], bool]
 Explain = Callable[[DecisionInput, Any], str]
+Culprit = Callable[[DecisionInput, Any], str | None]
 
 FACT_OPERATORS = (
     "equals", "in", "present", "pattern", "format", "count", "every", "some", "subset_of",
-    "contains",
+    "contains", "fields", "not_before",
 )
 FORMATS = ("date-time", "date")
 
@@ -46,6 +48,34 @@ class Cond:
     """The condition as a security officer wrote it, in one line."""
     never: bool = False
     """True when this condition can never match (reported at load)."""
+    culprit: Culprit | None = None
+    """What made it fail, for a reason's ``{found}``: the selected path outside the
+    allowed fields, the list item a ``not: {some: ...}`` found (None: not known)."""
+    item_only: bool = False
+    """True when the answer depends on ``item`` alone (no other fact): ``every``/``some``
+    over an immutable list (the selected paths) can then remember it per list."""
+
+
+class IdentityMemo:
+    """Answers remembered per immutable object, looked up by identity (no hashing of a
+    hundred selected paths per request). The object is kept, so its id is not reused."""
+
+    __slots__ = ("_seen",)
+    SIZE = 1024
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        hit = self._seen.get(id(key))
+        if hit is not None and hit[0] is key:
+            return hit[1]
+        value = compute()
+        if type(key) is tuple or type(key) is frozenset:
+            if len(self._seen) >= self.SIZE:
+                self._seen.clear()
+            self._seen[id(key)] = (key, value)
+        return value
 
 
 @dataclass(slots=True)
@@ -85,6 +115,12 @@ def _show(value: Any) -> str:
 
 
 def _valid_date_time(value: Any) -> bool:
+    return type(value) is str and _date_time_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _date_time_text(value: str) -> bool:
+    """Whether *value* is an RFC 3339 date-time (remembered: the same dates recur)."""
     if type(value) is not str or _DATE_TIME.fullmatch(value) is None:
         return False
     try:
@@ -94,8 +130,27 @@ def _valid_date_time(value: Any) -> bool:
     return True
 
 
+def _names_a_fact(value: Any) -> bool:
+    """Whether an operator's argument reads a fact (``{fact: ...}``, or a nested condition)."""
+    if isinstance(value, dict):
+        return "fact" in value or any(_names_a_fact(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_names_a_fact(v) for v in value)
+    return False
+
+
+def _instant(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+
+
 def _valid_date(value: Any) -> bool:
-    if type(value) is not str or _DATE.fullmatch(value) is None:
+    return type(value) is str and len(value) == 10 and _date_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _date_text(value: str) -> bool:
+    """Whether *value* is an ISO-8601 date (remembered: the same dates recur)."""
+    if _DATE.fullmatch(value) is None:
         return False
     try:
         dt.date.fromisoformat(value)
@@ -131,7 +186,7 @@ class ConditionCompiler:
             test = inner.test
             return Cond(lambda f, i: not test(f, i),
                         lambda f, i: "not (" + inner.explain(f, i) + ")",
-                        f"not ({inner.text})")
+                        f"not ({inner.text})", culprit=inner.culprit)
         if "row" in node:
             self._only(node, path, {"row", "where"})
             return self._row(node, path, in_item)
@@ -183,18 +238,22 @@ class ConditionCompiler:
             parts = [("yes: " if c.test(f, i) else "no: ") + c.explain(f, i) for c in conds]
             return f"{word} of [" + "; ".join(parts) + "]"
 
+        def culprit(f: DecisionInput, i: Any) -> str | None:
+            failing = next((c for c in conds if not c.test(f, i)), None)
+            return failing.culprit(f, i) if failing and failing.culprit else None
+
         # Unrolled for the usual sizes: a generator per call costs more than the tests.
         if word == "all":
             never = any(c.never for c in conds)
             if len(tests) == 1:
-                return Cond(tests[0], explain, text, never)
+                return Cond(tests[0], explain, text, never, culprit)
             if len(tests) == 2:
                 t1, t2 = tests
-                return Cond(lambda f, i: t1(f, i) and t2(f, i), explain, text, never)
+                return Cond(lambda f, i: t1(f, i) and t2(f, i), explain, text, never, culprit)
             if len(tests) == 3:
                 t1, t2, t3 = tests
                 return Cond(lambda f, i: t1(f, i) and t2(f, i) and t3(f, i), explain, text,
-                            never)
+                            never, culprit)
 
             def all_of(f: DecisionInput, i: Any) -> bool:
                 for t in tests:  # noqa: SIM110 - a plain loop avoids a generator per call
@@ -202,7 +261,7 @@ class ConditionCompiler:
                         return False
                 return True
 
-            return Cond(all_of, explain, text, never)
+            return Cond(all_of, explain, text, never, culprit)
         never = all(c.never for c in conds)
         if len(tests) == 2:
             t1, t2 = tests
@@ -296,6 +355,8 @@ class ConditionCompiler:
         at = (*path, op)
         handler = getattr(self, "_op_" + op)
         cond: Cond = handler(fact_path, get, arg, at, in_item)
+        if str(fact_path).split(".")[0] == "item" and not _names_a_fact(arg):
+            cond = replace(cond, item_only=True)
         return cond
 
     def _op_equals(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -363,6 +424,8 @@ class ConditionCompiler:
         # A mapping (an input object such as a where filter) is tested by its keys.
         def test(f: DecisionInput, i: Any) -> bool:
             v = get(f, i)
+            if type(v) is dict:  # an input object's keys: always text
+                return values.issuperset(v)
             if not isinstance(v, list | tuple | frozenset | set | Mapping):
                 return False
             return all(type(x) is str and x in values for x in v)
@@ -464,20 +527,33 @@ class ConditionCompiler:
     def _items(self, word: str, name: str, get: Getter, arg: Any, at: JsonPath) -> Cond:
         inner = self.compile(arg, at, in_item=True)
         inner_test = inner.test
+        kinds = (list, tuple, frozenset, set)  # a set: token.scopes
 
         if word == "every":
-            def test(f: DecisionInput, i: Any) -> bool:
+            def scan(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
-                return isinstance(v, list | tuple) and all(inner_test(f, x) for x in v)
+                return isinstance(v, kinds) and all(inner_test(f, x) for x in v)
         else:
-            def test(f: DecisionInput, i: Any) -> bool:
+            def scan(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
-                return isinstance(v, list | tuple) and any(inner_test(f, x) for x in v)
+                return isinstance(v, kinds) and any(inner_test(f, x) for x in v)
+        test = scan
+        if inner.item_only:
+            memo = IdentityMemo()
+
+            def test(f: DecisionInput, i: Any) -> bool:
+                return bool(memo.get(get(f, i), lambda: scan(f, i)))
+
+        def witness(f: DecisionInput, i: Any) -> str | None:
+            v = get(f, i)
+            found = next((x for x in v if inner_test(f, x)), None) if isinstance(v, kinds) else None
+            return None if found is None else str(found)
 
         def explain(f: DecisionInput, i: Any) -> str:
             v = get(f, i)
-            if not isinstance(v, list | tuple):
+            if not isinstance(v, kinds):
                 return f"{name} is {_show(v)}, not a list"
+            v = sorted(v) if isinstance(v, frozenset | set) else v
             failing = [n for n, x in enumerate(v) if not inner_test(f, x)]
             if word == "every":
                 if not failing:
@@ -488,7 +564,8 @@ class ConditionCompiler:
             return (f"{name}[{passing[0]}] passes {inner.text}" if passing
                     else f"no item of {name} ({len(v)}) passes {inner.text}")
 
-        return Cond(test, explain, f"{word} item of {name}: {inner.text}", inner.never)
+        return Cond(test, explain, f"{word} item of {name}: {inner.text}", inner.never,
+                    witness if word == "some" else None)
 
     def _op_every(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         return self._items("every", name, get, arg, at)
@@ -496,3 +573,94 @@ class ConditionCompiler:
     def _op_some(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         return self._items("some", name, get, arg, at)
 
+
+    def _op_not_before(self, name: str, get: Getter, arg: Any, at: JsonPath,
+                       in_item: bool) -> Cond:
+        """Two ISO-8601 dates (or date-times of one form): the fact is on or after *arg*.
+
+        Two dates, or two date-times (compared as instants); anything else fails."""
+        other = self._value(arg, at, in_item)
+        label = self._value_text(arg)
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            a = get(f, i)
+            b = other(f, i)
+            if type(a) is not str or type(b) is not str:
+                return False
+            if _valid_date(a) and _valid_date(b):
+                return a >= b
+            if _valid_date_time(a) and _valid_date_time(b):
+                return _instant(a) >= _instant(b)
+            return False
+
+        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must not be before "
+                    f"{label} ({_show(other(f, i))})", f"{name} not before {label}")
+
+    def _op_fields(self, name: str, get: Getter, arg: Any, at: JsonPath,
+                   in_item: bool) -> Cond:
+        """Selected field paths, each allowed by the entry for the path it sits under.
+
+        ``{PARENT: [names]}``: a selected ``a.b.c`` passes when an entry whose key matches
+        ``a.b`` (``.`` is the root field itself, ``*`` one step) names ``c``; a name is a
+        field group (a data list) or one field. A group is Capitalised, so a misspelt
+        group is a load error rather than a field nobody selects."""
+        if not isinstance(arg, dict) or not arg:
+            raise self.error(at, "fields: takes {parent path: [field groups or fields]}",
+                             "e.g. fields: {'.': [BS14, bemiddeling], bemiddeling: [Bem5]}")
+        exact: dict[str, frozenset[str]] = {}
+        wild: list[tuple[re.Pattern[str], frozenset[str]]] = []
+        for key, names in arg.items():
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise self.error((*at, key), "expected a list of field groups or fields")
+            allowed: set[str] = set()
+            for n, entry in enumerate(names):
+                if entry in self.data.lists:
+                    allowed |= self.data.lists[entry]
+                elif entry[:1].isupper():
+                    allowed |= self.named_list(entry, (*at, key, n))  # raises: unknown list
+                else:
+                    allowed.add(entry)
+            key = str(key)
+            if "*" in key:
+                rx = re.compile(r"[^.]+".join(map(re.escape, key.split("*"))))
+                wild.append((rx, frozenset(allowed)))
+            else:
+                exact[key] = frozenset(allowed) | exact.get(key, frozenset())
+
+        def allowed_at(parent: str) -> frozenset[str]:
+            found = exact.get(parent, frozenset())
+            for rx, more in wild:
+                if rx.fullmatch(parent):
+                    found = found | more
+            return found
+
+        def first_outside(v: tuple[Any, ...]) -> str | None:
+            for path in v:
+                if type(path) is not str:
+                    return repr(path)
+                parent, _, leaf = path.rpartition(".")
+                if leaf not in allowed_at(parent or "."):
+                    return path
+            return None
+
+        # A query text selects the same paths (one tuple) every time: remember the verdict.
+        memo = IdentityMemo()
+
+        def outside(f: DecisionInput, i: Any) -> str | None:
+            v = get(f, i)
+            if not isinstance(v, tuple):
+                return "(no selection)"
+            found: str | None = memo.get(v, lambda: first_outside(v))
+            return found
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            return outside(f, i) is None
+
+        def explain(f: DecisionInput, i: Any) -> str:
+            bad = outside(f, i)
+            return (f"{name}: {bad} is not allowed there" if bad
+                    else f"{name}: every field is allowed")
+
+        keys = ", ".join(map(str, arg))
+        return Cond(test, explain, f"{name} only the fields allowed under {keys}",
+                    culprit=outside)

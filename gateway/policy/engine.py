@@ -24,6 +24,9 @@ DEFAULT_DENY_STATUS = 403
 DEFAULT_DENY_CODE = "FORBIDDEN"
 DEFAULT_DENY_MESSAGE = "Policy Access Denied"
 TEMPLATE_FIELDS = ("Operation", "operation", "type", "reason")
+FOUND = "{found}"
+"""In a check's reason: what the check found at fault (the field outside the allowed
+groups, the nested path that may not be nested), e.g. ``field {found} is not readable``."""
 """Placeholders of a message template: ``{Operation}`` is the operation name (else the
 root field) with its first letter capitalised, ``{operation}`` as sent, ``{type}`` the
 operation type, ``{reason}`` the check's reason."""
@@ -70,13 +73,14 @@ class Refusal:
     template: MessageTemplate | None
     """None: the message is the reason itself (or the default deny text)."""
 
-    def message(self, facts: DecisionInput) -> str:
-        """The caller-facing message."""
-        if self.reason is None:
+    def message(self, facts: DecisionInput, reason: str | None = None) -> str:
+        """The caller-facing message (*reason*: the reason with ``{found}`` filled in)."""
+        reason = reason or self.reason
+        if reason is None:
             return DEFAULT_DENY_MESSAGE
         if self.template is None:
-            return self.reason
-        return self.template.render(facts, self.reason)
+            return reason
+        return self.template.render(facts, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,16 @@ class CompiledPolicy:
 
     def _refuse(self, facts: DecisionInput, check: CompiledCheck,
                 trace: tuple[TraceStep, ...]) -> Decision:
-        if not trace:
+        refusal = check.refusal
+        reason = refusal.reason
+        culprit = check.require.culprit
+        reusable = not trace
+        if reason is not None and FOUND in reason:
+            # The reason names what was found at fault (a field, a path): not reusable.
+            found = culprit(facts, None) if culprit is not None else None
+            reason = reason.replace(FOUND, found or "?")
+            reusable = False
+        if reusable:
             # A refusal depends only on the check and the operation's name and type: reuse
             # it (building a frozen Decision costs more than the whole evaluation).
             op = facts.operation
@@ -148,19 +161,18 @@ class CompiledPolicy:
             cached = self._refusals.get(key)
             if cached is not None:
                 return cached
-        refusal = check.refusal
         decision = Decision(
             allow=False,
             status=refusal.status,
             code=refusal.code,
-            reason=refusal.reason or DEFAULT_DENY_MESSAGE,
-            message=refusal.message(facts),
+            reason=reason or DEFAULT_DENY_MESSAGE,
+            message=refusal.message(facts, reason),
             rule=check.rule,
             location=check.location,
             trace=trace,
             policy_version=self.version,
         )
-        if not trace and len(self._refusals) < REFUSAL_CACHE_SIZE:
+        if reusable and len(self._refusals) < REFUSAL_CACHE_SIZE:
             self._refusals[key] = decision
         return decision
 
@@ -178,7 +190,9 @@ class CompiledPolicy:
             ok = check.require.test(facts, None)
             detail = check.require.explain(facts, None)
             if not ok and check.refusal.reason:
-                detail += f" -> {check.refusal.reason}"
+                detail += " -> " + check.refusal.reason.replace(
+                    FOUND, (check.require.culprit(facts, None) if check.require.culprit
+                            else None) or "?")
             trace.append(TraceStep(check.rule, check.location, "passed" if ok else "failed",
                                    detail))
             if not ok and first is None:

@@ -175,4 +175,17 @@ def _args_getter(parts: tuple[str, ...]) -> Getter:
             return None
 
         return get2
+    if len(parts) == 3:
+        # where.instelling.eq: the raadplegingen's filters.
+        a, b, c = parts
+
+        def get3(f: DecisionInput, _i: Any) -> Any:
+            v = f.operation.arguments.get(a)
+            if type(v) is dict or isinstance(v, Mapping):
+                v = v.get(b)
+                if type(v) is dict or isinstance(v, Mapping):
+                    return v.get(c)
+            return None
+
+        return get3
     return lambda f, _i: _dig(f.operation.arguments, parts)

@@ -47,8 +47,13 @@ def described_route_facts(policy_set: PolicySet, route: str | Mapping[str, Any] 
                           deelnemer_kind="", strict_input=strict_input)
     if isinstance(route, str):
         match = ROUTE_PATTERN.match(route)
+        if match is None and route.startswith("/") and route.endswith("/graphql"):
+            # A route with no deelnemer behind it, e.g. a register's.
+            return RouteFacts(path=route, audience=route, deelnemer_id_type="",
+                              deelnemer_id="", deelnemer_kind="", strict_input=strict_input)
         if match is None:
-            raise ToolError(f"route {route!r} is not /deelnemers/<idtype>/<id>/graphql")
+            raise ToolError(f"route {route!r} is neither /deelnemers/<idtype>/<id>/graphql "
+                            "nor another /.../graphql route")
         id_type, deelnemer_id, kind = match.group(1).upper(), match.group(2), None
         path = route
     else:
@@ -216,19 +221,36 @@ def tests_of(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def _request(spec: Any, named: Mapping[str, Any], seen: tuple[str, ...] = ()) -> dict[str, Any]:
+def _template(folder: Path, name: str) -> dict[str, Any]:
+    """A published query template as a request: ``<name>.graphql`` as written, with
+    ``<name>.variables.json`` when there is one."""
+    query = folder / f"{name}.graphql"
+    try:
+        text = query.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"template {name!r}: cannot read {query} ({exc.strerror})") from None
+    variables = folder / f"{name}.variables.json"
+    values = load_json(variables, "variables") if variables.is_file() else {}
+    return {"query": text, "variables": values, "operationName": None}
+
+
+def _request(spec: Any, named: Mapping[str, Any], folder: Path,
+             seen: tuple[str, ...] = ()) -> dict[str, Any]:
     """Build a request: a name, or a mapping whose ``base:`` (a name, resolved recursively)
-    supplies query and variables that the mapping's own keys override."""
+    or ``template:`` (a published template file) supplies query and variables that the
+    mapping's own keys override."""
     if isinstance(spec, str):
         spec = {"base": spec}
     base_name = spec.get("base")
     result: dict[str, Any] = {"query": None, "variables": {}, "operationName": None}
+    if "template" in spec:
+        result = _template(folder, str(spec["template"]))
     if base_name is not None:
         if base_name not in named:
             raise ToolError(f"unknown request {base_name!r}")
         if base_name in seen:
             raise ToolError(f"request {base_name!r} is its own base")
-        result = _request(named[base_name], named, (*seen, base_name))
+        result = _request(named[base_name], named, folder, (*seen, base_name))
     if "query" in spec:
         result["query"] = spec["query"]
     if "operationName" in spec:
@@ -270,8 +292,8 @@ def run_test_file(file: Path, result: SuiteResult,
                 caller = callers[caller]
             route = described_route_facts(policy_set, case["route"],
                                 strict_input=bool(case.get("strict_input", False)))
-            decision = decide_request(policy_set, caller, _request(case["request"], requests),
-                                      route)
+            request = _request(case["request"], requests, file.parent)
+            decision = decide_request(policy_set, caller, request, route)
         except PolicyLoadError as exc:
             result.errors.append(LoadIssue(str(file), line, col, f"{name}: policy set does "
                                            "not load:\n" + "\n".join("  " + e

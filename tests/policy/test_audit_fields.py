@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.facts import RouteFacts
 from gateway.policy import PolicyLoadError, PolicySet, load_policy_set
 from gateway.policy.decision import AuditValue
 from tests.fixtures.policy import IWLZ, POLICY_HEAD, Writer, facts, operation, route, token
@@ -226,15 +227,22 @@ def test_iwlz_melding_records_its_own_input_argument() -> None:
 
 def test_iwlz_raadpleging_records_who_asked_whose_register() -> None:
     policy_set = load_policy_set([IWLZ])
+    register = RouteFacts(path="/registers/bemiddelingsregister/graphql",
+                          audience="/registers/bemiddelingsregister/graphql",
+                          deelnemer_id_type="", deelnemer_id="", deelnemer_kind="")
     decision = policy_set.decide(facts(
-        op=operation("bemiddelingspecificaties",
-                     {"where": {"zorgaanbieder": {"eq": "12345678"}}}, op_type="query",
-                     selected=("id",)),
+        op=operation("bemiddelingspecificatie",
+                     {"where": {"bemiddelingspecificatieID": {"eq": "s1"},
+                                "instelling": {"eq": "12345678"}}},
+                     op_type="query", selected=("bemiddelingspecificatieID",)),
         token=token(instantie_type="Zorgaanbieder", identifier_type="AGB",
-                    identifier="12345678"),
-        route=route("UZOVI", "5151"),
+                    identifier="12345678", scopes=frozenset(
+                        {"registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"})),
+        route=register,
     ))
-    assert decision.audit == iwlz_audit(None, "AGB:12345678", "UZOVI:5151", (), ())
+    assert decision.allow
+    assert decision.audit == iwlz_audit(None, "AGB:12345678",
+                                        "/registers/bemiddelingsregister/graphql", (), ())
 
 
 # ---------------------------------------------------------------------------- load errors

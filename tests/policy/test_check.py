@@ -135,8 +135,9 @@ def test_the_running_gateways_reload_refuses_a_catalogue_typo(iwlz: Path) -> Non
 def test_check_runs_the_sets_test_cases(iwlz: Path, capsys: Capture) -> None:
     code, out = check(capsys, iwlz)
     assert code == 0
-    assert out[0].startswith("ok: 3 policies")
-    assert out[1].startswith("tests: ") and out[1].endswith(" passed, 0 failed (4 files)")
+    assert out[0].startswith("ok: ")
+    files = len(list(iwlz.rglob("*.test.yaml")))
+    assert out[1].startswith("tests: ") and out[1].endswith(f" passed, 0 failed ({files} files)")
 
 
 def test_check_fails_on_a_failing_test_case(iwlz: Path, capsys: Capture) -> None:
@@ -144,7 +145,7 @@ def test_check_fails_on_a_failing_test_case(iwlz: Path, capsys: Capture) -> None
     edit(iwlz / "catalogus" / "meldingen.yaml", "values: [AGB, UZOVI]", "values: [UZOVI]")
     code, out = check(capsys, iwlz)
     assert code == 1
-    assert out[0].startswith("ok: 3 policies")
+    assert out[0].startswith("ok: ")
     assert any(line.startswith(f"FAIL {iwlz / 'melding.test.yaml'}:") for line in out)
     assert out[-1].startswith("tests: ") and " 0 failed" not in out[-1]
 
@@ -168,7 +169,8 @@ def test_check_file_in_the_catalogue_folder_checks_the_set_above(
     code, out = check(capsys, "--no-tests", file)
     assert code == 0
     assert out[0] == f"{file}: checking its policy set {iwlz}"
-    assert out[1].startswith("ok: 3 policies, 9 files")
+    _, of_the_folder = check(capsys, "--no-tests", iwlz)
+    assert out[1] == of_the_folder[0] and out[1].startswith("ok: ")  # the same set
 
 
 def test_check_file_without_its_set_says_in_one_line_what_to_pass(
@@ -191,7 +193,8 @@ def test_check_as_a_command_from_the_repository(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == ("policies/iwlz/omgevingen/productie.yaml: checking its policy set "
                         "policies/iwlz")
-    assert lines[-1].endswith(" passed, 0 failed (4 files)")
+    files = len(list((REPO / "policies" / "iwlz").rglob("*.test.yaml")))
+    assert lines[-1].endswith(f" passed, 0 failed ({files} files)")
 
 
 # ------------------------------------------------------------------ YAML syntax errors
