@@ -18,8 +18,9 @@ from gateway.store.setup import setup_store
 async def create_app(config: GatewayConfig, *, observer: Observer | None = None) -> web.Application:
     """Build the gateway application for a loaded configuration.
 
-    Order matters: observability first (so every later room can report), then the
-    key store, the durable store (when configured) and the authorization server, then the policy store and the PEP routes.
+    Order matters: observability first (so every later room can report), then the key
+    store, the durable store (when configured) and the authorization server, then the
+    policy store and the PEP routes.
     """
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config

@@ -587,7 +587,7 @@ class StoreConfig(Model):
     """``sqlite``: one file, for one host; ``postgresql``: shared by several replicas."""
     path: AnyPath | None = None
     """The SQLite file; default ``<data_dir>/nid-gateway.sqlite3``."""
-    dsn: Text | None = Field(None, repr=False)
+    dsn: Text | None = Field(default=None, repr=False)
     """PostgreSQL connection URL, normally ``${ENV}`` (it may hold a password)."""
     pool_size: Annotated[Int, Field(ge=1, le=100)] = 10
     """PostgreSQL connections per gateway process."""

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 DeliveryState = Literal["pending", "delivered", "dead"]
 DELIVERY_STATES: tuple[DeliveryState, ...] = ("pending", "delivered", "dead")
@@ -118,7 +118,9 @@ class DeliveryStore(Protocol):
     async def mark_delivered(self, delivery_id: str, attempt: Attempt) -> None:
         """Record the successful *attempt*; the delivery is done."""
 
-    async def mark_retry(self, delivery_id: str, attempt: Attempt, next_attempt_at: datetime) -> None:
+    async def mark_retry(
+        self, delivery_id: str, attempt: Attempt, next_attempt_at: datetime
+    ) -> None:
         """Record the failed *attempt*; try again at *next_attempt_at*."""
 
     async def mark_dead(self, delivery_id: str, attempt: Attempt) -> None:
@@ -127,7 +129,9 @@ class DeliveryStore(Protocol):
     async def get(self, delivery_id: str) -> Delivery | None:
         """The delivery *delivery_id* or None."""
 
-    async def list(self, state: DeliveryState | None = None, limit: int = 1000) -> list[Delivery]:
+    async def list_deliveries(
+        self, state: DeliveryState | None = None, limit: int = 1000
+    ) -> list[Delivery]:
         """Deliveries, oldest first, optionally only those in *state*."""
 
     async def replay(self, delivery_ids: Sequence[str]) -> list[str]:
@@ -140,7 +144,7 @@ class DeliveryStore(Protocol):
 class Store(SubscriptionStore, DeliveryStore, Protocol):
     """Both APIs on one connection (pool), with its life cycle and health."""
 
-    backend: str
+    backend: ClassVar[str]
 
     async def ping(self) -> dict[str, Any]:
         """Detail for ``/readyz``; raises :class:`StoreUnavailable` when not writable."""

@@ -129,7 +129,9 @@ class SqlStore(abc.ABC):
     async def mark_delivered(self, delivery_id: str, attempt: Attempt) -> None:
         await self._finish(delivery_id, attempt, "delivered")
 
-    async def mark_retry(self, delivery_id: str, attempt: Attempt, next_attempt_at: datetime) -> None:
+    async def mark_retry(
+        self, delivery_id: str, attempt: Attempt, next_attempt_at: datetime
+    ) -> None:
         await self._finish(delivery_id, attempt, "pending", next_attempt_at)
 
     async def mark_dead(self, delivery_id: str, attempt: Attempt) -> None:
@@ -139,7 +141,9 @@ class SqlStore(abc.ABC):
         rows = await self._rows("SELECT * FROM deliveries WHERE delivery_id = $1", delivery_id)
         return delivery_from_row(rows[0]) if rows else None
 
-    async def list(self, state: DeliveryState | None = None, limit: int = 1000) -> list[Delivery]:
+    async def list_deliveries(
+        self, state: DeliveryState | None = None, limit: int = 1000
+    ) -> list[Delivery]:
         rows = await self._rows(
             "SELECT * FROM deliveries WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)"
             " ORDER BY created_at, delivery_id LIMIT $2",

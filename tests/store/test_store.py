@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -130,7 +130,7 @@ async def test_a_delivery_keeps_its_bytes_headers_and_every_attempt(store: Store
     assert dead is not None and dead.state == "dead"
     assert [(a.status, a.error) for a in dead.attempts] == [
         (503, "recipient answered 503"), (None, "connection refused")]
-    assert [d.delivery_id for d in await store.list("dead")] == [accepted.delivery_id]
+    assert [d.delivery_id for d in await store.list_deliveries("dead")] == [accepted.delivery_id]
     assert await store.replay([accepted.delivery_id, "unknown"]) == [accepted.delivery_id]
     [again] = await store.claim_due(10, lease_seconds=30)
     await store.mark_delivered(again.delivery_id, Attempt(now(), 200, None))
