@@ -12,19 +12,23 @@ from gateway.config.model import GatewayConfig
 from gateway.observability.events import Observer
 from gateway.observability.setup import setup_observability
 from gateway.pep import setup_pep
+from gateway.store.setup import setup_store
 
 
 async def create_app(config: GatewayConfig, *, observer: Observer | None = None) -> web.Application:
     """Build the gateway application for a loaded configuration.
 
-    Order matters: observability first (so every later room can report), then the
-    key store and the authorization server, then the policy store and the PEP routes.
+    Order matters: observability first (so every later room can report), then the key
+    store, the durable store (when configured) and the authorization server, then the
+    policy store and the PEP routes.
     """
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[OBSERVER] = setup_observability(app, config, observer)
     keystore = KeyStore.load(config)
     app[KEYSTORE] = keystore
+    if config.store is not None:
+        setup_store(app, config)
     if config.authserver is not None and config.authserver.enabled:
         setup_authserver(app, config, keystore, app[OBSERVER])
     setup_pep(app, config, keystore, app[OBSERVER])

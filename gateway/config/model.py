@@ -583,6 +583,31 @@ class RouteConfig(Model):
 
 
 # -- the rest -----------------------------------------------------------------------------------
+class StoreConfig(Model):
+    """The durable store of subscriptions and deliveries (``docs/store.md``)."""
+
+    model_config = ConfigDict(title="store")
+    backend: Literal["sqlite", "postgresql"] = "sqlite"
+    """``sqlite``: one file, for one host; ``postgresql``: shared by several replicas."""
+    path: AnyPath | None = None
+    """The SQLite file; default ``<data_dir>/nid-gateway.sqlite3``."""
+    dsn: Text | None = Field(default=None, repr=False)
+    """PostgreSQL connection URL, normally ``${ENV}`` (it may hold a password)."""
+    pool_size: Annotated[Int, Field(ge=1, le=100)] = 10
+    """PostgreSQL connections per gateway process."""
+    timeout: Seconds = 5.0
+    """Seconds a store operation may wait (SQLite write lock, PostgreSQL connect or
+    statement) before it fails as unavailable: the request fails closed."""
+
+    @model_validator(mode="after")
+    def _dsn_for_postgresql(self) -> StoreConfig:
+        if self.backend == "postgresql" and self.dsn is None:
+            raise problem("store backend postgresql needs dsn", "e.g. dsn: ${NID_STORE_DSN}")
+        if self.backend == "sqlite" and self.dsn is not None:
+            raise problem("dsn is for backend: postgresql", "sqlite takes path", at="dsn")
+        return self
+
+
 class PolicyConfig(Model):
     model_config = ConfigDict(title="policy")
     environment: Text | None = None
@@ -639,3 +664,8 @@ class GatewayConfig(FileModel):
     routes: Annotated[tuple[RouteConfig, ...], Field(min_length=1)]
     policy: PolicyConfig = PolicyConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    data_dir: AnyPath | None = None
+    """Folder of the gateway's durable state (the SQLite store); default ``data/`` beside
+    this file."""
+    store: StoreConfig | None = None
+    """The durable store; None: the gateway keeps no state that outlives the process."""

@@ -82,6 +82,10 @@ def register(sub: Any) -> None:
         choices=("console", "json"),
         help="console (default, for people) or json (as serve logs in production)",
     )
+    demo.add_argument(
+        "--data-dir", type=Path,
+        help="folder of the demo's store (default var/demo/ of the source tree, git-ignored)",
+    )
     demo.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     demo.set_defaults(handler=_demo)
 
@@ -149,6 +153,8 @@ def _demo(args: argparse.Namespace) -> int:
         if config.server.port == 0:  # the printed curls and audiences use the port bound
             config = load_config(path, port=sock.getsockname()[1], upstream=args.upstream)
         config = with_log_format(config, args.log_format)
+        if args.data_dir is not None:
+            config = config.model_copy(update={"data_dir": args.data_dir.resolve()})
         bundled = args.upstream is None
         return run(lambda: _demo_main(config, texts, sock, bundled=bundled))
     except (ConfigError, DemoFileError, RegisterDataError) as exc:

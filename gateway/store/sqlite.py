@@ -1,0 +1,115 @@
+"""SQLite backend: one file, WAL, ``synchronous=FULL`` (fsync on every commit).
+
+One connection owned by one thread (a single-worker executor), so the event loop never
+waits on the disk and statements of this process run one at a time. Other processes on the
+same file (``serve --workers``) take turns through SQLite's write lock, waiting up to
+``store.timeout`` for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.store.api import StoreUnavailable
+from gateway.store.migrations import CREATE_VERSION_TABLE, plan
+from gateway.store.sql import SqlStore
+
+T = TypeVar("T")
+_PARAM = re.compile(r"\$(\d+)")
+
+
+def _statements(script: str) -> list[str]:
+    """*script* cut into complete statements (``executescript`` would commit midway)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending)
+            pending = ""
+    return statements
+
+
+class SqliteStore(SqlStore):
+    backend = "sqlite"
+    SKIP_LOCKED = ""
+    APPEND_ATTEMPT = "json_insert(attempts, '$[#]', json($2))"
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path = path
+        self._timeout = timeout
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="nid-store")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path, timeout: float = 5.0) -> SqliteStore:
+        """Open (or create) the file at *path* and bring its schema up to date."""
+        store = cls(path, timeout)
+        try:
+            await store._call(store._connect)
+            await store._call(store._migrate)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _call(self, function: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        self._conn = conn
+
+    def _migrate(self) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")  # the write lock: one process migrates at a time
+        try:
+            conn.execute(CREATE_VERSION_TABLE)
+            current = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            for migration in plan(self.backend, current):
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                             (migration.version, migration.name, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError("the store is closed")
+        return self._conn
+
+    async def _rows(self, sql: str, *args: Any) -> Sequence[Mapping[str, Any]]:
+        sql = _PARAM.sub(r"?\1", sql)
+        return await self._call(lambda: self._connection().execute(sql, args).fetchall())
+
+    async def ping(self) -> dict[str, Any]:
+        """Writable: take the write lock and let it go (waits at most ``store.timeout``)."""
+        def probe() -> None:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        await self._call(probe)
+        return {"backend": self.backend, "path": str(self.path)}
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,1 @@
+"""The durable store (gateway/store/) on SQLite and on a real PostgreSQL."""
