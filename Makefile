@@ -35,6 +35,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
 test: lint

@@ -77,8 +77,11 @@ def ensure_wrk() -> str:
         return found
     print("wrk not found: installing with apt-get", file=sys.stderr)
     subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "wrk"],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
     found = shutil.which("wrk")
     if not found:
         raise SystemExit("wrk is required (apt-get install wrk)")
@@ -88,7 +91,7 @@ def ensure_wrk() -> str:
 def cpu_seconds(pid: int) -> float:
     """utime + stime of *pid* in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -162,9 +165,21 @@ def run_wrk(
     wrk: str, url: str, script: Path, duration: int, connections: int = 32
 ) -> tuple[int, float, int]:
     out = subprocess.run(
-        ["taskset", "-c", "1", wrk, "-t1", f"-c{connections}", f"-d{duration}s",
-         "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            "1",
+            wrk,
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -184,12 +199,18 @@ def median_result(name: str, samples: list[Result]) -> Result:
     """The run with the median CPU per request (its own req/s alongside)."""
     ordered = sorted(samples, key=lambda r: r.cpu_us)
     middle = ordered[len(ordered) // 2]
-    return Result(name, sum(r.requests for r in samples), middle.rps, middle.cpu_us,
-                  sum(r.non_2xx for r in samples))
+    return Result(
+        name,
+        sum(r.requests for r in samples),
+        middle.rps,
+        middle.cpu_us,
+        sum(r.non_2xx for r in samples),
+    )
 
 
-def gateway_config(tmp: Path, port: int, upstream: str, decision_log: bool,
-                   validate: bool = True) -> Path:
+def gateway_config(
+    tmp: Path, port: int, upstream: str, decision_log: bool, validate: bool = True
+) -> Path:
     keys = tmp / "keys"
     if not keys.is_dir():
         generate_key(keys, "ES256")
@@ -199,22 +220,26 @@ def gateway_config(tmp: Path, port: int, upstream: str, decision_log: bool,
         "public_url": public,
         "issuer": public,
         "server": {"host": "127.0.0.1", "port": port},
-        "authserver": {"enabled": True, "signing": {"keys_dir": "keys", "algorithm": "ES256"},
-                       "clients_file": "clients.yaml"},
+        "authserver": {
+            "enabled": True,
+            "signing": {"keys_dir": "keys", "algorithm": "ES256"},
+            "clients_file": "clients.yaml",
+        },
         "tokens": {"trusted_issuers": [{"builtin": True}]},
         "scopes": {"zendNotificatie": "organisaties/{kind}/notificaties/notificatie:create"},
-        "routes": [{
-            "path": ROUTE,
-            "upstream": upstream,
-            "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
-            "policies": [str(REPO / "policies" / "iwlz")],
-            # The default validates against the bundled schema; `none` measures what that
-            # costs per request (docs/security.md says why it is on).
-            **({} if validate else {"schema": "none"}),
-        }],
+        "routes": [
+            {
+                "path": ROUTE,
+                "upstream": upstream,
+                "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
+                "policies": [str(REPO / "policies" / "iwlz")],
+                # The default validates against the bundled schema; `none` measures what that
+                # costs per request (docs/security.md says why it is on).
+                **({} if validate else {"schema": "none"}),
+            }
+        ],
         "policy": {"watch": False},
-        "observability": {"log_format": "json", "log_level": "info",
-                          "decision_log": decision_log},
+        "observability": {"log_format": "json", "log_level": "info", "decision_log": decision_log},
     }
     path = tmp / f"gateway-{'log' if decision_log else 'nolog'}-{validate}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -238,8 +263,9 @@ def benchmark_runs(tmp: Path, port: int, upstream_url: str) -> list[tuple[str, l
     parse-cache miss per request, and the gateway with ``schema: none`` (no validation). All
     serve on *port* in front of *upstream_url*."""
     config = load_config(gateway_config(tmp, port, upstream_url, True))
-    token = issue_token(config, KeyStore.load(config), "ciz", [SCOPE],
-                        f"http://127.0.0.1:{port}{ROUTE}")
+    token = issue_token(
+        config, KeyStore.load(config), "ciz", [SCOPE], f"http://127.0.0.1:{port}{ROUTE}"
+    )
     same = lua_script(tmp / "same.lua", token, unique_queries=False)
     unique = lua_script(tmp / "unique.lua", token, unique_queries=True)
     runs: list[tuple[str, list[str], Path]] = [
@@ -253,8 +279,7 @@ def benchmark_runs(tmp: Path, port: int, upstream_url: str) -> list[tuple[str, l
     ):
         cfg = gateway_config(tmp, port, upstream_url, log_on, validate)
         # The product's own serving path, exactly as operators run it.
-        runs.append((label, [PYTHON, "-m", "gateway.cli", "serve", "--config", str(cfg)],
-                     script))
+        runs.append((label, [PYTHON, "-m", "gateway.cli", "serve", "--config", str(cfg)], script))
     return runs
 
 
@@ -264,8 +289,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     args = parser.parse_args()
     wrk = ensure_wrk()
-    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp_name, \
-            fixed_upstream() as upstream_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp_name,
+        fixed_upstream() as upstream_url,
+    ):
         port = free_port()
         runs = benchmark_runs(Path(tmp_name), port, upstream_url)
         url = f"http://127.0.0.1:{port}{ROUTE}"
@@ -292,8 +319,10 @@ def main() -> None:
     print(f"extra CPU per request in the gateway: {gateway.cpu_us - base.cpu_us:.0f} µs")
     print(f"decision log costs: {results[1].cpu_us - results[2].cpu_us:.0f} µs/request")
     print(f"parse-cache miss costs: {results[3].cpu_us - results[1].cpu_us:.0f} µs/request")
-    print(f"schema validation (on by default) costs: "
-          f"{results[1].cpu_us - results[4].cpu_us:.0f} µs/request")
+    print(
+        f"schema validation (on by default) costs: "
+        f"{results[1].cpu_us - results[4].cpu_us:.0f} µs/request"
+    )
     if any(r.non_2xx for r in results):
         raise SystemExit("some requests were not answered 2xx: the measurement is not valid")
 

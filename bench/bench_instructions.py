@@ -45,8 +45,11 @@ def ensure_valgrind() -> tuple[str, str]:
     if not shutil.which("valgrind"):
         print("valgrind not found: installing with apt-get", file=sys.stderr)
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "valgrind"], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "valgrind"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     valgrind, control = shutil.which("valgrind"), shutil.which("callgrind_control")
     if not valgrind or not control:
         raise SystemExit("valgrind is required (apt-get install valgrind)")
@@ -63,22 +66,39 @@ def callgrind_total(out: Path) -> int:
     return total
 
 
-def measure(cmd: list[str], port: int, url: str, script: Path, seconds: int,
-            connections: int, tools: tuple[str, str, str], out: Path) -> tuple[int, float]:
+def measure(
+    cmd: list[str],
+    port: int,
+    url: str,
+    script: Path,
+    seconds: int,
+    connections: int,
+    tools: tuple[str, str, str],
+    out: Path,
+) -> tuple[int, float]:
     """(requests, instructions per request) of the server *cmd* under callgrind."""
     valgrind, control, wrk = tools
     server = subprocess.Popen(
-        ["taskset", "-c", "0", valgrind, "--tool=callgrind", "--instr-atstart=no",
-         f"--callgrind-out-file={out}", *cmd],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+        [
+            "taskset",
+            "-c",
+            "0",
+            valgrind,
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            *cmd,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
     )
     try:
         wait_for_port(port, timeout=180.0)
         run_wrk(wrk, url, script, 3, connections)  # warm-up, not counted
         subprocess.run([control, "--instr=on", str(server.pid)], check=True, capture_output=True)
         requests, _rps, non_2xx = run_wrk(wrk, url, script, seconds, connections)
-        subprocess.run([control, "--instr=off", str(server.pid)], check=True,
-                       capture_output=True)
+        subprocess.run([control, "--instr=off", str(server.pid)], check=True, capture_output=True)
         subprocess.run([control, "--dump", str(server.pid)], check=True, capture_output=True)
     finally:
         stop(server)
@@ -95,15 +115,18 @@ def main() -> None:
     valgrind, control = ensure_valgrind()
     tools = (valgrind, control, ensure_wrk())
     rows: list[tuple[str, int, float]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name, \
-            fixed_upstream() as upstream_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name,
+        fixed_upstream() as upstream_url,
+    ):
         tmp = Path(tmp_name)
         port = free_port()
         url = f"http://127.0.0.1:{port}{ROUTE}"
         for number, (label, cmd, script) in enumerate(benchmark_runs(tmp, port, upstream_url)):
             out = tmp / f"callgrind-{number}.out"
-            requests, per_request = measure(cmd, port, url, script, args.seconds,
-                                            args.connections, tools, out)
+            requests, per_request = measure(
+                cmd, port, url, script, args.seconds, args.connections, tools, out
+            )
             rows.append((label, requests, per_request))
 
     print(f"{'run':34} {'requests':>9} {'instructions/request':>21}")
@@ -111,10 +134,12 @@ def main() -> None:
         print(f"{label:34} {requests:9d} {per_request / 1000:20.0f}k")
     base, gateway, no_log, miss, no_schema = (row[2] for row in rows)
     print(f"\nratio by instructions (passthrough/gateway): {base / gateway:.2f} (target >= 0.85)")
-    print(f"gateway's own work: {(gateway - base) / 1000:.0f}k instructions/request "
-          f"(decision log {(gateway - no_log) / 1000:.0f}k, "
-          f"parse-cache miss adds {(miss - gateway) / 1000:.0f}k, "
-          f"schema validation {(gateway - no_schema) / 1000:.0f}k)")
+    print(
+        f"gateway's own work: {(gateway - base) / 1000:.0f}k instructions/request "
+        f"(decision log {(gateway - no_log) / 1000:.0f}k, "
+        f"parse-cache miss adds {(miss - gateway) / 1000:.0f}k, "
+        f"schema validation {(gateway - no_schema) / 1000:.0f}k)"
+    )
 
 
 if __name__ == "__main__":

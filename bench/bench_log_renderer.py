@@ -99,8 +99,11 @@ def per_line_us(write: Any) -> float:
 
 def wall_clock() -> dict[str, float]:
     results: dict[str, list[float]] = {}
-    with open("/dev/null", "w") as devnull, open("/dev/null", "wb") as devnull_b, \
-            redirect_stdout(devnull):
+    with (
+        open("/dev/null", "w") as devnull,
+        open("/dev/null", "wb") as devnull_b,
+        redirect_stdout(devnull),
+    ):
         modes = writers(devnull_b)
         for write in modes.values():  # warm-up
             per_line_us(write)
@@ -113,8 +116,11 @@ def wall_clock() -> dict[str, float]:
 def run_lines(mode: str, lines: int) -> None:
     """Child of ``--instructions``: log *lines* lines by *mode* (after imports and config)."""
     configure_logging("json", "info")
-    with open("/dev/null", "w") as devnull, open("/dev/null", "wb") as devnull_b, \
-            redirect_stdout(devnull):
+    with (
+        open("/dev/null", "w") as devnull,
+        open("/dev/null", "wb") as devnull_b,
+        redirect_stdout(devnull),
+    ):
         write = writers(devnull_b)[mode]
         for _ in range(lines):
             write()
@@ -127,9 +133,18 @@ def instructions(mode: str, tmp: Path) -> float:
     for lines in (200, 2_200):
         out = tmp / f"{mode}-{lines}.out"
         subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, __file__, "--child", mode, str(lines)],
-            check=True, capture_output=True,
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                str(lines),
+            ],
+            check=True,
+            capture_output=True,
         )
         summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
         totals.append(int(summary[0].split()[1]))
@@ -154,8 +169,10 @@ def main() -> None:
             for name in medians:
                 per_line = instructions(name, Path(tmp))
                 share = per_line / GATEWAY_INSTRUCTIONS_PER_REQUEST * 100
-                print(f"{name:8s} {per_line / 1000:6.1f}k instructions/line "
-                      f"({share:4.2f} % of a gateway request)")
+                print(
+                    f"{name:8s} {per_line / 1000:6.1f}k instructions/line "
+                    f"({share:4.2f} % of a gateway request)"
+                )
 
 
 if __name__ == "__main__":

@@ -29,9 +29,13 @@ from gateway.observability.observer import GatewayObserver  # noqa: E402
 from gateway.policy.decision import AuditValues, Decision  # noqa: E402
 
 ROUTE = "/deelnemers/uzovi/5151/graphql"
-AUDIT: AuditValues = {"event_type": "NIEUWE_INDICATIE_ZORGKANTOOR", "afzender": "KVK:62253778",
-         "ontvanger": "UZOVI:5151", "subjects": ("Client",),
-         "records": ("a1b2c3d4-0000-4000-8000-000000000001",)}
+AUDIT: AuditValues = {
+    "event_type": "NIEUWE_INDICATIE_ZORGKANTOOR",
+    "afzender": "KVK:62253778",
+    "ontvanger": "UZOVI:5151",
+    "subjects": ("Client",),
+    "records": ("a1b2c3d4-0000-4000-8000-000000000001",),
+}
 EVENT = DecisionEvent(
     decision_id="0b6a8c1e-6f7d-4f59-9a57-2f1f3c4d5e6f",
     route=ROUTE,
@@ -39,12 +43,23 @@ EVENT = DecisionEvent(
     request_id="r-42",
     outcome="allow",
     status=200,
-    token=TokenFacts(claims={}, client_id="ciz", subject="ciz", instantie_type="Onderneming",
-                     identifier_type="KVK", identifier="62253778"),
+    token=TokenFacts(
+        claims={},
+        client_id="ciz",
+        subject="ciz",
+        instantie_type="Onderneming",
+        identifier_type="KVK",
+        identifier="62253778",
+    ),
     operation=OperationFacts("mutation", "zendNotificatie", "zendNotificatie", {}),
-    decision=Decision(allow=True, status=200, rule="allow_notificatie",
-                      location="policies/iwlz/notificaties.yaml:12",
-                      policy_version="sha256:3f1c9e", audit=AUDIT),
+    decision=Decision(
+        allow=True,
+        status=200,
+        rule="allow_notificatie",
+        location="policies/iwlz/notificaties.yaml:12",
+        policy_version="sha256:3f1c9e",
+        audit=AUDIT,
+    ),
     audit=AUDIT,
     upstream_ms=2.734,
     policy_ms=0.006,

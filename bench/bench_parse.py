@@ -55,8 +55,11 @@ def main() -> None:
     print(f"{'shape':34} {'schema':6} {'hit µs':>8} {'miss µs':>9} {'miss/hit':>9}")
     for label, query_name, variables_name in SHAPES:
         query = (FIXTURES / f"{query_name}.graphql").read_text(encoding="utf-8")
-        variables = (json.loads((FIXTURES / f"{variables_name}.json").read_text(encoding="utf-8"))
-                     if variables_name else {})
+        variables = (
+            json.loads((FIXTURES / f"{variables_name}.json").read_text(encoding="utf-8"))
+            if variables_name
+            else {}
+        )
         request = GraphQLRequest(query=query, variables=variables, operation_name=None)
         for with_schema in (False, True):
             chosen = schema if with_schema else None
@@ -65,14 +68,17 @@ def main() -> None:
             uncached = Analyser(limits, schema=chosen, cache_size=0)  # every call a miss
             hit = _median_us(partial(cached.analyse, request), args.seconds, 500)
             miss = _median_us(partial(uncached.analyse, request), args.seconds, 20)
-            print(f"{label:34} {'yes' if with_schema else 'no':6} {hit:8.1f} {miss:9.1f} "
-                  f"{miss / hit:8.0f}x")
+            print(
+                f"{label:34} {'yes' if with_schema else 'no':6} {hit:8.1f} {miss:9.1f} "
+                f"{miss / hit:8.0f}x"
+            )
     seed = (FIXTURES / "seed_003_example.graphql").read_text(encoding="utf-8")
     document = parse(seed, no_location=True)
     parse_us = _median_us(lambda: parse(seed, no_location=True), args.seconds, 20)
     validate_us = _median_us(lambda: validate(schema, document), args.seconds, 20)
-    print(f"baseline graphql-core, seed 003: parse {parse_us:.0f} µs, "
-          f"validate {validate_us:.0f} µs")
+    print(
+        f"baseline graphql-core, seed 003: parse {parse_us:.0f} µs, validate {validate_us:.0f} µs"
+    )
 
 
 if __name__ == "__main__":

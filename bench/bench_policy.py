@@ -43,8 +43,12 @@ QUERY = (
     "timestamp: $timestamp, subjectList: $subjectList}) { notificatieID } }"
 )
 SEED = {
-    "afzenderID": "62253778", "afzenderIDType": "KVK", "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR",
-    "ontvangerID": "5151", "ontvangerIDType": "UZOVI", "timestamp": "2024-07-02T00:00:00Z",
+    "afzenderID": "62253778",
+    "afzenderIDType": "KVK",
+    "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR",
+    "ontvangerID": "5151",
+    "ontvangerIDType": "UZOVI",
+    "timestamp": "2024-07-02T00:00:00Z",
     "subjectList": [{"recordID": "WlzIndicatie/1", "subject": "WlzIndicatie/1"}],
 }
 CIZ = {"instantie_type": "Onderneming", "kvk": "62253778", "client_id": "ciz"}
@@ -56,18 +60,35 @@ AGB = ("AGB", "12345678", "zorgaanbieder")
 # (name, claims, variable overrides, route): the allowed seed plus every refusal reason.
 CASES: list[tuple[str, dict[str, str], dict[str, Any], tuple[str, str, str]]] = [
     ("allow: CIZ NIEUWE_INDICATIE_ZORGKANTOOR", CIZ, {}, UZOVI_5151),
-    ("allow: zorgkantoor to zorgaanbieder", ZK,
-     {"afzenderID": "5151", "afzenderIDType": "UZOVI", "ontvangerID": "12345678",
-      "ontvangerIDType": "AGB", "eventType": "NIEUWE_BEMIDDELINGSPECIFICATIE_ZORGAANBIEDER"}, AGB),
+    (
+        "allow: zorgkantoor to zorgaanbieder",
+        ZK,
+        {
+            "afzenderID": "5151",
+            "afzenderIDType": "UZOVI",
+            "ontvangerID": "12345678",
+            "ontvangerIDType": "AGB",
+            "eventType": "NIEUWE_BEMIDDELINGSPECIFICATIE_ZORGAANBIEDER",
+        },
+        AGB,
+    ),
     ("deny: instantie_type", {"kvk": "11111111"}, {"afzenderID": "11111111"}, UZOVI_5151),
     ("deny: afzender_type", CIZ, {"afzenderIDType": "UZOVI"}, UZOVI_5151),
     ("deny: afzender_id", CIZ, {"afzenderID": "1"}, UZOVI_5151),
-    ("deny: event_type", CIZ, {"eventType": "NIEUWE_BEMIDDELINGSPECIFICATIE_ZORGKANTOOR"},
-     UZOVI_5151),
+    (
+        "deny: event_type",
+        CIZ,
+        {"eventType": "NIEUWE_BEMIDDELINGSPECIFICATIE_ZORGKANTOOR"},
+        UZOVI_5151,
+    ),
     ("deny: ontvanger", CIZ, {"ontvangerIDType": "AGB", "ontvangerID": "12345678"}, AGB),
     ("deny: ontvanger is route", CIZ, {}, UZOVI_5152),
-    ("deny: gebonden afzender", {"instantie_type": "Onderneming", "kvk": "11111111"},
-     {"afzenderID": "11111111"}, UZOVI_5151),
+    (
+        "deny: gebonden afzender",
+        {"instantie_type": "Onderneming", "kvk": "11111111"},
+        {"afzenderID": "11111111"},
+        UZOVI_5151,
+    ),
 ]
 
 
@@ -90,14 +111,18 @@ def build_raadplegingen() -> list[tuple[str, DecisionInput]]:
     """The template decisions' facts, analysed once (as the gateway caches the plan)."""
     mapping = default_claim_mapping()
     path = "/registers/bemiddelingsregister/graphql"
-    route = RouteFacts(path=path, audience=path, deelnemer_id_type="", deelnemer_id="",
-                       deelnemer_kind="")
+    route = RouteFacts(
+        path=path, audience=path, deelnemer_id_type="", deelnemer_id="", deelnemer_kind=""
+    )
     built = []
     for name, claims, _allow in RAADPLEGINGEN:
-        request = {"query": (TEMPLATES / f"{name}.graphql").read_text(),
-                   "variables": json.loads((TEMPLATES / f"{name}.variables.json").read_text())}
-        built.append((name, DecisionInput(map_claims(claims, mapping),
-                                          facts_from_request(request), route)))
+        request = {
+            "query": (TEMPLATES / f"{name}.graphql").read_text(),
+            "variables": json.loads((TEMPLATES / f"{name}.variables.json").read_text()),
+        }
+        built.append(
+            (name, DecisionInput(map_claims(claims, mapping), facts_from_request(request), route))
+        )
     return built
 
 
@@ -109,12 +134,23 @@ def build_cases() -> list[tuple[str, DecisionInput, dict[str, Any]]]:
         op = facts_from_request({"query": QUERY, "variables": {**SEED, **overrides}})
         token = map_claims(claims, mapping)
         path = f"/deelnemers/{id_type.lower()}/{ident}/graphql"
-        route = RouteFacts(path=path, audience=path, deelnemer_id_type=id_type,
-                           deelnemer_id=ident, deelnemer_kind=kind)
+        route = RouteFacts(
+            path=path,
+            audience=path,
+            deelnemer_id_type=id_type,
+            deelnemer_id=ident,
+            deelnemer_kind=kind,
+        )
         rego_input = {
-            "token": {k: v for k, v in {"instantie_type": token.instantie_type,
-                                        "identifier_type": token.identifier_type,
-                                        "identifier": token.identifier}.items() if v is not None},
+            "token": {
+                k: v
+                for k, v in {
+                    "instantie_type": token.instantie_type,
+                    "identifier_type": token.identifier_type,
+                    "identifier": token.identifier,
+                }.items()
+                if v is not None
+            },
             "args": json.loads(json.dumps(dict(op.arguments))),
             "route": {"deelnemer_id_type": id_type, "deelnemer_id": ident},
         }
@@ -125,12 +161,16 @@ def build_cases() -> list[tuple[str, DecisionInput, dict[str, Any]]]:
 def rego_engine(policy_data: Any) -> tuple[regopy.Interpreter, Any]:
     """Build the bundle once; return an interpreter to run it and the bundle."""
     builder = regopy.Interpreter()
-    builder.add_data({
-        "instanties": [dict(r) for r in policy_data.tables["instanties"]],
-        "alleen_in_test": [dict(r) for r in policy_data.tables["alleen_in_test"]],
-        "gebonden_afzenders": [dict(r) for r in policy_data.tables["gebonden_afzenders"]],
-        "notificatietypen": {r["code"]: dict(r) for r in policy_data.tables["notificatietypen"]},
-    })
+    builder.add_data(
+        {
+            "instanties": [dict(r) for r in policy_data.tables["instanties"]],
+            "alleen_in_test": [dict(r) for r in policy_data.tables["alleen_in_test"]],
+            "gebonden_afzenders": [dict(r) for r in policy_data.tables["gebonden_afzenders"]],
+            "notificatietypen": {
+                r["code"]: dict(r) for r in policy_data.tables["notificatietypen"]
+            },
+        }
+    )
     builder.add_module("rfc0008.rego", (ROOT / "bench" / "rego" / "rfc0008.rego").read_text())
     bundle = builder.build(None, ["rfc0008/decision"])
     return regopy.Interpreter(), bundle
@@ -150,8 +190,12 @@ def percentiles(samples_ns: list[int]) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=20_000,
-                        help="compiled-engine decisions per case (Rego runs a tenth)")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=20_000,
+        help="compiled-engine decisions per case (Rego runs a tenth)",
+    )
     args = parser.parse_args()
     policy_set = load_policy_set([ROOT / "policies" / "iwlz"])
     cases = build_cases()
@@ -204,21 +248,27 @@ def main() -> int:
     o50, o99 = percentiles(ours_ns)
     r50, r99 = percentiles(rego_ns)
     print(f"cases: {len(cases)} (allowed + every refusal reason), decisions agree")
-    print(f"compiled engine: {len(ours_ns)} decisions, p50 {o50:.2f} µs, p99 {o99:.2f} µs, "
-          f"mean {statistics.fmean(ours_ns) / 1000:.2f} µs")
+    print(
+        f"compiled engine: {len(ours_ns)} decisions, p50 {o50:.2f} µs, p99 {o99:.2f} µs, "
+        f"mean {statistics.fmean(ours_ns) / 1000:.2f} µs"
+    )
     print(f"rego (regopy):   {len(rego_ns)} decisions, p50 {r50:.1f} µs, p99 {r99:.1f} µs")
     print(f"speed-up: p50 {r50 / o50:.0f}x, p99 {r99 / o99:.0f}x")
     t50, t99 = percentiles(template_ns)
-    print(f"raadpleging templates ({len(raadplegingen)}: QBR-0001..0004, one refused): "
-          f"{len(template_ns)} decisions, p50 {t50:.2f} µs, p99 {t99:.2f} µs "
-          f"(target p99 <= 20 µs: {'within' if t99 <= 20.0 else 'over'}; "
-          f"rego RFC0008 p99 in this run {r99:.1f} µs)")
+    print(
+        f"raadpleging templates ({len(raadplegingen)}: QBR-0001..0004, one refused): "
+        f"{len(template_ns)} decisions, p50 {t50:.2f} µs, p99 {t99:.2f} µs "
+        f"(target p99 <= 20 µs: {'within' if t99 <= 20.0 else 'over'}; "
+        f"rego RFC0008 p99 in this run {r99:.1f} µs)"
+    )
     # Pass/fail on the ratio only (both engines measured in this run); the absolute p99 is
     # reported beside its target: these shared machines vary 2x from day to day.
     ok = r50 / o50 >= 25 and r99 / o99 >= 25
-    print(f"target (>= 25x faster than Rego, same run): {'met' if ok else 'NOT met'}; "
-          f"p99 {o99:.1f} µs against 20 µs on a quiet machine: "
-          f"{'within' if o99 <= 20.0 else 'over'}")
+    print(
+        f"target (>= 25x faster than Rego, same run): {'met' if ok else 'NOT met'}; "
+        f"p99 {o99:.1f} µs against 20 µs on a quiet machine: "
+        f"{'within' if o99 <= 20.0 else 'over'}"
+    )
     return 0 if ok else 1
 
 

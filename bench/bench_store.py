@@ -28,26 +28,47 @@ SUBSCRIPTIONS, LOOKUPS, ENQUEUES = 10_000, 5_000, 500
 
 async def measure(name: str, store: Store) -> None:
     for n in range(SUBSCRIPTIONS):
-        await store.record(Subscription(f"ab-{n}", BRONHOUDER, Party("AGB", f"{n:08d}"),
-                                        TYPE, now()))
+        await store.record(
+            Subscription(f"ab-{n}", BRONHOUDER, Party("AGB", f"{n:08d}"), TYPE, now())
+        )
     samples = []
     for n in range(LOOKUPS):
         k = n * 7 % SUBSCRIPTIONS
         start = time.perf_counter()
-        found = await store.active(f"ab-{k}", subscriber=Party("AGB", f"{k:08d}"),
-                                   notificatietype=TYPE, bronhouder=BRONHOUDER)
+        found = await store.active(
+            f"ab-{k}",
+            subscriber=Party("AGB", f"{k:08d}"),
+            notificatietype=TYPE,
+            bronhouder=BRONHOUDER,
+        )
         samples.append(time.perf_counter() - start)
         assert found is not None
     start = time.perf_counter()
     for _ in range(ENQUEUES):
         moment = now()
-        await store.enqueue(Delivery(uuid.uuid4().hex, "pending", "bench", Party("AGB", "1"),
-                                     b"{}" * 500, {"claims": "e30"}, "d", None, (), moment,
-                                     None, moment, None))
+        await store.enqueue(
+            Delivery(
+                uuid.uuid4().hex,
+                "pending",
+                "bench",
+                Party("AGB", "1"),
+                b"{}" * 500,
+                {"claims": "e30"},
+                "d",
+                None,
+                (),
+                moment,
+                None,
+                moment,
+                None,
+            )
+        )
     enqueue = (time.perf_counter() - start) / ENQUEUES
-    print(f"{name:11} lookup median {statistics.median(samples) * 1e6:7.0f} µs"
-          f"  p99 {sorted(samples)[int(LOOKUPS * 0.99)] * 1e6:7.0f} µs"
-          f"  | enqueue {enqueue * 1e6:7.0f} µs ({1 / enqueue:6.0f}/s, one at a time)")
+    print(
+        f"{name:11} lookup median {statistics.median(samples) * 1e6:7.0f} µs"
+        f"  p99 {sorted(samples)[int(LOOKUPS * 0.99)] * 1e6:7.0f} µs"
+        f"  | enqueue {enqueue * 1e6:7.0f} µs ({1 / enqueue:6.0f}/s, one at a time)"
+    )
 
 
 async def main() -> None:

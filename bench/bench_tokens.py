@@ -219,8 +219,7 @@ async def main() -> int:
     )
     for method, (ok, failed, elapsed) in results.items():
         print(
-            f"{method:20s} {ok / elapsed:8.0f} tokens/s "
-            f"({ok} ok, {failed} failed, {elapsed:.1f} s)"
+            f"{method:20s} {ok / elapsed:8.0f} tokens/s ({ok} ok, {failed} failed, {elapsed:.1f} s)"
         )
     return 0 if all(r[1] == 0 for r in results.values()) else 1
 

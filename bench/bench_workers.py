@@ -53,11 +53,29 @@ GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
 
 
 def commands(config: Path, port: int, workers: int) -> dict[str, list[str]]:
-    gunicorn = [GUNICORN, "bench.gunicorn_app:runner", "-k", "aiohttp.GunicornWebWorker",
-                "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "10"]
+    gunicorn = [
+        GUNICORN,
+        "bench.gunicorn_app:runner",
+        "-k",
+        "aiohttp.GunicornWebWorker",
+        "-w",
+        str(workers),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "10",
+    ]
     return {
-        "ours": [PYTHON, "-m", "gateway.cli", "serve", "--config", str(config),
-                 "--workers", str(workers)],
+        "ours": [
+            PYTHON,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--workers",
+            str(workers),
+        ],
         "gunicorn": gunicorn,
         "gunicorn reuse-port": [*gunicorn, "--reuse-port"],
     }
@@ -66,7 +84,9 @@ def commands(config: Path, port: int, workers: int) -> dict[str, list[str]]:
 def wrk_rps(wrk: str, url: str, script: Path, duration: int) -> tuple[float, int]:
     out = subprocess.run(
         [wrk, "-t2", "-c64", f"-d{duration}s", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -93,14 +113,25 @@ def wait_for_workers(port: int, workers: int, timeout: float = 120.0) -> None:
             streak = 0
 
 
-def serve_and_measure(cmd: list[str], env: dict[str, str], port: int, workers: int,
-                      wrk: str, url: str, script: Path, duration: int) -> tuple[float, int]:
+def serve_and_measure(
+    cmd: list[str],
+    env: dict[str, str],
+    port: int,
+    workers: int,
+    wrk: str,
+    url: str,
+    script: Path,
+    duration: int,
+) -> tuple[float, int]:
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as metrics_dir:
         # gunicorn: the operator names the multiprocess directory (serve makes its own).
-        server = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL,
-                                  env={**env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
-                                  if "gunicorn" in cmd[0] else env)
+        server = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir} if "gunicorn" in cmd[0] else env,
+        )
         try:
             wait_for_port(port, timeout=60.0)
             wait_for_workers(port, workers)
@@ -117,14 +148,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
     args = parser.parse_args()
     wrk = ensure_wrk()
-    with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_name, \
-            fixed_upstream() as upstream_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_name,
+        fixed_upstream() as upstream_url,
+    ):
         tmp = Path(tmp_name)
         port = free_port()
         config_path = gateway_config(tmp, port, upstream_url, True)
         config = load_config(config_path)
-        token = issue_token(config, KeyStore.load(config), "ciz", [SCOPE],
-                            f"http://127.0.0.1:{port}{ROUTE}")
+        token = issue_token(
+            config, KeyStore.load(config), "ciz", [SCOPE], f"http://127.0.0.1:{port}{ROUTE}"
+        )
         script = lua_script(tmp / "same.lua", token, unique_queries=False)
         url = f"http://127.0.0.1:{port}{ROUTE}"
         env = {**os.environ, "NID_GATEWAY_CONFIG": str(config_path)}
@@ -134,8 +168,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for workers in args.workers:
                 for name, cmd in commands(config_path, port, workers).items():
-                    rps, non_2xx = serve_and_measure(cmd, env, port, workers, wrk, url,
-                                                     script, args.duration)
+                    rps, non_2xx = serve_and_measure(
+                        cmd, env, port, workers, wrk, url, script, args.duration
+                    )
                     samples.setdefault((workers, name), []).append(rps)
                     bad += non_2xx
     print(f"{'workers':>7} {'server':22} {'req/s (median)':>15} {'rounds':>24} {'vs ours':>8}")

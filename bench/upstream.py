@@ -1,6 +1,6 @@
 """A fixed-response resource server for the benchmarks (stands in for a deelnemer).
 
-    python bench/upstream.py PORT
+python bench/upstream.py PORT
 """
 
 from __future__ import annotations

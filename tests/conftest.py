@@ -44,8 +44,11 @@ def _log_lines(text: str) -> list[str]:
 
 def leaked_secret(line: str) -> str | None:
     """What kind of secret *line* shows, or None."""
-    for kind, pattern in (("JWT", _JWT), ("bearer credential", _BEARER),
-                          ("client secret", _DEMO_SECRET)):
+    for kind, pattern in (
+        ("JWT", _JWT),
+        ("bearer credential", _BEARER),
+        ("client secret", _DEMO_SECRET),
+    ):
         if pattern.search(line):
             return kind
     return None
@@ -55,7 +58,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Scan what this test phase wrote to stdout/stderr."""
     # A later phase's report repeats the earlier phases' sections: read only its own.
     own = "\n".join(
-        content for header, content in report.sections
+        content
+        for header, content in report.sections
         if header.startswith("Captured std") and header.endswith(report.when)
     )
     for line in _log_lines(own):

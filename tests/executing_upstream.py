@@ -34,22 +34,34 @@ from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema
 Wins = Literal["first", "last"]
 
 ALLOWED_INPUT: dict[str, Any] = {
-    "timestamp": "2024-07-02T00:00:00Z", "afzenderIDType": "KVK", "afzenderID": "62253778",
-    "ontvangerIDType": "UZOVI", "ontvangerID": "5151",
+    "timestamp": "2024-07-02T00:00:00Z",
+    "afzenderIDType": "KVK",
+    "afzenderID": "62253778",
+    "ontvangerIDType": "UZOVI",
+    "ontvangerID": "5151",
     "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR",
     "subjectList": [{"subject": "WlzIndicatie/1", "recordID": "WlzIndicatie/1"}],
 }
 """A notification the iWlz policy allows from the CIZ to zorgkantoor 5151."""
-ALLOWED_LITERAL = ('{timestamp: "2024-07-02T00:00:00Z", afzenderIDType: KVK, '
-                   'afzenderID: "62253778", ontvangerIDType: UZOVI, ontvangerID: "5151", '
-                   'eventType: "NIEUWE_INDICATIE_ZORGKANTOOR", '
-                   'subjectList: [{subject: "WlzIndicatie/1", recordID: "WlzIndicatie/1"}]}')
+ALLOWED_LITERAL = (
+    '{timestamp: "2024-07-02T00:00:00Z", afzenderIDType: KVK, '
+    'afzenderID: "62253778", ontvangerIDType: UZOVI, ontvangerID: "5151", '
+    'eventType: "NIEUWE_INDICATIE_ZORGKANTOOR", '
+    'subjectList: [{subject: "WlzIndicatie/1", recordID: "WlzIndicatie/1"}]}'
+)
 """The same notification as a GraphQL input literal."""
 REFUSED_LITERAL = ALLOWED_LITERAL.replace('"62253778"', '"99999999"')
 """The same, sent as afzender 99999999: refused by the policy."""
 
-_SCALARS: dict[str, Any] = {"ID": "id-1", "String": "s", "DateTime": "2024-07-02",
-                            "IDTypeEnum": "UZOVI", "Int": 1, "Boolean": True, "Float": 1.0}
+_SCALARS: dict[str, Any] = {
+    "ID": "id-1",
+    "String": "s",
+    "DateTime": "2024-07-02",
+    "IDTypeEnum": "UZOVI",
+    "Int": 1,
+    "Boolean": True,
+    "Float": 1.0,
+}
 
 
 @dataclass
@@ -77,8 +89,11 @@ def _value(type_: Any, path: str) -> Any:
     return _SCALARS.get(get_named_type(type_).name, "s")
 
 
-def run(document: str, variables: Mapping[str, Any] | None, operation_name: str | None,
-        ) -> Execution:
+def run(
+    document: str,
+    variables: Mapping[str, Any] | None,
+    operation_name: str | None,
+) -> Execution:
     """Execute *document* unvalidated against the network schema, recording what runs."""
     out = Execution()
 
@@ -97,8 +112,13 @@ def run(document: str, variables: Mapping[str, Any] | None, operation_name: str 
     except Exception as exc:  # a server that cannot parse runs nothing
         out.errors.append(str(exc))
         return out
-    result = execute(schema(), ast, variable_values=dict(variables or {}),
-                     operation_name=operation_name, field_resolver=resolve)
+    result = execute(
+        schema(),
+        ast,
+        variable_values=dict(variables or {}),
+        operation_name=operation_name,
+        field_resolver=resolve,
+    )
     if isinstance(result, ExecutionResult):
         out.errors.extend(e.message for e in result.errors or ())
     return out

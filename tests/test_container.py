@@ -33,26 +33,52 @@ LISTENING = re.compile(r"nid-gateway listening on http://[^:/]+:(\d+) ")
 # schema/compose-spec.json): top-level keys, service keys, depends_on conditions.
 COMPOSE_TOP = {"name", "services", "volumes", "networks", "configs", "secrets", "include"}
 COMPOSE_SERVICE = {
-    "build", "image", "command", "entrypoint", "environment", "env_file", "volumes", "ports",
-    "expose", "depends_on", "healthcheck", "restart", "user", "working_dir", "read_only",
-    "tmpfs", "stop_grace_period", "stop_signal", "networks", "labels", "init", "profiles",
+    "build",
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "volumes",
+    "ports",
+    "expose",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "user",
+    "working_dir",
+    "read_only",
+    "tmpfs",
+    "stop_grace_period",
+    "stop_signal",
+    "networks",
+    "labels",
+    "init",
+    "profiles",
 }
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 
 def instructions() -> list[tuple[str, str]]:
     """The Dockerfile's instructions (keyword, arguments), continuation lines joined."""
-    lines = [line for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
-             if not line.lstrip().startswith("#")]
+    lines = [
+        line
+        for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
+        if not line.lstrip().startswith("#")
+    ]
     joined = "\n".join(lines).replace("\\\n", " ")
-    return [(word.upper(), rest.strip()) for word, _, rest in
-            (line.strip().partition(" ") for line in joined.splitlines() if line.strip())]
+    return [
+        (word.upper(), rest.strip())
+        for word, _, rest in (
+            line.strip().partition(" ") for line in joined.splitlines() if line.strip()
+        )
+    ]
 
 
 def image_files() -> dict[str, Path]:
     """What the runtime stage's ``COPY`` lines put in the image: image path -> source."""
     stages = [i for i, (word, _) in enumerate(instructions()) if word == "FROM"]
-    copies = [rest.split() for word, rest in instructions()[stages[-1]:] if word == "COPY"]
+    copies = [rest.split() for word, rest in instructions()[stages[-1] :] if word == "COPY"]
     return {words[1]: REPO / words[0] for words in copies if not words[0].startswith("--from")}
 
 
@@ -82,8 +108,8 @@ def test_every_file_the_dockerfile_copies_is_in_the_repository() -> None:
                 assert (REPO / source).exists(), f"Dockerfile copies {source}: not in the repo"
     assert image_files() == {
         "/usr/share/nid-gateway/policies": REPO / "policies",
-        "/usr/share/nid-gateway/schemas/netwerkpunt.graphql":
-            REPO / "gateway/graphql/netwerkpunt.graphql",
+        "/usr/share/nid-gateway/schemas/netwerkpunt.graphql": REPO
+        / "gateway/graphql/netwerkpunt.graphql",
     }
 
 
@@ -181,8 +207,14 @@ def test_the_compose_services_run_as_written_and_pass_a_notification(
     services = compose()["services"]
     keys = services["keys"]
     for _ in range(2):  # a second start keeps the key
-        subprocess.run(run_command(keys, Container(keys, tmp_path)), env=image_env(keys),
-                       cwd=tmp_path, check=True, timeout=60, capture_output=True)
+        subprocess.run(
+            run_command(keys, Container(keys, tmp_path)),
+            env=image_env(keys),
+            cwd=tmp_path,
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
     assert len(list((tmp_path / "keys").glob("*.pem"))) == 1
 
     rs = services["resource-server"]
@@ -201,7 +233,9 @@ def test_the_compose_services_run_as_written_and_pass_a_notification(
     gateway = subprocess.Popen(
         [*run_command(gw, container), "--port", "0"],  # the published port may be taken
         env=image_env(gw, RESOURCE_SERVER_URL=upstream),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for_port(rs_port, resource_server)
@@ -210,7 +244,11 @@ def test_the_compose_services_run_as_written_and_pass_a_notification(
         (curls,) = [b for b in shell_blocks(REPO / "docs/operations.md") if "ciz-compose" in b]
         answer = subprocess.run(
             ["bash", "-ec", curls.replace("localhost:8080", f"localhost:{port}")],
-            cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout
     finally:
         for proc in (gateway, resource_server):

@@ -41,27 +41,49 @@ class How:
 HOW = (
     How(r"make run", "demo", "started by the `demo` fixture, as written"),
     How(r"make test", "suite", "this suite: `make test` is what runs it (and `.ci/run`)"),
-    How(r"\.venv/bin/nid-gateway policy (check|test) (--no-tests )?policies(/iwlz)?"
+    How(
+        r"\.venv/bin/nid-gateway policy (check|test) (--no-tests )?policies(/iwlz)?"
         r"|\.venv/bin/nid-gateway policy check policies/iwlz/catalogus/notificatietypen\.yaml"
-        r"|\.venv/bin/nid-gateway policy explain --config config/demo/gateway\.yaml .*", "repo"),
+        r"|\.venv/bin/nid-gateway policy explain --config config/demo/gateway\.yaml .*",
+        "repo",
+    ),
     How(r"curl -s -u ciz:ciz-demo-secret http://127\.0\.0\.1:8080/auth/token .*", "demo"),
-    How(r"\.venv/bin/nid-gateway serve --config config/example/deelnemer-minimal\.yaml", "test",
-        "tests/cli/test_first_run.py::test_the_deelnemers_minimal_config_serves_an_nid_token"),
-    How(r"mkdir deploy( && cp -r config/example/\. deploy/|/tls)"
+    How(
+        r"\.venv/bin/nid-gateway serve --config config/example/deelnemer-minimal\.yaml",
+        "test",
+        "tests/cli/test_first_run.py::test_the_deelnemers_minimal_config_serves_an_nid_token",
+    ),
+    How(
+        r"mkdir deploy( && cp -r config/example/\. deploy/|/tls)"
         r"|\.venv/bin/nid-gateway keys generate --out deploy/keys"
         r"|sudo chown -R 10001:10001 deploy/keys deploy/tls"
-        r"|sudo setpriv .* keys generate --out deploy/keys", "test",
-        "tests/cli/test_first_run.py::test_keys_made_as_documented_are_readable_by_the_images_user"),
-    How(r"docker (build|run) .*", "test",
-        "tests/cli/test_first_run.py::test_the_documented_docker_run_fits_the_image_and_the_example"),
-    How(r"TOKEN=\$\(curl -s -u zorgaanbieder-12345678:.*|BODY='import json,sys; .*"
-        r"|python3 -c \"\$BODY\" QBR-0001-ZA .*", "test",
-        "tests/cli/test_demo_registers.py::test_the_readme_raadpleging_curls_run_as_written"),
-    How(r"make lock", "suite", "needs PyPI; tests/test_lock.py fails, naming `make lock`, "
-        "when pyproject.toml and the lock disagree"),
-    How(r"docker compose up --build|TOKEN=\$\(curl -s -u ciz:ciz-compose-secret .*"
-        r"|curl -s http://localhost:8080/deelnemers/uzovi/5151/graphql .*", "test",
-        "tests/test_container.py::test_the_compose_services_run_as_written_and_pass_a_notification"),
+        r"|sudo setpriv .* keys generate --out deploy/keys",
+        "test",
+        "tests/cli/test_first_run.py::test_keys_made_as_documented_are_readable_by_the_images_user",
+    ),
+    How(
+        r"docker (build|run) .*",
+        "test",
+        "tests/cli/test_first_run.py::test_the_documented_docker_run_fits_the_image_and_the_example",
+    ),
+    How(
+        r"TOKEN=\$\(curl -s -u zorgaanbieder-12345678:.*|BODY='import json,sys; .*"
+        r"|python3 -c \"\$BODY\" QBR-0001-ZA .*",
+        "test",
+        "tests/cli/test_demo_registers.py::test_the_readme_raadpleging_curls_run_as_written",
+    ),
+    How(
+        r"make lock",
+        "suite",
+        "needs PyPI; tests/test_lock.py fails, naming `make lock`, "
+        "when pyproject.toml and the lock disagree",
+    ),
+    How(
+        r"docker compose up --build|TOKEN=\$\(curl -s -u ciz:ciz-compose-secret .*"
+        r"|curl -s http://localhost:8080/deelnemers/uzovi/5151/graphql .*",
+        "test",
+        "tests/test_container.py::test_the_compose_services_run_as_written_and_pass_a_notification",
+    ),
 )
 COMMANDS = documented_commands()
 
@@ -94,8 +116,14 @@ def test_every_documented_command_has_a_test() -> None:
 
 @pytest.mark.parametrize("command", of_kind("repo"), ids=str)
 def test_documented_command_runs_as_written(command: Command) -> None:
-    result = subprocess.run(["bash", "-ec", command.text], cwd=REPO, capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        ["bash", "-ec", command.text],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
 
 
@@ -104,9 +132,15 @@ def demo() -> Iterator[str]:
     """The documented ``make run``, as written, on a free port (the Makefile's ``PORT``
     from the environment); the base URL it prints."""
     port = unused_port()
-    proc = subprocess.Popen(["bash", "-ec", "make run"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-                            env={**os.environ, "PORT": str(port)})
+    proc = subprocess.Popen(
+        ["bash", "-ec", "make run"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PORT": str(port)},
+    )
     try:
         text = read_until_printed(proc, "# 3.")
         assert f"nid-gateway demo on http://127.0.0.1:{port} " in text
@@ -116,13 +150,18 @@ def demo() -> Iterator[str]:
         proc.communicate(timeout=30)
 
 
-@pytest.mark.parametrize("command", [c for c in of_kind("demo") if c.text != "make run"],
-                         ids=str)
+@pytest.mark.parametrize("command", [c for c in of_kind("demo") if c.text != "make run"], ids=str)
 def test_documented_command_gets_its_answer_from_the_demo(command: Command, demo: str) -> None:
     """The command as written, its demo URL pointed at the port the test's demo bound."""
     assert DEMO_URL in command.text
-    result = subprocess.run(["bash", "-ec", command.text.replace(DEMO_URL, demo)], cwd=REPO,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        ["bash", "-ec", command.text.replace(DEMO_URL, demo)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["token_type"] == "Bearer" and answer["access_token"].count(".") == 2
@@ -138,7 +177,11 @@ def test_a_command_with_a_comment_is_read_without_it(tmp_path: Path) -> None:
     from tests.fixtures.docs import commands
 
     page = tmp_path / "page.md"
-    page.write_text("```sh\nmake run   # starts the demo\necho '#not a comment' \\\n  two\n```\n",
-                    encoding="utf-8")
+    page.write_text(
+        "```sh\nmake run   # starts the demo\necho '#not a comment' \\\n  two\n```\n",
+        encoding="utf-8",
+    )
     assert [(c.line, c.text) for c in commands(page)] == [
-        (2, "make run"), (3, "echo '#not a comment' two")]
+        (2, "make run"),
+        (3, "echo '#not a comment' two"),
+    ]

@@ -40,9 +40,7 @@ class FailureLimiter:
     def __init__(self, config: BruteForceConfig) -> None:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._items: dict[Limit, RateLimitItem] = {
-            "client": RateLimitItemPerSecond(
-                config.max_failures_per_client, config.window_seconds
-            ),
+            "client": RateLimitItemPerSecond(config.max_failures_per_client, config.window_seconds),
             "address": RateLimitItemPerSecond(
                 config.max_failures_per_address, config.window_seconds
             ),

@@ -70,8 +70,7 @@ def _read(file: Path) -> tuple[Source, list[Located]]:
     return source, issues
 
 
-def _validate(model: type[M], source: Source, issues: list[Located], *,
-                            demo: bool) -> M:
+def _validate(model: type[M], source: Source, issues: list[Located], *, demo: bool) -> M:
     """*source*'s data as a *model*; every error (and unset ``${ENV}``) at its position."""
     context = {"base": source.file.parent, "demo": demo}
     try:
@@ -86,12 +85,20 @@ def _validate(model: type[M], source: Source, issues: list[Located], *,
 
 # -- pydantic errors as human messages at their position ---------------------------------------
 EXPECTED = {
-    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "float_type": "a number", "float_parsing": "a number",
-    "bool_type": "true or false", "bool_parsing": "true or false",
-    "string_type": "a string", "path_type": "a path",
-    "tuple_type": "a list", "list_type": "a list", "frozen_set_type": "a list",
-    "set_type": "a list", "iterable_type": "a list",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "path_type": "a path",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "frozen_set_type": "a list",
+    "set_type": "a list",
+    "iterable_type": "a list",
 }
 
 
@@ -108,12 +115,16 @@ def _locate(error: Any, source: Source, root: type[BaseModel]) -> Located | None
         model = _model_at(root, loc[:-1])
         fields = model.model_fields.items() if model else ()
         allowed = [f.alias or n for n, f in fields if not f.exclude]
-        return source.issue(loc, f"unknown key {loc[-1]!r} in {_title(model)}",
-                            did_you_mean(str(loc[-1]), allowed) + "expected one of "
-                            + ", ".join(allowed), key=True)
+        return source.issue(
+            loc,
+            f"unknown key {loc[-1]!r} in {_title(model)}",
+            did_you_mean(str(loc[-1]), allowed) + "expected one of " + ", ".join(allowed),
+            key=True,
+        )
     if kind == "missing":
-        return source.issue(loc[:-1], f"missing required key {name!r} in "
-                            f"{_title(_model_at(root, loc[:-1]))}")
+        return source.issue(
+            loc[:-1], f"missing required key {name!r} in {_title(_model_at(root, loc[:-1]))}"
+        )
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
         return source.issue(loc, f"{value} is too small", f"expected at least {bound}")
@@ -122,8 +133,11 @@ def _locate(error: Any, source: Source, root: type[BaseModel]) -> Located | None
         return source.issue(loc, f"{value} is too large", f"expected at most {bound}")
     if kind == "literal_error":
         options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        return source.issue(loc, f"unknown {name} {value!r}", did_you_mean(str(value), options)
-                            + "expected one of " + ", ".join(options))
+        return source.issue(
+            loc,
+            f"unknown {name} {value!r}",
+            did_you_mean(str(value), options) + "expected one of " + ", ".join(options),
+        )
     if kind == "string_too_short":
         return source.issue(loc, "expected a non-empty string")
     if kind == "too_short":
@@ -160,8 +174,14 @@ def _title(model: type[BaseModel] | None) -> str:
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
-    for kind, text in ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
-                       (str, "a string"), (dict, "a mapping"), (list, "a list")):
+    for kind, text in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (dict, "a mapping"),
+        (list, "a list"),
+    ):
         if isinstance(value, kind):
             return text
     return type(value).__name__
@@ -188,9 +208,11 @@ class _Finish:
         if port is not None:
             server = server.model_copy(update={"port": port})
         if server.admin is not None and server.admin.port != 0 and server.admin.port == server.port:
-            self.error(("server", "admin", "port"),
-                       f"server.admin.port {server.port} is the public port",
-                       "the admin listener needs a port of its own")
+            self.error(
+                ("server", "admin", "port"),
+                f"server.admin.port {server.port} is the public port",
+                "the admin listener needs a port of its own",
+            )
         public_url = self.public_url(config, server.host, server.port, port)
         issuer = self.rewrite(config.issuer) if config.issuer else public_url
         routes = self.routes(config, public_url, upstream)
@@ -198,28 +220,36 @@ class _Finish:
         if authserver is not None and authserver.enabled and not is_secure_transport(public_url):
             # OAuth 2 sends client secrets to the token endpoint: authlib refuses to serve it
             # on a plain-http public URL, so refuse the configuration instead of every request.
-            self.error(("public_url",), f"public_url {public_url!r} must be https when the "
-                       "authorization server is enabled",
-                       "OAuth 2 requires TLS for the token endpoint; http is accepted only for "
-                       "loopback addresses (127.0.0.1, localhost, ::1)")
+            self.error(
+                ("public_url",),
+                f"public_url {public_url!r} must be https when the authorization server is enabled",
+                "OAuth 2 requires TLS for the token endpoint; http is accepted only for "
+                "loopback addresses (127.0.0.1, localhost, ::1)",
+            )
         tokens = self.tokens(config.tokens, issuer, authserver)
-        self.config = config.model_copy(update={
-            "source": source.file, "issuer": issuer, "public_url": public_url,
-            "server": server, "routes": routes, "authserver": authserver, "tokens": tokens,
-        })
+        self.config = config.model_copy(
+            update={
+                "source": source.file,
+                "issuer": issuer,
+                "public_url": public_url,
+                "server": server,
+                "routes": routes,
+                "authserver": authserver,
+                "tokens": tokens,
+            }
+        )
 
-    def error(self, path: JsonPath, message: str, hint: str | None = None,
-              source: Source | None = None) -> None:
+    def error(
+        self, path: JsonPath, message: str, hint: str | None = None, source: Source | None = None
+    ) -> None:
         self.issues.append((source or self.source).issue(path, message, hint))
 
-    def public_url(self, config: GatewayConfig, host: str, port: int, override: int | None
-                   ) -> str:
+    def public_url(self, config: GatewayConfig, host: str, port: int, override: int | None) -> str:
         if not config.public_url:
             return f"http://{host}:{port}"
         url = config.public_url
         parts = urlsplit(url)
-        if override is None or parts.hostname not in LOOPBACK or parts.port != (
-                config.server.port):
+        if override is None or parts.hostname not in LOOPBACK or parts.port != (config.server.port):
             return url
         netloc = f"{'[::1]' if parts.hostname == '::1' else parts.hostname}:{port}"
         new = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
@@ -229,11 +259,12 @@ class _Finish:
     def rewrite(self, url: str) -> str:
         """Apply the port override to a URL under the old public_url."""
         if self.rewrite_from and url.startswith(self.rewrite_from[0]):
-            return self.rewrite_from[1] + url[len(self.rewrite_from[0]):]
+            return self.rewrite_from[1] + url[len(self.rewrite_from[0]) :]
         return url
 
-    def routes(self, config: GatewayConfig, public_url: str, upstream: str | None
-               ) -> tuple[RouteConfig, ...]:
+    def routes(
+        self, config: GatewayConfig, public_url: str, upstream: str | None
+    ) -> tuple[RouteConfig, ...]:
         routes: list[RouteConfig] = []
         paths: set[str] = set()
         audiences: set[str] = set()
@@ -243,21 +274,31 @@ class _Finish:
             templates = {**config.scopes, **route.required_scopes}
             audience = self.rewrite(route.audience) if route.audience else public_url + route.path
             if route.path in paths:
-                self.error(("routes", i, "path"), f"duplicate route path {route.path!r}",
-                           "route paths must be unique")
+                self.error(
+                    ("routes", i, "path"),
+                    f"duplicate route path {route.path!r}",
+                    "route paths must be unique",
+                )
             elif audience in audiences:
-                self.error(("routes", i, "audience" if route.audience else "path"),
-                           f"audience {audience!r} is used by another route",
-                           "a token for one deelnemer must not be valid at another")
+                self.error(
+                    ("routes", i, "audience" if route.audience else "path"),
+                    f"audience {audience!r} is used by another route",
+                    "a token for one deelnemer must not be valid at another",
+                )
             paths.add(route.path)
             audiences.add(audience)
-            routes.append(route.model_copy(update={
-                "audience": audience,
-                "upstream": upstream or route.upstream,
-                "required_scopes": {k: t.format_map(fields) for k, t in templates.items()},
-                "scope_default": route.scope_default.format_map(fields)
-                if route.scope_default else None,
-            }))
+            routes.append(
+                route.model_copy(
+                    update={
+                        "audience": audience,
+                        "upstream": upstream or route.upstream,
+                        "required_scopes": {k: t.format_map(fields) for k, t in templates.items()},
+                        "scope_default": route.scope_default.format_map(fields)
+                        if route.scope_default
+                        else None,
+                    }
+                )
+            )
         return tuple(routes)
 
     def authserver(
@@ -269,8 +310,9 @@ class _Finish:
         auth = config.authserver
         if auth is None:
             return None
-        source, prefix = (clients[0], ("clients",)) if clients else (
-            self.source, ("authserver", "clients"))
+        source, prefix = (
+            (clients[0], ("clients",)) if clients else (self.source, ("authserver", "clients"))
+        )
         found = clients[1] if clients else auth.clients
         tls = config.server.tls
         known = {i.claim for i in config.tokens.claim_mapping.identifiers}
@@ -281,46 +323,64 @@ class _Finish:
         for i, client in enumerate(found):
             where = (*prefix, i)
             if client.client_id in seen:
-                self.error((*where, "client_id"), f"duplicate client_id {client.client_id!r}",
-                           source=source)
+                self.error(
+                    (*where, "client_id"),
+                    f"duplicate client_id {client.client_id!r}",
+                    source=source,
+                )
             seen.add(client.client_id)
             if client.tls_subject is not None:
                 if tls is None or tls.client_ca_file is None:
-                    self.error((*where, "tls_subject"),
-                               "tls_client_auth needs server.tls with client_ca_file",
-                               "TLS must end at the gateway", source=source)
+                    self.error(
+                        (*where, "tls_subject"),
+                        "tls_client_auth needs server.tls with client_ca_file",
+                        "TLS must end at the gateway",
+                        source=source,
+                    )
                 if client.tls_subject in subjects:
-                    self.error(where, f"tls_subject {client.tls_subject!r} is mapped to two "
-                               "clients", source=source)
+                    self.error(
+                        where,
+                        f"tls_subject {client.tls_subject!r} is mapped to two clients",
+                        source=source,
+                    )
                 subjects.add(client.tls_subject)
             for name in client.identifiers:
                 if known and name not in known:
-                    self.error((*where, "identifiers"),
-                               f"identifier claim {name!r} is not in the claim mapping",
-                               "known: " + ", ".join(sorted(known)), source=source)
+                    self.error(
+                        (*where, "identifiers"),
+                        f"identifier claim {name!r} is not in the claim mapping",
+                        "known: " + ", ".join(sorted(known)),
+                        source=source,
+                    )
             audiences = {self.rewrite(a) for a in client.allowed_audiences if a != ALL_ROUTES}
             if ALL_ROUTES in client.allowed_audiences:
                 audiences |= every_route
             done.append(client.model_copy(update={"allowed_audiences": frozenset(audiences)}))
         return auth.model_copy(update={"clients": tuple(done)})
 
-    def tokens(self, tokens: TokenValidationConfig, issuer: str,
-               authserver: AuthServerConfig | None) -> TokenValidationConfig:
+    def tokens(
+        self, tokens: TokenValidationConfig, issuer: str, authserver: AuthServerConfig | None
+    ) -> TokenValidationConfig:
         builtin_available = authserver is not None and authserver.enabled
         builtin = TrustedIssuer(builtin=True).model_copy(update={"issuer": issuer})
         raw = self.source.data.get("tokens") if isinstance(self.source.data, dict) else None
         if not isinstance(raw, dict) or raw.get("trusted_issuers") is None:
             if not builtin_available:
-                self.error(("tokens",), "no trusted issuer: authserver is off and "
-                           "tokens.trusted_issuers is not set")
+                self.error(
+                    ("tokens",),
+                    "no trusted issuer: authserver is off and tokens.trusted_issuers is not set",
+                )
             return tokens.model_copy(update={"trusted_issuers": (builtin,)})
         issuers: list[TrustedIssuer] = []
         for i, trusted in enumerate(tokens.trusted_issuers):
             if trusted.builtin and not builtin_available:
-                self.error(("tokens", "trusted_issuers", i), "builtin issuer trusted but the "
-                           "authorization server is not enabled")
-            issuers.append(trusted.model_copy(update={"issuer": issuer})
-                           if trusted.builtin else trusted)
+                self.error(
+                    ("tokens", "trusted_issuers", i),
+                    "builtin issuer trusted but the authorization server is not enabled",
+                )
+            issuers.append(
+                trusted.model_copy(update={"issuer": issuer}) if trusted.builtin else trusted
+            )
         names = [i.issuer for i in issuers]
         if not issuers:
             self.error(("tokens", "trusted_issuers"), "expected at least one trusted issuer")

@@ -41,8 +41,21 @@ ALL_ROUTES = "*routes*"
 """In a client's ``allowed_audiences``: every configured route's audience."""
 RESERVED_PATHS = ("/auth/", "/.well-known/", "/healthz", "/readyz", "/metrics")
 RESERVED_CLAIMS = frozenset(
-    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "scopes",
-     "instantie_type", "act", "typ"}
+    {
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "nbf",
+        "iat",
+        "jti",
+        "client_id",
+        "scope",
+        "scopes",
+        "instantie_type",
+        "act",
+        "typ",
+    }
 )
 SCOPE_FIELDS = ("kind", "id_type", "id")
 AuthMethod = Literal[
@@ -110,8 +123,10 @@ def _scope_template(text: str) -> str:
     try:
         text.format_map({name: "x" for name in SCOPE_FIELDS})
     except (KeyError, ValueError, IndexError) as exc:
-        raise problem(f"invalid scope template {text!r}: {exc}",
-                      "placeholders allowed: {kind}, {id_type}, {id}") from None
+        raise problem(
+            f"invalid scope template {text!r}: {exc}",
+            "placeholders allowed: {kind}, {id_type}, {id}",
+        ) from None
     return text
 
 
@@ -148,8 +163,7 @@ class Model(BaseModel):
         """Fields the loader sets (``exclude=True``) are not keys of the file."""
         for name, spec in cls.model_fields.items():
             if spec.exclude and isinstance(data, dict) and name in data:
-                raise problem(f"unknown key {name!r} in {cls.model_config.get('title')}",
-                              at=name)
+                raise problem(f"unknown key {name!r} in {cls.model_config.get('title')}", at=name)
         return data
 
 
@@ -179,8 +193,10 @@ class TlsConfig(Model):
     @model_validator(mode="after")
     def _ca_for_required_certs(self) -> TlsConfig:
         if self.require_client_cert and self.client_ca_file is None:
-            raise problem("require_client_cert needs client_ca_file",
-                          "name the CA that signs client certificates")
+            raise problem(
+                "require_client_cert needs client_ca_file",
+                "name the CA that signs client certificates",
+            )
         return self
 
 
@@ -235,9 +251,11 @@ class SigningConfig(Model):
     @model_validator(mode="after")
     def _generate_only_in_the_demo(self, info: ValidationInfo) -> SigningConfig:
         if self.generate_if_missing and not (info.context or {}).get("demo"):
-            raise problem("generate_if_missing is for the demo only",
-                          "set demo: true, or create keys with `nid-gateway keys generate`",
-                          at="generate_if_missing")
+            raise problem(
+                "generate_if_missing is for the demo only",
+                "set demo: true, or create keys with `nid-gateway keys generate`",
+                at="generate_if_missing",
+            )
         return self
 
 
@@ -246,8 +264,9 @@ class ClientConfig(Model):
 
     model_config = ConfigDict(title="client")
     client_id: Text
-    auth_method: Annotated[tuple[AuthMethod, ...], BeforeValidator(_one_or_many),
-                           Field(min_length=1)]
+    auth_method: Annotated[
+        tuple[AuthMethod, ...], BeforeValidator(_one_or_many), Field(min_length=1)
+    ]
     """Every authentication method accepted for this client (one, or a list: lets a secret
     client use both basic and post)."""
     secret_hash: Text | None = None
@@ -288,17 +307,24 @@ class ClientConfig(Model):
             raise problem("tls_subject is only used by tls_client_auth", at="tls_subject")
         if "tls_client_auth" in methods:
             if self.tls_subject is None:
-                raise problem("tls_client_auth needs tls_subject",
-                              "the client certificate's subject DN, e.g. CN=ciz,O=CIZ")
+                raise problem(
+                    "tls_client_auth needs tls_subject",
+                    "the client certificate's subject DN, e.g. CN=ciz,O=CIZ",
+                )
             try:
                 object.__setattr__(self, "tls_subject", normalise_subject(self.tls_subject))
             except ValueError as exc:
-                raise problem(f"invalid tls_subject: {exc}", "an RFC 4514 DN such as CN=ciz,O=CIZ",
-                              at="tls_subject") from None
+                raise problem(
+                    f"invalid tls_subject: {exc}",
+                    "an RFC 4514 DN such as CN=ciz,O=CIZ",
+                    at="tls_subject",
+                ) from None
         for name in (*self.identifiers, *self.extra_claims):
             if name in RESERVED_CLAIMS:
-                raise problem(f"claim {name!r} is set by the authorization server",
-                              "choose another claim name")
+                raise problem(
+                    f"claim {name!r} is set by the authorization server",
+                    "choose another claim name",
+                )
         return self
 
     def _secret(self, needed: bool) -> None:
@@ -306,8 +332,10 @@ class ClientConfig(Model):
             raise problem("give either secret_hash or secret, not both", at="secret")
         if not needed:
             if self.secret_hash is not None or self.secret is not None:
-                raise problem("a secret is only used by client_secret_basic/client_secret_post",
-                              at="secret_hash" if self.secret is None else "secret")
+                raise problem(
+                    "a secret is only used by client_secret_basic/client_secret_post",
+                    at="secret_hash" if self.secret is None else "secret",
+                )
             return
         if self.secret is not None:
             # A clear secret is hashed at load and then forgotten.
@@ -319,15 +347,19 @@ class ClientConfig(Model):
             try:
                 parse_secret_hash(self.secret_hash)
             except ValueError as exc:
-                raise problem(f"invalid secret_hash: {exc}",
-                              "create one with `nid-gateway keys hash-secret`",
-                              at="secret_hash") from None
+                raise problem(
+                    f"invalid secret_hash: {exc}",
+                    "create one with `nid-gateway keys hash-secret`",
+                    at="secret_hash",
+                ) from None
 
     def _jwks(self, needed: bool) -> None:
         if not needed:
             if self.jwks is not None or self.jwks_file is not None:
-                raise problem("jwks is only used by private_key_jwt",
-                              at="jwks" if self.jwks is not None else "jwks_file")
+                raise problem(
+                    "jwks is only used by private_key_jwt",
+                    at="jwks" if self.jwks is not None else "jwks_file",
+                )
             return
         if self.jwks is not None and self.jwks_file is not None:
             raise problem("give either jwks or jwks_file, not both", at="jwks_file")
@@ -352,8 +384,9 @@ def _check_public_jwks(data: Any, at: str) -> None:
         if not isinstance(key, dict):
             raise problem("expected each JWKS key to be a mapping", at=at)
         if any(k in key for k in ("d", "p", "q", "k")):
-            raise problem("the client JWKS contains private key material",
-                          "publish public keys only", at=at)
+            raise problem(
+                "the client JWKS contains private key material", "publish public keys only", at=at
+            )
         try:
             jwt.PyJWK(key)
         except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
@@ -426,7 +459,8 @@ class ClaimMapping(Model):
     )
     scopes: Texts = ("scope", "scopes")
     scope_aliases: Mapping[Scope, Scope] = Field(
-        default_factory=lambda: dict(_nid_claims().get("scope_aliases") or {}))
+        default_factory=lambda: dict(_nid_claims().get("scope_aliases") or {})
+    )
     """A scope the network still accepts in place of another (old -> current): a token
     holding the old one also holds the current one, for the scope gate and the policies."""
     client_id: Texts = ("client_id", "sub")
@@ -451,7 +485,11 @@ class TrustedIssuer(Model):
     jwks_url: Url | None = None
     """Where the issuer publishes its keys."""
     algorithms: Annotated[tuple[VerifyAlgorithm, ...], BeforeValidator(_one_or_many)] = (
-        "RS256", "ES256", "PS256", "EdDSA")
+        "RS256",
+        "ES256",
+        "PS256",
+        "EdDSA",
+    )
     jwks_min_refresh_seconds: Annotated[Number, Field(ge=0)] = 30.0
     """An unknown ``kid`` triggers at most one JWKS fetch per this interval."""
     jwks_refresh_seconds: Annotated[Number, Field(ge=0)] = 300.0
@@ -467,11 +505,15 @@ class TrustedIssuer(Model):
                 if getattr(self, key):
                     raise problem(f"{key} is implied for the builtin issuer", at=key)
         elif not self.issuer:
-            raise problem("missing required key 'issuer' in trusted issuer",
-                          "the iss value of the issuer's tokens")
+            raise problem(
+                "missing required key 'issuer' in trusted issuer",
+                "the iss value of the issuer's tokens",
+            )
         elif self.jwks_url is None:
-            raise problem("missing required key 'jwks_url' in trusted issuer",
-                          "where the issuer publishes its keys")
+            raise problem(
+                "missing required key 'jwks_url' in trusted issuer",
+                "where the issuer publishes its keys",
+            )
         return self
 
 
@@ -505,18 +547,24 @@ class GraphQLConfig(Model):
 # -- routes -------------------------------------------------------------------------------------
 def _kind(kind: str) -> str:
     if not kind.isidentifier() or kind != kind.lower():
-        raise problem(f"invalid deelnemer kind {kind!r}", "expected a lowercase scope word such "
-                      "as zorgkantoor, zorgaanbieder, onderneming")
+        raise problem(
+            f"invalid deelnemer kind {kind!r}",
+            "expected a lowercase scope word such as zorgkantoor, zorgaanbieder, onderneming",
+        )
     return kind
 
 
 def _route_path(path: str) -> str:
     if not path.startswith("/") or any(ch.isspace() for ch in path) or "?" in path:
-        raise problem(f"invalid route path {path!r}",
-                      "expected an absolute path like /deelnemers/uzovi/5151/graphql")
+        raise problem(
+            f"invalid route path {path!r}",
+            "expected an absolute path like /deelnemers/uzovi/5151/graphql",
+        )
     if any(path.startswith(p) or path == p.rstrip("/") for p in RESERVED_PATHS):
-        raise problem(f"route path {path!r} collides with a gateway endpoint",
-                      "reserved: " + ", ".join(RESERVED_PATHS))
+        raise problem(
+            f"route path {path!r} collides with a gateway endpoint",
+            "reserved: " + ", ".join(RESERVED_PATHS),
+        )
     return path
 
 

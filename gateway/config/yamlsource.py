@@ -86,8 +86,11 @@ class _Composer:
                     key = str(key)
                 if key in result:
                     self.issues.append(
-                        self.located(key_node, f"duplicate key {key!r}",
-                                     "each key may appear once in a mapping")
+                        self.located(
+                            key_node,
+                            f"duplicate key {key!r}",
+                            "each key may appear once in a mapping",
+                        )
                     )
                     continue
                 kmark = key_node.start_mark
@@ -113,15 +116,23 @@ class _Composer:
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if not _ENV_NAME.fullmatch(name):
-                missing.append(self.located(
-                    node, f"invalid environment reference ${{{name}}}",
-                    "expected ${NAME} with letters, digits and underscores"))
+                missing.append(
+                    self.located(
+                        node,
+                        f"invalid environment reference ${{{name}}}",
+                        "expected ${NAME} with letters, digits and underscores",
+                    )
+                )
                 return ""
             value = os.environ.get(name)
             if value is None:
-                missing.append(self.located(
-                    node, f"environment variable {name} is not set",
-                    f"set {name} or remove the reference"))
+                missing.append(
+                    self.located(
+                        node,
+                        f"environment variable {name} is not set",
+                        f"set {name} or remove the reference",
+                    )
+                )
                 return ""
             return value
 
@@ -141,17 +152,32 @@ class _Composer:
 
 _SYNTAX: tuple[tuple[str, bool, str, str], ...] = (
     # (PyYAML's context or problem starts with, report at the context mark?, message, hint)
-    ("while scanning a quoted scalar", True, "unclosed quote",
-     "close the string with the same quote on this line"),
-    ("while scanning a simple key", True, "missing ':' after a key",
-     "write 'key: value' (a list entry starts with '- ')"),
+    (
+        "while scanning a quoted scalar",
+        True,
+        "unclosed quote",
+        "close the string with the same quote on this line",
+    ),
+    (
+        "while scanning a simple key",
+        True,
+        "missing ':' after a key",
+        "write 'key: value' (a list entry starts with '- ')",
+    ),
     ("while parsing a flow", True, "unclosed [ or {", "close it with ] or } on this line"),
-    ("found character '\\t'", False, "tab character",
-     "indent with spaces: YAML does not allow tabs"),
-    ("while parsing a block", False, "bad indentation",
-     "line this up with the entries above it"),
-    ("mapping values are not allowed here", False, "unexpected ':'",
-     "check this line's indentation, or a missing ':' on the line above"),
+    (
+        "found character '\\t'",
+        False,
+        "tab character",
+        "indent with spaces: YAML does not allow tabs",
+    ),
+    ("while parsing a block", False, "bad indentation", "line this up with the entries above it"),
+    (
+        "mapping values are not allowed here",
+        False,
+        "unexpected ':'",
+        "check this line's indentation, or a missing ':' on the line above",
+    ),
 )
 
 
@@ -167,16 +193,22 @@ def _syntax_error(file: str, exc: yaml.MarkedYAMLError) -> Located:
     said = (exc.context or "", problem)
     known = next((k for k in _SYNTAX if any(t.startswith(k[0]) for t in said)), None)
     if known is None:
-        mark, message, hint = exc.problem_mark or exc.context_mark, problem, \
-            "check indentation and quoting"
+        mark, message, hint = (
+            exc.problem_mark or exc.context_mark,
+            problem,
+            "check indentation and quoting",
+        )
     else:
         _, at_context, message, hint = known
         mark = exc.context_mark if at_context and exc.context_mark else exc.problem_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
     if message == "unexpected ':'" and mark is not None and mark.buffer:
         # "key\n    child: x": the ':' is fine, the key above it lacks one.
-        above = [(n, t) for n, t in enumerate(mark.buffer[:mark.index].splitlines()[:-1], 1)
-                 if t.strip()]
+        above = [
+            (n, t)
+            for n, t in enumerate(mark.buffer[: mark.index].splitlines()[:-1], 1)
+            if t.strip()
+        ]
         key = above[-1][1] if above else ":"
         if ":" not in key and not key.lstrip().startswith(("-", "#")):
             line, col = above[-1][0], len(key) - len(key.lstrip()) + 1
@@ -184,8 +216,9 @@ def _syntax_error(file: str, exc: yaml.MarkedYAMLError) -> Located:
     return Located(file, line, col, f"invalid YAML: {message}", hint)
 
 
-def read_source(file: Path, *, env: bool = False, empty_hint: str = "expected a mapping"
-                ) -> tuple[Source, list[Located]]:
+def read_source(
+    file: Path, *, env: bool = False, empty_hint: str = "expected a mapping"
+) -> tuple[Source, list[Located]]:
     """Read and compose *file*; problems (unreadable, bad YAML, empty, duplicate keys, and
     with *env* an unset ``${NAME}``) are returned, not raised."""
     try:

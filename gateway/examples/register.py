@@ -108,7 +108,8 @@ def load_register_data(path: Path, schema: GraphQLSchema) -> RegisterData:
         if target is None:
             raise RegisterDataError(
                 f"{source.location(('links', key))}: {key} is not a field of the schema; "
-                "name the related type with type:")
+                "name the related type with type:"
+            )
         links[(type_name, field)] = Link(target, spec)
     return RegisterData(records, links)
 
@@ -142,8 +143,11 @@ class Register:
         link = self.data.links.get((type_name, field))
         if link is None:
             return None
-        return [r for r in self.data.records.get(link.type, ())
-                if all(r.get(theirs) == record.get(mine) for theirs, mine in link.on.items())]
+        return [
+            r
+            for r in self.data.records.get(link.type, ())
+            if all(r.get(theirs) == record.get(mine) for theirs, mine in link.on.items())
+        ]
 
     def matches(self, type_name: str, record: Record, where: Mapping[str, Any]) -> bool:
         """Whether *record* of *type_name* passes the filter *where*."""
@@ -183,8 +187,9 @@ class Register:
         return found[0] if found else None
 
 
-def _list_condition(related: list[Record], cond: Mapping[str, Any],
-                    matches: Callable[[Record, Any], bool]) -> bool:
+def _list_condition(
+    related: list[Record], cond: Mapping[str, Any], matches: Callable[[Record, Any], bool]
+) -> bool:
     """``some``/``all``/``none``/``any`` on a list of related records; a plain filter on a
     link passes when one related record passes it."""
     if {"some", "all", "none", "any"} & cond.keys():

@@ -32,4 +32,3 @@ __all__ = [
     "parse_graphql_request",
     "request_from_mapping",
 ]
-

@@ -82,9 +82,14 @@ class Analyser:
     event loop), which is how the gateway runs.
     """
 
-    def __init__(self, limits: GraphQLLimits, *, cache_size: int = 1024,
-                 schema: GraphQLSchema | None = None, observer: Observer | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        limits: GraphQLLimits,
+        *,
+        cache_size: int = 1024,
+        schema: GraphQLSchema | None = None,
+        observer: Observer | None = None,
+    ) -> None:
         self.limits = limits
         self.schema = schema
         self.cache_size = max(0, cache_size)
@@ -105,16 +110,20 @@ class Analyser:
         """
         query = request.query
         if len(query) > self.limits.max_query_length:
-            raise over_limit(f"The query is {len(query)} characters long",
-                             "max_query_length", self.limits.max_query_length)
+            raise over_limit(
+                f"The query is {len(query)} characters long",
+                "max_query_length",
+                self.limits.max_query_length,
+            )
         try:
             plan = self._plan(query, request.operation_name)
             return plan.facts(request.variables)
         except RecursionError:
             # Nesting deep enough to exhaust the interpreter stack (query or variables):
             # refuse it like any other malformed input, never a 500.
-            raise BadRequest("The request is nested too deeply to analyse",
-                             reason="nested_too_deeply") from None
+            raise BadRequest(
+                "The request is nested too deeply to analyse", reason="nested_too_deeply"
+            ) from None
 
     def _document(self, query: str) -> _Document:
         # Keyed by the text itself: a str hash is computed once per request text (and is
@@ -150,12 +159,19 @@ class Analyser:
 
     def _parse(self, query: str) -> DocumentNode:
         try:
-            return parse(query, no_location=True, max_tokens=self.limits.max_tokens,
-                         allow_empty_selection_sets=False)
+            return parse(
+                query,
+                no_location=True,
+                max_tokens=self.limits.max_tokens,
+                allow_empty_selection_sets=False,
+            )
         except GraphQLSyntaxError as exc:
             if "contains more than" in exc.message and "tokens" in exc.message:
-                raise over_limit(f"The query has more than {self.limits.max_tokens} tokens",
-                                 "max_tokens", self.limits.max_tokens) from None
+                raise over_limit(
+                    f"The query has more than {self.limits.max_tokens} tokens",
+                    "max_tokens",
+                    self.limits.max_tokens,
+                ) from None
             raise QuerySyntaxError(reason=exc.message) from None
         except RecursionError:
             raise QuerySyntaxError(reason="query nested too deeply to parse") from None
@@ -190,10 +206,12 @@ class Analyser:
                 raise MultipleOperations()
             operation = doc.operations[0]
             if operation_name is not None and (
-                    operation.name is None or operation.name.value != operation_name):
+                operation.name is None or operation.name.value != operation_name
+            ):
                 raise NoOperation(reason=f'Unknown operation named "{operation_name}".')
-            plan = compile_operation(operation, doc.fragments, schema=self.schema,
-                                     limits=self.limits)
+            plan = compile_operation(
+                operation, doc.fragments, schema=self.schema, limits=self.limits
+            )
             if doc.validation is None:
                 assert doc.ast is not None
                 doc.validation = validation_errors(doc.ast, self.schema)

@@ -158,8 +158,17 @@ def _template(node: ValueNode) -> tuple[_Template, bool]:
             return [None if (v := fn(variables)) is _MISSING else v for fn in fns]
 
         return build_list, any(dynamic for _, dynamic in items)
-    if isinstance(node, (StringValueNode, BooleanValueNode, EnumValueNode, IntValueNode,
-                         FloatValueNode, NullValueNode)):
+    if isinstance(
+        node,
+        (
+            StringValueNode,
+            BooleanValueNode,
+            EnumValueNode,
+            IntValueNode,
+            FloatValueNode,
+            NullValueNode,
+        ),
+    ):
         return _const(value_from_ast_untyped(node)), False
     raise ValidationFailed(f"Unsupported value {print_ast(node)}")  # pragma: no cover
 
@@ -192,8 +201,11 @@ def check_values(document: DocumentNode, limits: GraphQLLimits) -> None:
         node, depth = stack.pop()
         if isinstance(node, ListValueNode):
             if len(node.values) > limits.max_list_items:
-                raise over_limit(f"A list literal has {len(node.values)} items",
-                                 "max_list_items", limits.max_list_items)
+                raise over_limit(
+                    f"A list literal has {len(node.values)} items",
+                    "max_list_items",
+                    limits.max_list_items,
+                )
             children: Any = node.values
         elif isinstance(node, ObjectValueNode):
             children = [f.value for f in node.fields]
@@ -201,8 +213,11 @@ def check_values(document: DocumentNode, limits: GraphQLLimits) -> None:
             continue
         depth += 1
         if depth > limits.max_depth:
-            raise over_limit(f"A value literal is nested more than {limits.max_depth} levels",
-                             "max_depth", limits.max_depth)
+            raise over_limit(
+                f"A value literal is nested more than {limits.max_depth} levels",
+                "max_depth",
+                limits.max_depth,
+            )
         stack.extend((child, depth) for child in children)
 
 
@@ -234,8 +249,13 @@ class _Field:
 class _Expander:
     """Expands fragments and constant directives of one operation, enforcing limits."""
 
-    def __init__(self, fragments: Mapping[str, FragmentDefinitionNode], limits: GraphQLLimits,
-                 fail: Callable[[str], Refusal], root_type: str) -> None:
+    def __init__(
+        self,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        limits: GraphQLLimits,
+        fail: Callable[[str], Refusal],
+        root_type: str,
+    ) -> None:
         self.fragments = fragments
         self.root_type = root_type
         self.limits = limits
@@ -244,8 +264,10 @@ class _Expander:
         self.fields = 0
         self.variables_used: set[str] = set()
 
-    def _conditions(self, node: FieldNode | InlineFragmentNode | FragmentSpreadNode,
-                    ) -> tuple[_Condition, ...] | None:
+    def _conditions(
+        self,
+        node: FieldNode | InlineFragmentNode | FragmentSpreadNode,
+    ) -> tuple[_Condition, ...] | None:
         """The node's variable conditions, or None when it is excluded for good."""
         conditions: list[_Condition] = []
         for directive in node.directives or ():
@@ -254,8 +276,10 @@ class _Expander:
                 continue
             arg = next((a for a in directive.arguments or () if a.name.value == "if"), None)
             if arg is None:
-                raise self.fail(f'Directive "@{name}" argument "if" of type "Boolean!" '
-                                "is required, but it was not provided.")
+                raise self.fail(
+                    f'Directive "@{name}" argument "if" of type "Boolean!" '
+                    "is required, but it was not provided."
+                )
             include_if = name == "include"
             if isinstance(arg.value, VariableNode):
                 self.variables_used.add(arg.value.name.value)
@@ -264,8 +288,10 @@ class _Expander:
                 if arg.value.value != include_if:
                     return None
             else:
-                raise self.fail(f'Directive "@{name}" argument "if" must be a Boolean, '
-                                f"found {print_ast(arg.value)}.")
+                raise self.fail(
+                    f'Directive "@{name}" argument "if" must be a Boolean, '
+                    f"found {print_ast(arg.value)}."
+                )
         return tuple(conditions)
 
     def _check_root_condition(self, condition: NamedTypeNode | None) -> None:
@@ -275,8 +301,10 @@ class _Expander:
         ignores type conditions would decide on it. Neither reading is guessed: refused.
         """
         if condition is not None and condition.name.value != self.root_type:
-            raise self.fail(f'Fragment on "{condition.name.value}" at the root of the '
-                            f'operation: only "{self.root_type}" applies here.')
+            raise self.fail(
+                f'Fragment on "{condition.name.value}" at the root of the '
+                f'operation: only "{self.root_type}" applies here.'
+            )
 
     def _note_variables(self, node: FieldNode) -> None:
         stack: list[Any] = [a.value for a in node.arguments or ()]
@@ -289,9 +317,13 @@ class _Expander:
             elif isinstance(value, ObjectValueNode):
                 stack.extend(f.value for f in value.fields)
 
-    def expand(self, selection_set: SelectionSetNode | None, depth: int,
-               inherited: tuple[_Condition, ...], fragment_path: tuple[str, ...],
-               ) -> list[_Field]:
+    def expand(
+        self,
+        selection_set: SelectionSetNode | None,
+        depth: int,
+        inherited: tuple[_Condition, ...],
+        fragment_path: tuple[str, ...],
+    ) -> list[_Field]:
         """The fields of a selection set, fragments flattened into it."""
         if selection_set is None:
             return []
@@ -303,31 +335,43 @@ class _Expander:
             conditions = inherited + own
             if isinstance(selection, FieldNode):
                 if depth > self.limits.max_depth:
-                    raise over_limit(f"The query is nested more than {self.limits.max_depth} "
-                                     "levels deep", "max_depth", self.limits.max_depth)
+                    raise over_limit(
+                        f"The query is nested more than {self.limits.max_depth} levels deep",
+                        "max_depth",
+                        self.limits.max_depth,
+                    )
                 self.fields += 1
                 if self.fields > self.limits.max_tokens:
-                    raise over_limit(f"The query expands to more than {self.limits.max_tokens} "
-                                     "fields", "max_tokens", self.limits.max_tokens)
+                    raise over_limit(
+                        f"The query expands to more than {self.limits.max_tokens} fields",
+                        "max_tokens",
+                        self.limits.max_tokens,
+                    )
                 if selection.alias is not None:
                     self.aliases += 1
                     if self.aliases > self.limits.max_aliases:
-                        raise over_limit(f"The query uses more than {self.limits.max_aliases} "
-                                         "aliases", "max_aliases", self.limits.max_aliases)
+                        raise over_limit(
+                            f"The query uses more than {self.limits.max_aliases} aliases",
+                            "max_aliases",
+                            self.limits.max_aliases,
+                        )
                 self._note_variables(selection)
                 children = self.expand(selection.selection_set, depth + 1, (), fragment_path)
-                result.append(_Field(
-                    name=selection.name.value,
-                    alias=selection.alias.value if selection.alias else None,
-                    conditions=conditions,
-                    children=tuple(children),
-                    node=selection,
-                ))
+                result.append(
+                    _Field(
+                        name=selection.name.value,
+                        alias=selection.alias.value if selection.alias else None,
+                        conditions=conditions,
+                        children=tuple(children),
+                        node=selection,
+                    )
+                )
             elif isinstance(selection, InlineFragmentNode):
                 if depth == 1:
                     self._check_root_condition(selection.type_condition)
-                result.extend(self.expand(selection.selection_set, depth, conditions,
-                                          fragment_path))
+                result.extend(
+                    self.expand(selection.selection_set, depth, conditions, fragment_path)
+                )
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 fragment = self.fragments.get(name)
@@ -337,25 +381,34 @@ class _Expander:
                     raise self.fail(f'Cannot spread fragment "{name}" within itself.')
                 if depth == 1:
                     self._check_root_condition(fragment.type_condition)
-                result.extend(self.expand(fragment.selection_set, depth, conditions,
-                                          (*fragment_path, name)))
+                result.extend(
+                    self.expand(fragment.selection_set, depth, conditions, (*fragment_path, name))
+                )
         return result
 
 
-def _included(conditions: tuple[_Condition, ...], variables: Mapping[str, Any],
-              fail: Callable[[str], Refusal]) -> bool:
+def _included(
+    conditions: tuple[_Condition, ...], variables: Mapping[str, Any], fail: Callable[[str], Refusal]
+) -> bool:
     for condition in conditions:
         value = variables.get(condition.variable, _MISSING)
         if not isinstance(value, bool):
-            raise fail(f'Variable "${condition.variable}" used in @{condition.directive}(if:) '
-                       "must be a Boolean (true or false).")
+            raise fail(
+                f'Variable "${condition.variable}" used in @{condition.directive}(if:) '
+                "must be a Boolean (true or false)."
+            )
         if value != condition.include_if:
             return False
     return True
 
 
-def _paths(fields: tuple[_Field, ...] | list[_Field], prefix: str, out: dict[str, None],
-           variables: Mapping[str, Any] | None, fail: Callable[[str], Refusal]) -> None:
+def _paths(
+    fields: tuple[_Field, ...] | list[_Field],
+    prefix: str,
+    out: dict[str, None],
+    variables: Mapping[str, Any] | None,
+    fail: Callable[[str], Refusal],
+) -> None:
     for field in fields:
         if variables is not None and not _included(field.conditions, variables, fail):
             continue
@@ -409,9 +462,16 @@ class OperationPlan:
         "operation_type",
     )
 
-    def __init__(self, *, operation: OperationDefinitionNode, roots: list[_Field],
-                 fragments: Mapping[str, FragmentDefinitionNode], display_name: str,
-                 schema: GraphQLSchema | None, limits: GraphQLLimits) -> None:
+    def __init__(
+        self,
+        *,
+        operation: OperationDefinitionNode,
+        roots: list[_Field],
+        fragments: Mapping[str, FragmentDefinitionNode],
+        display_name: str,
+        schema: GraphQLSchema | None,
+        limits: GraphQLLimits,
+    ) -> None:
         self.operation_type: str = operation.operation.value
         self.operation_name: str | None = operation.name.value if operation.name else None
         self.display_name = display_name
@@ -433,7 +493,8 @@ class OperationPlan:
                     self._signatures = tuple(
                         (sig, node.default_value is not None)
                         for sig, node in zip(signatures, self._var_nodes, strict=True)
-                        if isinstance(sig, GraphQLVariableSignature))
+                        if isinstance(sig, GraphQLVariableSignature)
+                    )
         groups: dict[str, list[_Field]] = {}
         for field in roots:
             groups.setdefault(field.response_key, []).append(field)
@@ -443,15 +504,20 @@ class OperationPlan:
             if len(fields) > 1:
                 signature = (first.name, [print_ast(a) for a in first.node.arguments or ()])
                 for other in fields[1:]:
-                    if (other.name, [print_ast(a) for a in other.node.arguments or ()]
-                            ) != signature:
+                    if (
+                        other.name,
+                        [print_ast(a) for a in other.node.arguments or ()],
+                    ) != signature:
                         # Same response key, different field or arguments: two root fields.
                         raise MultipleRootFields()
             self._roots[key] = _RootGroup(key, tuple(fields), _arguments_template(first.node))
         # With a schema, graphql-core's executor machinery selects the root field and the
         # fields below it (the expander above only enforced the limits).
-        self._collector = (_Collector(schema, root_type, operation, fragments)
-                           if schema is not None and root_type is not None else None)
+        self._collector = (
+            _Collector(schema, root_type, operation, fragments)
+            if schema is not None and root_type is not None
+            else None
+        )
         # Without variable-dependent directives the selection is the same for every
         # request: decide root field and paths once.
         self._static: tuple[_RootGroup, tuple[str, ...]] | None = None
@@ -470,11 +536,15 @@ class OperationPlan:
             self._static = (group, self._selected(group, None))
 
     def fail(self, message: str) -> ValidationFailed:
-        return ValidationFailed(f"{self.display_name} {self.operation_type}: {message}",
-                                reason=message)
+        return ValidationFailed(
+            f"{self.display_name} {self.operation_type}: {message}", reason=message
+        )
 
-    def _selected(self, group: _RootGroup, variables: Mapping[str, Any] | None,
-                  ) -> tuple[str, ...]:
+    def _selected(
+        self,
+        group: _RootGroup,
+        variables: Mapping[str, Any] | None,
+    ) -> tuple[str, ...]:
         out: dict[str, None] = {}
         for field in group.fields:
             if variables is None or _included(field.conditions, variables, self.fail):
@@ -490,13 +560,17 @@ class OperationPlan:
                 if var.default is not _MISSING:
                     values[var.name] = var.default
                 elif var.non_null:
-                    raise self.fail(f'Variable "${var.name}" of required type '
-                                     f'"{var.type_text}" was not provided.')
+                    raise self.fail(
+                        f'Variable "${var.name}" of required type '
+                        f'"{var.type_text}" was not provided.'
+                    )
                 continue
             if value is None:
                 if var.non_null:
-                    raise self.fail(f'Variable "${var.name}" of non-null type '
-                                     f'"{var.type_text}" must not be null.')
+                    raise self.fail(
+                        f'Variable "${var.name}" of non-null type '
+                        f'"{var.type_text}" must not be null.'
+                    )
             elif var.is_list and not isinstance(value, list):
                 # GraphQL input coercion: one value where a list is expected is a list of one.
                 value = [value]
@@ -522,8 +596,11 @@ class OperationPlan:
                         if has_default:
                             default = self._defaults[name]
                             # Never hand two requests the same mutable default.
-                            coerced[name] = (copy.deepcopy(default)
-                                             if isinstance(default, (dict, list)) else default)
+                            coerced[name] = (
+                                copy.deepcopy(default)
+                                if isinstance(default, (dict, list))
+                                else default
+                            )
                             continue
                         if not is_non_null_type(signature.type):
                             continue  # not provided, nullable: absent
@@ -537,8 +614,11 @@ class OperationPlan:
             except (_SlowPath, RecursionError):
                 pass
         result = get_variable_values(
-            self._schema, self._var_nodes,
-            inputs if isinstance(inputs, dict) else dict(inputs), max_errors=5)
+            self._schema,
+            self._var_nodes,
+            inputs if isinstance(inputs, dict) else dict(inputs),
+            max_errors=5,
+        )
         if isinstance(result, list):
             raise self.fail(result[0].message)
         return result
@@ -551,11 +631,17 @@ class OperationPlan:
         if self._static is not None:
             group, paths = self._static
         else:
-            chosen = [g for g in self._roots.values()
-                      if any(_included(f.conditions, variables, self.fail) for f in g.fields)]
+            chosen = [
+                g
+                for g in self._roots.values()
+                if any(_included(f.conditions, variables, self.fail) for f in g.fields)
+            ]
             if len(chosen) != 1:
-                raise (MultipleRootFields() if chosen
-                       else MultipleRootFields("No root field selected in the operation."))
+                raise (
+                    MultipleRootFields()
+                    if chosen
+                    else MultipleRootFields("No root field selected in the operation.")
+                )
             group = chosen[0]
             paths = self._selected(group, variables)
         first = group.fields[0]
@@ -572,8 +658,7 @@ class OperationPlan:
         """The facts as graphql-core's executor would run them (routes with a schema)."""
         assert self._collector is not None
         try:
-            node, field_def, paths = (self._static_collected
-                                      or self._collector.select(variables))
+            node, field_def, paths = self._static_collected or self._collector.select(variables)
             arguments = get_argument_values(field_def, node, variables) if field_def else {}
         except GraphQLError as exc:
             raise self.fail(exc.message) from None
@@ -601,9 +686,13 @@ class _Collector:
 
     __slots__ = ("fragments", "operation", "root_type", "schema")
 
-    def __init__(self, schema: GraphQLSchema, root_type: GraphQLObjectType,
-                 operation: OperationDefinitionNode,
-                 fragments: Mapping[str, FragmentDefinitionNode]) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        root_type: GraphQLObjectType,
+        operation: OperationDefinitionNode,
+        fragments: Mapping[str, FragmentDefinitionNode],
+    ) -> None:
         self.schema = schema
         self.root_type = root_type
         self.operation = operation
@@ -611,11 +700,15 @@ class _Collector:
 
     def select(self, variables: VariableValues) -> _Collected:
         """The one root field the executor runs for *variables*, else the refusal."""
-        grouped = collect_fields(self.schema, self.fragments, variables, self.root_type,
-                                 self.operation).grouped_field_set
+        grouped = collect_fields(
+            self.schema, self.fragments, variables, self.root_type, self.operation
+        ).grouped_field_set
         if len(grouped) != 1:
-            raise (MultipleRootFields() if grouped
-                   else MultipleRootFields("No root field selected in the operation."))
+            raise (
+                MultipleRootFields()
+                if grouped
+                else MultipleRootFields("No root field selected in the operation.")
+            )
         (details,) = grouped.values()
         node = details[0].node
         field_def = self.root_type.fields.get(node.name.value)
@@ -624,8 +717,14 @@ class _Collector:
             self._paths(field_def.type, details, variables, "", out)
         return node, field_def, tuple(out)
 
-    def _paths(self, type_: GraphQLOutputType, details: list[FieldDetails],
-               variables: VariableValues, prefix: str, out: dict[str, None]) -> None:
+    def _paths(
+        self,
+        type_: GraphQLOutputType,
+        details: list[FieldDetails],
+        variables: VariableValues,
+        prefix: str,
+        out: dict[str, None],
+    ) -> None:
         named = get_named_type(type_)
         if isinstance(named, GraphQLObjectType):
             possible: Sequence[GraphQLObjectType] = (named,)
@@ -635,8 +734,9 @@ class _Collector:
         else:
             return
         for object_type in possible:
-            grouped = collect_subfields(self.schema, self.fragments, variables, self.operation,
-                                        object_type, details).grouped_field_set
+            grouped = collect_subfields(
+                self.schema, self.fragments, variables, self.operation, object_type, details
+            ).grouped_field_set
             for sub in grouped.values():
                 name = sub[0].node.name.value
                 path = prefix + name
@@ -660,15 +760,25 @@ def _arguments_template(node: FieldNode) -> _Template:
     return build
 
 
-def compile_operation(operation: OperationDefinitionNode,
-                      fragments: Mapping[str, FragmentDefinitionNode], *,
-                      schema: GraphQLSchema | None, limits: GraphQLLimits) -> OperationPlan:
+def compile_operation(
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    *,
+    schema: GraphQLSchema | None,
+    limits: GraphQLLimits,
+) -> OperationPlan:
     """Expand and check one operation (limits, fragments, variables) into a plan."""
     operation_type = operation.operation.value
-    first_field = next((s for s in operation.selection_set.selections
-                        if isinstance(s, FieldNode)), None)
-    display = (operation.name.value if operation.name else
-               first_field.name.value if first_field is not None else "")
+    first_field = next(
+        (s for s in operation.selection_set.selections if isinstance(s, FieldNode)), None
+    )
+    display = (
+        operation.name.value
+        if operation.name
+        else first_field.name.value
+        if first_field is not None
+        else ""
+    )
 
     def fail(message: str) -> ValidationFailed:
         return ValidationFailed(f"{display} {operation_type}: {message}", reason=message)
@@ -682,6 +792,11 @@ def compile_operation(operation: OperationDefinitionNode,
     if undefined:
         name = f' by operation "{operation.name.value}"' if operation.name else ""
         raise fail(f'Variable "${undefined[0]}" is not defined{name}.')
-    return OperationPlan(operation=operation, roots=roots, fragments=fragments,
-                         display_name=display,
-                         schema=schema, limits=limits)
+    return OperationPlan(
+        operation=operation,
+        roots=roots,
+        fragments=fragments,
+        display_name=display,
+        schema=schema,
+        limits=limits,
+    )

@@ -82,15 +82,17 @@ def request_from_mapping(payload: object) -> GraphQLRequest:
     reject the same mistakes with the same messages.
     """
     if isinstance(payload, list):
-        raise BadRequest("Batched requests are not supported: send one JSON object",
-                         reason="batched_request")
+        raise BadRequest(
+            "Batched requests are not supported: send one JSON object", reason="batched_request"
+        )
     if not isinstance(payload, Mapping):
         raise BadRequest("Request body must be a JSON object", reason="body_not_object")
     unknown = [key for key in payload if key not in _MEMBERS]
     if unknown:
         raise BadRequest(
             f"Unknown member `{unknown[0]}` in the request: only "
-            + ", ".join(f"`{m}`" for m in MEMBERS) + " are accepted",
+            + ", ".join(f"`{m}`" for m in MEMBERS)
+            + " are accepted",
             reason="unknown_member",
         )
     query = payload.get("query")
@@ -105,8 +107,9 @@ def request_from_mapping(payload: object) -> GraphQLRequest:
         raise BadRequest("`variables` must be an object", reason="variables_not_object")
     operation_name = payload.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
-        raise BadRequest("`operationName` must be a string or null",
-                         reason="operation_name_not_string")
+        raise BadRequest(
+            "`operationName` must be a string or null", reason="operation_name_not_string"
+        )
     # Some clients send "" for "no operation name"; it can never name an operation.
     return GraphQLRequest(query=query, variables=variables, operation_name=operation_name or None)
 
@@ -157,7 +160,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             if name in seen:
                 raise BadRequest(
                     f"Duplicate member `{name}` in the request body: each name may occur "
-                    "once per object", reason="duplicate_member")
+                    "once per object",
+                    reason="duplicate_member",
+                )
             seen.add(name)
     return result
 
@@ -171,8 +176,9 @@ def _refuse_duplicate_member(body: bytes) -> None:
     try:
         json.loads(body, object_pairs_hook=_no_duplicates)
     except RecursionError:
-        raise BadRequest("The request is nested too deeply to analyse",
-                         reason="nested_too_deeply") from None
+        raise BadRequest(
+            "The request is nested too deeply to analyse", reason="nested_too_deeply"
+        ) from None
 
 
 @lru_cache(maxsize=64)

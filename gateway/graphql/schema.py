@@ -94,8 +94,9 @@ def load_schema_text(sdl: str, *, source: str | Path = "<schema>") -> GraphQLSch
         assert_valid_schema(schema)
     except GraphQLSyntaxError as exc:
         line, col = (exc.locations[0].line, exc.locations[0].column) if exc.locations else (0, 0)
-        raise ConfigError(f"invalid GraphQL SDL: {exc.message}", file=source, line=line,
-                          col=col) from None
+        raise ConfigError(
+            f"invalid GraphQL SDL: {exc.message}", file=source, line=line, col=col
+        ) from None
     except (GraphQLError, TypeError) as exc:
         raise ConfigError(f"invalid GraphQL schema: {exc}", file=source) from None
     _install_scalars(schema)

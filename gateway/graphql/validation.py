@@ -45,8 +45,13 @@ from graphql import (
 )
 from graphql.validation import ASTValidationRule
 
-__all__ = ["DOCUMENT_RULES", "DOCUMENT_SCHEMA", "SCHEMA_RULES", "root_type_name",
-           "validation_errors"]
+__all__ = [
+    "DOCUMENT_RULES",
+    "DOCUMENT_SCHEMA",
+    "SCHEMA_RULES",
+    "root_type_name",
+    "validation_errors",
+]
 
 MAX_ERRORS = 10
 

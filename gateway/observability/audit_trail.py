@@ -75,8 +75,9 @@ class AuditWriter:
 
     def write(self, record: Mapping[str, Any], *, now: float | None = None) -> None:
         """Append one record (a JSON-serialisable dict) as one line."""
-        self.write_line(orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE),
-                        now=now)
+        self.write_line(
+            orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE), now=now
+        )
 
     def write_line(self, data: bytes, *, now: float | None = None) -> None:
         """Append one already rendered record: one JSON object ending in a newline."""

@@ -27,6 +27,7 @@ READINESS_TIMEOUT_KEY: web.AppKey[float] = web.AppKey("readiness_timeout", float
 
 METRICS_KEY: web.AppKey[GatewayMetrics] = web.AppKey("observability_metrics", GatewayMetrics)
 
+
 @dataclass(frozen=True, slots=True)
 class Malformed:
     """Why the server answered a request itself with 400."""

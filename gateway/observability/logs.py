@@ -153,8 +153,13 @@ def add_timestamp(_logger: Any, _method: str, event_dict: EventDict) -> EventDic
     return event_dict
 
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR, "critical": logging.CRITICAL}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 
 _SUSPECT_BYTES = b"=' \\{"
@@ -170,8 +175,11 @@ def _could_hold_secret(body: bytes) -> bool:
     opening brace is the only suspect byte allowed) and two memchr-speed tests replace a
     walk over every value.
     """
-    return (len(body.translate(None, _SUSPECT_BYTES)) != len(body) - 1
-            or (b"J" in body and b"eyJ" in body) or not body.isascii())
+    return (
+        len(body.translate(None, _SUSPECT_BYTES)) != len(body) - 1
+        or (b"J" in body and b"eyJ" in body)
+        or not body.isascii()
+    )
 
 
 _SAFE_KEYS: dict[type, bool] = {}

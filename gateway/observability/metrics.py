@@ -95,8 +95,7 @@ class _StartedWorkersCollector(multiprocess.MultiProcessCollector):  # type: ign
     (``struct.error``), which made a scrape or a starting worker crash."""
 
     def collect(self) -> Iterable[Metric]:
-        files = [path for path in glob.glob(os.path.join(self._path, "*.db"))
-                 if _size(path) >= 8]
+        files = [path for path in glob.glob(os.path.join(self._path, "*.db")) if _size(path) >= 8]
         return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]
 
 

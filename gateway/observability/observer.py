@@ -129,8 +129,9 @@ class GatewayObserver:
             self._audit(self.audit, "token", body, event)
 
     @staticmethod
-    def _audit(audit: AuditWriter, kind: str, body: bytes | None,
-               event: Mapping[str, Any] | TokenEvent) -> None:
+    def _audit(
+        audit: AuditWriter, kind: str, body: bytes | None, event: Mapping[str, Any] | TokenEvent
+    ) -> None:
         """One audit record: ``timestamp``, ``type``, then every field of *event*.
 
         The audit trail gets the same redaction as the logs (a reason text can echo
@@ -141,8 +142,9 @@ class GatewayObserver:
         if body is not None:
             rest = body[1:]  # '"decision_id":...}' (or '}' for an event with no fields)
             comma = "," if rest != b"}" else ""
-            audit.write_line(f'{{"timestamp":"{stamp}","type":"{kind}"{comma}'.encode()
-                             + rest + b"\n")
+            audit.write_line(
+                f'{{"timestamp":"{stamp}","type":"{kind}"{comma}'.encode() + rest + b"\n"
+            )
             return
         record = {"timestamp": stamp, "type": kind, **as_record(event)}
         audit.write(redact_event(None, "audit", record))

@@ -66,9 +66,18 @@ def may_hold_secret(text: str) -> bool:
     if "eyJ" in text or "=" in text or '":' in text or "':" in text:
         return True
     if text.isascii():  # O(1): CPython records it; then only the ASCII whitespace of \s
-        return (" " in text or "\t" in text or "\n" in text or "\r" in text
-                or "\x0b" in text or "\x0c" in text or "\x1c" in text or "\x1d" in text
-                or "\x1e" in text or "\x1f" in text)
+        return (
+            " " in text
+            or "\t" in text
+            or "\n" in text
+            or "\r" in text
+            or "\x0b" in text
+            or "\x0c" in text
+            or "\x1c" in text
+            or "\x1d" in text
+            or "\x1e" in text
+            or "\x1f" in text
+        )
     return _SPACE.search(text) is not None
 
 

@@ -32,7 +32,8 @@ def check_content_encoding(request: web.Request) -> None:
     if coding is not None:
         raise UnsupportedContentEncoding(
             f"Unsupported Content-Encoding {coding!r}: send the body uncompressed",
-            reason="unsupported_content_encoding")
+            reason="unsupported_content_encoding",
+        )
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

@@ -90,20 +90,31 @@ def token_facts(claims: Mapping[str, Any], mapping: ClaimMapping) -> TokenFacts:
     try:
         return map_claims(claims, mapping, nested=_unsigned_payload)
     except jwt.PyJWTError:
-        raise Unauthenticated("Aggregated claim rejected: nested JWT is malformed",
-                              reason="bad_aggregated_claim") from None
+        raise Unauthenticated(
+            "Aggregated claim rejected: nested JWT is malformed", reason="bad_aggregated_claim"
+        ) from None
 
 
-def _gate_refusal(refusal: Refusal, gate: str, version: str,
-                  head: tuple[TraceStep, ...]) -> Decision:
+def _gate_refusal(
+    refusal: Refusal, gate: str, version: str, head: tuple[TraceStep, ...]
+) -> Decision:
     """The decision for a request a gate refused before (or instead of) the policy."""
     rule = f"{gate}/{type(refusal).__name__}"
-    detail = refusal.message if refusal.reason == refusal.message else (
-        f"{refusal.message} ({refusal.reason})")
-    return Decision(allow=False, status=refusal.status, code=refusal.code,
-                    reason=refusal.reason, message=refusal.message, rule=rule,
-                    trace=(*head, TraceStep(rule, "", "failed", detail)),
-                    policy_version=version)
+    detail = (
+        refusal.message
+        if refusal.reason == refusal.message
+        else (f"{refusal.message} ({refusal.reason})")
+    )
+    return Decision(
+        allow=False,
+        status=refusal.status,
+        code=refusal.code,
+        reason=refusal.reason,
+        message=refusal.message,
+        rule=rule,
+        trace=(*head, TraceStep(rule, "", "failed", detail)),
+        policy_version=version,
+    )
 
 
 def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Decision:
@@ -119,9 +130,15 @@ def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Deci
             head += (TraceStep("token/audience", "", "passed", f"aud names {route.audience}"),)
         elif route.path is not None:
             _check_audience_path(claims, route.path)
-            head += (TraceStep("token/audience", "", "passed",
-                               f"aud names a URL with path {route.path} (its origin is the "
-                               "gateway's public_url: pass --config FILE to check it too)"),)
+            head += (
+                TraceStep(
+                    "token/audience",
+                    "",
+                    "passed",
+                    f"aud names a URL with path {route.path} (its origin is the "
+                    "gateway's public_url: pass --config FILE to check it too)",
+                ),
+            )
         elif "aud" in claims:
             raise ToolError(_missing_audience(route))
         token = token_facts(claims, route.mapping)
@@ -137,11 +154,18 @@ def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Deci
             # The scopes a route requires are gateway configuration, not policy: without
             # it, say plainly that this gate was not evaluated instead of guessing.
             gate = "policy"
-            decision = decide(route.gates.policy,
-                              DecisionInput(token, operation, route.gates.facts), explain=True)
-            head += (TraceStep("scope", "", "skipped",
-                               f"the route's scope for {field} is configuration: pass "
-                               f"--config FILE or --scope {field}=SCOPE to check it"),)
+            decision = decide(
+                route.gates.policy, DecisionInput(token, operation, route.gates.facts), explain=True
+            )
+            head += (
+                TraceStep(
+                    "scope",
+                    "",
+                    "skipped",
+                    f"the route's scope for {field} is configuration: pass "
+                    f"--config FILE or --scope {field}=SCOPE to check it",
+                ),
+            )
     except Refusal as refusal:
         if gate == "scope" and not isinstance(refusal, ScopeMismatch):
             gate = "policy"  # the PDP itself failed (PolicyError)
@@ -160,15 +184,16 @@ def _check_audience_path(claims: Mapping[str, Any], path: str) -> None:
         check_audience(claims, "")  # the PEP's answer for a malformed aud
     assert isinstance(items, list)
     if not any(urlsplit(item).path == path for item in items):
-        raise Unauthenticated("Token audience does not match this route",
-                              reason="wrong_audience")
+        raise Unauthenticated("Token audience does not match this route", reason="wrong_audience")
 
 
 def _missing_audience(route: ExplainRoute) -> str:
     if route.path is None:
         return "the token's aud is checked against the route: pass --route PATH with --config FILE"
-    return (f"the audience of route {route.path} is not known: pass --config FILE, or --route "
-            "as the route's URL (its audience)")
+    return (
+        f"the audience of route {route.path} is not known: pass --config FILE, or --route "
+        "as the route's URL (its audience)"
+    )
 
 
 # ------------------------------------------------------------------------ building the route
@@ -178,9 +203,11 @@ def parse_scopes(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         field, sep, scope = item.partition("=")
         if not sep or not field or not scope or any(ch.isspace() for ch in scope):
-            raise ToolError(f"--scope {item!r}: expected FIELD=SCOPE, e.g. "
-                            "zendNotificatie=organisaties/zorgkantoor/notificaties/"
-                            "notificatie:create")
+            raise ToolError(
+                f"--scope {item!r}: expected FIELD=SCOPE, e.g. "
+                "zendNotificatie=organisaties/zorgkantoor/notificaties/"
+                "notificatie:create"
+            )
         scopes[field] = scope
     return scopes
 
@@ -197,16 +224,18 @@ def _configured_route(config: GatewayConfig, name: Path, route: str | None) -> R
     if route is None:
         if len(config.routes) == 1:
             return config.routes[0]
-        raise ToolError(f"{name} has {len(config.routes)} routes: pass --route PATH "
-                        f"(one of {paths})")
+        raise ToolError(
+            f"{name} has {len(config.routes)} routes: pass --route PATH (one of {paths})"
+        )
     for candidate in config.routes:
         if route in (candidate.path, candidate.audience):
             return candidate
     raise ToolError(f"route {route!r} is not in {name} (routes: {paths})")
 
 
-def configured_route(config_file: Path, route: str | None, policies: Sequence[Path],
-                     environment: str | None) -> ExplainRoute:
+def configured_route(
+    config_file: Path, route: str | None, policies: Sequence[Path], environment: str | None
+) -> ExplainRoute:
     """A route of the gateway configuration, with everything the PEP decides it with.
 
     *policies* (``--policy``) replace the route's own; *environment* the configured one.
@@ -216,8 +245,10 @@ def configured_route(config_file: Path, route: str | None, policies: Sequence[Pa
     except ConfigError as exc:
         raise ToolError(str(exc)) from None
     chosen = _configured_route(config, config_file, route)
-    policy_set = _load_set(policies or chosen.policies,
-                           environment if environment is not None else config.policy.environment)
+    policy_set = _load_set(
+        policies or chosen.policies,
+        environment if environment is not None else config.policy.environment,
+    )
     analyser = Analyser(config.graphql.limits, cache_size=0, schema=route_schema(chosen))
     return ExplainRoute(
         gates=RouteGates.for_route(chosen, analyser, policy_set),
@@ -229,9 +260,15 @@ def configured_route(config_file: Path, route: str | None, policies: Sequence[Pa
     )
 
 
-def option_route(route: str | None, policies: Sequence[Path], environment: str | None,
-                 *, scopes: Mapping[str, str] | None, strict_input: bool,
-                 schema: Path | None = None) -> ExplainRoute:
+def option_route(
+    route: str | None,
+    policies: Sequence[Path],
+    environment: str | None,
+    *,
+    scopes: Mapping[str, str] | None,
+    strict_input: bool,
+    schema: Path | None = None,
+) -> ExplainRoute:
     """A route described by options alone: ``--route`` as a path (deelnemer only) or as the
     route's URL (deelnemer and audience), ``--scope`` for its scope gate; the default claim
     mapping and GraphQL limits, and the bundled network schema (the gateway's defaults)."""
@@ -248,8 +285,13 @@ def option_route(route: str | None, policies: Sequence[Path], environment: str |
     # The gateway's default: the bundled network schema (a register route names its own).
     if schema is not None and not schema.is_file():
         raise ToolError(f"{schema}: no such schema file")
-    analyser = Analyser(GraphQLLimits(), cache_size=0,
-                        schema=load_schema(schema or BUNDLED_SCHEMA))
+    analyser = Analyser(GraphQLLimits(), cache_size=0, schema=load_schema(schema or BUNDLED_SCHEMA))
     gates = RouteGates(facts, analyser, policy_set, scopes or {})
-    return ExplainRoute(gates=gates, policy_set=policy_set, mapping=default_claim_mapping(),
-                        path=path, audience=audience, scopes_known=scopes is not None)
+    return ExplainRoute(
+        gates=gates,
+        policy_set=policy_set,
+        mapping=default_claim_mapping(),
+        path=path,
+        audience=audience,
+        scopes_known=scopes is not None,
+    )

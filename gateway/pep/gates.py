@@ -45,19 +45,18 @@ class RouteGates:
     scope_default: str | None = None
 
     @classmethod
-    def for_route(cls, route: RouteConfig, analyser: Analyser,
-                  policy: DecisionPoint) -> RouteGates:
+    def for_route(cls, route: RouteConfig, analyser: Analyser, policy: DecisionPoint) -> RouteGates:
         """The gates of a configured *route*, deciding with *analyser* and *policy*."""
-        return cls(route_facts(route), analyser, policy, route.required_scopes,
-                   route.scope_default)
+        return cls(route_facts(route), analyser, policy, route.required_scopes, route.scope_default)
 
     def operation(self, body: bytes, content_type: str | None) -> OperationFacts:
         """What the request body will execute; the analyser's refusals (415, syntax, limits,
         no or several operations, several root fields, schema) are raised."""
         return analyse(body, content_type, self.analyser)
 
-    def decide(self, token: TokenFacts, operation: OperationFacts, *,
-               explain: bool = False) -> Decision:
+    def decide(
+        self, token: TokenFacts, operation: OperationFacts, *, explain: bool = False
+    ) -> Decision:
         """The scope gate (:class:`~gateway.refusals.ScopeMismatch`), then the policy's
         decision on the token, the operation and the route."""
         check_scopes(token, operation, self.required_scopes, self.scope_default)

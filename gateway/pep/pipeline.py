@@ -73,8 +73,13 @@ class RouteHandler:
     def plan(self, plan: RoutePlan) -> None:
         self._plan = plan
         # Analyse, scope gate, policy: the same gates `policy explain` decides through.
-        self._gates = RouteGates(plan.facts, plan.analyser, plan.policy,
-                                 plan.config.required_scopes, plan.config.scope_default)
+        self._gates = RouteGates(
+            plan.facts,
+            plan.analyser,
+            plan.policy,
+            plan.config.required_scopes,
+            plan.config.scope_default,
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Handle one request to the route (POST; any other method is refused)."""
@@ -82,9 +87,13 @@ class RouteHandler:
         trace = TraceContext.from_headers(request.headers)
         trace_headers = trace.headers()
         # Until a policy with an audit: block decides, every audit name has no value.
-        event = DecisionEvent(decision_id=trace.decision_id, route=self._path,
-                              trace_id=trace.trace_id, request_id=trace.request_id,
-                              audit=self.plan.policy.audit_blank)
+        event = DecisionEvent(
+            decision_id=trace.decision_id,
+            route=self._path,
+            trace_id=trace.trace_id,
+            request_id=trace.request_id,
+            audit=self.plan.policy.audit_blank,
+        )
         try:
             response = await self._pipeline(request, event, trace_headers)
         except Refusal as refusal:
@@ -140,7 +149,8 @@ class RouteHandler:
         event.token = token.facts
         body = await read_body(request, plan.max_body_bytes)
         event.operation = operation = self._gates.operation(
-            body, request.headers.get("Content-Type"))
+            body, request.headers.get("Content-Type")
+        )
         policy_started = time.perf_counter()
         event.decision = decision = self._gates.decide(token.facts, operation)
         event.policy_ms = (time.perf_counter() - policy_started) * 1000.0

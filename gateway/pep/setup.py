@@ -84,8 +84,11 @@ def _analyser(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Obs
     (warned about: the upstream must then validate, see docs/security.md)."""
     key = route_schema_path(route)
     if key is None:
-        log.warning("schema_validation_off", route=route.path,
-                    hint="the route sets `schema: none`; its upstream must validate GraphQL")
+        log.warning(
+            "schema_validation_off",
+            route=route.path,
+            hint="the route sets `schema: none`; its upstream must validate GraphQL",
+        )
     analyser = pep.analysers.get(key)
     if analyser is None:
         analyser = Analyser(
@@ -98,9 +101,7 @@ def _analyser(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Obs
     return analyser
 
 
-def _policy(
-    pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer
-) -> PolicyStore:
+def _policy(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer) -> PolicyStore:
     store = pep.policies.get(route.policies)
     if store is None:
         store = PolicyStore(

@@ -53,8 +53,11 @@ class TraceContext:
         b3_trace = ""
         if traceparent is not None:
             match = _TRACEPARENT.match(traceparent.strip().lower())
-            if match and match.group(1) != "ff" and match.group(2) != _ZERO_TRACE and (
-                match.group(3) != _ZERO_SPAN
+            if (
+                match
+                and match.group(1) != "ff"
+                and match.group(2) != _ZERO_TRACE
+                and (match.group(3) != _ZERO_SPAN)
             ):
                 trace_id, parent, flags = match.group(2), match.group(3), match.group(4)
         if b3_header is not None:

@@ -55,8 +55,9 @@ class AuditBlock:
     def extractor(self, names: AuditValues) -> Callable[[DecisionInput], AuditValues]:
         """The function giving a request's values under every name of *names* (the policy
         set's names, in its order), the names this block lacks without a value."""
-        plan = tuple((name, self.values.get(name) or _constant(blank))
-                     for name, blank in names.items())
+        plan = tuple(
+            (name, self.values.get(name) or _constant(blank)) for name, blank in names.items()
+        )
 
         def general(f: DecisionInput) -> AuditValues:
             return {name: value(f) for name, value in plan}
@@ -72,6 +73,7 @@ def _text(get: Getter) -> Value:
     def value(f: DecisionInput) -> AuditValue:
         v = get(f, None)
         return v if type(v) is str else None
+
     return value
 
 
@@ -79,6 +81,7 @@ def _pair(get_type: Getter, get_id: Getter) -> Value:
     def value(f: DecisionInput) -> AuditValue:
         kind, ident = get_type(f, None), get_id(f, None)
         return kind + ":" + ident if type(kind) is str and type(ident) is str else None
+
     return value
 
 
@@ -94,23 +97,30 @@ def _each(get_list: Getter, get_item: Getter) -> Value:
             if type(v) is str:
                 out.append(v)
         return tuple(out)
+
     return value
 
 
-def _compile_value(compiler: ConditionCompiler, value: Any, at: JsonPath) -> tuple[Value,
-                                                                                   AuditValue]:
+def _compile_value(
+    compiler: ConditionCompiler, value: Any, at: JsonPath
+) -> tuple[Value, AuditValue]:
     """How one name's value is found, and its blank (the schema checked the shape)."""
     if isinstance(value, list):
-        return _pair(compiler.fact_getter(value[0], (*at, 0), False),
-                     compiler.fact_getter(value[1], (*at, 1), False)), None
+        return _pair(
+            compiler.fact_getter(value[0], (*at, 0), False),
+            compiler.fact_getter(value[1], (*at, 1), False),
+        ), None
     if isinstance(value, dict):
-        return _each(compiler.fact_getter(value.get("fact"), (*at, "fact"), False),
-                     compiler.fact_getter(value.get("each"), (*at, "each"), True)), ()
+        return _each(
+            compiler.fact_getter(value.get("fact"), (*at, "fact"), False),
+            compiler.fact_getter(value.get("each"), (*at, "each"), True),
+        ), ()
     return _text(compiler.fact_getter(value, at, False)), None
 
 
-def compile_audit(compiler: ConditionCompiler, spec: Any, path: JsonPath,
-                  issues: list[LoadIssue]) -> AuditBlock | None:
+def compile_audit(
+    compiler: ConditionCompiler, spec: Any, path: JsonPath, issues: list[LoadIssue]
+) -> AuditBlock | None:
     """Compile the ``audit:`` block *spec* found at *path*.
 
     Every problem (a name that is no identifier or that the decision log writes itself, an
@@ -118,8 +128,11 @@ def compile_audit(compiler: ConditionCompiler, spec: Any, path: JsonPath,
     then.
     """
     if not isinstance(spec, dict):
-        issues.append(compiler.error(path, "audit: takes a mapping of names to facts",
-                                     "e.g. afzender: token.identifier").issue)
+        issues.append(
+            compiler.error(
+                path, "audit: takes a mapping of names to facts", "e.g. afzender: token.identifier"
+            ).issue
+        )
         return None
     before = len(issues)
     values: dict[str, Value] = {}
@@ -129,12 +142,19 @@ def compile_audit(compiler: ConditionCompiler, spec: Any, path: JsonPath,
         at = (*path, name)
         try:
             if not isinstance(name, str) or not NAME.fullmatch(name):
-                raise compiler.error(at, f"audit name {name!r} is not valid",
-                                     "lower case letters, digits and _, e.g. afzender",
-                                     key=True)
+                raise compiler.error(
+                    at,
+                    f"audit name {name!r} is not valid",
+                    "lower case letters, digits and _, e.g. afzender",
+                    key=True,
+                )
             if name in DECISION_LOG_KEYS:
-                raise compiler.error(at, f"audit name {name!r} is a key the decision log "
-                                     "writes itself", "choose another name", key=True)
+                raise compiler.error(
+                    at,
+                    f"audit name {name!r} is a key the decision log writes itself",
+                    "choose another name",
+                    key=True,
+                )
             values[name], blank[name] = _compile_value(compiler, value, at)
             paths[name] = value
         except CompileError as exc:
@@ -150,9 +170,11 @@ def _field(path: Any, head: str) -> str | None:
     return steps[2] if len(steps) == 3 and steps[:2] == ["args", head] else None
 
 
-def _one_input(paths: Mapping[str, Any], blank: AuditValues,
-               general: Callable[[DecisionInput], AuditValues],
-               ) -> Callable[[DecisionInput], AuditValues] | None:
+def _one_input(
+    paths: Mapping[str, Any],
+    blank: AuditValues,
+    general: Callable[[DecisionInput], AuditValues],
+) -> Callable[[DecisionInput], AuditValues] | None:
     """The fast extractor when every fact is a field of one input object (``args.<input>.<field>``,
     items ``item.<field>``), as in the iWlz notificatie and melding policies; None otherwise.
 
@@ -160,8 +182,10 @@ def _one_input(paths: Mapping[str, Any], blank: AuditValues,
     up once and each value is one dict lookup instead of a getter call: the audit values
     are built for every decided request.
     """
-    firsts = [v[0] if isinstance(v, list) else v.get("fact") if isinstance(v, dict) else v
-              for v in paths.values()]
+    firsts = [
+        v[0] if isinstance(v, list) else v.get("fact") if isinstance(v, dict) else v
+        for v in paths.values()
+    ]
     heads = {p.split(".")[1] for p in firsts if isinstance(p, str) and p.count(".") == 2}
     if len(heads) != 1:
         return None
@@ -174,8 +198,13 @@ def _one_input(paths: Mapping[str, Any], blank: AuditValues,
             pairs.append((name, _field(v[0], head), _field(v[1], head)))
         elif isinstance(v, dict):
             item = str(v["each"]).split(".")
-            lists.append((name, _field(v["fact"], head),
-                          item[1] if len(item) == 2 and item[0] == "item" else None))
+            lists.append(
+                (
+                    name,
+                    _field(v["fact"], head),
+                    item[1] if len(item) == 2 and item[0] == "item" else None,
+                )
+            )
         else:
             texts.append((name, _field(v, head)))
     if None in {k for entry in (*texts, *pairs, *lists) for k in entry}:

@@ -36,11 +36,18 @@ def register(sub: Any) -> None:
     commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
 
     check = commands.add_parser(
-        "check", help="validate a policy set (schema + meaning) and run its *.test.yaml cases")
-    check.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                       help="the policy set's folder; a policy file stands for its set's folder")
-    check.add_argument("--no-tests", action="store_true",
-                       help="do not run the set's *.test.yaml cases")
+        "check", help="validate a policy set (schema + meaning) and run its *.test.yaml cases"
+    )
+    check.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="the policy set's folder; a policy file stands for its set's folder",
+    )
+    check.add_argument(
+        "--no-tests", action="store_true", help="do not run the set's *.test.yaml cases"
+    )
     check.set_defaults(handler=cmd_check)
 
     test = commands.add_parser("test", help="run policy test cases (*.test.yaml)")
@@ -49,39 +56,77 @@ def register(sub: Any) -> None:
     test.set_defaults(handler=cmd_test)
 
     explain = commands.add_parser(
-        "explain", help="decide one request as the running gateway would, and show why")
-    explain.add_argument("--config", type=Path, metavar="FILE",
-                         help="gateway.yaml: the route's deelnemer, audience, scopes, schema, "
-                              "claim mapping, policies and environment")
-    explain.add_argument("--policy", action="append", type=Path, metavar="PATH",
-                         help="policy file or directory (repeatable); with --config, replaces "
-                              "the route's policies")
+        "explain", help="decide one request as the running gateway would, and show why"
+    )
+    explain.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="gateway.yaml: the route's deelnemer, audience, scopes, schema, "
+        "claim mapping, policies and environment",
+    )
+    explain.add_argument(
+        "--policy",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="policy file or directory (repeatable); with --config, replaces the route's policies",
+    )
     token = explain.add_mutually_exclusive_group(required=True)
     token.add_argument("--claims", type=Path, metavar="FILE", help="token payload JSON")
-    token.add_argument("--token", metavar="JWT",
-                       help="a captured access token: its payload, signature not verified")
-    explain.add_argument("--request", required=True, type=Path, metavar="FILE",
-                         help="GraphQL request JSON (query, variables, operationName)")
-    explain.add_argument("--route", metavar="PATH|URL",
-                         help="route path, e.g. /deelnemers/uzovi/5151/graphql (without "
-                              "--config: the route's URL also gives its audience)")
-    explain.add_argument("--scope", action="append", default=None, metavar="FIELD=SCOPE",
-                         help="without --config: the scope the route requires for a root "
-                              "field (repeatable)")
-    explain.add_argument("--schema", type=Path, metavar="FILE",
-                         help="without --config: the route's GraphQL schema (SDL), e.g. "
-                              "config/schemas/bemiddelingsregister.graphql (default: the "
-                              "bundled network schema)")
-    explain.add_argument("--strict-input", action="store_true",
-                         help="without --config: decide as on a route with strict input checks")
-    explain.add_argument("--environment", metavar="ENV",
-                         help="overlay to apply, e.g. productie (default: the config's)")
+    token.add_argument(
+        "--token",
+        metavar="JWT",
+        help="a captured access token: its payload, signature not verified",
+    )
+    explain.add_argument(
+        "--request",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="GraphQL request JSON (query, variables, operationName)",
+    )
+    explain.add_argument(
+        "--route",
+        metavar="PATH|URL",
+        help="route path, e.g. /deelnemers/uzovi/5151/graphql (without "
+        "--config: the route's URL also gives its audience)",
+    )
+    explain.add_argument(
+        "--scope",
+        action="append",
+        default=None,
+        metavar="FIELD=SCOPE",
+        help="without --config: the scope the route requires for a root field (repeatable)",
+    )
+    explain.add_argument(
+        "--schema",
+        type=Path,
+        metavar="FILE",
+        help="without --config: the route's GraphQL schema (SDL), e.g. "
+        "config/schemas/bemiddelingsregister.graphql (default: the "
+        "bundled network schema)",
+    )
+    explain.add_argument(
+        "--strict-input",
+        action="store_true",
+        help="without --config: decide as on a route with strict input checks",
+    )
+    explain.add_argument(
+        "--environment",
+        metavar="ENV",
+        help="overlay to apply, e.g. productie (default: the config's)",
+    )
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(handler=cmd_explain)
 
 
-_NEEDS_THE_SET = ("unknown table", "unknown list", "overlay changes unknown",
-                  "the set has no policy")
+_NEEDS_THE_SET = (
+    "unknown table",
+    "unknown list",
+    "overlay changes unknown",
+    "the set has no policy",
+)
 """Problems of a file checked alone that only mean its policy set's other files are missing."""
 
 
@@ -93,8 +138,7 @@ def _policy_sets(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     for path in paths:
         folder = set_folder(path) if path.is_file() else None
         if folder is not None:
-            shown = Path(os.path.relpath(folder)) if folder.is_relative_to(Path.cwd()) \
-                else folder
+            shown = Path(os.path.relpath(folder)) if folder.is_relative_to(Path.cwd()) else folder
             print(f"{path}: checking its policy set {shown}")
             path = shown
         elif path.is_file():
@@ -114,9 +158,11 @@ def _load_errors(exc: PolicyLoadError, alone: list[Path]) -> list[str]:
             lonely.add(issue.file)
         else:
             errors.append(str(issue))
-    errors += [f"{file}: no catalogue in its folder or the one above it, so its lists and "
-               "tables cannot be checked: pass the folder of its policy set"
-               for file in sorted(lonely)]
+    errors += [
+        f"{file}: no catalogue in its folder or the one above it, so its lists and "
+        "tables cannot be checked: pass the folder of its policy set"
+        for file in sorted(lonely)
+    ]
     return errors
 
 
@@ -133,8 +179,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{len(errors)} error{'s' if len(errors) != 1 else ''}", file=sys.stderr)
         return 1
     envs = ", ".join(environments) or "none"
-    print(f"ok: {len(policy_set.policies)} policies, {len(policy_set.files)} files, "
-          f"environments checked: base, {envs}; version {policy_set.version}")
+    print(
+        f"ok: {len(policy_set.policies)} policies, {len(policy_set.files)} files, "
+        f"environments checked: base, {envs}; version {policy_set.version}"
+    )
     if args.no_tests:
         print("tests: not run (--no-tests)")
         return 0
@@ -171,8 +219,10 @@ def cmd_test(args: argparse.Namespace) -> int:
 def _claims(args: argparse.Namespace) -> dict[str, Any]:
     """The token payload to decide with: ``--claims FILE`` or ``--token JWT`` decoded."""
     if args.token is not None:
-        print("note: --token decoded without verifying its signature, issuer or expiry",
-              file=sys.stderr)
+        print(
+            "note: --token decoded without verifying its signature, issuer or expiry",
+            file=sys.stderr,
+        )
         return captured_token_payload(args.token)
     claims = load_json(args.claims, "claims")
     if not isinstance(claims, dict):
@@ -191,13 +241,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
         policies = args.policy or []
         if args.config is not None:
             if args.scope is not None or args.strict_input or args.schema is not None:
-                raise ToolError("--scope, --schema and --strict-input describe a route without "
-                                "--config; with --config the route's own settings apply")
+                raise ToolError(
+                    "--scope, --schema and --strict-input describe a route without "
+                    "--config; with --config the route's own settings apply"
+                )
             route = configured_route(args.config, args.route, policies, args.environment)
         else:
             scopes = parse_scopes(args.scope) if args.scope is not None else None
-            route = option_route(args.route, policies, args.environment, scopes=scopes,
-                                 strict_input=args.strict_input, schema=args.schema)
+            route = option_route(
+                args.route,
+                policies,
+                args.environment,
+                scopes=scopes,
+                strict_input=args.strict_input,
+                schema=args.schema,
+            )
         decision = explain(route, claims, args.request.read_bytes())
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -27,14 +27,22 @@ Explain = Callable[[DecisionInput, Any], str]
 Culprit = Callable[[DecisionInput, Any], str | None]
 
 FACT_OPERATORS = (
-    "equals", "in", "present", "pattern", "format", "count", "every", "some", "subset_of",
-    "contains", "fields", "not_before",
+    "equals",
+    "in",
+    "present",
+    "pattern",
+    "format",
+    "count",
+    "every",
+    "some",
+    "subset_of",
+    "contains",
+    "fields",
+    "not_before",
 )
 FORMATS = ("date-time", "date")
 
-_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
-)
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -166,16 +174,20 @@ class ConditionCompiler:
         self.source = source
         self.data = data
 
-    def error(self, path: JsonPath, message: str, hint: str | None = None,
-              *, key: bool = False) -> CompileError:
+    def error(
+        self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
+    ) -> CompileError:
         return CompileError(self.source.issue(path, message, hint, key=key))
 
     # ------------------------------------------------------------------ entry
     def compile(self, node: Any, path: JsonPath, *, in_item: bool = False) -> Cond:
         """Compile the condition *node* found at *path*."""
         if not isinstance(node, dict) or not node:
-            raise self.error(path, "expected a condition mapping",
-                             "e.g. {fact: token.identifier, equals: '5151'}")
+            raise self.error(
+                path,
+                "expected a condition mapping",
+                "e.g. {fact: token.identifier, equals: '5151'}",
+            )
         if "all" in node or "any" in node:
             word = "all" if "all" in node else "any"
             self._only(node, path, {word})
@@ -184,29 +196,36 @@ class ConditionCompiler:
             self._only(node, path, {"not"})
             inner = self.compile(node["not"], (*path, "not"), in_item=in_item)
             test = inner.test
-            return Cond(lambda f, i: not test(f, i),
-                        lambda f, i: "not (" + inner.explain(f, i) + ")",
-                        f"not ({inner.text})", culprit=inner.culprit)
+            return Cond(
+                lambda f, i: not test(f, i),
+                lambda f, i: "not (" + inner.explain(f, i) + ")",
+                f"not ({inner.text})",
+                culprit=inner.culprit,
+            )
         if "row" in node:
             self._only(node, path, {"row", "where"})
             return self._row(node, path, in_item)
         if "fact" in node:
             ops = [k for k in node if k != "fact"]
             if len(ops) != 1 or ops[0] not in FACT_OPERATORS:
-                raise self.error(path, f"a fact condition needs exactly one operator, got "
-                                 f"{', '.join(ops) or 'none'}",
-                                 "one of: " + ", ".join(FACT_OPERATORS)
-                                 + "; combine several with all:")
+                raise self.error(
+                    path,
+                    f"a fact condition needs exactly one operator, got {', '.join(ops) or 'none'}",
+                    "one of: " + ", ".join(FACT_OPERATORS) + "; combine several with all:",
+                )
             return self._fact(node, path, ops[0], in_item)
-        raise self.error(path, "unknown condition",
-                         "start with fact:, row:, all:, any: or not:")
+        raise self.error(path, "unknown condition", "start with fact:, row:, all:, any: or not:")
 
     def _only(self, node: dict[str, Any], path: JsonPath, allowed: set[str]) -> None:
         extra = [k for k in node if k not in allowed]
         if extra:
-            raise self.error((*path, extra[0]), f"{extra[0]!r} cannot be combined with "
-                             f"{' / '.join(sorted(allowed))} in one condition",
-                             "put each condition in its own list item under all:", key=True)
+            raise self.error(
+                (*path, extra[0]),
+                f"{extra[0]!r} cannot be combined with "
+                f"{' / '.join(sorted(allowed))} in one condition",
+                "put each condition in its own list item under all:",
+                key=True,
+            )
 
     def fact_getter(self, value: Any, path: JsonPath, in_item: bool) -> Getter:
         """Compile a fact path found at *path*."""
@@ -221,8 +240,11 @@ class ConditionCompiler:
         """The data list called *name*."""
         found = self.data.lists.get(name)
         if found is None:
-            hint = did_you_mean(name, self.data.lists) + "known lists: " + (
-                ", ".join(sorted(self.data.lists)) or "none (add a catalogue file)")
+            hint = (
+                did_you_mean(name, self.data.lists)
+                + "known lists: "
+                + (", ".join(sorted(self.data.lists)) or "none (add a catalogue file)")
+            )
             raise self.error(path, f"unknown list {name!r}", hint)
         return found
 
@@ -252,8 +274,9 @@ class ConditionCompiler:
                 return Cond(lambda f, i: t1(f, i) and t2(f, i), explain, text, never, culprit)
             if len(tests) == 3:
                 t1, t2, t3 = tests
-                return Cond(lambda f, i: t1(f, i) and t2(f, i) and t3(f, i), explain, text,
-                            never, culprit)
+                return Cond(
+                    lambda f, i: t1(f, i) and t2(f, i) and t3(f, i), explain, text, never, culprit
+                )
 
             def all_of(f: DecisionInput, i: Any) -> bool:
                 for t in tests:  # noqa: SIM110 - a plain loop avoids a generator per call
@@ -280,20 +303,29 @@ class ConditionCompiler:
         table_name = node["row"]
         rows = self.data.tables.get(table_name) if isinstance(table_name, str) else None
         if rows is None:
-            raise self.error((*path, "row"), f"unknown table {table_name!r}",
-                             did_you_mean(str(table_name), self.data.tables) + "known tables: "
-                             + (", ".join(sorted(self.data.tables)) or "none"))
+            raise self.error(
+                (*path, "row"),
+                f"unknown table {table_name!r}",
+                did_you_mean(str(table_name), self.data.tables)
+                + "known tables: "
+                + (", ".join(sorted(self.data.tables)) or "none"),
+            )
         where = node.get("where")
         if not isinstance(where, dict) or not where:
-            raise self.error(path, "row: needs where: with at least one column",
-                             "e.g. where: {code: {fact: args.notificatieInput.eventType}}")
+            raise self.error(
+                path,
+                "row: needs where: with at least one column",
+                "e.g. where: {code: {fact: args.notificatieInput.eventType}}",
+            )
         columns = list(self.data.columns.get(table_name, ()))
         for column in where:
             if column not in columns:
-                raise self.error((*path, "where", column),
-                                 f"table {table_name!r} has no column {column!r}",
-                                 did_you_mean(column, columns) + "columns: "
-                                 + ", ".join(columns), key=True)
+                raise self.error(
+                    (*path, "where", column),
+                    f"table {table_name!r} has no column {column!r}",
+                    did_you_mean(column, columns) + "columns: " + ", ".join(columns),
+                    key=True,
+                )
         names = tuple(where)
         getters: list[Getter] = []
         for column in names:
@@ -301,7 +333,8 @@ class ConditionCompiler:
         index = frozenset(tuple(literal(row.get(c)) for c in names) for row in rows)
         gets = tuple(getters)
         text = f"row in {table_name} where " + ", ".join(
-            f"{c} = {self._value_text(where[c])}" for c in names)
+            f"{c} = {self._value_text(where[c])}" for c in names
+        )
 
         if len(gets) == 1:
             (g1,) = gets
@@ -317,6 +350,7 @@ class ConditionCompiler:
                 b = g2(f, i)
                 return type(a) is str and type(b) is str and (a, b) in index
         else:
+
             def test(f: DecisionInput, i: Any) -> bool:
                 key = tuple(g(f, i) for g in gets)
                 return all(type(v) is str for v in key) and key in index
@@ -336,8 +370,9 @@ class ConditionCompiler:
                 raise self.error(path, "expected a literal or {fact: <path>}")
             return self.fact_getter(value["fact"], (*path, "fact"), in_item)
         if isinstance(value, list):
-            raise self.error(path, "expected a single value here, got a list",
-                             "to test membership use in:")
+            raise self.error(
+                path, "expected a single value here, got a list", "to test membership use in:"
+            )
         constant = literal(value)
         return lambda _f, _i: constant
 
@@ -368,8 +403,13 @@ class ConditionCompiler:
                 a = get(f, i)
                 return a is not None and a == other(f, i)
 
-            return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must equal "
-                        f"{other_name} ({_show(other(f, i))})", f"{name} equals {other_name}")
+            return Cond(
+                test,
+                lambda f, i: (
+                    f"{name} is {_show(get(f, i))}, must equal {other_name} ({_show(other(f, i))})"
+                ),
+                f"{name} equals {other_name}",
+            )
         if isinstance(arg, list):
             raise self.error(at, "equals: takes one value", "to test membership use in:")
         want = literal(arg)
@@ -377,15 +417,22 @@ class ConditionCompiler:
         if name == "operation.type" and want not in ("query", "mutation", "subscription"):
             never = True
         if isinstance(want, bool):
+
             def test(f: DecisionInput, i: Any) -> bool:
                 return get(f, i) is want
         elif want is None:
             raise self.error(at, "equals: needs a value", "to test absence use present: false")
         else:
+
             def test(f: DecisionInput, i: Any) -> bool:
                 return bool(get(f, i) == want)
-        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must equal {want!r}",
-                    f"{name} equals {want!r}", never)
+
+        return Cond(
+            test,
+            lambda f, i: f"{name} is {_show(get(f, i))}, must equal {want!r}",
+            f"{name} equals {want!r}",
+            never,
+        )
 
     def _op_in(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         if isinstance(arg, str):
@@ -400,18 +447,24 @@ class ConditionCompiler:
             label = _show(values)
             never = not values
         else:
-            raise self.error(at, "in: takes a list name or a list of values",
-                             "e.g. in: afzender_id_types, or in: [UZOVI, AGB]")
+            raise self.error(
+                at,
+                "in: takes a list name or a list of values",
+                "e.g. in: afzender_id_types, or in: [UZOVI, AGB]",
+            )
 
         def test(f: DecisionInput, i: Any) -> bool:
             v = get(f, i)
             return type(v) is str and v in values
 
-        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must be in {label}",
-                    f"{name} in {label}", never)
+        return Cond(
+            test,
+            lambda f, i: f"{name} is {_show(get(f, i))}, must be in {label}",
+            f"{name} in {label}",
+            never,
+        )
 
-    def _op_subset_of(self, name: str, get: Getter, arg: Any, at: JsonPath,
-                      in_item: bool) -> Cond:
+    def _op_subset_of(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         if isinstance(arg, str):
             values = self.named_list(arg, at)
             label = f"list {arg}"
@@ -443,8 +496,7 @@ class ConditionCompiler:
 
         return Cond(test, explain, f"{name} only from {label}")
 
-    def _op_contains(self, name: str, get: Getter, arg: Any, at: JsonPath,
-                     in_item: bool) -> Cond:
+    def _op_contains(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         other = self._value(arg, at, in_item)
 
         def test(f: DecisionInput, i: Any) -> bool:
@@ -454,45 +506,55 @@ class ConditionCompiler:
                 return False
             return w in v
 
-        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must contain "
-                    f"{_show(other(f, i))}", f"{name} contains {self._value_text(arg)}")
+        return Cond(
+            test,
+            lambda f, i: f"{name} is {_show(get(f, i))}, must contain {_show(other(f, i))}",
+            f"{name} contains {self._value_text(arg)}",
+        )
 
-    def _op_present(self, name: str, get: Getter, arg: Any, at: JsonPath,
-                    in_item: bool) -> Cond:
+    def _op_present(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         if not isinstance(arg, bool):
             raise self.error(at, "present: takes true or false")
         if arg:
+
             def test(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
                 return v is not None and v != "" and v != [] and v != {}
         else:
+
             def test(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
                 return v is None or v == "" or v == [] or v == {}
-        word = "present" if arg else "absent"
-        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must be {word}",
-                    f"{name} is {word}")
 
-    def _op_pattern(self, name: str, get: Getter, arg: Any, at: JsonPath,
-                    in_item: bool) -> Cond:
+        word = "present" if arg else "absent"
+        return Cond(
+            test, lambda f, i: f"{name} is {_show(get(f, i))}, must be {word}", f"{name} is {word}"
+        )
+
+    def _op_pattern(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         if not isinstance(arg, str):
             raise self.error(at, "pattern: takes a regular expression")
         try:
             rx = re.compile(arg)
         except re.error as exc:
-            raise self.error(at, f"invalid regular expression: {exc}",
-                             "the whole value must match; quote the pattern in YAML") from None
+            raise self.error(
+                at,
+                f"invalid regular expression: {exc}",
+                "the whole value must match; quote the pattern in YAML",
+            ) from None
         match = rx.fullmatch
 
         def test(f: DecisionInput, i: Any) -> bool:
             v = get(f, i)
             return type(v) is str and match(v) is not None
 
-        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must match {arg!r}",
-                    f"{name} matches {arg!r}")
+        return Cond(
+            test,
+            lambda f, i: f"{name} is {_show(get(f, i))}, must match {arg!r}",
+            f"{name} matches {arg!r}",
+        )
 
-    def _op_format(self, name: str, get: Getter, arg: Any, at: JsonPath,
-                   in_item: bool) -> Cond:
+    def _op_format(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         if arg not in FORMATS:
             raise self.error(at, f"unknown format {arg!r}", "one of: " + ", ".join(FORMATS))
         check = _valid_date_time if arg == "date-time" else _valid_date
@@ -500,16 +562,18 @@ class ConditionCompiler:
         def test(f: DecisionInput, i: Any) -> bool:
             return check(get(f, i))
 
-        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must be an ISO-8601 {arg}",
-                    f"{name} is a {arg}")
+        return Cond(
+            test,
+            lambda f, i: f"{name} is {_show(get(f, i))}, must be an ISO-8601 {arg}",
+            f"{name} is a {arg}",
+        )
 
     def _op_count(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         if not isinstance(arg, dict) or not arg or set(arg) - {"min", "max"}:
             raise self.error(at, "count: takes min: and/or max:", "e.g. count: {min: 1}")
         low = arg.get("min", 0)
         high = arg.get("max", 1 << 62)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                   for v in (low, high)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (low, high)):
             raise self.error(at, "count: min and max must be whole numbers >= 0")
         never = low > high
 
@@ -530,13 +594,16 @@ class ConditionCompiler:
         kinds = (list, tuple, frozenset, set)  # a set: token.scopes
 
         if word == "every":
+
             def scan(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
                 return isinstance(v, kinds) and all(inner_test(f, x) for x in v)
         else:
+
             def scan(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
                 return isinstance(v, kinds) and any(inner_test(f, x) for x in v)
+
         test = scan
         if inner.item_only:
             memo = IdentityMemo()
@@ -561,11 +628,19 @@ class ConditionCompiler:
                 n = failing[0]
                 return f"{name}[{n}]: " + inner.explain(f, v[n])
             passing = [n for n in range(len(v)) if n not in failing]
-            return (f"{name}[{passing[0]}] passes {inner.text}" if passing
-                    else f"no item of {name} ({len(v)}) passes {inner.text}")
+            return (
+                f"{name}[{passing[0]}] passes {inner.text}"
+                if passing
+                else f"no item of {name} ({len(v)}) passes {inner.text}"
+            )
 
-        return Cond(test, explain, f"{word} item of {name}: {inner.text}", inner.never,
-                    witness if word == "some" else None)
+        return Cond(
+            test,
+            explain,
+            f"{word} item of {name}: {inner.text}",
+            inner.never,
+            witness if word == "some" else None,
+        )
 
     def _op_every(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         return self._items("every", name, get, arg, at)
@@ -573,9 +648,7 @@ class ConditionCompiler:
     def _op_some(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         return self._items("some", name, get, arg, at)
 
-
-    def _op_not_before(self, name: str, get: Getter, arg: Any, at: JsonPath,
-                       in_item: bool) -> Cond:
+    def _op_not_before(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         """Two ISO-8601 dates (or date-times of one form): the fact is on or after *arg*.
 
         Two dates, or two date-times (compared as instants); anything else fails."""
@@ -593,11 +666,15 @@ class ConditionCompiler:
                 return _instant(a) >= _instant(b)
             return False
 
-        return Cond(test, lambda f, i: f"{name} is {_show(get(f, i))}, must not be before "
-                    f"{label} ({_show(other(f, i))})", f"{name} not before {label}")
+        return Cond(
+            test,
+            lambda f, i: (
+                f"{name} is {_show(get(f, i))}, must not be before {label} ({_show(other(f, i))})"
+            ),
+            f"{name} not before {label}",
+        )
 
-    def _op_fields(self, name: str, get: Getter, arg: Any, at: JsonPath,
-                   in_item: bool) -> Cond:
+    def _op_fields(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         """Selected field paths, each allowed by the entry for the path it sits under.
 
         ``{PARENT: [names]}``: a selected ``a.b.c`` passes when an entry whose key matches
@@ -605,8 +682,11 @@ class ConditionCompiler:
         field group (a data list) or one field. A group is Capitalised, so a misspelt
         group is a load error rather than a field nobody selects."""
         if not isinstance(arg, dict) or not arg:
-            raise self.error(at, "fields: takes {parent path: [field groups or fields]}",
-                             "e.g. fields: {'.': [BS14, bemiddeling], bemiddeling: [Bem5]}")
+            raise self.error(
+                at,
+                "fields: takes {parent path: [field groups or fields]}",
+                "e.g. fields: {'.': [BS14, bemiddeling], bemiddeling: [Bem5]}",
+            )
         exact: dict[str, frozenset[str]] = {}
         wild: list[tuple[re.Pattern[str], frozenset[str]]] = []
         for key, names in arg.items():
@@ -658,9 +738,9 @@ class ConditionCompiler:
 
         def explain(f: DecisionInput, i: Any) -> str:
             bad = outside(f, i)
-            return (f"{name}: {bad} is not allowed there" if bad
-                    else f"{name}: every field is allowed")
+            return (
+                f"{name}: {bad} is not allowed there" if bad else f"{name}: every field is allowed"
+            )
 
         keys = ", ".join(map(str, arg))
-        return Cond(test, explain, f"{name} only the fields allowed under {keys}",
-                    culprit=outside)
+        return Cond(test, explain, f"{name} only the fields allowed under {keys}", culprit=outside)

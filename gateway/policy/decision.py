@@ -58,10 +58,30 @@ def _slot_setters() -> tuple[Callable[[Decision, Any], None], ...]:
     return tuple(getattr(Decision, name).__set__ for name in names)
 
 
-_DECISION_FIELDS = ("allow", "status", "code", "reason", "message", "rule", "location", "trace",
-                    "policy_version", "audit")
-(_set_allow, _set_status, _set_code, _set_reason, _set_message, _set_rule, _set_location,
- _set_trace, _set_version, _set_audit) = _slot_setters()
+_DECISION_FIELDS = (
+    "allow",
+    "status",
+    "code",
+    "reason",
+    "message",
+    "rule",
+    "location",
+    "trace",
+    "policy_version",
+    "audit",
+)
+(
+    _set_allow,
+    _set_status,
+    _set_code,
+    _set_reason,
+    _set_message,
+    _set_rule,
+    _set_location,
+    _set_trace,
+    _set_version,
+    _set_audit,
+) = _slot_setters()
 _new = object.__new__
 
 

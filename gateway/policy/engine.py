@@ -47,8 +47,11 @@ class MessageTemplate:
     @staticmethod
     def unknown_fields(text: str) -> list[str]:
         """Placeholders in *text* not in TEMPLATE_FIELDS (ValueError on bad braces)."""
-        return [name for _t, name, _s, _c in Formatter().parse(text)
-                if name is not None and name not in TEMPLATE_FIELDS]
+        return [
+            name
+            for _t, name, _s, _c in Formatter().parse(text)
+            if name is not None and name not in TEMPLATE_FIELDS
+        ]
 
     def render(self, facts: DecisionInput, reason: str) -> str:
         """The message for one refused request."""
@@ -122,8 +125,13 @@ class CompiledPolicy:
         self._plan = tuple(
             (c.when.test if c.when else None, c.require.test, c) for c in self.checks
         )
-        self._allow = Decision(allow=True, status=200, rule=self.policy_id,
-                               location=self.location, policy_version=version)
+        self._allow = Decision(
+            allow=True,
+            status=200,
+            rule=self.policy_id,
+            location=self.location,
+            policy_version=version,
+        )
 
     def decide(self, facts: DecisionInput) -> Decision:
         """The first failing check refuses; all passing allows."""
@@ -142,8 +150,9 @@ class CompiledPolicy:
             return decision
         return with_audit(decision, audit(facts))
 
-    def _refuse(self, facts: DecisionInput, check: CompiledCheck,
-                trace: tuple[TraceStep, ...]) -> Decision:
+    def _refuse(
+        self, facts: DecisionInput, check: CompiledCheck, trace: tuple[TraceStep, ...]
+    ) -> Decision:
         refusal = check.refusal
         reason = refusal.reason
         culprit = check.require.culprit
@@ -179,30 +188,51 @@ class CompiledPolicy:
     def explain(self, facts: DecisionInput, head: tuple[TraceStep, ...]) -> Decision:
         """Like decide, but visits every check and records what each found."""
         trace = list(head)
-        trace.append(TraceStep(self.policy_id, self.location, "matched",
-                               "applies to " + ", ".join(f"{t} {n}" for t, n in self.selectors)))
+        trace.append(
+            TraceStep(
+                self.policy_id,
+                self.location,
+                "matched",
+                "applies to " + ", ".join(f"{t} {n}" for t, n in self.selectors),
+            )
+        )
         first: CompiledCheck | None = None
         for check in self.checks:
             if check.when is not None and not check.when.test(facts, None):
-                trace.append(TraceStep(check.rule, check.location, "skipped",
-                                       "when: " + check.when.explain(facts, None)))
+                trace.append(
+                    TraceStep(
+                        check.rule,
+                        check.location,
+                        "skipped",
+                        "when: " + check.when.explain(facts, None),
+                    )
+                )
                 continue
             ok = check.require.test(facts, None)
             detail = check.require.explain(facts, None)
             if not ok and check.refusal.reason:
                 detail += " -> " + check.refusal.reason.replace(
-                    FOUND, (check.require.culprit(facts, None) if check.require.culprit
-                            else None) or "?")
-            trace.append(TraceStep(check.rule, check.location, "passed" if ok else "failed",
-                                   detail))
+                    FOUND,
+                    (check.require.culprit(facts, None) if check.require.culprit else None) or "?",
+                )
+            trace.append(
+                TraceStep(check.rule, check.location, "passed" if ok else "failed", detail)
+            )
             if not ok and first is None:
                 first = check
         audit = self.audit(facts) if self.audit is not None else None
         if first is not None:
             return with_audit(self._refuse(facts, first, tuple(trace)), audit)
         trace.append(TraceStep(self.policy_id, self.location, "allowed", "every check passed"))
-        return Decision(allow=True, status=200, rule=self.policy_id, location=self.location,
-                        trace=tuple(trace), policy_version=self.version, audit=audit)
+        return Decision(
+            allow=True,
+            status=200,
+            rule=self.policy_id,
+            location=self.location,
+            trace=tuple(trace),
+            policy_version=self.version,
+            audit=audit,
+        )
 
 
 @dataclass(slots=True)
@@ -236,8 +266,12 @@ class PolicySet:
             for selector in policy.selectors:
                 self._index.setdefault(selector, policy)
         self._deny = Decision(
-            allow=False, status=DEFAULT_DENY_STATUS, code=DEFAULT_DENY_CODE,
-            reason=DEFAULT_DENY_MESSAGE, message=DEFAULT_DENY_MESSAGE, rule=DEFAULT_DENY_RULE,
+            allow=False,
+            status=DEFAULT_DENY_STATUS,
+            code=DEFAULT_DENY_CODE,
+            reason=DEFAULT_DENY_MESSAGE,
+            message=DEFAULT_DENY_MESSAGE,
+            rule=DEFAULT_DENY_RULE,
             policy_version=self.version,
         )
 
@@ -250,11 +284,22 @@ class PolicySet:
             if policy is None:
                 deny = self._deny
                 assert deny is not None
-                step = TraceStep(DEFAULT_DENY_RULE, "", "matched",
-                                 f"no policy applies to {op.operation_type} {op.root_field}")
-                return Decision(allow=False, status=deny.status, code=deny.code,
-                                reason=deny.reason, message=deny.message, rule=deny.rule,
-                                trace=(*head, step), policy_version=self.version)
+                step = TraceStep(
+                    DEFAULT_DENY_RULE,
+                    "",
+                    "matched",
+                    f"no policy applies to {op.operation_type} {op.root_field}",
+                )
+                return Decision(
+                    allow=False,
+                    status=deny.status,
+                    code=deny.code,
+                    reason=deny.reason,
+                    message=deny.message,
+                    rule=deny.rule,
+                    trace=(*head, step),
+                    policy_version=self.version,
+                )
             return policy.explain(facts, head)
         if policy is None:
             deny = self._deny

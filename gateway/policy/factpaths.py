@@ -76,12 +76,14 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
         if parts[:1] == ("claims",):
             claim = parts[1:]
             if not claim:
-                raise UnknownFact("token.claims needs a claim name",
-                                  "e.g. token.claims.instantie_naam")
+                raise UnknownFact(
+                    "token.claims needs a claim name", "e.g. token.claims.instantie_naam"
+                )
             return lambda f, _i: _dig(f.token.claims, claim)
         if len(parts) != 1 or parts[0] not in TOKEN_FACTS:
-            raise UnknownFact(f"unknown fact {path!r}", _known("token", TOKEN_FACTS)
-                              + ", token.claims.<claim>")
+            raise UnknownFact(
+                f"unknown fact {path!r}", _known("token", TOKEN_FACTS) + ", token.claims.<claim>"
+            )
         return _attr_getter("token", parts[0])
     if head == "operation":
         if len(parts) != 1 or parts[0] not in OPERATION_FACTS:
@@ -101,8 +103,10 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
         return lambda f, _i: _dig(f.extra, parts)
     if head == "item":
         if not in_item:
-            raise UnknownFact(f"{path!r} is only known inside every: or some:",
-                              "item is the current element of the list being checked")
+            raise UnknownFact(
+                f"{path!r} is only known inside every: or some:",
+                "item is the current element of the list being checked",
+            )
         if not parts:
             return lambda _f, i: i
         if len(parts) == 1:
@@ -116,8 +120,10 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
 
             return item1
         return lambda _f, i: _dig(i, parts)
-    raise UnknownFact(f"unknown fact {path!r}",
-                      "a fact starts with token., args., operation., route., item. or extra.")
+    raise UnknownFact(
+        f"unknown fact {path!r}",
+        "a fact starts with token., args., operation., route., item. or extra.",
+    )
 
 
 def _attr_getter(owner: str, name: str) -> Getter:

@@ -48,19 +48,31 @@ def policy_files(paths: Sequence[Path]) -> tuple[list[Path], list[LoadIssue]]:
     for path in paths:
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix in (".yaml", ".yml")
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix in (".yaml", ".yml")
                 and not p.name.endswith((TEST_SUFFIX, ".test.yml"))
             )
             if not found:
-                issues.append(LoadIssue(str(path), 0, 0, "no policy files in directory",
-                                        "expected *.yaml files"))
+                issues.append(
+                    LoadIssue(
+                        str(path), 0, 0, "no policy files in directory", "expected *.yaml files"
+                    )
+                )
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            issues.append(LoadIssue(str(path), 0, 0, "no such file or directory",
-                                    "check the policy path in the configuration"))
+            issues.append(
+                LoadIssue(
+                    str(path),
+                    0,
+                    0,
+                    "no such file or directory",
+                    "check the policy path in the configuration",
+                )
+            )
     unique: list[Path] = []
     seen: set[Path] = set()
     for file in files:
@@ -105,10 +117,15 @@ def _read_all(files: Sequence[Path]) -> _Loaded:
         data = source.data
         kinds = [k for k in KINDS if isinstance(data, dict) and k in data]
         if len(kinds) != 1:
-            loaded.issues.append(source.issue(
-                (), "not a policy, catalogue or overlay file" if not kinds
-                else f"a file is one kind only, found {' and '.join(kinds)}",
-                "start the file with policy:, catalogue: or overlay:"))
+            loaded.issues.append(
+                source.issue(
+                    (),
+                    "not a policy, catalogue or overlay file"
+                    if not kinds
+                    else f"a file is one kind only, found {' and '.join(kinds)}",
+                    "start the file with policy:, catalogue: or overlay:",
+                )
+            )
             continue
         problems = schema_issues(source, kinds[0])
         if problems:
@@ -123,31 +140,40 @@ def _normalise_row(row: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType({k: literal(v) for k, v in row.items()})
 
 
-def _base_data(catalogues: list[Source], schema: DataSchema,
-               issues: list[LoadIssue]) -> DataCatalogue:
+def _base_data(
+    catalogues: list[Source], schema: DataSchema, issues: list[LoadIssue]
+) -> DataCatalogue:
     data = DataCatalogue({}, {})
     where: dict[str, str] = {}
     for source in catalogues:
         for section in ("lists", "tables"):
             for name, values in (source.data.get(section) or {}).items():
                 if name in data.lists or name in data.tables:
-                    issues.append(source.issue((section, name), f"duplicate data name {name!r}",
-                                               f"already defined at {where[name]}", key=True))
+                    issues.append(
+                        source.issue(
+                            (section, name),
+                            f"duplicate data name {name!r}",
+                            f"already defined at {where[name]}",
+                            key=True,
+                        )
+                    )
                     continue
                 where[name] = source.location((section, name))
                 schema.sources[name] = source
                 if section == "lists":
                     items = list_values(values)
                     schema.lists[name] = list_schema(name, values)
-                    at: JsonPath = (section, name, "values") if isinstance(values, dict) \
-                        else (section, name)
+                    at: JsonPath = (
+                        (section, name, "values") if isinstance(values, dict) else (section, name)
+                    )
                     schema.entries(source, at, name, items)
                     data.lists[name] = frozenset(str(literal(v)) for v in items)
                     continue
                 rows = values["rows"] if isinstance(values, dict) else values
                 columns = schema.tables[name] = table_schema(name, values, rows)
-                prefix: JsonPath = (section, name, "rows") if isinstance(values, dict) \
-                    else (section, name)
+                prefix: JsonPath = (
+                    (section, name, "rows") if isinstance(values, dict) else (section, name)
+                )
                 for n, row in enumerate(rows):
                     schema.row(source, (*prefix, n), name, row)
                 data.columns[name] = tuple(columns)
@@ -164,8 +190,13 @@ def _change(values: frozenset[str], change: Mapping[str, Any]) -> frozenset[str]
     return frozenset(current)
 
 
-def _apply_overlays(base: DataCatalogue, overlays: list[Source], environment: str | None,
-                    schema: DataSchema, issues: list[LoadIssue]) -> DataCatalogue:
+def _apply_overlays(
+    base: DataCatalogue,
+    overlays: list[Source],
+    environment: str | None,
+    schema: DataSchema,
+    issues: list[LoadIssue],
+) -> DataCatalogue:
     """The data for *environment*. Every overlay's rows are checked against their table's
     columns; the values of the overlay that applies are checked too (by :class:`DataSchema`)."""
     lists = dict(base.lists)
@@ -174,10 +205,16 @@ def _apply_overlays(base: DataCatalogue, overlays: list[Source], environment: st
         applies = source.data["overlay"] == environment
         for name, change in (source.data.get("lists") or {}).items():
             if name not in base.lists:
-                issues.append(source.issue(("lists", name),
-                                           f"overlay changes unknown list {name!r}",
-                                           did_you_mean(name, base.lists) + "known lists: "
-                                           + ", ".join(sorted(base.lists)), key=True))
+                issues.append(
+                    source.issue(
+                        ("lists", name),
+                        f"overlay changes unknown list {name!r}",
+                        did_you_mean(name, base.lists)
+                        + "known lists: "
+                        + ", ".join(sorted(base.lists)),
+                        key=True,
+                    )
+                )
                 continue
             if not applies:
                 continue
@@ -186,15 +223,27 @@ def _apply_overlays(base: DataCatalogue, overlays: list[Source], environment: st
             lists[name] = _change(lists[name], change)
         for name, change in (source.data.get("tables") or {}).items():
             if name not in base.tables:
-                issues.append(source.issue(("tables", name),
-                                           f"overlay changes unknown table {name!r}",
-                                           did_you_mean(name, base.tables) + "known tables: "
-                                           + ", ".join(sorted(base.tables)), key=True))
+                issues.append(
+                    source.issue(
+                        ("tables", name),
+                        f"overlay changes unknown table {name!r}",
+                        did_you_mean(name, base.tables)
+                        + "known tables: "
+                        + ", ".join(sorted(base.tables)),
+                        key=True,
+                    )
+                )
                 continue
             for verb in ("replace", "add", "remove"):
                 for n, row in enumerate(change.get(verb, ())):
-                    schema.row(source, ("tables", name, verb, n), name, row,
-                               complete=verb != "remove", values=applies and verb != "remove")
+                    schema.row(
+                        source,
+                        ("tables", name, verb, n),
+                        name,
+                        row,
+                        complete=verb != "remove",
+                        values=applies and verb != "remove",
+                    )
             if not applies:
                 continue
             rows = list(tables[name])
@@ -208,13 +257,22 @@ def _apply_overlays(base: DataCatalogue, overlays: list[Source], environment: st
     return DataCatalogue(lists, tables, dict(base.columns))
 
 
-def _refusal(source: Source, path: JsonPath, spec: Mapping[str, Any],
-             defaults: Mapping[str, Any], issues: list[LoadIssue]) -> Refusal:
+def _refusal(
+    source: Source,
+    path: JsonPath,
+    spec: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    issues: list[LoadIssue],
+) -> Refusal:
     reason = spec.get("reason")
     if reason is None:
         # No reason: the set-wide default refusal (403 FORBIDDEN Policy Access Denied).
-        return Refusal(int(spec.get("status", DEFAULT_DENY_STATUS)),
-                       str(spec.get("code", DEFAULT_DENY_CODE)), None, None)
+        return Refusal(
+            int(spec.get("status", DEFAULT_DENY_STATUS)),
+            str(spec.get("code", DEFAULT_DENY_CODE)),
+            None,
+            None,
+        )
     template_text = spec.get("message", defaults.get("message"))
     template = None
     if template_text is not None:
@@ -222,28 +280,40 @@ def _refusal(source: Source, path: JsonPath, spec: Mapping[str, Any],
         try:
             unknown = MessageTemplate.unknown_fields(template_text)
         except ValueError as exc:
-            issues.append(source.issue(at, f"bad message template: {exc}",
-                                       "write {{ and }} for literal braces"))
+            issues.append(
+                source.issue(
+                    at, f"bad message template: {exc}", "write {{ and }} for literal braces"
+                )
+            )
             unknown = []
         for name in unknown:
-            issues.append(source.issue(at, f"unknown placeholder {{{name}}} in message template",
-                                       "placeholders: " + ", ".join(
-                                           "{" + f + "}" for f in TEMPLATE_FIELDS)))
+            issues.append(
+                source.issue(
+                    at,
+                    f"unknown placeholder {{{name}}} in message template",
+                    "placeholders: " + ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS),
+                )
+            )
         template = MessageTemplate(template_text)
-    return Refusal(int(spec.get("status", defaults.get("status", 400))),
-                   str(spec.get("code", defaults.get("code", "GRAPHQL_VALIDATION_FAILED"))),
-                   str(reason), template)
+    return Refusal(
+        int(spec.get("status", defaults.get("status", 400))),
+        str(spec.get("code", defaults.get("code", "GRAPHQL_VALIDATION_FAILED"))),
+        str(reason),
+        template,
+    )
 
 
-def _compile_policy(source: Source, data: DataCatalogue,
-                    issues: list[LoadIssue]) -> CompiledPolicy | None:
+def _compile_policy(
+    source: Source, data: DataCatalogue, issues: list[LoadIssue]
+) -> CompiledPolicy | None:
     doc = source.data
     policy_id = str(doc["policy"])
     compiler = ConditionCompiler(source, data)
     graphql = doc["applies_to"]["graphql"]
     fields = graphql["field"] if isinstance(graphql["field"], list) else [graphql["field"]]
-    types = (graphql["operation"] if isinstance(graphql["operation"], list)
-             else [graphql["operation"]])
+    types = (
+        graphql["operation"] if isinstance(graphql["operation"], list) else [graphql["operation"]]
+    )
     selectors = tuple((t, f) for t in types for f in fields)
     defaults = doc.get("refusal") or {}
     checks: list[CompiledCheck] = []
@@ -253,8 +323,13 @@ def _compile_policy(source: Source, data: DataCatalogue,
         path: JsonPath = ("checks", n)
         check_id = str(spec["id"])
         if check_id in ids:
-            issues.append(source.issue((*path, "id"), f"duplicate check id {check_id!r}",
-                                       f"first used at {source.location(ids[check_id])}"))
+            issues.append(
+                source.issue(
+                    (*path, "id"),
+                    f"duplicate check id {check_id!r}",
+                    f"first used at {source.location(ids[check_id])}",
+                )
+            )
             continue
         ids[check_id] = (*path, "id")
         when: Cond | None = None
@@ -266,23 +341,31 @@ def _compile_policy(source: Source, data: DataCatalogue,
             issues.append(exc.issue)
             continue
         if when is not None and when.never:
-            issues.append(source.issue((*path, "when"), f"check {check_id!r} is unreachable: "
-                                       "its when: can never match",
-                                       "check the lists and values it uses"))
+            issues.append(
+                source.issue(
+                    (*path, "when"),
+                    f"check {check_id!r} is unreachable: its when: can never match",
+                    "check the lists and values it uses",
+                )
+            )
         if require.never:
-            issues.append(source.issue((*path, "require"), f"check {check_id!r} can never pass: "
-                                       "every request would be refused",
-                                       "check the lists and values it uses"))
+            issues.append(
+                source.issue(
+                    (*path, "require"),
+                    f"check {check_id!r} can never pass: every request would be refused",
+                    "check the lists and values it uses",
+                )
+            )
         refusal = _refusal(source, path, spec, defaults, issues)
-        checks.append(CompiledCheck(f"{policy_id}/{check_id}", source.location(path),
-                                    when, require, refusal))
+        checks.append(
+            CompiledCheck(f"{policy_id}/{check_id}", source.location(path), when, require, refusal)
+        )
     audit: AuditBlock | None = None
     if "audit" in doc:
         audit = compile_audit(compiler, doc["audit"], ("audit",), issues)
     if len(issues) != before:
         return None
-    return CompiledPolicy(policy_id, source.location(("policy",)), selectors, tuple(checks),
-                          audit)
+    return CompiledPolicy(policy_id, source.location(("policy",)), selectors, tuple(checks), audit)
 
 
 def _compile(loaded: _Loaded, data: DataCatalogue, issues: list[LoadIssue]) -> list[CompiledPolicy]:
@@ -292,8 +375,13 @@ def _compile(loaded: _Loaded, data: DataCatalogue, issues: list[LoadIssue]) -> l
     for source in loaded.sources["policy"]:
         policy_id = str(source.data["policy"])
         if policy_id in ids:
-            issues.append(source.issue(("policy",), f"duplicate policy id {policy_id!r}",
-                                       f"first used at {ids[policy_id]}"))
+            issues.append(
+                source.issue(
+                    ("policy",),
+                    f"duplicate policy id {policy_id!r}",
+                    f"first used at {ids[policy_id]}",
+                )
+            )
             continue
         ids[policy_id] = source.location(("policy",))
         policy = _compile_policy(source, data, issues)
@@ -301,10 +389,15 @@ def _compile(loaded: _Loaded, data: DataCatalogue, issues: list[LoadIssue]) -> l
             continue
         for selector in policy.selectors:
             if selector in claimed:
-                issues.append(source.issue(
-                    ("applies_to",), f"policy {policy_id!r} is unreachable for "
-                    f"{selector[0]} {selector[1]}: {claimed[selector]} already applies to it",
-                    "one policy per operation: merge the checks into that policy", key=True))
+                issues.append(
+                    source.issue(
+                        ("applies_to",),
+                        f"policy {policy_id!r} is unreachable for "
+                        f"{selector[0]} {selector[1]}: {claimed[selector]} already applies to it",
+                        "one policy per operation: merge the checks into that policy",
+                        key=True,
+                    )
+                )
             else:
                 claimed[selector] = f"{policy_id!r} ({policy.location})"
         policies.append(policy)
@@ -327,16 +420,28 @@ def load_policy_set(paths: Sequence[Path], *, environment: str | None = None) ->
     base = _base_data(loaded.sources["catalogue"], schema, issues)
     environments = tuple(sorted({str(s.data["overlay"]) for s in loaded.sources["overlay"]}))
     if environment is not None and environment not in environments:
-        issues.append(LoadIssue(", ".join(str(p) for p in paths), 0, 0,
-                                f"no overlay for environment {environment!r}",
-                                "environments in this set: " + (", ".join(environments)
-                                                                or "none")))
+        issues.append(
+            LoadIssue(
+                ", ".join(str(p) for p in paths),
+                0,
+                0,
+                f"no overlay for environment {environment!r}",
+                "environments in this set: " + (", ".join(environments) or "none"),
+            )
+        )
     data = _apply_overlays(base, loaded.sources["overlay"], environment, schema, issues)
     issues.extend(schema.check(data))
     policies = _compile(loaded, data, issues)
     if not loaded.sources["policy"] and not issues:
-        issues.append(LoadIssue(", ".join(str(p) for p in paths), 0, 0,
-                                "the set has no policy", "everything would be denied"))
+        issues.append(
+            LoadIssue(
+                ", ".join(str(p) for p in paths),
+                0,
+                0,
+                "the set has no policy",
+                "everything would be denied",
+            )
+        )
     if issues:
         raise PolicyLoadError(sorted(issues, key=lambda i: (i.file, i.line, i.col)))
     return PolicySet(
@@ -373,8 +478,11 @@ def check_policy_set(paths: Sequence[Path]) -> tuple[PolicySet, list[str]]:
             found[env] = list(exc.issues)
     problems = list(found.get(None, []))
     for env in environments:
-        problems.extend(LoadIssue(i.file, i.line, i.col, f"[{env}] {i.message}", i.hint)
-                        for i in found.get(env, []) if i not in problems)
+        problems.extend(
+            LoadIssue(i.file, i.line, i.col, f"[{env}] {i.message}", i.hint)
+            for i in found.get(env, [])
+            if i not in problems
+        )
     if problems:
         raise PolicyLoadError(problems)
     return sets[None], environments

@@ -89,32 +89,52 @@ def _describe(source: Source, path: JsonPath, error: ValidationError) -> list[Lo
         ]
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else "?"
-        return [source.issue(path, f"missing required key {missing!r} in {where}",
-                             f"add '{missing}:'")]
+        return [
+            source.issue(path, f"missing required key {missing!r} in {where}", f"add '{missing}:'")
+        ]
     if kind == "enum":
         options = [str(o) for o in cast(list[Any], error.validator_value)]
         value = error.instance
-        return [source.issue(path, f"unknown value {value!r} for {where}",
-                             did_you_mean(str(value), options) + "expected one of: "
-                             + ", ".join(options))]
+        return [
+            source.issue(
+                path,
+                f"unknown value {value!r} for {where}",
+                did_you_mean(str(value), options) + "expected one of: " + ", ".join(options),
+            )
+        ]
     if kind == "type":
         expected = error.validator_value
         names = expected if isinstance(expected, list) else [expected]
-        return [source.issue(path, f"{where}: expected {' or '.join(map(_article, names))}, "
-                             f"got {_article(_json_type(error.instance))}")]
+        return [
+            source.issue(
+                path,
+                f"{where}: expected {' or '.join(map(_article, names))}, "
+                f"got {_article(_json_type(error.instance))}",
+            )
+        ]
     if kind == "pattern":
         hint = schema.get("description") or f"must match {error.validator_value}"
         return [source.issue(path, f"{where}: {error.instance!r} is not valid", hint)]
     if kind in {"minItems", "maxItems"} and schema.get("minItems") == schema.get("maxItems"):
         # A fixed-length list, e.g. an audit afzender: [id type fact, id fact].
         got = len(error.instance) if isinstance(error.instance, list) else "?"
-        return [source.issue(path, f"{where} takes exactly {schema['minItems']} items, got "
-                             f"{got}", schema.get("description"))]
+        return [
+            source.issue(
+                path,
+                f"{where} takes exactly {schema['minItems']} items, got {got}",
+                schema.get("description"),
+            )
+        ]
     if kind in {"minItems", "minProperties"}:
         return [source.issue(path, f"{where} must not be empty")]
     if kind == "maxProperties":
-        return [source.issue(path, f"{where}: {error.message}",
-                             "use one operator per condition; combine with all:")]
+        return [
+            source.issue(
+                path,
+                f"{where}: {error.message}",
+                "use one operator per condition; combine with all:",
+            )
+        ]
     return [source.issue(path, f"{where}: {error.message}")]
 
 
@@ -133,7 +153,13 @@ def _json_type(value: Any) -> str:
 
 
 def _article(name: str) -> str:
-    words = {"object": "a mapping", "array": "a list", "string": "a string",
-             "boolean": "true or false", "integer": "an integer", "number": "a number",
-             "null": "nothing"}
+    words = {
+        "object": "a mapping",
+        "array": "a list",
+        "string": "a string",
+        "boolean": "true or false",
+        "integer": "an integer",
+        "number": "a number",
+        "null": "nothing",
+    }
     return words.get(name, name)

@@ -54,7 +54,8 @@ class PolicyStore:
         self._active: PolicySet = load_policy_set(self.paths, environment=environment)
         self._shadow: PolicySet | None = (
             load_policy_set(self.shadow_paths, environment=environment)
-            if self.shadow_paths else None
+            if self.shadow_paths
+            else None
         )
         failures = self._test_failures()
         if failures:
@@ -105,8 +106,10 @@ class PolicyStore:
         # A shadow set must never change or break the answer: every failure is swallowed.
         try:
             other = shadow.decide(facts)
-            if other.allow != decision.allow or other.reason != decision.reason or (
-                other.status != decision.status
+            if (
+                other.allow != decision.allow
+                or other.reason != decision.reason
+                or (other.status != decision.status)
             ):
                 self.observer.shadow_mismatch(
                     facts.route.path, _outcome(decision), _outcome(other), other.rule
@@ -138,8 +141,15 @@ class PolicyStore:
 
         files = tests_of(self.paths)
         if not files:
-            return [LoadIssue(", ".join(map(str, self.paths)), 0, 0, "no *.test.yaml files",
-                              "policy.require_tests needs the set's test cases")]
+            return [
+                LoadIssue(
+                    ", ".join(map(str, self.paths)),
+                    0,
+                    0,
+                    "no *.test.yaml files",
+                    "policy.require_tests needs the set's test cases",
+                )
+            ]
         return run_tests(files).failures()
 
     def _refuse(self, errors: list[str]) -> None:
@@ -158,8 +168,11 @@ class PolicyStore:
             fingerprint = self._files_fingerprint()
             try:
                 active = load_policy_set(self.paths, environment=self.environment)
-                shadow = (load_policy_set(self.shadow_paths, environment=self.environment)
-                          if self.shadow_paths else None)
+                shadow = (
+                    load_policy_set(self.shadow_paths, environment=self.environment)
+                    if self.shadow_paths
+                    else None
+                )
             except PolicyLoadError as exc:
                 self._refuse(exc.errors)
                 self._fingerprint = fingerprint  # do not retry the same broken content
@@ -174,8 +187,12 @@ class PolicyStore:
             self._active = active
             self._shadow = shadow
             self._fingerprint = fingerprint
-        log.info("policy_reloaded", version=active.version, files=len(active.files),
-                 shadow_version=shadow.version if shadow else None)
+        log.info(
+            "policy_reloaded",
+            version=active.version,
+            files=len(active.files),
+            shadow_version=shadow.version if shadow else None,
+        )
         self.observer.policy_reload("ok", active.version)
         return True
 
@@ -204,9 +221,12 @@ class PolicyStore:
         """
         while not stop.is_set():
             try:
-                async for _changes in awatch(*self.watched_dirs(), stop_event=stop,
-                                             debounce=round(debounce * 1000),
-                                             watch_filter=None):
+                async for _changes in awatch(
+                    *self.watched_dirs(),
+                    stop_event=stop,
+                    debounce=round(debounce * 1000),
+                    watch_filter=None,
+                ):
                     if await asyncio.to_thread(self.changed):
                         await asyncio.to_thread(self.reload)
             except Exception as exc:  # a watcher hiccup (a directory gone) must not stop it

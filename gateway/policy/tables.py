@@ -36,9 +36,12 @@ class Column:
 def _column(spec: Any, at: JsonPath) -> Column:
     spec = spec or {}
     values = spec.get("values")
-    return Column(bool(spec.get("required", True)),
-                  frozenset(str(literal(v)) for v in values) if values is not None else None,
-                  spec.get("values_from"), (*at, "values_from"))
+    return Column(
+        bool(spec.get("required", True)),
+        frozenset(str(literal(v)) for v in values) if values is not None else None,
+        spec.get("values_from"),
+        (*at, "values_from"),
+    )
 
 
 def table_schema(name: str, spec: Any, rows: list[Any]) -> dict[str, Column]:
@@ -95,8 +98,16 @@ class DataSchema:
     rows: list[_Row] = field(default_factory=list)
     items: list[_Items] = field(default_factory=list)
 
-    def row(self, source: Source, path: JsonPath, table: str, row: Mapping[str, Any], *,
-            complete: bool = True, values: bool = True) -> None:
+    def row(
+        self,
+        source: Source,
+        path: JsonPath,
+        table: str,
+        row: Mapping[str, Any],
+        *,
+        complete: bool = True,
+        values: bool = True,
+    ) -> None:
         """Remember *row* of *table* (at *path* in *source*) for :meth:`check`."""
         self.rows.append(_Row(source, path, table, row, complete, values))
 
@@ -116,13 +127,18 @@ class DataSchema:
             for n, item in enumerate(entry.items):
                 value = str(literal(item))
                 if ref is not None and value not in ref:
-                    issues.append(entry.source.issue(
-                        (*entry.path, n), f"{value!r} in list {entry.name!r} is not in "
-                        f"{column.values_from}", _allowed_hint(value, ref)))
+                    issues.append(
+                        entry.source.issue(
+                            (*entry.path, n),
+                            f"{value!r} in list {entry.name!r} is not in {column.values_from}",
+                            _allowed_hint(value, ref),
+                        )
+                    )
         return issues
 
-    def _references(self, data: DataCatalogue, issues: list[LoadIssue]
-                    ) -> dict[str, frozenset[str]]:
+    def _references(
+        self, data: DataCatalogue, issues: list[LoadIssue]
+    ) -> dict[str, frozenset[str]]:
         """The allowed values of every ``values_from`` (an unknown reference is reported
         where it is written)."""
         known = {f"{t}.{c}": (t, c) for t, cols in self.tables.items() for c in cols}
@@ -135,16 +151,23 @@ class DataSchema:
                 continue
             if ref in known:
                 table, name = known[ref]
-                allowed[ref] = frozenset(str(r[name]) for r in data.tables.get(table, ())
-                                         if name in r)
+                allowed[ref] = frozenset(
+                    str(r[name]) for r in data.tables.get(table, ()) if name in r
+                )
             elif ref in data.lists:
                 allowed[ref] = data.lists[ref]
             else:
                 options = [*known, *data.lists]
-                issues.append(self.sources[owner].issue(
-                    column.at, f"values_from {ref!r} names no table column or list",
-                    did_you_mean(ref, options) + "write table.column (e.g. "
-                    + (next(iter(known), "instanties.instantie_type")) + ") or a list name"))
+                issues.append(
+                    self.sources[owner].issue(
+                        column.at,
+                        f"values_from {ref!r} names no table column or list",
+                        did_you_mean(ref, options)
+                        + "write table.column (e.g. "
+                        + (next(iter(known), "instanties.instantie_type"))
+                        + ") or a list name",
+                    )
+                )
         return allowed
 
     def _row_issues(self, row: _Row, allowed: dict[str, frozenset[str]]) -> list[LoadIssue]:
@@ -152,26 +175,43 @@ class DataSchema:
         issues: list[LoadIssue] = []
         unknown = [c for c in row.row if c not in columns]
         for name in unknown:
-            issues.append(row.source.issue(
-                (*row.path, name), f"unknown column {name!r} in table {row.table!r}",
-                did_you_mean(name, columns) + "columns: " + ", ".join(columns), key=True))
+            issues.append(
+                row.source.issue(
+                    (*row.path, name),
+                    f"unknown column {name!r} in table {row.table!r}",
+                    did_you_mean(name, columns) + "columns: " + ", ".join(columns),
+                    key=True,
+                )
+            )
         for name, column in columns.items():
             if name not in row.row:
                 # A misspelt column is reported once, as unknown, not also as missing.
                 if row.complete and column.required and not did_you_mean(name, unknown):
-                    issues.append(row.source.issue(
-                        row.path, f"row of table {row.table!r} has no {name!r}",
-                        "every row needs: " + ", ".join(
-                            c for c, s in columns.items() if s.required)))
+                    issues.append(
+                        row.source.issue(
+                            row.path,
+                            f"row of table {row.table!r} has no {name!r}",
+                            "every row needs: "
+                            + ", ".join(c for c, s in columns.items() if s.required),
+                        )
+                    )
                 continue
             value = str(literal(row.row[name]))
-            permitted = column.values if column.values is not None else (
-                allowed.get(column.values_from) if column.values_from else None)
+            permitted = (
+                column.values
+                if column.values is not None
+                else (allowed.get(column.values_from) if column.values_from else None)
+            )
             if row.values and permitted is not None and value not in permitted:
                 where = column.values_from or "its values"
-                issues.append(row.source.issue(
-                    (*row.path, name), f"{value!r} is not an allowed {name!r} of table "
-                    f"{row.table!r} (from {where})", _allowed_hint(value, permitted)))
+                issues.append(
+                    row.source.issue(
+                        (*row.path, name),
+                        f"{value!r} is not an allowed {name!r} of table "
+                        f"{row.table!r} (from {where})",
+                        _allowed_hint(value, permitted),
+                    )
+                )
         return issues
 
 

@@ -36,24 +36,39 @@ class ToolError(Exception):
     """A problem with the tool's input (route, claims or request file)."""
 
 
-def described_route_facts(policy_set: PolicySet, route: str | Mapping[str, Any] | None,
-                *, strict_input: bool = False) -> RouteFacts:
+def described_route_facts(
+    policy_set: PolicySet, route: str | Mapping[str, Any] | None, *, strict_input: bool = False
+) -> RouteFacts:
     """Route facts from ``/deelnemers/<idtype>/<id>/graphql`` or ``{id_type, id, kind?}``.
 
     The kind comes from the set's ``identificatietypen`` table, not from code.
     """
     if route is None:
-        return RouteFacts(path="", audience="", deelnemer_id_type="", deelnemer_id="",
-                          deelnemer_kind="", strict_input=strict_input)
+        return RouteFacts(
+            path="",
+            audience="",
+            deelnemer_id_type="",
+            deelnemer_id="",
+            deelnemer_kind="",
+            strict_input=strict_input,
+        )
     if isinstance(route, str):
         match = ROUTE_PATTERN.match(route)
         if match is None and route.startswith("/") and route.endswith("/graphql"):
             # A route with no deelnemer behind it, e.g. a register's.
-            return RouteFacts(path=route, audience=route, deelnemer_id_type="",
-                              deelnemer_id="", deelnemer_kind="", strict_input=strict_input)
+            return RouteFacts(
+                path=route,
+                audience=route,
+                deelnemer_id_type="",
+                deelnemer_id="",
+                deelnemer_kind="",
+                strict_input=strict_input,
+            )
         if match is None:
-            raise ToolError(f"route {route!r} is neither /deelnemers/<idtype>/<id>/graphql "
-                            "nor another /.../graphql route")
+            raise ToolError(
+                f"route {route!r} is neither /deelnemers/<idtype>/<id>/graphql "
+                "nor another /.../graphql route"
+            )
         id_type, deelnemer_id, kind = match.group(1).upper(), match.group(2), None
         path = route
     else:
@@ -63,28 +78,45 @@ def described_route_facts(policy_set: PolicySet, route: str | Mapping[str, Any] 
         strict_input = bool(route.get("strict_input", strict_input))
         path = f"/deelnemers/{id_type.lower()}/{deelnemer_id}/graphql"
     if kind is None:
-        kinds = [row.get("kind") for row in policy_set.table(KIND_TABLE)
-                 if row.get("id_type") == id_type]
+        kinds = [
+            row.get("kind") for row in policy_set.table(KIND_TABLE) if row.get("id_type") == id_type
+        ]
         if not kinds:
             raise ToolError(f"identifier type {id_type!r} is not in table {KIND_TABLE!r}")
         kind = kinds[0]
-    return RouteFacts(path=path, audience=path, deelnemer_id_type=id_type,
-                      deelnemer_id=deelnemer_id, deelnemer_kind=str(kind),
-                      strict_input=strict_input)
+    return RouteFacts(
+        path=path,
+        audience=path,
+        deelnemer_id_type=id_type,
+        deelnemer_id=deelnemer_id,
+        deelnemer_kind=str(kind),
+        strict_input=strict_input,
+    )
 
 
 def refusal_decision(refusal: Refusal, version: str) -> Decision:
     """The decision for a request the analyser refused before any policy ran."""
     rule = "graphql/" + type(refusal).__name__
-    return Decision(allow=False, status=refusal.status, code=refusal.code,
-                    reason=refusal.reason, message=refusal.message, rule=rule,
-                    trace=(TraceStep(rule, "", "failed", refusal.message),),
-                    policy_version=version)
+    return Decision(
+        allow=False,
+        status=refusal.status,
+        code=refusal.code,
+        reason=refusal.reason,
+        message=refusal.message,
+        rule=rule,
+        trace=(TraceStep(rule, "", "failed", refusal.message),),
+        policy_version=version,
+    )
 
 
-def decide_request(policy_set: PolicySet, claims: Mapping[str, Any],
-                   request: Mapping[str, Any], route: RouteFacts,
-                   *, explain: bool = False) -> Decision:
+def decide_request(
+    policy_set: PolicySet,
+    claims: Mapping[str, Any],
+    request: Mapping[str, Any],
+    route: RouteFacts,
+    *,
+    explain: bool = False,
+) -> Decision:
     """Analyse *request*, map *claims*, and decide as the policy decision point would (the
     route's audience and scope gates are ``policy explain``'s, not a test case's)."""
     token = map_claims(claims, default_claim_mapping())
@@ -134,8 +166,13 @@ def audit_text(audit: AuditValues | None) -> list[str]:
         return ["audit:       (none: no policy with an audit: block decided this request)"]
     lines = ["audit:"]
     for name, value in audit.items():
-        shown = (json.dumps(list(value), ensure_ascii=False) if isinstance(value, tuple)
-                 else value if value is not None else "(none)")
+        shown = (
+            json.dumps(list(value), ensure_ascii=False)
+            if isinstance(value, tuple)
+            else value
+            if value is not None
+            else "(none)"
+        )
         lines.append(f"  {name + ':':<11} {shown}")
     return lines
 
@@ -143,17 +180,21 @@ def audit_text(audit: AuditValues | None) -> list[str]:
 def decision_text(decision: Decision, policy_set: PolicySet, *, route: str | None = None) -> str:
     """The human-readable ``policy explain`` output."""
     verdict = "ALLOW" if decision.allow else "DENY"
-    lines = [f"decision:    {verdict} {decision.status}"
-             + (f" {decision.code}" if decision.code else "")]
+    lines = [
+        f"decision:    {verdict} {decision.status}" + (f" {decision.code}" if decision.code else "")
+    ]
     if decision.message:
         lines.append(f"message:     {decision.message}")
     if decision.rule:
-        lines.append(f"rule:        {decision.rule}"
-                     + (f" ({decision.location})" if decision.location else ""))
+        lines.append(
+            f"rule:        {decision.rule}"
+            + (f" ({decision.location})" if decision.location else "")
+        )
     if route is not None:
         lines.append(f"route:       {route}")
-    lines.append(f"policy set:  {policy_set.version}, environment "
-                 f"{policy_set.environment or '(none)'}")
+    lines.append(
+        f"policy set:  {policy_set.version}, environment {policy_set.environment or '(none)'}"
+    )
     lines.extend(audit_text(decision.audit))
     lines.append("trace:")
     for step in decision.trace:
@@ -197,9 +238,17 @@ class SuiteResult:
     def failures(self) -> list[LoadIssue]:
         """Every failed case and every problem, each at ``file:line``: what a reload
         refused for failing tests logs, and what a start refuses with."""
-        failed = [LoadIssue(c.file, c.line, 0, f"test case {c.name!r} fails",
-                            "; ".join(d.strip() for d in c.diff)) for c in self.cases
-                  if not c.passed]
+        failed = [
+            LoadIssue(
+                c.file,
+                c.line,
+                0,
+                f"test case {c.name!r} fails",
+                "; ".join(d.strip() for d in c.diff),
+            )
+            for c in self.cases
+            if not c.passed
+        ]
         return [*self.errors, *failed]
 
 
@@ -216,8 +265,12 @@ def tests_of(paths: Sequence[Path]) -> list[Path]:
     """The test files of the policy set at *paths*: every ``*.test.yaml`` below its
     directories, and ``x.test.yaml`` beside a policy file ``x.yaml``."""
     found = list(test_files([p for p in paths if p.is_dir()]))
-    found += [twin for p in paths if p.is_file() and not p.name.endswith(TEST_SUFFIX)
-              if (twin := p.with_name(p.stem + TEST_SUFFIX)).is_file()]
+    found += [
+        twin
+        for p in paths
+        if p.is_file() and not p.name.endswith(TEST_SUFFIX)
+        if (twin := p.with_name(p.stem + TEST_SUFFIX)).is_file()
+    ]
     return found
 
 
@@ -234,8 +287,9 @@ def _template(folder: Path, name: str) -> dict[str, Any]:
     return {"query": text, "variables": values, "operationName": None}
 
 
-def _request(spec: Any, named: Mapping[str, Any], folder: Path,
-             seen: tuple[str, ...] = ()) -> dict[str, Any]:
+def _request(
+    spec: Any, named: Mapping[str, Any], folder: Path, seen: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Build a request: a name, or a mapping whose ``base:`` (a name, resolved recursively)
     or ``template:`` (a published template file) supplies query and variables that the
     mapping's own keys override."""
@@ -261,8 +315,9 @@ def _request(spec: Any, named: Mapping[str, Any], folder: Path,
     return result
 
 
-def run_test_file(file: Path, result: SuiteResult,
-                  cache: dict[tuple[tuple[str, ...], str | None], PolicySet]) -> None:
+def run_test_file(
+    file: Path, result: SuiteResult, cache: dict[tuple[tuple[str, ...], str | None], PolicySet]
+) -> None:
     """Run every case of one test file, adding to *result*."""
     source, issues = read_source(file)
     if not issues:
@@ -271,9 +326,7 @@ def run_test_file(file: Path, result: SuiteResult,
         result.errors.extend(issues)
         return
     doc = source.data
-    policy_paths = tuple(
-        str((file.parent / p).resolve()) for p in doc.get("policies") or ["."]
-    )
+    policy_paths = tuple(str((file.parent / p).resolve()) for p in doc.get("policies") or ["."])
     callers: Mapping[str, Any] = doc.get("callers") or {}
     requests: Mapping[str, Any] = doc.get("requests") or {}
     for n, case in enumerate(doc["cases"]):
@@ -290,14 +343,21 @@ def run_test_file(file: Path, result: SuiteResult,
                 if caller not in callers:
                     raise ToolError(f"unknown caller {caller!r}")
                 caller = callers[caller]
-            route = described_route_facts(policy_set, case["route"],
-                                strict_input=bool(case.get("strict_input", False)))
+            route = described_route_facts(
+                policy_set, case["route"], strict_input=bool(case.get("strict_input", False))
+            )
             request = _request(case["request"], requests, file.parent)
             decision = decide_request(policy_set, caller, request, route)
         except PolicyLoadError as exc:
-            result.errors.append(LoadIssue(str(file), line, col, f"{name}: policy set does "
-                                           "not load:\n" + "\n".join("  " + e
-                                                                     for e in exc.errors)))
+            result.errors.append(
+                LoadIssue(
+                    str(file),
+                    line,
+                    col,
+                    f"{name}: policy set does "
+                    "not load:\n" + "\n".join("  " + e for e in exc.errors),
+                )
+            )
             return
         except ToolError as exc:
             result.cases.append(CaseResult(str(file), line, name, False, [f"  {exc}"]))
@@ -312,8 +372,9 @@ def run_test_file(file: Path, result: SuiteResult,
                 diff.append(f"  - expected {key_name}: {expect[key_name]!r}")
                 diff.append(f"  + actual   {key_name}: {actual!r}")
         if diff and not decision.allow:
-            diff.append(f"    (decided by {decision.rule} at {decision.location}: "
-                        f"{decision.message})")
+            diff.append(
+                f"    (decided by {decision.rule} at {decision.location}: {decision.message})"
+            )
         result.cases.append(CaseResult(str(file), line, name, not diff, diff))
 
 
@@ -323,8 +384,9 @@ def run_tests(paths: Sequence[Path]) -> SuiteResult:
     cache: dict[tuple[tuple[str, ...], str | None], PolicySet] = {}
     files = list(test_files(paths))
     if not files:
-        result.errors.append(LoadIssue(", ".join(map(str, paths)), 0, 0,
-                                       "no *.test.yaml files found"))
+        result.errors.append(
+            LoadIssue(", ".join(map(str, paths)), 0, 0, "no *.test.yaml files found")
+        )
     for file in files:
         if not file.is_file():
             result.errors.append(LoadIssue(str(file), 0, 0, "no such file"))
@@ -346,8 +408,12 @@ def _kind(file: Path) -> str | None:
 
 def _kinds(folder: Path) -> set[str | None]:
     """The kinds of the YAML files in *folder* and its subfolders (test files aside)."""
-    found = [f for pattern in ("*.y*ml", "*/*.y*ml") for f in folder.glob(pattern)
-             if not f.name.endswith(TEST_SUFFIX)]
+    found = [
+        f
+        for pattern in ("*.y*ml", "*/*.y*ml")
+        for f in folder.glob(pattern)
+        if not f.name.endswith(TEST_SUFFIX)
+    ]
     return {_kind(f) for f in found}
 
 
@@ -374,5 +440,4 @@ def load_json(path: Path, what: str) -> Any:
     except OSError as exc:
         raise ToolError(f"{path}: cannot read {what}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
-        raise ToolError(f"{path}:{exc.lineno}:{exc.colno}: {what} is not JSON: {exc.msg}") \
-            from None
+        raise ToolError(f"{path}:{exc.lineno}:{exc.colno}: {what} is not JSON: {exc.msg}") from None

@@ -36,8 +36,14 @@ HOP_BY_HOP = frozenset(
 CLAIMS_HEADER = istr("claims")
 TRACE_HEADERS = frozenset(
     name.lower()
-    for name in ("traceparent", "X-B3-TraceId", "X-B3-SpanId", "X-B3-ParentSpanId", "b3",
-                 "X-Request-ID")
+    for name in (
+        "traceparent",
+        "X-B3-TraceId",
+        "X-B3-SpanId",
+        "X-B3-ParentSpanId",
+        "b3",
+        "X-Request-ID",
+    )
 )
 _NOT_TO_UPSTREAM = (
     HOP_BY_HOP

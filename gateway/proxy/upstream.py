@@ -184,7 +184,8 @@ class Upstream:
                     body=payload, status=status, reason=upstream.reason, headers=out_headers
                 )
                 return Forwarded(whole, status, _ms(started))
-            response = web.StreamResponse(status=status, reason=upstream.reason, headers=out_headers
+            response = web.StreamResponse(
+                status=status, reason=upstream.reason, headers=out_headers
             )
             if length is not None:
                 response.content_length = length

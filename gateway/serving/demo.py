@@ -83,7 +83,8 @@ def register(sub: Any) -> None:
         help="console (default, for people) or json (as serve logs in production)",
     )
     demo.add_argument(
-        "--data-dir", type=Path,
+        "--data-dir",
+        type=Path,
         help="folder of the demo's store (default var/demo/ of the source tree, git-ignored)",
     )
     demo.add_argument("--config", type=Path, help=argparse.SUPPRESS)
@@ -182,8 +183,11 @@ async def start_example_servers(
         fixture = fixtures.get(route.path)
         if fixture is not None and route.schema is None:
             raise RegisterDataError(f"{fixture}: route {route.path} has no schema: to execute on")
-        app = (create_register_app(route.schema, fixture) if fixture and route.schema
-               else create_resource_server_app(name))
+        app = (
+            create_register_app(route.schema, fixture)
+            if fixture and route.schema
+            else create_resource_server_app(name)
+        )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -125,9 +125,7 @@ async def start_gateway(
     return runners
 
 
-async def _start_site(
-    site: web.BaseSite, host: str, port: int, fix: str | None = None
-) -> None:
+async def _start_site(site: web.BaseSite, host: str, port: int, fix: str | None = None) -> None:
     try:
         await site.start()
     except OSError as exc:

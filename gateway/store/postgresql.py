@@ -57,8 +57,12 @@ class PostgresStore(SqlStore):
                     for migration in plan(self.backend, current):
                         async with conn.transaction():
                             await conn.execute(migration.sql)
-                            await conn.execute("INSERT INTO schema_version VALUES ($1, $2, $3)",
-                                               migration.version, migration.name, time.time())
+                            await conn.execute(
+                                "INSERT INTO schema_version VALUES ($1, $2, $3)",
+                                migration.version,
+                                migration.name,
+                                time.time(),
+                            )
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
         except _ERRORS as exc:

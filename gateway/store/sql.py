@@ -52,8 +52,13 @@ class SqlStore(abc.ABC):
             " subscriber_id_type, subscriber_id, notificatietype, created_at)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (abonnement_id) DO NOTHING RETURNING abonnement_id",
-            s.abonnement_id, s.bronhouder.id_type, s.bronhouder.id, s.subscriber.id_type,
-            s.subscriber.id, s.notificatietype, _ts(s.created_at),
+            s.abonnement_id,
+            s.bronhouder.id_type,
+            s.bronhouder.id,
+            s.subscriber.id_type,
+            s.subscriber.id,
+            s.notificatietype,
+            _ts(s.created_at),
         )
         return bool(rows)
 
@@ -62,7 +67,11 @@ class SqlStore(abc.ABC):
             "UPDATE abonnementen SET ended_at = $2, ended_by_id_type = $3, ended_by_id = $4,"
             " end_reason = $5 WHERE abonnement_id = $1 AND ended_at IS NULL"
             " RETURNING abonnement_id",
-            abonnement_id, _ts(now()), by.id_type, by.id, reason,
+            abonnement_id,
+            _ts(now()),
+            by.id_type,
+            by.id,
+            reason,
         )
         return bool(rows)
 
@@ -72,8 +81,13 @@ class SqlStore(abc.ABC):
         # Read by primary key alone and compare here: with every column in the WHERE clause
         # PostgreSQL's planner (before ANALYZE) scanned the bronhouder index instead, 1.8 ms.
         found = await self.get_subscription(abonnement_id)
-        if (found is None or found.ended_at is not None or found.subscriber != subscriber
-                or found.notificatietype != notificatietype or found.bronhouder != bronhouder):
+        if (
+            found is None
+            or found.ended_at is not None
+            or found.subscriber != subscriber
+            or found.notificatietype != notificatietype
+            or found.bronhouder != bronhouder
+        ):
             return None
         return found
 
@@ -88,7 +102,9 @@ class SqlStore(abc.ABC):
             "SELECT * FROM abonnementen WHERE ((subscriber_id_type = $1 AND subscriber_id = $2)"
             " OR (bronhouder_id_type = $1 AND bronhouder_id = $2))"
             " AND (CAST($3 AS BOOLEAN) OR ended_at IS NULL) ORDER BY created_at, abonnement_id",
-            party.id_type, party.id, include_ended,
+            party.id_type,
+            party.id,
+            include_ended,
         )
         return [subscription_from_row(row) for row in rows]
 
@@ -99,8 +115,15 @@ class SqlStore(abc.ABC):
             "INSERT INTO deliveries (delivery_id, state, sender, recipient_id_type,"
             " recipient_id, body, headers, decision_id, trace_id, attempts, next_attempt_at,"
             " created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, '[]', $9, $10)",
-            d.delivery_id, d.sender, d.recipient.id_type, d.recipient.id, d.body,
-            json.dumps(dict(d.headers)), d.decision_id, d.trace_id, _ts(d.next_attempt_at),
+            d.delivery_id,
+            d.sender,
+            d.recipient.id_type,
+            d.recipient.id,
+            d.body,
+            json.dumps(dict(d.headers)),
+            d.decision_id,
+            d.trace_id,
+            _ts(d.next_attempt_at),
             _ts(d.created_at),
         )
 
@@ -111,18 +134,29 @@ class SqlStore(abc.ABC):
             " SELECT delivery_id FROM deliveries WHERE state = 'pending'"
             " AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)"
             f" ORDER BY next_attempt_at LIMIT $3 {self.SKIP_LOCKED}) RETURNING *",
-            moment, moment + lease_seconds, limit,
+            moment,
+            moment + lease_seconds,
+            limit,
         )
         return sorted((delivery_from_row(r) for r in rows), key=lambda d: d.next_attempt_at)
 
-    async def _finish(self, delivery_id: str, attempt: Attempt, state: DeliveryState,
-                      next_attempt_at: datetime | None = None) -> None:
+    async def _finish(
+        self,
+        delivery_id: str,
+        attempt: Attempt,
+        state: DeliveryState,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
         finished = None if state == "pending" else _ts(attempt.at)
         await self._rows(
             f"UPDATE deliveries SET attempts = {self.APPEND_ATTEMPT}, state = $3,"
             " next_attempt_at = COALESCE($4, next_attempt_at), finished_at = $5,"
             " lease_until = NULL WHERE delivery_id = $1",
-            delivery_id, json.dumps(attempt.to_json()), state, _ts(next_attempt_at), finished,
+            delivery_id,
+            json.dumps(attempt.to_json()),
+            state,
+            _ts(next_attempt_at),
+            finished,
         )
 
     async def mark_delivered(self, delivery_id: str, attempt: Attempt) -> None:
@@ -146,7 +180,8 @@ class SqlStore(abc.ABC):
         rows = await self._rows(
             "SELECT * FROM deliveries WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)"
             " ORDER BY created_at, delivery_id LIMIT $2",
-            state, limit,
+            state,
+            limit,
         )
         return [delivery_from_row(row) for row in rows]
 
@@ -157,7 +192,8 @@ class SqlStore(abc.ABC):
                 "UPDATE deliveries SET state = 'pending', next_attempt_at = $2,"
                 " finished_at = NULL, lease_until = NULL"
                 " WHERE delivery_id = $1 AND state = 'dead' RETURNING delivery_id",
-                delivery_id, now().timestamp(),
+                delivery_id,
+                now().timestamp(),
             )
             replayed += [row["delivery_id"] for row in rows]
         return replayed

@@ -67,8 +67,9 @@ class SqliteStore(SqlStore):
 
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -83,8 +84,10 @@ class SqliteStore(SqlStore):
             for migration in plan(self.backend, current):
                 for statement in _statements(migration.sql):
                     conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
-                             (migration.version, migration.name, time.time()))
+                conn.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -101,10 +104,12 @@ class SqliteStore(SqlStore):
 
     async def ping(self) -> dict[str, Any]:
         """Writable: take the write lock and let it go (waits at most ``store.timeout``)."""
+
         def probe() -> None:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("ROLLBACK")
+
         await self._call(probe)
         return {"backend": self.backend, "path": str(self.path)}
 

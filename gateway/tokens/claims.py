@@ -37,9 +37,7 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
-def _aggregated(
-    claims: Mapping[str, Any], name: str, nested: NestedVerifier | None
-) -> str | None:
+def _aggregated(claims: Mapping[str, Any], name: str, nested: NestedVerifier | None) -> str | None:
     if nested is None:
         return None
     names = claims.get("_claim_names")

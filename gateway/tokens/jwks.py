@@ -110,9 +110,7 @@ class RemoteJwks:
         finally:
             self._inflight = None
 
-    async def refresh_periodically(
-        self, session: Callable[[], aiohttp.ClientSession]
-    ) -> None:
+    async def refresh_periodically(self, session: Callable[[], aiohttp.ClientSession]) -> None:
         """Refetch the key set every ``jwks_refresh_seconds`` until cancelled (a failed
         fetch keeps the last good set and is retried at the next period)."""
         period = self.issuer.jwks_refresh_seconds
@@ -133,8 +131,10 @@ class RemoteJwks:
             self._observer.jwks_refresh(self.issuer.issuer, "error", str(exc))
             return False
         withdrawn = [
-            str(kid) for kid, old in self._keys.items()
-            if (new := keys.get(kid)) is None or new.key != old.key
+            str(kid)
+            for kid, old in self._keys.items()
+            if (new := keys.get(kid)) is None
+            or new.key != old.key
             or new.algorithms != old.algorithms
         ]
         self._keys = keys

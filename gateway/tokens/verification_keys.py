@@ -54,8 +54,9 @@ def key_from_jwk(jwk: Mapping[str, Any]) -> VerificationKey | None:
     if jwk.get("use") not in (None, "sig") or "d" in jwk or jwk.get("kty") == "oct":
         return None
     declared = jwk.get("alg")
-    if declared is not None and (not isinstance(declared, str) or declared not in
-                                 ASYMMETRIC_ALGORITHMS):
+    if declared is not None and (
+        not isinstance(declared, str) or declared not in ASYMMETRIC_ALGORITHMS
+    ):
         return None
     try:
         parsed = jwt.PyJWK(dict(jwk))

@@ -83,8 +83,10 @@ def _check_time_claims(payload: Mapping[str, Any]) -> None:
         if claim not in payload:
             continue
         value = payload[claim]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
         ):
             raise _refuse(f"Token claim {claim} must be a number", f"malformed_{claim}")
 
@@ -143,7 +145,8 @@ class TokenVerifier:
         self._issuers: dict[str, TrustedIssuer] = {i.issuer: i for i in config.trusted_issuers}
         self.remote: dict[str, RemoteJwks] = {
             i.issuer: RemoteJwks(i, observer, on_withdrawn=self._keys_withdrawn)
-            for i in config.trusted_issuers if i.jwks_url
+            for i in config.trusted_issuers
+            if i.jwks_url
         }
         self.cache = TokenCache(config.cache_size, clock)
         self._session: aiohttp.ClientSession | None = None
@@ -159,9 +162,12 @@ class TokenVerifier:
         for jwks in self.remote.values():
             await jwks.refresh(session, force=True)
         self._refreshers = [
-            asyncio.create_task(jwks.refresh_periodically(self._jwks_session),
-                                name=f"jwks-refresh {jwks.issuer.issuer}")
-            for jwks in self.remote.values() if jwks.issuer.jwks_refresh_seconds > 0
+            asyncio.create_task(
+                jwks.refresh_periodically(self._jwks_session),
+                name=f"jwks-refresh {jwks.issuer.issuer}",
+            )
+            for jwks in self.remote.values()
+            if jwks.issuer.jwks_refresh_seconds > 0
         ]
 
     def _keys_withdrawn(self, issuer: str, kids: list[str]) -> None:

@@ -39,4 +39,3 @@ async def auth_client(
 ) -> AuthClient:
     app, keystore = auth_app(config, observer)
     return await aiohttp_client(app), keystore
-

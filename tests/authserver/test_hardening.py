@@ -260,16 +260,19 @@ async def test_unknown_client_is_blocked_after_as_many_failures_as_a_known_one(
         for _ in range(3):
             answers.append((client_id, (await post(server, [basic(client_id, "x")])).status))
     assert answers == [
-        ("ciz", 401), ("ciz", 401), ("ciz", 429),
-        ("nobody", 401), ("nobody", 401), ("nobody", 429),
+        ("ciz", 401),
+        ("ciz", 401),
+        ("ciz", 429),
+        ("nobody", 401),
+        ("nobody", 401),
+        ("nobody", 429),
     ]
 
 
 # -- strict JSON: a duplicated member is refused like a duplicated form parameter -----------
 DUPLICATES = {
     "top level": (
-        '{"grant_type":"client_credentials","scope":"a","scope":"b",'
-        f'"audience":"{AUDIENCE}"}}'
+        f'{{"grant_type":"client_credentials","scope":"a","scope":"b","audience":"{AUDIENCE}"}}'
     ),
     "nested": (
         f'{{"grant_type":"client_credentials","scope":"{SCOPE}","audience":"{AUDIENCE}",'
@@ -335,13 +338,22 @@ async def test_assertion_naming_an_unknown_client_reads_like_any_bad_assertion(
 
     async def assert_as(sub: str) -> RawResponse:
         now = int(time.time())
-        claims = {"iss": sub, "sub": sub, "aud": "http://127.0.0.1:8080/auth/token",
-                  "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())}
+        claims = {
+            "iss": sub,
+            "sub": sub,
+            "aud": "http://127.0.0.1:8080/auth/token",
+            "iat": now,
+            "exp": now + 60,
+            "jti": str(uuid.uuid4()),
+        }
         signed = jwt.encode(claims, forger, algorithm="ES256", headers={"kid": "client-key-1"})
-        body = FORM + (
-            "&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-            f"&client_assertion={signed}"
-        ).encode()
+        body = (
+            FORM
+            + (
+                "&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                f"&client_assertion={signed}"
+            ).encode()
+        )
         return await post(server, [], body)
 
     registered = await assert_as("zorgkantoor-5151")  # a bad signature
@@ -353,10 +365,13 @@ async def test_assertion_naming_an_unknown_client_reads_like_any_bad_assertion(
 
 async def test_a_body_arriving_in_several_segments_is_read_whole(start: ServerFactory) -> None:
     server = await start()
-    head = (b"POST /auth/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\n"
-            + b": ".join(basic()) + b"\r\n"
-            + f"Content-Length: {len(FORM)}\r\n\r\n".encode())
+    head = (
+        b"POST /auth/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        + b": ".join(basic())
+        + b"\r\n"
+        + f"Content-Length: {len(FORM)}\r\n\r\n".encode()
+    )
     reader, writer = await asyncio.open_connection(server.host, server.port)
     writer.write(head + FORM[:10])
     await writer.drain()
@@ -368,10 +383,12 @@ async def test_a_body_arriving_in_several_segments_is_read_whole(start: ServerFa
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
-@pytest.mark.parametrize("body", [gzip.compress(FORM), b"\x1f\x8b\x08\x00corrupt"],
-                         ids=["gzip", "corrupt gzip"])
+@pytest.mark.parametrize(
+    "body", [gzip.compress(FORM), b"\x1f\x8b\x08\x00corrupt"], ids=["gzip", "corrupt gzip"]
+)
 async def test_a_compressed_token_request_is_invalid_request(
-        start: ServerFactory, body: bytes) -> None:
+    start: ServerFactory, body: bytes
+) -> None:
     server = await start()
     response = await post(server, [basic(), (b"Content-Encoding", b"gzip")], body)
     assert error(response) == (400, "invalid_request")

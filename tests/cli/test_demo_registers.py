@@ -38,7 +38,11 @@ def start_demo(*args: str) -> tuple[subprocess.Popen[str], str]:
     port = unused_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port), *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -47,8 +51,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=20)
 
 
-def post(url: str, body: Any, headers: dict[str, str] | None = None,
-         data: bytes | None = None) -> tuple[int, Any]:
+def post(
+    url: str, body: Any, headers: dict[str, str] | None = None, data: bytes | None = None
+) -> tuple[int, Any]:
     """POST JSON (or form *data*); the status and the decoded answer."""
     sent = json.dumps(body).encode() if data is None else data
     request = urllib.request.Request(url, data=sent, headers=headers or {}, method="POST")
@@ -59,21 +64,30 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None,
         return error.code, json.loads(error.read())
 
 
-def raadpleging(base: str, name: str, field: str = "zzpCode", **variables: Any
-                ) -> tuple[int, Any]:
+def raadpleging(base: str, name: str, field: str = "zzpCode", **variables: Any) -> tuple[int, Any]:
     """Template *name* (its ``zzpCode`` selected as *field*) as the zorgaanbieder AGB
     12345678, to the Bemiddelingsregister."""
-    form = (f"grant_type=client_credentials&scope={BEMIDDELING_READ}"
-            f"&audience={base}{BEMIDDELINGEN}").encode()
-    status, answer = post(f"{base}/auth/token", None, data=form, headers={
-        "Authorization": "Basic " + _basic("zorgaanbieder-12345678"),
-        "Content-Type": "application/x-www-form-urlencoded"})
+    form = (
+        f"grant_type=client_credentials&scope={BEMIDDELING_READ}&audience={base}{BEMIDDELINGEN}"
+    ).encode()
+    status, answer = post(
+        f"{base}/auth/token",
+        None,
+        data=form,
+        headers={
+            "Authorization": "Basic " + _basic("zorgaanbieder-12345678"),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
     assert status == 200, answer
     example = json.loads((TEMPLATES / f"{name}.variables.json").read_text(encoding="utf-8"))
     query = (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8")
     body = {"query": query.replace("zzpCode", field), "variables": {**example, **variables}}
-    return post(base + BEMIDDELINGEN, body, {"Authorization": f"Bearer {answer['access_token']}",
-                                             "Content-Type": "application/json"})
+    return post(
+        base + BEMIDDELINGEN,
+        body,
+        {"Authorization": f"Bearer {answer['access_token']}", "Content-Type": "application/json"},
+    )
 
 
 def _basic(client_id: str) -> str:
@@ -95,7 +109,8 @@ def test_the_demo_serves_the_register_routes_validated_against_the_register_sche
     status, answer = unknown_field
     assert status == 400
     assert answer["errors"][0]["extensions"]["reason"] == (
-        "Cannot query field 'geheimVeld' on type 'Bemiddelingspecificatie'.")
+        "Cannot query field 'geheimVeld' on type 'Bemiddelingspecificatie'."
+    )
     status, answer = refused
     assert status == 403  # another zorgaanbieder's binding: never forwarded
     assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -117,18 +132,27 @@ def stand_in_config(tmp_path: Path) -> Path:
 
 
 def test_the_readme_raadpleging_curls_run_as_written(tmp_path: Path) -> None:
-    documented = [c.text for c in commands(REPO / "README.md")
-                  if "zorgaanbieder-12345678:" in c.text or "$BODY" in c.text
-                  or c.text.startswith("BODY=")]
+    documented = [
+        c.text
+        for c in commands(REPO / "README.md")
+        if "zorgaanbieder-12345678:" in c.text or "$BODY" in c.text or c.text.startswith("BODY=")
+    ]
     assert len(documented) == 4  # the token, the body builder, allowed, refused
     proc, base = start_demo("--config", str(stand_in_config(tmp_path)))
     try:
         read_until_printed(proc, "# 3.")
         token, body, *requests = (c.replace("http://127.0.0.1:8080", base) for c in documented)
         allowed, refused = (
-            subprocess.run(["bash", "-ec", f"{token}\n{body}\n{request}"], cwd=REPO,
-                           capture_output=True, text=True, timeout=30, check=True).stdout
-            for request in requests)
+            subprocess.run(
+                ["bash", "-ec", f"{token}\n{body}\n{request}"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout
+            for request in requests
+        )
     finally:
         stop(proc)
     (found,) = json.loads(allowed)["data"]["bemiddelingspecificatie"]

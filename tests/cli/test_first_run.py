@@ -54,8 +54,12 @@ def busy_port() -> Iterator[int]:
 def test_make_run_port_starts_the_demo_on_that_port() -> None:
     port = unused_port()
     proc = subprocess.Popen(
-        ["make", "run", f"PORT={port}"], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        ["make", "run", f"PORT={port}"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
     try:
         text = read_until_printed(proc, "# 3.")
@@ -76,8 +80,12 @@ def test_a_busy_port_is_one_line_naming_the_fix(
     busy_port: int, command: list[str], fix: str
 ) -> None:
     result = subprocess.run(
-        [*NID, *command, "--port", str(busy_port)], cwd=REPO, capture_output=True, text=True,
-        timeout=60, check=False,
+        [*NID, *command, "--port", str(busy_port)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr == f"error: port {busy_port} is in use: {fix}\n"
@@ -85,16 +93,23 @@ def test_a_busy_port_is_one_line_naming_the_fix(
 
 def test_demo_on_port_0_prints_and_uses_the_port_it_bound() -> None:
     proc = subprocess.Popen(
-        [*NID, "demo", "--port", "0"], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        [*NID, "demo", "--port", "0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
     try:
         text = read_until_printed(proc, "# 3.")
         port = DEMO_LINE.search(text)[1]  # type: ignore[index]
         token, allowed, _refused = text[text.index("TOKEN=$(") :].strip().split("\n\n")
         answer = subprocess.run(
-            ["bash", "-c", f"{token}\n{allowed}\n"], capture_output=True, text=True,
-            timeout=30, check=True,
+            ["bash", "-c", f"{token}\n{allowed}\n"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout
     finally:
         stop(proc)
@@ -105,8 +120,12 @@ def test_demo_on_port_0_prints_and_uses_the_port_it_bound() -> None:
 
 def test_serve_on_port_0_announces_the_port_it_bound_and_issues_for_it() -> None:
     proc = subprocess.Popen(
-        [*NID, "serve", "--config", "config/demo/gateway.yaml", "--port", "0"], cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [*NID, "serve", "--config", "config/demo/gateway.yaml", "--port", "0"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         assert proc.stderr is not None
@@ -116,7 +135,10 @@ def test_serve_on_port_0_announces_the_port_it_bound_and_issues_for_it() -> None
             pass
         metadata = subprocess.run(
             ["curl", "-sf", f"{base}/.well-known/oauth-authorization-server"],
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout
     finally:
         stop(proc)
@@ -126,8 +148,12 @@ def test_serve_on_port_0_announces_the_port_it_bound_and_issues_for_it() -> None
 
 def test_demo_log_format_json_logs_json_lines() -> None:
     proc = subprocess.Popen(
-        [*NID, "demo", "--port", "0", "--log-format", "json"], cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [*NID, "demo", "--port", "0", "--log-format", "json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         text = read_until_printed(proc, "# 3.")
@@ -145,8 +171,18 @@ def closed_pipe_commands(tmp_path: Path) -> dict[str, list[str]]:
         "policy check": ["policy", "check", "policies/iwlz"],
         "policy test": ["policy", "test", "-v", "policies/iwlz"],
         "policy explain": readme_explain_command()[1:],
-        "token issue": ["token", "issue", "--config", "config/demo/gateway.yaml", "--client",
-                        "ciz", "--scope", CIZ_SCOPE, "--audience", audience],
+        "token issue": [
+            "token",
+            "issue",
+            "--config",
+            "config/demo/gateway.yaml",
+            "--client",
+            "ciz",
+            "--scope",
+            CIZ_SCOPE,
+            "--audience",
+            audience,
+        ],
         "keys generate": ["keys", "generate", "--out", str(tmp_path / "keys")],
         "keys hash-secret": ["keys", "hash-secret"],
         "demo": ["demo", "--port", "0"],
@@ -154,8 +190,17 @@ def closed_pipe_commands(tmp_path: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(
-    "name", ["help", "policy check", "policy test", "policy explain", "token issue",
-             "keys generate", "keys hash-secret", "demo"],
+    "name",
+    [
+        "help",
+        "policy check",
+        "policy test",
+        "policy explain",
+        "token issue",
+        "keys generate",
+        "keys hash-secret",
+        "demo",
+    ],
 )
 def test_output_into_a_reader_that_stopped_ends_quietly(tmp_path: Path, name: str) -> None:
     """``nid-gateway ... | head``: the reader is gone before the command writes (the
@@ -164,8 +209,13 @@ def test_output_into_a_reader_that_stopped_ends_quietly(tmp_path: Path, name: st
     os.close(read_end)
     try:
         result = subprocess.run(
-            [*NID, *closed_pipe_commands(tmp_path)[name]], cwd=REPO, stdout=write_end,
-            stderr=subprocess.PIPE, input=b"a-secret\n", timeout=60, check=False,
+            [*NID, *closed_pipe_commands(tmp_path)[name]],
+            cwd=REPO,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            input=b"a-secret\n",
+            timeout=60,
+            check=False,
         )
     finally:
         os.close(write_end)
@@ -178,23 +228,40 @@ def test_output_into_a_reader_that_stopped_ends_quietly(tmp_path: Path, name: st
 def test_explain_decodes_a_captured_token_without_verifying_it(tmp_path: Path) -> None:
     audience = f"http://127.0.0.1:8080{ROUTE}"
     token = subprocess.run(
-        [*NID, "token", "issue", "--config", "config/demo/gateway.yaml", "--client", "ciz",
-         "--scope", CIZ_SCOPE, "--audience", audience],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+        [
+            *NID,
+            "token",
+            "issue",
+            "--config",
+            "config/demo/gateway.yaml",
+            "--client",
+            "ciz",
+            "--scope",
+            CIZ_SCOPE,
+            "--audience",
+            audience,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout.strip()
     command = readme_explain_command()[1:]
     claims_at = command.index("--claims")
     command[claims_at : claims_at + 2] = ["--token", token]
-    result = subprocess.run([*NID, *command], cwd=REPO, capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [*NID, *command], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("decision:    ALLOW 200\n")
     assert result.stderr == (
         "note: --token decoded without verifying its signature, issuer or expiry\n"
     )
     command[claims_at + 1] = "not-a-jwt"
-    result = subprocess.run([*NID, *command], cwd=REPO, capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [*NID, *command], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith("error: --token is not a JWT: ")
 
@@ -254,8 +321,15 @@ async def test_the_deelnemers_minimal_config_serves_an_nid_token(
     upstream, _app = resource_server
     config = deelnemer_config(tmp_path, issuer, upstream)
     proc = await asyncio.create_subprocess_exec(
-        *NID, "serve", "--config", str(config), "--port", "0", cwd=REPO,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        *NID,
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stderr is not None
@@ -267,13 +341,22 @@ async def test_the_deelnemers_minimal_config_serves_an_nid_token(
         (pem,) = keys.glob("*.pem")
         now = int(time.time())
         claims = json.loads((REPO / "examples/explain/claims.json").read_text())
-        claims |= {"iss": issuer, "aud": f"http://127.0.0.1:{port}{ROUTE}", "iat": now,
-                   "nbf": now, "exp": now + 300}
+        claims |= {
+            "iss": issuer,
+            "aud": f"http://127.0.0.1:{port}{ROUTE}",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+        }
         token = jwt.encode(claims, pem.read_bytes(), "ES256", headers={"kid": pem.stem})
-        async with aiohttp.ClientSession() as session, session.post(
-            f"http://127.0.0.1:{port}{ROUTE}", json=seed_003_example(),
-            headers={"Authorization": f"Bearer {token}"},
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://127.0.0.1:{port}{ROUTE}",
+                json=seed_003_example(),
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp,
+        ):
             status, body = resp.status, await resp.json()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -291,8 +374,12 @@ def test_the_minimal_config_is_documented_with_its_command() -> None:
 def test_the_documented_docker_run_fits_the_image_and_the_example() -> None:
     """No Docker daemon here: the documented ``docker run`` is checked against the Dockerfile
     (config path of its CMD) and the shipped example (port, scheme, environment)."""
-    (run,) = [line for block in shell_blocks(REPO / "docs/operations.md")
-              for line in block.splitlines() if line.startswith("docker run -d")]
+    (run,) = [
+        line
+        for block in shell_blocks(REPO / "docs/operations.md")
+        for line in block.splitlines()
+        if line.startswith("docker run -d")
+    ]
     words = run.split()
     cmd_config = re.search(r'"--config", "(/[^"]+)"', (REPO / "Dockerfile").read_text())
     assert cmd_config is not None
@@ -303,9 +390,12 @@ def test_the_documented_docker_run_fits_the_image_and_the_example() -> None:
     assert port is not None
     assert f"{port[1]}:{port[1]}" in words
     env = {words[i + 1].split("=")[0] for i, w in enumerate(words) if w == "-e"}
-    values = [line for f in ("gateway.yaml", "clients.yaml")
-              for line in (example / f).read_text().splitlines()
-              if not line.lstrip().startswith("#")]
+    values = [
+        line
+        for f in ("gateway.yaml", "clients.yaml")
+        for line in (example / f).read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    ]
     named = {name for line in values for name in re.findall(r"\$\{(\w+)\}", line)}
     assert named <= env
     assert f"NID_GATEWAY_HEALTH_URL=https://127.0.0.1:{port[1]}/healthz" in run
@@ -322,19 +412,26 @@ def test_keys_made_as_documented_are_readable_by_the_images_user() -> None:
         os.chmod(base, 0o755)
         (base / "config").symlink_to(REPO / "config")  # the steps run in the source tree
         chown = next(line for line in steps.splitlines() if "chown" in line)
-        setup = [line.replace(".venv/bin/", f"{REPO}/.venv/bin/")
-                 for line in steps.splitlines() if "chown" not in line]
-        subprocess.run(["bash", "-ec", "\n".join(setup)], cwd=base, check=True, timeout=60,
-                       capture_output=True)
+        setup = [
+            line.replace(".venv/bin/", f"{REPO}/.venv/bin/")
+            for line in steps.splitlines()
+            if "chown" not in line
+        ]
+        subprocess.run(
+            ["bash", "-ec", "\n".join(setup)], cwd=base, check=True, timeout=60, capture_output=True
+        )
         (rotation,) = [b for b in shell_blocks(REPO / "docs/operations.md") if "setpriv" in b]
         rotate = rotation.strip().removeprefix("sudo ").replace(".venv/", f"{REPO}/.venv/")
-        before = subprocess.run(["bash", "-ec", rotate], cwd=base, capture_output=True,
-                                text=True, timeout=60)
+        before = subprocess.run(
+            ["bash", "-ec", rotate], cwd=base, capture_output=True, text=True, timeout=60
+        )
         assert before.returncode != 0
-        subprocess.run(["bash", "-ec", chown.removeprefix("sudo ")], cwd=base, check=True,
-                       timeout=60)
-        after = subprocess.run(["bash", "-ec", rotate], cwd=base, capture_output=True,
-                               text=True, timeout=60)
+        subprocess.run(
+            ["bash", "-ec", chown.removeprefix("sudo ")], cwd=base, check=True, timeout=60
+        )
+        after = subprocess.run(
+            ["bash", "-ec", rotate], cwd=base, capture_output=True, text=True, timeout=60
+        )
         assert after.returncode == 0, after.stderr
         assert len(list((base / "deploy/keys").glob("*.pem"))) == 2
     finally:
@@ -346,8 +443,12 @@ def test_a_busy_admin_port_names_its_own_setting(tmp_path: Path, busy_port: int)
     with config.open("a") as fh:
         fh.write(f"server:\n  admin: {{port: {busy_port}}}\n")
     result = subprocess.run(
-        [*NID, "serve", "--config", str(config), "--port", "0"], cwd=REPO,
-        capture_output=True, text=True, timeout=60, check=False,
+        [*NID, "serve", "--config", str(config), "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.endswith(

@@ -41,8 +41,7 @@ def error_of(path: Path) -> ConfigError:
     return info.value
 
 
-def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_clients(
-) -> None:
+def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_clients() -> None:
     config = load_config(DEMO)
     assert [r.path for r in config.routes] == [
         "/deelnemers/uzovi/5151/graphql",
@@ -71,13 +70,13 @@ def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_cl
     assert config.tokens.trusted_issuers[0].builtin
 
 
-def test_the_register_routes_validate_against_their_register_schema_and_need_its_scope(
-) -> None:
+def test_the_register_routes_validate_against_their_register_schema_and_need_its_scope() -> None:
     bemiddelingen, indicaties = load_config(DEMO).routes[4:]
     assert bemiddelingen.schema == (REPO / "config/schemas/bemiddelingsregister.graphql").resolve()
     assert indicaties.schema == (REPO / "config/schemas/indicatieregister.graphql").resolve()
     assert bemiddelingen.scope_default == (
-        "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read")
+        "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"
+    )
     assert indicaties.scope_default == "registers/wlzindicatieregister/indicaties/indicatie:read"
 
 
@@ -238,7 +237,8 @@ def test_jwks_refresh_period_defaults_and_is_checked(tmp_path: Path) -> None:
     (issuer,) = load_config(write(tmp_path, BASE)).tokens.trusted_issuers
     assert issuer.jwks_refresh_seconds == 300.0
     (issuer,) = load_config(
-        write(tmp_path, BASE + "      jwks_refresh_seconds: 60\n")).tokens.trusted_issuers
+        write(tmp_path, BASE + "      jwks_refresh_seconds: 60\n")
+    ).tokens.trusted_issuers
     assert issuer.jwks_refresh_seconds == 60.0
     err = error_of(write(tmp_path, BASE + "      jwks_refresh_seconds: -1\n"))
     assert err.line == 11 and "too small" in err.message  # the jwks_refresh_seconds line
@@ -413,22 +413,23 @@ def test_admin_listener_on_the_public_port_is_an_error(tmp_path: Path) -> None:
     assert err.line == 13 and "server.admin.port 8080 is the public port" in err.message
 
 
-def test_routes_validate_against_the_bundled_schema_unless_told_otherwise(
-        tmp_path: Path) -> None:
+def test_routes_validate_against_the_bundled_schema_unless_told_otherwise(tmp_path: Path) -> None:
     (route,) = load_config(write(tmp_path, BASE)).routes
     assert (route.schema, route.schema_validation) == (None, True)  # None: the bundled one
 
 
 def test_schema_none_turns_validation_off(tmp_path: Path) -> None:
-    text = BASE.replace("    policies: [policies]\n",
-                        "    policies: [policies]\n    schema: none\n")
+    text = BASE.replace(
+        "    policies: [policies]\n", "    policies: [policies]\n    schema: none\n"
+    )
     (route,) = load_config(write(tmp_path, text)).routes
     assert (route.schema, route.schema_validation) == (None, False)
 
 
 def test_a_missing_schema_file_is_an_error_at_its_line(tmp_path: Path) -> None:
-    text = BASE.replace("    policies: [policies]\n",
-                        "    policies: [policies]\n    schema: nowhere.graphql\n")
+    text = BASE.replace(
+        "    policies: [policies]\n", "    policies: [policies]\n    schema: nowhere.graphql\n"
+    )
     err = error_of(write(tmp_path, text))
     assert err.line == 7 and "nowhere.graphql" in str(err)
 

@@ -58,8 +58,10 @@ NAMES = sorted(p.stem for p in TEMPLATES.glob("*.graphql"))
 def template(name: str, **variables: Any) -> dict[str, Any]:
     """The published template *name* as a request body, its variables with *variables*."""
     example = json.loads((TEMPLATES / f"{name}.variables.json").read_text(encoding="utf-8"))
-    return {"query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
-            "variables": {**example, **variables}}
+    return {
+        "query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
+        "variables": {**example, **variables},
+    }
 
 
 def register_of(name: str) -> str:
@@ -70,8 +72,9 @@ def register_of(name: str) -> str:
 async def registers(aiohttp_client: Any) -> dict[str, Any]:
     """Both example registers, each on a real loopback port."""
     return {
-        name: await aiohttp_client(create_register_app(
-            SCHEMAS / f"{name}.graphql", FIXTURES / f"{name}.yaml"))
+        name: await aiohttp_client(
+            create_register_app(SCHEMAS / f"{name}.graphql", FIXTURES / f"{name}.yaml")
+        )
         for name in REGISTER.values()
     }
 
@@ -115,8 +118,9 @@ async def test_the_example_register_answers_the_template_with_the_fixture_record
 
 
 async def test_a_filter_that_matches_nothing_gives_an_empty_list(registers: dict[str, Any]) -> None:
-    answer = await ask(registers, "bemiddelingsregister",
-                       template("QBR-0001-ZA", instelling="99999999"))
+    answer = await ask(
+        registers, "bemiddelingsregister", template("QBR-0001-ZA", instelling="99999999")
+    )
     assert answer == {"data": {"bemiddelingspecificatie": []}}
 
 
@@ -127,48 +131,62 @@ async def test_nested_filters_select_the_overlapping_records(registers: dict[str
     bemiddeling = own["bemiddeling"]
     assert bemiddeling["bemiddelingID"] == B1
     assert [s["bemiddelingspecificatieID"] for s in bemiddeling["bemiddelingspecificatie"]] == [
-        S1, S2]
+        S1,
+        S2,
+    ]
     assert [r["regiehouderID"] for r in bemiddeling["regiehouder"]] == [R1]
     assert bemiddeling["client"]["bsn"] == "999990019"
 
 
 async def test_an_and_filter_under_a_link_keeps_the_callers_own_specificatie(
-    registers: dict[str, Any]
+    registers: dict[str, Any],
 ) -> None:
     answer = await ask(registers, "bemiddelingsregister", template("QBR-0013-ZKu"))
     (regiehouder,) = answer["data"]["regiehouder"]
-    assert regiehouder["bemiddeling"]["bemiddelingspecificatie"] == [{
-        "toewijzingIngangsdatum": "2025-06-01", "toewijzingEinddatum": "2025-12-31",
-        "vaststellingMoment": "2025-05-20T09:30:00.000+02:00"}]
+    assert regiehouder["bemiddeling"]["bemiddelingspecificatie"] == [
+        {
+            "toewijzingIngangsdatum": "2025-06-01",
+            "toewijzingEinddatum": "2025-12-31",
+            "vaststellingMoment": "2025-05-20T09:30:00.000+02:00",
+        }
+    ]
     other = await ask(registers, "bemiddelingsregister", template("QBR-0013-ZKu", uzovi="5151"))
     (regiehouder,) = other["data"]["regiehouder"]
     assert regiehouder["bemiddeling"]["bemiddelingspecificatie"] == []
 
 
-@pytest.mark.parametrize(("where", "found"), [
-    ("{toewijzingEinddatum: {eq: null}}", [S1]),
-    ("{toewijzingEinddatum: {neq: null}}", [S2, S3]),
-    ("{toewijzingIngangsdatum: {gte: \"2025-01-01\"}}", [S1, S2]),
-    ("{toewijzingIngangsdatum: {ngt: \"2025-01-01\"}}", [S1, S3]),
-    ("{or: [{instelling: {eq: \"12345678\"}}, {uitvoerendZorgkantoor: {eq: \"5152\"}}]}",
-     [S1, S2, S3]),
-    ("{instelling: {in: [\"87654321\"]}, toewijzingEinddatum: {lt: \"2021-01-01\"}}", [S3]),
-    ("{bemiddeling: {verantwoordelijkZorgkantoor: {eq: \"5152\"}}}", [S3]),
-    ("{zzpCode: {startsWith: \"4\"}}", [S3]),
-    ("{zzpCode: {nendsWith: \"VV\"}}", []),
-])
+@pytest.mark.parametrize(
+    ("where", "found"),
+    [
+        ("{toewijzingEinddatum: {eq: null}}", [S1]),
+        ("{toewijzingEinddatum: {neq: null}}", [S2, S3]),
+        ('{toewijzingIngangsdatum: {gte: "2025-01-01"}}', [S1, S2]),
+        ('{toewijzingIngangsdatum: {ngt: "2025-01-01"}}', [S1, S3]),
+        (
+            '{or: [{instelling: {eq: "12345678"}}, {uitvoerendZorgkantoor: {eq: "5152"}}]}',
+            [S1, S2, S3],
+        ),
+        ('{instelling: {in: ["87654321"]}, toewijzingEinddatum: {lt: "2021-01-01"}}', [S3]),
+        ('{bemiddeling: {verantwoordelijkZorgkantoor: {eq: "5152"}}}', [S3]),
+        ('{zzpCode: {startsWith: "4"}}', [S3]),
+        ('{zzpCode: {nendsWith: "VV"}}', []),
+    ],
+)
 async def test_the_example_register_applies_the_filter_operators(
     registers: dict[str, Any], where: str, found: list[str]
 ) -> None:
     query = f"{{ bemiddelingspecificatie(where: {where}) {{ bemiddelingspecificatieID }} }}"
     answer = await ask(registers, "bemiddelingsregister", {"query": query})
-    assert [s["bemiddelingspecificatieID"] for s in answer["data"]["bemiddelingspecificatie"]] \
-        == found
+    assert [
+        s["bemiddelingspecificatieID"] for s in answer["data"]["bemiddelingspecificatie"]
+    ] == found
 
 
 async def test_a_list_filter_asks_for_some_related_record(registers: dict[str, Any]) -> None:
-    query = ("{ bemiddeling(where: {bemiddelingspecificatie: "
-             '{some: {instelling: {eq: "12345678"}}}}) { bemiddelingID } }')
+    query = (
+        "{ bemiddeling(where: {bemiddelingspecificatie: "
+        '{some: {instelling: {eq: "12345678"}}}}) { bemiddelingID } }'
+    )
     answer = await ask(registers, "bemiddelingsregister", {"query": query})
     assert answer["data"]["bemiddeling"] == [{"bemiddelingID": B1}]
 
@@ -176,8 +194,7 @@ async def test_a_list_filter_asks_for_some_related_record(registers: dict[str, A
 async def test_a_one_record_link_without_a_match_is_null(registers: dict[str, Any]) -> None:
     query = "{ bemiddeling { bemiddelingID overdracht { overdrachtID } } }"
     answer = await ask(registers, "bemiddelingsregister", {"query": query})
-    assert [b["overdracht"] for b in answer["data"]["bemiddeling"]] == [
-        {"overdrachtID": O1}, None]
+    assert [b["overdracht"] for b in answer["data"]["bemiddeling"]] == [{"overdrachtID": O1}, None]
 
 
 async def test_a_body_that_is_not_a_graphql_request_is_400(registers: dict[str, Any]) -> None:
@@ -188,7 +205,10 @@ async def test_a_body_that_is_not_a_graphql_request_is_400(registers: dict[str, 
 
 def test_a_link_the_schema_does_not_have_is_named_with_its_place(tmp_path: Path) -> None:
     fixture = tmp_path / "register.yaml"
-    fixture.write_text("route: /registers/x/graphql\nrecords: {}\nlinks:\n"
-                       "  Regiehouder.client: {clientID: clientID}\n", encoding="utf-8")
+    fixture.write_text(
+        "route: /registers/x/graphql\nrecords: {}\nlinks:\n"
+        "  Regiehouder.client: {clientID: clientID}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(RegisterDataError, match=r"register\.yaml:4: Regiehouder\.client is not"):
         create_register_app(SCHEMAS / "bemiddelingsregister.graphql", fixture)

@@ -30,4 +30,3 @@ def schema_analyser(schema: GraphQLSchema) -> Analyser:
 def any_analyser(request: pytest.FixtureRequest, schema: GraphQLSchema) -> Analyser:
     """Both analysers: shapes real senders use must give the same facts either way."""
     return Analyser(GraphQLLimits(), schema=schema if request.param == "schema" else None)
-

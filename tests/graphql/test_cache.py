@@ -28,8 +28,10 @@ def test_a_hit_uses_the_new_variables() -> None:
     variables = fixture_variables("one_variable_variables")
     analyser.analyse(request(query, variables))
     variables["notificatieInput"]["afzenderID"] = "99999999"
-    assert analyser.analyse(request(query, variables)).argument(
-        "notificatieInput.afzenderID") == "99999999"
+    assert (
+        analyser.analyse(request(query, variables)).argument("notificatieInput.afzenderID")
+        == "99999999"
+    )
 
 
 def test_a_hit_reevaluates_skip_and_include() -> None:

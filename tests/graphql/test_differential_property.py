@@ -34,14 +34,34 @@ from tests.fixtures.graphql import request
 GOOD, BAD, INPUT = ALLOWED_LITERAL, REFUSED_LITERAL, ALLOWED_INPUT
 
 # Directives: the first ones keep a document valid, the rest are the differentials' stuff.
-VALID_DIRECTIVES = ["", "", "", "", "@include(if: true)", "@include(if: false)",
-                    "@skip(if: true)", "@skip(if: false)", "@include(if: $b)", "@skip(if: $b)",
-                    "@include(if: $b) @skip(if: $b)"]
-HOSTILE_DIRECTIVES = ["@include(if: true) @include(if: false)",
-                      "@skip(if: false) @skip(if: true)", "@defer", "@include"]
+VALID_DIRECTIVES = [
+    "",
+    "",
+    "",
+    "",
+    "@include(if: true)",
+    "@include(if: false)",
+    "@skip(if: true)",
+    "@skip(if: false)",
+    "@include(if: $b)",
+    "@skip(if: $b)",
+    "@include(if: $b) @skip(if: $b)",
+]
+HOSTILE_DIRECTIVES = [
+    "@include(if: true) @include(if: false)",
+    "@skip(if: false) @skip(if: true)",
+    "@defer",
+    "@include",
+]
 ALIASES = ["", "", "", "x: ", "y: ", "zendNotificatie: ", "notificatieID: "]
-LEAVES = [("notificatieID", ""), ("afzenderID", ""), ("eventType", ""), ("__typename", ""),
-          ("subjectList", "{ subject recordID }"), ("subjectList", "{ subject }")]
+LEAVES = [
+    ("notificatieID", ""),
+    ("afzenderID", ""),
+    ("eventType", ""),
+    ("__typename", ""),
+    ("subjectList", "{ subject recordID }"),
+    ("subjectList", "{ subject }"),
+]
 SUB_FRAGMENTS = ["F", "G"]
 ROOT_FRAGMENTS = ["R", "S"]
 
@@ -84,20 +104,24 @@ class Writer:
                 name, below = self.draw(st.sampled_from(LEAVES))
                 items.append(f"{self.pick(ALIASES)}{name} {self.directives()} {below}")
             elif kind == "inline":
-                items.append(f"... {self.condition('Notificatie')} {self.directives()} "
-                             f"{self.subselection(depth + 1, spreads)}")
+                items.append(
+                    f"... {self.condition('Notificatie')} {self.directives()} "
+                    f"{self.subselection(depth + 1, spreads)}"
+                )
             else:
                 items.append(self.fragment_spread(SUB_FRAGMENTS))
         return "{ " + " ".join(items) + " }"
 
     def root_field(self, operation: str, spreads: bool) -> str:
         if operation == "query":
-            field = self.pick(['notificatie(notificatieID: "1")', "notificaties",
-                               "notificaties(first: 2)"])
+            field = self.pick(
+                ['notificatie(notificatieID: "1")', "notificaties", "notificaties(first: 2)"]
+            )
         else:
             field = f"zendNotificatie(notificatieInput: {self.pick([GOOD, BAD, '$n'])})"
-        return (f"{self.pick(ALIASES)}{field} {self.directives()} "
-                f"{self.subselection(spreads=spreads)}")
+        return (
+            f"{self.pick(ALIASES)}{field} {self.directives()} {self.subselection(spreads=spreads)}"
+        )
 
     def root_selection(self, operation: str, depth: int = 0, spreads: bool = True) -> str:
         own = operation.capitalize()
@@ -110,8 +134,10 @@ class Writer:
             if kind == "field":
                 items.append(self.root_field(operation, spreads))
             elif kind == "inline":
-                items.append(f"... {self.condition(own)} {self.directives()} "
-                             f"{self.root_selection(operation, depth + 1, spreads)}")
+                items.append(
+                    f"... {self.condition(own)} {self.directives()} "
+                    f"{self.root_selection(operation, depth + 1, spreads)}"
+                )
             else:
                 items.append(self.fragment_spread(ROOT_FRAGMENTS))
         return "{ " + " ".join(items) + " }"
@@ -123,9 +149,20 @@ class Writer:
         self.name = name
         body = self.root_selection(kind)
         if self.chaos:
-            declared = self.draw(st.lists(st.sampled_from(
-                ["$b: Boolean", "$b: Boolean!", "$n: NotificatieInput!", "$n: NotificatieInput",
-                 "$u: String"]), max_size=3))
+            declared = self.draw(
+                st.lists(
+                    st.sampled_from(
+                        [
+                            "$b: Boolean",
+                            "$b: Boolean!",
+                            "$n: NotificatieInput!",
+                            "$n: NotificatieInput",
+                            "$u: String",
+                        ]
+                    ),
+                    max_size=3,
+                )
+            )
         else:
             declared = ["$b: Boolean!", "$n: NotificatieInput!", "$u: String"]
         variables = f"({', '.join(declared)})" if declared else ""
@@ -137,8 +174,11 @@ class Writer:
             for _ in range(self.draw(st.integers(0, 3))):
                 name = self.pick(SUB_FRAGMENTS + ROOT_FRAGMENTS)
                 condition = self.pick(["Notificatie", "Mutation", "Query"])
-                body = (self.subselection(1) if condition == "Notificatie"
-                        else self.root_selection(condition.lower(), 1))
+                body = (
+                    self.subselection(1)
+                    if condition == "Notificatie"
+                    else self.root_selection(condition.lower(), 1)
+                )
                 out.append(f"fragment {name} on {condition} {body}")
             return out
         done: set[str] = set()
@@ -167,14 +207,19 @@ def graphql_request(draw: st.DrawFn) -> tuple[str, dict[str, Any], str | None]:
         variables["b"] = draw(st.booleans())
     if not writer.chaos or draw(st.booleans()):
         variables["n"] = INPUT
-    operation_name = draw(st.sampled_from([None, None, "A", "B"] if writer.chaos
-                                          else [None, writer.name or None]))
+    operation_name = draw(
+        st.sampled_from([None, None, "A", "B"] if writer.chaos else [None, writer.name or None])
+    )
     return " ".join(definitions), variables, operation_name
 
 
 LIMITS = GraphQLLimits()
-SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +231,8 @@ def recording_schema() -> GraphQLSchema:
 @SETTINGS
 @given(case=graphql_request())
 def test_what_the_gateway_forwards_is_what_the_executor_runs(
-        recording_schema: GraphQLSchema, validating: bool,
-        case: tuple[str, dict[str, Any], str | None]) -> None:
+    recording_schema: GraphQLSchema, validating: bool, case: tuple[str, dict[str, Any], str | None]
+) -> None:
     query, variables, operation_name = case
     analyser = Analyser(LIMITS, cache_size=0, schema=recording_schema if validating else None)
     try:
@@ -218,21 +263,30 @@ def subsumes(executed: Any, decided: Any) -> bool:
     """*executed* is *decided* with, at most, input fields added by schema defaults."""
     if isinstance(decided, dict):
         return isinstance(executed, dict) and all(
-            key in executed and subsumes(executed[key], value) for key, value in decided.items())
+            key in executed and subsumes(executed[key], value) for key, value in decided.items()
+        )
     if isinstance(decided, list):
-        return (isinstance(executed, list) and len(executed) == len(decided)
-                and all(subsumes(e, d) for e, d in zip(executed, decided, strict=True)))
+        return (
+            isinstance(executed, list)
+            and len(executed) == len(decided)
+            and all(subsumes(e, d) for e, d in zip(executed, decided, strict=True))
+        )
     return bool(executed == decided)
 
 
 def test_the_generator_produces_documents_the_gateway_forwards(
-        recording_schema: GraphQLSchema) -> None:
+    recording_schema: GraphQLSchema,
+) -> None:
     # Guard against a vacuous property: a fair share of generated documents must pass.
     forwarded = 0
     analyser = Analyser(LIMITS, cache_size=0, schema=recording_schema)
 
-    @settings(max_examples=200, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=200,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(case=graphql_request())
     def count(case: tuple[str, dict[str, Any], str | None]) -> None:
         nonlocal forwarded

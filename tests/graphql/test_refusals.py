@@ -17,20 +17,26 @@ from gateway.refusals import (
 from tests.fixtures.graphql import fixture_query, fixture_variables, request
 
 
-@pytest.mark.parametrize("query", [
-    "mutation { zendNotificatie(",
-    "{ a { } }",
-    "query Q { a(x: ) }",
-    '{ a(x: "\\uD800") }',
-    "{ a } }",
-    "kaboom",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "mutation { zendNotificatie(",
+        "{ a { } }",
+        "query Q { a(x: ) }",
+        '{ a(x: "\\uD800") }',
+        "{ a } }",
+        "kaboom",
+    ],
+)
 def test_unparsable_query_is_invalid_query_syntax(any_analyser: Analyser, query: str) -> None:
     with pytest.raises(QuerySyntaxError) as info:
         any_analyser.analyse(request(query))
     refusal = info.value
     assert (refusal.status, refusal.code, refusal.message) == (
-        400, "GRAPHQL_PARSE_FAILED", "Invalid Query Syntax")
+        400,
+        "GRAPHQL_PARSE_FAILED",
+        "Invalid Query Syntax",
+    )
     assert refusal.reason.startswith("Syntax Error:")
 
 
@@ -47,19 +53,21 @@ def test_query_nested_deeper_than_the_parser_can_recurse_is_refused(analyser: An
 
 
 def test_list_literal_nested_deeper_than_the_parser_can_recurse_is_refused(
-        analyser: Analyser) -> None:
+    analyser: Analyser,
+) -> None:
     with pytest.raises(QuerySyntaxError):
         analyser.analyse(request("{ f(a: " + "[" * 3000 + "]" * 3000 + ") }"))
 
 
 def test_query_length_limit() -> None:
     analyser = Analyser(GraphQLLimits(max_query_length=100))
-    query = "{ a(x: \"" + "x" * 100 + "\") }"
+    query = '{ a(x: "' + "x" * 100 + '") }'
     with pytest.raises(LimitExceeded) as info:
         analyser.analyse(request(query))
     assert info.value.status == 400
     assert info.value.message == (
-        f"The query is {len(query)} characters long, over the limit of 100 (max_query_length)")
+        f"The query is {len(query)} characters long, over the limit of 100 (max_query_length)"
+    )
     assert info.value.reason == "max_query_length"
 
 
@@ -89,7 +97,8 @@ def test_huge_list_literal_is_refused(analyser: Analyser) -> None:
     with pytest.raises(LimitExceeded) as info:
         analyser.analyse(request(query))
     assert info.value.message == (
-        "A list literal has 1001 items, over the limit of 1000 (max_list_items)")
+        "A list literal has 1001 items, over the limit of 1000 (max_list_items)"
+    )
 
 
 def test_list_literal_in_a_variable_default_is_counted() -> None:
@@ -103,7 +112,8 @@ def test_alias_bomb_is_refused(analyser: Analyser) -> None:
     with pytest.raises(LimitExceeded) as info:
         analyser.analyse(request(query))
     assert info.value.message == (
-        "The query uses more than 30 aliases, over the limit of 30 (max_aliases)")
+        "The query uses more than 30 aliases, over the limit of 30 (max_aliases)"
+    )
 
 
 def test_aliases_reused_through_fragments_are_all_counted() -> None:
@@ -118,7 +128,8 @@ def test_token_bomb_is_refused() -> None:
     with pytest.raises(LimitExceeded) as info:
         analyser.analyse(request("{ f { " + "a " * 200 + "} }"))
     assert info.value.message == (
-        "The query has more than 100 tokens, over the limit of 100 (max_tokens)")
+        "The query has more than 100 tokens, over the limit of 100 (max_tokens)"
+    )
 
 
 def test_fragment_bomb_is_refused_before_it_expands(analyser: Analyser) -> None:
@@ -152,8 +163,10 @@ def test_missing_required_variable_is_refused(analyser: Analyser) -> None:
         analyser.analyse(request(fixture_query("one_variable")))
     refusal = info.value
     assert refusal.code == "GRAPHQL_VALIDATION_FAILED"
-    assert refusal.message == ('ZendNotificatie mutation: Variable "$notificatieInput" of '
-                               'required type "NotificatieInput!" was not provided.')
+    assert refusal.message == (
+        'ZendNotificatie mutation: Variable "$notificatieInput" of '
+        'required type "NotificatieInput!" was not provided.'
+    )
 
 
 def test_null_for_a_non_null_variable_is_refused(analyser: Analyser) -> None:
@@ -161,8 +174,7 @@ def test_null_for_a_non_null_variable_is_refused(analyser: Analyser) -> None:
         analyser.analyse(request(fixture_query("one_variable"), {"notificatieInput": None}))
 
 
-def test_missing_variable_in_the_seed_example_names_the_root_field(
-        any_analyser: Analyser) -> None:
+def test_missing_variable_in_the_seed_example_names_the_root_field(any_analyser: Analyser) -> None:
     variables = fixture_variables("seed_003_variables")
     del variables["afzenderID"]
     with pytest.raises(ValidationFailed) as info:

@@ -16,33 +16,46 @@ from tests.fixtures.graphql import fixture_query, fixture_variables, request
 def test_bundled_schema_executes_the_seed_example_as_written(schema: GraphQLSchema) -> None:
     # The example resource servers execute against this schema with graphql-core.
     result = graphql_sync(
-        schema, fixture_query("seed_003_example"),
+        schema,
+        fixture_query("seed_003_example"),
         root_value={"zendNotificatie": lambda _info, **_kw: {"notificatieID": "n-1"}},
-        variable_values=fixture_variables("seed_003_variables"))
+        variable_values=fixture_variables("seed_003_variables"),
+    )
     assert result.errors is None
     assert result.data == {"zendNotificatie": {"notificatieID": "n-1"}}
 
 
-@pytest.mark.parametrize(("query", "variables", "root_field"), [
-    ("seed_003_example", "seed_003_variables", "zendNotificatie"),
-    ("one_variable", "one_variable_variables", "zendNotificatie"),
-    ("inline_literals", None, "zendNotificatie"),
-    ("alias", "one_variable_variables", "zendNotificatie"),
-    ("fragments", "one_variable_variables", "zendNotificatie"),
-    ("melding_rfc0018", "melding_rfc0018_variables", "zendMelding"),
-])
-def test_fixtures_pass_schema_validation(schema_analyser: Analyser, query: str,
-                                         variables: str | None, root_field: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "variables", "root_field"),
+    [
+        ("seed_003_example", "seed_003_variables", "zendNotificatie"),
+        ("one_variable", "one_variable_variables", "zendNotificatie"),
+        ("inline_literals", None, "zendNotificatie"),
+        ("alias", "one_variable_variables", "zendNotificatie"),
+        ("fragments", "one_variable_variables", "zendNotificatie"),
+        ("melding_rfc0018", "melding_rfc0018_variables", "zendMelding"),
+    ],
+)
+def test_fixtures_pass_schema_validation(
+    schema_analyser: Analyser, query: str, variables: str | None, root_field: str
+) -> None:
     values = fixture_variables(variables) if variables else {}
     facts = schema_analyser.analyse(request(fixture_query(query), values))
     assert (facts.operation_type, facts.root_field) == ("mutation", root_field)
 
 
-@pytest.mark.parametrize("timestamp", ["2024-07-02", "2024-07-02T00:00:00Z",
-                                       "2016-07-20T17:30:15+05:30",
-                                       "2016-07-20T17:30:15.234890+05:30"])
-def test_datetime_accepts_a_bare_date_and_date_times(schema_analyser: Analyser,
-                                                     timestamp: str) -> None:
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "2024-07-02",
+        "2024-07-02T00:00:00Z",
+        "2016-07-20T17:30:15+05:30",
+        "2016-07-20T17:30:15.234890+05:30",
+    ],
+)
+def test_datetime_accepts_a_bare_date_and_date_times(
+    schema_analyser: Analyser, timestamp: str
+) -> None:
     variables = dict(fixture_variables("seed_003_variables"), timestamp=timestamp)
     facts = schema_analyser.analyse(request(fixture_query("seed_003_example"), variables))
     assert facts.argument("notificatieInput.timestamp") == timestamp
@@ -73,15 +86,17 @@ def test_unknown_enum_value_is_a_validation_error(schema_analyser: Analyser) -> 
     assert info.value.message.startswith("zendNotificatie mutation: Variable '$ontvangerIDType'")
 
 
-def test_unknown_field_fails_only_with_schema_validation(analyser: Analyser,
-                                                          schema_analyser: Analyser) -> None:
+def test_unknown_field_fails_only_with_schema_validation(
+    analyser: Analyser, schema_analyser: Analyser
+) -> None:
     query = fixture_query("one_variable").replace("notificatieID", "geheim")
     variables = fixture_variables("one_variable_variables")
     assert analyser.analyse(request(query, variables)).selected_paths == ("geheim",)
     with pytest.raises(ValidationFailed) as info:
         schema_analyser.analyse(request(query, variables))
     assert info.value.message == (
-        "ZendNotificatie mutation: Cannot query field 'geheim' on type 'Notificatie'.")
+        "ZendNotificatie mutation: Cannot query field 'geheim' on type 'Notificatie'."
+    )
 
 
 def test_missing_required_input_field_is_refused(schema_analyser: Analyser) -> None:
@@ -92,7 +107,7 @@ def test_missing_required_input_field_is_refused(schema_analyser: Analyser) -> N
 
 
 def test_wrong_variable_type_is_refused(schema_analyser: Analyser) -> None:
-    query = 'query Q($id: Int!) { notificatie(notificatieID: $id) { notificatieID } }'
+    query = "query Q($id: Int!) { notificatie(notificatieID: $id) { notificatieID } }"
     with pytest.raises(ValidationFailed, match="expecting type 'ID!'"):
         schema_analyser.analyse(request(query, {"id": 1}))
 

@@ -35,8 +35,15 @@ def logged(capsys: pytest.CaptureFixture[str], **fields: object) -> str:
 def test_a_console_decision_line_is_short(
     console: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    line = logged(capsys, location=LOCATION, reason=REASON, outcome="deny", code=None,
-                  total_ms=15.537462, records=("WlzIndicatie/ef88ce35",))
+    line = logged(
+        capsys,
+        location=LOCATION,
+        reason=REASON,
+        outcome="deny",
+        code=None,
+        total_ms=15.537462,
+        records=("WlzIndicatie/ef88ce35",),
+    )
     assert "trace_id" not in line and "request_id" not in line and "records=" not in line
     assert "code=" not in line  # None
     assert "total_ms=15.5 " in line

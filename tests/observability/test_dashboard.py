@@ -43,20 +43,22 @@ PUBLIC = "http://127.0.0.1:8080"
 # Label Prometheus adds at scrape time (the gateway never exposes it).
 SCRAPE_LABELS = frozenset({"job", "instance"})
 # What operators asked to see: each must be queried by at least one panel.
-REQUIRED = frozenset({
-    "nid_gateway_decisions_total",
-    "nid_gateway_decision_duration_seconds_bucket",
-    "nid_gateway_policy_duration_seconds_bucket",
-    "nid_gateway_upstream_duration_seconds_bucket",
-    "nid_gateway_upstream_errors_total",
-    "nid_gateway_tokens_total",
-    "nid_gateway_parse_cache_total",
-    "nid_gateway_jwks_refreshes_total",
-    "nid_gateway_policy_reloads_total",
-    "nid_gateway_policy_loaded",
-    "nid_gateway_shadow_mismatches_total",
-    "nid_gateway_http_requests_total",
-})
+REQUIRED = frozenset(
+    {
+        "nid_gateway_decisions_total",
+        "nid_gateway_decision_duration_seconds_bucket",
+        "nid_gateway_policy_duration_seconds_bucket",
+        "nid_gateway_upstream_duration_seconds_bucket",
+        "nid_gateway_upstream_errors_total",
+        "nid_gateway_tokens_total",
+        "nid_gateway_parse_cache_total",
+        "nid_gateway_jwks_refreshes_total",
+        "nid_gateway_policy_reloads_total",
+        "nid_gateway_policy_loaded",
+        "nid_gateway_shadow_mismatches_total",
+        "nid_gateway_http_requests_total",
+    }
+)
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _MATCHERS = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*\{([^}]*)\}")
@@ -173,24 +175,34 @@ async def exposition_after_traffic(
     (shadow / "notificatie.yaml").unlink()
     (shadow / "notificatie.test.yaml").unlink()
     # A loopback public URL: authlib answers plain-http token requests only for loopback.
-    data = gateway_yaml(str(upstream.make_url("")).rstrip("/"),
-                        f"http://127.0.0.1:{unused_port()}/graphql",
-                        public_url=PUBLIC, issuer=PUBLIC)
+    data = gateway_yaml(
+        str(upstream.make_url("")).rstrip("/"),
+        f"http://127.0.0.1:{unused_port()}/graphql",
+        public_url=PUBLIC,
+        issuer=PUBLIC,
+    )
     data["tokens"]["trusted_issuers"].append(
-        {"issuer": "https://issuer.example", "jwks_url": jwks_url})
+        {"issuer": "https://issuer.example", "jwks_url": jwks_url}
+    )
     data["policy"] = {"watch": False, "shadow": [str(shadow)]}
     config = write_config(tmp_path, data)
     app = await create_app(config)
     client = await aiohttp_client(app)
 
     async def token(secret: str, path: str = ZK_5151) -> dict[str, Any]:
-        form = {"grant_type": "client_credentials", "client_id": "ciz", "client_secret": secret,
-                "scope": NOTIFICATIE_5151, "audience": PUBLIC + path}
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": "ciz",
+            "client_secret": secret,
+            "scope": NOTIFICATIE_5151,
+            "audience": PUBLIC + path,
+        }
         async with client.post("/auth/token", data=form) as response:
             body: dict[str, Any] = await response.json()
             return body
 
     assert (await token("wrong-secret"))["error"] == "invalid_client"
+
     async def pep(path: str, body: dict[str, Any]) -> int:
         bearer = f"Bearer {(await token('ciz-demo-secret', path))['access_token']}"
         async with client.post(path, json=body, headers={"Authorization": bearer}) as response:
@@ -232,12 +244,13 @@ async def test_every_dashboard_query_selects_series_a_real_gateway_exposes(
             unknown = used - labels[name] - SCRAPE_LABELS
             assert not unknown, f"{title}: {name} has no label {sorted(unknown)}"
         available = set().union(*(labels[n] for n in names)) | SCRAPE_LABELS
-        unknown = (grouping_labels(expr) | set(_LEGEND.findall(target["legendFormat"])))
+        unknown = grouping_labels(expr) | set(_LEGEND.findall(target["legendFormat"]))
         assert unknown <= available, f"{title}: unknown labels {sorted(unknown - available)}"
         checked |= names
     for variable in dashboard()["templating"]["list"]:
-        match = re.fullmatch(r"label_values\((\w+)(?:\{[^}]*\})?,\s*(\w+)\)",
-                             variable["definition"])
+        match = re.fullmatch(
+            r"label_values\((\w+)(?:\{[^}]*\})?,\s*(\w+)\)", variable["definition"]
+        )
         assert match, variable["definition"]
         name, label = match.groups()
         assert name in labels and label in labels[name] | SCRAPE_LABELS
@@ -246,12 +259,14 @@ async def test_every_dashboard_query_selects_series_a_real_gateway_exposes(
     # The traffic moved what the panels show (not only declared families).
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in text_string_to_metric_families(text) for s in f.samples
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
     }
 
     def total(name: str, **want: str) -> float:
-        return sum(v for (n, lbl), v in samples.items()
-                   if n == name and want.items() <= dict(lbl).items())
+        return sum(
+            v for (n, lbl), v in samples.items() if n == name and want.items() <= dict(lbl).items()
+        )
 
     assert total("nid_gateway_decisions_total", outcome="allow") == 2
     assert total("nid_gateway_decisions_total", outcome="deny") == 1
@@ -260,10 +275,16 @@ async def test_every_dashboard_query_selects_series_a_real_gateway_exposes(
     assert total("nid_gateway_tokens_total", client="ciz", outcome="issued") == 4
     assert total("nid_gateway_tokens_total", outcome="invalid_client") == 1
     assert total("nid_gateway_parse_cache_total", result="hit") >= 1
-    assert total("nid_gateway_jwks_refreshes_total", issuer="https://issuer.example",
-                 outcome="ok") == 1
+    assert (
+        total("nid_gateway_jwks_refreshes_total", issuer="https://issuer.example", outcome="ok")
+        == 1
+    )
     assert total("nid_gateway_policy_reloads_total", outcome="ok") >= 1
     assert total("nid_gateway_policy_reloads_total", outcome="refused") >= 1
     assert total("nid_gateway_policy_loaded") == 1
-    assert total("nid_gateway_shadow_mismatches_total", route=ZK_5151, active="allow",
-                 shadow="deny:403") == 2
+    assert (
+        total(
+            "nid_gateway_shadow_mismatches_total", route=ZK_5151, active="allow", shadow="deny:403"
+        )
+        == 2
+    )

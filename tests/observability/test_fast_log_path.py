@@ -114,8 +114,16 @@ def test_a_sensitive_key_is_redacted(json_info: None, capsys: pytest.CaptureFixt
         {"operation_name": "bEaReR\u2003hunter2"},
         {"afzender": "token=hunter2"},
     ],
-    ids=["reason", "operation-name", "in-a-tuple", "pair-in-a-tuple", "json-pair", "tabs",
-         "unicode-space", "pair"],
+    ids=[
+        "reason",
+        "operation-name",
+        "in-a-tuple",
+        "pair-in-a-tuple",
+        "json-pair",
+        "tabs",
+        "unicode-space",
+        "pair",
+    ],
 )
 def test_a_value_that_may_hold_a_secret_is_redacted(
     json_info: None, capsys: pytest.CaptureFixture[str], overrides: dict[str, Any]
@@ -133,8 +141,12 @@ def test_a_nested_mapping_takes_the_full_chain(
     json_info: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
-    emit_json_event("gateway.decision", "info", "decision",
-                    {"detail": {"client_secret": "ciz-demo-secret", "kept": "UZOVI:5151"}})
+    emit_json_event(
+        "gateway.decision",
+        "info",
+        "decision",
+        {"detail": {"client_secret": "ciz-demo-secret", "kept": "UZOVI:5151"}},
+    )
     (line,) = lines(capsys)
     assert line["detail"] == {"client_secret": REDACTED, "kept": "UZOVI:5151"}
 
@@ -175,16 +187,46 @@ def test_iso_timestamp_is_utc_with_microseconds() -> None:
 
 
 _PIECES = st.sampled_from(
-    ["eyJ", "eyJhbGciOiJub25lIn0", ".", "Bearer", "bEaReR", "basic", "dpop", "token", "secret",
-     "password", "=", '"', "'", ":", " ", "\t", "\n", "\u2003", "\xa0", "\x1c", "{", "}", "x",
-     "KVK:62253778", "-", "_", "J"]
+    [
+        "eyJ",
+        "eyJhbGciOiJub25lIn0",
+        ".",
+        "Bearer",
+        "bEaReR",
+        "basic",
+        "dpop",
+        "token",
+        "secret",
+        "password",
+        "=",
+        '"',
+        "'",
+        ":",
+        " ",
+        "\t",
+        "\n",
+        "\u2003",
+        "\xa0",
+        "\x1c",
+        "{",
+        "}",
+        "x",
+        "KVK:62253778",
+        "-",
+        "_",
+        "J",
+    ]
 )
 _VALUES = st.lists(st.one_of(_PIECES, st.text(max_size=3)), max_size=10).map("".join)
 
 
-@given(st.dictionaries(st.sampled_from(["reason", "afzender", "request_id", "operation_name"]),
-                       st.one_of(_VALUES, st.lists(_VALUES, max_size=3).map(tuple)),
-                       max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["reason", "afzender", "request_id", "operation_name"]),
+        st.one_of(_VALUES, st.lists(_VALUES, max_size=3).map(tuple)),
+        max_size=4,
+    )
+)
 def test_the_byte_check_never_passes_a_value_redaction_would_change(
     fields: dict[str, Any],
 ) -> None:

@@ -161,5 +161,6 @@ async def test_full_session_logs_decisions_and_never_a_secret_or_token(
     assert {t["client_id"] for t in issued} == {"ciz", "zorgkantoor-5151"}
     assert all(t["jti"] for t in issued)
     # Every line is one log event (json_lines has already refused a line that is not JSON).
-    assert [x for x in lines if not (isinstance(x, dict) and x.get("event") and x.get("level"))
-            ] == []
+    assert [
+        x for x in lines if not (isinstance(x, dict) and x.get("event") and x.get("level"))
+    ] == []

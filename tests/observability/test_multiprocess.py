@@ -78,19 +78,27 @@ async def test_metrics_on_one_worker_aggregate_all_workers(workers: list[int]) -
             assert totals == [5.0]
 
 
-def test_a_worker_file_still_being_created_breaks_neither_start_nor_scrape(
-        tmp_path: Path) -> None:
+def test_a_worker_file_still_being_created_breaks_neither_start_nor_scrape(tmp_path: Path) -> None:
     # A worker creates its mmap file before sizing it: another worker starting or scraping
     # at that moment used to read the empty file and die of struct.error.
     metrics_dir = tmp_path / "prom"
     metrics_dir.mkdir()
     (metrics_dir / "counter_99999.db").touch()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "PYTHONPATH": str(REPO)}
-    script = ("from gateway.observability.metrics import GatewayMetrics\n"
-              "metrics = GatewayMetrics()\n"
-              "metrics.requests.labels('/healthz', 'GET', '200').inc()\n"
-              "print(metrics.exposition().decode())\n")
-    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=60, check=False)
+    script = (
+        "from gateway.observability.metrics import GatewayMetrics\n"
+        "metrics = GatewayMetrics()\n"
+        "metrics.requests.labels('/healthz', 'GET', '200').inc()\n"
+        "print(metrics.exposition().decode())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "nid_gateway_" in result.stdout

@@ -162,9 +162,32 @@ async def test_default_aiohttp_access_log_is_redacted_when_no_logger_class_is_gi
 
 
 _FRAGMENTS = st.sampled_from(
-    ["eyJ", "eyJhbGciOiJub25lIn0", ".", "Bearer", "bEaReR", "basic", "DPoP", "token", "secret",
-     "password", "client_secret", "=", '"', "'", ":", " ", "\t", "\u2003", "\x1c", "\xa0", "x",
-     "abc123", "-", "_"]
+    [
+        "eyJ",
+        "eyJhbGciOiJub25lIn0",
+        ".",
+        "Bearer",
+        "bEaReR",
+        "basic",
+        "DPoP",
+        "token",
+        "secret",
+        "password",
+        "client_secret",
+        "=",
+        '"',
+        "'",
+        ":",
+        " ",
+        "\t",
+        "\u2003",
+        "\x1c",
+        "\xa0",
+        "x",
+        "abc123",
+        "-",
+        "_",
+    ]
 )
 
 

@@ -43,8 +43,10 @@ from tests.fixtures.gateway import (
 )
 
 GOOD, BAD, GOOD_INPUT = ALLOWED_LITERAL, REFUSED_LITERAL, ALLOWED_INPUT
-ONE_VARIABLE = ("mutation Zend($n: NotificatieInput!) "
-                "{ zendNotificatie(notificatieInput: $n) { notificatieID } }")
+ONE_VARIABLE = (
+    "mutation Zend($n: NotificatieInput!) "
+    "{ zendNotificatie(notificatieInput: $n) { notificatieID } }"
+)
 
 
 def zend(literal: str, alias: str = "", extra: str = "") -> str:
@@ -62,47 +64,93 @@ def raw(text: str) -> bytes:
 
 ATTACKS: dict[str, tuple[bytes, dict[str, str]]] = {
     # 1. Duplicate names in the document.
-    "two fragments of one name": (body(
-        "mutation Zend { ...F } "
-        f"fragment F on Mutation {{ {zend(GOOD)} }} fragment F on Mutation {{ {zend(BAD)} }}"),
-        {}),
-    "two operations of one name": (body(
-        f"mutation Zend {{ {zend(GOOD)} }} mutation Zend {{ {zend(BAD)} }}",
-        operationName="Zend"), {}),
-    "two operations, operationName picks the allowed one": (body(
-        f"mutation Goed {{ {zend(GOOD)} }} mutation Fout {{ {zend(BAD)} }}",
-        operationName="Goed"), {}),
+    "two fragments of one name": (
+        body(
+            "mutation Zend { ...F } "
+            f"fragment F on Mutation {{ {zend(GOOD)} }} fragment F on Mutation {{ {zend(BAD)} }}"
+        ),
+        {},
+    ),
+    "two operations of one name": (
+        body(
+            f"mutation Zend {{ {zend(GOOD)} }} mutation Zend {{ {zend(BAD)} }}",
+            operationName="Zend",
+        ),
+        {},
+    ),
+    "two operations, operationName picks the allowed one": (
+        body(
+            f"mutation Goed {{ {zend(GOOD)} }} mutation Fout {{ {zend(BAD)} }}",
+            operationName="Goed",
+        ),
+        {},
+    ),
     # 2. Directives and type conditions.
-    "a repeated @include": (body(
-        f"mutation Zend {{ {zend(GOOD, 'a: ')} "
-        f"{zend(BAD, 'b: ', '@include(if: true) @include(if: false) ')} }}"), {}),
-    "an inline fragment on Query inside a mutation": (body(
-        f"mutation Zend {{ ... on Query {{ {zend(GOOD)} }} }}"), {}),
-    "a fragment spread on Query inside a mutation": (body(
-        f"mutation Zend {{ ...F }} fragment F on Query {{ {zend(GOOD)} }}"), {}),
-    "an unknown directive": (body(
-        f"mutation Zend {{ {zend(GOOD, '', '@defer ')} }}"), {}),
+    "a repeated @include": (
+        body(
+            f"mutation Zend {{ {zend(GOOD, 'a: ')} "
+            f"{zend(BAD, 'b: ', '@include(if: true) @include(if: false) ')} }}"
+        ),
+        {},
+    ),
+    "an inline fragment on Query inside a mutation": (
+        body(f"mutation Zend {{ ... on Query {{ {zend(GOOD)} }} }}"),
+        {},
+    ),
+    "a fragment spread on Query inside a mutation": (
+        body(f"mutation Zend {{ ...F }} fragment F on Query {{ {zend(GOOD)} }}"),
+        {},
+    ),
+    "an unknown directive": (body(f"mutation Zend {{ {zend(GOOD, '', '@defer ')} }}"), {}),
     # 3. Duplicate and unknown JSON members.
-    "a duplicated query member": (raw(
-        json.dumps({"query": f"mutation Zend {{ {zend(BAD)} }}"})[:-1] + ", "
-        + json.dumps({"query": f"mutation Zend {{ {zend(GOOD)} }}"})[1:]), {}),
-    "a duplicated variables member": (raw(
-        '{"query": ' + json.dumps(ONE_VARIABLE)
-        + ', "variables": {"n": ' + json.dumps(dict(GOOD_INPUT, afzenderID="99999999"))
-        + '}, "variables": {"n": ' + json.dumps(GOOD_INPUT) + "}}"), {}),
-    "a duplicated nested member": (raw(
-        '{"query": ' + json.dumps(ONE_VARIABLE) + ', "variables": {"n": '
-        + json.dumps(GOOD_INPUT)[:-1] + ', "afzenderID": "62253778", "afzenderID": "99999999"'
-        + ', "afzenderID": "62253778"}}}'), {}),
-    "a case-variant Query member": (body(
-        f"mutation Zend {{ {zend(GOOD)} }}", Query=f"mutation Zend {{ {zend(BAD)} }}"), {}),
-    "an extensions member": (body(
-        f"mutation Zend {{ {zend(GOOD)} }}",
-        extensions={"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}), {}),
+    "a duplicated query member": (
+        raw(
+            json.dumps({"query": f"mutation Zend {{ {zend(BAD)} }}"})[:-1]
+            + ", "
+            + json.dumps({"query": f"mutation Zend {{ {zend(GOOD)} }}"})[1:]
+        ),
+        {},
+    ),
+    "a duplicated variables member": (
+        raw(
+            '{"query": '
+            + json.dumps(ONE_VARIABLE)
+            + ', "variables": {"n": '
+            + json.dumps(dict(GOOD_INPUT, afzenderID="99999999"))
+            + '}, "variables": {"n": '
+            + json.dumps(GOOD_INPUT)
+            + "}}"
+        ),
+        {},
+    ),
+    "a duplicated nested member": (
+        raw(
+            '{"query": '
+            + json.dumps(ONE_VARIABLE)
+            + ', "variables": {"n": '
+            + json.dumps(GOOD_INPUT)[:-1]
+            + ', "afzenderID": "62253778", "afzenderID": "99999999"'
+            + ', "afzenderID": "62253778"}}}'
+        ),
+        {},
+    ),
+    "a case-variant Query member": (
+        body(f"mutation Zend {{ {zend(GOOD)} }}", Query=f"mutation Zend {{ {zend(BAD)} }}"),
+        {},
+    ),
+    "an extensions member": (
+        body(
+            f"mutation Zend {{ {zend(GOOD)} }}",
+            extensions={"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}},
+        ),
+        {},
+    ),
     "a documentId member": (body(f"mutation Zend {{ {zend(GOOD)} }}", documentId="bad"), {}),
     # 4. Content-Encoding.
-    "a gzip body": (gzip.compress(body(f"mutation Zend {{ {zend(GOOD)} }}")),
-                    {"Content-Encoding": "gzip"}),
+    "a gzip body": (
+        gzip.compress(body(f"mutation Zend {{ {zend(GOOD)} }}")),
+        {"Content-Encoding": "gzip"},
+    ),
     "a corrupt gzip body": (b"\x1f\x8b\x08\x00garbage", {"Content-Encoding": "gzip"}),
 }
 
@@ -140,12 +188,15 @@ NOT_VALIDATING = "/deelnemers/uzovi/5151/unvalidated"
 
 
 @pytest.fixture
-async def gateway(make_gateway: GatewayFactory, executing: ExecutingUpstream,
-                  upstream: RecordingUpstream) -> Gateway:
+async def gateway(
+    make_gateway: GatewayFactory, executing: ExecutingUpstream, upstream: RecordingUpstream
+) -> Gateway:
     url = executing.url  # type: ignore[attr-defined]
-    routes = [route(VALIDATING, url, "UZOVI", "5151", "zorgkantoor"),
-              route(NOT_VALIDATING, url, "UZOVI", "5151", "zorgkantoor", schema="none"),
-              route(CIZ, f"{upstream.url}/graphql", "KVK", "62253778", "onderneming")]
+    routes = [
+        route(VALIDATING, url, "UZOVI", "5151", "zorgkantoor"),
+        route(NOT_VALIDATING, url, "UZOVI", "5151", "zorgkantoor", schema="none"),
+        route(CIZ, f"{upstream.url}/graphql", "KVK", "62253778", "onderneming"),
+    ]
     return await make_gateway(routes=routes)
 
 
@@ -157,7 +208,8 @@ async def send(gateway: Gateway, path: str, data: bytes, headers: dict[str, str]
 
 @pytest.mark.parametrize("path", [VALIDATING, NOT_VALIDATING])
 async def test_the_allowed_notification_is_executed_as_decided(
-        gateway: Gateway, executing: ExecutingUpstream, path: str) -> None:
+    gateway: Gateway, executing: ExecutingUpstream, path: str
+) -> None:
     response = await send(gateway, path, body(f"mutation Zend {{ {zend(GOOD)} }}"), {})
     assert response.status == 200
     (execution,) = executing.executions
@@ -168,7 +220,8 @@ async def test_the_allowed_notification_is_executed_as_decided(
 
 @pytest.mark.parametrize("path", [VALIDATING, NOT_VALIDATING])
 async def test_the_hidden_notification_alone_is_refused(
-        gateway: Gateway, executing: ExecutingUpstream, path: str) -> None:
+    gateway: Gateway, executing: ExecutingUpstream, path: str
+) -> None:
     # The control: what every attack hides is itself refused by the policy.
     response = await send(gateway, path, body(f"mutation Zend {{ {zend(BAD)} }}"), {})
     assert response.status == 400
@@ -178,27 +231,45 @@ async def test_the_hidden_notification_alone_is_refused(
 @pytest.mark.parametrize("path", [VALIDATING, NOT_VALIDATING])
 @pytest.mark.parametrize("attack", list(ATTACKS))
 async def test_a_parser_differential_is_refused_and_reaches_nothing(
-        gateway: Gateway, executing: ExecutingUpstream, path: str, attack: str) -> None:
+    gateway: Gateway, executing: ExecutingUpstream, path: str, attack: str
+) -> None:
     data, headers = ATTACKS[attack]
     response = await send(gateway, path, data, headers)
     answer = await response.json(content_type=None)
     assert 400 <= response.status < 500, answer
     assert answer["errors"][0]["extensions"]["code"] in (
-        "BAD_REQUEST", "GRAPHQL_VALIDATION_FAILED"), answer
+        "BAD_REQUEST",
+        "GRAPHQL_VALIDATION_FAILED",
+    ), answer
     assert executing.executions == []
 
 
 async def test_a_route_without_schema_validation_is_warned_about_at_start(
-        tmp_path: Path, upstream: RecordingUpstream, aiohttp_client: Any,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    data = gateway_yaml(upstream.url, f"{upstream.url}/down", routes=[
-        route(VALIDATING, f"{upstream.url}/graphql", "UZOVI", "5151", "zorgkantoor"),
-        route(NOT_VALIDATING, f"{upstream.url}/graphql", "UZOVI", "5151", "zorgkantoor",
-              schema="none")])
+    tmp_path: Path,
+    upstream: RecordingUpstream,
+    aiohttp_client: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = gateway_yaml(
+        upstream.url,
+        f"{upstream.url}/down",
+        routes=[
+            route(VALIDATING, f"{upstream.url}/graphql", "UZOVI", "5151", "zorgkantoor"),
+            route(
+                NOT_VALIDATING,
+                f"{upstream.url}/graphql",
+                "UZOVI",
+                "5151",
+                "zorgkantoor",
+                schema="none",
+            ),
+        ],
+    )
     capsys.readouterr()
     await aiohttp_client(await create_app(write_config(tmp_path, data)))
     flush_pending()
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-             if line.startswith("{")]
+    lines = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
     warned = [line for line in lines if line.get("event") == "schema_validation_off"]
     assert [(w["route"], w["level"]) for w in warned] == [(NOT_VALIDATING, "warning")]

@@ -44,8 +44,9 @@ TWO_ROOT_FIELDS = (
 
 def zorgaanbieder_melding() -> dict[str, Any]:
     variables = json.loads(fixture_text("melding_rfc0018_variables.json"))
-    variables.update(afzenderIDType="AGB", afzenderID="12345678", ontvangerIDType="UZOVI",
-                     ontvangerID="5151")
+    variables.update(
+        afzenderIDType="AGB", afzenderID="12345678", ontvangerIDType="UZOVI", ontvangerID="5151"
+    )
     return {"query": fixture_text("melding_rfc0018.graphql"), "variables": variables}
 
 
@@ -63,42 +64,73 @@ class Case:
 
 CASES = {
     "allowed": Case("ciz", [NOTIFICATIE_5151]),
-    "scope-missing": Case("ciz", [NOTIFICATIE_AGB],
-                          expect=(403, "Request Does Not Match Scopes")),
-    "two-operations": Case("ciz", [NOTIFICATIE_5151], {"query": TWO_OPERATIONS},
-                           expect=(400, "Only one operation at the time is supported.")),
-    "two-root-fields": Case("ciz", [NOTIFICATIE_5151], {"query": TWO_ROOT_FIELDS},
-                            expect=(400, "Only one selectionset in an operation is supported.")),
+    "scope-missing": Case("ciz", [NOTIFICATIE_AGB], expect=(403, "Request Does Not Match Scopes")),
+    "two-operations": Case(
+        "ciz",
+        [NOTIFICATIE_5151],
+        {"query": TWO_OPERATIONS},
+        expect=(400, "Only one operation at the time is supported."),
+    ),
+    "two-root-fields": Case(
+        "ciz",
+        [NOTIFICATIE_5151],
+        {"query": TWO_ROOT_FIELDS},
+        expect=(400, "Only one selectionset in an operation is supported."),
+    ),
     "recipient-not-the-route": Case(
-        "ciz", [NOTIFICATIE_5151], seed_notification(ontvangerID="5152"),
-        expect=(400, "ZendNotificatie mutation: ontvanger is not valid")),
+        "ciz",
+        [NOTIFICATIE_5151],
+        seed_notification(ontvangerID="5152"),
+        expect=(400, "ZendNotificatie mutation: ontvanger is not valid"),
+    ),
     "wrong-afzender": Case(
-        "ciz", [NOTIFICATIE_5151], seed_notification(afzenderID="99999999"),
-        expect=(400, "ZendNotificatie mutation: afzender_id is not valid")),
+        "ciz",
+        [NOTIFICATIE_5151],
+        seed_notification(afzenderID="99999999"),
+        expect=(400, "ZendNotificatie mutation: afzender_id is not valid"),
+    ),
     "zorgaanbieder-notifies": Case(
-        "zorgaanbieder-12345678", [NOTIFICATIE_5151],
-        seed_notification(afzenderIDType="AGB", afzenderID="12345678",
-                          eventType="NIEUWE_BEMIDDELINGSPECIFICATIE_ZORGKANTOOR"),
-        expect=(400, "ZendNotificatie mutation: afzender_type is not valid")),
+        "zorgaanbieder-12345678",
+        [NOTIFICATIE_5151],
+        seed_notification(
+            afzenderIDType="AGB",
+            afzenderID="12345678",
+            eventType="NIEUWE_BEMIDDELINGSPECIFICATIE_ZORGKANTOOR",
+        ),
+        expect=(400, "ZendNotificatie mutation: afzender_type is not valid"),
+    ),
     "token-for-another-route": Case(
-        "ciz", [NOTIFICATIE_5151], token_route=ZK_5152,
-        expect=(401, "Token audience does not match this route")),
-    "zorgaanbieder-melding": Case("zorgaanbieder-12345678", [MELDING_5151],
-                                  zorgaanbieder_melding()),
+        "ciz",
+        [NOTIFICATIE_5151],
+        token_route=ZK_5152,
+        expect=(401, "Token audience does not match this route"),
+    ),
+    "zorgaanbieder-melding": Case(
+        "zorgaanbieder-12345678", [MELDING_5151], zorgaanbieder_melding()
+    ),
     "ciz-route-needs-onderneming-scope": Case(
-        "zorgkantoor-5151", [NOTIFICATIE_5151], route=CIZ,
-        expect=(403, "Request Does Not Match Scopes")),
+        "zorgkantoor-5151",
+        [NOTIFICATIE_5151],
+        route=CIZ,
+        expect=(403, "Request Does Not Match Scopes"),
+    ),
 }
 
 
 def run_explain(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([NID_GATEWAY, "policy", "explain", *args], capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [NID_GATEWAY, "policy", "explain", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-async def test_explain_gives_the_running_gateways_answer(gateway: Gateway, tmp_path: Path,
-                                                         name: str) -> None:
+async def test_explain_gives_the_running_gateways_answer(
+    gateway: Gateway, tmp_path: Path, name: str
+) -> None:
     case = CASES[name]
     token = gateway.token(case.client, case.scopes, case.token_route or case.route)
     response = await gateway.post(case.route, case.body, token=token)
@@ -112,9 +144,23 @@ async def test_explain_gives_the_running_gateways_answer(gateway: Gateway, tmp_p
     claims.write_text(json.dumps(jwt.decode(token, options={"verify_signature": False})))
     request = tmp_path / "request.json"
     request.write_text(json.dumps(case.body))
-    result = run_explain("--config", str(gateway.config.source), "--claims", str(claims),
-                         "--request", str(request), "--route", case.route, "--format", "json")
+    result = run_explain(
+        "--config",
+        str(gateway.config.source),
+        "--claims",
+        str(claims),
+        "--request",
+        str(request),
+        "--route",
+        case.route,
+        "--format",
+        "json",
+    )
     assert result.returncode == 0, result.stderr
     explained = json.loads(result.stdout)
-    assert (explained["allow"], explained["status"], explained["code"], explained["message"]) \
-        == (response.status == 200, response.status, code, message)
+    assert (explained["allow"], explained["status"], explained["code"], explained["message"]) == (
+        response.status == 200,
+        response.status,
+        code,
+        message,
+    )

@@ -92,8 +92,11 @@ async def test_zorgaanbieder_notification_is_refused_as_afzender_type(gateway: G
     # RFC0008 3.6: a notification comes from a register holder (UZOVI or KVK); a zorgaanbieder
     # holds none, so it is refused on its afzender type before its event type is looked at.
     token = gateway.token("zorgaanbieder-12345678", [NOTIFICATIE_5151])
-    body = seed_notification(afzenderIDType="AGB", afzenderID="12345678",
-                             eventType="NIEUWE_BEMIDDELINGSPECIFICATIE_ZORGKANTOOR")
+    body = seed_notification(
+        afzenderIDType="AGB",
+        afzenderID="12345678",
+        eventType="NIEUWE_BEMIDDELINGSPECIFICATIE_ZORGKANTOOR",
+    )
     message = await validation_failure(gateway, await gateway.post(ZK_5151, body, token=token))
     assert message == "ZendNotificatie mutation: afzender_type is not valid"
     assert gateway.observer.decisions[-1].rule == "iwlz-notificatie/afzender-type"
@@ -102,8 +105,13 @@ async def test_zorgaanbieder_notification_is_refused_as_afzender_type(gateway: G
 async def test_zorgaanbieder_melding_to_a_zorgkantoor_is_forwarded(gateway: Gateway) -> None:
     # The other direction stays open: a deelnemer reports an error to the bronhouder.
     token = gateway.token("zorgaanbieder-12345678", [MELDING_5151])
-    variables = {**variables_of("melding_rfc0018_variables.json"), "afzenderIDType": "AGB",
-                 "afzenderID": "12345678", "ontvangerIDType": "UZOVI", "ontvangerID": "5151"}
+    variables = {
+        **variables_of("melding_rfc0018_variables.json"),
+        "afzenderIDType": "AGB",
+        "afzenderID": "12345678",
+        "ontvangerIDType": "UZOVI",
+        "ontvangerID": "5151",
+    }
     body = {"query": fixture_text("melding_rfc0018.graphql"), "variables": variables}
     response = await gateway.post(ZK_5151, body, token=token)
     assert response.status == 200, await response.text()
@@ -119,13 +127,19 @@ def variables_of(name: str) -> dict[str, Any]:
 
 SHAPES: dict[str, Callable[[], dict[str, Any]]] = {
     "seed_example": lambda: seed_notification(),
-    "one_variable": lambda: {"query": fixture_text("one_variable.graphql"),
-                             "variables": variables_of("one_variable_variables.json")},
+    "one_variable": lambda: {
+        "query": fixture_text("one_variable.graphql"),
+        "variables": variables_of("one_variable_variables.json"),
+    },
     "inline_literals": lambda: {"query": fixture_text("inline_literals.graphql")},
-    "alias": lambda: {"query": fixture_text("alias.graphql"),
-                      "variables": variables_of("one_variable_variables.json")},
-    "fragments": lambda: {"query": fixture_text("fragments.graphql"),
-                          "variables": variables_of("one_variable_variables.json")},
+    "alias": lambda: {
+        "query": fixture_text("alias.graphql"),
+        "variables": variables_of("one_variable_variables.json"),
+    },
+    "fragments": lambda: {
+        "query": fixture_text("fragments.graphql"),
+        "variables": variables_of("one_variable_variables.json"),
+    },
 }
 
 
@@ -157,11 +171,14 @@ async def test_skipped_selection_is_still_decided_on_its_arguments(gateway: Gate
         eventType @skip(if: $skip)
       }
     }"""
-    variables = {"input": variables_of("one_variable_variables.json")["notificatieInput"],
-                 "skip": True}
+    variables = {
+        "input": variables_of("one_variable_variables.json")["notificatieInput"],
+        "skip": True,
+    }
     token = gateway.token("ciz", [NOTIFICATIE_5151])
-    assert (await gateway.post(ZK_5151, {"query": query, "variables": variables},
-                               token=token)).status == 200
+    assert (
+        await gateway.post(ZK_5151, {"query": query, "variables": variables}, token=token)
+    ).status == 200
     variables["input"]["ontvangerID"] = "5152"
     response = await gateway.post(ZK_5151, {"query": query, "variables": variables}, token=token)
     assert response.status == 400
@@ -169,7 +186,8 @@ async def test_skipped_selection_is_still_decided_on_its_arguments(gateway: Gate
 
 
 async def test_two_operations_are_refused_even_when_operation_name_picks_one(
-        gateway: Gateway) -> None:
+    gateway: Gateway,
+) -> None:
     query = fixture_text("seed_003_example.graphql") + (
         "\nmutation Other { zendNotificatie(notificatieInput: {afzenderIDType: KVK, "
         'afzenderID: "1", ontvangerIDType: UZOVI, ontvangerID: "5151", eventType: "X", '

@@ -55,8 +55,10 @@ T = TypeVar("T")
 ZK_5000 = "/deelnemers/uzovi/5000/graphql"
 """A route to VECOZO test zorgkantoor UZOVI 5000 (allowed only in environment ``test``)."""
 
-INDICATIE_ROWS = ("{code: NIEUWE_INDICATIE_ZORGKANTOOR,",
-                  "{event_type: NIEUWE_INDICATIE_ZORGKANTOOR,")
+INDICATIE_ROWS = (
+    "{code: NIEUWE_INDICATIE_ZORGKANTOOR,",
+    "{event_type: NIEUWE_INDICATIE_ZORGKANTOOR,",
+)
 """The catalogue row that lets the CIZ send the seed 003 notification, and its binding to
 the CIZ (gebonden_afzenders; a binding to an event type the table lacks does not load)."""
 
@@ -96,10 +98,12 @@ def refuse_indicatie(policies: Path) -> None:
     write_atomically(catalogue(policies), without_indicatie(catalogue(policies).read_text()))
 
 
-def zk_route(upstream: RecordingUpstream, policies: Path, path: str = ZK_5151,
-             ident: str = "5151") -> dict[str, Any]:
-    return route(path, f"{upstream.url}/graphql", "UZOVI", ident, "zorgkantoor",
-                 policies=[str(policies)])
+def zk_route(
+    upstream: RecordingUpstream, policies: Path, path: str = ZK_5151, ident: str = "5151"
+) -> dict[str, Any]:
+    return route(
+        path, f"{upstream.url}/graphql", "UZOVI", ident, "zorgkantoor", policies=[str(policies)]
+    )
 
 
 def ciz_token(gateway: Gateway, path: str = ZK_5151) -> str:
@@ -198,8 +202,16 @@ async def test_request_no_policy_applies_to_is_403_policy_access_denied(
 ) -> None:
     # The route grants every root field by scope_default, so only the policy can refuse:
     # no iWlz policy applies to `query notificaties` (default deny).
-    routes = [route(ZK_5151, f"{upstream.url}/graphql", "UZOVI", "5151", "zorgkantoor",
-                    scope_default=NOTIFICATIE_5151)]
+    routes = [
+        route(
+            ZK_5151,
+            f"{upstream.url}/graphql",
+            "UZOVI",
+            "5151",
+            "zorgkantoor",
+            scope_default=NOTIFICATIE_5151,
+        )
+    ]
     gateway = await make_gateway(routes=routes)
     body = {"query": "query { notificaties { notificatieID } }"}
     response = await gateway.post(ZK_5151, body, token=ciz_token(gateway))
@@ -215,12 +227,14 @@ async def test_request_no_policy_applies_to_is_403_policy_access_denied(
 
 
 async def test_watched_policy_change_is_enforced_and_shown_as_the_new_version(
-    metered_gateway: Callable[..., Awaitable[Gateway]], upstream: RecordingUpstream,
+    metered_gateway: Callable[..., Awaitable[Gateway]],
+    upstream: RecordingUpstream,
     tmp_path: Path,
 ) -> None:
     policies = copy_policies(tmp_path)
-    gateway = await metered_gateway(routes=[zk_route(upstream, policies)],
-                                    policy={"watch": True, "watch_interval": 0.1})
+    gateway = await metered_gateway(
+        routes=[zk_route(upstream, policies)], policy={"watch": True, "watch_interval": 0.1}
+    )
     token = ciz_token(gateway)
     [old] = (await policy_versions(gateway)).values()
     assert await metric(gateway, "nid_gateway_policy_loaded", version=old) == 1.0
@@ -241,19 +255,23 @@ async def test_watched_policy_change_is_enforced_and_shown_as_the_new_version(
 
 
 async def test_broken_policy_file_is_refused_and_the_old_set_keeps_serving(
-    metered_gateway: Callable[..., Awaitable[Gateway]], upstream: RecordingUpstream,
+    metered_gateway: Callable[..., Awaitable[Gateway]],
+    upstream: RecordingUpstream,
     tmp_path: Path,
 ) -> None:
     policies = copy_policies(tmp_path)
-    gateway = await metered_gateway(routes=[zk_route(upstream, policies)],
-                                    policy={"watch": True, "watch_interval": 0.1})
+    gateway = await metered_gateway(
+        routes=[zk_route(upstream, policies)], policy={"watch": True, "watch_interval": 0.1}
+    )
     token = ciz_token(gateway)
     [good] = (await policy_versions(gateway)).values()
 
     # A rule naming a list that does not exist: a load error, so the whole set is refused.
     notificatie = policies / "notificatie.yaml"
-    write_atomically(notificatie, notificatie.read_text().replace(
-        "row: alleen_in_test", "row: alleen_in_tset", 1))
+    write_atomically(
+        notificatie,
+        notificatie.read_text().replace("row: alleen_in_test", "row: alleen_in_tset", 1),
+    )
 
     async def refused_count() -> float | None:
         return await metric(gateway, "nid_gateway_policy_reloads_total", outcome="refused")
@@ -303,7 +321,8 @@ async def test_reloads_under_concurrent_requests_never_fail_a_request(
     assert set(statuses) <= {200, 400}, statuses
     assert all(
         json.loads(body)["errors"][0]["message"] == EVENT_TYPE_REFUSED
-        for status, body in answers if status == 400
+        for status, body in answers
+        if status == 400
     )
     assert swaps >= 2 and 200 in statuses and 400 in statuses
     assert len(upstream.received) == statuses.count(200)
@@ -337,22 +356,35 @@ async def test_sighup_to_a_served_gateway_reloads_its_policies(
 ) -> None:
     policies = copy_policies(tmp_path)
     port = unused_port()
-    data = gateway_yaml(upstream.url, f"http://127.0.0.1:{unused_port()}/graphql",
-                        routes=[zk_route(upstream, policies)], policy={"watch": False})
+    data = gateway_yaml(
+        upstream.url,
+        f"http://127.0.0.1:{unused_port()}/graphql",
+        routes=[zk_route(upstream, policies)],
+        policy={"watch": False},
+    )
     data["server"]["port"] = port
     # The policy versions are readiness detail: on the admin listener only.
     admin_port = unused_port()
     data["server"]["admin"] = {"host": "127.0.0.1", "port": admin_port}
     config = write_config(tmp_path, data)
-    token = issue_token(config, KeyStore.load(config), "ciz", [NOTIFICATIE_5151],
-                        PUBLIC_URL + ZK_5151)
+    token = issue_token(
+        config, KeyStore.load(config), "ciz", [NOTIFICATIE_5151], PUBLIC_URL + ZK_5151
+    )
     base = f"http://127.0.0.1:{port}"
     admin = f"http://127.0.0.1:{admin_port}"
     with (tmp_path / "stdout").open("wb") as out, (tmp_path / "stderr").open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--config",
-             str(tmp_path / "gateway.yaml")],
-            stdout=out, stderr=err, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--config",
+                str(tmp_path / "gateway.yaml"),
+            ],
+            stdout=out,
+            stderr=err,
+            cwd=REPO,
         )
     try:
         async with aiohttp.ClientSession() as session:
@@ -366,14 +398,18 @@ async def test_sighup_to_a_served_gateway_reloads_its_policies(
                     return None
 
             async def post() -> tuple[int, dict[str, Any]]:
-                async with session.post(f"{base}{ZK_5151}", json=seed_notification(),
-                                        headers={"Authorization": f"Bearer {token}"}) as response:
+                async with session.post(
+                    f"{base}{ZK_5151}",
+                    json=seed_notification(),
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as response:
                     return response.status, await response.json(content_type=None)
 
             async def versions() -> dict[str, str]:
                 async with session.get(f"{admin}/readyz") as response:
                     found: dict[str, str] = (await response.json())["checks"]["policies"][
-                        "versions"]
+                        "versions"
+                    ]
                     return found
 
             await eventually(healthy, timeout=10.0)
@@ -408,8 +444,10 @@ async def test_sighup_to_a_served_gateway_reloads_its_policies(
 
 
 async def test_shadow_mismatch_is_counted_and_logged_but_never_enforced(
-    metered_gateway: Callable[..., Awaitable[Gateway]], upstream: RecordingUpstream,
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    metered_gateway: Callable[..., Awaitable[Gateway]],
+    upstream: RecordingUpstream,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     stricter = copy_policies(tmp_path / "shadow")
     refuse_indicatie(stricter)
@@ -420,11 +458,20 @@ async def test_shadow_mismatch_is_counted_and_logged_but_never_enforced(
     capsys.readouterr()
     assert await status_of(gateway, ciz_token(gateway)) == 200  # the active set decides
     assert len(upstream.received) == 1
-    assert await metric(gateway, "nid_gateway_shadow_mismatches_total", route=ZK_5151,
-                        active="allow", shadow="deny:400") == 1.0
+    assert (
+        await metric(
+            gateway,
+            "nid_gateway_shadow_mismatches_total",
+            route=ZK_5151,
+            active="allow",
+            shadow="deny:400",
+        )
+        == 1.0
+    )
     flush_pending()
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-             if line.startswith("{")]
+    lines = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
     [logged] = [line for line in lines if line.get("event") == "shadow_mismatch"]
     assert (logged["route"], logged["active"], logged["shadow"]) == (ZK_5151, "allow", "deny:400")
     assert logged["shadow_rule"] == "iwlz-notificatie/event-type"
@@ -448,8 +495,10 @@ async def test_test_uzovi_as_recipient_is_refused_by_default(
 async def test_test_uzovi_as_recipient_is_allowed_in_environment_test(
     make_gateway: GatewayFactory, upstream: RecordingUpstream
 ) -> None:
-    gateway = await make_gateway(routes=[zk_route(upstream, POLICIES, ZK_5000, "5000")],
-                                 policy={"watch": False, "environment": "test"})
+    gateway = await make_gateway(
+        routes=[zk_route(upstream, POLICIES, ZK_5000, "5000")],
+        policy={"watch": False, "environment": "test"},
+    )
     body = seed_notification(ontvangerID="5000")
     response = await gateway.post(ZK_5000, body, token=ciz_token(gateway, ZK_5000))
     assert response.status == 200, await response.text()
@@ -460,12 +509,15 @@ async def test_test_uzovi_as_recipient_is_allowed_in_environment_test(
 
 
 async def test_reload_whose_tests_fail_is_refused_with_require_tests(
-    metered_gateway: Callable[..., Awaitable[Gateway]], upstream: RecordingUpstream,
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    metered_gateway: Callable[..., Awaitable[Gateway]],
+    upstream: RecordingUpstream,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     policies = copy_policies(tmp_path)
-    gateway = await metered_gateway(routes=[zk_route(upstream, policies)],
-                                    policy={"watch": False, "require_tests": True})
+    gateway = await metered_gateway(
+        routes=[zk_route(upstream, policies)], policy={"watch": False, "require_tests": True}
+    )
     token = ciz_token(gateway)
     [good] = (await policy_versions(gateway)).values()
     # A set that loads (the catalogue is well-formed) but decides the seed wrongly: the
@@ -477,10 +529,13 @@ async def test_reload_whose_tests_fail_is_refused_with_require_tests(
     assert await policy_versions(gateway) == {str(policies): good}
     assert await metric(gateway, "nid_gateway_policy_reloads_total", outcome="refused") == 1.0
     flush_pending()
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-             if line.startswith("{")]
+    lines = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
     [refused] = [line for line in lines if line.get("event") == "policy_reload_refused"]
     assert refused["kept_version"] == good
-    failing = f"{policies / 'notificatie.test.yaml'}:71:0: test case 'CIZ sends " \
-              "NIEUWE_INDICATIE_ZORGKANTOOR to zorgkantoor 5151 (the seed example)' fails"
+    failing = (
+        f"{policies / 'notificatie.test.yaml'}:71:0: test case 'CIZ sends "
+        "NIEUWE_INDICATIE_ZORGKANTOOR to zorgkantoor 5151 (the seed example)' fails"
+    )
     assert any(error.startswith(failing) for error in refused["errors"]), refused["errors"]

@@ -18,19 +18,29 @@ S1 = "51000000-0000-4000-8000-000000000001"
 
 def template(name: str, **variables: Any) -> dict[str, Any]:
     example = json.loads((TEMPLATES / f"{name}.variables.json").read_text(encoding="utf-8"))
-    return {"query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
-            "variables": {**example, **variables}}
+    return {
+        "query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
+        "variables": {**example, **variables},
+    }
 
 
 async def register_gateway(make_gateway: GatewayFactory, upstream: RecordingUpstream) -> Gateway:
-    return await make_gateway(routes=[{
-        "path": BEMIDDELINGEN,
-        "upstream": upstream.url + "/graphql",
-        "deelnemer": {"id_type": "REGISTER", "id": "bemiddelingsregister", "kind": "register"},
-        "schema": str(REPO / "config" / "schemas" / "bemiddelingsregister.graphql"),
-        "policies": [str(REPO / "policies" / "iwlz")],
-        "scope_default": READ,
-    }])
+    return await make_gateway(
+        routes=[
+            {
+                "path": BEMIDDELINGEN,
+                "upstream": upstream.url + "/graphql",
+                "deelnemer": {
+                    "id_type": "REGISTER",
+                    "id": "bemiddelingsregister",
+                    "kind": "register",
+                },
+                "schema": str(REPO / "config" / "schemas" / "bemiddelingsregister.graphql"),
+                "policies": [str(REPO / "policies" / "iwlz")],
+                "scope_default": READ,
+            }
+        ]
+    )
 
 
 async def refusal(gateway: Gateway, client: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +54,8 @@ async def refusal(gateway: Gateway, client: str, body: dict[str, Any]) -> dict[s
 
 
 async def test_a_template_the_matrix_allows_is_forwarded_as_sent(
-        make_gateway: GatewayFactory, upstream: RecordingUpstream) -> None:
+    make_gateway: GatewayFactory, upstream: RecordingUpstream
+) -> None:
     gateway = await register_gateway(make_gateway, upstream)
     token = gateway.token("zorgaanbieder-12345678", [READ], BEMIDDELINGEN)
     body = template("QBR-0002-ZA")
@@ -55,30 +66,41 @@ async def test_a_template_the_matrix_allows_is_forwarded_as_sent(
 
 
 async def test_a_broken_binding_is_refused_naming_it_and_never_forwarded(
-        make_gateway: GatewayFactory, upstream: RecordingUpstream) -> None:
+    make_gateway: GatewayFactory, upstream: RecordingUpstream
+) -> None:
     gateway = await register_gateway(make_gateway, upstream)
-    error = await refusal(gateway, "zorgaanbieder-12345678",
-                          template("QBR-0001-ZA", instelling="87654321"))
-    assert error["message"] == ("Bemiddelingspecificatie query: where.instelling.eq must be "
-                                "the caller's own AGB (BRA0001)")
+    error = await refusal(
+        gateway, "zorgaanbieder-12345678", template("QBR-0001-ZA", instelling="87654321")
+    )
+    assert error["message"] == (
+        "Bemiddelingspecificatie query: where.instelling.eq must be the caller's own AGB (BRA0001)"
+    )
     assert upstream.received == []
 
 
 async def test_pgb_percentage_for_a_zorgaanbieder_is_refused_naming_the_path(
-        make_gateway: GatewayFactory, upstream: RecordingUpstream) -> None:
+    make_gateway: GatewayFactory, upstream: RecordingUpstream
+) -> None:
     gateway = await register_gateway(make_gateway, upstream)
-    query = ("query Bemiddelingspecificatie($id: UUID!, $agb: String!) { b: "
-             "bemiddelingspecificatie(where: {bemiddelingspecificatieID: {eq: $id}, "
-             "instelling: {eq: $agb}}) { p: pgbPercentage } }")
-    error = await refusal(gateway, "zorgaanbieder-12345678",
-                          {"query": query, "variables": {"id": S1, "agb": "12345678"}})
-    assert error["message"] == ("Bemiddelingspecificatie query: pgbPercentage is never "
-                                "readable by a zorgaanbieder (POL103)")
+    query = (
+        "query Bemiddelingspecificatie($id: UUID!, $agb: String!) { b: "
+        "bemiddelingspecificatie(where: {bemiddelingspecificatieID: {eq: $id}, "
+        "instelling: {eq: $agb}}) { p: pgbPercentage } }"
+    )
+    error = await refusal(
+        gateway,
+        "zorgaanbieder-12345678",
+        {"query": query, "variables": {"id": S1, "agb": "12345678"}},
+    )
+    assert error["message"] == (
+        "Bemiddelingspecificatie query: pgbPercentage is never readable by a zorgaanbieder (POL103)"
+    )
     assert upstream.received == []
 
 
 async def test_a_rule_that_needs_the_policy_information_point_is_refused(
-        make_gateway: GatewayFactory, upstream: RecordingUpstream) -> None:
+    make_gateway: GatewayFactory, upstream: RecordingUpstream
+) -> None:
     gateway = await register_gateway(make_gateway, upstream)
     error = await refusal(gateway, "zorgkantoor-5152", template("QBR-0012-ZKu"))
     assert "needs the policy information point" in error["message"]

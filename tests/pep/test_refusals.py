@@ -111,7 +111,9 @@ async def test_two_root_fields_are_refused(gateway: Gateway) -> None:
 async def test_declared_body_over_the_limit_is_413(gateway: Gateway) -> None:
     data = json.dumps({"query": "x" * (70 * 1024)}).encode()
     response = await gateway.post(
-        ZK_5151, token=ciz_token(gateway), data=data,
+        ZK_5151,
+        token=ciz_token(gateway),
+        data=data,
         headers={"Content-Type": "application/json"},
     )
     error = await refusal(response, 413, "PAYLOAD_TOO_LARGE")
@@ -127,8 +129,10 @@ async def test_chunked_body_over_the_limit_is_413(gateway: Gateway) -> None:
     response = await gateway.client.post(
         ZK_5151,
         data=chunks(),
-        headers={"Authorization": f"Bearer {ciz_token(gateway)}",
-                 "Content-Type": "application/json"},
+        headers={
+            "Authorization": f"Bearer {ciz_token(gateway)}",
+            "Content-Type": "application/json",
+        },
     )
     await refusal(response, 413, "PAYLOAD_TOO_LARGE")
     assert gateway.upstream.received == []
@@ -136,7 +140,9 @@ async def test_chunked_body_over_the_limit_is_413(gateway: Gateway) -> None:
 
 async def test_wrong_content_type_is_415(gateway: Gateway) -> None:
     response = await gateway.post(
-        ZK_5151, token=ciz_token(gateway), data=b"query=x",
+        ZK_5151,
+        token=ciz_token(gateway),
+        data=b"query=x",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     await refusal(response, 415, "BAD_REQUEST")
@@ -152,7 +158,9 @@ async def test_get_is_405_with_allow_header(gateway: Gateway) -> None:
 
 async def test_body_that_is_not_json_is_400(gateway: Gateway) -> None:
     response = await gateway.post(
-        ZK_5151, token=ciz_token(gateway), data=b"{not json",
+        ZK_5151,
+        token=ciz_token(gateway),
+        data=b"{not json",
         headers={"Content-Type": "application/json"},
     )
     await refusal(response, 400, "BAD_REQUEST")

@@ -35,8 +35,10 @@ I1 = "a1000000-0000-4000-8000-000000000001"
 
 def template(name: str, **variables: Any) -> dict[str, Any]:
     example = json.loads((TEMPLATES / f"{name}.variables.json").read_text(encoding="utf-8"))
-    return {"query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
-            "variables": {**example, **variables}}
+    return {
+        "query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
+        "variables": {**example, **variables},
+    }
 
 
 def register_route(path: str, name: str, url: str, scope: str) -> dict[str, Any]:
@@ -53,9 +55,13 @@ def register_route(path: str, name: str, url: str, scope: str) -> dict[str, Any]
 @pytest.fixture
 async def register_urls() -> AsyncIterator[dict[str, str]]:
     """The two example registers on real loopback ports."""
-    servers = {name: TestServer(create_register_app(SCHEMAS / f"{name}.graphql",
-                                                    FIXTURES / f"{name}.yaml"), host="127.0.0.1")
-               for name in ("bemiddelingsregister", "indicatieregister")}
+    servers = {
+        name: TestServer(
+            create_register_app(SCHEMAS / f"{name}.graphql", FIXTURES / f"{name}.yaml"),
+            host="127.0.0.1",
+        )
+        for name in ("bemiddelingsregister", "indicatieregister")
+    }
     for server in servers.values():
         await server.start_server()
     yield {name: str(server.make_url("/graphql")) for name, server in servers.items()}
@@ -65,12 +71,19 @@ async def register_urls() -> AsyncIterator[dict[str, str]]:
 
 @pytest.fixture
 async def gateway(make_gateway: GatewayFactory, register_urls: dict[str, str]) -> Gateway:
-    return await make_gateway(routes=[
-        register_route(BEMIDDELINGEN, "bemiddelingsregister",
-                       register_urls["bemiddelingsregister"], BEMIDDELING_READ),
-        register_route(INDICATIES, "indicatieregister",
-                       register_urls["indicatieregister"], INDICATIE_READ),
-    ])
+    return await make_gateway(
+        routes=[
+            register_route(
+                BEMIDDELINGEN,
+                "bemiddelingsregister",
+                register_urls["bemiddelingsregister"],
+                BEMIDDELING_READ,
+            ),
+            register_route(
+                INDICATIES, "indicatieregister", register_urls["indicatieregister"], INDICATIE_READ
+            ),
+        ]
+    )
 
 
 async def test_a_published_template_the_policy_allows_gets_the_registers_answer(
@@ -86,8 +99,9 @@ async def test_a_published_template_the_policy_allows_gets_the_registers_answer(
 
 async def test_a_binding_to_another_caller_is_refused(gateway: Gateway) -> None:
     token = gateway.token("zorgaanbieder-12345678", [BEMIDDELING_READ], BEMIDDELINGEN)
-    response = await gateway.post(BEMIDDELINGEN, template("QBR-0001-ZA", instelling="87654321"),
-                                  token=token)
+    response = await gateway.post(
+        BEMIDDELINGEN, template("QBR-0001-ZA", instelling="87654321"), token=token
+    )
     assert response.status == 403
     (error,) = (await response.json())["errors"]
     assert error["extensions"]["reason"] == "instelling is not the caller's own AGB"
@@ -121,4 +135,3 @@ async def test_the_current_and_the_deprecated_indicatieregister_scope_read_a_wlz
     (found,) = (await response.json())["data"]["wlzIndicatie"]
     assert found["wlzindicatieID"] == I1
     assert found["client"]["contactGegevens"][0]["adres"]["postcode"] == "1234AB"
-

@@ -23,13 +23,20 @@ SEED_QUERY = (
     "timestamp: $timestamp, subjectList: $subjectList}) { notificatieID } }"
 )
 SEED_VARIABLES = {
-    "afzenderID": "62253778", "afzenderIDType": "KVK",
-    "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR", "ontvangerID": "5151",
-    "ontvangerIDType": "UZOVI", "timestamp": "2024-07-02T00:00:00Z",
+    "afzenderID": "62253778",
+    "afzenderIDType": "KVK",
+    "eventType": "NIEUWE_INDICATIE_ZORGKANTOOR",
+    "ontvangerID": "5151",
+    "ontvangerIDType": "UZOVI",
+    "timestamp": "2024-07-02T00:00:00Z",
     "subjectList": [{"recordID": "WlzIndicatie/1", "subject": "WlzIndicatie/1"}],
 }
-CIZ = {"client_id": "ciz", "instantie_type": "Onderneming", "kvk": "62253778",
-       "scope": "organisaties/zorgkantoor/notificaties/notificatie:create"}
+CIZ = {
+    "client_id": "ciz",
+    "instantie_type": "Onderneming",
+    "kvk": "62253778",
+    "scope": "organisaties/zorgkantoor/notificaties/notificatie:create",
+}
 
 
 def last_line(text: str) -> str:
@@ -46,16 +53,22 @@ def test_iwlz_policy_suites_all_pass(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_each_iwlz_policy_has_a_test_file_beside_it() -> None:
-    policies = [p for p in sorted(IWLZ.rglob("*.yaml"))
-                if not p.name.endswith(".test.yaml") and "\npolicy:" in "\n" + p.read_text()]
+    policies = [
+        p
+        for p in sorted(IWLZ.rglob("*.yaml"))
+        if not p.name.endswith(".test.yaml") and "\npolicy:" in "\n" + p.read_text()
+    ]
     assert len(policies) == 7
     for policy in policies:
         assert policy.with_name(policy.stem + ".test.yaml").is_file(), policy
 
 
-def test_failing_case_shows_expected_and_actual(write: Writer,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    suite = write("suite.test.yaml", f"""
+def test_failing_case_shows_expected_and_actual(
+    write: Writer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = write(
+        "suite.test.yaml",
+        f"""
         tests: a wrong expectation
         policies: [{IWLZ}]
         callers:
@@ -73,19 +86,23 @@ def test_failing_case_shows_expected_and_actual(write: Writer,
             route: /deelnemers/uzovi/5151/graphql
             request: seed
             expect: {{allow: true}}
-    """)
+    """,
+    )
     code = main(["policy", "test", str(suite)])
     out = capsys.readouterr().out
     assert code == 1
     assert f"FAIL {suite}:8: expects a refusal that does not come" in out
     assert "  - expected allow: False\n  + actual   allow: True" in out
-    assert "  - expected message: 'ZendNotificatie mutation: afzender_id is not valid'\n" \
-           "  + actual   message: None" in out
+    assert (
+        "  - expected message: 'ZendNotificatie mutation: afzender_id is not valid'\n"
+        "  + actual   message: None" in out
+    )
     assert last_line(out) == "1 passed, 1 failed"
 
 
-def test_broken_test_file_counts_as_failure(write: Writer,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_test_file_counts_as_failure(
+    write: Writer, capsys: pytest.CaptureFixture[str]
+) -> None:
     suite = write("bad.test.yaml", "tests: x\ncases:\n  - name: no caller\n")
     assert main(["policy", "test", str(suite)]) == 1
     out = capsys.readouterr().out
@@ -100,9 +117,12 @@ def test_check_accepts_the_iwlz_policies(capsys: pytest.CaptureFixture[str]) -> 
     assert "productie, test" in out
 
 
-def test_check_reports_every_error_with_position(write: Writer,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    broken = write("broken.yaml", """
+def test_check_reports_every_error_with_position(
+    write: Writer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = write(
+        "broken.yaml",
+        """
         policy: p
         applies_to: {graphql: {operation: mutation, field: zendNotificatie}}
         checks:
@@ -110,7 +130,8 @@ def test_check_reports_every_error_with_position(write: Writer,
             require: {fact: args.x, in: onbekend}
           - id: b
             require: {fact: token.naam, present: true}
-    """)
+    """,
+    )
     write("data.yaml", "catalogue: d\nlists:\n  bekend: [x]\n")
     assert main(["policy", "check", str(broken)]) == 1
     out = capsys.readouterr().out.splitlines()
@@ -119,15 +140,19 @@ def test_check_reports_every_error_with_position(write: Writer,
     assert out[2].startswith(f"{broken}:7:21: unknown fact 'token.naam'")
 
 
-def test_check_finds_errors_an_overlay_brings(write: Writer,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    write("set/p.yaml", """
+def test_check_finds_errors_an_overlay_brings(
+    write: Writer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        "set/p.yaml",
+        """
         policy: p
         applies_to: {graphql: {operation: mutation, field: zendNotificatie}}
         checks:
           - id: a
             require: {row: t, where: {a: {fact: args.a}}}
-    """)
+    """,
+    )
     write("set/d.yaml", "catalogue: d\ntables:\n  t:\n    - {a: x}\n")
     overlay = write("set/o.yaml", "overlay: productie\ntables:\n  t:\n    add: [{b: y}]\n")
     assert main(["policy", "check", str(overlay.parent)]) == 1
@@ -138,30 +163,49 @@ def test_check_finds_errors_an_overlay_brings(write: Writer,
 
 DEMO_CONFIG = REPO / "config" / "demo" / "gateway.yaml"
 DEMO_5151 = "http://127.0.0.1:8080/deelnemers/uzovi/5151/graphql"
-CIZ_TOKEN = {**CIZ, "iss": "http://127.0.0.1:8080", "sub": "ciz", "aud": DEMO_5151,
-             "scopes": [CIZ["scope"]]}
+CIZ_TOKEN = {
+    **CIZ,
+    "iss": "http://127.0.0.1:8080",
+    "sub": "ciz",
+    "aud": DEMO_5151,
+    "scopes": [CIZ["scope"]],
+}
 
 
-def explain_files(tmp_path: Path, variables: Mapping[str, object],
-                  claims: Mapping[str, object] = CIZ_TOKEN) -> tuple[Path, Path]:
+def explain_files(
+    tmp_path: Path, variables: Mapping[str, object], claims: Mapping[str, object] = CIZ_TOKEN
+) -> tuple[Path, Path]:
     claims_file = tmp_path / "claims.json"
     claims_file.write_text(json.dumps(claims))
     request = tmp_path / "request.json"
-    request.write_text(json.dumps({"query": SEED_QUERY, "variables": variables,
-                                   "operationName": "zendNotificatie"}))
+    request.write_text(
+        json.dumps(
+            {"query": SEED_QUERY, "variables": variables, "operationName": "zendNotificatie"}
+        )
+    )
     return claims_file, request
 
 
 def explain(claims: Path, request: Path, *extra: str) -> int:
-    return main(["policy", "explain", "--claims", str(claims), "--request", str(request),
-                 *extra])
+    return main(["policy", "explain", "--claims", str(claims), "--request", str(request), *extra])
 
 
-def test_explain_json_gives_decision_and_trace(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_json_gives_decision_and_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     claims, request = explain_files(tmp_path, {**SEED_VARIABLES, "afzenderID": "1"})
-    code = explain(claims, request, "--config", str(DEMO_CONFIG), "--policy", str(IWLZ),
-                   "--route", "/deelnemers/uzovi/5151/graphql", "--format", "json")
+    code = explain(
+        claims,
+        request,
+        "--config",
+        str(DEMO_CONFIG),
+        "--policy",
+        str(IWLZ),
+        "--route",
+        "/deelnemers/uzovi/5151/graphql",
+        "--format",
+        "json",
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     # The contract pins these keys; `audit` is the one added beside them.
@@ -180,17 +224,30 @@ def test_explain_json_gives_decision_and_trace(tmp_path: Path,
     assert [s["rule"] for s in result["trace"][:2]] == ["token/audience", "scope"]
     # A refused request is audited too, with what the policy's audit: block names.
     assert result["audit"] == {
-        "event_type": "NIEUWE_INDICATIE_ZORGKANTOOR", "afzender": "KVK:1",
-        "ontvanger": "UZOVI:5151", "subjects": ["WlzIndicatie/1"],
+        "event_type": "NIEUWE_INDICATIE_ZORGKANTOOR",
+        "afzender": "KVK:1",
+        "ontvanger": "UZOVI:5151",
+        "subjects": ["WlzIndicatie/1"],
         "records": ["WlzIndicatie/1"],
     }
 
 
 def test_explain_text_shows_environment_and_every_check(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
-    code = explain(claims, request, "--config", str(DEMO_CONFIG), "--policy", str(IWLZ),
-                   "--route", "/deelnemers/uzovi/5151/graphql", "--environment", "productie")
+    code = explain(
+        claims,
+        request,
+        "--config",
+        str(DEMO_CONFIG),
+        "--policy",
+        str(IWLZ),
+        "--route",
+        "/deelnemers/uzovi/5151/graphql",
+        "--environment",
+        "productie",
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert out.startswith("decision:    ALLOW 200\n")
@@ -200,35 +257,51 @@ def test_explain_text_shows_environment_and_every_check(
     assert "  passed   iwlz-notificatie/afzender-id" in out
     assert "  skipped  iwlz-notificatie/strict-timestamp" in out
     assert "  allowed  iwlz-notificatie" in out
-    assert ("audit:\n"
-            "  event_type: NIEUWE_INDICATIE_ZORGKANTOOR\n"
-            "  afzender:   KVK:62253778\n"
-            "  ontvanger:  UZOVI:5151\n"
-            '  subjects:   ["WlzIndicatie/1"]\n'
-            '  records:    ["WlzIndicatie/1"]\n'
-            "trace:\n") in out
+    assert (
+        "audit:\n"
+        "  event_type: NIEUWE_INDICATIE_ZORGKANTOOR\n"
+        "  afzender:   KVK:62253778\n"
+        "  ontvanger:  UZOVI:5151\n"
+        '  subjects:   ["WlzIndicatie/1"]\n'
+        '  records:    ["WlzIndicatie/1"]\n'
+        "trace:\n"
+    ) in out
 
 
 def test_explain_without_policy_uses_the_routes_policies(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
-    code = explain(claims, request, "--config", str(DEMO_CONFIG),
-                   "--route", "/deelnemers/uzovi/5151/graphql", "--format", "json")
+    code = explain(
+        claims,
+        request,
+        "--config",
+        str(DEMO_CONFIG),
+        "--route",
+        "/deelnemers/uzovi/5151/graphql",
+        "--format",
+        "json",
+    )
     assert code == 0, capsys.readouterr().err
     result = json.loads(capsys.readouterr().out)
     assert (result["allow"], result["rule"]) == (True, "iwlz-notificatie")
     assert result["location"] == f"{IWLZ}/notificatie.yaml:4"
 
 
-def test_explain_shows_an_analyser_refusal(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_shows_an_analyser_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
     request.write_text(json.dumps({"query": "mutation a { x } mutation b { y }"}))
     args = ["--config", str(DEMO_CONFIG), "--route", "/deelnemers/uzovi/5151/graphql"]
     explain(claims, request, *args, "--format", "json")
     result = json.loads(capsys.readouterr().out)
     assert (result["allow"], result["status"], result["code"], result["message"]) == (
-        False, 400, "BAD_REQUEST", "Only one operation at the time is supported.")
+        False,
+        400,
+        "BAD_REQUEST",
+        "Only one operation at the time is supported.",
+    )
     assert result["rule"] == "graphql/MultipleOperations"
     # Refused before any policy ran: nothing for the audit trail beyond who and what.
     assert result["audit"] is None
@@ -238,63 +311,131 @@ def test_explain_shows_an_analyser_refusal(tmp_path: Path,
 
 
 def test_explain_refuses_a_token_without_the_routes_scope_as_the_pep_does(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     other_kind = "organisaties/zorgaanbieder/notificaties/notificatie:create"
     claims, request = explain_files(
-        tmp_path, SEED_VARIABLES, {**CIZ_TOKEN, "scope": other_kind, "scopes": [other_kind]})
-    assert explain(claims, request, "--config", str(DEMO_CONFIG), "--route",
-                   "/deelnemers/uzovi/5151/graphql", "--format", "json") == 0
+        tmp_path, SEED_VARIABLES, {**CIZ_TOKEN, "scope": other_kind, "scopes": [other_kind]}
+    )
+    assert (
+        explain(
+            claims,
+            request,
+            "--config",
+            str(DEMO_CONFIG),
+            "--route",
+            "/deelnemers/uzovi/5151/graphql",
+            "--format",
+            "json",
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert (result["allow"], result["status"], result["code"], result["message"]) == (
-        False, 403, "FORBIDDEN", "Request Does Not Match Scopes")
+        False,
+        403,
+        "FORBIDDEN",
+        "Request Does Not Match Scopes",
+    )
     assert result["rule"] == "scope/ScopeMismatch"
 
 
-@pytest.mark.parametrize(("aud", "message"), [
-    (None, "Token lacks required claim aud"),
-    ("http://127.0.0.1:8080/deelnemers/uzovi/5152/graphql",
-     "Token audience does not match this route"),
-    (["x", 1], "Token audience is malformed"),
-])
+@pytest.mark.parametrize(
+    ("aud", "message"),
+    [
+        (None, "Token lacks required claim aud"),
+        (
+            "http://127.0.0.1:8080/deelnemers/uzovi/5152/graphql",
+            "Token audience does not match this route",
+        ),
+        (["x", 1], "Token audience is malformed"),
+    ],
+)
 def test_explain_refuses_a_token_for_another_audience_as_the_pep_does(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], aud: object, message: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], aud: object, message: str
+) -> None:
     token: dict[str, object] = {k: v for k, v in CIZ_TOKEN.items() if k != "aud"}
     if aud is not None:
         token["aud"] = aud
     claims, request = explain_files(tmp_path, SEED_VARIABLES, token)
-    assert explain(claims, request, "--config", str(DEMO_CONFIG), "--route",
-                   "/deelnemers/uzovi/5151/graphql", "--format", "json") == 0
+    assert (
+        explain(
+            claims,
+            request,
+            "--config",
+            str(DEMO_CONFIG),
+            "--route",
+            "/deelnemers/uzovi/5151/graphql",
+            "--format",
+            "json",
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert (result["allow"], result["status"], result["code"], result["message"]) == (
-        False, 401, "UNAUTHENTICATED", message)
+        False,
+        401,
+        "UNAUTHENTICATED",
+        message,
+    )
 
 
 def test_explain_with_route_options_instead_of_a_config(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
-    assert explain(claims, request, "--policy", str(IWLZ), "--route", DEMO_5151,
-                   "--scope", f"zendNotificatie={CIZ['scope']}", "--format", "json") == 0
+    assert (
+        explain(
+            claims,
+            request,
+            "--policy",
+            str(IWLZ),
+            "--route",
+            DEMO_5151,
+            "--scope",
+            f"zendNotificatie={CIZ['scope']}",
+            "--format",
+            "json",
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert (result["allow"], result["rule"]) == (True, "iwlz-notificatie")
-    assert explain(claims, request, "--policy", str(IWLZ), "--route", DEMO_5151,
-                   "--scope", "zendNotificatie=organisaties/zorgaanbieder/x", "--format",
-                   "json") == 0
+    assert (
+        explain(
+            claims,
+            request,
+            "--policy",
+            str(IWLZ),
+            "--route",
+            DEMO_5151,
+            "--scope",
+            "zendNotificatie=organisaties/zorgaanbieder/x",
+            "--format",
+            "json",
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["status"] == 403
 
 
 REFUSALS_TO_GUESS = {
     "no route in a config with several": (
-        ["--config", str(DEMO_CONFIG)], "has 6 routes: pass --route PATH"),
+        ["--config", str(DEMO_CONFIG)],
+        "has 6 routes: pass --route PATH",
+    ),
     "no route at all": (["--policy", str(IWLZ)], "pass --route PATH with --config FILE"),
     "a route the config does not have": (
         ["--config", str(DEMO_CONFIG), "--route", "/deelnemers/uzovi/9999/graphql"],
-        "route '/deelnemers/uzovi/9999/graphql' is not in"),
+        "route '/deelnemers/uzovi/9999/graphql' is not in",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(REFUSALS_TO_GUESS))
 def test_explain_refuses_to_guess_a_route_it_needs(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
     args, hint = REFUSALS_TO_GUESS[name]
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
     assert explain(claims, request, *args) == 2
@@ -305,12 +446,24 @@ def test_explain_refuses_to_guess_a_route_it_needs(
 
 
 def test_explain_in_the_contracts_form_decides_and_names_the_unchecked_scope_gate(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # `--policy --claims --request --route PATH` (contract.md): the route's deelnemer and
     # the audience's path are known, its scopes are configuration and said to be unchecked.
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
-    assert explain(claims, request, "--policy", str(IWLZ), "--route",
-                   "/deelnemers/uzovi/5151/graphql", "--format", "json") == 0
+    assert (
+        explain(
+            claims,
+            request,
+            "--policy",
+            str(IWLZ),
+            "--route",
+            "/deelnemers/uzovi/5151/graphql",
+            "--format",
+            "json",
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert (result["allow"], result["rule"]) == (True, "iwlz-notificatie")
     steps = {step["rule"]: step for step in result["trace"]}
@@ -320,16 +473,29 @@ def test_explain_in_the_contracts_form_decides_and_names_the_unchecked_scope_gat
 
 
 def test_explain_in_the_contracts_form_refuses_a_token_for_another_route_path(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
-    assert explain(claims, request, "--policy", str(IWLZ), "--route",
-                   "/deelnemers/uzovi/5152/graphql", "--format", "json") == 0
+    assert (
+        explain(
+            claims,
+            request,
+            "--policy",
+            str(IWLZ),
+            "--route",
+            "/deelnemers/uzovi/5152/graphql",
+            "--format",
+            "json",
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert (result["status"], result["code"]) == (401, "UNAUTHENTICATED")
 
 
-def test_explain_rejects_a_bad_route_and_bad_json(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_rejects_a_bad_route_and_bad_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     claims, request = explain_files(tmp_path, SEED_VARIABLES)
     assert explain(claims, request, "--policy", str(IWLZ), "--route", "/elders") == 2
     assert "is neither /deelnemers/<idtype>/<id>/graphql nor another" in capsys.readouterr().err
@@ -342,8 +508,9 @@ def test_readme_explain_command_runs_as_written() -> None:
     command = readme_explain_command()
     assert command[0] == ".venv/bin/nid-gateway"
     script = str(Path(sys.executable).with_name("nid-gateway"))
-    result = subprocess.run([script, *command[1:]], cwd=REPO, capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [script, *command[1:]], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("decision:    ALLOW 200\n")
     assert "route:       /deelnemers/uzovi/5151/graphql\n" in result.stdout

@@ -27,8 +27,15 @@ tables:
 """
 
 
-def load(write: Writer, checks: str, *, data: str = CATALOGUE, env: str | None = None,
-         overlay: str | None = None, **kw: Any) -> PolicySet:
+def load(
+    write: Writer,
+    checks: str,
+    *,
+    data: str = CATALOGUE,
+    env: str | None = None,
+    overlay: str | None = None,
+    **kw: Any,
+) -> PolicySet:
     write("set/policy.yaml", policy_text(checks, **kw))
     write("set/catalogus/data.yaml", data)
     if overlay:
@@ -41,82 +48,112 @@ def decide(policy_set: PolicySet, f: DecisionInput) -> Decision:
 
 
 def test_equals_literal(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: c
         require: {fact: args.x, equals: A}
         reason: x is not A
-    """)
+    """,
+    )
     assert s.decide(facts({"x": "A"})).allow
     d = s.decide(facts({"x": "B"}))
-    assert (d.allow, d.status, d.code, d.reason) == (False, 400, "GRAPHQL_VALIDATION_FAILED",
-                                                    "x is not A")
+    assert (d.allow, d.status, d.code, d.reason) == (
+        False,
+        400,
+        "GRAPHQL_VALIDATION_FAILED",
+        "x is not A",
+    )
 
 
 def test_equals_number_literal_is_compared_as_text(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: c
         require: {fact: args.id, equals: 5151}
-    """)
+    """,
+    )
     assert s.decide(facts({"id": "5151"})).allow
     assert not s.decide(facts({"id": 5151})).allow
 
 
 def test_equals_true_does_not_match_one(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: c
         require: {fact: args.flag, equals: true}
-    """)
+    """,
+    )
     assert s.decide(facts({"flag": True})).allow
     assert not s.decide(facts({"flag": 1})).allow
 
 
 def test_equals_another_fact(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: c
         require: {fact: args.input.afzenderID, equals: {fact: token.identifier}}
-    """)
+    """,
+    )
     assert s.decide(facts({"input": {"afzenderID": "5151"}})).allow
     assert not s.decide(facts({"input": {"afzenderID": "5152"}})).allow
 
 
 def test_equals_fact_never_matches_two_missing_values(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: c
         require: {fact: args.afzenderID, equals: {fact: token.identifier}}
-    """)
+    """,
+    )
     assert s.decide(facts({"afzenderID": "5151"})).allow
     assert s.decide(facts({}, token=token(identifier=None))).rule == "p/c"
 
 
 def test_in_named_list_and_inline_list(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.t, in: soorten}
       - id: b
         require: {fact: args.id, in: [5151, "5152"]}
-    """)
+    """,
+    )
     assert s.decide(facts({"t": "AGB", "id": "5152"})).allow
     assert s.decide(facts({"t": "KVK", "id": "5152"})).rule == "p/a"
     assert s.decide(facts({"t": "AGB", "id": "1"})).rule == "p/b"
 
 
 def test_in_with_a_list_value_does_not_match_or_raise(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.t, in: soorten}
-    """)
+    """,
+    )
     assert s.decide(facts({"t": "AGB"})).allow
     assert (s.decide(facts({"t": ["AGB"]})).rule, s.decide(facts({"t": {"x": 1}})).rule) == (
-        "p/a", "p/a")
+        "p/a",
+        "p/a",
+    )
 
 
 def test_present_true_and_false(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: token.instantie_type, present: true}
       - id: b
         require: {fact: args.kenmerk, present: false}
-    """)
+    """,
+    )
     assert s.decide(facts({})).allow
     assert s.decide(facts({}, token=token(instantie_type=None))).rule == "p/a"
     assert s.decide(facts({"kenmerk": "abc"})).rule == "p/b"
@@ -124,25 +161,34 @@ def test_present_true_and_false(write: Writer) -> None:
 
 
 def test_pattern_matches_whole_value(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.id, pattern: "[0-9]{4}"}
-    """)
+    """,
+    )
     assert s.decide(facts({"id": "5151"})).allow
     assert not s.decide(facts({"id": "51512"})).allow
     assert not s.decide(facts({"id": 5151})).allow
 
 
 def test_format_date_time_and_date(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.ts, format: date-time}
       - id: b
         require: {fact: args.d, format: date}
-    """)
+    """,
+    )
     ok = {"d": "2024-07-02"}
-    for ts in ("2016-07-20T17:30:15Z", "2016-07-20T17:30:15+05:30",
-               "2016-07-20T17:30:15.234890+05:30"):
+    for ts in (
+        "2016-07-20T17:30:15Z",
+        "2016-07-20T17:30:15+05:30",
+        "2016-07-20T17:30:15.234890+05:30",
+    ):
         assert s.decide(facts({**ok, "ts": ts})).allow, ts
     for bad in ("2024-07-02", "2024-13-02T00:00:00Z", "2024-07-02T00:00:00", "nu", None):
         assert s.decide(facts({**ok, "ts": bad})).rule == "p/a", bad
@@ -150,10 +196,13 @@ def test_format_date_time_and_date(write: Writer) -> None:
 
 
 def test_count_min_and_max(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.list, count: {min: 1, max: 2}}
-    """)
+    """,
+    )
     assert s.decide(facts({"list": [1]})).allow
     assert not s.decide(facts({"list": []})).allow
     assert not s.decide(facts({"list": [1, 2, 3]})).allow
@@ -161,7 +210,9 @@ def test_count_min_and_max(write: Writer) -> None:
 
 
 def test_every_item_checks_each_element(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require:
           fact: args.subjectList
@@ -169,7 +220,8 @@ def test_every_item_checks_each_element(write: Writer) -> None:
             all:
               - {fact: item.subject, present: true}
               - {fact: item.recordID, pattern: "WlzIndicatie/.+"}
-    """)
+    """,
+    )
     good = {"subject": "s", "recordID": "WlzIndicatie/1"}
     assert s.decide(facts({"subjectList": [good, good]})).allow
     assert not s.decide(facts({"subjectList": [good, {"subject": "s"}]})).allow
@@ -178,19 +230,27 @@ def test_every_item_checks_each_element(write: Writer) -> None:
 
 
 def test_some_item(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.tags, some: {fact: item, equals: X}}
-    """)
+    """,
+    )
     assert s.decide(facts({"tags": ["A", "X"]})).allow
     assert not s.decide(facts({"tags": ["A"]})).allow
 
 
 def test_subset_of_selected_fields_no_inheritance(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: operation.selected, subset_of: [id, client, client.naam]}
-    """, field="clienten", op="query")
+    """,
+        field="clienten",
+        op="query",
+    )
     allowed = operation("clienten", op_type="query", selected=("id", "client", "client.naam"))
     nested = operation("clienten", op_type="query", selected=("client", "client.bsn"))
     assert s.decide(facts(op=allowed)).allow
@@ -198,48 +258,62 @@ def test_subset_of_selected_fields_no_inheritance(write: Writer) -> None:
 
 
 def test_subset_of_on_an_input_object_tests_its_keys(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.where, subset_of: [agb]}
-    """)
+    """,
+    )
     assert s.decide(facts({"where": {"agb": "1"}})).allow
     assert not s.decide(facts({"where": {"agb": "1", "bsn": "2"}})).allow
 
 
 def test_contains_on_scopes(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: token.scopes, contains: "organisaties/zorgkantoor/x"}
-    """)
+    """,
+    )
     assert s.decide(facts({}, token=token(scopes=frozenset({"organisaties/zorgkantoor/x"})))).allow
     assert not s.decide(facts({})).allow
 
 
 def test_row_lookup_over_a_table(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require:
           row: instanties
           where:
             instantie_type: {fact: token.instantie_type}
             id_type: {fact: args.afzenderIDType}
-    """)
+    """,
+    )
     assert s.decide(facts({"afzenderIDType": "UZOVI"})).allow
     assert not s.decide(facts({"afzenderIDType": "AGB"})).allow
     assert not s.decide(facts({"afzenderIDType": ["UZOVI"]})).allow
 
 
 def test_row_with_a_literal_column(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {row: instanties, where: {instantie_type: Zorgaanbieder, id_type: {fact: args.t}}}
-    """)
+    """,
+    )
     assert s.decide(facts({"t": "AGB"})).allow
     assert not s.decide(facts({"t": "UZOVI"})).allow
 
 
 def test_all_any_not(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require:
           all:
@@ -247,94 +321,127 @@ def test_all_any_not(write: Writer) -> None:
                 - {fact: args.t, equals: A}
                 - {fact: args.t, equals: B}
             - not: {fact: args.u, equals: X}
-    """)
+    """,
+    )
     assert s.decide(facts({"t": "B", "u": "Y"})).allow
     assert not s.decide(facts({"t": "C", "u": "Y"})).allow
     assert not s.decide(facts({"t": "A", "u": "X"})).allow
 
 
 def test_when_selects_the_requests_a_check_applies_to(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: strict
         when: {fact: route.strict_input, equals: true}
         require: {fact: args.ts, format: date-time}
-    """)
+    """,
+    )
     assert s.decide(facts({"ts": "2024-07-02"})).allow
     assert not s.decide(facts({"ts": "2024-07-02"}, route=route(strict=True))).allow
 
 
 def test_first_failing_check_in_order_decides(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: one
         require: {fact: args.a, present: true}
         reason: first
       - id: two
         require: {fact: args.b, present: true}
         reason: second
-    """)
+    """,
+    )
     d = s.decide(facts({}))
     assert (d.rule, d.reason) == ("p/one", "first")
     assert d.location is not None and d.location.endswith("policy.yaml:7")
 
 
 def test_message_template_capitalises_the_operation_name(write: Writer) -> None:
-    refusal = ("refusal:\n  status: 400\n  code: GRAPHQL_VALIDATION_FAILED\n"
-               "  message: \"{Operation} {type}: {reason} ({operation})\"\n")
-    s = load(write, """
+    refusal = (
+        "refusal:\n  status: 400\n  code: GRAPHQL_VALIDATION_FAILED\n"
+        '  message: "{Operation} {type}: {reason} ({operation})"\n'
+    )
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.x, present: true}
         reason: x ontbreekt
-    """, refusal=refusal)
+    """,
+        refusal=refusal,
+    )
     named = operation(name="stuurIets")
     assert s.decide(facts(op=named)).message == "StuurIets mutation: x ontbreekt (stuurIets)"
     assert s.decide(facts({})).message == "ZendNotificatie mutation: x ontbreekt (zendNotificatie)"
 
 
 def test_check_without_reason_is_policy_access_denied(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.x, present: true}
-    """)
+    """,
+    )
     d = s.decide(facts({}))
     assert (d.status, d.code, d.message) == (403, "FORBIDDEN", "Policy Access Denied")
 
 
 def test_check_overrides_status_code_and_message(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.x, present: true}
         reason: nope
         status: 422
         code: UNPROCESSABLE
         message: "{operation}: {reason}"
-    """)
+    """,
+    )
     d = s.decide(facts({}))
     assert (d.status, d.code, d.message) == (422, "UNPROCESSABLE", "zendNotificatie: nope")
 
 
 def test_no_policy_for_the_operation_is_default_deny(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.x, present: true}
-    """)
+    """,
+    )
     d = s.decide(facts(op=operation("iets")))
     assert (d.allow, d.status, d.code, d.message, d.rule) == (
-        False, 403, "FORBIDDEN", "Policy Access Denied", "default-deny")
+        False,
+        403,
+        "FORBIDDEN",
+        "Policy Access Denied",
+        "default-deny",
+    )
     query = operation("zendNotificatie", op_type="query")
     assert s.decide(facts(op=query)).rule == "default-deny"
 
 
 def test_policy_may_apply_to_several_fields(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: args.x, present: true}
-    """, field="[zendNotificatie, zendMelding]")
+    """,
+        field="[zendNotificatie, zendMelding]",
+    )
     assert s.decide(facts({"x": 1}, op=operation("zendMelding", {"x": 1}))).allow
     assert s.decide(facts({"x": 1})).allow
 
 
 def test_raw_claims_and_route_and_operation_facts(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require:
           all:
@@ -342,7 +449,8 @@ def test_raw_claims_and_route_and_operation_facts(write: Writer) -> None:
             - {fact: route.deelnemer_kind, equals: zorgkantoor}
             - {fact: operation.display_name, equals: zendNotificatie}
             - {fact: token.actor, equals: "uzovi:5151"}
-    """)
+    """,
+    )
     tok = token(claims={"instantie_naam": "Zorgkantoor Noord"}, actor="uzovi:5151")
     assert s.decide(facts({}, token=tok)).allow
     assert not s.decide(facts({})).allow
@@ -376,7 +484,9 @@ def test_overlay_changes_lists_and_tables_per_environment(write: Writer) -> None
 
 
 def test_explain_visits_every_check_and_reports_the_first_failure(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: one
         require: {fact: args.a, equals: A}
         reason: first
@@ -386,12 +496,18 @@ def test_explain_visits_every_check_and_reports_the_first_failure(write: Writer)
       - id: two
         require: {fact: args.c, in: soorten}
         reason: second
-    """)
+    """,
+    )
     d = s.decide(facts({"a": "B", "c": "X"}), explain=True)
     assert d.reason == "first"
     outcomes = [(step.rule, step.outcome) for step in d.trace]
-    assert outcomes == [("environment", "matched"), ("p", "matched"), ("p/one", "failed"),
-                        ("p/skipped", "skipped"), ("p/two", "failed")]
+    assert outcomes == [
+        ("environment", "matched"),
+        ("p", "matched"),
+        ("p/one", "failed"),
+        ("p/skipped", "skipped"),
+        ("p/two", "failed"),
+    ]
     assert "args.a is 'B', must equal 'A'" in d.trace[2].detail
     assert "list soorten" in d.trace[4].detail
 
@@ -413,7 +529,9 @@ GROUPS = CATALOGUE.replace("lists:\n", "lists:\n  Kop: [id, naam]\n  Adres: [str
 
 
 def test_fields_allows_groups_and_fields_per_parent_path(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: velden
         require:
           fact: operation.selected
@@ -424,13 +542,18 @@ def test_fields_allows_groups_and_fields_per_parent_path(write: Writer) -> None:
         reason: "{found} is not readable"
         status: 403
         code: FORBIDDEN
-    """, data=GROUPS, field="c", op="query")
+    """,
+        data=GROUPS,
+        field="c",
+        op="query",
+    )
 
     def selected(*paths: str) -> DecisionInput:
         return facts(op=operation("c", op_type="query", selected=paths))
 
-    assert s.decide(selected("id", "client", "client.naam", "client.adres",
-                             "client.adres.plaats")).allow
+    assert s.decide(
+        selected("id", "client", "client.naam", "client.adres", "client.adres.plaats")
+    ).allow
     # The same name at another path is not allowed: a group holds where it is granted.
     d = s.decide(selected("id", "client", "client.straat"))
     assert (d.allow, d.status, d.reason) == (False, 403, "client.straat is not readable")
@@ -444,22 +567,31 @@ def test_fields_allows_groups_and_fields_per_parent_path(write: Writer) -> None:
 
 def test_fields_names_a_misspelt_group_at_load(write: Writer) -> None:
     with pytest.raises(PolicyLoadError) as info:
-        load(write, """
+        load(
+            write,
+            """
           - id: velden
             require: {fact: operation.selected, fields: {.: [Kopp]}}
-        """, data=GROUPS)
+        """,
+            data=GROUPS,
+        )
     assert "unknown list 'Kopp'" in info.value.errors[0]
     assert "did you mean 'Kop'" in info.value.errors[0]
 
 
 def test_not_some_names_the_item_it_found(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: nesting
         require:
           not:
             {fact: operation.selected, some: {fact: item, pattern: "(.+\\\\.)?x\\\\.y(\\\\..+)?"}}
         reason: "{found} may not be nested"
-    """, field="c", op="query")
+    """,
+        field="c",
+        op="query",
+    )
     ok = operation("c", op_type="query", selected=("x", "x.z"))
     bad = operation("c", op_type="query", selected=("a", "a.x", "a.x.y", "a.x.y.z"))
     assert s.decide(facts(op=ok)).allow
@@ -467,26 +599,34 @@ def test_not_some_names_the_item_it_found(write: Writer) -> None:
 
 
 def test_not_before_compares_dates_and_date_times(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: venster
         require: {fact: args.eind, not_before: {fact: args.begin}}
-    """)
+    """,
+    )
     assert s.decide(facts({"begin": "2025-01-01", "eind": "2025-01-01"})).allow
     assert s.decide(facts({"begin": "2025-01-01", "eind": "2025-12-31"})).allow
     assert not s.decide(facts({"begin": "2025-01-01", "eind": "2024-12-31"})).allow
     assert not s.decide(facts({"begin": "2025-01-01", "eind": "morgen"})).allow
     assert not s.decide(facts({"begin": "2025-01-01", "eind": "2025-01-02T00:00:00Z"})).allow
     # Date-times are instants: 01:00+01:00 is midnight UTC.
-    assert s.decide(facts({"begin": "2025-01-01T00:00:00Z",
-                           "eind": "2025-01-01T01:00:00+01:00"})).allow
-    assert not s.decide(facts({"begin": "2025-01-01T00:00:00Z",
-                               "eind": "2025-01-01T00:59:59+01:00"})).allow
+    assert s.decide(
+        facts({"begin": "2025-01-01T00:00:00Z", "eind": "2025-01-01T01:00:00+01:00"})
+    ).allow
+    assert not s.decide(
+        facts({"begin": "2025-01-01T00:00:00Z", "eind": "2025-01-01T00:59:59+01:00"})
+    ).allow
 
 
 def test_some_on_a_set_of_scopes(write: Writer) -> None:
-    s = load(write, """
+    s = load(
+        write,
+        """
       - id: a
         require: {fact: token.scopes, some: {fact: item, in: soorten}}
-    """)
+    """,
+    )
     assert s.decide(facts({}, token=token(scopes=frozenset({"x", "AGB"})))).allow
     assert not s.decide(facts({}, token=token(scopes=frozenset({"x"})))).allow

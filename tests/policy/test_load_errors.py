@@ -38,13 +38,13 @@ def one_error(write: Writer, policy: str, data: str = DATA) -> str:
 def test_invalid_yaml_has_position(write: Writer) -> None:
     error = one_error(write, HEAD + A + "    require: {fact: args.x, present: true\n")
     # At the unclosed brace (line 8), not where PyYAML gave up (the end of the file).
-    assert error == ("policy.yaml:8:14: invalid YAML: unclosed [ or { "
-                     "(close it with ] or } on this line)")
+    assert error == (
+        "policy.yaml:8:14: invalid YAML: unclosed [ or { (close it with ] or } on this line)"
+    )
 
 
 def test_unknown_key_points_at_the_key_with_a_suggestion(write: Writer) -> None:
-    file = write("set/policy.yaml",
-                 HEAD + A + "    requires: {fact: args.x, present: true}\n")
+    file = write("set/policy.yaml", HEAD + A + "    requires: {fact: args.x, present: true}\n")
     write("set/data.yaml", DATA)
     errors = errors_of([file.parent])
     assert errors[1].startswith(f"{file}:8:5: unknown key 'requires' in checks.0")
@@ -61,12 +61,16 @@ def test_missing_required_key(write: Writer) -> None:
 def test_wrong_type(write: Writer) -> None:
     error = one_error(write, HEAD + A + "    require: {fact: args.x, present: yes please}\n")
     assert error.startswith(
-        "policy.yaml:8:38: checks.0.require.present: expected true or false, got a string")
+        "policy.yaml:8:38: checks.0.require.present: expected true or false, got a string"
+    )
 
 
 def test_unknown_enum_value(write: Writer) -> None:
-    error = one_error(write, HEAD.replace("operation: mutation", "operation: mutatie")
-                      + "  - id: a\n    require: {fact: args.x, present: true}\n")
+    error = one_error(
+        write,
+        HEAD.replace("operation: mutation", "operation: mutatie")
+        + "  - id: a\n    require: {fact: args.x, present: true}\n",
+    )
     assert error.startswith("policy.yaml:4:16: ")
     assert "expected one of" in error
 
@@ -102,8 +106,7 @@ def test_item_outside_every(write: Writer) -> None:
 
 
 def test_fact_condition_with_two_operators(write: Writer) -> None:
-    error = one_error(write, HEAD + A + "    require: {fact: args.x, present: true, "
-                      "equals: A}\n")
+    error = one_error(write, HEAD + A + "    require: {fact: args.x, present: true, equals: A}\n")
     assert error.startswith("policy.yaml:8:14: a fact condition needs exactly one operator")
 
 
@@ -135,8 +138,11 @@ def test_check_that_can_never_pass(write: Writer) -> None:
 
 
 def test_check_that_is_unreachable(write: Writer) -> None:
-    error = one_error(write, HEAD + A + "    when: {fact: args.n, count: {min: 3, max: 1}}\n"
-                      "    require: {fact: args.x, present: true}\n")
+    error = one_error(
+        write,
+        HEAD + A + "    when: {fact: args.n, count: {min: 3, max: 1}}\n"
+        "    require: {fact: args.x, present: true}\n",
+    )
     assert error.startswith("policy.yaml:8:11: check 'a' is unreachable")
 
 
@@ -146,8 +152,11 @@ def test_bad_regular_expression(write: Writer) -> None:
 
 
 def test_unknown_message_placeholder(write: Writer) -> None:
-    error = one_error(write, HEAD + A + "    require: {fact: args.x, present: true}\n"
-                      "    reason: r\n    message: '{Operatie}: {reason}'\n")
+    error = one_error(
+        write,
+        HEAD + A + "    require: {fact: args.x, present: true}\n"
+        "    reason: r\n    message: '{Operatie}: {reason}'\n",
+    )
     assert error.startswith("policy.yaml:10:14: unknown placeholder {Operatie}")
 
 
@@ -162,8 +171,10 @@ def test_overlay_of_unknown_list_and_unknown_environment(write: Writer) -> None:
     write("set/data.yaml", DATA)
     overlay = write("set/o.yaml", "overlay: productie\nlists:\n  soortn: {add: [X]}\n")
     errors = errors_of([overlay.parent])
-    assert errors == [f"{overlay}:3:3: overlay changes unknown list 'soortn' "
-                      "(did you mean 'soorten'? known lists: soorten)"]
+    assert errors == [
+        f"{overlay}:3:3: overlay changes unknown list 'soortn' "
+        "(did you mean 'soorten'? known lists: soorten)"
+    ]
     overlay.write_text("overlay: productie\n")
     errors = errors_of([overlay.parent], environment="prod")
     assert len(errors) == 1
@@ -172,22 +183,29 @@ def test_overlay_of_unknown_list_and_unknown_environment(write: Writer) -> None:
 
 def test_file_of_no_known_kind(write: Writer) -> None:
     error = one_error(write, "naam: iets\n")
-    assert error == "policy.yaml:1:1: not a policy, catalogue or overlay file " \
-                    "(start the file with policy:, catalogue: or overlay:)"
+    assert (
+        error == "policy.yaml:1:1: not a policy, catalogue or overlay file "
+        "(start the file with policy:, catalogue: or overlay:)"
+    )
 
 
 def test_empty_file_and_missing_path(write: Writer, tmp_path: Path) -> None:
     error = one_error(write, "")
     assert error.startswith("policy.yaml:1:1: file is empty")
     errors = errors_of([tmp_path / "nergens"])
-    assert errors == [f"{tmp_path / 'nergens'}:0:0: no such file or directory "
-                      "(check the policy path in the configuration)"]
+    assert errors == [
+        f"{tmp_path / 'nergens'}:0:0: no such file or directory "
+        "(check the policy path in the configuration)"
+    ]
 
 
 def test_every_error_of_every_file_is_reported_at_once(write: Writer) -> None:
     write("set/a.yaml", HEAD + A + "    require: {fact: args.x, in: nope}\n")
-    write("set/b.yaml", HEAD.replace("policy: p", "policy: q").replace("zendNotificatie", "z")
-          + "  - id: a\n    require: {fact: tokn.x, present: true}\n")
+    write(
+        "set/b.yaml",
+        HEAD.replace("policy: p", "policy: q").replace("zendNotificatie", "z")
+        + "  - id: a\n    require: {fact: tokn.x, present: true}\n",
+    )
     file = write("set/data.yaml", DATA)
     errors = errors_of([file.parent])
     assert len(errors) == 2

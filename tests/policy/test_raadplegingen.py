@@ -52,8 +52,10 @@ TEMPLATE_DECISIONS: dict[str, tuple[tuple[str, str], dict[str, str], str]] = {
 
 
 def template(name: str) -> tuple[str, dict[str, Any]]:
-    return ((TEMPLATES / f"{name}.graphql").read_text(),
-            json.loads((TEMPLATES / f"{name}.variables.json").read_text()))
+    return (
+        (TEMPLATES / f"{name}.graphql").read_text(),
+        json.loads((TEMPLATES / f"{name}.variables.json").read_text()),
+    )
 
 
 def test_every_published_template_has_a_decision() -> None:
@@ -65,13 +67,17 @@ def test_every_published_template_has_a_decision() -> None:
 def test_template_on_its_register_route(name: str) -> None:
     (register, scope), claims, rule = TEMPLATE_DECISIONS[name]
     policy_set = load_policy_set([IWLZ])
-    analyser = Analyser(GraphQLLimits(), cache_size=0,
-                        schema=load_schema(REPO / "config" / "schemas" / f"{register}.graphql"))
+    analyser = Analyser(
+        GraphQLLimits(),
+        cache_size=0,
+        schema=load_schema(REPO / "config" / "schemas" / f"{register}.graphql"),
+    )
     query, variables = template(name)
     operation = analyser.analyse(GraphQLRequest(query, variables))
     path = f"/registers/{register}/graphql"
-    route = RouteFacts(path=path, audience=path, deelnemer_id_type="", deelnemer_id="",
-                       deelnemer_kind="")
+    route = RouteFacts(
+        path=path, audience=path, deelnemer_id_type="", deelnemer_id="", deelnemer_kind=""
+    )
     token = map_claims({**claims, "client_id": "c", "scope": scope}, default_claim_mapping())
     decision = policy_set.decide(DecisionInput(token, operation, route))
     assert decision.rule == rule, decision.message
@@ -81,24 +87,48 @@ def test_template_on_its_register_route(name: str) -> None:
 
 
 def test_explain_names_the_broken_binding_and_its_rule(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     query, variables = template("QBR-0001-ZA")
     claims = tmp_path / "claims.json"
-    claims.write_text(json.dumps({**ZA, "client_id": "za", "scope": BEM[1],
-                                  "aud": "http://gw/registers/bemiddelingsregister/graphql"}))
+    claims.write_text(
+        json.dumps(
+            {
+                **ZA,
+                "client_id": "za",
+                "scope": BEM[1],
+                "aud": "http://gw/registers/bemiddelingsregister/graphql",
+            }
+        )
+    )
     request = tmp_path / "request.json"
-    request.write_text(json.dumps({"query": query,
-                                   "variables": {**variables, "instelling": "87654321"}}))
-    code = main(["policy", "explain", "--policy", str(IWLZ), "--claims", str(claims),
-                 "--request", str(request),
-                 "--route", "/registers/bemiddelingsregister/graphql",
-                 "--schema", str(REPO / "config" / "schemas" / "bemiddelingsregister.graphql"),
-                 "--format", "json"])
+    request.write_text(
+        json.dumps({"query": query, "variables": {**variables, "instelling": "87654321"}})
+    )
+    code = main(
+        [
+            "policy",
+            "explain",
+            "--policy",
+            str(IWLZ),
+            "--claims",
+            str(claims),
+            "--request",
+            str(request),
+            "--route",
+            "/registers/bemiddelingsregister/graphql",
+            "--schema",
+            str(REPO / "config" / "schemas" / "bemiddelingsregister.graphql"),
+            "--format",
+            "json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["allow"], result["status"], result["code"]) == (False, 403, "FORBIDDEN")
-    assert result["message"] == ("Bemiddelingspecificatie query: where.instelling.eq must be "
-                                 "the caller's own AGB (BRA0001)")
+    assert result["message"] == (
+        "Bemiddelingspecificatie query: where.instelling.eq must be the caller's own AGB (BRA0001)"
+    )
     assert result["rule"] == "iwlz-bemiddelingspecificatie/BRA0001-instelling"
     assert "raadplegingen/bemiddelingspecificatie.yaml:" in result["location"]
     failed = [s for s in result["trace"] if s["outcome"] == "failed"]

@@ -190,9 +190,13 @@ def test_shadow_differences_are_reported_never_enforced(write: Writer) -> None:
     assert store.decide(facts({"t": "B"})).allow  # shadow would refuse: reported, not enforced
     # A fresh GatewayMetrics admits the first 20 route paths as labels: the route is its own.
     route = "/deelnemers/uzovi/5151/graphql"
-    mismatches = [(s.labels, s.value) for m in metrics.registry.collect()
-                  if m.name == "nid_gateway_shadow_mismatches" for s in m.samples
-                  if s.name == "nid_gateway_shadow_mismatches_total"]
+    mismatches = [
+        (s.labels, s.value)
+        for m in metrics.registry.collect()
+        if m.name == "nid_gateway_shadow_mismatches"
+        for s in m.samples
+        if s.name == "nid_gateway_shadow_mismatches_total"
+    ]
     assert mismatches == [({"route": route, "active": "allow", "shadow": "deny:400"}, 1.0)]
 
 

@@ -34,12 +34,21 @@ def token_for(gateway: Gateway, path: str = ZK_5151) -> str:
 async def test_upstream_gets_the_original_body_bytes_unchanged(gateway: Gateway) -> None:
     # Odd but valid JSON: spacing, key order and escapes must survive byte for byte.
     body = seed_notification()
-    data = b'{ "variables" : ' + json.dumps(body["variables"], indent=3).encode() + (
-        b', "operationName":"zendNotificatie", "query": ' + json.dumps(body["query"]).encode()
-        + b" }"
+    data = (
+        b'{ "variables" : '
+        + json.dumps(body["variables"], indent=3).encode()
+        + (
+            b', "operationName":"zendNotificatie", "query": '
+            + json.dumps(body["query"]).encode()
+            + b" }"
+        )
     )
-    response = await gateway.post(ZK_5151, token=token_for(gateway), data=data,
-                                  headers={"Content-Type": "application/json; charset=utf-8"})
+    response = await gateway.post(
+        ZK_5151,
+        token=token_for(gateway),
+        data=data,
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
     assert response.status == 200
     [received] = gateway.upstream.received
     assert received.body == data
@@ -58,8 +67,9 @@ async def test_upstream_answer_is_passed_back_unchanged(gateway: Gateway) -> Non
 async def test_the_answer_carries_the_gateways_trace_headers_not_the_upstreams(
     gateway: Gateway,
 ) -> None:
-    response = await gateway.post(ZK_5151, token=token_for(gateway),
-                                  headers={"X-Request-ID": "caller-id-1"})
+    response = await gateway.post(
+        ZK_5151, token=token_for(gateway), headers={"X-Request-ID": "caller-id-1"}
+    )
     assert response.status == 200
     [received] = gateway.upstream.received
     # One of each, and the same the upstream was given: the caller continues from our span.
@@ -72,8 +82,11 @@ async def test_the_answer_carries_the_gateways_trace_headers_not_the_upstreams(
 async def test_accept_encoding_identity_unless_the_caller_chose(gateway: Gateway) -> None:
     await gateway.post(ZK_5151, token=token_for(gateway), skip_auto_headers=("Accept-Encoding",))
     await gateway.post(ZK_5151, token=token_for(gateway), headers={"Accept-Encoding": "gzip"})
-    await gateway.post(ZK_5151, token=token_for(gateway),
-                       headers={"Accept-Encoding": "gzip", "Connection": "Accept-Encoding"})
+    await gateway.post(
+        ZK_5151,
+        token=token_for(gateway),
+        headers={"Accept-Encoding": "gzip", "Connection": "Accept-Encoding"},
+    )
     absent, chosen, hop = gateway.upstream.received
     assert absent.headers.getall("Accept-Encoding") == ["identity"]
     assert chosen.headers.getall("Accept-Encoding") == ["gzip"]
@@ -99,8 +112,16 @@ async def test_authorization_is_not_forwarded(gateway: Gateway) -> None:
 async def test_route_with_forward_authorization_passes_authorization_upstream(
     make_gateway: GatewayFactory, upstream: RecordingUpstream
 ) -> None:
-    routes = [route(ZK_5151, f"{upstream.url}/graphql", "UZOVI", "5151", "zorgkantoor",
-                    forward_authorization=True)]
+    routes = [
+        route(
+            ZK_5151,
+            f"{upstream.url}/graphql",
+            "UZOVI",
+            "5151",
+            "zorgkantoor",
+            forward_authorization=True,
+        )
+    ]
     gateway = await make_gateway(routes=routes)
     assert gateway.config.routes[0].forward_authorization is True
     token = token_for(gateway)
@@ -113,9 +134,14 @@ async def test_hop_by_hop_request_headers_are_removed(gateway: Gateway) -> None:
     await gateway.post(
         ZK_5151,
         token=token_for(gateway),
-        headers={"Connection": "keep-alive, X-Private", "X-Private": "1", "Keep-Alive": "5",
-                 "Proxy-Authorization": "Basic eDp5", "X-Custom": "kept",
-                 "Accept": "application/graphql-response+json"},
+        headers={
+            "Connection": "keep-alive, X-Private",
+            "X-Private": "1",
+            "Keep-Alive": "5",
+            "Proxy-Authorization": "Basic eDp5",
+            "X-Custom": "kept",
+            "Accept": "application/graphql-response+json",
+        },
     )
     [received] = gateway.upstream.received
     for name in ("X-Private", "Keep-Alive", "Proxy-Authorization"):
@@ -129,9 +155,14 @@ async def test_header_names_are_matched_case_insensitively(gateway: Gateway) -> 
     # must be stripped as surely as the capitalised spelling.
     await gateway.post(
         ZK_5151,
-        headers={"authorization": f"Bearer {token_for(gateway)}", "claims": '{"forged":1}',
-                 "connection": "x-private", "x-private": "1", "keep-alive": "5",
-                 "proxy-authorization": "Basic eDp5"},
+        headers={
+            "authorization": f"Bearer {token_for(gateway)}",
+            "claims": '{"forged":1}',
+            "connection": "x-private",
+            "x-private": "1",
+            "keep-alive": "5",
+            "proxy-authorization": "Basic eDp5",
+        },
     )
     [received] = gateway.upstream.received
     for name in ("Authorization", "X-Private", "Keep-Alive", "Proxy-Authorization"):
@@ -141,8 +172,9 @@ async def test_header_names_are_matched_case_insensitively(gateway: Gateway) -> 
 
 
 async def test_forwarded_headers_are_set_and_appended(gateway: Gateway) -> None:
-    await gateway.post(ZK_5151, token=token_for(gateway),
-                       headers={"X-Forwarded-For": "203.0.113.7"})
+    await gateway.post(
+        ZK_5151, token=token_for(gateway), headers={"X-Forwarded-For": "203.0.113.7"}
+    )
     [received] = gateway.upstream.received
     assert received.headers["X-Forwarded-For"] == "203.0.113.7, 127.0.0.1"
     assert received.headers["X-Forwarded-Proto"] == "http"
@@ -151,8 +183,9 @@ async def test_forwarded_headers_are_set_and_appended(gateway: Gateway) -> None:
 
 async def test_w3c_trace_is_continued_with_a_new_span(gateway: Gateway) -> None:
     trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-    response = await gateway.post(ZK_5151, token=token_for(gateway),
-                                  headers={"traceparent": f"00-{trace}-{parent}-01"})
+    response = await gateway.post(
+        ZK_5151, token=token_for(gateway), headers={"traceparent": f"00-{trace}-{parent}-01"}
+    )
     [received] = gateway.upstream.received
     version, trace_id, span, flags = received.headers["traceparent"].split("-")
     assert (version, trace_id, flags) == ("00", trace, "01")
@@ -165,8 +198,9 @@ async def test_w3c_trace_is_continued_with_a_new_span(gateway: Gateway) -> None:
 
 async def test_b3_trace_is_continued(gateway: Gateway) -> None:
     trace, parent = "463ac35c9f6413ad", "a2fb4a1d1a96d312"
-    response = await gateway.post(ZK_5151, token=token_for(gateway),
-                                  headers={"X-B3-TraceId": trace, "X-B3-SpanId": parent})
+    response = await gateway.post(
+        ZK_5151, token=token_for(gateway), headers={"X-B3-TraceId": trace, "X-B3-SpanId": parent}
+    )
     [received] = gateway.upstream.received
     assert received.headers["X-B3-TraceId"] == trace
     assert received.headers["X-B3-ParentSpanId"] == parent

@@ -36,6 +36,7 @@ def seed_003_request() -> dict[str, Any]:
     """The seed 003 example request, as the demo sends it."""
     return load_demo_request(REPO / DEMO_DIR / "requests" / "allowed.json")
 
+
 CONCURRENT = 20
 
 
@@ -127,9 +128,7 @@ def sigterm(gateway: Serve) -> None:
 async def test_sigterm_finishes_in_flight_requests_flushes_audit_and_exits_0(
     serve: StartServe, slow_upstream: SlowUpstream
 ) -> None:
-    gateway = serve(
-        upstream=slow_upstream.url, observability={"audit": {"path": "audit.jsonl"}}
-    )
+    gateway = serve(upstream=slow_upstream.url, observability={"audit": {"path": "audit.jsonl"}})
     gateway.wait_listening()
     statuses = await sigterm_under_load(gateway, slow_upstream, sigterm)
     assert statuses == [200] * CONCURRENT

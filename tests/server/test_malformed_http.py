@@ -65,9 +65,7 @@ def assert_refused_once(gateway: Serve, response: bytes, events: list[dict[str, 
     # Answered, never just dropped (a request line it could not parse gets an HTTP/1.0 answer).
     assert re.match(rb"HTTP/1\.[01] 400 ", response), response[:80]
     # (The token fetched for the split-body case logs its own lines: not part of the case.)
-    (line,) = [
-        e for e in events if e["event"] not in LIFECYCLE and e.get("path") != "/auth/token"
-    ]
+    (line,) = [e for e in events if e["event"] not in LIFECYCLE and e.get("path") != "/auth/token"]
     assert line["event"] == "access" and line["logger"] == "gateway.access"
     assert line["status"] == 400 and line["error"]
     assert "exception" not in line and "Traceback" not in gateway.stdout.read_text()

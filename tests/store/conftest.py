@@ -36,15 +36,23 @@ def postgres_dsn() -> Iterator[str]:
         yield dsn
         return
     if os.environ.get("CI"):
-        pytest.fail(f"{DSN_VARIABLE} is not set: CI must run the PostgreSQL store tests"
-                    " (.ci/run starts a server with tests/postgres.sh)")
+        pytest.fail(
+            f"{DSN_VARIABLE} is not set: CI must run the PostgreSQL store tests"
+            " (.ci/run starts a server with tests/postgres.sh)"
+        )
     workdir = tempfile.mkdtemp(prefix="nid-pg-")
     try:
-        started = subprocess.run(["bash", str(POSTGRES_SH), "start", workdir],
-                                 capture_output=True, text=True, check=False)
+        started = subprocess.run(
+            ["bash", str(POSTGRES_SH), "start", workdir],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if started.returncode != 0:
-            pytest.fail(f"cannot start a private PostgreSQL ({started.stderr.strip()});"
-                        f" install it (apt-get install postgresql) or set {DSN_VARIABLE}")
+            pytest.fail(
+                f"cannot start a private PostgreSQL ({started.stderr.strip()});"
+                f" install it (apt-get install postgresql) or set {DSN_VARIABLE}"
+            )
         yield started.stdout.strip()
     finally:
         subprocess.run(["bash", str(POSTGRES_SH), "stop", workdir], check=False)
@@ -84,9 +92,7 @@ class Backend:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def store_backend(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Backend]:
+async def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "sqlite":
         backend = Backend("sqlite", str(tmp_path / "data" / "nid-gateway.sqlite3"))
         yield backend

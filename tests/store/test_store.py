@@ -36,11 +36,18 @@ def subscription(abonnement_id: str = "ab-1", subscriber: Party = ZORGAANBIEDER)
 def delivery(number: int = 0) -> Delivery:
     moment = now()
     return Delivery(
-        delivery_id=f"d-{number:04d}-{uuid.uuid4().hex[:6]}", state="pending",
-        sender="zorgkantoor-5151", recipient=ZORGAANBIEDER, body=b'{"query": "\xc3\xa9"}',
+        delivery_id=f"d-{number:04d}-{uuid.uuid4().hex[:6]}",
+        state="pending",
+        sender="zorgkantoor-5151",
+        recipient=ZORGAANBIEDER,
+        body=b'{"query": "\xc3\xa9"}',
         headers={"claims": "e30", "content-type": "application/json"},
-        decision_id=f"dec-{number}", trace_id="0af7651916cd43dd8448eb211c80319c",
-        attempts=(), next_attempt_at=moment, lease_until=None, created_at=moment,
+        decision_id=f"dec-{number}",
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+        attempts=(),
+        next_attempt_at=moment,
+        lease_until=None,
+        created_at=moment,
         finished_at=None,
     )
 
@@ -69,18 +76,25 @@ async def test_a_subscription_survives_reopening_the_store(store_backend: Backen
     assert await first.record(subscription()) is True
     await first.close()
     reopened = await store_backend.open()
-    found = await reopened.active("ab-1", subscriber=ZORGAANBIEDER, notificatietype=TYPE,
-                                  bronhouder=ZORGKANTOOR)
+    found = await reopened.active(
+        "ab-1", subscriber=ZORGAANBIEDER, notificatietype=TYPE, bronhouder=ZORGKANTOOR
+    )
     assert found is not None and found.subscriber == ZORGAANBIEDER and found.ended_at is None
 
 
 async def test_active_matches_subscriber_type_and_bronhouder_and_not_ended(store: Store) -> None:
     await store.record(subscription())
     assert await store.record(subscription()) is False  # the same abonnementId twice
-    def lookup(subscriber: Party = ZORGAANBIEDER, type_: str = TYPE,
-               bronhouder: Party = ZORGKANTOOR) -> asyncio.Future[Subscription | None]:
-        return asyncio.ensure_future(store.active(
-            "ab-1", subscriber=subscriber, notificatietype=type_, bronhouder=bronhouder))
+
+    def lookup(
+        subscriber: Party = ZORGAANBIEDER, type_: str = TYPE, bronhouder: Party = ZORGKANTOOR
+    ) -> asyncio.Future[Subscription | None]:
+        return asyncio.ensure_future(
+            store.active(
+                "ab-1", subscriber=subscriber, notificatietype=type_, bronhouder=bronhouder
+            )
+        )
+
     assert await lookup() is not None
     assert await lookup(subscriber=OTHER) is None
     assert await lookup(type_="GEWIJZIGDE_DOSSIERHOUDER_CZT_VOOR_ZORGAANBIEDER") is None
@@ -112,8 +126,12 @@ async def test_two_stores_on_one_database_see_each_others_writes_at_once(
     await replica_a.record(subscription())
     assert await replica_b.get_subscription("ab-1") is not None
     await replica_b.end("ab-1", by=ZORGAANBIEDER)
-    assert await replica_a.active("ab-1", subscriber=ZORGAANBIEDER, notificatietype=TYPE,
-                                  bronhouder=ZORGKANTOOR) is None
+    assert (
+        await replica_a.active(
+            "ab-1", subscriber=ZORGAANBIEDER, notificatietype=TYPE, bronhouder=ZORGKANTOOR
+        )
+        is None
+    )
 
 
 async def test_a_delivery_keeps_its_bytes_headers_and_every_attempt(store: Store) -> None:
@@ -129,7 +147,9 @@ async def test_a_delivery_keeps_its_bytes_headers_and_every_attempt(store: Store
     dead = await store.get(accepted.delivery_id)
     assert dead is not None and dead.state == "dead"
     assert [(a.status, a.error) for a in dead.attempts] == [
-        (503, "recipient answered 503"), (None, "connection refused")]
+        (503, "recipient answered 503"),
+        (None, "connection refused"),
+    ]
     assert [d.delivery_id for d in await store.list_deliveries("dead")] == [accepted.delivery_id]
     assert await store.replay([accepted.delivery_id, "unknown"]) == [accepted.delivery_id]
     [again] = await store.claim_due(10, lease_seconds=30)

@@ -25,8 +25,11 @@ async def store_check(aiohttp_client: AiohttpClient, app: Any) -> dict[str, Any]
 async def test_readyz_reports_the_configured_store_on_each_backend(
     make_gateway: GatewayFactory, aiohttp_client: AiohttpClient, store_backend: Backend
 ) -> None:
-    where = ({"path": store_backend.location} if store_backend.name == "sqlite"
-             else {"dsn": store_backend.location})
+    where = (
+        {"path": store_backend.location}
+        if store_backend.name == "sqlite"
+        else {"dsn": store_backend.location}
+    )
     gateway = await make_gateway(store={"backend": store_backend.name, **where})
     detail = await store_check(aiohttp_client, gateway.client.app)
     assert detail["ok"] is True and detail["backend"] == store_backend.name
@@ -58,10 +61,13 @@ async def test_a_gateway_whose_store_cannot_open_does_not_start(
         await make_gateway(store={"path": "blocked/nid-gateway.sqlite3"})
 
 
-@pytest.mark.parametrize(("store", "message"), [
-    ({"backend": "postgresql"}, "store backend postgresql needs dsn"),
-    ({"dsn": "postgresql://db/nid"}, "dsn is for backend: postgresql"),
-])
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ({"backend": "postgresql"}, "store backend postgresql needs dsn"),
+        ({"dsn": "postgresql://db/nid"}, "dsn is for backend: postgresql"),
+    ],
+)
 def test_store_configuration_mistakes_are_named(
     tmp_path: Path, store: dict[str, Any], message: str
 ) -> None:

@@ -43,22 +43,33 @@ def forged_tokens(config: GatewayConfig) -> dict[str, str]:
     now = int(time.time())
     return {
         "alg none": unsigned({"alg": "none", "typ": "at+jwt", "kid": kid}, claims(ZK_5151)),
-        "unknown kid": jwt.encode(claims(ZK_5151), new_ec_key(), algorithm="ES256",
-                                  headers={"kid": "unknown-key", "typ": "at+jwt"}),
-        "own kid, other key": jwt.encode(claims(ZK_5151), new_ec_key(), algorithm="ES256",
-                                         headers={"kid": kid, "typ": "at+jwt"}),
+        "unknown kid": jwt.encode(
+            claims(ZK_5151),
+            new_ec_key(),
+            algorithm="ES256",
+            headers={"kid": "unknown-key", "typ": "at+jwt"},
+        ),
+        "own kid, other key": jwt.encode(
+            claims(ZK_5151), new_ec_key(), algorithm="ES256", headers={"kid": kid, "typ": "at+jwt"}
+        ),
         "expired": sign_with_gateway_key(
-            config, claims(ZK_5151, iat=now - 3600, nbf=now - 3600, exp=now - 120)),
+            config, claims(ZK_5151, iat=now - 3600, nbf=now - 3600, exp=now - 120)
+        ),
         "wrong audience": sign_with_gateway_key(config, claims(ZK_5152)),
         "no typ": sign_with_gateway_key(config, claims(ZK_5151), typ=None),
         "exp as a string": sign_with_gateway_key(config, claims(ZK_5151, exp=str(now + 600))),
     }
 
 
-REASONS = {"alg none": "alg_not_allowed", "unknown kid": "unknown_kid",
-           "own kid, other key": "bad_signature", "expired": "expired",
-           "wrong audience": "wrong_audience", "no typ": "wrong_typ",
-           "exp as a string": "malformed_exp"}
+REASONS = {
+    "alg none": "alg_not_allowed",
+    "unknown kid": "unknown_kid",
+    "own kid, other key": "bad_signature",
+    "expired": "expired",
+    "wrong audience": "wrong_audience",
+    "no typ": "wrong_typ",
+    "exp as a string": "malformed_exp",
+}
 
 
 @pytest.mark.parametrize("kind", REASONS)
@@ -81,8 +92,16 @@ async def test_cached_token_is_still_checked_for_audience_per_route(gateway: Gat
 async def test_plain_jwt_route_accepts_a_token_without_typ(make_gateway: Any) -> None:
     gw = await make_gateway()
     plain = "/deelnemers/uzovi/5151/plain"
-    routes = [route(plain, gw.upstream.url + "/graphql", "UZOVI", "5151", "zorgkantoor",
-                    allow_plain_jwt=True)]
+    routes = [
+        route(
+            plain,
+            gw.upstream.url + "/graphql",
+            "UZOVI",
+            "5151",
+            "zorgkantoor",
+            allow_plain_jwt=True,
+        )
+    ]
     gw = await make_gateway(routes=routes)
     token = sign_with_gateway_key(gw.config, claims(plain), typ="JWT")
     assert (await gw.post(plain, token=token)).status == 200

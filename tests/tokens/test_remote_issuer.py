@@ -34,8 +34,11 @@ class JwksServer:
     failing: bool = False
 
     def add(self, kid: str, key: Any, alg: str | None = None) -> None:
-        algo = jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else (
-            jwt.algorithms.ECAlgorithm)
+        algo = (
+            jwt.algorithms.RSAAlgorithm
+            if isinstance(key, rsa.RSAPrivateKey)
+            else (jwt.algorithms.ECAlgorithm)
+        )
         jwk = json.loads(algo.to_jwk(key.public_key()))
         jwk["kid"] = kid
         if alg:
@@ -70,13 +73,18 @@ def remote_payload(**overrides: Any) -> dict[str, Any]:
     return claims(ZK_5151, iss=IDP, **overrides)
 
 
-async def start(make_gateway: Any, jwks: JwksServer, refresh: float = 60.0,
-                period: float = 300.0) -> Gateway:
+async def start(
+    make_gateway: Any, jwks: JwksServer, refresh: float = 60.0, period: float = 300.0
+) -> Gateway:
     tokens = {
         "trusted_issuers": [
             {"builtin": True},
-            {"issuer": IDP, "jwks_url": jwks.url, "jwks_min_refresh_seconds": refresh,
-             "jwks_refresh_seconds": period},
+            {
+                "issuer": IDP,
+                "jwks_url": jwks.url,
+                "jwks_min_refresh_seconds": refresh,
+                "jwks_refresh_seconds": period,
+            },
         ],
         "leeway": 30,
     }
@@ -126,15 +134,17 @@ async def test_unknown_kid_triggers_a_refresh_that_finds_a_rotated_key(
     assert (IDP, "ok") in gateway.observer.jwks
 
 
-async def test_refresh_on_unknown_kid_is_rate_limited(
-    make_gateway: Any, jwks: JwksServer
-) -> None:
+async def test_refresh_on_unknown_kid_is_rate_limited(make_gateway: Any, jwks: JwksServer) -> None:
     jwks.add("k1", new_ec_key())
     gateway = await start(make_gateway, jwks, refresh=60.0)
     stranger = new_ec_key()
     for index in range(5):
-        token = jwt.encode(remote_payload(jti=str(index)), stranger, algorithm="ES256",
-                           headers={"kid": f"random-{index}", "typ": "at+jwt"})
+        token = jwt.encode(
+            remote_payload(jti=str(index)),
+            stranger,
+            algorithm="ES256",
+            headers={"kid": f"random-{index}", "typ": "at+jwt"},
+        )
         assert (await gateway.post(ZK_5151, token=token)).status == 401
     # Startup fetch + one refresh; the other unknown kids waited for the interval.
     assert jwks.fetches == 2
@@ -150,8 +160,9 @@ async def test_last_good_key_set_is_kept_when_the_endpoint_fails(
     jwks.add("k1", new_ec_key())
     gateway = await start(make_gateway, jwks, refresh=0.0)
     jwks.failing = True
-    unknown = jwt.encode(remote_payload(), new_ec_key(), algorithm="ES256",
-                         headers={"kid": "k9", "typ": "at+jwt"})
+    unknown = jwt.encode(
+        remote_payload(), new_ec_key(), algorithm="ES256", headers={"kid": "k9", "typ": "at+jwt"}
+    )
     assert (await gateway.post(ZK_5151, token=unknown)).status == 401
     assert gateway.upstream.received == []
     assert jwks.fetches == 2
@@ -199,8 +210,12 @@ async def test_aggregated_claim_with_a_forged_nested_jwt_is_refused(
 ) -> None:
     jwks.add("k1", new_ec_key())
     gateway = await start(make_gateway, jwks)
-    forged = jwt.encode({"iss": IDP, "kvk": "62253778"}, ec.generate_private_key(ec.SECP256R1()),
-                        algorithm="ES256", headers={"kid": "k1"})
+    forged = jwt.encode(
+        {"iss": IDP, "kvk": "62253778"},
+        ec.generate_private_key(ec.SECP256R1()),
+        algorithm="ES256",
+        headers={"kid": "k1"},
+    )
     token = sign_with_gateway_key(gateway.config, aggregated(forged))
     response = await gateway.post(ZK_5151, token=token)
     assert response.status == 401

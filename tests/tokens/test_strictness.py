@@ -59,7 +59,9 @@ async def test_bearer_token_with_a_non_ascii_byte_is_unauthenticated(
 
 
 async def test_non_ascii_bearer_token_logs_one_decision_line_without_traceback(
-    tmp_path: Path, aiohttp_server: Any, upstream: RecordingUpstream,
+    tmp_path: Path,
+    aiohttp_server: Any,
+    upstream: RecordingUpstream,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The whole gateway with its real observer, logging as `serve` does (no access log).

@@ -76,8 +76,9 @@ async def refused(verifier: TokenVerifier, token: str, reason: str) -> str:
 async def test_genuine_token_is_verified_into_facts(
     verifier: TokenVerifier, config: GatewayConfig
 ) -> None:
-    verified = await verifier.verify(sign_with_gateway_key(config, claims(ZK_5151)),
-                                     audience=AUDIENCE)
+    verified = await verifier.verify(
+        sign_with_gateway_key(config, claims(ZK_5151)), audience=AUDIENCE
+    )
     assert verified.facts.client_id == "ciz"
     assert verified.facts.instantie_type == "Onderneming"
     assert verified.facts.identifier == "62253778"
@@ -113,8 +114,12 @@ async def test_rs256_header_on_an_ec_key_is_refused(
 
 
 async def test_unknown_kid_is_refused(verifier: TokenVerifier) -> None:
-    token = jwt.encode(claims(ZK_5151), new_ec_key(), algorithm="ES256",
-                       headers={"kid": "unknown-key", "typ": "at+jwt"})
+    token = jwt.encode(
+        claims(ZK_5151),
+        new_ec_key(),
+        algorithm="ES256",
+        headers={"kid": "unknown-key", "typ": "at+jwt"},
+    )
     assert "signing key is unknown" in await refused(verifier, token, "unknown_kid")
 
 
@@ -122,8 +127,9 @@ async def test_own_kid_on_another_key_is_refused(
     verifier: TokenVerifier, config: GatewayConfig
 ) -> None:
     kid, _key = signing_key(config)
-    token = jwt.encode(claims(ZK_5151), new_ec_key(), algorithm="ES256",
-                       headers={"kid": kid, "typ": "at+jwt"})
+    token = jwt.encode(
+        claims(ZK_5151), new_ec_key(), algorithm="ES256", headers={"kid": kid, "typ": "at+jwt"}
+    )
     assert "signature is invalid" in await refused(verifier, token, "bad_signature")
 
 
@@ -134,8 +140,9 @@ async def test_kid_path_injection_is_just_an_unknown_kid(
     assert config.authserver is not None
     real_kid, _key = signing_key(config)
     evil = kid.format(keys_dir=config.authserver.signing.keys_dir, kid=real_kid)
-    token = jwt.encode(claims(ZK_5151), new_ec_key(), algorithm="ES256",
-                       headers={"kid": evil, "typ": "at+jwt"})
+    token = jwt.encode(
+        claims(ZK_5151), new_ec_key(), algorithm="ES256", headers={"kid": evil, "typ": "at+jwt"}
+    )
     await refused(verifier, token, "unknown_kid")
 
 
@@ -235,8 +242,9 @@ async def test_time_claims_as_floats_are_accepted(
     assert verified.expires == NOW + 600.75
 
 
-@pytest.mark.parametrize("token", ["not-a-jwt", "a.b.c", "eyJhbGciOiJFUzI1NiJ9.é.c2ln",
-                                   "x" * (16 * 1024 + 1)])
+@pytest.mark.parametrize(
+    "token", ["not-a-jwt", "a.b.c", "eyJhbGciOiJFUzI1NiJ9.é.c2ln", "x" * (16 * 1024 + 1)]
+)
 async def test_malformed_token_is_refused(verifier: TokenVerifier, token: str) -> None:
     assert await refused(verifier, token, "malformed") == "Malformed token"
 
