@@ -7,7 +7,8 @@ set -euo pipefail
 command=$1 dir=$2
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 PATH="${bindir:+$bindir:}$PATH"
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# From /: the postgres user may not enter the caller's (private) working directory.
+as_owner() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 case $command in
 start)
     command -v initdb >/dev/null || { echo "initdb not found: apt-get install postgresql" >&2; exit 1; }

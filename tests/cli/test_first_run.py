@@ -12,11 +12,13 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -409,33 +411,54 @@ def test_keys_made_as_documented_are_readable_by_the_images_user() -> None:
     (steps,) = [b for b in shell_blocks(REPO / "docs/operations.md") if "mkdir deploy" in b]
     base = Path(tempfile.mkdtemp(dir=REPO / ".venv"))  # a folder uid 10001 may traverse
     try:
-        os.chmod(base, 0o755)
-        (base / "config").symlink_to(REPO / "config")  # the steps run in the source tree
-        chown = next(line for line in steps.splitlines() if "chown" in line)
-        setup = [
-            line.replace(".venv/bin/", f"{REPO}/.venv/bin/")
-            for line in steps.splitlines()
-            if "chown" not in line
-        ]
-        subprocess.run(
-            ["bash", "-ec", "\n".join(setup)], cwd=base, check=True, timeout=60, capture_output=True
-        )
-        (rotation,) = [b for b in shell_blocks(REPO / "docs/operations.md") if "setpriv" in b]
-        rotate = rotation.strip().removeprefix("sudo ").replace(".venv/", f"{REPO}/.venv/")
-        before = subprocess.run(
-            ["bash", "-ec", rotate], cwd=base, capture_output=True, text=True, timeout=60
-        )
-        assert before.returncode != 0
-        subprocess.run(
-            ["bash", "-ec", chown.removeprefix("sudo ")], cwd=base, check=True, timeout=60
-        )
-        after = subprocess.run(
-            ["bash", "-ec", rotate], cwd=base, capture_output=True, text=True, timeout=60
-        )
-        assert after.returncode == 0, after.stderr
-        assert len(list((base / "deploy/keys").glob("*.pem"))) == 2
+        with traversable_by_others(base):
+            run_documented_key_steps(steps, base)
     finally:
         shutil.rmtree(base)
+
+
+@contextmanager
+def traversable_by_others(path: Path) -> Iterator[None]:
+    """Let other users traverse to *path* (``o+x`` on each folder above it that lacks it, as
+    on a deployment host; a CI checkout may sit in a private temp folder), restored after."""
+    changed = []
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(folder, mode | stat.S_IXOTH)
+            changed.append((folder, mode))
+    try:
+        yield
+    finally:
+        for folder, mode in changed:
+            os.chmod(folder, mode)
+
+
+def run_documented_key_steps(steps: str, base: Path) -> None:
+    os.chmod(base, 0o755)
+    (base / "config").symlink_to(REPO / "config")  # the steps run in the source tree
+    chown = next(line for line in steps.splitlines() if "chown" in line)
+    setup = [
+        line.replace(".venv/bin/", f"{REPO}/.venv/bin/")
+        for line in steps.splitlines()
+        if "chown" not in line
+    ]
+    subprocess.run(
+        ["bash", "-ec", "\n".join(setup)], cwd=base, check=True, timeout=60, capture_output=True
+    )
+    (rotation,) = [b for b in shell_blocks(REPO / "docs/operations.md") if "setpriv" in b]
+    rotate = rotation.strip().removeprefix("sudo ").replace(".venv/", f"{REPO}/.venv/")
+    before = subprocess.run(
+        ["bash", "-ec", rotate], cwd=base, capture_output=True, text=True, timeout=60
+    )
+    # Refused for the keys, not for the path to the program.
+    assert before.returncode != 0 and "deploy/keys" in before.stderr, before.stderr
+    subprocess.run(["bash", "-ec", chown.removeprefix("sudo ")], cwd=base, check=True, timeout=60)
+    after = subprocess.run(
+        ["bash", "-ec", rotate], cwd=base, capture_output=True, text=True, timeout=60
+    )
+    assert after.returncode == 0, after.stderr
+    assert len(list((base / "deploy/keys").glob("*.pem"))) == 2
 
 
 def test_a_busy_admin_port_names_its_own_setting(tmp_path: Path, busy_port: int) -> None:
