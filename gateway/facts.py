@@ -52,6 +52,11 @@ class OperationFacts:
     arguments: Mapping[str, Any]
     selected_paths: tuple[str, ...] = ()
     root_alias: str | None = None
+    arguments_at: Mapping[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    """The arguments of the fields selected below the root field, by field path
+    (``bemiddeling.client.contactpersoon``): one argument set per selection of the field
+    (aliases and fragments each count), resolved as ``arguments``. Lists the fields that
+    take arguments (without a schema: the paths sent with arguments at least once)."""
 
     @property
     def display_name(self) -> str:

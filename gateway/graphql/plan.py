@@ -240,6 +240,7 @@ class _Field:
     conditions: tuple[_Condition, ...]
     children: tuple[_Field, ...]
     node: FieldNode
+    arguments: _Template
 
     @property
     def response_key(self) -> str:
@@ -364,6 +365,7 @@ class _Expander:
                         conditions=conditions,
                         children=tuple(children),
                         node=selection,
+                        arguments=_arguments_template(selection),
                     )
                 )
             elif isinstance(selection, InlineFragmentNode):
@@ -417,6 +419,43 @@ def _paths(
         _paths(field.children, path + ".", out, variables, fail)
 
 
+def _argumented(fields: tuple[_Field, ...] | list[_Field], prefix: str, out: set[str]) -> None:
+    """The paths (below the root) sent with arguments at least once, whatever the directives."""
+    for field in fields:
+        path = prefix + field.name
+        if field.node.arguments:
+            out.add(path)
+        _argumented(field.children, path + ".", out)
+
+
+def _argument_fields(
+    fields: tuple[_Field, ...] | list[_Field],
+    prefix: str,
+    argumented: set[str],
+    variables: Mapping[str, Any] | None,
+    fail: Callable[[str], Refusal],
+    out: list[tuple[str, _Template]],
+) -> None:
+    """Every selection of an argumented path, with or without arguments: an aliased second
+    selection that drops the filter must not hide behind the first one."""
+    for field in fields:
+        if variables is not None and not _included(field.conditions, variables, fail):
+            continue
+        path = prefix + field.name
+        if path in argumented:
+            out.append((path, field.arguments))
+        _argument_fields(field.children, path + ".", argumented, variables, fail, out)
+
+
+def _arguments_at(
+    fields: Sequence[tuple[str, _Template]], variables: Mapping[str, Any]
+) -> dict[str, list[Mapping[str, Any]]]:
+    result: dict[str, list[Mapping[str, Any]]] = {}
+    for path, arguments in fields:
+        result.setdefault(path, []).append(arguments(variables))
+    return result
+
+
 def _is_dynamic(fields: tuple[_Field, ...] | list[_Field]) -> bool:
     stack = list(fields)
     while stack:
@@ -447,6 +486,7 @@ class OperationPlan:
     """Everything about one operation of one document that does not depend on variables."""
 
     __slots__ = (
+        "_argumented",
         "_collector",
         "_defaults",
         "_limits",
@@ -498,6 +538,9 @@ class OperationPlan:
         groups: dict[str, list[_Field]] = {}
         for field in roots:
             groups.setdefault(field.response_key, []).append(field)
+        self._argumented: set[str] = set()
+        for field in roots:
+            _argumented(field.children, "", self._argumented)
         self._roots: dict[str, _RootGroup] = {}
         for key, fields in groups.items():
             first = fields[0]
@@ -520,7 +563,7 @@ class OperationPlan:
         )
         # Without variable-dependent directives the selection is the same for every
         # request: decide root field and paths once.
-        self._static: tuple[_RootGroup, tuple[str, ...]] | None = None
+        self._static: tuple[_RootGroup, tuple[str, ...], list[tuple[str, _Template]]] | None = None
         self._static_collected: _Collected | None = None
         if not _is_dynamic(roots):
             if self._collector is not None:
@@ -533,7 +576,7 @@ class OperationPlan:
             if not self._roots:
                 raise MultipleRootFields("No root field selected in the operation.")
             (group,) = self._roots.values()
-            self._static = (group, self._selected(group, None))
+            self._static = (group, self._selected(group, None), self._argument_list(group, None))
 
     def fail(self, message: str) -> ValidationFailed:
         return ValidationFailed(
@@ -550,6 +593,18 @@ class OperationPlan:
             if variables is None or _included(field.conditions, variables, self.fail):
                 _paths(field.children, "", out, variables, self.fail)
         return tuple(out)
+
+    def _argument_list(
+        self, group: _RootGroup, variables: Mapping[str, Any] | None
+    ) -> list[tuple[str, _Template]]:
+        out: list[tuple[str, _Template]] = []
+        if self._argumented:
+            for field in group.fields:
+                if variables is None or _included(field.conditions, variables, self.fail):
+                    _argument_fields(
+                        field.children, "", self._argumented, variables, self.fail, out
+                    )
+        return out
 
     def _coerce_untyped(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Variables without a schema: provided value, else default, else absent."""
@@ -629,7 +684,7 @@ class OperationPlan:
             return self._collected_facts(self._coerce_with_schema(inputs))
         variables = self._coerce_untyped(inputs)
         if self._static is not None:
-            group, paths = self._static
+            group, paths, argument_fields = self._static
         else:
             chosen = [
                 g
@@ -644,6 +699,7 @@ class OperationPlan:
                 )
             group = chosen[0]
             paths = self._selected(group, variables)
+            argument_fields = self._argument_list(group, variables)
         first = group.fields[0]
         return OperationFacts(
             operation_type=self.operation_type,
@@ -652,14 +708,22 @@ class OperationPlan:
             arguments=group.arguments(variables),
             selected_paths=paths,
             root_alias=first.alias,
+            arguments_at=_arguments_at(argument_fields, variables),
         )
 
     def _collected_facts(self, variables: VariableValues) -> OperationFacts:
         """The facts as graphql-core's executor would run them (routes with a schema)."""
         assert self._collector is not None
         try:
-            node, field_def, paths = self._static_collected or self._collector.select(variables)
+            node, field_def, paths, nested = self._static_collected or self._collector.select(
+                variables
+            )
             arguments = get_argument_values(field_def, node, variables) if field_def else {}
+            arguments_at: dict[str, list[Mapping[str, Any]]] = {}
+            for path, sub_node, sub_def in nested:
+                arguments_at.setdefault(path, []).append(
+                    get_argument_values(sub_def, sub_node, variables)
+                )
         except GraphQLError as exc:
             raise self.fail(exc.message) from None
         return OperationFacts(
@@ -669,11 +733,16 @@ class OperationPlan:
             arguments=arguments,
             selected_paths=paths,
             root_alias=node.alias.value if node.alias else None,
+            arguments_at=arguments_at,
         )
 
 
-_Collected = tuple[FieldNode, "GraphQLField | None", tuple[str, ...]]
-"""The root field node, its definition (None for ``__typename``) and the paths below it."""
+_Nested = list[tuple[str, FieldNode, GraphQLField]]
+"""Each selection below the root of a field that takes arguments: path, node, definition."""
+
+_Collected = tuple[FieldNode, "GraphQLField | None", tuple[str, ...], _Nested]
+"""The root field node, its definition (None for ``__typename``), the paths below it and
+the selections whose arguments are facts."""
 
 _NO_VARIABLES = VariableValues({}, {})
 """For selections without variable-dependent directives: no variable is ever read."""
@@ -713,9 +782,10 @@ class _Collector:
         node = details[0].node
         field_def = self.root_type.fields.get(node.name.value)
         out: dict[str, None] = {}
+        nested: _Nested = []
         if field_def is not None:
-            self._paths(field_def.type, details, variables, "", out)
-        return node, field_def, tuple(out)
+            self._paths(field_def.type, details, variables, "", out, nested)
+        return node, field_def, tuple(out), nested
 
     def _paths(
         self,
@@ -724,6 +794,7 @@ class _Collector:
         variables: VariableValues,
         prefix: str,
         out: dict[str, None],
+        nested: _Nested,
     ) -> None:
         named = get_named_type(type_)
         if isinstance(named, GraphQLObjectType):
@@ -743,7 +814,10 @@ class _Collector:
                 out[path] = None
                 sub_def = object_type.fields.get(name)
                 if sub_def is not None:
-                    self._paths(sub_def.type, sub, variables, path + ".", out)
+                    if sub_def.args:
+                        # Every node of the response key: the executor merges them.
+                        nested.extend((path, d.node, sub_def) for d in sub)
+                    self._paths(sub_def.type, sub, variables, path + ".", out, nested)
 
 
 def _arguments_template(node: FieldNode) -> _Template:

@@ -42,7 +42,7 @@ ROUTE_FACTS = {
     "name": "the route's name",
     "strict_input": "true when the route checks input strictly",
 }
-NAMESPACES = ("token", "token.claims", "args", "operation", "route", "item", "extra")
+NAMESPACES = ("token", "token.claims", "args", "args_at", "operation", "route", "item", "extra")
 
 
 class UnknownFact(ValueError):
@@ -69,6 +69,8 @@ def _known(namespace: str, facts: Mapping[str, str]) -> str:
 def compile_fact(path: str, *, in_item: bool) -> Getter:
     """The getter for *path*; raises UnknownFact (with a hint) when it names nothing."""
     head, _, rest = path.partition(".")
+    if head == "args_at":
+        return _args_at_getter(path, rest)
     parts = tuple(rest.split(".")) if rest else ()
     if any(not p for p in parts):
         raise UnknownFact(f"empty step in fact path {path!r}", "write steps as a.b.c")
@@ -122,8 +124,20 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
         return lambda _f, i: _dig(i, parts)
     raise UnknownFact(
         f"unknown fact {path!r}",
-        "a fact starts with token., args., operation., route., item. or extra.",
+        "a fact starts with token., args., args_at., operation., route., item. or extra.",
     )
+
+
+def _args_at_getter(path: str, rest: str) -> Getter:
+    """``args_at."bemiddeling.client.contactpersoon"``: the argument sets of every
+    selection of that nested field (a list; missing when none is selected)."""
+    field_path = rest[1:-1] if len(rest) > 2 and rest[0] == rest[-1] == '"' else ""
+    if not field_path or '"' in field_path or any(not p for p in field_path.split(".")):
+        raise UnknownFact(
+            f"bad fact path {path!r}",
+            'name a field path below the root field in quotes: args_at."client.contactpersoon"',
+        )
+    return lambda f, _i: f.operation.arguments_at.get(field_path)
 
 
 def _attr_getter(owner: str, name: str) -> Getter:

@@ -6,6 +6,7 @@ are refused with 403 and never reach the register."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tests.fixtures.gateway import REPO, Gateway, GatewayFactory, RecordingUpstream
@@ -104,4 +105,43 @@ async def test_a_rule_that_needs_the_policy_information_point_is_refused(
     gateway = await register_gateway(make_gateway, upstream)
     error = await refusal(gateway, "zorgkantoor-5152", template("QBR-0012-ZKu"))
     assert "needs the policy information point" in error["message"]
+    assert upstream.received == []
+
+
+SPECIFICATIES_WINDOW = (
+    "Bemiddelingspecificatie query: bemiddeling.bemiddelingspecificatie needs its date window: "
+    "where {or: [{toewijzingEinddatum: {eq: null}}, {toewijzingEinddatum: {gte: <date>}}]} "
+    "(BRA0002, BRA0007)"
+)
+
+
+async def test_a_nested_list_without_its_date_window_is_refused_and_never_forwarded(
+    make_gateway: GatewayFactory, upstream: RecordingUpstream
+) -> None:
+    gateway = await register_gateway(make_gateway, upstream)
+    body = template("QBR-0002-ZA")
+    # The overlapping specificaties (indented six spaces) lose their where: all of them.
+    body["query"], dropped = re.subn(
+        r"\n      bemiddelingspecificatie\(.*?\n      \) \{",
+        "\n      bemiddelingspecificatie {",
+        body["query"],
+        flags=re.S,
+    )
+    assert dropped == 1
+    error = await refusal(gateway, "zorgaanbieder-12345678", body)
+    assert error["message"] == SPECIFICATIES_WINDOW
+    assert upstream.received == []
+
+
+async def test_an_aliased_second_selection_without_the_window_is_refused(
+    make_gateway: GatewayFactory, upstream: RecordingUpstream
+) -> None:
+    gateway = await register_gateway(make_gateway, upstream)
+    body = template("QBR-0002-ZA")
+    # The template as published, plus the same list under an alias and without a filter.
+    body["query"] = body["query"].replace(
+        "bemiddeling {", "bemiddeling {\n      alle: bemiddelingspecificatie { instelling }", 1
+    )
+    error = await refusal(gateway, "zorgaanbieder-12345678", body)
+    assert error["message"] == SPECIFICATIES_WINDOW
     assert upstream.received == []
