@@ -26,6 +26,7 @@ from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import load_schema, route_schema_path
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
+from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.gates import route_facts
 from gateway.pep.pipeline import RouteHandler, RoutePlan
 from gateway.policy import PolicyStore
@@ -121,7 +122,8 @@ def _policy(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Obser
 def setup_pep(
     app: web.Application, config: GatewayConfig, keystore: BuiltinKeys | None, observer: Observer
 ) -> Pep:
-    """Add one PEP route per configured route to *app*, with readiness checks and lifecycle.
+    """Add one PEP route per configured route to *app*, with readiness checks and lifecycle,
+    and the notificatietype catalogue read from the routes' policy sets.
 
     Raises ``PolicyLoadError`` (the app must not start) when a policy does not load.
     """
@@ -131,6 +133,7 @@ def setup_pep(
         app.router.add_route("*", path, handler.handle)
         add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
     add_check(app, "policies", _policies_check(pep))
+    setup_catalogus(app, config, pep.verifier, pep.policies)
     for issuer, jwks in pep.verifier.remote.items():
         add_check(app, f"jwks:{issuer}", _jwks_check(jwks))
     app.cleanup_ctx.append(_lifecycle(pep, config))
