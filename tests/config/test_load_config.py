@@ -464,3 +464,9 @@ def test_rules_between_sections_are_reported_together(tmp_path: Path) -> None:
         (7, "duplicate route path '/deelnemers/uzovi/5151/graphql'"),
         (17, "server.admin.port 8080 is the public port"),
     ]
+
+
+@pytest.mark.parametrize("path", ["/auth/x/graphql", "/catalogus/notificatietypen", "/metrics"])
+def test_a_route_on_a_gateway_endpoint_is_refused(tmp_path: Path, path: str) -> None:
+    err = error_of(write(tmp_path, BASE.replace("/deelnemers/uzovi/5151/graphql", path)))
+    assert err.line == 3 and "collides with a gateway endpoint" in err.message
