@@ -16,14 +16,12 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 
 from gateway.store.api import Store
-from gateway.store.postgresql import PostgresStore
-from gateway.store.sqlite import SqliteStore
+from tests.fixtures.store import Backend
 
 POSTGRES_SH = Path(__file__).resolve().parents[1] / "postgres.sh"
 DSN_VARIABLE = "NID_TEST_POSTGRES_DSN"
@@ -57,38 +55,6 @@ def postgres_dsn() -> Iterator[str]:
     finally:
         subprocess.run(["bash", str(POSTGRES_SH), "stop", workdir], check=False)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-class Backend:
-    """Where one test's store lives; :meth:`open` opens another store on the same data
-    (a restart, or a second replica)."""
-
-    def __init__(self, name: str, location: str) -> None:
-        self.name = name
-        self.location = location
-        self.opened: list[Store] = []
-
-    async def open(self, timeout: float = 5.0) -> Store:
-        store: Store
-        if self.name == "sqlite":
-            store = await SqliteStore.open(Path(self.location), timeout)
-        else:
-            store = await PostgresStore.open(self.location, pool_size=4, timeout=timeout)
-        self.opened.append(store)
-        return store
-
-    async def raw(self, sql: str) -> list[tuple[Any, ...]]:
-        """Run *sql* outside the store (another client of the same data)."""
-        if self.name == "sqlite":
-            import sqlite3
-
-            with sqlite3.connect(self.location) as conn:
-                return list(conn.execute(sql).fetchall())
-        conn = await asyncpg.connect(self.location)
-        try:
-            return [tuple(row) for row in await conn.fetch(sql)]
-        finally:
-            await conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -21,7 +21,7 @@ from gateway.store.api import (
 )
 from gateway.store.migrations import migrations
 from gateway.store.sqlite import SqliteStore
-from tests.store.conftest import Backend
+from tests.fixtures.store import Backend
 
 ZORGKANTOOR = Party("UZOVI", "5151")
 ZORGAANBIEDER = Party("AGB", "12345678")

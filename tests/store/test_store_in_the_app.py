@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 from gateway.observability.http import create_admin_app
 from gateway.store.api import StoreUnavailable
 from tests.fixtures.gateway import GatewayFactory
-from tests.store.conftest import Backend
+from tests.fixtures.store import Backend
 
 
 async def store_check(aiohttp_client: AiohttpClient, app: Any) -> dict[str, Any]:
