@@ -165,6 +165,15 @@ class GatewayTimeout(Refusal):
     default_message = "Upstream did not answer in time"
 
 
+class FactsUnavailable(Refusal):
+    """503: a fact source the policy needs (a register, the store) did not answer; the
+    request is refused rather than decided without its context (fail closed)."""
+
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "Service unavailable"
+
+
 class PolicyError(Refusal):
     """500: the PDP failed (fail closed: the request is refused, never forwarded)."""
 

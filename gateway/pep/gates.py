@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.config.model import RouteConfig
 from gateway.facts import DecisionInput, OperationFacts, RouteFacts, TokenFacts
@@ -54,10 +55,21 @@ class RouteGates:
         no or several operations, several root fields, schema) are raised."""
         return analyse(body, content_type, self.analyser)
 
+    def check_scopes(self, token: TokenFacts, operation: OperationFacts) -> None:
+        """The scope gate alone (:class:`~gateway.refusals.ScopeMismatch`): run before any
+        lookup, so a caller without the scope never costs a register or store round trip."""
+        check_scopes(token, operation, self.required_scopes, self.scope_default)
+
     def decide(
-        self, token: TokenFacts, operation: OperationFacts, *, explain: bool = False
+        self,
+        token: TokenFacts,
+        operation: OperationFacts,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        explain: bool = False,
     ) -> Decision:
         """The scope gate (:class:`~gateway.refusals.ScopeMismatch`), then the policy's
-        decision on the token, the operation and the route."""
+        decision on the token, the operation, the route and the looked-up *extra* facts."""
         check_scopes(token, operation, self.required_scopes, self.scope_default)
-        return decide(self.policy, DecisionInput(token, operation, self.facts), explain=explain)
+        facts = DecisionInput(token, operation, self.facts, extra or {})
+        return decide(self.policy, facts, explain=explain)

@@ -24,6 +24,7 @@ from gateway.pep.authenticate import authenticate
 from gateway.pep.decide import refusal_for
 from gateway.pep.forward import forward_headers
 from gateway.pep.gates import RouteGates
+from gateway.pep.lookups import NO_FACTS, NO_LOOKUPS, Lookups
 from gateway.pep.responses import refusal_response
 from gateway.pep.trace import TraceContext
 from gateway.policy.decision import DecisionPoint
@@ -49,6 +50,8 @@ class RoutePlan:
     policy: DecisionPoint
     upstream: Upstream
     max_body_bytes: int
+    lookups: Lookups = NO_LOOKUPS
+    """Context facts (registers, the store) gathered before the policy decides."""
 
 
 class RouteHandler:
@@ -151,8 +154,12 @@ class RouteHandler:
         event.operation = operation = self._gates.operation(
             body, request.headers.get("Content-Type")
         )
+        extra = NO_FACTS
+        if plan.lookups:
+            self._gates.check_scopes(token.facts, operation)
+            extra = await plan.lookups.gather(token.facts, operation, plan.facts)
         policy_started = time.perf_counter()
-        event.decision = decision = self._gates.decide(token.facts, operation)
+        event.decision = decision = self._gates.decide(token.facts, operation, extra)
         event.policy_ms = (time.perf_counter() - policy_started) * 1000.0
         if decision.audit is not None:
             event.audit = decision.audit
