@@ -39,6 +39,7 @@ FACT_OPERATORS = (
     "contains",
     "fields",
     "not_before",
+    "date_window",
 )
 FORMATS = ("date-time", "date")
 
@@ -62,27 +63,32 @@ class Cond:
     item_only: bool = False
     """True when the answer depends on ``item`` alone (no other fact): ``every``/``some``
     over an immutable list (the selected paths) can then remember it per list."""
+    keyed: tuple[str, str, Getter, Test | None] | None = None
+    """``(fact path, text, getter, rest)`` when this condition is ``<fact> equals <text>``
+    (alone, or as an item of ``all:`` with *rest* testing the other items): the engine then
+    picks a request's checks by that fact's value once, instead of testing it per check."""
 
 
 class IdentityMemo:
     """Answers remembered per immutable object, looked up by identity (no hashing of a
     hundred selected paths per request). The object is kept, so its id is not reused."""
 
-    __slots__ = ("_seen",)
+    __slots__ = ("seen",)
     SIZE = 1024
 
     def __init__(self) -> None:
-        self._seen: dict[int, tuple[Any, Any]] = {}
+        self.seen: dict[int, tuple[Any, Any]] = {}
+        """``id(key) -> (key, answer)``: a hot caller may look it up itself."""
 
     def get(self, key: Any, compute: Callable[[], Any]) -> Any:
-        hit = self._seen.get(id(key))
+        hit = self.seen.get(id(key))
         if hit is not None and hit[0] is key:
             return hit[1]
         value = compute()
         if type(key) is tuple or type(key) is frozenset:
-            if len(self._seen) >= self.SIZE:
-                self._seen.clear()
-            self._seen[id(key)] = (key, value)
+            if len(self.seen) >= self.SIZE:
+                self.seen.clear()
+            self.seen[id(key)] = (key, value)
         return value
 
 
@@ -249,10 +255,20 @@ class ConditionCompiler:
         return found
 
     # ------------------------------------------------------------------ groups
-    def _group(self, word: str, items: Any, path: JsonPath, in_item: bool) -> Cond:
-        if not isinstance(items, list) or not items:
-            raise self.error(path, f"{word}: needs a non-empty list of conditions")
-        conds = [self.compile(c, (*path, n), in_item=in_item) for n, c in enumerate(items)]
+    def _group(
+        self,
+        word: str,
+        items: Any,
+        path: JsonPath,
+        in_item: bool,
+        compiled: list[Cond] | None = None,
+    ) -> Cond:
+        if compiled is not None:
+            conds = compiled
+        else:
+            if not isinstance(items, list) or not items:
+                raise self.error(path, f"{word}: needs a non-empty list of conditions")
+            conds = [self.compile(c, (*path, n), in_item=in_item) for n, c in enumerate(items)]
         tests = tuple(c.test for c in conds)
         text = f"{word}(" + "; ".join(c.text for c in conds) + ")"
 
@@ -267,15 +283,27 @@ class ConditionCompiler:
         # Unrolled for the usual sizes: a generator per call costs more than the tests.
         if word == "all":
             never = any(c.never for c in conds)
+            keyed = next((c.keyed for c in conds if c.keyed and c.keyed[3] is None), None)
+            if keyed is not None:
+                others = [c for c in conds if c.keyed is not keyed]
+                rest = self._group("all", [], path, in_item, compiled=others) if others else None
+                keyed = (*keyed[:3], rest.test if rest else None)
             if len(tests) == 1:
-                return Cond(tests[0], explain, text, never, culprit)
+                return Cond(tests[0], explain, text, never, culprit, keyed=keyed)
             if len(tests) == 2:
                 t1, t2 = tests
-                return Cond(lambda f, i: t1(f, i) and t2(f, i), explain, text, never, culprit)
+                return Cond(
+                    lambda f, i: t1(f, i) and t2(f, i), explain, text, never, culprit, keyed=keyed
+                )
             if len(tests) == 3:
                 t1, t2, t3 = tests
                 return Cond(
-                    lambda f, i: t1(f, i) and t2(f, i) and t3(f, i), explain, text, never, culprit
+                    lambda f, i: t1(f, i) and t2(f, i) and t3(f, i),
+                    explain,
+                    text,
+                    never,
+                    culprit,
+                    keyed=keyed,
                 )
 
             def all_of(f: DecisionInput, i: Any) -> bool:
@@ -284,7 +312,7 @@ class ConditionCompiler:
                         return False
                 return True
 
-            return Cond(all_of, explain, text, never, culprit)
+            return Cond(all_of, explain, text, never, culprit, keyed=keyed)
         never = all(c.never for c in conds)
         if len(tests) == 2:
             t1, t2 = tests
@@ -427,11 +455,13 @@ class ConditionCompiler:
             def test(f: DecisionInput, i: Any) -> bool:
                 return bool(get(f, i) == want)
 
+        keyed = (name, want, get, None) if type(want) is str and not in_item else None
         return Cond(
             test,
             lambda f, i: f"{name} is {_show(get(f, i))}, must equal {want!r}",
             f"{name} equals {want!r}",
             never,
+            keyed=keyed,
         )
 
     def _op_in(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -499,10 +529,22 @@ class ConditionCompiler:
     def _op_contains(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         other = self._value(arg, at, in_item)
 
+        # The selected paths are one tuple per query text: look them up in a frozenset
+        # built once per tuple (a scan of a hundred paths per check costs more).
+        as_set = IdentityMemo()
+        seen = as_set.seen
+
         def test(f: DecisionInput, i: Any) -> bool:
             v = get(f, i)
             w = other(f, i)
-            if type(w) is not str or not isinstance(v, list | tuple | frozenset | set):
+            if type(w) is not str:
+                return False
+            if type(v) is tuple:
+                hit = seen.get(id(v))
+                if hit is not None and hit[0] is v:
+                    return w in hit[1]
+                return w in as_set.get(v, lambda: frozenset(v))
+            if not isinstance(v, list | frozenset | set):
                 return False
             return w in v
 
@@ -593,16 +635,27 @@ class ConditionCompiler:
         inner_test = inner.test
         kinds = (list, tuple, frozenset, set)  # a set: token.scopes
 
+        # Plain loops: a generator per call costs more than the one or two items tested.
         if word == "every":
 
             def scan(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
-                return isinstance(v, kinds) and all(inner_test(f, x) for x in v)
+                if not isinstance(v, kinds):
+                    return False
+                for x in v:  # noqa: SIM110
+                    if not inner_test(f, x):
+                        return False
+                return True
         else:
 
             def scan(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
-                return isinstance(v, kinds) and any(inner_test(f, x) for x in v)
+                if not isinstance(v, kinds):
+                    return False
+                for x in v:  # noqa: SIM110
+                    if inner_test(f, x):
+                        return True
+                return False
 
         test = scan
         if inner.item_only:
@@ -744,3 +797,111 @@ class ConditionCompiler:
 
         keys = ", ".join(map(str, arg))
         return Cond(test, explain, f"{name} only the fields allowed under {keys}", culprit=outside)
+
+    def _op_date_window(
+        self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool
+    ) -> Cond:
+        """A nested list's ``where`` that never returns rows ended before the window.
+
+        ``{end: <field>, from: [{fact: ..}, ..]}``: the filter holds an ``or`` (at its top,
+        or as an item of its ``and``) whose every alternative bounds ``<field>`` alone:
+        ``{eq: null}``, or ``eq``/``gte``/``gt`` a date on or after one of the ``from``
+        values (a date, or the calendar day of a date-time as written). One compiled
+        closure: these windows sit on every nested list of the biggest templates."""
+        if (
+            not isinstance(arg, dict)
+            or set(arg) != {"end", "from"}
+            or not isinstance(arg["end"], str)
+            or not arg["end"]
+            or not isinstance(arg["from"], list)
+            or not arg["from"]
+        ):
+            raise self.error(
+                at,
+                "date_window: takes end: <field> and from: [{fact: ...}, ...]",
+                "e.g. date_window: {end: einddatum, from: [{fact: args.where.overdrachtDatum.eq}]}",
+            )
+        end: str = arg["end"]
+        floors = tuple(self._value(v, (*at, "from", n), in_item) for n, v in enumerate(arg["from"]))
+        floor_names = ", ".join(self._value_text(v) for v in arg["from"])
+        bounds = frozenset({"eq", "gte", "gt"})
+        request_only = not any(
+            isinstance(v, dict) and str(v.get("fact", "")).split(".")[0] == "item"
+            for v in arg["from"]
+        )
+
+        last: list[Any] = [None, None]
+
+        def first_day(f: DecisionInput, i: Any) -> str | None:
+            """The window's first day: the earliest ``from`` value that is a date or a
+            date-time (its own calendar day); None when none is. Kept for the request being
+            decided (the facts object is held, so ``is`` cannot match another request):
+            every selection of every nested list shares it."""
+            if last[0] is f:
+                day: str | None = last[1]
+                return day
+            first = None
+            for floor in floors:
+                v = floor(f, i)
+                if _valid_date(v):
+                    pass
+                elif _valid_date_time(v):
+                    v = v[:10]
+                else:
+                    continue
+                if first is None or v < first:
+                    first = v
+            if request_only:
+                last[0], last[1] = f, first
+            return first
+
+        def or_fault(alts: Any, first: str | None) -> str | None:
+            """Why the alternatives of one ``or`` do not bound the window (None: they do).
+            One loop, no helper calls: this runs for every nested list of a template."""
+            if type(alts) is not list or not alts:
+                return "no or: alternatives"
+            for alt in alts:
+                if type(alt) is not dict or len(alt) != 1:
+                    return f"an alternative bounds more than {end}"
+                ops = alt.get(end)
+                if type(ops) is not dict or not ops or not bounds.issuperset(ops):
+                    return f"an alternative does not bound {end} with eq, gte or gt"
+                for op, v in ops.items():
+                    if v is None and op == "eq":
+                        continue
+                    if not _valid_date(v):
+                        return f"{end}.{op} is {_show(v)}, not a date"
+                    if first is None or v < first:
+                        return f"{end}.{op} {v} is before the window ({floor_names}: {first})"
+            return None
+
+        def fault(f: DecisionInput, i: Any) -> str | None:
+            where = get(f, i)
+            if type(where) is not dict:
+                return "no where filter"
+            first = first_day(f, i)
+            found = "no or: on " + end
+            alts = where.get("or")
+            if alts is not None:
+                found = or_fault(alts, first) or ""
+                if not found:
+                    return None
+            conj = where.get("and")
+            if type(conj) is list:
+                for part in conj:
+                    if type(part) is dict and "or" in part:
+                        found = or_fault(part["or"], first) or ""
+                        if not found:
+                            return None
+            return found
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            return fault(f, i) is None
+
+        def explain(f: DecisionInput, i: Any) -> str:
+            found = fault(f, i)
+            if found is None:
+                return f"{name} bounds {end} from {floor_names}"
+            return f"{name}: {found}"
+
+        return Cond(test, explain, f"{name} is a date window on {end} from {floor_names}")

@@ -113,6 +113,9 @@ class CompiledPolicy:
     audit: Callable[[DecisionInput], AuditValues] | None = None
     """The request's audit values under every name of the set (None: no block)."""
     _plan: tuple[tuple[Any, Any, CompiledCheck], ...] = ()
+    _key: Callable[[DecisionInput, Any], Any] | None = None
+    """The fact the checks' ``when: {fact: F, equals: V}`` pick by (None: not split)."""
+    _plans: dict[str, tuple[tuple[Any, Any, CompiledCheck], ...]] = field(default_factory=dict)
     _allow: Decision | None = None
     _refusals: dict[tuple[str, str | None, str, str], Decision] = field(default_factory=dict)
 
@@ -125,6 +128,7 @@ class CompiledPolicy:
         self._plan = tuple(
             (c.when.test if c.when else None, c.require.test, c) for c in self.checks
         )
+        self._split_by_key()
         self._allow = Decision(
             allow=True,
             status=200,
@@ -133,9 +137,46 @@ class CompiledPolicy:
             policy_version=version,
         )
 
+    def _split_by_key(self) -> None:
+        """One plan per value of the fact most ``when:`` conditions compare with a text
+        (``token.instantie_type``): a request then runs only the checks for its value, with
+        that comparison already done, in the same order. Same answers, fewer tests."""
+        counts: dict[str, int] = {}
+        for c in self.checks:
+            if c.when is not None and c.when.keyed is not None:
+                counts[c.when.keyed[0]] = counts.get(c.when.keyed[0], 0) + 1
+        if not counts or max(counts.values()) < 2:
+            return
+        fact = max(counts, key=lambda k: counts[k])
+        values = {
+            c.when.keyed[1]
+            for c in self.checks
+            if c.when is not None and c.when.keyed is not None and c.when.keyed[0] == fact
+        }
+        plans: dict[str | None, list[tuple[Any, Any, CompiledCheck]]] = {
+            v: [] for v in (*values, None)
+        }
+        for c in self.checks:
+            keyed = c.when.keyed if c.when is not None else None
+            for value, plan in plans.items():
+                if keyed is None or keyed[0] != fact:
+                    plan.append((c.when.test if c.when else None, c.require.test, c))
+                elif keyed[1] == value:
+                    plan.append((keyed[3], c.require.test, c))
+            if keyed is not None and keyed[0] == fact:
+                self._key = keyed[2]
+        self._plans = {v: tuple(p) for v, p in plans.items() if v is not None}
+        self._plan = tuple(plans[None])
+
     def decide(self, facts: DecisionInput) -> Decision:
         """The first failing check refuses; all passing allows."""
-        for when, require, check in self._plan:
+        plan = self._plan
+        key = self._key
+        if key is not None:
+            value = key(facts, None)
+            if type(value) is str:
+                plan = self._plans.get(value, plan)
+        for when, require, check in plan:
             if when is not None and not when(facts, None):
                 continue
             if not require(facts, None):

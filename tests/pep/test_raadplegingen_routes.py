@@ -110,7 +110,8 @@ async def test_a_rule_that_needs_the_policy_information_point_is_refused(
 
 SPECIFICATIES_WINDOW = (
     "Bemiddelingspecificatie query: bemiddeling.bemiddelingspecificatie needs its date window: "
-    "where {or: [{toewijzingEinddatum: {eq: null}}, {toewijzingEinddatum: {gte: <date>}}]} "
+    "where {or: [{toewijzingEinddatum: {eq: null}}, "
+    "{toewijzingEinddatum: {gte: <toewijzingIngangsdatum>}}]} "
     "(BRA0002, BRA0007)"
 )
 
