@@ -620,6 +620,57 @@ def test_not_before_compares_dates_and_date_times(write: Writer) -> None:
     ).allow
 
 
+def test_date_window_ties_a_nested_filter_to_the_root_dates(write: Writer) -> None:
+    s = load(
+        write,
+        """
+      - id: venster
+        require:
+          fact: args.lijst
+          date_window: {end: einddatum, from: [{fact: args.begin}, {fact: args.moment}]}
+    """,
+    )
+    root = {"begin": "2025-01-01", "moment": "2024-12-15T23:30:00-01:00"}
+
+    def window(where: Any, **more: Any) -> Decision:
+        return s.decide(facts({**root, **more, "lijst": where}))
+
+    open_or_from = [{"einddatum": {"eq": None}}, {"einddatum": {"gte": "2025-01-01"}}]
+    assert window({"or": open_or_from}).allow
+    assert window({"and": [{"or": open_or_from}, {"ingangsdatum": {"ngt": "2025-12-31"}}]}).allow
+    # The date-time's own calendar day (as written) opens the window too; a later day narrows.
+    assert window({"or": [{"einddatum": {"gte": "2024-12-15"}}]}).allow
+    assert window({"or": [{"einddatum": {"gt": "2026-01-01"}}]}).allow
+    # Earlier than every from value: a wider window than the root filter allows.
+    assert not window({"or": [{"einddatum": {"gte": "2024-12-14"}}]}).allow
+    assert not window(
+        {"or": [{"einddatum": {"eq": None}}, {"einddatum": {"eq": "2000-01-01"}}]}
+    ).allow
+    # An alternative on another field, an unknown bound, no or, no where: refused.
+    assert not window({"or": [{"einddatum": {"eq": None}}, {"rol": {"neq": "x"}}]}).allow
+    assert not window({"or": [{"einddatum": {"lt": "2030-01-01"}}]}).allow
+    assert not window({"einddatum": {"gte": "2025-01-01"}}).allow
+    assert not window(None).allow
+    assert not window({"or": [{"einddatum": {"gte": "morgen"}}]}).allow
+    # Without a root date no dated alternative can be in the window (fail closed).
+    assert not s.decide(facts({"lijst": {"or": open_or_from}})).allow
+    explained = s.decide(
+        facts({**root, "lijst": {"or": [{"einddatum": {"gte": "2020-01-01"}}]}}), explain=True
+    )
+    assert any("before the window" in step.detail for step in explained.trace)
+
+
+def test_date_window_needs_end_and_from(write: Writer) -> None:
+    with pytest.raises(PolicyLoadError, match="from"):
+        load(
+            write,
+            """
+      - id: venster
+        require: {fact: args.lijst, date_window: {end: einddatum}}
+    """,
+        )
+
+
 def test_some_on_a_set_of_scopes(write: Writer) -> None:
     s = load(
         write,
