@@ -179,6 +179,9 @@ class ConditionCompiler:
     def __init__(self, source: Source, data: DataCatalogue) -> None:
         self.source = source
         self.data = data
+        self._window_days: dict[str, list[Any]] = {}
+        """Per ``from:`` list of the file's date windows: the last request and its first
+        day (the windows of one request share it)."""
 
     def error(
         self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
@@ -660,9 +663,14 @@ class ConditionCompiler:
         test = scan
         if inner.item_only:
             memo = IdentityMemo()
+            seen = memo.seen
 
             def test(f: DecisionInput, i: Any) -> bool:
-                return bool(memo.get(get(f, i), lambda: scan(f, i)))
+                v = get(f, i)
+                hit = seen.get(id(v))
+                if hit is not None and hit[0] is v:
+                    return bool(hit[1])
+                return bool(memo.get(v, lambda: scan(f, i)))
 
         def witness(f: DecisionInput, i: Any) -> str | None:
             v = get(f, i)
@@ -778,9 +786,14 @@ class ConditionCompiler:
 
         # A query text selects the same paths (one tuple) every time: remember the verdict.
         memo = IdentityMemo()
+        seen = memo.seen
 
         def outside(f: DecisionInput, i: Any) -> str | None:
             v = get(f, i)
+            hit = seen.get(id(v))
+            if hit is not None and hit[0] is v:
+                known: str | None = hit[1]
+                return known
             if not isinstance(v, tuple):
                 return "(no selection)"
             found: str | None = memo.get(v, lambda: first_outside(v))
@@ -830,7 +843,7 @@ class ConditionCompiler:
             for v in arg["from"]
         )
 
-        last: list[Any] = [None, None]
+        last = self._window_days.setdefault(floor_names, [None, None])
 
         def first_day(f: DecisionInput, i: Any) -> str | None:
             """The window's first day: the earliest ``from`` value that is a date or a
@@ -869,7 +882,7 @@ class ConditionCompiler:
                 for op, v in ops.items():
                     if v is None and op == "eq":
                         continue
-                    if not _valid_date(v):
+                    if type(v) is not str or len(v) != 10 or not _date_text(v):
                         return f"{end}.{op} is {_show(v)}, not a date"
                     if first is None or v < first:
                         return f"{end}.{op} {v} is before the window ({floor_names}: {first})"
