@@ -814,28 +814,37 @@ class ConditionCompiler:
     def _op_date_window(
         self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool
     ) -> Cond:
-        """A nested list's ``where`` that never returns rows ended before the window.
+        """A nested list's ``where`` that never returns rows outside the window.
 
         ``{end: <field>, from: [{fact: ..}, ..]}``: the filter holds an ``or`` (at its top,
         or as an item of its ``and``) whose every alternative bounds ``<field>`` alone:
         ``{eq: null}``, or ``eq``/``gte``/``gt`` a date on or after one of the ``from``
-        values (a date, or the calendar day of a date-time as written). One compiled
-        closure: these windows sit on every nested list of the biggest templates."""
+        values (a date, or the calendar day of a date-time as written).
+        ``start: <field>, until: [{fact: .., years: N, day: MM-DD}, ..]`` (optional): when
+        an ``until`` value is a date (a closed window), the filter also bounds ``<field>``
+        from above (at its top or as an item of its ``and``: ``ngt``/``lte``/``lt`` a date
+        not after one of them; ``years`` added, then ``day`` set: 31 May of the next year
+        is ``{years: 1, day: 05-31}``). One compiled closure: these windows sit on every
+        nested list of the biggest templates."""
+        keys = set(arg) if isinstance(arg, dict) else set()
         if (
-            not isinstance(arg, dict)
-            or set(arg) != {"end", "from"}
-            or not isinstance(arg["end"], str)
-            or not arg["end"]
-            or not isinstance(arg["from"], list)
-            or not arg["from"]
+            not {"end", "from"} <= keys <= {"end", "from", "start", "until"}
+            or ("start" in keys) != ("until" in keys)
+            or not all(isinstance(arg[k], str) and arg[k] for k in keys & {"end", "start"})
+            or not all(isinstance(arg[k], list) and arg[k] for k in keys & {"from", "until"})
         ):
             raise self.error(
                 at,
-                "date_window: takes end: <field> and from: [{fact: ...}, ...]",
+                "date_window: takes end: <field> and from: [{fact: ...}, ...] "
+                "(and optionally start: <field> with until: [{fact: ...}, ...])",
                 "e.g. date_window: {end: einddatum, from: [{fact: args.where.overdrachtDatum.eq}]}",
             )
         end: str = arg["end"]
         floors = tuple(self._value(v, (*at, "from", n), in_item) for n, v in enumerate(arg["from"]))
+        start: str | None = arg.get("start")
+        ceilings = tuple(
+            self._ceiling(v, (*at, "until", n), in_item) for n, v in enumerate(arg.get("until", ()))
+        )
         floor_names = ", ".join(self._value_text(v) for v in arg["from"])
         bounds = frozenset({"eq", "gte", "gt"})
         request_only = not any(
@@ -898,15 +907,38 @@ class ConditionCompiler:
             if alts is not None:
                 found = or_fault(alts, first) or ""
                 if not found:
-                    return None
+                    return upper_fault(where, f, i)
             conj = where.get("and")
             if type(conj) is list:
                 for part in conj:
                     if type(part) is dict and "or" in part:
                         found = or_fault(part["or"], first) or ""
                         if not found:
-                            return None
+                            return upper_fault(where, f, i)
             return found
+
+        def upper_fault(where: dict[str, Any], f: DecisionInput, i: Any) -> str | None:
+            """Why a closed window's start is not bounded from above (None: it is)."""
+            if start is None:
+                return None
+            last = None
+            for ceiling in ceilings:
+                day = ceiling(f, i)
+                if day is not None and (last is None or day > last):
+                    last = day
+            if last is None:
+                return None  # an open window (no until date): no upper bound needed
+            parts = [where.get(start)]
+            conj = where.get("and")
+            if type(conj) is list:
+                parts.extend(p.get(start) for p in conj if type(p) is dict)
+            for ops in parts:
+                if type(ops) is dict:
+                    for op in ("ngt", "lte", "lt"):
+                        v = ops.get(op)
+                        if type(v) is str and len(v) == 10 and _date_text(v) and v <= last:
+                            return None
+            return f"{start} is not bounded by ngt a date not after {last}"
 
         def test(f: DecisionInput, i: Any) -> bool:
             return fault(f, i) is None
@@ -918,3 +950,42 @@ class ConditionCompiler:
             return f"{name}: {found}"
 
         return Cond(test, explain, f"{name} is a date window on {end} from {floor_names}")
+
+    def _ceiling(self, value: Any, path: JsonPath, in_item: bool) -> Getter:
+        """An ``until:`` entry: ``{fact: F}`` with optional ``years: N`` (added) and
+        ``day: MM-DD`` (then set) -> the last allowed day, a date (None: F is no date)."""
+        if (
+            not isinstance(value, dict)
+            or "fact" not in value
+            or set(value)
+            - {
+                "fact",
+                "years",
+                "day",
+            }
+        ):
+            raise self.error(path, "until: entries are {fact: ..., years: N, day: MM-DD}")
+        years = value.get("years", 0)
+        day = value.get("day")
+        if not isinstance(years, int) or isinstance(years, bool) or not 0 <= years <= 100:
+            raise self.error((*path, "years"), "years: a whole number 0..100")
+        if day is not None and (
+            not isinstance(day, str) or not _date_text("2000-" + day) or len(day) != 5
+        ):
+            raise self.error((*path, "day"), "day: a month and day, e.g. '05-31'")
+        get = self.fact_getter(value["fact"], (*path, "fact"), in_item)
+
+        def ceiling(f: DecisionInput, i: Any) -> str | None:
+            v = get(f, i)
+            if not _valid_date(v):
+                return None
+            if not years and day is None:
+                return str(v)
+            d = dt.date.fromisoformat(v)
+            year = d.year + years
+            month, dom = (int(day[:2]), int(day[3:])) if day else (d.month, d.day)
+            if month == 2 and dom == 29 and not (year % 4 == 0 and (year % 100 or year % 400 == 0)):
+                dom = 28
+            return dt.date(year, month, dom).isoformat()
+
+        return ceiling

@@ -660,6 +660,62 @@ def test_date_window_ties_a_nested_filter_to_the_root_dates(write: Writer) -> No
     assert any("before the window" in step.detail for step in explained.trace)
 
 
+def test_date_window_until_bounds_the_start_of_a_closed_window(write: Writer) -> None:
+    s = load(
+        write,
+        """
+      - id: venster
+        require:
+          fact: args.lijst
+          date_window:
+            end: einddatum
+            from: [{fact: args.begin}]
+            start: ingangsdatum
+            until: [{fact: args.eind, years: 1, day: "05-31"}]
+    """,
+    )
+    window = {"or": [{"einddatum": {"eq": None}}, {"einddatum": {"gte": "2024-02-29"}}]}
+
+    def decide(eind: str | None, bound: dict[str, Any] | None) -> bool:
+        lijst = {**window, **({"ingangsdatum": bound} if bound else {})}
+        return s.decide(facts({"begin": "2024-02-29", "eind": eind, "lijst": lijst})).allow
+
+    # An open window (no einddatum) needs no upper bound; a closed one does.
+    assert decide(None, None)
+    assert not decide("2024-12-31", None)
+    # 31 May of the year after the einddatum, inclusive; lt and lte count as ngt.
+    assert decide("2024-12-31", {"ngt": "2025-05-31"})
+    assert decide("2024-12-31", {"lt": "2025-01-01"})
+    assert not decide("2024-12-31", {"ngt": "2025-06-01"})
+    assert not decide("2024-12-31", {"gte": "2025-01-01"})
+    # As an item of and: too.
+    lijst = {"and": [window, {"ingangsdatum": {"lte": "2025-05-31"}}]}
+    assert s.decide(facts({"begin": "2024-02-29", "eind": "2024-12-31", "lijst": lijst})).allow
+
+
+def test_date_window_until_adds_years_on_29_february(write: Writer) -> None:
+    s = load(
+        write,
+        """
+      - id: venster
+        require:
+          fact: args.lijst
+          date_window:
+            end: einddatum
+            from: [{fact: args.eind}]
+            start: ingangsdatum
+            until: [{fact: args.eind, years: 1}]
+    """,
+    )
+
+    def decide(bound: str) -> bool:
+        lijst = {"or": [{"einddatum": {"eq": None}}], "ingangsdatum": {"ngt": bound}}
+        return s.decide(facts({"eind": "2024-02-29", "lijst": lijst})).allow
+
+    assert decide("2025-02-28")
+    assert not decide("2025-03-01")
+
+
 def test_date_window_needs_end_and_from(write: Writer) -> None:
     with pytest.raises(PolicyLoadError, match="from"):
         load(
