@@ -179,9 +179,10 @@ class ConditionCompiler:
     def __init__(self, source: Source, data: DataCatalogue) -> None:
         self.source = source
         self.data = data
-        self._window_days: dict[str, list[Any]] = {}
-        """Per ``from:`` list of the file's date windows: the last request and its first
-        day (the windows of one request share it)."""
+        self._window_days: dict[str, list[tuple[Any, str | None]]] = {}
+        """Per ``from:`` / ``until:`` list of the file's date windows: ``[(the last request,
+        its day)]`` (the windows of one request share it; one slot, replaced whole, so
+        threads sharing the set never read one request's facts with another's day)."""
 
     def error(
         self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
@@ -852,16 +853,22 @@ class ConditionCompiler:
             for v in arg["from"]
         )
 
-        last = self._window_days.setdefault(floor_names, [None, None])
+        last = self._window_days.setdefault(floor_names, [(None, None)])
+        until_text = repr(arg.get("until"))
+        until_seen = self._window_days.setdefault("until " + until_text, [(None, None)])
+        until_request_only = not any(
+            isinstance(v, dict) and str(v.get("fact", "")).split(".")[0] == "item"
+            for v in arg.get("until", ())
+        )
 
         def first_day(f: DecisionInput, i: Any) -> str | None:
             """The window's first day: the earliest ``from`` value that is a date or a
             date-time (its own calendar day); None when none is. Kept for the request being
             decided (the facts object is held, so ``is`` cannot match another request):
             every selection of every nested list shares it."""
-            if last[0] is f:
-                day: str | None = last[1]
-                return day
+            seen_f, seen_day = last[0]
+            if seen_f is f:
+                return seen_day
             first = None
             for floor in floors:
                 v = floor(f, i)
@@ -874,7 +881,7 @@ class ConditionCompiler:
                 if first is None or v < first:
                     first = v
             if request_only:
-                last[0], last[1] = f, first
+                last[0] = (f, first)
             return first
 
         def or_fault(alts: Any, first: str | None) -> str | None:
@@ -921,12 +928,16 @@ class ConditionCompiler:
             """Why a closed window's start is not bounded from above (None: it is)."""
             if start is None:
                 return None
-            last = None
-            for ceiling in ceilings:
-                day = ceiling(f, i)
-                if day is not None and (last is None or day > last):
-                    last = day
-            if last is None:
+            seen_f, ceiling_day = until_seen[0]
+            if seen_f is not f:
+                ceiling_day = None
+                for ceiling in ceilings:
+                    day = ceiling(f, i)
+                    if day is not None and (ceiling_day is None or day > ceiling_day):
+                        ceiling_day = day
+                if until_request_only:
+                    until_seen[0] = (f, ceiling_day)
+            if ceiling_day is None:
                 return None  # an open window (no until date): no upper bound needed
             parts = [where.get(start)]
             conj = where.get("and")
@@ -936,9 +947,9 @@ class ConditionCompiler:
                 if type(ops) is dict:
                     for op in ("ngt", "lte", "lt"):
                         v = ops.get(op)
-                        if type(v) is str and len(v) == 10 and _date_text(v) and v <= last:
+                        if type(v) is str and len(v) == 10 and _date_text(v) and v <= ceiling_day:
                             return None
-            return f"{start} is not bounded by ngt a date not after {last}"
+            return f"{start} is not bounded by ngt a date not after {ceiling_day}"
 
         def test(f: DecisionInput, i: Any) -> bool:
             return fault(f, i) is None
