@@ -660,20 +660,25 @@ def test_date_window_ties_a_nested_filter_to_the_root_dates(write: Writer) -> No
     assert any("before the window" in step.detail for step in explained.trace)
 
 
-def test_date_window_until_bounds_the_start_of_a_closed_window(write: Writer) -> None:
-    s = load(
+def closed_window(write: Writer, begin: str, until: str) -> PolicySet:
+    """A policy whose one check is a closed date window on ``args.lijst``."""
+    return load(
         write,
-        """
+        f"""
       - id: venster
         require:
           fact: args.lijst
           date_window:
             end: einddatum
-            from: [{fact: args.begin}]
+            from: [{{fact: args.{begin}}}]
             start: ingangsdatum
-            until: [{fact: args.eind, years: 1, day: "05-31"}]
+            until: [{until}]
     """,
     )
+
+
+def test_date_window_until_bounds_the_start_of_a_closed_window(write: Writer) -> None:
+    s = closed_window(write, "begin", '{fact: args.eind, years: 1, day: "05-31"}')
     window = {"or": [{"einddatum": {"eq": None}}, {"einddatum": {"gte": "2024-02-29"}}]}
 
     def decide(eind: str | None, bound: dict[str, Any] | None) -> bool:
@@ -694,19 +699,7 @@ def test_date_window_until_bounds_the_start_of_a_closed_window(write: Writer) ->
 
 
 def test_date_window_until_adds_years_on_29_february(write: Writer) -> None:
-    s = load(
-        write,
-        """
-      - id: venster
-        require:
-          fact: args.lijst
-          date_window:
-            end: einddatum
-            from: [{fact: args.eind}]
-            start: ingangsdatum
-            until: [{fact: args.eind, years: 1}]
-    """,
-    )
+    s = closed_window(write, "eind", "{fact: args.eind, years: 1}")
 
     def decide(bound: str) -> bool:
         lijst = {"or": [{"einddatum": {"eq": None}}], "ingangsdatum": {"ngt": bound}}
