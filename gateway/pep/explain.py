@@ -117,10 +117,16 @@ def _gate_refusal(
     )
 
 
-def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Decision:
+def explain(
+    route: ExplainRoute,
+    claims: Mapping[str, Any],
+    body: bytes,
+    extra: Mapping[str, Any] | None = None,
+) -> Decision:
     """The PEP's decision on *claims* (a token payload) and *body* (the request JSON) at
     *route*, with the trace of every gate and rule; :class:`ToolError` when it needs to know
-    more about the route than was given."""
+    more about the route than was given. *extra*: the facts the route's lookups would
+    gather (``--extra FILE``: e.g. the subscription the store holds)."""
     version = route.policy_set.version
     head: tuple[TraceStep, ...] = ()
     gate = "token"
@@ -148,14 +154,16 @@ def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Deci
         field = operation.root_field
         if route.scopes_known:
             required = route.gates.required_scopes.get(field, route.gates.scope_default)
-            decision = route.gates.decide(token, operation, explain=True)
+            decision = route.gates.decide(token, operation, extra, explain=True)
             head += (TraceStep("scope", "", "passed", f"token holds {required}"),)
         else:
             # The scopes a route requires are gateway configuration, not policy: without
             # it, say plainly that this gate was not evaluated instead of guessing.
             gate = "policy"
             decision = decide(
-                route.gates.policy, DecisionInput(token, operation, route.gates.facts), explain=True
+                route.gates.policy,
+                DecisionInput(token, operation, route.gates.facts, extra or {}),
+                explain=True,
             )
             head += (
                 TraceStep(

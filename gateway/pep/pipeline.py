@@ -19,6 +19,7 @@ from gateway.config.model import RouteConfig
 from gateway.facts import RouteFacts
 from gateway.graphql.analyser import Analyser
 from gateway.observability.events import DecisionEvent, Observer
+from gateway.pep.abonnementen import SubscriptionRecorder
 from gateway.pep.analyse import read_body
 from gateway.pep.authenticate import authenticate
 from gateway.pep.decide import refusal_for
@@ -52,6 +53,8 @@ class RoutePlan:
     max_body_bytes: int
     lookups: Lookups = NO_LOOKUPS
     """Context facts (registers, the store) gathered before the policy decides."""
+    recorder: SubscriptionRecorder | None = None
+    """Records the subscriptions bronhouders confirm (None: the route records nothing)."""
 
 
 class RouteHandler:
@@ -169,9 +172,20 @@ class RouteHandler:
         headers = forward_headers(
             request, token, trace_headers, keep_authorization=self._keep_authorization
         )
-        forwarded = await plan.upstream.forward(request, body, headers, trace_headers)
+        recorder = plan.recorder
+        if recorder is not None and not recorder.wanted(operation):
+            recorder = None
+        if recorder is not None:
+            await recorder.check()
+        forwarded = await plan.upstream.forward(
+            request, body, headers, trace_headers, whole=recorder is not None
+        )
         event.status = forwarded.status
         event.upstream_ms = forwarded.upstream_ms
         if forwarded.error in ("reset", "timeout"):
             event.outcome, event.upstream_error = "error", forwarded.error
+        if recorder is not None and forwarded.body is not None:
+            await recorder.record(
+                token.facts, operation, plan.facts, forwarded.status, forwarded.body
+            )
         return forwarded.response

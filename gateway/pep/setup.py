@@ -26,11 +26,20 @@ from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import load_schema, route_schema_path
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
+from gateway.pep.abonnementen import (
+    StoreRef,
+    SubscriptionLookup,
+    SubscriptionRecorder,
+    setup_abonnementen,
+)
 from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.gates import route_facts
+from gateway.pep.lookups import NO_LOOKUPS, Lookups
 from gateway.pep.pipeline import RouteHandler, RoutePlan
 from gateway.policy import PolicyStore
 from gateway.proxy.upstream import UpstreamPool
+from gateway.store.api import Store, StoreUnavailable
+from gateway.store.setup import STORE
 from gateway.tokens.jwks import RemoteJwks
 from gateway.tokens.verifier import BuiltinKeys, TokenVerifier
 
@@ -59,13 +68,26 @@ class Pep:
 PEP: web.AppKey[Pep] = web.AppKey("pep", Pep)
 
 
-def build_pep(config: GatewayConfig, keystore: BuiltinKeys | None, observer: Observer) -> Pep:
-    """Build the PEP's components and route plans; raises when a policy does not load."""
+def build_pep(
+    config: GatewayConfig,
+    keystore: BuiltinKeys | None,
+    observer: Observer,
+    store: StoreRef | None = None,
+) -> Pep:
+    """Build the PEP's components and route plans; raises when a policy does not load.
+
+    With *store* (the subscription store, opened later at start-up) every route reads
+    ``extra.abonnement`` for the requests that name a subscription and records the
+    subscriptions bronhouders confirm; without it, subscription mutations are refused
+    (503) and no ``ontvangerKenmerk`` is valid."""
     builtin = any(issuer.builtin for issuer in config.tokens.trusted_issuers)
     pep = Pep(
         verifier=TokenVerifier(config.tokens, keystore if builtin else None, observer),
         upstreams=UpstreamPool(observer),
     )
+    ref = store if store is not None else _no_store
+    lookups = Lookups([SubscriptionLookup(ref)]) if store is not None else NO_LOOKUPS
+    recorder = SubscriptionRecorder(ref)
     for route in config.routes:
         plan = RoutePlan(
             config=route,
@@ -74,9 +96,15 @@ def build_pep(config: GatewayConfig, keystore: BuiltinKeys | None, observer: Obs
             policy=_policy(pep, config, route, observer),
             upstream=pep.upstreams.register(route),
             max_body_bytes=config.server.max_body_bytes,
+            lookups=lookups,
+            recorder=recorder,
         )
         pep.handlers[route.path] = RouteHandler(plan, pep.verifier, observer)
     return pep
+
+
+def _no_store() -> Store:
+    raise StoreUnavailable("no subscription store is configured (gateway.yaml: store)")
 
 
 def _analyser(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer) -> Analyser:
@@ -127,13 +155,15 @@ def setup_pep(
 
     Raises ``PolicyLoadError`` (the app must not start) when a policy does not load.
     """
-    pep = build_pep(config, keystore, observer)
+    store = (lambda: app[STORE]) if config.store is not None else None
+    pep = build_pep(config, keystore, observer, store)
     app[PEP] = pep
     for path, handler in pep.handlers.items():
         app.router.add_route("*", path, handler.handle)
         add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
     add_check(app, "policies", _policies_check(pep))
     setup_catalogus(app, config, pep.verifier, pep.policies)
+    setup_abonnementen(app, config, pep.verifier)
     for issuer, jwks in pep.verifier.remote.items():
         add_check(app, f"jwks:{issuer}", _jwks_check(jwks))
     app.cleanup_ctx.append(_lifecycle(pep, config))

@@ -117,6 +117,13 @@ def register(sub: Any) -> None:
         metavar="ENV",
         help="overlay to apply, e.g. productie (default: the config's)",
     )
+    explain.add_argument(
+        "--extra",
+        type=Path,
+        metavar="FILE",
+        help="JSON object of context facts the route's lookups would gather (extra.<name>), "
+        'e.g. {"abonnement": {"found": true, "active": true, ...}}',
+    )
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(handler=cmd_explain)
 
@@ -256,7 +263,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 strict_input=args.strict_input,
                 schema=args.schema,
             )
-        decision = explain(route, claims, args.request.read_bytes())
+        extra = load_json(args.extra, "extra facts") if args.extra is not None else None
+        if extra is not None and not isinstance(extra, dict):
+            raise ToolError(f"{args.extra}: extra facts must be a JSON object")
+        decision = explain(route, claims, args.request.read_bytes(), extra)
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

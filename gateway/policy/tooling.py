@@ -116,9 +116,11 @@ def decide_request(
     route: RouteFacts,
     *,
     explain: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Analyse *request*, map *claims*, and decide as the policy decision point would (the
-    route's audience and scope gates are ``policy explain``'s, not a test case's)."""
+    route's audience and scope gates are ``policy explain``'s, not a test case's); *extra*
+    stands in for what the route's lookups would have gathered (``extra.<name>``)."""
     token = map_claims(claims, default_claim_mapping())
     try:
         # Without a schema: test cases cover the policy for every route kind, including
@@ -127,7 +129,7 @@ def decide_request(
         operation = facts_from_request(request)
     except Refusal as refusal:
         return refusal_decision(refusal, policy_set.version)
-    return policy_set.decide(DecisionInput(token, operation, route), explain=explain)
+    return policy_set.decide(DecisionInput(token, operation, route, extra or {}), explain=explain)
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -347,7 +349,7 @@ def run_test_file(
                 policy_set, case["route"], strict_input=bool(case.get("strict_input", False))
             )
             request = _request(case["request"], requests, file.parent)
-            decision = decide_request(policy_set, caller, request, route)
+            decision = decide_request(policy_set, caller, request, route, extra=case.get("extra"))
         except PolicyLoadError as exc:
             result.errors.append(
                 LoadIssue(

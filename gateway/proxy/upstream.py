@@ -45,6 +45,8 @@ class Forwarded:
     error: str | None = None
     """``reset``/``timeout`` when the upstream broke off mid-body (caller connection aborted),
     ``caller_closed`` when the caller went away."""
+    body: bytes | None = None
+    """The whole answer when it was read before answering (small, or ``whole=True``)."""
 
 
 def _origin(url: str) -> str:
@@ -140,8 +142,13 @@ class Upstream:
         body: bytes,
         headers: CIMultiDict[str],
         response_headers: Mapping[str, str],
+        *,
+        whole: bool = False,
     ) -> Forwarded:
         """POST *body* with *headers* upstream and pass the answer to the caller.
+
+        With *whole* the answer is read completely whatever its size (the gateway needs
+        it: a subscription the bronhouder confirmed), and :attr:`Forwarded.body` holds it.
 
         Raises :class:`BadGateway` / :class:`GatewayTimeout` while nothing has been sent to
         the caller yet; afterwards failures abort the caller's connection. (One coroutine
@@ -171,7 +178,7 @@ class Upstream:
             status = upstream.status
             out_headers = caller_response_headers(upstream.headers, response_headers)
             length = upstream.content_length
-            if length is not None and length <= BUFFER_LIMIT:
+            if whole or (length is not None and length <= BUFFER_LIMIT):
                 try:
                     payload = await upstream.read()
                 except (TimeoutError, aiohttp.ClientError) as exc:
@@ -180,10 +187,10 @@ class Upstream:
                     if kind == "timeout":
                         raise GatewayTimeout(reason="upstream_timeout") from None
                     raise BadGateway(reason="upstream_reset") from None
-                whole = web.Response(
+                answer = web.Response(
                     body=payload, status=status, reason=upstream.reason, headers=out_headers
                 )
-                return Forwarded(whole, status, _ms(started))
+                return Forwarded(answer, status, _ms(started), body=payload)
             response = web.StreamResponse(
                 status=status, reason=upstream.reason, headers=out_headers
             )

@@ -45,6 +45,12 @@ class Subscription:
     ended_at: datetime | None = None
     ended_by: Party | None = None
     end_reason: str | None = None
+    organisatie_id: str | None = None
+    """createAbonnement's ``organisatieId`` as the subscriber sent it (seed 001 section 5.3)."""
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -176,6 +182,7 @@ def subscription_from_row(row: Mapping[str, Any]) -> Subscription:
         ended_at=_time(row["ended_at"]),
         ended_by=_party(row, "ended_by"),
         end_reason=row["end_reason"],
+        organisatie_id=row["organisatie_id"],
     )
 
 

@@ -49,8 +49,8 @@ class SqlStore(abc.ABC):
         s = subscription
         rows = await self._rows(
             "INSERT INTO abonnementen (abonnement_id, bronhouder_id_type, bronhouder_id,"
-            " subscriber_id_type, subscriber_id, notificatietype, created_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " subscriber_id_type, subscriber_id, notificatietype, created_at, organisatie_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (abonnement_id) DO NOTHING RETURNING abonnement_id",
             s.abonnement_id,
             s.bronhouder.id_type,
@@ -59,6 +59,7 @@ class SqlStore(abc.ABC):
             s.subscriber.id,
             s.notificatietype,
             _ts(s.created_at),
+            s.organisatie_id,
         )
         return bool(rows)
 
