@@ -39,7 +39,18 @@ MAX_TOKEN_LIFETIME = 3600
 """RFC0014: an access token lives at most one hour."""
 ALL_ROUTES = "*routes*"
 """In a client's ``allowed_audiences``: every configured route's audience."""
-RESERVED_PATHS = ("/auth/", "/.well-known/", "/healthz", "/readyz", "/metrics", "/catalogus/")
+RESERVED_PATHS = (
+    "/auth/",
+    "/.well-known/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/catalogus/",
+    "/abonnementen",
+)
+SCOPELESS_PATHS = ("/catalogus/notificatietypen", "/adresboek", "/abonnementen")
+"""The read-only endpoints: a token whose audience is one of them (``public_url`` + path)
+needs no scope (contract: "Read-only endpoints")."""
 RESERVED_CLAIMS = frozenset(
     {
         "iss",

@@ -11,7 +11,8 @@ Three pieces, each a narrow seam of the pipeline (docs/abonnementen.md):
 - :class:`SubscriptionRecorder` runs around the forward of an allowed ``createAbonnement``
   / ``deleteAbonnement``: before, the store must be writable (else 503, never forwarded);
   after, it records what the bronhouder confirmed (``data.createAbonnement.abonnementId``;
-  a delete answered without errors). An answer that is not a confirmation changes nothing.
+  a delete answered ``data.deleteAbonnement: true`` without errors). An answer that is not
+  a confirmation changes nothing.
 - :func:`setup_abonnementen` serves ``GET /abonnementen``: the caller's own subscriptions
   and those placed with it as bronhouder.
 """
@@ -185,7 +186,7 @@ class SubscriptionRecorder:
         self, token: TokenFacts, operation: OperationFacts, data: Mapping[str, Any]
     ) -> None:
         by = caller(token)
-        if data.get(DELETE) is None or by is None:
+        if data.get(DELETE) is not True or by is None:
             return
         abonnement_id = str(operation.argument("abonnementId"))
         reason = operation.argument("reden")
