@@ -73,6 +73,14 @@ HOW = (
         "tests/cli/test_demo_registers.py::test_the_readme_raadpleging_curls_run_as_written",
     ),
     How(
+        r"(ZA|LIST)=\$\(curl -s http://127\.0\.0\.1:8080/auth/token .*"
+        r"|(ABONNEMENT=\$\()?curl -s http://127\.0\.0\.1:8080/deelnemers/.* -H \"Authorization: .*"
+        r"|curl -s http://127\.0\.0\.1:8080/abonnementen .*"
+        r"|ZK=\$\(curl -s -u zorgkantoor-5151:.*",
+        "test",
+        "tests/cli/test_demo_abonnementen.py::test_the_readme_subscription_curls_run_as_written",
+    ),
+    How(
         r"make lock",
         "suite",
         "needs PyPI; tests/test_lock.py fails, naming `make lock`, "

@@ -126,7 +126,8 @@ def abonnement(**overrides: str) -> dict[str, Any]:
 async def test_own_subscription_to_a_vrijwillig_type_is_forwarded(
     make_gateway: GatewayFactory,
 ) -> None:
-    gateway = await make_gateway(scopes=SCOPES)
+    # A subscription is forwarded only where the gateway can record it (a store).
+    gateway = await make_gateway(scopes=SCOPES, store={"backend": "sqlite"})
     token = gateway.token("zorgaanbieder-12345678", [ABONNEMENT_ZK])
     body = abonnement()
     response = await gateway.post(ZK_5151, body, token=token)
@@ -168,6 +169,19 @@ async def test_each_subscription_refusal_names_what_is_wrong(
     body = abonnement(idTypeAbonnee="UZOVI", idAbonnee="5151")
     message = await refused(gateway, ZA_AGB, zk, body)
     assert message.endswith("abonnementTypeId is not offered by this bronhouder")
+
+
+async def test_without_a_store_a_subscription_is_refused_with_503_never_forwarded(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = await make_gateway(scopes=SCOPES)
+    token = gateway.token("zorgaanbieder-12345678", [ABONNEMENT_ZK])
+    response = await gateway.post(ZK_5151, abonnement(), token=token)
+    assert response.status == 503, await response.text()
+    assert (await response.json())["errors"][0]["extensions"]["reason"].startswith(
+        "store unavailable: no subscription store is configured"
+    )
+    assert gateway.upstream.received == []
 
 
 async def test_subscription_without_the_abonnement_scope_is_forbidden(
