@@ -515,3 +515,59 @@ def test_readme_explain_command_runs_as_written() -> None:
     assert result.stdout.startswith("decision:    ALLOW 200\n")
     assert "route:       /deelnemers/uzovi/5151/graphql\n" in result.stdout
     assert "  passed   scope\n" in result.stdout
+
+
+def test_explain_takes_the_lookups_facts_from_extra(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A voluntary notification is decided on the subscription the store would give
+    (``extra.abonnement``): ``--extra FILE`` stands in for the lookup."""
+    kenmerk = "6f1c2b9e-0000-4000-8000-000000000001"
+    claims = tmp_path / "claims.json"
+    claims.write_text(
+        json.dumps(
+            {
+                "client_id": "zorgkantoor-5151",
+                "instantie_type": "Zorgkantoor",
+                "uzovi": "5151",
+                "aud": "http://127.0.0.1:8080/deelnemers/agb/12345678/graphql",
+            }
+        )
+    )
+    request = tmp_path / "request.json"
+    notificatie = {
+        "afzenderIDType": "UZOVI",
+        "afzenderID": "5151",
+        "ontvangerIDType": "AGB",
+        "ontvangerID": "12345678",
+        "ontvangerKenmerk": kenmerk,
+        "eventType": "GEWIJZIGDE_DOSSIERHOUDER_CZT_VOOR_ZORGAANBIEDER",
+        "timestamp": "2024-07-02T00:00:00Z",
+        "subjectList": [{"subject": "Bemiddeling/1", "recordID": "Bemiddeling/1"}],
+    }
+    query = (
+        "mutation zendNotificatie($n: NotificatieInput!) "
+        "{ zendNotificatie(notificatieInput: $n) { notificatieID } }"
+    )
+    request.write_text(json.dumps({"query": query, "variables": {"n": notificatie}}))
+    subscription = {
+        "found": True,
+        "active": True,
+        "abonnementId": kenmerk,
+        "type": "GEWIJZIGDE_DOSSIERHOUDER_CZT_VOOR_ZORGAANBIEDER",
+        "subscriber_id_type": "AGB",
+        "subscriber_id": "12345678",
+        "bronhouder_id_type": "UZOVI",
+        "bronhouder_id": "5151",
+    }
+    facts = tmp_path / "extra.json"
+    facts.write_text(json.dumps({"abonnement": subscription}))
+    route = ["--policy", str(IWLZ), "--route", "/deelnemers/agb/12345678/graphql"]
+    assert explain(claims, request, *route, "--format", "json") == 0
+    refused = json.loads(capsys.readouterr().out)
+    assert (refused["allow"], refused["rule"]) == (False, "iwlz-notificatie/abonnement")
+    assert explain(claims, request, *route, "--extra", str(facts), "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["allow"] is True
+    facts.write_text("[]")
+    assert explain(claims, request, *route, "--extra", str(facts)) == 2
+    assert "extra facts must be a JSON object" in capsys.readouterr().err
