@@ -106,8 +106,12 @@ def test_routes_wildcard_audience_expands_to_every_route() -> None:
     config = load_config(DEMO)
     assert config.authserver is not None
     ciz = config.authserver.clients[0]
-    catalogue = config.public_url + "/catalogus/notificatietypen"
-    assert ciz.allowed_audiences == {r.audience for r in config.routes} | {catalogue}
+    endpoints = {
+        config.public_url + path
+        for path in ("/catalogus/notificatietypen", "/adresboek", "/abonnementen")
+    }
+    central = config.public_url + "/notificaties/graphql"
+    assert ciz.allowed_audiences == {r.audience for r in config.routes} | endpoints | {central}
     assert ciz.accepts("client_secret_basic") and ciz.accepts("client_secret_post")
     assert not ciz.accepts("private_key_jwt")
 

@@ -58,7 +58,7 @@ def test_each_iwlz_policy_has_a_test_file_beside_it() -> None:
         for p in sorted(IWLZ.rglob("*.yaml"))
         if not p.name.endswith(".test.yaml") and "\npolicy:" in "\n" + p.read_text()
     ]
-    assert len(policies) == 8
+    assert len(policies) == 9
     for policy in policies:
         assert policy.with_name(policy.stem + ".test.yaml").is_file(), policy
 
@@ -113,7 +113,7 @@ def test_broken_test_file_counts_as_failure(
 def test_check_accepts_the_iwlz_policies(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "check", str(IWLZ)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ok: 8 policies")
+    assert out.startswith("ok: 9 policies")
     assert "productie, test" in out
 
 
