@@ -42,7 +42,26 @@ ROUTE_FACTS = {
     "name": "the route's name",
     "strict_input": "true when the route checks input strictly",
 }
-NAMESPACES = ("token", "token.claims", "args", "args_at", "operation", "route", "item", "extra")
+REQUEST_FACTS = {
+    "method": "a REST request's method (GET, POST, ...)",
+    "path": "a REST request's path as received (no query string)",
+    "template": "the path template it matched (/voorzitter/uitkomsten/{id})",
+    "params": "request.params.<name>: a named parameter of the path template",
+    "query": "request.query.<name>: a query parameter",
+    "headers": "request.headers.<name>: a request header (lower-case name)",
+    "body": "request.body.<member path>: a member of the JSON body",
+}
+NAMESPACES = (
+    "token",
+    "token.claims",
+    "args",
+    "args_at",
+    "operation",
+    "route",
+    "item",
+    "extra",
+    "request",
+)
 
 
 class UnknownFact(ValueError):
@@ -103,6 +122,8 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
         if not parts:
             raise UnknownFact("extra needs a name", "e.g. extra.method")
         return lambda f, _i: _dig(f.extra, parts)
+    if head == "request":
+        return _request_getter(path, parts)
     if head == "item":
         if not in_item:
             raise UnknownFact(
@@ -124,8 +145,31 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
         return lambda _f, i: _dig(i, parts)
     raise UnknownFact(
         f"unknown fact {path!r}",
-        "a fact starts with token., args., args_at., operation., route., item. or extra.",
+        "a fact starts with token., args., args_at., operation., route., item., extra. or request.",
     )
+
+
+def _request_getter(path: str, parts: tuple[str, ...]) -> Getter:
+    """``request.*``: the REST request's facts (missing on a GraphQL request)."""
+    if not parts or parts[0] not in REQUEST_FACTS:
+        raise UnknownFact(f"unknown fact {path!r}", _known("request", REQUEST_FACTS))
+    name, rest = parts[0], parts[1:]
+    if name in ("method", "path", "template"):
+        if rest:
+            raise UnknownFact(f"unknown fact {path!r}", f"request.{name} has no members")
+        return lambda f, _i: getattr(f.operation.rest, name, None)
+    if name != "body" and len(rest) != 1:
+        raise UnknownFact(f"bad fact path {path!r}", f"name one {name} entry: request.{name}.x")
+    if name == "headers":
+        rest = (rest[0].lower(),)
+
+    def get(f: DecisionInput, _i: Any) -> Any:
+        rest_facts = f.operation.rest
+        if rest_facts is None:
+            return None
+        return _dig(getattr(rest_facts, name), rest)
+
+    return get
 
 
 def _args_at_getter(path: str, rest: str) -> Getter:

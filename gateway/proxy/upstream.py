@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from gateway.config.model import RouteConfig
 from gateway.observability.events import Observer
@@ -47,7 +48,8 @@ class Forwarded:
     ``caller_closed`` when the caller went away."""
 
 
-def _origin(url: str) -> str:
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of *url*, lower case: the key of a pooled session."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
@@ -62,7 +64,7 @@ class UpstreamPool:
 
     def register(self, route: RouteConfig) -> Upstream:
         """The upstream of *route*; its session is opened by :meth:`start`."""
-        origin = _origin(route.upstream)
+        origin = origin_of(route.upstream)
         self._limits[origin] = max(self._limits.get(origin, 0), route.pool_size)
         return Upstream(self, origin, route, self._observer)
 
@@ -140,8 +142,14 @@ class Upstream:
         body: bytes,
         headers: CIMultiDict[str],
         response_headers: Mapping[str, str],
+        *,
+        method: str = "POST",
+        target: str | None = None,
     ) -> Forwarded:
         """POST *body* with *headers* upstream and pass the answer to the caller.
+
+        A REST route sends the caller's *method* to *target* instead: the upstream's origin
+        with the request path and query exactly as received (``encoded``: not requoted).
 
         Raises :class:`BadGateway` / :class:`GatewayTimeout` while nothing has been sent to
         the caller yet; afterwards failures abort the caller's connection. (One coroutine
@@ -151,9 +159,9 @@ class Upstream:
         session = self._pool.session(self._origin)
         try:
             upstream = await session.request(
-                "POST",
-                self.url,
-                data=body,
+                method,
+                self.url if target is None else URL(self._origin + target, encoded=True),
+                data=body if body or target is None else None,
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
