@@ -465,3 +465,17 @@ async def test_every_klantinteracties_answer_carries_deprecation_and_sunset(
         gateway, "GET", QUERY, client=DEELNEMER, scopes=[READ], audience="/ketenindex"
     )
     assert "Deprecation" not in other.headers
+
+
+async def test_a_rest_route_forwards_to_its_upstreams_origin_plus_the_path_as_received(
+    make_gateway: GatewayFactory, apis: TestServer
+) -> None:
+    # As with `demo --upstream URL`: the URL's own path plays no part on a REST route.
+    url = str(apis.make_url("")).rstrip("/")
+    gw = await make_gateway(routes=rest_routes(f"{url}/graphql", f"{url}/graphql"))
+    path = f"{KI}/klanten?page=1&subjectType=vestiging"
+    response = await call(
+        gw, "GET", path, client=VOORZITTER, scopes=["klantinteracties:read"], audience=KI
+    )
+    assert response.status == 200
+    assert [r["path_qs"] for r in seen(apis)] == [path]
