@@ -4,11 +4,13 @@ language."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from gateway.cli import main
 from gateway.config.errors import ConfigError
 from gateway.facts import DecisionInput, RouteFacts, TokenFacts
 from gateway.policy import PolicyLoadError, load_policy_set
@@ -18,6 +20,7 @@ from gateway.rest.openapi import OpenApiDocument
 from gateway.rest.paths import PathTemplates
 from tests.fixtures.gateway import REPO
 
+DEMO = REPO / "config" / "demo" / "gateway.yaml"
 KLANTINTERACTIES = REPO / "config" / "openapi" / "klantinteracties.yaml"
 KI = "/klantinteracties/api/v1"
 UUID = "0b7c4a52-46a1-4a8d-a1c8-111111111111"
@@ -139,3 +142,52 @@ def test_two_policies_for_one_method_and_template_are_a_load_error(tmp_path: Pat
     with pytest.raises(PolicyLoadError) as info:
         load_policy_set([tmp_path])
     assert "unreachable for GET /items/{id}" in str(info.value)
+
+
+def explain_rest(
+    tmp_path: Path, client: str, ids: dict[str, str], scope: str, extra: dict[str, object]
+) -> None:
+    """``policy explain --config`` the demo's voorzitter route for a REST request file."""
+    claims = tmp_path / "claims.json"
+    claims.write_text(
+        json.dumps(
+            {
+                "client_id": client,
+                "instantie_type": "Zorgaanbieder",
+                **ids,
+                "aud": "http://127.0.0.1:8080/voorzitter/uitkomsten",
+                "scope": scope,
+            }
+        )
+    )
+    request = tmp_path / "request.json"
+    request.write_text(
+        json.dumps({"method": "GET", "path": "/voorzitter/uitkomsten/ovl-1", "extra": extra})
+    )
+    args = ["policy", "explain", "--config", str(DEMO), "--route", "/voorzitter/uitkomsten"]
+    files = ["--claims", str(claims), "--request", str(request), "--format", "json"]
+    assert main([*args, *files]) == 0
+
+
+OVERLEG = {
+    "overleg": {
+        "voorzitter": {"idType": "UZOVI", "id": "5151"},
+        "deelnemers": [{"idType": "AGB", "id": "12345678"}],
+    }
+}
+
+
+def test_policy_explain_decides_a_rest_request_through_the_routes_gates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    read = "uitkomstoverleg/uitkomsten:read"
+    explain_rest(tmp_path, "za", {"agb": "12345678"}, read, OVERLEG)
+    allowed = json.loads(capsys.readouterr().out)
+    assert (allowed["allow"], allowed["rule"]) == (True, "uitkomst-inzage")
+    assert [s["rule"] for s in allowed["trace"][:2]] == ["token/audience", "scope"]
+    explain_rest(tmp_path, "za", {"agb": "87654321"}, read, OVERLEG)
+    refused = json.loads(capsys.readouterr().out)
+    assert (refused["allow"], refused["rule"]) == (False, "uitkomst-inzage/deelnemer")
+    explain_rest(tmp_path, "za", {"agb": "12345678"}, "ketenindex/gebeurtenissen:read", OVERLEG)
+    no_scope = json.loads(capsys.readouterr().out)
+    assert (no_scope["status"], no_scope["code"]) == (403, "insufficient_scope")
