@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,9 +145,7 @@ def test_two_policies_for_one_method_and_template_are_a_load_error(tmp_path: Pat
     assert "unreachable for GET /items/{id}" in str(info.value)
 
 
-def explain_rest(
-    tmp_path: Path, client: str, ids: dict[str, str], scope: str, extra: dict[str, object]
-) -> None:
+def explain_rest(tmp_path: Path, client: str, ids: dict[str, str], scope: str, extra: Any) -> None:
     """``policy explain --config`` the demo's voorzitter route for a REST request file."""
     claims = tmp_path / "claims.json"
     claims.write_text(
