@@ -9,6 +9,7 @@ never raises: a missing or wrongly typed step yields ``None``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from gateway.facts import DecisionInput
@@ -162,12 +163,23 @@ def _request_getter(path: str, parts: tuple[str, ...]) -> Getter:
         raise UnknownFact(f"bad fact path {path!r}", f"name one {name} entry: request.{name}.x")
     if name == "headers":
         rest = (rest[0].lower(),)
+    part = attrgetter(name)
+    if len(rest) == 1:
+        # request.params.id, request.query.overleg: one dict lookup, no walk.
+        (key,) = rest
+
+        def get1(f: DecisionInput, _i: Any) -> Any:
+            rest_facts = f.operation.rest
+            if rest_facts is None:
+                return None
+            value = part(rest_facts)
+            return value.get(key) if isinstance(value, Mapping) else None
+
+        return get1
 
     def get(f: DecisionInput, _i: Any) -> Any:
         rest_facts = f.operation.rest
-        if rest_facts is None:
-            return None
-        return _dig(getattr(rest_facts, name), rest)
+        return None if rest_facts is None else _dig(part(rest_facts), rest)
 
     return get
 
