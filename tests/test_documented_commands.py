@@ -81,6 +81,12 @@ HOW = (
         "tests/cli/test_demo_abonnementen.py::test_the_readme_subscription_curls_run_as_written",
     ),
     How(
+        r"tok\(\) \{ curl -s -u .*|curl -si? '?http://127\.0\.0\.1:8080/"
+        r"(ketenindex|voorzitter|klantinteracties)/.*",
+        "test",
+        "tests/cli/test_demo_rest.py::test_the_documented_rest_curls_run_as_written",
+    ),
+    How(
         r"make lock",
         "suite",
         "needs PyPI; tests/test_lock.py fails, naming `make lock`, "

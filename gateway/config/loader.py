@@ -270,8 +270,9 @@ class _Finish:
         audiences: set[str] = set()
         for i, route in enumerate(config.routes):
             d = route.deelnemer
-            fields = {"kind": d.kind, "id_type": d.id_type, "id": d.id}
-            templates = {**config.scopes, **route.required_scopes}
+            fields = {"kind": d.kind, "id_type": d.id_type, "id": d.id} if d else {}
+            # A REST route's scopes are its rest: read_scope/write_scope, not root fields'.
+            templates = {**config.scopes, **route.required_scopes} if route.rest is None else {}
             audience = self.rewrite(route.audience) if route.audience else public_url + route.path
             if route.path in paths:
                 self.error(
@@ -294,7 +295,7 @@ class _Finish:
                         "upstream": upstream or route.upstream,
                         "required_scopes": {k: t.format_map(fields) for k, t in templates.items()},
                         "scope_default": route.scope_default.format_map(fields)
-                        if route.scope_default
+                        if route.scope_default and route.rest is None
                         else None,
                     }
                 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -596,13 +597,69 @@ class Timeouts(Model):
     total: Seconds = 30.0
 
 
+class Deprecation(Model):
+    """A deprecated API: every answer of the route says so (RFC 9745, RFC 8594)."""
+
+    model_config = ConfigDict(title="deprecation")
+    deprecated_since: datetime
+    """Sent as ``Deprecation: @<epoch seconds>``."""
+    sunset: datetime
+    """Sent as ``Sunset: <HTTP-date>``: after it the API may answer no more."""
+    link: Url | None = None
+    """Sent as ``Link: <url>; rel="deprecation"``: where to read what replaces it."""
+
+    @model_validator(mode="after")
+    def _zoned(self) -> Deprecation:
+        for moment in (self.deprecated_since, self.sunset):
+            if moment.tzinfo is None:
+                raise problem("a deprecation moment needs a time zone", "e.g. 2024-01-01T00:00:00Z")
+        return self
+
+
+class RestLookup(Model):
+    """A context fact from another REST route's upstream (a register such as the
+    Ketenindex): ``GET`` its origin + ``path`` with ``{key}`` filled in from the request; the
+    JSON answer reaches the policy as ``extra.<name>`` (404: ``{}``, unknown)."""
+
+    model_config = ConfigDict(title="rest.lookups")
+    name: Annotated[Text, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+    route: Text
+    """The route (its path) whose upstream answers, e.g. ``/ketenindex``."""
+    path: Annotated[Text, StringConstraints(pattern=r"^/.*\{key\}")]
+    """e.g. ``/ketenindex/overleggen/{key}``."""
+    key: Texts
+    """Request facts holding the key, the first present wins: ``params.id``,
+    ``query.overleg``, ``body.overlegId``; none present: the lookup is not asked."""
+
+
+class RestConfig(Model):
+    """A REST route (``kind: rest``): its path is a prefix, every path below it is the
+    route's; GET is read, every other method write."""
+
+    model_config = ConfigDict(title="rest")
+    read_scope: Scope
+    """The scope a GET needs, e.g. ``ketenindex/gebeurtenissen:read``."""
+    write_scope: Scope | None = None
+    """The scope every other method needs; None: the route is read-only (other methods 405)."""
+    openapi: ExistingFile | None = None
+    """An OpenAPI 3 document (paths relative to the route's path): only its operations pass,
+    their parameters and bodies validated, before any policy."""
+    deprecation: Deprecation | None = None
+    lookups: tuple[RestLookup, ...] = ()
+    """Context facts gathered before the policy decides (fail closed: 503 when unanswered)."""
+
+
 class RouteConfig(Model):
     model_config = ConfigDict(title="route")
     path: Annotated[Text, AfterValidator(_route_path)]
-    """e.g. ``/deelnemers/uzovi/5151/graphql``."""
+    """e.g. ``/deelnemers/uzovi/5151/graphql``; for a REST route its prefix (``/ketenindex``)."""
     upstream: Url
-    """The deelnemer's resource server URL."""
-    deelnemer: Deelnemer
+    """The deelnemer's resource server URL; for a REST route its origin (the request path
+    as received and the query string are appended)."""
+    deelnemer: Deelnemer | None = None
+    """Required on GraphQL routes; a REST route (a register, an API) may name none."""
+    rest: RestConfig | None = None
+    """Present: a REST route (method + path + query + headers + JSON body), not GraphQL."""
     audience: Url = ""
     """``public_url`` + ``path`` unless set explicitly (filled in by the loader)."""
     policies: Annotated[tuple[ExistingPath, ...], Field(min_length=1)]
@@ -627,6 +684,16 @@ class RouteConfig(Model):
     """Pass the caller's ``Authorization`` header to the upstream. Off by default: the
     upstream gets the verified payload in the ``claims`` header, and forwarding the bearer
     token would let the resource server replay it."""
+
+    @model_validator(mode="after")
+    def _deelnemer_or_rest(self) -> RouteConfig:
+        if self.rest is None and self.deelnemer is None:
+            raise problem("a GraphQL route needs a deelnemer", "add deelnemer: {id_type, id, kind}")
+        if self.rest is not None and self.path.endswith("/"):
+            raise problem(
+                f"REST route path {self.path!r} ends in /", "write the prefix: /ketenindex"
+            )
+        return self
 
     @model_validator(mode="wrap")
     @classmethod

@@ -129,13 +129,20 @@ def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLReque
         return GraphQLRequest(query=query, variables={}, operation_name=None)
     if not body.strip():
         raise BadRequest("Request body is empty", reason="empty_body")
+    return request_from_mapping(loads_unique(body))
+
+
+def loads_unique(body: bytes) -> Any:
+    """The decoded JSON *body*; :class:`BadRequest` when it is no JSON or an object in it
+    names a member twice (parsers disagree on which one counts, so the upstream could
+    execute another value than the one the policy saw)."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("Request body is not valid JSON", reason="invalid_json") from None
     if len(_MEMBER_END.findall(body)) != _member_count(payload):
         _refuse_duplicate_member(body)
-    return request_from_mapping(payload)
+    return payload
 
 
 def _member_count(value: object) -> int:

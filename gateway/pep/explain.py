@@ -38,13 +38,16 @@ from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema, route_schema
 from gateway.pep.authenticate import check_audience
 from gateway.pep.decide import decide
-from gateway.pep.gates import RouteGates
+from gateway.pep.gates import RouteGates, route_facts
+from gateway.pep.rest import RestGates
 from gateway.policy.decision import Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import PolicyLoadError
 from gateway.policy.loader import load_policy_set
 from gateway.policy.tooling import ToolError, described_route_facts
 from gateway.refusals import Refusal, ScopeMismatch, Unauthenticated
+from gateway.rest.analyser import RestAnalyser, load_openapi, offline_request
+from gateway.rest.paths import PathTemplates
 from gateway.tokens.claims import map_claims
 
 JSON_BODY = "application/json"
@@ -303,3 +306,77 @@ def option_route(
         audience=audience,
         scopes_known=scopes is not None,
     )
+
+
+# ------------------------------------------------------------------------ REST requests
+def explain_rest(
+    request: Mapping[str, Any],
+    claims: Mapping[str, Any],
+    *,
+    config_file: Path | None,
+    route: str | None,
+    policies: Sequence[Path],
+    environment: str | None,
+) -> tuple[Decision, PolicySet, str | None]:
+    """``policy explain`` for a REST request description (``method``, ``path`` with its
+    query, ``headers``, ``body``; ``extra``: what the route's lookups would answer).
+
+    With ``--config`` the route's own gates decide (audience, its OpenAPI document, the
+    method's scope, its policies); without, the policies alone, with the REST templates of
+    the set and the route's facts from ``--route`` (a prefix such as ``/ketenindex``)."""
+    extra = request.get("extra") or {}
+    if not isinstance(extra, Mapping):
+        raise ToolError("the request's extra must be an object (the lookups' answers)")
+    if config_file is None:
+        if not policies:
+            raise ToolError("pass --policy PATH (or --config FILE to use the route's policies)")
+        policy_set = _load_set(policies, environment)
+        facts = described_route_facts(policy_set, route, rest=True)
+        mapping = default_claim_mapping()
+        try:
+            operation = offline_request(request, PathTemplates(policy_set.rest_templates))
+            decision = decide(
+                policy_set,
+                DecisionInput(token_facts(claims, mapping), operation, facts, extra),
+                explain=True,
+            )
+        except Refusal as refusal:
+            return _gate_refusal(refusal, "rest", policy_set.version, ()), policy_set, route
+        skipped = TraceStep("scope", "", "skipped", "the route's scopes are configuration")
+        return dataclasses.replace(decision, trace=(skipped, *decision.trace)), policy_set, route
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise ToolError(str(exc)) from None
+    chosen = _configured_route(config, config_file, route)
+    if chosen.rest is None:
+        raise ToolError(f"route {chosen.path} is a GraphQL route: pass a GraphQL request")
+    policy_set = _load_set(
+        policies or chosen.policies,
+        environment if environment is not None else config.policy.environment,
+    )
+    gates = RestGates(
+        route_facts(chosen),
+        RestAnalyser(load_openapi(chosen), lambda: PathTemplates(policy_set.rest_templates)),
+        policy_set,
+        chosen.rest.read_scope,
+        chosen.rest.write_scope,
+    )
+    head: tuple[TraceStep, ...] = ()
+    gate = "token"
+    try:
+        check_audience(claims, chosen.audience)
+        head += (TraceStep("token/audience", "", "passed", f"aud names {chosen.audience}"),)
+        token = token_facts(claims, config.tokens.claim_mapping)
+        gate = "rest"
+        templates = PathTemplates(policy_set.rest_templates)
+        operation = offline_request(request, templates, gates.analyser.document)
+        gate = "scope"
+        gates.check_scope(token, operation)
+        required = gates.required_scope(operation.operation_type)
+        head += (TraceStep("scope", "", "passed", f"token holds {required}"),)
+        gate = "policy"
+        decision = gates.decide(token, operation, extra, explain=True)
+    except Refusal as refusal:
+        return _gate_refusal(refusal, gate, policy_set.version, head), policy_set, chosen.path
+    return dataclasses.replace(decision, trace=(*head, *decision.trace)), policy_set, chosen.path

@@ -29,7 +29,7 @@ from gateway.pep.lookups import NO_FACTS, NO_LOOKUPS, Lookups
 from gateway.pep.responses import refusal_response
 from gateway.pep.trace import TraceContext
 from gateway.policy.decision import DecisionPoint
-from gateway.proxy.upstream import Upstream
+from gateway.proxy.upstream import Forwarded, Upstream
 from gateway.refusals import BadGateway, GatewayTimeout, MethodNotAllowed, Refusal
 from gateway.tokens.verifier import TokenVerifier
 
@@ -126,13 +126,7 @@ class RouteHandler:
         event: DecisionEvent,
         trace_headers: Mapping[str, str],
     ) -> web.Response:
-        # A refusal after an allow (upstream failure) or by a failing PDP is an error.
-        event.outcome = "error" if event.outcome == "allow" or refusal.status >= 500 else "deny"
-        event.status = refusal.status
-        event.code = refusal.code
-        event.reason = refusal.reason
-        if isinstance(refusal, BadGateway | GatewayTimeout):
-            event.upstream_error = refusal.reason.removeprefix("upstream_")
+        note_refusal(event, refusal)
         return refusal_response(
             refusal,
             decision_id=event.decision_id,
@@ -180,12 +174,29 @@ class RouteHandler:
         forwarded = await plan.upstream.forward(
             request, body, headers, trace_headers, whole=recorder is not None
         )
-        event.status = forwarded.status
-        event.upstream_ms = forwarded.upstream_ms
-        if forwarded.error in ("reset", "timeout"):
-            event.outcome, event.upstream_error = "error", forwarded.error
+        response = note_forwarded(event, forwarded)
         if recorder is not None and forwarded.body is not None:
             await recorder.record(
                 token.facts, operation, plan.facts, forwarded.status, forwarded.body
             )
-        return forwarded.response
+        return response
+
+
+def note_refusal(event: DecisionEvent, refusal: Refusal) -> None:
+    """Record *refusal* in the request's decision event (GraphQL and REST routes alike)."""
+    # A refusal after an allow (upstream failure) or by a failing PDP is an error.
+    event.outcome = "error" if event.outcome == "allow" or refusal.status >= 500 else "deny"
+    event.status = refusal.status
+    event.code = refusal.code
+    event.reason = refusal.reason
+    if isinstance(refusal, BadGateway | GatewayTimeout):
+        event.upstream_error = refusal.reason.removeprefix("upstream_")
+
+
+def note_forwarded(event: DecisionEvent, forwarded: Forwarded) -> web.StreamResponse:
+    """Record the upstream's answer in the decision event; the response to send."""
+    event.status = forwarded.status
+    event.upstream_ms = forwarded.upstream_ms
+    if forwarded.error in ("reset", "timeout"):
+        event.outcome, event.upstream_error = "error", forwarded.error
+    return forwarded.response

@@ -36,8 +36,11 @@ from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.gates import route_facts
 from gateway.pep.lookups import NO_LOOKUPS, Lookups
 from gateway.pep.pipeline import RouteHandler, RoutePlan
+from gateway.pep.rest import RestGates, RestRouteHandler, RestRoutePlan, policy_templates
+from gateway.pep.rest_lookup import rest_lookups
 from gateway.policy import PolicyStore
 from gateway.proxy.upstream import UpstreamPool
+from gateway.rest.analyser import RestAnalyser, load_openapi
 from gateway.store.api import Store, StoreUnavailable
 from gateway.store.setup import STORE
 from gateway.tokens.jwks import RemoteJwks
@@ -54,7 +57,7 @@ class Pep:
     upstreams: UpstreamPool
     analysers: dict[Path | None, Analyser] = field(default_factory=dict)
     policies: dict[tuple[Path, ...], PolicyStore] = field(default_factory=dict)
-    handlers: dict[str, RouteHandler] = field(default_factory=dict)
+    handlers: dict[str, RouteHandler | RestRouteHandler] = field(default_factory=dict)
 
     def reload_policies(self) -> None:
         """Reload every policy store (SIGHUP); a store that fails keeps its last good set."""
@@ -89,6 +92,9 @@ def build_pep(
     lookups = Lookups([SubscriptionLookup(ref)]) if store is not None else NO_LOOKUPS
     recorder = SubscriptionRecorder(ref)
     for route in config.routes:
+        if route.rest is not None:
+            pep.handlers[route.path] = build_rest_handler(pep, config, route, observer)
+            continue
         plan = RoutePlan(
             config=route,
             facts=route_facts(route),
@@ -105,6 +111,29 @@ def build_pep(
 
 def _no_store() -> Store:
     raise StoreUnavailable("no subscription store is configured (gateway.yaml: store)")
+
+
+def build_rest_handler(
+    pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer
+) -> RestRouteHandler:
+    """The handler of a REST route: its OpenAPI document (checked now), its policy set's
+    REST templates, its scope gate and its lookups."""
+    assert route.rest is not None
+    policy = _policy(pep, config, route, observer)
+    plan = RestRoutePlan(
+        config=route,
+        gates=RestGates(
+            route_facts(route),
+            RestAnalyser(load_openapi(route), policy_templates(policy)),
+            policy,
+            route.rest.read_scope,
+            route.rest.write_scope,
+        ),
+        upstream=pep.upstreams.register(route),
+        max_body_bytes=config.server.max_body_bytes,
+        lookups=rest_lookups(route, config.routes, pep.upstreams),
+    )
+    return RestRouteHandler(plan, pep.verifier, observer)
 
 
 def _analyser(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer) -> Analyser:
@@ -160,6 +189,9 @@ def setup_pep(
     app[PEP] = pep
     for path, handler in pep.handlers.items():
         app.router.add_route("*", path, handler.handle)
+        if isinstance(handler, RestRouteHandler):
+            # A REST route's path is a prefix: every path below it is the route's.
+            app.router.add_route("*", path + "/{tail:.*}", handler.handle)
         add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
     add_check(app, "policies", _policies_check(pep))
     setup_catalogus(app, config, pep.verifier, pep.policies)

@@ -13,9 +13,12 @@ from gateway.pep.explain import (
     captured_token_payload,
     configured_route,
     explain,
+    explain_rest,
     option_route,
     parse_scopes,
 )
+from gateway.policy.decision import Decision
+from gateway.policy.engine import PolicySet
 from gateway.policy.errors import PolicyLoadError
 from gateway.policy.loader import check_policy_set
 from gateway.policy.tooling import (
@@ -23,6 +26,7 @@ from gateway.policy.tooling import (
     ToolError,
     decision_json,
     decision_text,
+    is_rest_request,
     load_json,
     run_tests,
     set_folder,
@@ -84,7 +88,8 @@ def register(sub: Any) -> None:
         required=True,
         type=Path,
         metavar="FILE",
-        help="GraphQL request JSON (query, variables, operationName)",
+        help="GraphQL request JSON (query, variables, operationName), or a REST request "
+        "description (method, path with query, headers, body; extra: the lookups' facts)",
     )
     explain.add_argument(
         "--route",
@@ -246,6 +251,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if not isinstance(request, dict):
             raise ToolError(f"{args.request}: request must be a JSON object")
         policies = args.policy or []
+        if is_rest_request(request):
+            decision, policy_set, shown = explain_rest(
+                request,
+                claims,
+                config_file=args.config,
+                route=args.route,
+                policies=policies,
+                environment=args.environment,
+            )
+            return _print_decision(args, decision, policy_set, shown)
         if args.config is not None:
             if args.scope is not None or args.strict_input or args.schema is not None:
                 raise ToolError(
@@ -270,8 +285,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return _print_decision(args, decision, route.policy_set, route.path)
+
+
+def _print_decision(
+    args: argparse.Namespace, decision: Decision, policy_set: PolicySet, route: str | None
+) -> int:
     if args.format == "json":
         print(json.dumps(decision_json(decision), ensure_ascii=False))
     else:
-        print(decision_text(decision, route.policy_set, route=route.path))
+        print(decision_text(decision, policy_set, route=route))
     return 0

@@ -105,7 +105,7 @@ class CompiledPolicy:
     policy_id: str
     location: str
     selectors: tuple[tuple[str, str], ...]
-    """``(operation type, root field)`` pairs (GraphQL); REST selectors will add more kinds."""
+    """``(operation type, root field)`` pairs (GraphQL), ``(METHOD, path template)`` (REST)."""
     checks: tuple[CompiledCheck, ...]
     audit_block: AuditBlock | None = None
     """The compiled ``audit:`` block (None: no block)."""
@@ -251,6 +251,9 @@ class PolicySet:
     """Every name the policies' ``audit:`` blocks use, in order of first use, with no value
     (``()`` when any policy records a list under it, else None): every decision on a route
     carries the same audit keys."""
+    rest_templates: tuple[str, ...] = ()
+    """The path templates of the REST policies (``applies_to: rest:``), for routes without an
+    OpenAPI document to match request paths against."""
     _index: dict[tuple[str, str], CompiledPolicy] = field(default_factory=dict)
     _deny: Decision | None = None
 
@@ -265,6 +268,9 @@ class PolicySet:
             policy.finish(self.version, blank)
             for selector in policy.selectors:
                 self._index.setdefault(selector, policy)
+        self.rest_templates = tuple(
+            dict.fromkeys(path for kind, path in self._index if kind.isupper())
+        )
         self._deny = Decision(
             allow=False,
             status=DEFAULT_DENY_STATUS,

@@ -303,18 +303,28 @@ def _refusal(
     )
 
 
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _selectors(applies_to: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The index keys a policy claims: ``(operation type, root field)`` for GraphQL,
+    ``(METHOD, path template)`` for REST (methods are upper case, operation types lower
+    case: the two kinds never share a key)."""
+    if "rest" in applies_to:
+        rest = applies_to["rest"]
+        return tuple((m, p) for m in _listed(rest["method"]) for p in _listed(rest["path"]))
+    graphql = applies_to["graphql"]
+    return tuple((t, f) for t in _listed(graphql["operation"]) for f in _listed(graphql["field"]))
+
+
 def _compile_policy(
     source: Source, data: DataCatalogue, issues: list[LoadIssue]
 ) -> CompiledPolicy | None:
     doc = source.data
     policy_id = str(doc["policy"])
     compiler = ConditionCompiler(source, data)
-    graphql = doc["applies_to"]["graphql"]
-    fields = graphql["field"] if isinstance(graphql["field"], list) else [graphql["field"]]
-    types = (
-        graphql["operation"] if isinstance(graphql["operation"], list) else [graphql["operation"]]
-    )
-    selectors = tuple((t, f) for t in types for f in fields)
+    selectors = _selectors(doc["applies_to"])
     defaults = doc.get("refusal") or {}
     checks: list[CompiledCheck] = []
     ids: dict[str, JsonPath] = {}

@@ -25,6 +25,8 @@ from gateway.policy.errors import LoadIssue, PolicyLoadError
 from gateway.policy.loader import TEST_SUFFIX, load_policy_set
 from gateway.policy.source import read_source, schema_issues
 from gateway.refusals import Refusal
+from gateway.rest.analyser import offline_request
+from gateway.rest.paths import PathTemplates
 from gateway.tokens.claims import map_claims
 
 ROUTE_PATTERN = re.compile(r"^/deelnemers/([^/]+)/([^/]+)/graphql$")
@@ -37,7 +39,11 @@ class ToolError(Exception):
 
 
 def described_route_facts(
-    policy_set: PolicySet, route: str | Mapping[str, Any] | None, *, strict_input: bool = False
+    policy_set: PolicySet,
+    route: str | Mapping[str, Any] | None,
+    *,
+    strict_input: bool = False,
+    rest: bool = False,
 ) -> RouteFacts:
     """Route facts from ``/deelnemers/<idtype>/<id>/graphql`` or ``{id_type, id, kind?}``.
 
@@ -54,8 +60,10 @@ def described_route_facts(
         )
     if isinstance(route, str):
         match = ROUTE_PATTERN.match(route)
-        if match is None and route.startswith("/") and route.endswith("/graphql"):
-            # A route with no deelnemer behind it, e.g. a register's.
+        bare = route.endswith("/graphql") or (rest and not route.endswith("/"))
+        if match is None and route.startswith("/") and bare:
+            # A route with no deelnemer behind it: a register's (/.../graphql), or (*rest*)
+            # a REST route by its prefix (/ketenindex).
             return RouteFacts(
                 path=route,
                 audience=route,
@@ -66,8 +74,8 @@ def described_route_facts(
             )
         if match is None:
             raise ToolError(
-                f"route {route!r} is neither /deelnemers/<idtype>/<id>/graphql "
-                "nor another /.../graphql route"
+                f"route {route!r} is neither /deelnemers/<idtype>/<id>/graphql nor another "
+                "/.../graphql route (a REST request's route: its prefix, /ketenindex)"
             )
         id_type, deelnemer_id, kind = match.group(1).upper(), match.group(2), None
         path = route
@@ -76,7 +84,7 @@ def described_route_facts(
         deelnemer_id = str(route["id"])
         kind = route.get("kind")
         strict_input = bool(route.get("strict_input", strict_input))
-        path = f"/deelnemers/{id_type.lower()}/{deelnemer_id}/graphql"
+        path = str(route.get("path") or f"/deelnemers/{id_type.lower()}/{deelnemer_id}/graphql")
     if kind is None:
         kinds = [
             row.get("kind") for row in policy_set.table(KIND_TABLE) if row.get("id_type") == id_type
@@ -123,13 +131,26 @@ def decide_request(
     stands in for what the route's lookups would have gathered (``extra.<name>``)."""
     token = map_claims(claims, default_claim_mapping())
     try:
-        # Without a schema: test cases cover the policy for every route kind, including
-        # register queries the bundled network schema does not have (policy explain
-        # uses the route's own schema).
-        operation = facts_from_request(request)
+        if is_rest_request(request):
+            # Matched against the set's own REST templates (no OpenAPI document: policy
+            # explain --config uses the route's).
+            operation = offline_request(request, PathTemplates(policy_set.rest_templates))
+        else:
+            # Without a schema: test cases cover the policy for every route kind, including
+            # register queries the bundled network schema does not have (policy explain
+            # uses the route's own schema).
+            operation = facts_from_request(request)
     except Refusal as refusal:
         return refusal_decision(refusal, policy_set.version)
     return policy_set.decide(DecisionInput(token, operation, route, extra or {}), explain=explain)
+
+
+REST_KEYS = ("method", "path", "headers", "body")
+
+
+def is_rest_request(request: Mapping[str, Any]) -> bool:
+    """A REST request description (``method``/``path``/...), not a GraphQL body."""
+    return any(key in request for key in REST_KEYS) and request.get("query") is None
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -307,6 +328,9 @@ def _request(
         if base_name in seen:
             raise ToolError(f"request {base_name!r} is its own base")
         result = _request(named[base_name], named, folder, (*seen, base_name))
+    for key in REST_KEYS:
+        if key in spec:
+            result[key] = spec[key]
     if "query" in spec:
         result["query"] = spec["query"]
     if "operationName" in spec:
@@ -345,10 +369,13 @@ def run_test_file(
                 if caller not in callers:
                     raise ToolError(f"unknown caller {caller!r}")
                 caller = callers[caller]
-            route = described_route_facts(
-                policy_set, case["route"], strict_input=bool(case.get("strict_input", False))
-            )
             request = _request(case["request"], requests, file.parent)
+            route = described_route_facts(
+                policy_set,
+                case["route"],
+                strict_input=bool(case.get("strict_input", False)),
+                rest=is_rest_request(request),
+            )
             decision = decide_request(policy_set, caller, request, route, extra=case.get("extra"))
         except PolicyLoadError as exc:
             result.errors.append(

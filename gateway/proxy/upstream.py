@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from gateway.config.model import RouteConfig
 from gateway.observability.events import Observer
@@ -49,7 +50,8 @@ class Forwarded:
     """The whole answer when it was read before answering (small, or ``whole=True``)."""
 
 
-def _origin(url: str) -> str:
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of *url*, lower case: the key of a pooled session."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
@@ -64,7 +66,7 @@ class UpstreamPool:
 
     def register(self, route: RouteConfig) -> Upstream:
         """The upstream of *route*; its session is opened by :meth:`start`."""
-        origin = _origin(route.upstream)
+        origin = origin_of(route.upstream)
         self._limits[origin] = max(self._limits.get(origin, 0), route.pool_size)
         return Upstream(self, origin, route, self._observer)
 
@@ -144,11 +146,15 @@ class Upstream:
         response_headers: Mapping[str, str],
         *,
         whole: bool = False,
+        method: str = "POST",
+        target: str | None = None,
     ) -> Forwarded:
         """POST *body* with *headers* upstream and pass the answer to the caller.
 
         With *whole* the answer is read completely whatever its size (the gateway needs
         it: a subscription the bronhouder confirmed), and :attr:`Forwarded.body` holds it.
+        A REST route sends the caller's *method* to *target* instead: the upstream's origin
+        with the request path and query exactly as received (``encoded``: not requoted).
 
         Raises :class:`BadGateway` / :class:`GatewayTimeout` while nothing has been sent to
         the caller yet; afterwards failures abort the caller's connection. (One coroutine
@@ -158,9 +164,9 @@ class Upstream:
         session = self._pool.session(self._origin)
         try:
             upstream = await session.request(
-                "POST",
-                self.url,
-                data=body,
+                method,
+                self.url if target is None else URL(self._origin + target, encoded=True),
+                data=body if body or target is None else None,
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,

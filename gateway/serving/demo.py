@@ -44,6 +44,8 @@ from gateway.serving.lifecycle import (
 from gateway.serving.serve import with_log_format
 
 DEMO_DIR = Path("config") / "demo"
+KETENINDEX_FIXTURE = "ketenindex.yaml"
+"""The example Ketenindex and voorzitter's starting data, beside ``registers/``."""
 DEMO_CONFIG = DEMO_DIR / "gateway.yaml"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 """The package's bundled examples (package data): where request files find their query."""
@@ -174,11 +176,23 @@ async def start_example_servers(
     configuration and the runners to clean up."""
     from gateway.examples.register import create_register_app, register_routes
     from gateway.examples.resource_server import create_resource_server_app
+    from gateway.examples.rest_apis import create_rest_apis_app
 
     fixtures = register_routes(registers) if registers is not None else {}
     runners: list[web.AppRunner] = []
     routes = []
+    rest_origin: str | None = None
     for route in config.routes:
+        if route.rest is not None:
+            # One example app serves every REST API (seeds 000, 004) at its own paths.
+            if rest_origin is None:
+                fixture = registers.parent / KETENINDEX_FIXTURE if registers else None
+                runner = await _start(create_rest_apis_app(fixture))
+                runners.append(runner)
+                rest_origin = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            routes.append(route.model_copy(update={"upstream": rest_origin}))
+            continue
+        assert route.deelnemer is not None
         name = route.deelnemer.name or f"{route.deelnemer.id_type} {route.deelnemer.id}"
         fixture = fixtures.get(route.path)
         if fixture is not None and route.schema is None:
@@ -188,14 +202,19 @@ async def start_example_servers(
             if fixture and route.schema
             else create_resource_server_app(name)
         )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner = await _start(app)
         runners.append(runner)
         port = runner.addresses[0][1]
         routes.append(route.model_copy(update={"upstream": f"http://127.0.0.1:{port}/graphql"}))
     return config.model_copy(update={"routes": tuple(routes)}), runners
+
+
+async def _start(app: web.Application) -> web.AppRunner:
+    """Run an example server on a free loopback port."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
 
 
 async def _demo_main(

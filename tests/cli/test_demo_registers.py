@@ -123,6 +123,8 @@ def stand_in_config(tmp_path: Path) -> Path:
     data["authserver"]["signing"]["keys_dir"] = str(tmp_path / "keys")
     for route in data["routes"]:
         route["policies"] = [str((DEMO / p).resolve()) for p in route["policies"]]
+        if "openapi" in route.get("rest", {}):
+            route["rest"]["openapi"] = str((DEMO / route["rest"]["openapi"]).resolve())
         if "schema" in route:
             route["schema"] = str((DEMO / route["schema"]).resolve())
             route["policies"] = [str(STAND_IN)]
@@ -138,7 +140,10 @@ def test_the_readme_raadpleging_curls_run_as_written(tmp_path: Path) -> None:
         if "zorgaanbieder-12345678:" in c.text or "$BODY" in c.text or c.text.startswith("BODY=")
     ]
     assert len(documented) == 4  # the token, the body builder, allowed, refused
-    proc, base = start_demo("--config", str(stand_in_config(tmp_path)))
+    # Its own store: the default data_dir beside a tmp config is shared by every test run.
+    proc, base = start_demo(
+        "--config", str(stand_in_config(tmp_path)), "--data-dir", str(tmp_path / "data")
+    )
     try:
         read_until_printed(proc, "# 3.")
         token, body, *requests = (c.replace("http://127.0.0.1:8080", base) for c in documented)

@@ -41,7 +41,7 @@ def error_of(path: Path) -> ConfigError:
     return info.value
 
 
-def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_clients() -> None:
+def test_demo_config_loads_its_deelnemer_register_and_rest_routes_and_five_clients() -> None:
     config = load_config(DEMO)
     assert [r.path for r in config.routes] == [
         "/deelnemers/uzovi/5151/graphql",
@@ -50,14 +50,20 @@ def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_cl
         "/deelnemers/kvk/62253778/graphql",
         "/registers/bemiddelingsregister/graphql",
         "/registers/indicatieregister/graphql",
+        "/ketenindex",
+        "/voorzitter/uitkomsten",
+        "/klantinteracties/api/v1",
     ]
-    assert [r.deelnemer.kind for r in config.routes] == [
+    assert [r.deelnemer.kind if r.deelnemer else None for r in config.routes] == [
         "zorgkantoor",
         "zorgkantoor",
         "zorgaanbieder",
         "onderneming",
         "register",
         "register",
+        None,
+        "zorgkantoor",
+        None,
     ]
     assert config.authserver is not None
     assert [c.client_id for c in config.authserver.clients] == [
@@ -71,7 +77,7 @@ def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_cl
 
 
 def test_the_register_routes_validate_against_their_register_schema_and_need_its_scope() -> None:
-    bemiddelingen, indicaties = load_config(DEMO).routes[4:]
+    bemiddelingen, indicaties = load_config(DEMO).routes[4:6]
     assert bemiddelingen.schema == (REPO / "config/schemas/bemiddelingsregister.graphql").resolve()
     assert indicaties.schema == (REPO / "config/schemas/indicatieregister.graphql").resolve()
     assert bemiddelingen.scope_default == (

@@ -422,7 +422,7 @@ def test_explain_with_route_options_instead_of_a_config(
 REFUSALS_TO_GUESS = {
     "no route in a config with several": (
         ["--config", str(DEMO_CONFIG)],
-        "has 6 routes: pass --route PATH",
+        "has 9 routes: pass --route PATH",
     ),
     "no route at all": (["--policy", str(IWLZ)], "pass --route PATH with --config FILE"),
     "a route the config does not have": (
