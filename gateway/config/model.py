@@ -39,7 +39,15 @@ MAX_TOKEN_LIFETIME = 3600
 """RFC0014: an access token lives at most one hour."""
 ALL_ROUTES = "*routes*"
 """In a client's ``allowed_audiences``: every configured route's audience."""
-RESERVED_PATHS = ("/auth/", "/.well-known/", "/healthz", "/readyz", "/metrics", "/catalogus/")
+RESERVED_PATHS = (
+    "/auth/",
+    "/.well-known/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/catalogus/",
+    "/access/v1/",
+)
 RESERVED_CLAIMS = frozenset(
     {
         "iss",

@@ -26,6 +26,7 @@ from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import load_schema, route_schema_path
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
+from gateway.pep.authzen import setup_authzen
 from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.gates import route_facts
 from gateway.pep.pipeline import RouteHandler, RoutePlan
@@ -123,7 +124,8 @@ def setup_pep(
     app: web.Application, config: GatewayConfig, keystore: BuiltinKeys | None, observer: Observer
 ) -> Pep:
     """Add one PEP route per configured route to *app*, with readiness checks and lifecycle,
-    and the notificatietype catalogue read from the routes' policy sets.
+    the notificatietype catalogue read from the routes' policy sets, and the AuthZEN PDP
+    endpoints deciding through the routes' own gates.
 
     Raises ``PolicyLoadError`` (the app must not start) when a policy does not load.
     """
@@ -134,6 +136,7 @@ def setup_pep(
         add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
     add_check(app, "policies", _policies_check(pep))
     setup_catalogus(app, config, pep.verifier, pep.policies)
+    setup_authzen(app, config, pep.verifier, pep.handlers)
     for issuer, jwks in pep.verifier.remote.items():
         add_check(app, f"jwks:{issuer}", _jwks_check(jwks))
     app.cleanup_ctx.append(_lifecycle(pep, config))
