@@ -38,7 +38,6 @@ from tests.fixtures.gateway import (
     ZK_5152,
     Gateway,
     GatewayFactory,
-    seed_notification,
 )
 from tests.pep.test_explain_matches_pep import CASES
 
@@ -131,8 +130,9 @@ async def test_a_token_without_the_authzen_scope_is_403(gateway: Gateway) -> Non
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status == 403
-    assert 'error="insufficient_scope", scope="authzen:evaluate"' in (
-        response.headers["WWW-Authenticate"]
+    assert (
+        'error="insufficient_scope", scope="authzen:evaluate"'
+        in (response.headers["WWW-Authenticate"])
     )
     assert (await response.json())["error"]["reason"] == "scope authzen:evaluate required"
 
@@ -200,7 +200,10 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         (_with("subject.type", "user"), "`subject.type` must be `organization`"),
         (_with("subject.properties.id_type", "BSN"), "Unknown identifier type 'BSN'"),
         (
-            _with("subject", {"type": "organization", "id": "5151", "properties": {"claims": CIZ_CLAIMS}}),
+            _with(
+                "subject",
+                {"type": "organization", "id": "5151", "properties": {"claims": CIZ_CLAIMS}},
+            ),
             "`subject.id` '5151' is not the organisation's identifier",
         ),
         (_with("subject.properties.scopes", "one scope"), "`subject.properties.scopes` must be"),
@@ -291,7 +294,10 @@ async def test_the_evaluations_semantic_stops_where_it_says(
     gateway: Gateway, semantic: str, decisions: list[bool]
 ) -> None:
     allowed, refused = evaluation("allowed"), evaluation("refused")
-    body = {"options": {"evaluations_semantic": semantic}, "evaluations": [allowed, refused, allowed]}
+    body = {
+        "options": {"evaluations_semantic": semantic},
+        "evaluations": [allowed, refused, allowed],
+    }
     status, answer = await ask(gateway, body, EVALUATIONS)
     assert status == 200
     assert [item["decision"] for item in answer["evaluations"]] == decisions
@@ -383,7 +389,11 @@ async def test_the_decision_is_the_routes_own(gateway: Gateway, name: str) -> No
         "subject": _subject(jwt.decode(token, options={"verify_signature": False})),
         "action": {"name": "MUTATION"},
         "resource": {"type": "NOTIFICATIE", "id": "n"},
-        "context": {"service": case.route, "operation": _operation(case.body), "graphql": case.body},
+        "context": {
+            "service": case.route,
+            "operation": _operation(case.body),
+            "graphql": case.body,
+        },
     }
     status, answer = await ask(gateway, request)
     assert status == 200, answer
