@@ -9,17 +9,12 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 from typing import Any
 
-from aiohttp.test_utils import unused_port
-
-from tests.fixtures.demo import read_until_printed
+from tests.fixtures.demo import read_until_printed, run_shell, start_demo
 from tests.fixtures.docs import REPO, commands
 
 DOC = REPO / "docs" / "authzen.md"
-DEMO_URL = "http://127.0.0.1:8080"
 REQUEST_FILE = REPO / "config" / "demo" / "requests" / "authzen-refused.json"
 
 
@@ -38,28 +33,11 @@ def test_the_request_file_is_the_docs_refused_example() -> None:
 def test_the_authzen_curls_run_as_written_against_the_demo() -> None:
     token, evaluate, metadata = (c.text for c in commands(DOC))
     assert token.startswith("TOKEN=$(curl -s -u zorgkantoor-5152:")
-    port = unused_port()
+    proc, port = start_demo()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
     try:
         read_until_printed(proc, "# 3.")
-        answers = [
-            subprocess.run(
-                ["bash", "-ec", f"{token}\n{command}".replace(DEMO_URL, base)],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=True,
-            ).stdout
-            for command in (evaluate, metadata)
-        ]
+        answers = [run_shell(f"{token}\n{command}", base) for command in (evaluate, metadata)]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
