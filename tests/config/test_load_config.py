@@ -106,8 +106,15 @@ def test_routes_wildcard_audience_expands_to_every_route() -> None:
     config = load_config(DEMO)
     assert config.authserver is not None
     ciz = config.authserver.clients[0]
-    catalogue = config.public_url + "/catalogus/notificatietypen"
-    assert ciz.allowed_audiences == {r.audience for r in config.routes} | {catalogue}
+    endpoints = {
+        config.public_url + path
+        for path in (
+            "/catalogus/notificatietypen",
+            "/access/v1/evaluation",
+            "/access/v1/evaluations",
+        )
+    }
+    assert ciz.allowed_audiences == {r.audience for r in config.routes} | endpoints
     assert ciz.accepts("client_secret_basic") and ciz.accepts("client_secret_post")
     assert not ciz.accepts("private_key_jwt")
 
@@ -466,7 +473,9 @@ def test_rules_between_sections_are_reported_together(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("path", ["/auth/x/graphql", "/catalogus/notificatietypen", "/metrics"])
+@pytest.mark.parametrize(
+    "path", ["/auth/x/graphql", "/catalogus/notificatietypen", "/metrics", "/access/v1/evaluation"]
+)
 def test_a_route_on_a_gateway_endpoint_is_refused(tmp_path: Path, path: str) -> None:
     err = error_of(write(tmp_path, BASE.replace("/deelnemers/uzovi/5151/graphql", path)))
     assert err.line == 3 and "collides with a gateway endpoint" in err.message
