@@ -121,6 +121,9 @@ def stand_in_config(tmp_path: Path) -> Path:
     data = yaml.safe_load((DEMO / "gateway.yaml").read_text(encoding="utf-8"))
     data["authserver"]["clients_file"] = str(DEMO / "clients.yaml")
     data["authserver"]["signing"]["keys_dir"] = str(tmp_path / "keys")
+    # Its own store: the demo's relative data_dir would land beside every test run's tmp
+    # folder, shared with other checkouts (whose migrations may be newer).
+    data["data_dir"] = str(tmp_path / "data")
     for route in data["routes"]:
         route["policies"] = [str((DEMO / p).resolve()) for p in route["policies"]]
         if "schema" in route:
