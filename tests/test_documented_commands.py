@@ -87,6 +87,13 @@ HOW = (
         "tests/cli/test_demo_rest.py::test_the_documented_rest_curls_run_as_written",
     ),
     How(
+        r"TOKEN=\$\(curl -s -u zorgkantoor-5152:.*"
+        r"|curl -s http://127\.0\.0\.1:8080/access/v1/evaluation .*"
+        r"|curl -s http://127\.0\.0\.1:8080/\.well-known/authzen-configuration",
+        "test",
+        "tests/cli/test_demo_authzen.py::test_the_authzen_curls_run_as_written_against_the_demo",
+    ),
+    How(
         r"make lock",
         "suite",
         "needs PyPI; tests/test_lock.py fails, naming `make lock`, "

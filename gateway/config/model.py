@@ -48,6 +48,7 @@ RESERVED_PATHS = (
     "/metrics",
     "/catalogus/",
     "/abonnementen",
+    "/access/v1/",
 )
 SCOPELESS_PATHS = ("/catalogus/notificatietypen", "/adresboek", "/abonnementen")
 """The read-only endpoints: a token whose audience is one of them (``public_url`` + path)

@@ -127,6 +127,13 @@ def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLReque
         except UnicodeDecodeError:
             raise BadRequest("Request body is not valid UTF-8", reason="invalid_utf8") from None
         return GraphQLRequest(query=query, variables={}, operation_name=None)
+    return request_from_mapping(load_json(body))
+
+
+def load_json(body: bytes) -> Any:
+    """A JSON request body, decoded; :class:`~gateway.refusals.BadRequest` when it is empty,
+    not JSON, or names a member twice in one object (two readers could take different
+    values: the gateway never decides on one of them)."""
     if not body.strip():
         raise BadRequest("Request body is empty", reason="empty_body")
     return request_from_mapping(loads_unique(body))

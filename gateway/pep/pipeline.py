@@ -87,6 +87,12 @@ class RouteHandler:
             plan.config.scope_default,
         )
 
+    @property
+    def gates(self) -> RouteGates:
+        """The route's analyse, scope and policy gates (the AuthZEN endpoint decides
+        through these too, so its answer is this route's answer)."""
+        return self._gates
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Handle one request to the route (POST; any other method is refused)."""
         started = time.perf_counter()

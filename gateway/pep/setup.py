@@ -32,6 +32,7 @@ from gateway.pep.abonnementen import (
     SubscriptionRecorder,
     setup_abonnementen,
 )
+from gateway.pep.authzen import setup_authzen
 from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.gates import route_facts
 from gateway.pep.lookups import NO_LOOKUPS, Lookups
@@ -180,7 +181,8 @@ def setup_pep(
     app: web.Application, config: GatewayConfig, keystore: BuiltinKeys | None, observer: Observer
 ) -> Pep:
     """Add one PEP route per configured route to *app*, with readiness checks and lifecycle,
-    and the notificatietype catalogue read from the routes' policy sets.
+    the notificatietype catalogue read from the routes' policy sets, and the AuthZEN PDP
+    endpoints deciding through the routes' own gates.
 
     Raises ``PolicyLoadError`` (the app must not start) when a policy does not load.
     """
@@ -196,6 +198,7 @@ def setup_pep(
     add_check(app, "policies", _policies_check(pep))
     setup_catalogus(app, config, pep.verifier, pep.policies)
     setup_abonnementen(app, config, pep.verifier)
+    setup_authzen(app, config, pep.verifier, pep.handlers)
     for issuer, jwks in pep.verifier.remote.items():
         add_check(app, f"jwks:{issuer}", _jwks_check(jwks))
     app.cleanup_ctx.append(_lifecycle(pep, config))

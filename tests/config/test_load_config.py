@@ -114,7 +114,13 @@ def test_routes_wildcard_audience_expands_to_every_route() -> None:
     ciz = config.authserver.clients[0]
     endpoints = {
         config.public_url + path
-        for path in ("/catalogus/notificatietypen", "/adresboek", "/abonnementen")
+        for path in (
+            "/catalogus/notificatietypen",
+            "/adresboek",
+            "/abonnementen",
+            "/access/v1/evaluation",
+            "/access/v1/evaluations",
+        )
     }
     central = config.public_url + "/notificaties/graphql"
     assert ciz.allowed_audiences == {r.audience for r in config.routes} | endpoints | {central}
@@ -476,7 +482,9 @@ def test_rules_between_sections_are_reported_together(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("path", ["/auth/x/graphql", "/catalogus/notificatietypen", "/metrics"])
+@pytest.mark.parametrize(
+    "path", ["/auth/x/graphql", "/catalogus/notificatietypen", "/metrics", "/access/v1/evaluation"]
+)
 def test_a_route_on_a_gateway_endpoint_is_refused(tmp_path: Path, path: str) -> None:
     err = error_of(write(tmp_path, BASE.replace("/deelnemers/uzovi/5151/graphql", path)))
     assert err.line == 3 and "collides with a gateway endpoint" in err.message
