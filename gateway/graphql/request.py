@@ -136,7 +136,7 @@ def load_json(body: bytes) -> Any:
     values: the gateway never decides on one of them)."""
     if not body.strip():
         raise BadRequest("Request body is empty", reason="empty_body")
-    return request_from_mapping(loads_unique(body))
+    return loads_unique(body)
 
 
 def loads_unique(body: bytes) -> Any:

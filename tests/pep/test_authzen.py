@@ -106,7 +106,7 @@ async def test_a_documented_example_gets_the_documented_answer(gateway: Gateway,
     request = EXAMPLES[name]["request"]
     path = EVALUATIONS if "evaluations" in request else EVALUATION
     status, answer = await ask(gateway, request, path)
-    assert (status, answer) == (200, EXAMPLES[name]["answer"])
+    assert (status, answer) == (200, EXAMPLES[name]["answer"]), answer
     assert gateway.upstream.received == []  # a decision only: nothing is forwarded
 
 
