@@ -656,6 +656,37 @@ class StoreConfig(Model):
         return self
 
 
+class DeliveryConfig(Model):
+    """Reliable delivery of ``Prefer: respond-async`` notifications (``docs/delivery.md``)."""
+
+    model_config = ConfigDict(title="delivery")
+    max_attempts: Annotated[Int, Field(ge=1, le=1000)] = 10
+    """Attempts before a delivery goes to the uitvallijst (``dead``)."""
+    max_age: Annotated[Number, Field(ge=1, le=30 * 86400)] = 86400.0
+    """Seconds after acceptance when a failing delivery stops being retried (``dead``)."""
+    backoff_initial: Annotated[Number, Field(ge=0.01, le=30)] = 1.0
+    """Upper bound of the first retry's wait (exponential back-off, full jitter)."""
+    backoff_max: Annotated[Number, Field(ge=0.01, le=30)] = 30.0
+    """Cap of every wait: a pending delivery is tried again at least this often."""
+    per_recipient: Annotated[Int, Field(ge=1, le=1000)] = 4
+    """Attempts in flight at once to one recipient (per gateway process)."""
+    batch: Annotated[Int, Field(ge=1, le=10_000)] = 100
+    """Deliveries claimed at once (in flight per gateway process)."""
+    poll_interval: Annotated[Number, Field(ge=0.05, le=5)] = 1.0
+    """Seconds between looks for due deliveries (a replayed one is taken up within it)."""
+    lease: Annotated[Number, Field(ge=1, le=3600)] = 60.0
+    """Seconds a claimed delivery is held by its worker; a dead worker's claim is free again
+    after it. Must exceed ``timeout``."""
+    timeout: Seconds = 10.0
+    """Seconds one attempt may take (connect to last byte of the answer)."""
+
+    @model_validator(mode="after")
+    def _lease_covers_attempt(self) -> DeliveryConfig:
+        if self.lease <= self.timeout:
+            raise problem("delivery lease must exceed timeout", "e.g. lease: 60, timeout: 10")
+        return self
+
+
 class PolicyConfig(Model):
     model_config = ConfigDict(title="policy")
     environment: Text | None = None
@@ -717,3 +748,5 @@ class GatewayConfig(FileModel):
     this file."""
     store: StoreConfig | None = None
     """The durable store; None: the gateway keeps no state that outlives the process."""
+    delivery: DeliveryConfig = DeliveryConfig()
+    """Reliable delivery (needs ``store``): retries, back-off, the uitvallijst."""

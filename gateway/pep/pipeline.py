@@ -9,14 +9,14 @@ refusals included, carries the trace headers and ``X-Request-ID``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 
 from gateway.config.model import RouteConfig
-from gateway.facts import RouteFacts
+from gateway.facts import OperationFacts, RouteFacts
 from gateway.graphql.analyser import Analyser
 from gateway.observability.events import DecisionEvent, Observer
 from gateway.pep.analyse import read_body
@@ -27,10 +27,10 @@ from gateway.pep.gates import RouteGates
 from gateway.pep.lookups import NO_FACTS, NO_LOOKUPS, Lookups
 from gateway.pep.responses import refusal_response
 from gateway.pep.trace import TraceContext
-from gateway.policy.decision import DecisionPoint
+from gateway.policy.decision import Decision, DecisionPoint
 from gateway.proxy.upstream import Upstream
 from gateway.refusals import BadGateway, GatewayTimeout, MethodNotAllowed, Refusal
-from gateway.tokens.verifier import TokenVerifier
+from gateway.tokens.verifier import TokenVerifier, VerifiedToken
 
 log = structlog.get_logger("gateway.pep")
 
@@ -38,6 +38,37 @@ INTERNAL_ERROR_BODY = (
     b'{"errors":[{"message":"Internal server error","extensions":'
     b'{"code":"INTERNAL_SERVER_ERROR","reason":"internal_error","decision_id":"%s"}}]}'
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """An allowed request as the async path (``Prefer: respond-async``) keeps it: the exact
+    body and the headers the upstream would have received, with what decided it."""
+
+    route: RouteConfig
+    token: VerifiedToken
+    operation: OperationFacts
+    decision: Decision
+    body: bytes
+    headers: Mapping[str, str]
+    trace_headers: Mapping[str, str]
+    decision_id: str
+    trace_id: str | None
+
+
+AsyncPath = Callable[[Allowed], Awaitable[web.StreamResponse]]
+"""Accepts an allowed request for later delivery and answers it (``202``); raises a
+:class:`~gateway.refusals.Refusal` when it cannot (``503``: the outbox is not writable)."""
+
+
+def prefers_async(headers: Mapping[str, str]) -> bool:
+    """The caller sent ``Prefer: respond-async`` (RFC 7240; among other preferences)."""
+    values = headers.getall("Prefer", ()) if hasattr(headers, "getall") else ()
+    for value in values:
+        for preference in value.split(","):
+            if preference.split(";", 1)[0].strip().lower() == "respond-async":
+                return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +83,8 @@ class RoutePlan:
     max_body_bytes: int
     lookups: Lookups = NO_LOOKUPS
     """Context facts (registers, the store) gathered before the policy decides."""
+    respond_async: AsyncPath | None = None
+    """The reliable-delivery path, on the routes that offer it (``docs/delivery.md``)."""
 
 
 class RouteHandler:
@@ -169,6 +202,22 @@ class RouteHandler:
         headers = forward_headers(
             request, token, trace_headers, keep_authorization=self._keep_authorization
         )
+        if plan.respond_async is not None and prefers_async(request.headers):
+            accepted = await plan.respond_async(
+                Allowed(
+                    plan.config,
+                    token,
+                    operation,
+                    decision,
+                    body,
+                    headers,
+                    trace_headers,
+                    event.decision_id,
+                    event.trace_id,
+                )
+            )
+            event.status = accepted.status
+            return accepted
         forwarded = await plan.upstream.forward(request, body, headers, trace_headers)
         event.status = forwarded.status
         event.upstream_ms = forwarded.upstream_ms

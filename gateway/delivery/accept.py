@@ -1,0 +1,91 @@
+"""The async path: an allowed notification with ``Prefer: respond-async`` is written to the
+outbox (committed, fsynced) before ``202 Accepted`` goes out; the worker delivers it.
+
+What is stored is exactly what the synchronous path would have forwarded: the original body
+bytes and the headers decided on (the ``claims`` header among them), with the decision, its
+``decision_id`` and the trace id. A store that cannot be written answers ``503`` here; the
+synchronous path does not need the store and keeps working.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+
+from gateway.delivery.worker import DeliveryWorker
+from gateway.pep.pipeline import Allowed
+from gateway.refusals import OutboxUnavailable
+from gateway.store.api import Delivery, DeliveryStore, Party, StoreUnavailable, now
+
+NOT_STORED = frozenset({"content-length", "transfer-encoding", "host", "connection"})
+"""Headers that belong to one HTTP message, not to the notification: set per attempt."""
+
+RecipientOf = Callable[[Allowed], Party]
+"""Who an allowed notification is for (the route's deelnemer, or the body's ontvanger)."""
+
+
+def route_recipient(allowed: Allowed) -> Party:
+    """The recipient of a deelnemer route: the route's own deelnemer."""
+    deelnemer = allowed.route.deelnemer
+    return Party(deelnemer.id_type, deelnemer.id)
+
+
+def decision_record(allowed: Allowed) -> dict[str, object]:
+    """The decision kept with the delivery: enough to find the rule and policy again."""
+    d = allowed.decision
+    return {
+        "allow": d.allow,
+        "rule": d.rule,
+        "location": d.location,
+        "policy_version": d.policy_version,
+    }
+
+
+class Outbox:
+    """The :data:`~gateway.pep.pipeline.AsyncPath` of one route."""
+
+    def __init__(
+        self,
+        store: DeliveryStore,
+        worker: DeliveryWorker,
+        recipient_of: RecipientOf = route_recipient,
+    ) -> None:
+        self.store = store
+        self.worker = worker
+        self.recipient_of = recipient_of
+
+    async def __call__(self, allowed: Allowed) -> web.StreamResponse:
+        moment = now()
+        delivery = Delivery(
+            delivery_id=str(uuid.uuid4()),
+            state="pending",
+            sender=allowed.token.facts.client_id or "",
+            recipient=self.recipient_of(allowed),
+            body=allowed.body,
+            headers=_stored(allowed.headers),
+            decision_id=allowed.decision_id,
+            trace_id=allowed.trace_id,
+            attempts=(),
+            next_attempt_at=moment,
+            lease_until=None,
+            created_at=moment,
+            finished_at=None,
+            decision=decision_record(allowed),
+        )
+        try:
+            await self.store.enqueue(delivery)
+        except StoreUnavailable as exc:
+            raise OutboxUnavailable(reason="outbox_unavailable") from exc
+        self.worker.wake()
+        location = f"/deliveries/{delivery.delivery_id}"
+        return web.json_response(
+            {"deliveryId": delivery.delivery_id},
+            status=202,
+            headers={**allowed.trace_headers, "Location": location},
+        )
+
+
+def _stored(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in NOT_STORED}
