@@ -674,7 +674,7 @@ class DeliveryConfig(Model):
     """Deliveries claimed at once (in flight per gateway process)."""
     poll_interval: Annotated[Number, Field(ge=0.05, le=5)] = 1.0
     """Seconds between looks for due deliveries (a replayed one is taken up within it)."""
-    lease: Annotated[Number, Field(ge=1, le=3600)] = 60.0
+    lease: Annotated[Number, Field(ge=1, le=3600)] = 25.0
     """Seconds a claimed delivery is held by its worker; a dead worker's claim is free again
     after it. Must exceed ``timeout``."""
     timeout: Seconds = 10.0

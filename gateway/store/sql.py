@@ -111,13 +111,17 @@ class SqlStore(abc.ABC):
         return [subscription_from_row(row) for row in rows]
 
     # -- deliveries ------------------------------------------------------------------------
-    async def enqueue(self, delivery: Delivery) -> None:
-        d = delivery
-        await self._rows(
-            "INSERT INTO deliveries (delivery_id, state, sender, recipient_id_type,"
-            " recipient_id, body, headers, decision_id, trace_id, attempts, next_attempt_at,"
-            " created_at, decision)"
-            " VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, '[]', $9, $10, $11)",
+    ENQUEUE = (
+        "INSERT INTO deliveries (delivery_id, state, sender, recipient_id_type,"
+        " recipient_id, body, headers, decision_id, trace_id, attempts, next_attempt_at,"
+        " created_at, decision)"
+        " VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, '[]', $9, $10, $11)"
+    )
+
+    @staticmethod
+    def enqueue_args(d: Delivery) -> tuple[Any, ...]:
+        """The parameters of :attr:`ENQUEUE` for *d*."""
+        return (
             d.delivery_id,
             d.sender,
             d.recipient.id_type,
@@ -130,6 +134,9 @@ class SqlStore(abc.ABC):
             _ts(d.created_at),
             json.dumps(dict(d.decision)),
         )
+
+    async def enqueue(self, delivery: Delivery) -> None:
+        await self._rows(self.ENQUEUE, *self.enqueue_args(delivery))
 
     async def claim_due(self, limit: int, lease_seconds: float) -> list[Delivery]:
         moment = now().timestamp()
