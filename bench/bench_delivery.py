@@ -181,7 +181,10 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(timeout=30)
     s, a = statistics.median(sync), statistics.median(asynchronous)
-    print("fsync policy: SQLite WAL, synchronous=FULL (every enqueue fsynced before its 202)")
+    print(
+        "fsync policy: SQLite WAL, synchronous=FULL: every accepted notification is committed"
+        " (fsynced) before its 202; enqueues that arrive together share one commit"
+    )
     print(f"requests per round: {args.requests} x {args.rounds} rounds, {args.concurrency} conns")
     print(f"sync  route: {s:8.0f} req/s  (rounds: {', '.join(f'{x:.0f}' for x in sync)})")
     print(f"async route: {a:8.0f} req/s  (rounds: {', '.join(f'{x:.0f}' for x in asynchronous)})")

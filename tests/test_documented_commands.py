@@ -79,6 +79,12 @@ HOW = (
         "when pyproject.toml and the lock disagree",
     ),
     How(
+        r"DATA=var/demo|ID=\$\(\.venv/bin/nid-gateway outbox list .*"
+        r"|\.venv/bin/nid-gateway outbox (list|show|replay|purge) --config config/demo/.*",
+        "test",
+        "tests/delivery/test_outbox_cli.py::test_the_documented_outbox_commands_run_as_written",
+    ),
+    How(
         r"docker compose up --build|TOKEN=\$\(curl -s -u ciz:ciz-compose-secret .*"
         r"|curl -s http://localhost:8080/deelnemers/uzovi/5151/graphql .*",
         "test",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -191,3 +192,35 @@ async def test_an_unopenable_sqlite_file_is_store_unavailable(tmp_path: Path) ->
     (tmp_path / "not-a-dir").write_text("a file")
     with pytest.raises(StoreUnavailable, match="not-a-dir"):
         await SqliteStore.open(tmp_path / "not-a-dir" / "nid-gateway.sqlite3")
+
+
+async def test_due_now_makes_waiting_deliveries_due_and_stats_count_each_state(
+    store: Store,
+) -> None:
+    waiting, dead = delivery(1), delivery(2)
+    for item in (waiting, dead):
+        await store.enqueue(item)
+    await store.claim_due(10, lease_seconds=0.001)
+    later = now() + timedelta(hours=1)
+    await store.mark_retry(waiting.delivery_id, Attempt(now(), 503, "HTTP 503"), later)
+    await store.mark_dead(dead.delivery_id, Attempt(now(), 400, "HTTP 400"))
+    assert await store.claim_due(10, lease_seconds=30) == []
+    assert await store.due_now() == 1  # a restart: every pending delivery is due at once
+    [claimed] = await store.claim_due(10, lease_seconds=30)
+    assert claimed.delivery_id == waiting.delivery_id
+    stats = await store.outbox_stats()
+    assert stats.counts == {"pending": 1, "delivered": 0, "dead": 1}
+    assert stats.oldest_pending is not None
+    assert abs((stats.oldest_pending - waiting.created_at).total_seconds()) < 0.01
+
+
+async def test_enqueues_arriving_together_are_all_committed_and_readable(store: Store) -> None:
+    accepted = [delivery(n) for n in range(50)]
+    await asyncio.gather(*(store.enqueue(item) for item in accepted))
+    stored = await store.list_deliveries("pending")
+    assert {d.delivery_id for d in stored} == {d.delivery_id for d in accepted}
+    clash = dataclasses.replace(delivery(99), delivery_id=accepted[0].delivery_id)
+    results = await asyncio.gather(
+        store.enqueue(clash), store.enqueue(delivery(100)), return_exceptions=True
+    )
+    assert isinstance(results[0], StoreUnavailable) and results[1] is None
