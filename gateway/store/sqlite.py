@@ -5,10 +5,11 @@ waits on the disk and statements of this process run one at a time. Other proces
 same file (``serve --workers``) take turns through SQLite's write lock, waiting up to
 ``store.timeout`` for it.
 
-``enqueue`` commits in groups: the deliveries enqueued while the previous commit was on its
-way to the disk are inserted in one transaction, one fsync for all of them, and each caller
-returns only once its row is committed. That keeps the async path's 202 durable without an
-fsync per request (issue 15's benchmark: ``bench/bench_delivery.py``).
+Writes commit in groups: the writes queued while the previous commit was on its way to the
+disk run in one transaction, one fsync for all of them, and each caller returns only once
+its write is committed (a failing write is then retried alone, so it fails only itself).
+That keeps the async path's 202 durable without an fsync per request, and the worker's
+records cheap (issue 15's benchmark: ``bench/bench_delivery.py``). Reads do not queue.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.store.api import Delivery, StoreUnavailable
+from gateway.store.api import StoreUnavailable
 from gateway.store.migrations import CREATE_VERSION_TABLE, plan
 from gateway.store.sql import SqlStore
 
@@ -42,15 +43,22 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def _settle(group: Sequence[tuple[Any, asyncio.Future[None]]], error: BaseException | None) -> None:
+_Write = tuple[tuple[str, tuple[Any, ...]], "asyncio.Future[list[Any]]"]
+"""A queued write: the statement with its parameters, and the caller's answer."""
+
+
+def _settle(
+    group: Sequence[_Write], results: list[list[Any]] | None, error: BaseException | None
+) -> None:
     """Answer every caller of *group* not answered yet (a cancelled one is left alone)."""
-    for _, done in group:
+    for index, (_, done) in enumerate(group):
         if done.done():
             continue
-        if error is None:
-            done.set_result(None)
-        else:
+        if error is not None:
             done.set_exception(error)
+        else:
+            assert results is not None
+            done.set_result(results[index])
 
 
 class SqliteStore(SqlStore):
@@ -63,7 +71,7 @@ class SqliteStore(SqlStore):
         self._timeout = timeout
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="nid-store")
         self._conn: sqlite3.Connection | None = None
-        self._group: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+        self._group: list[_Write] = []
         self._committer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -119,47 +127,48 @@ class SqliteStore(SqlStore):
 
     async def _rows(self, sql: str, *args: Any) -> Sequence[Mapping[str, Any]]:
         sql = _PARAM.sub(r"?\1", sql)
-        return await self._call(lambda: self._connection().execute(sql, args).fetchall())
-
-    async def enqueue(self, delivery: Delivery) -> None:
-        """Committed (fsynced) before it returns, in one transaction with the deliveries
-        enqueued meanwhile (group commit)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._group.append((self.enqueue_args(delivery), done))
+        if sql.startswith("SELECT"):  # a reader never waits for the write lock (WAL)
+            return await self._call(lambda: self._connection().execute(sql, args).fetchall())
+        done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._group.append(((sql, args), done))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_groups())
-        await done
+        return await done
 
     async def _commit_groups(self) -> None:
+        """Commit the writes queued meanwhile, together, until none are left."""
         while self._group:
             group, self._group = self._group, []
             try:
-                await self._call(partial(self._insert, [args for args, _ in group]))
+                results = await self._call(partial(self._transaction, [s for s, _ in group]))
             except StoreUnavailable as exc:
-                # One bad row must not refuse the others: then each on its own.
-                for entry in group if len(group) > 1 else ():
-                    await self._commit_one(entry)
-                _settle(group, exc)
+                if len(group) == 1 or not isinstance(exc.__cause__, sqlite3.IntegrityError):
+                    _settle(group, None, exc)  # e.g. the write lock not had in time: all fail
+                    continue
+                for entry in group:  # one write that breaks a constraint fails only itself
+                    await self._commit_alone(entry)
             else:
-                _settle(group, None)
+                _settle(group, results, None)
 
-    async def _commit_one(self, entry: tuple[tuple[Any, ...], asyncio.Future[None]]) -> None:
+    async def _commit_alone(self, entry: _Write) -> None:
         try:
-            await self._call(partial(self._insert, [entry[0]]))
+            results = await self._call(partial(self._transaction, [entry[0]]))
         except StoreUnavailable as exc:
-            _settle([entry], exc)
+            _settle([entry], None, exc)
         else:
-            _settle([entry], None)
+            _settle([entry], results, None)
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+    def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[list[Any]]:
+        """*statements* in one transaction: one commit, one fsync; the rows of each."""
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_PARAM.sub(r"?\1", self.ENQUEUE), rows)
+            results = [conn.execute(sql, args).fetchall() for sql, args in statements]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return results
 
     async def ping(self) -> dict[str, Any]:
         """Writable: take the write lock and let it go (waits at most ``store.timeout``)."""

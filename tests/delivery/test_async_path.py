@@ -275,3 +275,45 @@ def test_backoff_grows_exponentially_with_jitter_up_to_its_cap() -> None:
     assert 4.0 <= backoff.after(3) <= 5.0
     assert backoff.after(20) == 10.0
     assert len({backoff.after(2) for _ in range(20)}) > 1
+
+
+async def test_metrics_show_the_outbox_depth_and_the_oldest_pending_age(
+    make_gateway: GatewayFactory, recipient: Recipient, tmp_path: Path
+) -> None:
+    gateway = await central(make_gateway, recipient, tmp_path, max_attempts=1000)
+    await recipient.stop()
+    await accept(gateway)
+
+    async def reported() -> bool:
+        text = await (await gateway.client.get("/metrics")).text()
+        return 'nid_gateway_outbox_deliveries{state="pending"} 1.0' in text
+
+    await until(reported, timeout=8)
+    text = await (await gateway.client.get("/metrics")).text()
+    [age] = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("nid_gateway_outbox_oldest_pending_seconds ")
+    ]
+    assert 0 < age < 10
+    assert 'nid_gateway_delivery_attempts_total{outcome="retry"}' in text
+
+
+async def test_a_dead_delivery_is_a_decision_log_event(
+    make_gateway: GatewayFactory,
+    recipient: Recipient,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gateway = await central(make_gateway, recipient, tmp_path)
+    recipient.answers = [404]
+    delivery_id = await accept(gateway)
+    await until(lambda: _state(gateway, delivery_id, "dead"))
+    events = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if '"delivery_dead"' in line
+    ]
+    [event] = [e for e in events if e["delivery_id"] == delivery_id]
+    assert event["logger"] == "gateway.decision" and event["reason"] == "rejected"
+    assert event["status"] == 404 and event["sender"] == "ciz"
