@@ -120,8 +120,14 @@ def _positions(file: Path) -> Source:
 
 
 def _locate(source: Source, error: jsonschema.ValidationError) -> Located:
+    """*error* at its value; an unexpected key at that key (a typo is where it is)."""
     path = tuple(error.absolute_path)
     where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        extra = [key for key in error.instance if key not in known]
+        if extra:
+            return source.issue((*path, extra[0]), f"{where}: {error.message}", key=True)
     return source.issue(path, f"{where}: {error.message}")
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.config.errors import ConfigError
+from gateway.config.errors import LocatedError
 from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.examples.register import RegisterDataError
@@ -158,7 +158,7 @@ def _demo(args: argparse.Namespace) -> int:
             config = config.model_copy(update={"data_dir": args.data_dir.resolve()})
         bundled = args.upstream is None
         return run(lambda: _demo_main(config, texts, sock, bundled=bundled))
-    except (ConfigError, DemoFileError, RegisterDataError) as exc:
+    except (LocatedError, DemoFileError, RegisterDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ListenError as exc:
         print(f"error: {exc}: {exc.fix or 'pass --port N (or make run PORT=N)'}", file=sys.stderr)

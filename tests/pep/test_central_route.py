@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,13 +17,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.adresboek import AdresboekError, load_adresboek
+from gateway.adresboek import AdresboekError, AdresboekSource, load_adresboek
 from gateway.app import create_app
 from gateway.appkeys import KEYSTORE
 from gateway.authserver.tokens import issue_token
 from gateway.config.errors import ConfigError
+from gateway.config.loader import load_config
 from gateway.observability.logs import flush_pending
 from gateway.pep import PEP
+from gateway.serving.demo import start_example_servers
 from tests.fixtures.gateway import (
     ZK_5151,
     Gateway,
@@ -398,3 +402,43 @@ def test_every_route_audience_includes_the_central_route(
     [only_routes] = config.authserver.clients
     assert DEMO_URL + CENTRAL in only_routes.allowed_audiences
     assert DEMO_URL + "/adresboek" not in only_routes.allowed_audiences
+
+
+def test_serve_with_a_broken_adresboek_says_where_and_exits_2(
+    tmp_path: Path, upstream: RecordingUpstream
+) -> None:
+    book = write_adresboek(tmp_path / "adresboek.json", "http://a.test/", "http://b.test/")
+    book.write_text(book.read_text().replace('"tokenEndpoint"', '"tokenEndpunt"', 1))
+    write_config(tmp_path, gateway_yaml(upstream.url, upstream.url, **central_sections(book)))
+    serve = ["serve", "--config", str(tmp_path / "gateway.yaml"), "--port", "0"]
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *serve],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    line = next(n for n, text in enumerate(book.read_text().splitlines(), 1) if "Endpunt" in text)
+    assert f"error: 2 errors in adresboek:\n{book}:" in result.stderr
+    assert f"{book}:{line}:" in result.stderr  # the unknown key, where it is
+    assert "Traceback" not in result.stderr
+
+
+async def test_the_demo_adresboek_follows_the_example_servers_and_upstream() -> None:
+    demo = Path(__file__).parents[2] / "config" / "demo" / "gateway.yaml"
+    config, runners = await start_example_servers(load_config(demo))
+    try:
+        assert config.adresboek is not None
+        source = AdresboekSource(config.adresboek)
+        served = {r.deelnemer.id: r.upstream for r in config.routes}
+        for id_type, ident in (("UZOVI", "5151"), ("AGB", "12345678"), ("KVK", "62253778")):
+            found = source.resolve(id_type, ident)
+            assert found is not None and found.endpoint == served[ident], (id_type, ident)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+    upstream = load_config(demo, upstream="http://127.0.0.1:9999/graphql").adresboek
+    assert upstream is not None
+    found = AdresboekSource(upstream).resolve("UZOVI", "5152")
+    assert found is not None and found.endpoint == "http://127.0.0.1:9999/graphql"
