@@ -55,7 +55,23 @@ def free_port() -> int:
 
 
 def write_config(directory: Path, port: int, upstream: int) -> Path:
+    """gateway.yaml with the central route; the adresboek sends UZOVI 5151 (the seed
+    notification's recipient) to the fixed-response upstream."""
     generate_key(directory / "keys", "ES256")
+    endpoint = f"http://127.0.0.1:{upstream}/graphql"
+    rol = {
+        "systeemrolcode": "NOTIFICATIE_INDICATIE",
+        "resourceEndpoint": {"resourceEndpointuri": endpoint},
+    }
+    service = {
+        "description": "Notificaties voor zorgkantoor 5151",
+        "gegevensdienstId": "5151_NOTIFICATIE_TST",
+        "weergavenaam": "Zorgkantoor 5151",
+        "authorizationEndpoint": {"authorizationEndpointuri": "https://pep.test/"},
+        "tokenEndpoint": {"tokenEndpointuri": "https://auth.test/token"},
+        "systeemrollen": [rol],
+    }
+    (directory / "adresboek.json").write_text(json.dumps({"electronicServices": [service]}))
     shutil.copy(REPO / "config" / "demo" / "clients.yaml", directory / "clients.yaml")
     config = {
         "public_url": f"http://127.0.0.1:{port}",
@@ -67,12 +83,25 @@ def write_config(directory: Path, port: int, upstream: int) -> Path:
         "scopes": {"zendNotificatie": "organisaties/{kind}/notificaties/notificatie:create"},
         "routes": [
             {
-                "path": ROUTE,
-                "upstream": f"http://127.0.0.1:{upstream}/graphql",
+                "path": "/deelnemers/uzovi/5151/graphql",
+                "upstream": endpoint,
                 "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
                 "policies": [str(REPO / "policies" / "iwlz")],
             }
         ],
+        "adresboek": {
+            "file": "adresboek.json",
+            "environment": "TST",
+            "systeemrollen": ["NOTIFICATIE_INDICATIE"],
+            "ontvangers": {"UZOVI": {"kind": "zorgkantoor"}},
+        },
+        "notificaties": {
+            "policies": [str(REPO / "policies" / "iwlz")],
+            "recipient": {
+                "id_type": "notificatieInput.ontvangerIDType",
+                "id": "notificatieInput.ontvangerID",
+            },
+        },
         "data_dir": "data",
         "store": {"backend": "sqlite"},
         "policy": {"watch": False},

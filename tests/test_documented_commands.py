@@ -73,6 +73,13 @@ HOW = (
         "tests/cli/test_demo_registers.py::test_the_readme_raadpleging_curls_run_as_written",
     ),
     How(
+        r"TOKEN=\$\(curl -s -u ciz:ciz-demo-secret .*/notificaties/graphql .*"
+        r"|NOTIFICATIE='import json,sys; .*|python3 -c \"\$NOTIFICATIE\" .*"
+        r"|ADRESBOEK_TOKEN=.*|curl -s http://127\.0\.0\.1:8080/adresboek .*",
+        "test",
+        "tests/cli/test_demo_central.py::test_the_readme_central_route_curls_run_as_written",
+    ),
+    How(
         r"make lock",
         "suite",
         "needs PyPI; tests/test_lock.py fails, naming `make lock`, "

@@ -39,7 +39,19 @@ MAX_TOKEN_LIFETIME = 3600
 """RFC0014: an access token lives at most one hour."""
 ALL_ROUTES = "*routes*"
 """In a client's ``allowed_audiences``: every configured route's audience."""
-RESERVED_PATHS = ("/auth/", "/.well-known/", "/healthz", "/readyz", "/metrics", "/catalogus/")
+ADRESBOEK_PATH = "/adresboek"
+NOTIFICATIES_PATH = "/notificaties/graphql"
+"""The central notification route (routed by the adresboek)."""
+RESERVED_PATHS = (
+    "/auth/",
+    "/.well-known/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/catalogus/",
+    ADRESBOEK_PATH,
+    "/notificaties/",
+)
 RESERVED_CLAIMS = frozenset(
     {
         "iss",
@@ -630,6 +642,67 @@ class RouteConfig(Model):
         return self.schema_
 
 
+# -- the adresboek and the central notification route -----------------------------------------
+class AdresboekOntvanger(Model):
+    """How recipients of one identifier type are found in the adresboek."""
+
+    model_config = ConfigDict(title="adresboek.ontvangers")
+    kind: Annotated[Text, AfterValidator(_kind)]
+    """The scope word of these recipients (the central route's scope gate), e.g. zorgaanbieder."""
+    organisaties: Mapping[Text, Text] = {}
+    """Identifier -> the organisation part of its gegevensdienstId, where that is not the
+    identifier itself (the CIZ: KVK ``62253778`` -> ``CIZ``)."""
+
+
+class AdresboekConfig(Model):
+    """The network's adresboek (interim iWlz format, ``docs/adresboek.md``)."""
+
+    model_config = ConfigDict(title="adresboek")
+    file: ExistingFile
+    """The adresboek JSON (``{"electronicServices": [...]}``); reloaded when it changes."""
+    environment: Literal["PRD", "TST", "ACC"]
+    """The gegevensdienstId environment this gateway delivers in."""
+    systeemrollen: Annotated[tuple[Text, ...], Field(min_length=1)]
+    """The systeemrolcodes that receive notifications, the first one a recipient has wins."""
+    ontvangers: Annotated[
+        Mapping[Annotated[Text, AfterValidator(str.upper)], AdresboekOntvanger], Field(min_length=1)
+    ]
+    """Recipient identifier type (``ontvangerIDType``) -> how such recipients are found."""
+    upstream: Url | None = Field(None, exclude=True)
+    """``demo --upstream URL``: every endpoint is URL (set by the loader, not a key)."""
+    moved: Mapping[str, str] = Field(default_factory=dict, exclude=True)
+    """Endpoint -> where the demo serves it (its bundled example servers; not a key)."""
+
+
+class RecipientFields(Model):
+    """Where the recipient is in a notification's arguments."""
+
+    model_config = ConfigDict(title="notificaties.recipient")
+    id_type: Text
+    """Dotted argument path, e.g. ``notificatieInput.ontvangerIDType``."""
+    id: Text
+    """Dotted argument path, e.g. ``notificatieInput.ontvangerID``."""
+
+
+class NotificatiesConfig(Model):
+    """The central notification route ``POST /notificaties/graphql``: decided like a
+    deelnemer's route with the body's recipient as the deelnemer, then forwarded to the
+    recipient's endpoint in the adresboek."""
+
+    model_config = ConfigDict(title="notificaties")
+    policies: Annotated[tuple[ExistingPath, ...], Field(min_length=1)]
+    recipient: RecipientFields
+    audience: Url = ""
+    """``public_url`` + ``/notificaties/graphql`` unless set (filled in by the loader)."""
+    required_scopes: Mapping[str, ScopeTemplate] = {}
+    """As a route's; the top-level ``scopes`` are added and ``{kind}`` is the recipient's."""
+    timeouts: Timeouts = Timeouts()
+    pool_size: Annotated[Int, Field(ge=1, le=10_000)] = 100
+    allow_plain_jwt: Bool = False
+    strict_input: Bool = False
+    forward_authorization: Bool = False
+
+
 # -- the rest -----------------------------------------------------------------------------------
 class StoreConfig(Model):
     """The durable store of subscriptions and deliveries (``docs/store.md``)."""
@@ -750,3 +823,7 @@ class GatewayConfig(FileModel):
     """The durable store; None: the gateway keeps no state that outlives the process."""
     delivery: DeliveryConfig = DeliveryConfig()
     """Reliable delivery (needs ``store``): retries, back-off, the uitvallijst."""
+    adresboek: AdresboekConfig | None = None
+    """The network's adresboek, served at ``GET /adresboek``; needed by ``notificaties``."""
+    notificaties: NotificatiesConfig | None = None
+    """The central notification route; None: not offered."""

@@ -23,13 +23,13 @@ NOT_STORED = frozenset({"content-length", "transfer-encoding", "host", "connecti
 """Headers that belong to one HTTP message, not to the notification: set per attempt."""
 
 RecipientOf = Callable[[Allowed], Party]
-"""Who an allowed notification is for (the route's deelnemer, or the body's ontvanger)."""
+"""Who an allowed notification is for."""
 
 
 def route_recipient(allowed: Allowed) -> Party:
-    """The recipient of a deelnemer route: the route's own deelnemer."""
-    deelnemer = allowed.route.deelnemer
-    return Party(deelnemer.id_type, deelnemer.id)
+    """The deelnemer the decision was made for: on the central route the body's recipient
+    (``ontvangerIDType``/``ontvangerID``), on a deelnemer's route that deelnemer."""
+    return Party(allowed.facts.deelnemer_id_type, allowed.facts.deelnemer_id)
 
 
 def decision_record(allowed: Allowed) -> dict[str, object]:

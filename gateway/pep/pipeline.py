@@ -46,6 +46,9 @@ class Allowed:
     body and the headers the upstream would have received, with what decided it."""
 
     route: RouteConfig
+    facts: RouteFacts
+    """The route's facts as decided on: on the central route, the body's recipient is the
+    deelnemer (``deelnemer_id_type``, ``deelnemer_id``)."""
     token: VerifiedToken
     operation: OperationFacts
     decision: Decision
@@ -79,7 +82,8 @@ class RoutePlan:
     facts: RouteFacts
     analyser: Analyser
     policy: DecisionPoint
-    upstream: Upstream
+    upstream: Upstream | None
+    """None: the handler finds the upstream per request (the central notification route)."""
     max_body_bytes: int
     lookups: Lookups = NO_LOOKUPS
     """Context facts (registers, the store) gathered before the policy decides."""
@@ -170,6 +174,18 @@ class RouteHandler:
             headers=trace_headers,
         )
 
+    def _gates_for(self, operation: OperationFacts) -> RouteGates:
+        """The gates that decide *operation*: the route's own (the central notification
+        route builds them for the body's recipient)."""
+        return self._gates
+
+    def _upstream_for(self, operation: OperationFacts, gates: RouteGates) -> Upstream:
+        """Where an allowed *operation* goes: the route's upstream (the central route finds
+        the recipient's in the adresboek, or refuses)."""
+        if self.plan.upstream is None:
+            raise BadGateway(reason="no_upstream")
+        return self.plan.upstream
+
     async def _pipeline(
         self, request: web.Request, event: DecisionEvent, trace_headers: Mapping[str, str]
     ) -> web.StreamResponse:
@@ -187,17 +203,19 @@ class RouteHandler:
         event.operation = operation = self._gates.operation(
             body, request.headers.get("Content-Type")
         )
+        gates = self._gates_for(operation)
         extra = NO_FACTS
         if plan.lookups:
-            self._gates.check_scopes(token.facts, operation)
-            extra = await plan.lookups.gather(token.facts, operation, plan.facts)
+            gates.check_scopes(token.facts, operation)
+            extra = await plan.lookups.gather(token.facts, operation, gates.facts)
         policy_started = time.perf_counter()
-        event.decision = decision = self._gates.decide(token.facts, operation, extra)
+        event.decision = decision = gates.decide(token.facts, operation, extra)
         event.policy_ms = (time.perf_counter() - policy_started) * 1000.0
         if decision.audit is not None:
             event.audit = decision.audit
         if not decision.allow:
             raise refusal_for(decision)
+        upstream = self._upstream_for(operation, gates)
         event.outcome = "allow"
         headers = forward_headers(
             request, token, trace_headers, keep_authorization=self._keep_authorization
@@ -205,20 +223,21 @@ class RouteHandler:
         if plan.respond_async is not None and prefers_async(request.headers):
             accepted = await plan.respond_async(
                 Allowed(
-                    plan.config,
-                    token,
-                    operation,
-                    decision,
-                    body,
-                    headers,
-                    trace_headers,
-                    event.decision_id,
-                    event.trace_id,
+                    route=plan.config,
+                    facts=gates.facts,
+                    token=token,
+                    operation=operation,
+                    decision=decision,
+                    body=body,
+                    headers=headers,
+                    trace_headers=trace_headers,
+                    decision_id=event.decision_id,
+                    trace_id=event.trace_id,
                 )
             )
             event.status = accepted.status
             return accepted
-        forwarded = await plan.upstream.forward(request, body, headers, trace_headers)
+        forwarded = await upstream.forward(request, body, headers, trace_headers)
         event.status = forwarded.status
         event.upstream_ms = forwarded.upstream_ms
         if forwarded.error in ("reset", "timeout"):

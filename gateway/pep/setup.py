@@ -21,12 +21,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.adresboek import AdresboekSource
 from gateway.config.model import GatewayConfig, RouteConfig
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import load_schema, route_schema_path
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
+from gateway.pep.adresboek import setup_adresboek
 from gateway.pep.catalogus import setup_catalogus
+from gateway.pep.central import CentralRouteHandler, central_route
 from gateway.pep.gates import route_facts
 from gateway.pep.pipeline import RouteHandler, RoutePlan
 from gateway.policy import PolicyStore
@@ -46,14 +49,24 @@ class Pep:
     analysers: dict[Path | None, Analyser] = field(default_factory=dict)
     policies: dict[tuple[Path, ...], PolicyStore] = field(default_factory=dict)
     handlers: dict[str, RouteHandler] = field(default_factory=dict)
+    adresboek: AdresboekSource | None = None
+    """The network's adresboek (``GET /adresboek``, the central route's recipients)."""
+    central: CentralRouteHandler | None = None
+    """The central notification route ``POST /notificaties/graphql``, when configured."""
 
     def reload_policies(self) -> None:
-        """Reload every policy store (SIGHUP); a store that fails keeps its last good set."""
+        """Reload every policy store and the adresboek (SIGHUP); whatever fails keeps its
+        last good version."""
         for store in self.policies.values():
             try:
                 store.reload()
             except Exception:
                 log.exception("policy_reload_failed")
+        if self.adresboek is not None:
+            try:
+                self.adresboek.reload()
+            except Exception:
+                log.exception("adresboek_reload_failed")
 
 
 PEP: web.AppKey[Pep] = web.AppKey("pep", Pep)
@@ -76,7 +89,35 @@ def build_pep(config: GatewayConfig, keystore: BuiltinKeys | None, observer: Obs
             max_body_bytes=config.server.max_body_bytes,
         )
         pep.handlers[route.path] = RouteHandler(plan, pep.verifier, observer)
+    if config.adresboek is not None:
+        pep.adresboek = AdresboekSource(config.adresboek)
+    if config.notificaties is not None and pep.adresboek is not None:
+        pep.central = _central(pep, config, pep.adresboek, observer)
     return pep
+
+
+def _central(
+    pep: Pep, config: GatewayConfig, adresboek: AdresboekSource, observer: Observer
+) -> CentralRouteHandler:
+    """The central notification route: a plan without deelnemer or upstream of its own."""
+    assert config.notificaties is not None
+    route = central_route(config.notificaties)
+    plan = RoutePlan(
+        config=route,
+        facts=route_facts(route),
+        analyser=_analyser(pep, config, route, observer),
+        policy=_policy(pep, config, route, observer),
+        upstream=None,
+        max_body_bytes=config.server.max_body_bytes,
+    )
+    return CentralRouteHandler(
+        plan,
+        pep.verifier,
+        observer,
+        config=config.notificaties,
+        adresboek=adresboek,
+        upstreams=pep.upstreams,
+    )
 
 
 def _analyser(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer) -> Analyser:
@@ -131,9 +172,14 @@ def setup_pep(
     app[PEP] = pep
     for path, handler in pep.handlers.items():
         app.router.add_route("*", path, handler.handle)
-        add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
+        if handler.plan.upstream is not None:
+            add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
     add_check(app, "policies", _policies_check(pep))
     setup_catalogus(app, config, pep.verifier, pep.policies)
+    if pep.adresboek is not None:
+        setup_adresboek(app, config, pep.verifier, pep.adresboek)
+    if pep.central is not None:
+        app.router.add_route("*", pep.central.plan.config.path, pep.central.handle)
     for issuer, jwks in pep.verifier.remote.items():
         add_check(app, f"jwks:{issuer}", _jwks_check(jwks))
     app.cleanup_ctx.append(_lifecycle(pep, config))
@@ -171,6 +217,9 @@ def _lifecycle(
                 asyncio.create_task(store.watch(stop_watching, config.policy.watch_interval))
                 for store in pep.policies.values()
             ]
+            if pep.adresboek is not None:
+                watch = pep.adresboek.watch(stop_watching, config.policy.watch_interval)
+                watchers.append(asyncio.create_task(watch))
         loop = asyncio.get_running_loop()
         hup = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP")
         if hup:

@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.config.errors import ConfigError
+from gateway.config.errors import LocatedError
 from gateway.config.loader import load_config
 from gateway.config.model import DeliveryConfig, GatewayConfig
 from gateway.examples.register import RegisterDataError
@@ -172,7 +172,7 @@ def _demo(args: argparse.Namespace) -> int:
         config = with_delivery(config, args.delivery_max_attempts, args.delivery_max_age)
         bundled = args.upstream is None
         return run(lambda: _demo_main(config, texts, sock, bundled=bundled))
-    except (ConfigError, DemoFileError, RegisterDataError) as exc:
+    except (LocatedError, DemoFileError, RegisterDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ListenError as exc:
         print(f"error: {exc}: {exc.fix or 'pass --port N (or make run PORT=N)'}", file=sys.stderr)
@@ -206,8 +206,9 @@ async def start_example_servers(
 ) -> tuple[GatewayConfig, list[web.AppRunner]]:
     """Start one example server per route on a free loopback port and point the routes at
     them: an example register for a route that a fixture file in *registers* names
-    (``config/demo/registers/*.yaml``), else an example resource server. Returns the new
-    configuration and the runners to clean up."""
+    (``config/demo/registers/*.yaml``), else an example resource server. The adresboek's
+    endpoints, the routes' configured upstreams, move along. Returns the new configuration
+    and the runners to clean up."""
     from gateway.examples.register import create_register_app, register_routes
     from gateway.examples.resource_server import create_resource_server_app
 
@@ -231,7 +232,12 @@ async def start_example_servers(
         runners.append(runner)
         port = runner.addresses[0][1]
         routes.append(route.model_copy(update={"upstream": f"http://127.0.0.1:{port}/graphql"}))
-    return config.model_copy(update={"routes": tuple(routes)}), runners
+    update: dict[str, Any] = {"routes": tuple(routes)}
+    if config.adresboek is not None:
+        # The demo adresboek names the routes' configured upstreams: follow them.
+        moved = {old.upstream: new.upstream for old, new in zip(config.routes, routes, strict=True)}
+        update["adresboek"] = config.adresboek.model_copy(update={"moved": moved})
+    return config.model_copy(update=update), runners
 
 
 async def _demo_main(

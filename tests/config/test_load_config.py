@@ -106,8 +106,9 @@ def test_routes_wildcard_audience_expands_to_every_route() -> None:
     config = load_config(DEMO)
     assert config.authserver is not None
     ciz = config.authserver.clients[0]
-    catalogue = config.public_url + "/catalogus/notificatietypen"
-    assert ciz.allowed_audiences == {r.audience for r in config.routes} | {catalogue}
+    endpoints = ("/catalogus/notificatietypen", "/adresboek", "/abonnementen")
+    others = {config.public_url + path for path in (*endpoints, "/notificaties/graphql")}
+    assert ciz.allowed_audiences == {r.audience for r in config.routes} | others
     assert ciz.accepts("client_secret_basic") and ciz.accepts("client_secret_post")
     assert not ciz.accepts("private_key_jwt")
 

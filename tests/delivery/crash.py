@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp.test_utils import unused_port
 
 from gateway.authserver.signing_keys import generate_key
-from tests.fixtures.delivery import CENTRAL, Recipient
+from tests.fixtures.delivery import CENTRAL, Recipient, central_sections
 from tests.fixtures.gateway import seed_notification
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,8 +53,9 @@ class CrashReport:
 
 
 def write_config(directory: Path, port: int, recipient: str) -> Path:
-    """gateway.yaml for the run: the central route to *recipient*, a SQLite store, a short
-    lease (a killed worker's claims are free again after 3 s)."""
+    """gateway.yaml for the run: the central route (the adresboek sends UZOVI 5151 to
+    *recipient*), a SQLite store, a short lease (a killed worker's claims are free again
+    after 3 s)."""
     generate_key(directory / "keys", "ES256")
     shutil.copy(REPO / "config" / "demo" / "clients.yaml", directory / "clients.yaml")
     config = {
@@ -67,7 +68,7 @@ def write_config(directory: Path, port: int, recipient: str) -> Path:
         "scopes": {"zendNotificatie": "organisaties/{kind}/notificaties/notificatie:create"},
         "routes": [
             {
-                "path": CENTRAL,
+                "path": "/deelnemers/uzovi/5151/graphql",
                 "upstream": recipient,
                 "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
                 "policies": [str(REPO / "policies" / "iwlz")],
@@ -84,6 +85,7 @@ def write_config(directory: Path, port: int, recipient: str) -> Path:
         },
         "policy": {"watch": False},
         "observability": {"log_format": "json", "log_level": "warning"},
+        **central_sections(directory, recipient),
     }
     path = directory / "gateway.yaml"
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")

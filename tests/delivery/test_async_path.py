@@ -17,14 +17,12 @@ import pytest
 from gateway.delivery.worker import Backoff, classify
 from gateway.store.open import sqlite_path
 from gateway.store.setup import STORE
-from tests.fixtures.delivery import CENTRAL, Recipient, until
+from tests.fixtures.delivery import CENTRAL, Recipient, central_sections, until
 from tests.fixtures.gateway import (
     NOTIFICATIE_5151,
     ZK_5151,
     Gateway,
     GatewayFactory,
-    gateway_yaml,
-    route,
     seed_notification,
 )
 
@@ -42,13 +40,10 @@ async def recipient() -> AsyncIterator[Recipient]:
 async def central(
     make_gateway: GatewayFactory, recipient: Recipient, tmp_path: Path, **delivery: Any
 ) -> Gateway:
-    """A gateway with a store whose central route's recipient (UZOVI 5151) is *recipient*."""
-    routes = gateway_yaml("http://127.0.0.1:1", "http://127.0.0.1:1")["routes"]
-    routes = [r for r in routes if r["path"] != ZK_5151]
-    routes.append(route(ZK_5151, recipient.url, "UZOVI", "5151", "zorgkantoor"))
-    routes.append(route(CENTRAL, recipient.url, "UZOVI", "5151", "zorgkantoor"))
+    """A gateway with a store and the central route; the adresboek's UZOVI 5151 (the seed
+    notification's recipient) is *recipient*."""
     return await make_gateway(
-        routes=routes,
+        **central_sections(tmp_path, recipient.url),
         store={"backend": "sqlite", "timeout": 0.3},
         data_dir=str(tmp_path / "data"),
         delivery={**FAST, **delivery},
