@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import socket
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gateway.authserver.signing_keys import generate_key  # noqa: E402
+from tests.delivery.crash import write_config  # noqa: E402
 
 PYTHON = sys.executable
 ROUTE = "/notificaties/graphql"
@@ -52,64 +51,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def write_config(directory: Path, port: int, upstream: int) -> Path:
-    """gateway.yaml with the central route; the adresboek sends UZOVI 5151 (the seed
-    notification's recipient) to the fixed-response upstream."""
-    generate_key(directory / "keys", "ES256")
-    endpoint = f"http://127.0.0.1:{upstream}/graphql"
-    rol = {
-        "systeemrolcode": "NOTIFICATIE_INDICATIE",
-        "resourceEndpoint": {"resourceEndpointuri": endpoint},
-    }
-    service = {
-        "description": "Notificaties voor zorgkantoor 5151",
-        "gegevensdienstId": "5151_NOTIFICATIE_TST",
-        "weergavenaam": "Zorgkantoor 5151",
-        "authorizationEndpoint": {"authorizationEndpointuri": "https://pep.test/"},
-        "tokenEndpoint": {"tokenEndpointuri": "https://auth.test/token"},
-        "systeemrollen": [rol],
-    }
-    (directory / "adresboek.json").write_text(json.dumps({"electronicServices": [service]}))
-    shutil.copy(REPO / "config" / "demo" / "clients.yaml", directory / "clients.yaml")
-    config = {
-        "public_url": f"http://127.0.0.1:{port}",
-        "server": {"host": "127.0.0.1", "port": port},
-        "authserver": {
-            "signing": {"keys_dir": "keys", "algorithm": "ES256"},
-            "clients_file": "clients.yaml",
-        },
-        "scopes": {"zendNotificatie": "organisaties/{kind}/notificaties/notificatie:create"},
-        "routes": [
-            {
-                "path": "/deelnemers/uzovi/5151/graphql",
-                "upstream": endpoint,
-                "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
-                "policies": [str(REPO / "policies" / "iwlz")],
-            }
-        ],
-        "adresboek": {
-            "file": "adresboek.json",
-            "environment": "TST",
-            "systeemrollen": ["NOTIFICATIE_INDICATIE"],
-            "ontvangers": {"UZOVI": {"kind": "zorgkantoor"}},
-        },
-        "notificaties": {
-            "policies": [str(REPO / "policies" / "iwlz")],
-            "recipient": {
-                "id_type": "notificatieInput.ontvangerIDType",
-                "id": "notificatieInput.ontvangerID",
-            },
-        },
-        "data_dir": "data",
-        "store": {"backend": "sqlite"},
-        "policy": {"watch": False},
-        "observability": {"log_format": "json", "log_level": "warning", "decision_log": False},
-    }
-    path = directory / "gateway.yaml"
-    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    return path
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -192,7 +133,11 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
         port, up_port = free_port(), free_port()
-        config = write_config(Path(tmp), port, up_port)
+        upstream_url = f"http://127.0.0.1:{up_port}/graphql"
+        config = write_config(Path(tmp), port, upstream_url, delivery={})
+        settings = json.loads(config.read_text())
+        settings["observability"]["decision_log"] = False
+        config.write_text(json.dumps(settings))
         upstream = subprocess.Popen([PYTHON, "bench/upstream.py", str(up_port)], cwd=REPO)
         gateway = subprocess.Popen(
             [PYTHON, "-m", "gateway.cli", "serve", "--config", str(config)],

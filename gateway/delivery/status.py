@@ -12,12 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.pep.authenticate import authenticate
+from gateway.pep.readonly import read_only
 from gateway.pep.responses import refusal_response
-from gateway.refusals import OutboxUnavailable, Refusal
+from gateway.refusals import OutboxUnavailable
 from gateway.store.api import Delivery, StoreUnavailable
 from gateway.store.setup import STORE
-from gateway.tokens.verifier import TokenVerifier
+from gateway.tokens.verifier import TokenVerifier, VerifiedToken
 
 PATH = "/deliveries/{delivery_id}"
 AUDIENCE_PATH = "/notificaties/graphql"
@@ -36,26 +36,18 @@ def public_view(delivery: Delivery) -> dict[str, Any]:
 
 def setup_status(app: web.Application, public_url: str, verifier: TokenVerifier) -> None:
     """Add ``GET /deliveries/{id}`` to *app*, reading the store the app opens."""
-    audience = public_url.rstrip("/") + AUDIENCE_PATH
 
-    async def handle(request: web.Request) -> web.Response:
+    async def answer(request: web.Request, token: VerifiedToken) -> web.StreamResponse:
         try:
-            token = await authenticate(
-                request.headers, verifier, audience=audience, allow_plain_jwt=False
-            )
-            try:
-                delivery = await request.app[STORE].get(request.match_info["delivery_id"])
-            except StoreUnavailable as exc:
-                raise OutboxUnavailable(reason="outbox_unavailable") from exc
-        except Refusal as refusal:
+            delivery = await request.app[STORE].get(request.match_info["delivery_id"])
+        except StoreUnavailable:
+            refusal = OutboxUnavailable(reason="outbox_unavailable")
+            accept = request.headers.get("Accept", "")
             return refusal_response(
-                refusal,
-                decision_id=str(uuid.uuid4()),
-                accept=request.headers.get("Accept", ""),
-                headers={},
+                refusal, decision_id=str(uuid.uuid4()), accept=accept, headers={}
             )
         if delivery is None or delivery.sender != token.facts.client_id:
             return web.json_response({"error": "no such delivery"}, status=404)
         return web.json_response(public_view(delivery))
 
-    app.router.add_get(PATH, handle)
+    app.router.add_get(PATH, read_only(verifier, public_url.rstrip("/") + AUDIENCE_PATH, answer))

@@ -29,9 +29,9 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import unused_port
 
-from gateway.authserver.signing_keys import generate_key
 from tests.fixtures.delivery import CENTRAL, Recipient, central_sections
 from tests.fixtures.gateway import seed_notification
+from tests.fixtures.serve import write_serve_config
 
 REPO = Path(__file__).resolve().parents[2]
 SCOPE = "organisaties/zorgkantoor/notificaties/notificatie:create"
@@ -52,42 +52,31 @@ class CrashReport:
     recovered_in: float
 
 
-def write_config(directory: Path, port: int, recipient: str) -> Path:
-    """gateway.yaml for the run: the central route (the adresboek sends UZOVI 5151 to
-    *recipient*), a SQLite store, a short lease (a killed worker's claims are free again
+CRASH_DELIVERY = {
+    "backoff_initial": 0.05,
+    "backoff_max": 0.5,
+    "poll_interval": 0.2,
+    "lease": 3,
+    "timeout": 2,
+}
+
+
+def write_config(
+    directory: Path, port: int, recipient: str, delivery: dict[str, Any] | None = None
+) -> Path:
+    """``serve``'s test deployment (``tests/fixtures/serve.py``) with a SQLite store and the
+    central route (the adresboek sends UZOVI 5151 to *recipient*); *delivery* is the
+    ``delivery:`` section (default: a short lease, a killed worker's claims are free again
     after 3 s)."""
-    generate_key(directory / "keys", "ES256")
-    shutil.copy(REPO / "config" / "demo" / "clients.yaml", directory / "clients.yaml")
-    config = {
-        "public_url": f"http://127.0.0.1:{port}",
-        "server": {"host": "127.0.0.1", "port": port},
-        "authserver": {
-            "signing": {"keys_dir": "keys", "algorithm": "ES256"},
-            "clients_file": "clients.yaml",
-        },
-        "scopes": {"zendNotificatie": "organisaties/{kind}/notificaties/notificatie:create"},
-        "routes": [
-            {
-                "path": "/deelnemers/uzovi/5151/graphql",
-                "upstream": recipient,
-                "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
-                "policies": [str(REPO / "policies" / "iwlz")],
-            }
-        ],
-        "data_dir": "data",
-        "store": {"backend": "sqlite"},
-        "delivery": {
-            "backoff_initial": 0.05,
-            "backoff_max": 0.5,
-            "poll_interval": 0.2,
-            "lease": 3,
-            "timeout": 2,
-        },
-        "policy": {"watch": False},
-        "observability": {"log_format": "json", "log_level": "warning"},
+    path = write_serve_config(directory, port, recipient)
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["observability"]["log_level"] = "warning"
+    config.update(
+        data_dir="data",
+        store={"backend": "sqlite"},
+        delivery=CRASH_DELIVERY if delivery is None else delivery,
         **central_sections(directory, recipient),
-    }
-    path = directory / "gateway.yaml"
+    )
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path
 

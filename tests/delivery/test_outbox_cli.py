@@ -12,30 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store.api import Attempt, Delivery, Party
+from gateway.store.api import Attempt
 from gateway.store.sqlite import SqliteStore
 from tests.fixtures.docs import REPO, commands
+from tests.fixtures.store import sample_delivery
 
 DEMO_CONFIG = "config/demo/gateway.yaml"
-
-
-def delivery(delivery_id: str, created: datetime) -> Delivery:
-    return Delivery(
-        delivery_id=delivery_id,
-        state="pending",
-        sender="ciz",
-        recipient=Party("UZOVI", "5151"),
-        body=b"{}",
-        headers={"claims": "{}"},
-        decision_id=f"dec-{delivery_id}",
-        trace_id="0af7651916cd43dd8448eb211c80319c",
-        attempts=(),
-        next_attempt_at=created,
-        lease_until=None,
-        created_at=created,
-        finished_at=None,
-        decision={"allow": True, "rule": "r"},
-    )
 
 
 async def fill(data: Path) -> None:
@@ -44,7 +26,7 @@ async def fill(data: Path) -> None:
     november = datetime(2026, 11, 1, tzinfo=UTC)
     try:
         for name in ("d-old", "d-dead", "d-wait"):
-            await store.enqueue(delivery(name, november))
+            await store.enqueue(sample_delivery(delivery_id=name, sender="ciz", created=november))
         await store.claim_due(10, 30)
         await store.mark_delivered("d-old", Attempt(november, 200, None))
         await store.mark_dead("d-dead", Attempt(november, 400, "HTTP 400"))
@@ -80,7 +62,7 @@ async def test_the_documented_outbox_commands_run_as_written(tmp_path: Path) -> 
     assert out[0].startswith("d-dead  dead") and "HTTP 400" in out[0]
     shown = json.loads("\n".join(out[1 : out.index("d-dead  replayed")]))
     assert shown["attemptHistory"][0]["status"] == 400
-    assert shown["decisionId"] == "dec-d-dead" and shown["decision"]["allow"] is True
+    assert shown["decisionId"] == "dec-0" and shown["decision"]["allow"] is True
     after_replay = out[out.index("d-dead  replayed") + 1 :]
     listed = [json.loads(line) for line in after_replay if line.startswith("{")]
     assert {(d["deliveryId"], d["state"]) for d in listed} == {

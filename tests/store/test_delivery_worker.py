@@ -4,7 +4,6 @@ delivery is attempted once; a dead worker's claim is taken up after its lease.""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -12,31 +11,10 @@ import pytest
 
 from gateway.config.model import DeliveryConfig
 from gateway.delivery.worker import DeliveryWorker, StaticResolver
-from gateway.store.api import Delivery, Party, Store, now
+from gateway.store.api import Party, Store
 from tests.fixtures.delivery import Recipient, until
-from tests.fixtures.store import Backend
-
-ZORGAANBIEDER = Party("AGB", "12345678")
-
-
-def delivery(number: int) -> Delivery:
-    moment = now()
-    return Delivery(
-        delivery_id=f"d-{number:04d}-{uuid.uuid4().hex[:6]}",
-        state="pending",
-        sender="zorgkantoor-5151",
-        recipient=ZORGAANBIEDER,
-        body=b"{}",
-        headers={"claims": "{}"},
-        decision_id=f"dec-{number}",
-        trace_id=None,
-        attempts=(),
-        next_attempt_at=moment,
-        lease_until=None,
-        created_at=moment,
-        finished_at=None,
-    )
-
+from tests.fixtures.store import ZORGAANBIEDER, Backend
+from tests.fixtures.store import sample_delivery as delivery
 
 SETTINGS = DeliveryConfig(
     poll_interval=0.05, backoff_initial=0.05, backoff_max=0.2, lease=2, timeout=1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 
 from gateway.store.api import (
     Attempt,
-    Delivery,
     Party,
     SchemaTooNew,
     Store,
@@ -23,6 +21,7 @@ from gateway.store.api import (
 from gateway.store.migrations import migrations
 from gateway.store.sqlite import SqliteStore
 from tests.fixtures.store import Backend
+from tests.fixtures.store import sample_delivery as delivery
 
 ZORGKANTOOR = Party("UZOVI", "5151")
 ZORGAANBIEDER = Party("AGB", "12345678")
@@ -32,25 +31,6 @@ TYPE = "GEWIJZIGDE_ZORGINNATURA_BIJ_ANDERE_ZORGAANBIEDER"
 
 def subscription(abonnement_id: str = "ab-1", subscriber: Party = ZORGAANBIEDER) -> Subscription:
     return Subscription(abonnement_id, ZORGKANTOOR, subscriber, TYPE, now())
-
-
-def delivery(number: int = 0) -> Delivery:
-    moment = now()
-    return Delivery(
-        delivery_id=f"d-{number:04d}-{uuid.uuid4().hex[:6]}",
-        state="pending",
-        sender="zorgkantoor-5151",
-        recipient=ZORGAANBIEDER,
-        body=b'{"query": "\xc3\xa9"}',
-        headers={"claims": "e30", "content-type": "application/json"},
-        decision_id=f"dec-{number}",
-        trace_id="0af7651916cd43dd8448eb211c80319c",
-        attempts=(),
-        next_attempt_at=moment,
-        lease_until=None,
-        created_at=moment,
-        finished_at=None,
-    )
 
 
 async def test_migrations_apply_once_and_reopening_applies_nothing(
