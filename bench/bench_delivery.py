@@ -30,11 +30,10 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.delivery.crash import write_config  # noqa: E402
+from tests.delivery.crash import fetch_token, write_config  # noqa: E402
 
 PYTHON = sys.executable
 ROUTE = "/notificaties/graphql"
-SCOPE = "organisaties/zorgkantoor/notificaties/notificatie:create"
 BODY = json.dumps(
     {
         "query": (REPO / "gateway" / "examples" / "seed_003_example.graphql").read_text(),
@@ -65,19 +64,6 @@ def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
-async def token(session: aiohttp.ClientSession, base: str) -> str:
-    form = {
-        "grant_type": "client_credentials",
-        "client_id": "ciz",
-        "client_secret": "ciz-demo-secret",
-        "scope": SCOPE,
-        "audience": base + ROUTE,
-    }
-    async with session.post(f"{base}/auth/token", data=form) as response:
-        found: str = (await response.json())["access_token"]
-        return found
-
-
 async def burst(
     session: aiohttp.ClientSession, url: str, headers: dict[str, str], total: int, width: int
 ) -> tuple[float, list[str]]:
@@ -102,7 +88,7 @@ async def burst(
 async def measure(base: str, args: argparse.Namespace) -> tuple[list[float], list[float], int]:
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        bearer = await token(session, base)
+        bearer = await fetch_token(session, base)
         plain = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
         deferred = {**plain, "Prefer": "respond-async"}
         await burst(session, base + ROUTE, plain, 200, args.concurrency)  # warm-up
