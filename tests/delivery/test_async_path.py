@@ -102,11 +102,22 @@ async def test_an_accepted_notification_is_delivered_with_its_bytes_claims_and_k
     assert stored.decision_id == decision.decision_id and stored.trace_id == decision.trace_id
 
 
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"ontvangerID": "5152"}, "ontvanger is not valid"),  # not in the adresboek
+        ({"afzenderID": "11111111"}, "afzender"),  # the policy refuses another sender's name
+    ],
+)
 async def test_a_refused_notification_with_prefer_is_answered_as_without_and_not_stored(
-    make_gateway: GatewayFactory, recipient: Recipient, tmp_path: Path
+    make_gateway: GatewayFactory,
+    recipient: Recipient,
+    tmp_path: Path,
+    overrides: dict[str, str],
+    reason: str,
 ) -> None:
     gateway = await central(make_gateway, recipient, tmp_path)
-    wrong = seed_notification(ontvangerID="5152")
+    wrong = seed_notification(**overrides)
     token = ciz_token(gateway)
     plain = await gateway.post(CENTRAL, wrong, token=token)
     preferred = await gateway.post(CENTRAL, wrong, token=token, headers=ASYNC)
@@ -115,6 +126,7 @@ async def test_a_refused_notification_with_prefer_is_answered_as_without_and_not
     for answer in (first, second):
         answer["errors"][0]["extensions"].pop("decision_id")
     assert first == second
+    assert reason in first["errors"][0]["extensions"]["reason"]
     assert await gateway.client.app[STORE].list_deliveries() == []
     assert recipient.attempts == []
 
