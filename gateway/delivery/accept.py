@@ -19,8 +19,12 @@ from gateway.pep.pipeline import Allowed
 from gateway.refusals import OutboxUnavailable
 from gateway.store.api import Delivery, DeliveryStore, Party, StoreUnavailable, now
 
-NOT_STORED = frozenset({"content-length", "transfer-encoding", "host", "connection"})
-"""Headers that belong to one HTTP message, not to the notification: set per attempt."""
+NOT_STORED = frozenset(
+    {"content-length", "transfer-encoding", "host", "connection", "prefer", "idempotency-key"}
+)
+"""Headers that belong to one HTTP message, not to the notification (set per attempt), and
+the two of reliable delivery itself: ``Prefer`` was for the gateway, and the recipient's
+``Idempotency-Key`` is the deliveryId, never one the sender chose."""
 
 RecipientOf = Callable[[Allowed], Party]
 """Who an allowed notification is for."""

@@ -140,6 +140,9 @@ class DeliveryWorker:
                 await self._loop
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.settings.timeout + 1)
+        for task in list(self._tasks):  # still waiting for its recipient: its lease runs out
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 

@@ -83,14 +83,15 @@ async def test_an_accepted_notification_is_delivered_with_its_bytes_claims_and_k
         CENTRAL,
         data=body,
         token=ciz_token(gateway),
-        headers={**ASYNC, "Content-Type": "application/json"},
+        headers={**ASYNC, "Content-Type": "application/json", "Idempotency-Key": "mine"},
     )
     assert response.status == 202
     delivery_id = (await response.json())["deliveryId"]
     await until(lambda: delivered(gateway, delivery_id))
     [seen] = recipient.attempts
     assert seen.body == body
-    assert seen.key == delivery_id
+    assert seen.key == delivery_id and seen.headers.getall("Idempotency-Key") == [delivery_id]
+    assert "Prefer" not in seen.headers
     assert json.loads(seen.headers["claims"])["client_id"] == "ciz"
     assert await status(gateway, delivery_id) == (
         200,
