@@ -198,6 +198,15 @@ class FactsUnavailable(Refusal):
     default_message = "Service unavailable"
 
 
+class OutboxUnavailable(Refusal):
+    """503 on the async path (``Prefer: respond-async``): the outbox cannot be written, so
+    nothing is accepted that might be lost; the synchronous path keeps working."""
+
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "Reliable delivery unavailable: the outbox cannot be written"
+
+
 class PolicyError(Refusal):
     """500: the PDP failed (fail closed: the request is refused, never forwarded)."""
 

@@ -40,6 +40,9 @@ MAX_TOKEN_LIFETIME = 3600
 """RFC0014: an access token lives at most one hour."""
 ALL_ROUTES = "*routes*"
 """In a client's ``allowed_audiences``: every configured route's audience."""
+ADRESBOEK_PATH = "/adresboek"
+NOTIFICATIES_PATH = "/notificaties/graphql"
+"""The central notification route (routed by the adresboek)."""
 RESERVED_PATHS = (
     "/auth/",
     "/.well-known/",
@@ -49,6 +52,8 @@ RESERVED_PATHS = (
     "/catalogus/",
     "/abonnementen",
     "/access/v1/",
+    ADRESBOEK_PATH,
+    "/notificaties/",
 )
 SCOPELESS_PATHS = ("/catalogus/notificatietypen", "/adresboek", "/abonnementen")
 """The read-only endpoints: a token whose audience is one of them (``public_url`` + path)
@@ -709,6 +714,67 @@ class RouteConfig(Model):
         return self.schema_
 
 
+# -- the adresboek and the central notification route -----------------------------------------
+class AdresboekOntvanger(Model):
+    """How recipients of one identifier type are found in the adresboek."""
+
+    model_config = ConfigDict(title="adresboek.ontvangers")
+    kind: Annotated[Text, AfterValidator(_kind)]
+    """The scope word of these recipients (the central route's scope gate), e.g. zorgaanbieder."""
+    organisaties: Mapping[Text, Text] = {}
+    """Identifier -> the organisation part of its gegevensdienstId, where that is not the
+    identifier itself (the CIZ: KVK ``62253778`` -> ``CIZ``)."""
+
+
+class AdresboekConfig(Model):
+    """The network's adresboek (interim iWlz format, ``docs/adresboek.md``)."""
+
+    model_config = ConfigDict(title="adresboek")
+    file: ExistingFile
+    """The adresboek JSON (``{"electronicServices": [...]}``); reloaded when it changes."""
+    environment: Literal["PRD", "TST", "ACC"]
+    """The gegevensdienstId environment this gateway delivers in."""
+    systeemrollen: Annotated[tuple[Text, ...], Field(min_length=1)]
+    """The systeemrolcodes that receive notifications, the first one a recipient has wins."""
+    ontvangers: Annotated[
+        Mapping[Annotated[Text, AfterValidator(str.upper)], AdresboekOntvanger], Field(min_length=1)
+    ]
+    """Recipient identifier type (``ontvangerIDType``) -> how such recipients are found."""
+    upstream: Url | None = Field(None, exclude=True)
+    """``demo --upstream URL``: every endpoint is URL (set by the loader, not a key)."""
+    moved: Mapping[str, str] = Field(default_factory=dict, exclude=True)
+    """Endpoint -> where the demo serves it (its bundled example servers; not a key)."""
+
+
+class RecipientFields(Model):
+    """Where the recipient is in a notification's arguments."""
+
+    model_config = ConfigDict(title="notificaties.recipient")
+    id_type: Text
+    """Dotted argument path, e.g. ``notificatieInput.ontvangerIDType``."""
+    id: Text
+    """Dotted argument path, e.g. ``notificatieInput.ontvangerID``."""
+
+
+class NotificatiesConfig(Model):
+    """The central notification route ``POST /notificaties/graphql``: decided like a
+    deelnemer's route with the body's recipient as the deelnemer, then forwarded to the
+    recipient's endpoint in the adresboek."""
+
+    model_config = ConfigDict(title="notificaties")
+    policies: Annotated[tuple[ExistingPath, ...], Field(min_length=1)]
+    recipient: RecipientFields
+    audience: Url = ""
+    """``public_url`` + ``/notificaties/graphql`` unless set (filled in by the loader)."""
+    required_scopes: Mapping[str, ScopeTemplate] = {}
+    """As a route's; the top-level ``scopes`` are added and ``{kind}`` is the recipient's."""
+    timeouts: Timeouts = Timeouts()
+    pool_size: Annotated[Int, Field(ge=1, le=10_000)] = 100
+    allow_plain_jwt: Bool = False
+    strict_input: Bool = False
+    forward_authorization: Bool = False
+
+
 # -- the rest -----------------------------------------------------------------------------------
 class StoreConfig(Model):
     """The durable store of subscriptions and deliveries (``docs/store.md``)."""
@@ -732,6 +798,37 @@ class StoreConfig(Model):
             raise problem("store backend postgresql needs dsn", "e.g. dsn: ${NID_STORE_DSN}")
         if self.backend == "sqlite" and self.dsn is not None:
             raise problem("dsn is for backend: postgresql", "sqlite takes path", at="dsn")
+        return self
+
+
+class DeliveryConfig(Model):
+    """Reliable delivery of ``Prefer: respond-async`` notifications (``docs/delivery.md``)."""
+
+    model_config = ConfigDict(title="delivery")
+    max_attempts: Annotated[Int, Field(ge=1, le=1000)] = 10
+    """Attempts before a delivery goes to the uitvallijst (``dead``)."""
+    max_age: Annotated[Number, Field(ge=1, le=30 * 86400)] = 86400.0
+    """Seconds after acceptance when a failing delivery stops being retried (``dead``)."""
+    backoff_initial: Annotated[Number, Field(ge=0.01, le=30)] = 1.0
+    """Upper bound of the first retry's wait (exponential back-off, full jitter)."""
+    backoff_max: Annotated[Number, Field(ge=0.01, le=30)] = 30.0
+    """Cap of every wait: a pending delivery is tried again at least this often."""
+    per_recipient: Annotated[Int, Field(ge=1, le=1000)] = 4
+    """Attempts in flight at once to one recipient (per gateway process)."""
+    batch: Annotated[Int, Field(ge=1, le=10_000)] = 100
+    """Deliveries claimed at once (in flight per gateway process)."""
+    poll_interval: Annotated[Number, Field(ge=0.05, le=5)] = 1.0
+    """Seconds between looks for due deliveries (a replayed one is taken up within it)."""
+    lease: Annotated[Number, Field(ge=1, le=3600)] = 25.0
+    """Seconds a claimed delivery is held by its worker; a dead worker's claim is free again
+    after it. Must exceed ``timeout``."""
+    timeout: Seconds = 10.0
+    """Seconds one attempt may take (connect to last byte of the answer)."""
+
+    @model_validator(mode="after")
+    def _lease_covers_attempt(self) -> DeliveryConfig:
+        if self.lease <= self.timeout:
+            raise problem("delivery lease must exceed timeout", "e.g. lease: 60, timeout: 10")
         return self
 
 
@@ -796,3 +893,9 @@ class GatewayConfig(FileModel):
     this file."""
     store: StoreConfig | None = None
     """The durable store; None: the gateway keeps no state that outlives the process."""
+    delivery: DeliveryConfig = DeliveryConfig()
+    """Reliable delivery (needs ``store``): retries, back-off, the uitvallijst."""
+    adresboek: AdresboekConfig | None = None
+    """The network's adresboek, served at ``GET /adresboek``; needed by ``notificaties``."""
+    notificaties: NotificatiesConfig | None = None
+    """The central notification route; None: not offered."""

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.adresboek import AdresboekSource
 from gateway.config.model import GatewayConfig, RouteConfig
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import load_schema, route_schema_path
@@ -32,8 +33,10 @@ from gateway.pep.abonnementen import (
     SubscriptionRecorder,
     setup_abonnementen,
 )
+from gateway.pep.adresboek import setup_adresboek
 from gateway.pep.authzen import setup_authzen
 from gateway.pep.catalogus import setup_catalogus
+from gateway.pep.central import CentralRouteHandler, central_route
 from gateway.pep.gates import route_facts
 from gateway.pep.lookups import NO_LOOKUPS, Lookups
 from gateway.pep.pipeline import RouteHandler, RoutePlan
@@ -59,14 +62,24 @@ class Pep:
     analysers: dict[Path | None, Analyser] = field(default_factory=dict)
     policies: dict[tuple[Path, ...], PolicyStore] = field(default_factory=dict)
     handlers: dict[str, RouteHandler | RestRouteHandler] = field(default_factory=dict)
+    adresboek: AdresboekSource | None = None
+    """The network's adresboek (``GET /adresboek``, the central route's recipients)."""
+    central: CentralRouteHandler | None = None
+    """The central notification route ``POST /notificaties/graphql``, when configured."""
 
     def reload_policies(self) -> None:
-        """Reload every policy store (SIGHUP); a store that fails keeps its last good set."""
+        """Reload every policy store and the adresboek (SIGHUP); whatever fails keeps its
+        last good version."""
         for store in self.policies.values():
             try:
                 store.reload()
             except Exception:
                 log.exception("policy_reload_failed")
+        if self.adresboek is not None:
+            try:
+                self.adresboek.reload()
+            except Exception:
+                log.exception("adresboek_reload_failed")
 
 
 PEP: web.AppKey[Pep] = web.AppKey("pep", Pep)
@@ -107,6 +120,10 @@ def build_pep(
             recorder=recorder,
         )
         pep.handlers[route.path] = RouteHandler(plan, pep.verifier, observer)
+    if config.adresboek is not None:
+        pep.adresboek = AdresboekSource(config.adresboek)
+    if config.notificaties is not None and pep.adresboek is not None:
+        pep.central = _central(pep, config, pep.adresboek, observer, lookups)
     return pep
 
 
@@ -135,6 +152,35 @@ def build_rest_handler(
         lookups=rest_lookups(route, config.routes, pep.upstreams),
     )
     return RestRouteHandler(plan, pep.verifier, observer)
+
+
+def _central(
+    pep: Pep,
+    config: GatewayConfig,
+    adresboek: AdresboekSource,
+    observer: Observer,
+    lookups: Lookups,
+) -> CentralRouteHandler:
+    """The central notification route: a plan without deelnemer or upstream of its own."""
+    assert config.notificaties is not None
+    route = central_route(config.notificaties)
+    plan = RoutePlan(
+        config=route,
+        facts=route_facts(route),
+        analyser=_analyser(pep, config, route, observer),
+        policy=_policy(pep, config, route, observer),
+        upstream=None,
+        max_body_bytes=config.server.max_body_bytes,
+        lookups=lookups,
+    )
+    return CentralRouteHandler(
+        plan,
+        pep.verifier,
+        observer,
+        config=config.notificaties,
+        adresboek=adresboek,
+        upstreams=pep.upstreams,
+    )
 
 
 def _analyser(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer) -> Analyser:
@@ -194,11 +240,16 @@ def setup_pep(
         if isinstance(handler, RestRouteHandler):
             # A REST route's path is a prefix: every path below it is the route's.
             app.router.add_route("*", path + "/{tail:.*}", handler.handle)
-        add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
+        if handler.plan.upstream is not None:
+            add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
     add_check(app, "policies", _policies_check(pep))
     setup_catalogus(app, config, pep.verifier, pep.policies)
     setup_abonnementen(app, config, pep.verifier)
     setup_authzen(app, config, pep.verifier, pep.handlers)
+    if pep.adresboek is not None:
+        setup_adresboek(app, config, pep.verifier, pep.adresboek)
+    if pep.central is not None:
+        app.router.add_route("*", pep.central.plan.config.path, pep.central.handle)
     for issuer, jwks in pep.verifier.remote.items():
         add_check(app, f"jwks:{issuer}", _jwks_check(jwks))
     app.cleanup_ctx.append(_lifecycle(pep, config))
@@ -236,6 +287,9 @@ def _lifecycle(
                 asyncio.create_task(store.watch(stop_watching, config.policy.watch_interval))
                 for store in pep.policies.values()
             ]
+            if pep.adresboek is not None:
+                watch = pep.adresboek.watch(stop_watching, config.policy.watch_interval)
+                watchers.append(asyncio.create_task(watch))
         loop = asyncio.get_running_loop()
         hup = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP")
         if hup:

@@ -32,6 +32,7 @@ from gateway.proxy.headers import caller_response_headers
 from gateway.refusals import BadGateway, GatewayTimeout
 
 KEEPALIVE_SECONDS = 30.0
+DEFAULT_POOL_SIZE = 100
 BUFFER_LIMIT = 64 * 1024
 """Answers with a Content-Length up to this many bytes are read whole, larger ones streamed."""
 
@@ -63,6 +64,7 @@ class UpstreamPool:
         self._observer = observer
         self._limits: dict[str, int] = {}
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._started = False
 
     def register(self, route: RouteConfig) -> Upstream:
         """The upstream of *route*; its session is opened by :meth:`start`."""
@@ -72,34 +74,46 @@ class UpstreamPool:
 
     async def start(self) -> None:
         """Open one keep-alive session per origin."""
-        for origin, limit in self._limits.items():
-            if origin in self._sessions:
-                continue
-            connector = aiohttp.TCPConnector(
-                limit=limit, limit_per_host=limit, keepalive_timeout=KEEPALIVE_SECONDS
-            )
-            self._sessions[origin] = aiohttp.ClientSession(
-                connector=connector,
-                # Bytes pass through unchanged: no decompression, no cookies kept between
-                # callers, no default headers the caller did not send.
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # No skip_auto_headers: aiohttp rebuilds that set on every request. The
-                # header builder supplies what aiohttp would otherwise invent instead
-                # (see gateway.proxy.headers.upstream_request_headers).
-            )
+        self._started = True
+        for origin in self._limits:
+            self._open(origin)
+
+    def _open(self, origin: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(origin)
+        if session is not None:
+            return session
+        limit = self._limits.get(origin, DEFAULT_POOL_SIZE)
+        connector = aiohttp.TCPConnector(
+            limit=limit, limit_per_host=limit, keepalive_timeout=KEEPALIVE_SECONDS
+        )
+        session = self._sessions[origin] = aiohttp.ClientSession(
+            connector=connector,
+            # Bytes pass through unchanged: no decompression, no cookies kept between
+            # callers, no default headers the caller did not send.
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # No skip_auto_headers: aiohttp rebuilds that set on every request. The
+            # header builder supplies what aiohttp would otherwise invent instead
+            # (see gateway.proxy.headers.upstream_request_headers).
+        )
+        return session
 
     async def close(self) -> None:
         """Close every session (app cleanup)."""
+        self._started = False
         sessions, self._sessions = self._sessions, {}
         for session in sessions.values():
             await session.close()
 
     def session(self, origin: str) -> aiohttp.ClientSession:
-        """The session for *origin*; only valid between start and close."""
+        """The session for *origin*; only valid between start and close. An origin
+        registered after start (an endpoint a reloaded adresboek names) gets its session on
+        first use."""
         session = self._sessions.get(origin)
         if session is None:
-            raise BadGateway("Upstream client not started", reason="not_started")
+            if not self._started:
+                raise BadGateway("Upstream client not started", reason="not_started")
+            session = self._open(origin)
         return session
 
 

@@ -131,6 +131,9 @@ def stand_in_config(tmp_path: Path) -> Path:
         if "schema" in route:
             route["schema"] = str((DEMO / route["schema"]).resolve())
             route["policies"] = [str(STAND_IN)]
+    data["adresboek"]["file"] = str(DEMO / data["adresboek"]["file"])
+    central = data["notificaties"]
+    central["policies"] = [str((DEMO / p).resolve()) for p in central["policies"]]
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
