@@ -28,6 +28,8 @@ from gateway.observability.events import Observer
 from gateway.observability.health import add_check
 from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.gates import route_facts
+from gateway.pep.lookups import Lookups
+from gateway.pep.pip import PipClient, Signer, check_sources, pip_lookups
 from gateway.pep.pipeline import RouteHandler, RoutePlan
 from gateway.policy import PolicyStore
 from gateway.proxy.upstream import UpstreamPool
@@ -43,6 +45,8 @@ class Pep:
 
     verifier: TokenVerifier
     upstreams: UpstreamPool
+    pip: PipClient
+    """Asks registers for the facts the policies' ``lookups:`` declare."""
     analysers: dict[Path | None, Analyser] = field(default_factory=dict)
     policies: dict[tuple[Path, ...], PolicyStore] = field(default_factory=dict)
     handlers: dict[str, RouteHandler] = field(default_factory=dict)
@@ -65,15 +69,19 @@ def build_pep(config: GatewayConfig, keystore: BuiltinKeys | None, observer: Obs
     pep = Pep(
         verifier=TokenVerifier(config.tokens, keystore if builtin else None, observer),
         upstreams=UpstreamPool(observer),
+        pip=PipClient(config, keystore if isinstance(keystore, Signer) else None),
     )
     for route in config.routes:
+        store = _policy(pep, config, route, observer)
+        check_sources(store.active, config)
         plan = RoutePlan(
             config=route,
             facts=route_facts(route),
             analyser=_analyser(pep, config, route, observer),
-            policy=_policy(pep, config, route, observer),
+            policy=store,
             upstream=pep.upstreams.register(route),
             max_body_bytes=config.server.max_body_bytes,
+            lookups=Lookups(pip_lookups(store, pep.pip), timeout=config.pip.timeout),
         )
         pep.handlers[route.path] = RouteHandler(plan, pep.verifier, observer)
     return pep
@@ -163,6 +171,7 @@ def _lifecycle(
     @contextlib.asynccontextmanager
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await pep.upstreams.start()
+        await pep.pip.start()
         await pep.verifier.start()
         stop_watching = asyncio.Event()
         watchers = []
@@ -183,6 +192,7 @@ def _lifecycle(
             stop_watching.set()
             await asyncio.gather(*watchers)
             await pep.verifier.close()
+            await pep.pip.close()
             await pep.upstreams.close()
 
     return lifecycle

@@ -117,6 +117,13 @@ def register(sub: Any) -> None:
         metavar="ENV",
         help="overlay to apply, e.g. productie (default: the config's)",
     )
+    explain.add_argument(
+        "--extra",
+        type=Path,
+        metavar="FILE",
+        help="looked-up facts JSON, {lookup name: facts} as a test case's extra: "
+        "(the policy information point is not asked; a lookup without facts refuses)",
+    )
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(handler=cmd_explain)
 
@@ -256,7 +263,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 strict_input=args.strict_input,
                 schema=args.schema,
             )
-        decision = explain(route, claims, args.request.read_bytes())
+        extra = load_json(args.extra, "extra") if args.extra is not None else {}
+        if not isinstance(extra, dict):
+            raise ToolError(f"{args.extra}: extra must be a JSON object {{lookup name: facts}}")
+        decision = explain(route, claims, args.request.read_bytes(), extra)
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

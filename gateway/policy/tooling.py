@@ -116,9 +116,14 @@ def decide_request(
     route: RouteFacts,
     *,
     explain: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Analyse *request*, map *claims*, and decide as the policy decision point would (the
-    route's audience and scope gates are ``policy explain``'s, not a test case's)."""
+    route's audience and scope gates are ``policy explain``'s, not a test case's).
+
+    *extra* are the looked-up facts (``{lookup name: facts}``, as a case's ``extra:``
+    gives them); as in the gateway, only those of the lookups this request wants reach
+    the policy, so a case cannot pass a rule with facts the gateway would not gather."""
     token = map_claims(claims, default_claim_mapping())
     try:
         # Without a schema: test cases cover the policy for every route kind, including
@@ -127,7 +132,28 @@ def decide_request(
         operation = facts_from_request(request)
     except Refusal as refusal:
         return refusal_decision(refusal, policy_set.version)
-    return policy_set.decide(DecisionInput(token, operation, route), explain=explain)
+    facts = DecisionInput(token, operation, route)
+    if extra:
+        facts = DecisionInput(token, operation, route, wanted_extra(policy_set, facts, extra))
+    return policy_set.decide(facts, explain=explain)
+
+
+def wanted_extra(
+    policy_set: PolicySet, facts: DecisionInput, extra: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """The part of *extra* that the deciding policy's lookups would gather for *facts*;
+    a name that is no lookup of the set is a :class:`ToolError`."""
+    known = {lk.name for p in policy_set.policies for lk in p.lookups}
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        raise ToolError(
+            f"extra: {', '.join(unknown)} is not a lookup of the policy set "
+            f"(lookups: {', '.join(sorted(known)) or 'none'})"
+        )
+    op = facts.operation
+    policy = policy_set.policy_for(op.operation_type, op.root_field)
+    wanted = {lk.name for lk in (policy.lookups if policy else ()) if lk.wanted(facts)}
+    return {name: value for name, value in extra.items() if name in wanted}
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -347,7 +373,7 @@ def run_test_file(
                 policy_set, case["route"], strict_input=bool(case.get("strict_input", False))
             )
             request = _request(case["request"], requests, file.parent)
-            decision = decide_request(policy_set, caller, request, route)
+            decision = decide_request(policy_set, caller, request, route, extra=case.get("extra"))
         except PolicyLoadError as exc:
             result.errors.append(
                 LoadIssue(
