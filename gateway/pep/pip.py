@@ -35,7 +35,6 @@ from cachetools import TTLCache
 from gateway.config.model import GatewayConfig, PipConfig, RouteConfig
 from gateway.facts import DecisionInput, OperationFacts, RouteFacts, TokenFacts
 from gateway.policy.engine import PolicySet
-from gateway.policy.errors import LoadIssue, PolicyLoadError
 from gateway.policy.lookups import PEILDATUM, AnswerShapeError, LookupSpec
 
 log = structlog.get_logger("gateway.pep")
@@ -234,24 +233,18 @@ def pip_lookups(policies: Policies, client: PipClient) -> list[PipLookup]:
     return [PipLookup(name, policies, client) for name in names]
 
 
-def check_sources(policy_set: PolicySet, config: GatewayConfig) -> None:
-    """Raise :class:`PolicyLoadError` when a lookup's source route is not configured (the
-    gateway must not start with a lookup that can only ever refuse)."""
-    routes = sorted(r.path for r in config.routes)
-    issues = []
+def warn_unknown_sources(policy_set: PolicySet, config: GatewayConfig) -> None:
+    """Log each lookup whose source route is not configured: a request that wants it is
+    refused with 503 (a deelnemer's gateway may load the network's policies without the
+    register routes)."""
+    routes = {r.path for r in config.routes}
     for policy in policy_set.policies:
         for lookup in policy.lookups:
             if lookup.route not in routes:
-                file, _, line = lookup.location.rpartition(":")
-                issues.append(
-                    LoadIssue(
-                        file,
-                        int(line or 0),
-                        0,
-                        f"lookup {lookup.name!r} asks route {lookup.route}, "
-                        "which the configuration does not have",
-                        "routes: " + ", ".join(routes),
-                    )
+                log.warning(
+                    "pip_source_not_configured",
+                    lookup=lookup.name,
+                    source=lookup.route,
+                    at=lookup.location,
+                    hint="requests that need this lookup are refused (503)",
                 )
-    if issues:
-        raise PolicyLoadError(issues)

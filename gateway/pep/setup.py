@@ -29,7 +29,7 @@ from gateway.observability.health import add_check
 from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.gates import route_facts
 from gateway.pep.lookups import Lookups
-from gateway.pep.pip import PipClient, Signer, check_sources, pip_lookups
+from gateway.pep.pip import PipClient, Signer, pip_lookups, warn_unknown_sources
 from gateway.pep.pipeline import RouteHandler, RoutePlan
 from gateway.policy import PolicyStore
 from gateway.proxy.upstream import UpstreamPool
@@ -73,7 +73,6 @@ def build_pep(config: GatewayConfig, keystore: BuiltinKeys | None, observer: Obs
     )
     for route in config.routes:
         store = _policy(pep, config, route, observer)
-        check_sources(store.active, config)
         plan = RoutePlan(
             config=route,
             facts=route_facts(route),
@@ -84,6 +83,8 @@ def build_pep(config: GatewayConfig, keystore: BuiltinKeys | None, observer: Obs
             lookups=Lookups(pip_lookups(store, pep.pip), timeout=config.pip.timeout),
         )
         pep.handlers[route.path] = RouteHandler(plan, pep.verifier, observer)
+    for store in pep.policies.values():
+        warn_unknown_sources(store.active, config)
     return pep
 
 

@@ -1,7 +1,7 @@
 """The registers' authorisation matrices (``policies/iwlz/raadplegingen``) through the real
 running gateway, in front of a recording upstream: what the matrices allow is forwarded as
-sent; a broken binding, a forbidden field and a rule that needs the policy information point
-are refused with 403 and never reach the register."""
+sent; a broken binding and a forbidden field are refused with 403 and never reach the
+register. The rules decided on facts of the policy information point: ``test_pip.py``."""
 
 from __future__ import annotations
 
@@ -96,15 +96,6 @@ async def test_pgb_percentage_for_a_zorgaanbieder_is_refused_naming_the_path(
     assert error["message"] == (
         "Bemiddelingspecificatie query: pgbPercentage is never readable by a zorgaanbieder (POL103)"
     )
-    assert upstream.received == []
-
-
-async def test_a_rule_that_needs_the_policy_information_point_is_refused(
-    make_gateway: GatewayFactory, upstream: RecordingUpstream
-) -> None:
-    gateway = await register_gateway(make_gateway, upstream)
-    error = await refusal(gateway, "zorgkantoor-5152", template("QBR-0012-ZKu"))
-    assert "needs the policy information point" in error["message"]
     assert upstream.received == []
 
 
