@@ -24,12 +24,10 @@ from aiohttp.test_utils import unused_port
 
 from tests.fixtures.demo import read_until_printed
 from tests.fixtures.docs import REPO, commands
+from tests.fixtures.registers import BEMIDDELING_READ, BEMIDDELINGEN, TEMPLATES
 
 DEMO = REPO / "config" / "demo"
 STAND_IN = REPO / "tests" / "examples" / "policies"
-TEMPLATES = REPO / "policies" / "iwlz" / "raadplegingen" / "templates"
-BEMIDDELINGEN = "/registers/bemiddelingsregister/graphql"
-BEMIDDELING_READ = "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"
 S1 = "51000000-0000-4000-8000-000000000001"
 
 

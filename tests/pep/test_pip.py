@@ -23,14 +23,18 @@ from aiohttp.test_utils import TestServer, unused_port
 from gateway.appkeys import KEYSTORE
 from gateway.examples.register import create_register_app
 from tests.fixtures.gateway import PUBLIC_URL, REPO, Gateway, GatewayFactory
+from tests.fixtures.registers import (
+    BEMIDDELING_READ,
+    BEMIDDELINGEN,
+    FIXTURES,
+    INDICATIE_READ,
+    INDICATIES,
+    SCHEMAS,
+    register_route,
+    template,
+)
 
-SCHEMAS = REPO / "config" / "schemas"
-FIXTURES = REPO / "config" / "demo" / "registers"
-TEMPLATES = REPO / "policies" / "iwlz" / "raadplegingen" / "templates"
-BEMIDDELINGEN = "/registers/bemiddelingsregister/graphql"
-INDICATIES = "/registers/indicatieregister/graphql"
-BEMIDDELING_READ = "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"
-INDICATIE_READ = "registers/wlzindicatieregister/indicaties/indicatie:read"
+IWLZ = REPO / "policies" / "iwlz"
 S1 = "51000000-0000-4000-8000-000000000001"
 S2 = "51000000-0000-4000-8000-000000000002"
 S3 = "51000000-0000-4000-8000-000000000003"
@@ -81,17 +85,6 @@ async def registers() -> AsyncIterator[dict[str, Register]]:
         await server.close()
 
 
-def register_route(path: str, name: str, url: str, scope: str) -> dict[str, Any]:
-    return {
-        "path": path,
-        "upstream": url,
-        "deelnemer": {"id_type": "REGISTER", "id": name, "kind": "register"},
-        "schema": str(SCHEMAS / f"{name}.graphql"),
-        "policies": [str(REPO / "policies" / "iwlz")],
-        "scope_default": scope,
-    }
-
-
 StartGateway = Callable[..., Awaitable[Gateway]]
 
 
@@ -107,26 +100,20 @@ def start(make_gateway: GatewayFactory, registers: dict[str, Register]) -> Start
                     "bemiddelingsregister",
                     bemiddelingen or registers["bemiddelingsregister"].url,
                     BEMIDDELING_READ,
+                    IWLZ,
                 ),
                 register_route(
                     INDICATIES,
                     "indicatieregister",
                     registers["indicatieregister"].url,
                     INDICATIE_READ,
+                    IWLZ,
                 ),
             ],
             **overrides,
         )
 
     return make
-
-
-def template(name: str, **variables: Any) -> dict[str, Any]:
-    example = json.loads((TEMPLATES / f"{name}.variables.json").read_text(encoding="utf-8"))
-    return {
-        "query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
-        "variables": {**example, **variables},
-    }
 
 
 async def ask(gateway: Gateway, client: str, path: str, body: dict[str, Any]) -> Any:
@@ -173,31 +160,26 @@ async def test_the_pip_asks_with_the_gateways_own_token(
     assert "uzovi" not in claims
 
 
-async def test_without_an_own_specificatie_of_the_bemiddeling_it_is_refused(
-    start: StartGateway, registers: dict[str, Register]
+@pytest.mark.parametrize(
+    ("client", "asked", "why"),
+    [
+        # S3 is on B2, where zorgkantoor 5151 executes nothing.
+        ("zorgkantoor-5151", S3, "no own bemiddelingspecificatie"),
+        # 5152's own S2 ended 2025-12-31: its access to S1 lasted until 2026-05-31.
+        ("zorgkantoor-5152", S1, "ended on 31 May"),
+    ],
+)
+async def test_an_informatieve_specificatie_the_facts_do_not_allow_is_refused(
+    start: StartGateway, registers: dict[str, Register], client: str, asked: str, why: str
 ) -> None:
     gateway = await start()
-    # S3 is on B2, where zorgkantoor 5151 executes nothing.
-    body = template("QBR-0012-ZKu", bemiddelingspecificatieID=S3)
-    response = await ask(gateway, "zorgkantoor-5151", BEMIDDELINGEN, body)
+    body = template("QBR-0012-ZKu", bemiddelingspecificatieID=asked)
+    response = await ask(gateway, client, BEMIDDELINGEN, body)
     assert response.status == 403
     (error,) = (await response.json())["errors"]
     assert error["extensions"]["code"] == "FORBIDDEN"
-    assert "no own bemiddelingspecificatie" in error["message"]
+    assert why in error["message"]
     # The register saw the PIP query only, never the refused template.
-    assert registers["bemiddelingsregister"].operations() == ["PipInformatieveSpecificatie"]
-
-
-async def test_after_31_may_of_the_year_after_the_own_einddatum_it_is_refused(
-    start: StartGateway, registers: dict[str, Register]
-) -> None:
-    gateway = await start()
-    # 5152's own S2 ended 2025-12-31: its access to S1 lasted until 2026-05-31.
-    body = template("QBR-0012-ZKu", bemiddelingspecificatieID=S1)
-    response = await ask(gateway, "zorgkantoor-5152", BEMIDDELINGEN, body)
-    assert response.status == 403
-    (error,) = (await response.json())["errors"]
-    assert "ended on 31 May" in error["message"]
     assert registers["bemiddelingsregister"].operations() == ["PipInformatieveSpecificatie"]
 
 
@@ -252,23 +234,24 @@ async def test_register_down_refuses_with_503_and_forwards_nothing(
     assert registers["indicatieregister"].received == []
 
 
-async def test_an_answer_without_the_asked_shape_refuses_with_503(
-    start: StartGateway, registers: dict[str, Register], upstream: Any
+@pytest.mark.parametrize(
+    ("endpoint", "settings"),
+    [
+        ("/graphql", {}),  # answers every query with its own data: not the shape asked for
+        ("/slow", {"timeout": 0.3}),  # answers after 5 s
+    ],
+)
+async def test_a_register_without_a_usable_answer_in_time_refuses_with_503(
+    start: StartGateway,
+    registers: dict[str, Register],
+    upstream: Any,
+    endpoint: str,
+    settings: dict[str, Any],
 ) -> None:
-    # The recording upstream answers every query with its own fixed data.
-    gateway = await start(bemiddelingen=upstream.url + "/graphql")
+    gateway = await start(bemiddelingen=upstream.url + endpoint, pip=settings)
     response = await ask(gateway, "zorgkantoor-5152", INDICATIES, template("QIR-0004-ZKu"))
     assert response.status == 503
     assert len(upstream.received) == 1
-    assert registers["indicatieregister"].received == []
-
-
-async def test_a_register_slower_than_the_timeout_refuses_with_503(
-    start: StartGateway, registers: dict[str, Register], upstream: Any
-) -> None:
-    gateway = await start(bemiddelingen=upstream.url + "/slow", pip={"timeout": 0.3})
-    response = await ask(gateway, "zorgkantoor-5152", INDICATIES, template("QIR-0004-ZKu"))
-    assert response.status == 503
     assert registers["indicatieregister"].received == []
 
 

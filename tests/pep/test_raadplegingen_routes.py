@@ -10,19 +10,10 @@ import re
 from typing import Any
 
 from tests.fixtures.gateway import REPO, Gateway, GatewayFactory, RecordingUpstream
+from tests.fixtures.registers import BEMIDDELING_READ as READ
+from tests.fixtures.registers import BEMIDDELINGEN, template
 
-TEMPLATES = REPO / "policies" / "iwlz" / "raadplegingen" / "templates"
-BEMIDDELINGEN = "/registers/bemiddelingsregister/graphql"
-READ = "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"
 S1 = "51000000-0000-4000-8000-000000000001"
-
-
-def template(name: str, **variables: Any) -> dict[str, Any]:
-    example = json.loads((TEMPLATES / f"{name}.variables.json").read_text(encoding="utf-8"))
-    return {
-        "query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
-        "variables": {**example, **variables},
-    }
 
 
 async def register_gateway(make_gateway: GatewayFactory, upstream: RecordingUpstream) -> Gateway:
