@@ -95,14 +95,15 @@ class PipClient:
 
     async def ask(self, spec: LookupSpec, variables: Mapping[str, Any]) -> dict[str, list[Any]]:
         """The yields of *spec* for *variables*, from the cache or the register."""
+        if self.settings.cache_ttl <= 0:
+            return spec.extract(await self._fetch(spec, variables))
         key = (spec.route, spec.query, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
-        if self.settings.cache_ttl > 0:
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
-            pending = self._pending.get(key)
-            if pending is not None:
-                return await asyncio.shield(pending)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        pending = self._pending.get(key)
+        if pending is not None:  # the same question is on its way: share its answer
+            return await asyncio.shield(pending)
         future: asyncio.Future[dict[str, list[Any]]] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
@@ -116,8 +117,7 @@ class PipClient:
             raise
         else:
             future.set_result(answer)
-            if self.settings.cache_ttl > 0:
-                self._cache[key] = answer
+            self._cache[key] = answer
             return answer
         finally:
             del self._pending[key]
@@ -199,26 +199,30 @@ class PipLookup:
         self.policies = policies
         self.client = client
 
-    def _spec(self, facts: DecisionInput) -> LookupSpec | None:
-        op = facts.operation
-        policy = self.policies.active.policy_for(op.operation_type, op.root_field)
+    def _spec(
+        self, token: TokenFacts, operation: OperationFacts, route: RouteFacts
+    ) -> tuple[LookupSpec, DecisionInput] | None:
+        """The declaration the deciding policy has under this name, if this request wants
+        it (most requests: one dict lookup and no declaration, nothing more)."""
+        policy = self.policies.active.policy_for(operation.operation_type, operation.root_field)
         for spec in policy.lookups if policy is not None else ():
-            if spec.name == self.name and spec.wanted(facts):
-                return spec
+            if spec.name == self.name:
+                facts = DecisionInput(token, operation, route)
+                return (spec, facts) if spec.wanted(facts) else None
         return None
 
     def wanted(self, token: TokenFacts, operation: OperationFacts, route: RouteFacts) -> bool:
         """Whether the deciding policy declares this lookup and this request wants it."""
-        return self._spec(DecisionInput(token, operation, route)) is not None
+        return self._spec(token, operation, route) is not None
 
     async def facts(
         self, token: TokenFacts, operation: OperationFacts, route: RouteFacts
     ) -> dict[str, Any]:
         """The yields, plus ``peildatum`` (never cached: the date of this request)."""
-        facts = DecisionInput(token, operation, route)
-        spec = self._spec(facts)
-        if spec is None:  # the set was swapped between wanted and facts
+        found = self._spec(token, operation, route)
+        if found is None:  # the set was swapped between wanted and facts
             raise PipError(f"lookup {self.name} is no longer declared")
+        spec, facts = found
         try:
             answer = await self.client.ask(spec, spec.variables_for(facts))
         except (PipError, AnswerShapeError) as exc:

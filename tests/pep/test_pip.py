@@ -10,6 +10,7 @@ costs no second round trip.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -278,3 +279,15 @@ async def test_without_a_cache_every_decision_asks_the_register(
         response = await ask(gateway, "zorgkantoor-5152", INDICATIES, template("QIR-0004-ZKu"))
         assert response.status == 200
     assert len(registers["bemiddelingsregister"].received) == 2
+
+
+async def test_concurrent_identical_decisions_share_one_round_trip(
+    start: StartGateway, registers: dict[str, Register]
+) -> None:
+    gateway = await start(pip={"cache_ttl": 60})
+    body = template("QIR-0004-ZKu")
+    responses = await asyncio.gather(
+        *(ask(gateway, "zorgkantoor-5152", INDICATIES, body) for _ in range(4))
+    )
+    assert [r.status for r in responses] == [200] * 4
+    assert registers["bemiddelingsregister"].operations() == ["PipIndicatieZorgkantoor"]
