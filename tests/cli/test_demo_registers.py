@@ -126,6 +126,8 @@ def stand_in_config(tmp_path: Path) -> Path:
     data = yaml.safe_load((DEMO / "gateway.yaml").read_text(encoding="utf-8"))
     data["authserver"]["clients_file"] = str(DEMO / "clients.yaml")
     data["authserver"]["signing"]["keys_dir"] = str(tmp_path / "keys")
+    # Its own store: ../../var/demo beside a pytest tmp dir is shared by every test run.
+    data["data_dir"] = str(tmp_path / "data")
     for route in data["routes"]:
         route["policies"] = [str((DEMO / p).resolve()) for p in route["policies"]]
         if "schema" in route:
