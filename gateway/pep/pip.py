@@ -79,8 +79,6 @@ class PipClient:
         )
         self._pending: dict[tuple[str, str, bytes], asyncio.Future[dict[str, list[Any]]]] = {}
         self._session: aiohttp.ClientSession | None = None
-        self.round_trips = 0
-        """Requests sent to registers (for tests and the operator's curiosity)."""
 
     async def start(self) -> None:
         """Open the session (app startup)."""
@@ -124,7 +122,7 @@ class PipClient:
 
     async def _fetch(self, spec: LookupSpec, variables: Mapping[str, Any]) -> Any:
         route = self.routes.get(spec.route)
-        if route is None:  # checked at setup; a reloaded policy may name another route
+        if route is None:  # logged at setup (pip_source_not_configured)
             raise PipError(f"no route {spec.route}")
         if self._session is None:
             raise PipError("the PIP client is not started")
@@ -137,7 +135,6 @@ class PipClient:
             "X-Request-ID": str(uuid.uuid4()),
         }
         body = orjson.dumps({"query": spec.query, "variables": variables})
-        self.round_trips += 1
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout)
         try:
             async with self._session.post(
