@@ -845,6 +845,21 @@ class PolicyConfig(Model):
     cases fail (or that has none) is refused, and the last good set keeps serving."""
 
 
+class PipConfig(Model):
+    """The policy information point: how the gateway asks a register for the facts a
+    policy's ``lookups:`` declare (docs/policies.md, *Lookups*)."""
+
+    model_config = ConfigDict(title="pip")
+    timeout: Annotated[Number, Field(gt=0, le=60)] = 2.0
+    """Seconds for all lookups of one request together; slower: refused with 503."""
+    cache_ttl: Annotated[Number, Field(ge=0, le=3600)] = 30.0
+    """Seconds an answer is reused for the same query and variables (0: never)."""
+    cache_size: Annotated[Int, Field(ge=1, le=1_000_000)] = 1024
+    client_id: Text = "nid-gateway-pip"
+    """``sub``/``client_id`` of the token the gateway signs for itself (built-in issuer)."""
+    token_lifetime: Annotated[Int, Field(ge=30, le=3600)] = 300
+
+
 class AuditConfig(Model):
     model_config = ConfigDict(title="observability.audit")
     path: AnyPath
@@ -887,6 +902,7 @@ class GatewayConfig(FileModel):
     """Root field -> scope template for every route, e.g. ``organisaties/{kind}/...``."""
     routes: Annotated[tuple[RouteConfig, ...], Field(min_length=1)]
     policy: PolicyConfig = PolicyConfig()
+    pip: PipConfig = PipConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     data_dir: AnyPath | None = None
     """Folder of the gateway's durable state (the SQLite store); default ``data/`` beside

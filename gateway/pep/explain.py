@@ -16,6 +16,7 @@ the decision needs something about the route that was not given, the tool refuse
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from gateway.config.model import (
     RouteConfig,
     default_claim_mapping,
 )
-from gateway.facts import DecisionInput, TokenFacts
+from gateway.facts import DecisionInput, OperationFacts, TokenFacts
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema, route_schema
 from gateway.pep.authenticate import check_audience
@@ -44,7 +45,7 @@ from gateway.policy.decision import Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import PolicyLoadError
 from gateway.policy.loader import load_policy_set
-from gateway.policy.tooling import ToolError, described_route_facts
+from gateway.policy.tooling import ToolError, described_route_facts, wanted_extra
 from gateway.refusals import Refusal, ScopeMismatch, Unauthenticated
 from gateway.rest.analyser import RestAnalyser, load_openapi, offline_request
 from gateway.rest.paths import PathTemplates
@@ -128,8 +129,9 @@ def explain(
 ) -> Decision:
     """The PEP's decision on *claims* (a token payload) and *body* (the request JSON) at
     *route*, with the trace of every gate and rule; :class:`ToolError` when it needs to know
-    more about the route than was given. *extra*: the facts the route's lookups would
-    gather (``--extra FILE``: e.g. the subscription the store holds)."""
+    more about the route than was given. *extra* are the looked-up facts the policy
+    information point would give (``{lookup name: facts}``); the trace shows, per lookup
+    the request wants, the facts used."""
     version = route.policy_set.version
     head: tuple[TraceStep, ...] = ()
     gate = "token"
@@ -153,11 +155,13 @@ def explain(
         token = token_facts(claims, route.mapping)
         gate = "graphql"
         operation = route.gates.operation(body, JSON_BODY)
+        looked_up, steps = _lookups(route, token, operation, extra or {})
+        head += steps
         gate = "scope"
         field = operation.root_field
         if route.scopes_known:
             required = route.gates.required_scopes.get(field, route.gates.scope_default)
-            decision = route.gates.decide(token, operation, extra, explain=True)
+            decision = route.gates.decide(token, operation, looked_up, explain=True)
             head += (TraceStep("scope", "", "passed", f"token holds {required}"),)
         else:
             # The scopes a route requires are gateway configuration, not policy: without
@@ -165,7 +169,7 @@ def explain(
             gate = "policy"
             decision = decide(
                 route.gates.policy,
-                DecisionInput(token, operation, route.gates.facts, extra or {}),
+                DecisionInput(token, operation, route.gates.facts, looked_up),
                 explain=True,
             )
             head += (
@@ -182,6 +186,36 @@ def explain(
             gate = "policy"  # the PDP itself failed (PolicyError)
         return _gate_refusal(refusal, gate, version, head)
     return dataclasses.replace(decision, trace=(*head, *decision.trace))
+
+
+def _lookups(
+    route: ExplainRoute, token: TokenFacts, operation: OperationFacts, extra: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], tuple[TraceStep, ...]]:
+    """The facts of the lookups this request wants, from *extra*, and a trace step each."""
+    facts = DecisionInput(token, operation, route.gates.facts)
+    used = wanted_extra(route.policy_set, facts, extra)
+    policy = route.policy_set.policy_for(operation.operation_type, operation.root_field)
+    steps = []
+    for lookup in policy.lookups if policy is not None else ():
+        rule = f"lookup/{lookup.name}"
+        if not lookup.wanted(facts):
+            steps.append(TraceStep(rule, lookup.location, "skipped", "not wanted by this request"))
+        elif lookup.name in used:
+            shown = json.dumps(used[lookup.name], ensure_ascii=False, sort_keys=True)
+            steps.append(
+                TraceStep(rule, lookup.location, "given", f"extra.{lookup.name} = {shown}")
+            )
+        else:
+            steps.append(
+                TraceStep(
+                    rule,
+                    lookup.location,
+                    "missing",
+                    f"{lookup.route} would be asked; without --extra facts for "
+                    f"{lookup.name!r} the checks that need extra.{lookup.name} refuse",
+                )
+            )
+    return used, tuple(steps)
 
 
 def _check_audience_path(claims: Mapping[str, Any], path: str) -> None:

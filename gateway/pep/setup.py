@@ -38,7 +38,8 @@ from gateway.pep.authzen import setup_authzen
 from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.central import CentralRouteHandler, central_route
 from gateway.pep.gates import route_facts
-from gateway.pep.lookups import NO_LOOKUPS, Lookups
+from gateway.pep.lookups import FactLookup, Lookups
+from gateway.pep.pip import PipClient, Signer, pip_lookups, warn_unknown_sources
 from gateway.pep.pipeline import RouteHandler, RoutePlan
 from gateway.pep.rest import RestGates, RestRouteHandler, RestRoutePlan, policy_templates
 from gateway.pep.rest_lookup import rest_lookups
@@ -59,6 +60,8 @@ class Pep:
 
     verifier: TokenVerifier
     upstreams: UpstreamPool
+    pip: PipClient
+    """Asks registers for the facts the policies' ``lookups:`` declare."""
     analysers: dict[Path | None, Analyser] = field(default_factory=dict)
     policies: dict[tuple[Path, ...], PolicyStore] = field(default_factory=dict)
     handlers: dict[str, RouteHandler | RestRouteHandler] = field(default_factory=dict)
@@ -101,29 +104,34 @@ def build_pep(
     pep = Pep(
         verifier=TokenVerifier(config.tokens, keystore if builtin else None, observer),
         upstreams=UpstreamPool(observer),
+        pip=PipClient(config, keystore if isinstance(keystore, Signer) else None),
     )
     ref = store if store is not None else _no_store
-    lookups = Lookups([SubscriptionLookup(ref)]) if store is not None else NO_LOOKUPS
+    stored: list[FactLookup] = [SubscriptionLookup(ref)] if store is not None else []
     recorder = SubscriptionRecorder(ref)
     for route in config.routes:
         if route.rest is not None:
             pep.handlers[route.path] = build_rest_handler(pep, config, route, observer)
             continue
+        policy = _policy(pep, config, route, observer)
         plan = RoutePlan(
             config=route,
             facts=route_facts(route),
             analyser=_analyser(pep, config, route, observer),
-            policy=_policy(pep, config, route, observer),
+            policy=policy,
             upstream=pep.upstreams.register(route),
             max_body_bytes=config.server.max_body_bytes,
-            lookups=lookups,
+            lookups=Lookups([*pip_lookups(policy, pep.pip), *stored], timeout=config.pip.timeout),
             recorder=recorder,
         )
         pep.handlers[route.path] = RouteHandler(plan, pep.verifier, observer)
+    for policy in pep.policies.values():
+        warn_unknown_sources(policy.active, config)
     if config.adresboek is not None:
         pep.adresboek = AdresboekSource(config.adresboek)
     if config.notificaties is not None and pep.adresboek is not None:
-        pep.central = _central(pep, config, pep.adresboek, observer, lookups)
+        central_lookups = Lookups(stored, timeout=config.pip.timeout)
+        pep.central = _central(pep, config, pep.adresboek, observer, central_lookups)
     return pep
 
 
@@ -279,6 +287,7 @@ def _lifecycle(
     @contextlib.asynccontextmanager
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await pep.upstreams.start()
+        await pep.pip.start()
         await pep.verifier.start()
         stop_watching = asyncio.Event()
         watchers = []
@@ -302,6 +311,7 @@ def _lifecycle(
             stop_watching.set()
             await asyncio.gather(*watchers)
             await pep.verifier.close()
+            await pep.pip.close()
             await pep.upstreams.close()
 
     return lifecycle

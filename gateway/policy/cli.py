@@ -126,8 +126,9 @@ def register(sub: Any) -> None:
         "--extra",
         type=Path,
         metavar="FILE",
-        help="JSON object of context facts the route's lookups would gather (extra.<name>), "
-        'e.g. {"abonnement": {"found": true, "active": true, ...}}',
+        help="looked-up facts JSON, {lookup name: facts} as a test case's extra: (the policy "
+        "information point's lookups, the subscription store's abonnement, ...) "
+        "(nothing is asked; a lookup without facts refuses)",
     )
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(handler=cmd_explain)
@@ -278,9 +279,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 strict_input=args.strict_input,
                 schema=args.schema,
             )
-        extra = load_json(args.extra, "extra facts") if args.extra is not None else None
-        if extra is not None and not isinstance(extra, dict):
-            raise ToolError(f"{args.extra}: extra facts must be a JSON object")
+        extra = load_json(args.extra, "extra") if args.extra is not None else {}
+        if not isinstance(extra, dict):
+            raise ToolError(f"{args.extra}: extra must be a JSON object {{lookup name: facts}}")
         decision = explain(route, claims, args.request.read_bytes(), extra)
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from gateway.facts import DecisionInput
 from gateway.policy.audit_fields import AuditBlock
 from gateway.policy.conditions import Cond, DataCatalogue
 from gateway.policy.decision import AuditValue, AuditValues, Decision, TraceStep, with_audit
+from gateway.policy.lookups import LookupSpec
 
 DEFAULT_DENY_RULE = "default-deny"
 REFUSAL_CACHE_SIZE = 4096
@@ -109,6 +110,8 @@ class CompiledPolicy:
     checks: tuple[CompiledCheck, ...]
     audit_block: AuditBlock | None = None
     """The compiled ``audit:`` block (None: no block)."""
+    lookups: tuple[LookupSpec, ...] = ()
+    """The facts gathered before this policy decides (``lookups:``, the PIP)."""
     version: str = ""
     audit: Callable[[DecisionInput], AuditValues] | None = None
     """The request's audit values under every name of the set (None: no block)."""
@@ -280,6 +283,10 @@ class PolicySet:
             rule=DEFAULT_DENY_RULE,
             policy_version=self.version,
         )
+
+    def policy_for(self, operation_type: str, root_field: str) -> CompiledPolicy | None:
+        """The policy that decides this operation (None: default deny)."""
+        return self._index.get((operation_type, root_field))
 
     def decide(self, facts: DecisionInput, *, explain: bool = False) -> Decision:
         """Decide on *facts*: the policy for the operation, else default deny."""

@@ -127,8 +127,11 @@ def decide_request(
     extra: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Analyse *request*, map *claims*, and decide as the policy decision point would (the
-    route's audience and scope gates are ``policy explain``'s, not a test case's); *extra*
-    stands in for what the route's lookups would have gathered (``extra.<name>``)."""
+    route's audience and scope gates are ``policy explain``'s, not a test case's).
+
+    *extra* are the looked-up facts (``{lookup name: facts}``, as a case's ``extra:``
+    gives them); as in the gateway, only those of the lookups this request wants reach
+    the policy, so a case cannot pass a rule with facts the gateway would not gather."""
     token = map_claims(claims, default_claim_mapping())
     try:
         if is_rest_request(request):
@@ -142,7 +145,24 @@ def decide_request(
             operation = facts_from_request(request)
     except Refusal as refusal:
         return refusal_decision(refusal, policy_set.version)
-    return policy_set.decide(DecisionInput(token, operation, route, extra or {}), explain=explain)
+    facts = DecisionInput(token, operation, route)
+    if extra:
+        facts = DecisionInput(token, operation, route, wanted_extra(policy_set, facts, extra))
+    return policy_set.decide(facts, explain=explain)
+
+
+def wanted_extra(
+    policy_set: PolicySet, facts: DecisionInput, extra: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """*extra* as the gateway would gather it for *facts*: the facts of a lookup the policy
+    set declares (``lookups:``) only when the deciding policy's lookup wants this request;
+    the facts of the gateway's own lookups (``abonnement`` from the subscription store,
+    ``overleg`` from the Ketenindex) as given."""
+    declared = {lk.name for p in policy_set.policies for lk in p.lookups}
+    op = facts.operation
+    policy = policy_set.policy_for(op.operation_type, op.root_field)
+    wanted = {lk.name for lk in (policy.lookups if policy else ()) if lk.wanted(facts)}
+    return {name: value for name, value in extra.items() if name not in declared or name in wanted}
 
 
 REST_KEYS = ("method", "path", "headers", "body")

@@ -24,12 +24,17 @@ from aiohttp.test_utils import unused_port
 
 from tests.fixtures.demo import read_until_printed, run_shell
 from tests.fixtures.docs import REPO, commands
+from tests.fixtures.registers import (
+    BEMIDDELING_READ,
+    BEMIDDELINGEN,
+    INDICATIE_READ,
+    INDICATIES,
+    TEMPLATES,
+    template,
+)
 
 DEMO = REPO / "config" / "demo"
 STAND_IN = REPO / "tests" / "examples" / "policies"
-TEMPLATES = REPO / "policies" / "iwlz" / "raadplegingen" / "templates"
-BEMIDDELINGEN = "/registers/bemiddelingsregister/graphql"
-BEMIDDELING_READ = "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"
 S1 = "51000000-0000-4000-8000-000000000001"
 
 
@@ -161,3 +166,57 @@ def test_the_readme_raadpleging_curls_run_as_written(tmp_path: Path) -> None:
     (error,) = json.loads(refused)["errors"]
     assert error["extensions"]["code"] == "FORBIDDEN"
     assert error["extensions"]["reason"] == "instelling is not the caller's own AGB"
+
+
+# The templates decided on facts of the policy information point, each by the demo client
+# of templates/README.md: the gateway asks the demo's example Bemiddelingsregister first.
+PIP_TEMPLATES = {
+    "QBR-0012-ZKu": ("zorgkantoor-5151", BEMIDDELINGEN, "bemiddelingspecificatie"),
+    "QBR-0013-ZKu": ("zorgkantoor-5151", BEMIDDELINGEN, "regiehouder"),
+    "QIR-0002-ZA": ("zorgaanbieder-12345678", INDICATIES, "wlzIndicatie"),
+    "QIR-0003-ZKn": ("zorgkantoor-5152", INDICATIES, "wlzIndicatie"),
+    "QIR-0004-ZKu": ("zorgkantoor-5152", INDICATIES, "wlzIndicatie"),
+}
+
+
+def send(base: str, client: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """*body* to *path* with a token of the demo client *client*."""
+    scope = BEMIDDELING_READ if path == BEMIDDELINGEN else INDICATIE_READ
+    form = f"grant_type=client_credentials&scope={scope}&audience={base}{path}".encode()
+    status, answer = post(
+        f"{base}/auth/token",
+        None,
+        data=form,
+        headers={
+            "Authorization": "Basic " + _basic(client),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert status == 200, answer
+    headers = {"Authorization": f"Bearer {answer['access_token']}"}
+    return post(base + path, body, {**headers, "Content-Type": "application/json"})
+
+
+def test_the_templates_decided_on_looked_up_facts_pass_through_the_demo_unchanged() -> None:
+    proc, base = start_demo()
+    try:
+        read_until_printed(proc, "# 3.")
+        answers = {
+            name: send(base, client, path, template(name))
+            for name, (client, path, _root) in PIP_TEMPLATES.items()
+        }
+        # zorgkantoor 5152's own S2 ended 2025-12-31: its access to S1 ended 2026-05-31.
+        late = send(
+            base,
+            "zorgkantoor-5152",
+            BEMIDDELINGEN,
+            template("QBR-0012-ZKu", bemiddelingspecificatieID=S1),
+        )
+    finally:
+        stop(proc)
+    for name, (status, answer) in answers.items():
+        assert status == 200, (name, answer)
+        assert answer["data"][PIP_TEMPLATES[name][2]], (name, answer)
+    status, answer = late
+    assert status == 403
+    assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
