@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Exact versions of every dependency (all extras, build requirements): `make lock` writes it.
 LOCK   := requirements/constraints.txt
 
-.PHONY: run test lint bench venv lock clean
+.PHONY: run test lint bench crash-test venv lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: lint
 
 bench: $(STAMP)
 	bash bench/run.sh
+
+# Reliable delivery's crash test (tests/delivery/crash.py) 20 times in a row: kill -9 under
+# load, restart, every accepted notification delivered once. Stops at the first failure.
+crash-test: $(STAMP)
+	$(BIN)/python -m tests.delivery.crash --runs 20
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -21,5 +21,6 @@ run log_renderer bench/bench_log_renderer.py
 run gateway  bench/bench_gateway.py
 run instructions bench/bench_instructions.py
 run workers  bench/bench_workers.py
+run delivery bench/bench_delivery.py
 echo
 echo "results in bench/results/"

@@ -9,6 +9,7 @@ from gateway.appkeys import CONFIG, KEYSTORE, OBSERVER
 from gateway.authserver.setup import setup_authserver
 from gateway.authserver.signing_keys import KeyStore
 from gateway.config.model import GatewayConfig
+from gateway.delivery.setup import setup_delivery
 from gateway.observability.events import Observer
 from gateway.observability.setup import setup_observability
 from gateway.pep import setup_pep
@@ -20,7 +21,7 @@ async def create_app(config: GatewayConfig, *, observer: Observer | None = None)
 
     Order matters: observability first (so every later room can report), then the key
     store, the durable store (when configured) and the authorization server, then the
-    policy store and the PEP routes.
+    policy store and the PEP routes, then reliable delivery (it needs both).
     """
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
@@ -31,5 +32,6 @@ async def create_app(config: GatewayConfig, *, observer: Observer | None = None)
         setup_store(app, config)
     if config.authserver is not None and config.authserver.enabled:
         setup_authserver(app, config, keystore, app[OBSERVER])
-    setup_pep(app, config, keystore, app[OBSERVER])
+    pep = setup_pep(app, config, keystore, app[OBSERVER])
+    setup_delivery(app, config, pep)
     return app

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     from gateway import __version__
     from gateway.authserver import cli as authserver_cli
+    from gateway.delivery import cli as outbox_cli
     from gateway.policy import cli as policy_cli
     from gateway.serving import demo, serve
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)  # demo
     policy_cli.register(sub)  # policy check|test|explain
     authserver_cli.register(sub)  # token issue, keys generate
+    outbox_cli.register(sub)  # outbox list|show|replay|purge
     return parser
 
 

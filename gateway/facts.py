@@ -34,6 +34,26 @@ class TokenFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class RestFacts:
+    """What a REST request asks, as the policy sees it (``request.*`` facts).
+
+    ``template`` is the path template the request matched (``/voorzitter/uitkomsten/{id}``),
+    ``params`` its named parameters (percent-decoded), ``query`` the query parameters (each
+    sent once: a repeated one is refused before any policy), ``headers`` the request headers
+    by lower-case name (``authorization`` and ``cookie`` left out), ``body`` the parsed JSON
+    body (None without one).
+    """
+
+    method: str
+    path: str
+    template: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class OperationFacts:
     """What a GraphQL request will execute, with everything resolved.
 
@@ -57,6 +77,9 @@ class OperationFacts:
     (``bemiddeling.client.contactpersoon``): one argument set per selection of the field
     (aliases and fragments each count), resolved as ``arguments``. Lists the fields that
     take arguments (without a schema: the paths sent with arguments at least once)."""
+    rest: RestFacts | None = None
+    """A REST request: ``operation_type`` is then its method and ``root_field`` its path
+    template, so one selector index serves both kinds."""
 
     @property
     def display_name(self) -> str:

@@ -153,6 +153,30 @@ class MethodNotAllowed(Refusal):
     default_message = "Method not allowed: use POST"
 
 
+class NotFound(Refusal):
+    """404: a REST route's OpenAPI document has no such path."""
+
+    status = 404
+    code = "NOT_FOUND"
+    default_message = "Not Found"
+
+
+class OperationNotAllowed(MethodNotAllowed):
+    """405 on a REST route: the path exists, the method not; ``Allow`` lists the methods."""
+
+    code = "METHOD_NOT_ALLOWED"
+
+    def __init__(self, allow: tuple[str, ...], *, reason: str | None = None) -> None:
+        super().__init__("Method Not Allowed", reason=reason)
+        self.allow = allow
+
+
+class InsufficientScope(ScopeMismatch):
+    """403 on a REST route: the token lacks the method's scope (RFC 6750 ``insufficient_scope``)."""
+
+    code = "insufficient_scope"
+
+
 class BadGateway(Refusal):
     status = 502
     code = "BAD_GATEWAY"
@@ -172,6 +196,15 @@ class FactsUnavailable(Refusal):
     status = 503
     code = "SERVICE_UNAVAILABLE"
     default_message = "Service unavailable"
+
+
+class OutboxUnavailable(Refusal):
+    """503 on the async path (``Prefer: respond-async``): the outbox cannot be written, so
+    nothing is accepted that might be lost; the synchronous path keeps working."""
+
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "Reliable delivery unavailable: the outbox cannot be written"
 
 
 class PolicyError(Refusal):

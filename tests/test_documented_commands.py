@@ -73,10 +73,44 @@ HOW = (
         "tests/cli/test_demo_registers.py::test_the_readme_raadpleging_curls_run_as_written",
     ),
     How(
+        r"(ZA|LIST)=\$\(curl -s http://127\.0\.0\.1:8080/auth/token .*"
+        r"|(ABONNEMENT=\$\()?curl -s http://127\.0\.0\.1:8080/deelnemers/.* -H \"Authorization: .*"
+        r"|curl -s http://127\.0\.0\.1:8080/abonnementen .*"
+        r"|ZK=\$\(curl -s -u zorgkantoor-5151:.*",
+        "test",
+        "tests/cli/test_demo_abonnementen.py::test_the_readme_subscription_curls_run_as_written",
+    ),
+    How(
+        r"tok\(\) \{ curl -s -u .*|curl -si? '?http://127\.0\.0\.1:8080/"
+        r"(ketenindex|voorzitter|klantinteracties)/.*",
+        "test",
+        "tests/cli/test_demo_rest.py::test_the_documented_rest_curls_run_as_written",
+    ),
+    How(
+        r"TOKEN=\$\(curl -s -u zorgkantoor-5152:.*"
+        r"|curl -s http://127\.0\.0\.1:8080/access/v1/evaluation .*"
+        r"|curl -s http://127\.0\.0\.1:8080/\.well-known/authzen-configuration",
+        "test",
+        "tests/cli/test_demo_authzen.py::test_the_authzen_curls_run_as_written_against_the_demo",
+    ),
+    How(
+        r"TOKEN=\$\(curl -s -u ciz:ciz-demo-secret .*/notificaties/graphql .*"
+        r"|NOTIFICATIE='import json,sys; .*|python3 -c \"\$NOTIFICATIE\" .*"
+        r"|ADRESBOEK_TOKEN=.*|curl -s http://127\.0\.0\.1:8080/adresboek .*",
+        "test",
+        "tests/cli/test_demo_central.py::test_the_readme_central_route_curls_run_as_written",
+    ),
+    How(
         r"make lock",
         "suite",
         "needs PyPI; tests/test_lock.py fails, naming `make lock`, "
         "when pyproject.toml and the lock disagree",
+    ),
+    How(
+        r"DATA=var/demo|ID=\$\(\.venv/bin/nid-gateway outbox list .*"
+        r"|\.venv/bin/nid-gateway outbox (list|show|replay|purge) --config config/demo/.*",
+        "test",
+        "tests/delivery/test_outbox_cli.py::test_the_documented_outbox_commands_run_as_written",
     ),
     How(
         r"docker compose up --build|TOKEN=\$\(curl -s -u ciz:ciz-compose-secret .*"

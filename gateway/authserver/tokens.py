@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.authserver.signing_keys import KeyStore
-from gateway.config.model import ClientConfig, GatewayConfig
+from gateway.config.model import SCOPELESS_PATHS, ClientConfig, GatewayConfig
 
 
 class TokenRequestError(Exception):
@@ -71,6 +71,9 @@ class TokenIssuer:
         self.clients: dict[str, ClientConfig] = (
             {c.client_id: c for c in auth.clients} if auth is not None else {}
         )
+        base = config.public_url.rstrip("/")
+        self.scopeless = frozenset(base + path for path in SCOPELESS_PATHS)
+        """Audiences of the read-only endpoints, for which a token may carry no scope."""
 
     def client(self, client_id: str) -> ClientConfig | None:
         """The registered client, or None."""
@@ -86,7 +89,8 @@ class TokenIssuer:
         """Check the request and mint a token, or raise :class:`TokenRequestError`.
 
         Checks, in this order: audience present, audience allowed (``invalid_target``),
-        scopes present and all allowed (``invalid_scope``), actor allowed.
+        scopes present (none needed for a read-only endpoint's audience) and all allowed
+        (``invalid_scope``), actor allowed.
         """
         if not audience:
             raise TokenRequestError("invalid_request", "audience required")
@@ -94,7 +98,7 @@ class TokenIssuer:
             raise TokenRequestError("invalid_target", "audience not allowed for this client")
         # Keep the order, drop repeats; an item may itself be space-separated.
         requested = list(dict.fromkeys(word for item in scopes for word in item.split()))
-        if not requested:
+        if not requested and audience not in self.scopeless:
             raise TokenRequestError("invalid_scope", "scope required")
         if not client.allowed_scopes.issuperset(requested):
             raise TokenRequestError("invalid_scope", "scope not allowed")

@@ -21,10 +21,12 @@ from pydantic import BaseModel, ValidationError
 from gateway.config.errors import ConfigError, Located, did_you_mean
 from gateway.config.model import (
     ALL_ROUTES,
+    NOTIFICATIES_PATH,
     AuthServerConfig,
     ClientConfig,
     ClientsFile,
     GatewayConfig,
+    NotificatiesConfig,
     RouteConfig,
     TokenValidationConfig,
     TrustedIssuer,
@@ -216,7 +218,14 @@ class _Finish:
         public_url = self.public_url(config, server.host, server.port, port)
         issuer = self.rewrite(config.issuer) if config.issuer else public_url
         routes = self.routes(config, public_url, upstream)
-        authserver = self.authserver(config, routes, clients)
+        notificaties = self.notificaties(config, public_url, routes)
+        adresboek = config.adresboek
+        if adresboek is not None and upstream is not None:
+            adresboek = adresboek.model_copy(update={"upstream": upstream})
+        audiences = [r.audience for r in routes]
+        if notificaties is not None:
+            audiences.append(notificaties.audience)
+        authserver = self.authserver(config, audiences, clients)
         if authserver is not None and authserver.enabled and not is_secure_transport(public_url):
             # OAuth 2 sends client secrets to the token endpoint: authlib refuses to serve it
             # on a plain-http public URL, so refuse the configuration instead of every request.
@@ -234,6 +243,8 @@ class _Finish:
                 "public_url": public_url,
                 "server": server,
                 "routes": routes,
+                "notificaties": notificaties,
+                "adresboek": adresboek,
                 "authserver": authserver,
                 "tokens": tokens,
             }
@@ -270,8 +281,9 @@ class _Finish:
         audiences: set[str] = set()
         for i, route in enumerate(config.routes):
             d = route.deelnemer
-            fields = {"kind": d.kind, "id_type": d.id_type, "id": d.id}
-            templates = {**config.scopes, **route.required_scopes}
+            fields = {"kind": d.kind, "id_type": d.id_type, "id": d.id} if d else {}
+            # A REST route's scopes are its rest: read_scope/write_scope, not root fields'.
+            templates = {**config.scopes, **route.required_scopes} if route.rest is None else {}
             audience = self.rewrite(route.audience) if route.audience else public_url + route.path
             if route.path in paths:
                 self.error(
@@ -294,17 +306,43 @@ class _Finish:
                         "upstream": upstream or route.upstream,
                         "required_scopes": {k: t.format_map(fields) for k, t in templates.items()},
                         "scope_default": route.scope_default.format_map(fields)
-                        if route.scope_default
+                        if route.scope_default and route.rest is None
                         else None,
                     }
                 )
             )
         return tuple(routes)
 
+    def notificaties(
+        self, config: GatewayConfig, public_url: str, routes: tuple[RouteConfig, ...]
+    ) -> NotificatiesConfig | None:
+        """The central route: its audience, its scope templates (``{kind}`` stays: it is the
+        recipient's, known per request); it needs the adresboek."""
+        central = config.notificaties
+        if central is None:
+            return None
+        if config.adresboek is None:
+            self.error(
+                ("notificaties",),
+                "notificaties needs adresboek",
+                "the central route forwards to the recipient's endpoint in the adresboek",
+            )
+        audience = (
+            self.rewrite(central.audience) if central.audience else public_url + NOTIFICATIES_PATH
+        )
+        if audience in {r.audience for r in routes}:
+            self.error(
+                ("notificaties", "audience"),
+                f"audience {audience!r} is used by a route",
+                "a token for one deelnemer must not be valid at another",
+            )
+        scopes = {**config.scopes, **central.required_scopes}
+        return central.model_copy(update={"audience": audience, "required_scopes": scopes})
+
     def authserver(
         self,
         config: GatewayConfig,
-        routes: tuple[RouteConfig, ...],
+        routes: list[str],
         clients: tuple[Source, tuple[ClientConfig, ...]] | None,
     ) -> AuthServerConfig | None:
         auth = config.authserver
@@ -316,7 +354,7 @@ class _Finish:
         found = clients[1] if clients else auth.clients
         tls = config.server.tls
         known = {i.claim for i in config.tokens.claim_mapping.identifiers}
-        every_route = {r.audience for r in routes}
+        every_route = set(routes)
         seen: set[str] = set()
         subjects: set[str] = set()
         done: list[ClientConfig] = []

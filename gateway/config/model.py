@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,7 +40,24 @@ MAX_TOKEN_LIFETIME = 3600
 """RFC0014: an access token lives at most one hour."""
 ALL_ROUTES = "*routes*"
 """In a client's ``allowed_audiences``: every configured route's audience."""
-RESERVED_PATHS = ("/auth/", "/.well-known/", "/healthz", "/readyz", "/metrics", "/catalogus/")
+ADRESBOEK_PATH = "/adresboek"
+NOTIFICATIES_PATH = "/notificaties/graphql"
+"""The central notification route (routed by the adresboek)."""
+RESERVED_PATHS = (
+    "/auth/",
+    "/.well-known/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/catalogus/",
+    "/abonnementen",
+    "/access/v1/",
+    ADRESBOEK_PATH,
+    "/notificaties/",
+)
+SCOPELESS_PATHS = ("/catalogus/notificatietypen", "/adresboek", "/abonnementen")
+"""The read-only endpoints: a token whose audience is one of them (``public_url`` + path)
+needs no scope (contract: "Read-only endpoints")."""
 RESERVED_CLAIMS = frozenset(
     {
         "iss",
@@ -585,13 +603,69 @@ class Timeouts(Model):
     total: Seconds = 30.0
 
 
+class Deprecation(Model):
+    """A deprecated API: every answer of the route says so (RFC 9745, RFC 8594)."""
+
+    model_config = ConfigDict(title="deprecation")
+    deprecated_since: datetime
+    """Sent as ``Deprecation: @<epoch seconds>``."""
+    sunset: datetime
+    """Sent as ``Sunset: <HTTP-date>``: after it the API may answer no more."""
+    link: Url | None = None
+    """Sent as ``Link: <url>; rel="deprecation"``: where to read what replaces it."""
+
+    @model_validator(mode="after")
+    def _zoned(self) -> Deprecation:
+        for moment in (self.deprecated_since, self.sunset):
+            if moment.tzinfo is None:
+                raise problem("a deprecation moment needs a time zone", "e.g. 2024-01-01T00:00:00Z")
+        return self
+
+
+class RestLookup(Model):
+    """A context fact from another REST route's upstream (a register such as the
+    Ketenindex): ``GET`` its origin + ``path`` with ``{key}`` filled in from the request; the
+    JSON answer reaches the policy as ``extra.<name>`` (404: ``{}``, unknown)."""
+
+    model_config = ConfigDict(title="rest.lookups")
+    name: Annotated[Text, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+    route: Text
+    """The route (its path) whose upstream answers, e.g. ``/ketenindex``."""
+    path: Annotated[Text, StringConstraints(pattern=r"^/.*\{key\}")]
+    """e.g. ``/ketenindex/overleggen/{key}``."""
+    key: Texts
+    """Request facts holding the key, the first present wins: ``params.id``,
+    ``query.overleg``, ``body.overlegId``; none present: the lookup is not asked."""
+
+
+class RestConfig(Model):
+    """A REST route (``kind: rest``): its path is a prefix, every path below it is the
+    route's; GET is read, every other method write."""
+
+    model_config = ConfigDict(title="rest")
+    read_scope: Scope
+    """The scope a GET needs, e.g. ``ketenindex/gebeurtenissen:read``."""
+    write_scope: Scope | None = None
+    """The scope every other method needs; None: the route is read-only (other methods 405)."""
+    openapi: ExistingFile | None = None
+    """An OpenAPI 3 document (paths relative to the route's path): only its operations pass,
+    their parameters and bodies validated, before any policy."""
+    deprecation: Deprecation | None = None
+    lookups: tuple[RestLookup, ...] = ()
+    """Context facts gathered before the policy decides (fail closed: 503 when unanswered)."""
+
+
 class RouteConfig(Model):
     model_config = ConfigDict(title="route")
     path: Annotated[Text, AfterValidator(_route_path)]
-    """e.g. ``/deelnemers/uzovi/5151/graphql``."""
+    """e.g. ``/deelnemers/uzovi/5151/graphql``; for a REST route its prefix (``/ketenindex``)."""
     upstream: Url
-    """The deelnemer's resource server URL."""
-    deelnemer: Deelnemer
+    """The deelnemer's resource server URL; for a REST route its origin (the request path
+    as received and the query string are appended)."""
+    deelnemer: Deelnemer | None = None
+    """Required on GraphQL routes; a REST route (a register, an API) may name none."""
+    rest: RestConfig | None = None
+    """Present: a REST route (method + path + query + headers + JSON body), not GraphQL."""
     audience: Url = ""
     """``public_url`` + ``path`` unless set explicitly (filled in by the loader)."""
     policies: Annotated[tuple[ExistingPath, ...], Field(min_length=1)]
@@ -617,6 +691,16 @@ class RouteConfig(Model):
     upstream gets the verified payload in the ``claims`` header, and forwarding the bearer
     token would let the resource server replay it."""
 
+    @model_validator(mode="after")
+    def _deelnemer_or_rest(self) -> RouteConfig:
+        if self.rest is None and self.deelnemer is None:
+            raise problem("a GraphQL route needs a deelnemer", "add deelnemer: {id_type, id, kind}")
+        if self.rest is not None and self.path.endswith("/"):
+            raise problem(
+                f"REST route path {self.path!r} ends in /", "write the prefix: /ketenindex"
+            )
+        return self
+
     @model_validator(mode="wrap")
     @classmethod
     def _schema_none(cls, data: Any, handler: Any) -> Any:
@@ -628,6 +712,67 @@ class RouteConfig(Model):
     @property
     def schema(self) -> Path | None:  # type: ignore[override]
         return self.schema_
+
+
+# -- the adresboek and the central notification route -----------------------------------------
+class AdresboekOntvanger(Model):
+    """How recipients of one identifier type are found in the adresboek."""
+
+    model_config = ConfigDict(title="adresboek.ontvangers")
+    kind: Annotated[Text, AfterValidator(_kind)]
+    """The scope word of these recipients (the central route's scope gate), e.g. zorgaanbieder."""
+    organisaties: Mapping[Text, Text] = {}
+    """Identifier -> the organisation part of its gegevensdienstId, where that is not the
+    identifier itself (the CIZ: KVK ``62253778`` -> ``CIZ``)."""
+
+
+class AdresboekConfig(Model):
+    """The network's adresboek (interim iWlz format, ``docs/adresboek.md``)."""
+
+    model_config = ConfigDict(title="adresboek")
+    file: ExistingFile
+    """The adresboek JSON (``{"electronicServices": [...]}``); reloaded when it changes."""
+    environment: Literal["PRD", "TST", "ACC"]
+    """The gegevensdienstId environment this gateway delivers in."""
+    systeemrollen: Annotated[tuple[Text, ...], Field(min_length=1)]
+    """The systeemrolcodes that receive notifications, the first one a recipient has wins."""
+    ontvangers: Annotated[
+        Mapping[Annotated[Text, AfterValidator(str.upper)], AdresboekOntvanger], Field(min_length=1)
+    ]
+    """Recipient identifier type (``ontvangerIDType``) -> how such recipients are found."""
+    upstream: Url | None = Field(None, exclude=True)
+    """``demo --upstream URL``: every endpoint is URL (set by the loader, not a key)."""
+    moved: Mapping[str, str] = Field(default_factory=dict, exclude=True)
+    """Endpoint -> where the demo serves it (its bundled example servers; not a key)."""
+
+
+class RecipientFields(Model):
+    """Where the recipient is in a notification's arguments."""
+
+    model_config = ConfigDict(title="notificaties.recipient")
+    id_type: Text
+    """Dotted argument path, e.g. ``notificatieInput.ontvangerIDType``."""
+    id: Text
+    """Dotted argument path, e.g. ``notificatieInput.ontvangerID``."""
+
+
+class NotificatiesConfig(Model):
+    """The central notification route ``POST /notificaties/graphql``: decided like a
+    deelnemer's route with the body's recipient as the deelnemer, then forwarded to the
+    recipient's endpoint in the adresboek."""
+
+    model_config = ConfigDict(title="notificaties")
+    policies: Annotated[tuple[ExistingPath, ...], Field(min_length=1)]
+    recipient: RecipientFields
+    audience: Url = ""
+    """``public_url`` + ``/notificaties/graphql`` unless set (filled in by the loader)."""
+    required_scopes: Mapping[str, ScopeTemplate] = {}
+    """As a route's; the top-level ``scopes`` are added and ``{kind}`` is the recipient's."""
+    timeouts: Timeouts = Timeouts()
+    pool_size: Annotated[Int, Field(ge=1, le=10_000)] = 100
+    allow_plain_jwt: Bool = False
+    strict_input: Bool = False
+    forward_authorization: Bool = False
 
 
 # -- the rest -----------------------------------------------------------------------------------
@@ -656,6 +801,37 @@ class StoreConfig(Model):
         return self
 
 
+class DeliveryConfig(Model):
+    """Reliable delivery of ``Prefer: respond-async`` notifications (``docs/delivery.md``)."""
+
+    model_config = ConfigDict(title="delivery")
+    max_attempts: Annotated[Int, Field(ge=1, le=1000)] = 10
+    """Attempts before a delivery goes to the uitvallijst (``dead``)."""
+    max_age: Annotated[Number, Field(ge=1, le=30 * 86400)] = 86400.0
+    """Seconds after acceptance when a failing delivery stops being retried (``dead``)."""
+    backoff_initial: Annotated[Number, Field(ge=0.01, le=30)] = 1.0
+    """Upper bound of the first retry's wait (exponential back-off, full jitter)."""
+    backoff_max: Annotated[Number, Field(ge=0.01, le=30)] = 30.0
+    """Cap of every wait: a pending delivery is tried again at least this often."""
+    per_recipient: Annotated[Int, Field(ge=1, le=1000)] = 4
+    """Attempts in flight at once to one recipient (per gateway process)."""
+    batch: Annotated[Int, Field(ge=1, le=10_000)] = 100
+    """Deliveries claimed at once (in flight per gateway process)."""
+    poll_interval: Annotated[Number, Field(ge=0.05, le=5)] = 1.0
+    """Seconds between looks for due deliveries (a replayed one is taken up within it)."""
+    lease: Annotated[Number, Field(ge=1, le=3600)] = 25.0
+    """Seconds a claimed delivery is held by its worker; a dead worker's claim is free again
+    after it. Must exceed ``timeout``."""
+    timeout: Seconds = 10.0
+    """Seconds one attempt may take (connect to last byte of the answer)."""
+
+    @model_validator(mode="after")
+    def _lease_covers_attempt(self) -> DeliveryConfig:
+        if self.lease <= self.timeout:
+            raise problem("delivery lease must exceed timeout", "e.g. lease: 60, timeout: 10")
+        return self
+
+
 class PolicyConfig(Model):
     model_config = ConfigDict(title="policy")
     environment: Text | None = None
@@ -667,6 +843,21 @@ class PolicyConfig(Model):
     require_tests: Bool = False
     """Run the policy set's ``*.test.yaml`` cases at start and on every reload; a set whose
     cases fail (or that has none) is refused, and the last good set keeps serving."""
+
+
+class PipConfig(Model):
+    """The policy information point: how the gateway asks a register for the facts a
+    policy's ``lookups:`` declare (docs/policies.md, *Lookups*)."""
+
+    model_config = ConfigDict(title="pip")
+    timeout: Annotated[Number, Field(gt=0, le=60)] = 2.0
+    """Seconds for all lookups of one request together; slower: refused with 503."""
+    cache_ttl: Annotated[Number, Field(ge=0, le=3600)] = 30.0
+    """Seconds an answer is reused for the same query and variables (0: never)."""
+    cache_size: Annotated[Int, Field(ge=1, le=1_000_000)] = 1024
+    client_id: Text = "nid-gateway-pip"
+    """``sub``/``client_id`` of the token the gateway signs for itself (built-in issuer)."""
+    token_lifetime: Annotated[Int, Field(ge=30, le=3600)] = 300
 
 
 class AuditConfig(Model):
@@ -711,9 +902,16 @@ class GatewayConfig(FileModel):
     """Root field -> scope template for every route, e.g. ``organisaties/{kind}/...``."""
     routes: Annotated[tuple[RouteConfig, ...], Field(min_length=1)]
     policy: PolicyConfig = PolicyConfig()
+    pip: PipConfig = PipConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     data_dir: AnyPath | None = None
     """Folder of the gateway's durable state (the SQLite store); default ``data/`` beside
     this file."""
     store: StoreConfig | None = None
     """The durable store; None: the gateway keeps no state that outlives the process."""
+    delivery: DeliveryConfig = DeliveryConfig()
+    """Reliable delivery (needs ``store``): retries, back-off, the uitvallijst."""
+    adresboek: AdresboekConfig | None = None
+    """The network's adresboek, served at ``GET /adresboek``; needed by ``notificaties``."""
+    notificaties: NotificatiesConfig | None = None
+    """The central notification route; None: not offered."""

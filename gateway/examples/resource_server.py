@@ -3,9 +3,10 @@
 It executes requests with graphql-core against the bundled network schema
 (:data:`gateway.graphql.schema.BUNDLED_SCHEMA`, package data), answers
 ``zendNotificatie`` with a fresh ``notificatieID`` and ``zendMelding`` with a fresh
-``meldingID``, keeps the last received items in memory for the ``notificatie``/
-``notificaties`` queries, and logs what it received together with the ``claims`` header
-the gateway adds (the verified token payload).
+``meldingID``, ``createAbonnement`` with a fresh ``abonnementId`` and ``deleteAbonnement``
+with ``true`` (a bronhouder's subscriptions, seed 001 section 5), keeps the last received
+items in memory for the ``notificatie``/``notificaties`` queries, and logs what it received
+together with the ``claims`` header the gateway adds (the verified token payload).
 Used by ``nid-gateway demo``, by tests and by benchmarks.
 """
 
@@ -43,6 +44,8 @@ def network_schema(path: Path = SCHEMA_FILE) -> GraphQLSchema:
     assert mutation is not None and query is not None
     mutation.fields["zendNotificatie"].resolve = _zend_notificatie
     mutation.fields["zendMelding"].resolve = _zend_melding
+    mutation.fields["createAbonnement"].resolve = _create_abonnement
+    mutation.fields["deleteAbonnement"].resolve = _delete_abonnement
     query.fields["notificatie"].resolve = _notificatie
     query.fields["notificaties"].resolve = _notificaties
     return schema
@@ -72,6 +75,21 @@ def _zend_notificatie(_root: Any, info: Any, notificatieInput: dict[str, Any]) -
 
 def _zend_melding(_root: Any, info: Any, meldingInput: dict[str, Any]) -> dict[str, Any]:
     return _store(info, "melding", "meldingID", meldingInput)
+
+
+def _create_abonnement(_root: Any, info: Any, abonnementInput: dict[str, Any]) -> dict[str, Any]:
+    return _store(info, "abonnement", "abonnementId", abonnementInput)
+
+
+def _delete_abonnement(_root: Any, info: Any, abonnementId: str, reden: str | None = None) -> bool:
+    """Ends the subscription; ``true`` also for one this server forgot (a restart): the
+    subscription does not exist afterwards either way."""
+    received: deque[dict[str, Any]] = info.context["received"]
+    known = any(item.get("abonnementId") == abonnementId for item in received)
+    log.info(
+        "abonnement_ended", server=info.context["name"], id=abonnementId, known=known, reden=reden
+    )
+    return True
 
 
 def _notificatie(_root: Any, info: Any, notificatieID: str) -> dict[str, Any] | None:

@@ -127,15 +127,29 @@ def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLReque
         except UnicodeDecodeError:
             raise BadRequest("Request body is not valid UTF-8", reason="invalid_utf8") from None
         return GraphQLRequest(query=query, variables={}, operation_name=None)
+    return request_from_mapping(load_json(body))
+
+
+def load_json(body: bytes) -> Any:
+    """A JSON request body, decoded; :class:`~gateway.refusals.BadRequest` when it is empty,
+    not JSON, or names a member twice in one object (two readers could take different
+    values: the gateway never decides on one of them)."""
     if not body.strip():
         raise BadRequest("Request body is empty", reason="empty_body")
+    return loads_unique(body)
+
+
+def loads_unique(body: bytes) -> Any:
+    """The decoded JSON *body*; :class:`BadRequest` when it is no JSON or an object in it
+    names a member twice (parsers disagree on which one counts, so the upstream could
+    execute another value than the one the policy saw)."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("Request body is not valid JSON", reason="invalid_json") from None
     if len(_MEMBER_END.findall(body)) != _member_count(payload):
         _refuse_duplicate_member(body)
-    return request_from_mapping(payload)
+    return payload
 
 
 def _member_count(value: object) -> int:

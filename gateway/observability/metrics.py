@@ -240,6 +240,33 @@ class GatewayMetrics:
             ["route", "active", "shadow"],
             registry=reg,
         )
+        # Reliable delivery (docs/delivery.md). The outbox gauges describe the shared store,
+        # the same for every worker process: multiprocess mode shows the largest report.
+        self.outbox_depth = Gauge(
+            "nid_gateway_outbox_deliveries",
+            "Deliveries in the outbox per state (pending, delivered, dead).",
+            ["state"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self.outbox_oldest_pending = Gauge(
+            "nid_gateway_outbox_oldest_pending_seconds",
+            "Age of the oldest pending delivery (0: none pending).",
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self.delivery_attempts = Counter(
+            "nid_gateway_delivery_attempts",
+            "Delivery attempts by outcome (delivered, retry, dead).",
+            ["outcome"],
+            registry=reg,
+        )
+        self.deliveries_dead = Counter(
+            "nid_gateway_deliveries_dead",
+            "Deliveries put on the uitvallijst, by reason.",
+            ["reason"],
+            registry=reg,
+        )
         self._policy_version: str | None = None
         self._policy_lock = threading.Lock()
         # Label children cached by raw key: prometheus' labels() takes a lock and builds

@@ -9,18 +9,15 @@ URL (verified by the PEP's own :class:`TokenVerifier`); no scope.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from gateway.config.model import GatewayConfig
-from gateway.pep.authenticate import authenticate
-from gateway.pep.responses import refusal_response
+from gateway.pep.readonly import read_only
 from gateway.policy import PolicyStore
-from gateway.refusals import Refusal
-from gateway.tokens.verifier import TokenVerifier
+from gateway.tokens.verifier import TokenVerifier, VerifiedToken
 
 PATH = "/catalogus/notificatietypen"
 TABLE = "notificatietypen"
@@ -59,19 +56,10 @@ def setup_catalogus(
     """Add ``GET`` :data:`PATH` to *app*, reading *stores* (the PEP's policy stores) live."""
     audience = config.public_url.rstrip("/") + PATH
 
-    async def handle(request: web.Request) -> web.Response:
-        try:
-            await authenticate(request.headers, verifier, audience=audience, allow_plain_jwt=False)
-        except Refusal as refusal:
-            return refusal_response(
-                refusal,
-                decision_id=str(uuid.uuid4()),
-                accept=request.headers.get("Accept", ""),
-                headers={},
-            )
+    async def answer(request: web.Request, token: VerifiedToken) -> web.Response:
         rows = catalogue_rows(stores)
         if rows is None:
             raise web.HTTPNotFound(text=f"no policy set holds a {TABLE} table")
         return web.json_response([published(row) for row in rows])
 
-    app.router.add_get(PATH, handle)
+    app.router.add_get(PATH, read_only(verifier, audience, answer))

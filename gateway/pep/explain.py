@@ -16,6 +16,7 @@ the decision needs something about the route that was not given, the tool refuse
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,18 +34,21 @@ from gateway.config.model import (
     RouteConfig,
     default_claim_mapping,
 )
-from gateway.facts import DecisionInput, TokenFacts
+from gateway.facts import DecisionInput, OperationFacts, TokenFacts
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema, route_schema
 from gateway.pep.authenticate import check_audience
 from gateway.pep.decide import decide
-from gateway.pep.gates import RouteGates
+from gateway.pep.gates import RouteGates, route_facts
+from gateway.pep.rest import RestGates
 from gateway.policy.decision import Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import PolicyLoadError
 from gateway.policy.loader import load_policy_set
-from gateway.policy.tooling import ToolError, described_route_facts
+from gateway.policy.tooling import ToolError, described_route_facts, wanted_extra
 from gateway.refusals import Refusal, ScopeMismatch, Unauthenticated
+from gateway.rest.analyser import RestAnalyser, load_openapi, offline_request
+from gateway.rest.paths import PathTemplates
 from gateway.tokens.claims import map_claims
 
 JSON_BODY = "application/json"
@@ -117,10 +121,17 @@ def _gate_refusal(
     )
 
 
-def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Decision:
+def explain(
+    route: ExplainRoute,
+    claims: Mapping[str, Any],
+    body: bytes,
+    extra: Mapping[str, Any] | None = None,
+) -> Decision:
     """The PEP's decision on *claims* (a token payload) and *body* (the request JSON) at
     *route*, with the trace of every gate and rule; :class:`ToolError` when it needs to know
-    more about the route than was given."""
+    more about the route than was given. *extra* are the looked-up facts the policy
+    information point would give (``{lookup name: facts}``); the trace shows, per lookup
+    the request wants, the facts used."""
     version = route.policy_set.version
     head: tuple[TraceStep, ...] = ()
     gate = "token"
@@ -144,18 +155,22 @@ def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Deci
         token = token_facts(claims, route.mapping)
         gate = "graphql"
         operation = route.gates.operation(body, JSON_BODY)
+        looked_up, steps = _lookups(route, token, operation, extra or {})
+        head += steps
         gate = "scope"
         field = operation.root_field
         if route.scopes_known:
             required = route.gates.required_scopes.get(field, route.gates.scope_default)
-            decision = route.gates.decide(token, operation, explain=True)
+            decision = route.gates.decide(token, operation, looked_up, explain=True)
             head += (TraceStep("scope", "", "passed", f"token holds {required}"),)
         else:
             # The scopes a route requires are gateway configuration, not policy: without
             # it, say plainly that this gate was not evaluated instead of guessing.
             gate = "policy"
             decision = decide(
-                route.gates.policy, DecisionInput(token, operation, route.gates.facts), explain=True
+                route.gates.policy,
+                DecisionInput(token, operation, route.gates.facts, looked_up),
+                explain=True,
             )
             head += (
                 TraceStep(
@@ -171,6 +186,36 @@ def explain(route: ExplainRoute, claims: Mapping[str, Any], body: bytes) -> Deci
             gate = "policy"  # the PDP itself failed (PolicyError)
         return _gate_refusal(refusal, gate, version, head)
     return dataclasses.replace(decision, trace=(*head, *decision.trace))
+
+
+def _lookups(
+    route: ExplainRoute, token: TokenFacts, operation: OperationFacts, extra: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], tuple[TraceStep, ...]]:
+    """The facts of the lookups this request wants, from *extra*, and a trace step each."""
+    facts = DecisionInput(token, operation, route.gates.facts)
+    used = wanted_extra(route.policy_set, facts, extra)
+    policy = route.policy_set.policy_for(operation.operation_type, operation.root_field)
+    steps = []
+    for lookup in policy.lookups if policy is not None else ():
+        rule = f"lookup/{lookup.name}"
+        if not lookup.wanted(facts):
+            steps.append(TraceStep(rule, lookup.location, "skipped", "not wanted by this request"))
+        elif lookup.name in used:
+            shown = json.dumps(used[lookup.name], ensure_ascii=False, sort_keys=True)
+            steps.append(
+                TraceStep(rule, lookup.location, "given", f"extra.{lookup.name} = {shown}")
+            )
+        else:
+            steps.append(
+                TraceStep(
+                    rule,
+                    lookup.location,
+                    "missing",
+                    f"{lookup.route} would be asked; without --extra facts for "
+                    f"{lookup.name!r} the checks that need extra.{lookup.name} refuse",
+                )
+            )
+    return used, tuple(steps)
 
 
 def _check_audience_path(claims: Mapping[str, Any], path: str) -> None:
@@ -295,3 +340,77 @@ def option_route(
         audience=audience,
         scopes_known=scopes is not None,
     )
+
+
+# ------------------------------------------------------------------------ REST requests
+def explain_rest(
+    request: Mapping[str, Any],
+    claims: Mapping[str, Any],
+    *,
+    config_file: Path | None,
+    route: str | None,
+    policies: Sequence[Path],
+    environment: str | None,
+) -> tuple[Decision, PolicySet, str | None]:
+    """``policy explain`` for a REST request description (``method``, ``path`` with its
+    query, ``headers``, ``body``; ``extra``: what the route's lookups would answer).
+
+    With ``--config`` the route's own gates decide (audience, its OpenAPI document, the
+    method's scope, its policies); without, the policies alone, with the REST templates of
+    the set and the route's facts from ``--route`` (a prefix such as ``/ketenindex``)."""
+    extra = request.get("extra") or {}
+    if not isinstance(extra, Mapping):
+        raise ToolError("the request's extra must be an object (the lookups' answers)")
+    if config_file is None:
+        if not policies:
+            raise ToolError("pass --policy PATH (or --config FILE to use the route's policies)")
+        policy_set = _load_set(policies, environment)
+        facts = described_route_facts(policy_set, route, rest=True)
+        mapping = default_claim_mapping()
+        try:
+            operation = offline_request(request, PathTemplates(policy_set.rest_templates))
+            decision = decide(
+                policy_set,
+                DecisionInput(token_facts(claims, mapping), operation, facts, extra),
+                explain=True,
+            )
+        except Refusal as refusal:
+            return _gate_refusal(refusal, "rest", policy_set.version, ()), policy_set, route
+        skipped = TraceStep("scope", "", "skipped", "the route's scopes are configuration")
+        return dataclasses.replace(decision, trace=(skipped, *decision.trace)), policy_set, route
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise ToolError(str(exc)) from None
+    chosen = _configured_route(config, config_file, route)
+    if chosen.rest is None:
+        raise ToolError(f"route {chosen.path} is a GraphQL route: pass a GraphQL request")
+    policy_set = _load_set(
+        policies or chosen.policies,
+        environment if environment is not None else config.policy.environment,
+    )
+    gates = RestGates(
+        route_facts(chosen),
+        RestAnalyser(load_openapi(chosen), lambda: PathTemplates(policy_set.rest_templates)),
+        policy_set,
+        chosen.rest.read_scope,
+        chosen.rest.write_scope,
+    )
+    head: tuple[TraceStep, ...] = ()
+    gate = "token"
+    try:
+        check_audience(claims, chosen.audience)
+        head += (TraceStep("token/audience", "", "passed", f"aud names {chosen.audience}"),)
+        token = token_facts(claims, config.tokens.claim_mapping)
+        gate = "rest"
+        templates = PathTemplates(policy_set.rest_templates)
+        operation = offline_request(request, templates, gates.analyser.document)
+        gate = "scope"
+        gates.check_scope(token, operation)
+        required = gates.required_scope(operation.operation_type)
+        head += (TraceStep("scope", "", "passed", f"token holds {required}"),)
+        gate = "policy"
+        decision = gates.decide(token, operation, extra, explain=True)
+    except Refusal as refusal:
+        return _gate_refusal(refusal, gate, policy_set.version, head), policy_set, chosen.path
+    return dataclasses.replace(decision, trace=(*head, *decision.trace)), policy_set, chosen.path

@@ -23,13 +23,14 @@ from gateway.policy.decision import Decision, DecisionPoint
 
 def route_facts(route: RouteConfig) -> RouteFacts:
     """The decision facts of *route* (built once at setup)."""
+    d = route.deelnemer
     return RouteFacts(
         path=route.path,
         audience=route.audience,
-        deelnemer_id_type=route.deelnemer.id_type,
-        deelnemer_id=route.deelnemer.id,
-        deelnemer_kind=route.deelnemer.kind,
-        name=route.deelnemer.name,
+        deelnemer_id_type=d.id_type if d else "",
+        deelnemer_id=d.id if d else "",
+        deelnemer_kind=d.kind if d else "",
+        name=d.name if d else "",
         strict_input=route.strict_input,
     )
 

@@ -9,16 +9,17 @@ refusals included, carries the trace headers and ``X-Request-ID``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 
 from gateway.config.model import RouteConfig
-from gateway.facts import RouteFacts
+from gateway.facts import OperationFacts, RouteFacts
 from gateway.graphql.analyser import Analyser
 from gateway.observability.events import DecisionEvent, Observer
+from gateway.pep.abonnementen import SubscriptionRecorder
 from gateway.pep.analyse import read_body
 from gateway.pep.authenticate import authenticate
 from gateway.pep.decide import refusal_for
@@ -27,10 +28,10 @@ from gateway.pep.gates import RouteGates
 from gateway.pep.lookups import NO_FACTS, NO_LOOKUPS, Lookups
 from gateway.pep.responses import refusal_response
 from gateway.pep.trace import TraceContext
-from gateway.policy.decision import DecisionPoint
-from gateway.proxy.upstream import Upstream
+from gateway.policy.decision import Decision, DecisionPoint
+from gateway.proxy.upstream import Forwarded, Upstream
 from gateway.refusals import BadGateway, GatewayTimeout, MethodNotAllowed, Refusal
-from gateway.tokens.verifier import TokenVerifier
+from gateway.tokens.verifier import TokenVerifier, VerifiedToken
 
 log = structlog.get_logger("gateway.pep")
 
@@ -41,6 +42,40 @@ INTERNAL_ERROR_BODY = (
 
 
 @dataclass(frozen=True, slots=True)
+class Allowed:
+    """An allowed request as the async path (``Prefer: respond-async``) keeps it: the exact
+    body and the headers the upstream would have received, with what decided it."""
+
+    route: RouteConfig
+    facts: RouteFacts
+    """The route's facts as decided on: on the central route, the body's recipient is the
+    deelnemer (``deelnemer_id_type``, ``deelnemer_id``)."""
+    token: VerifiedToken
+    operation: OperationFacts
+    decision: Decision
+    body: bytes
+    headers: Mapping[str, str]
+    trace_headers: Mapping[str, str]
+    decision_id: str
+    trace_id: str | None
+
+
+AsyncPath = Callable[[Allowed], Awaitable[web.StreamResponse]]
+"""Accepts an allowed request for later delivery and answers it (``202``); raises a
+:class:`~gateway.refusals.Refusal` when it cannot (``503``: the outbox is not writable)."""
+
+
+def prefers_async(headers: Mapping[str, str]) -> bool:
+    """The caller sent ``Prefer: respond-async`` (RFC 7240; among other preferences)."""
+    values = headers.getall("Prefer", ()) if hasattr(headers, "getall") else ()
+    for value in values:
+        for preference in value.split(","):
+            if preference.split(";", 1)[0].strip().lower() == "respond-async":
+                return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
 class RoutePlan:
     """Everything one route needs per request, prepared at setup."""
 
@@ -48,10 +83,15 @@ class RoutePlan:
     facts: RouteFacts
     analyser: Analyser
     policy: DecisionPoint
-    upstream: Upstream
+    upstream: Upstream | None
+    """None: the handler finds the upstream per request (the central notification route)."""
     max_body_bytes: int
     lookups: Lookups = NO_LOOKUPS
     """Context facts (registers, the store) gathered before the policy decides."""
+    recorder: SubscriptionRecorder | None = None
+    """Records the subscriptions bronhouders confirm (None: the route records nothing)."""
+    respond_async: AsyncPath | None = None
+    """The reliable-delivery path, on the routes that offer it (``docs/delivery.md``)."""
 
 
 class RouteHandler:
@@ -83,6 +123,12 @@ class RouteHandler:
             plan.config.required_scopes,
             plan.config.scope_default,
         )
+
+    @property
+    def gates(self) -> RouteGates:
+        """The route's analyse, scope and policy gates (the AuthZEN endpoint decides
+        through these too, so its answer is this route's answer)."""
+        return self._gates
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Handle one request to the route (POST; any other method is refused)."""
@@ -123,19 +169,25 @@ class RouteHandler:
         event: DecisionEvent,
         trace_headers: Mapping[str, str],
     ) -> web.Response:
-        # A refusal after an allow (upstream failure) or by a failing PDP is an error.
-        event.outcome = "error" if event.outcome == "allow" or refusal.status >= 500 else "deny"
-        event.status = refusal.status
-        event.code = refusal.code
-        event.reason = refusal.reason
-        if isinstance(refusal, BadGateway | GatewayTimeout):
-            event.upstream_error = refusal.reason.removeprefix("upstream_")
+        note_refusal(event, refusal)
         return refusal_response(
             refusal,
             decision_id=event.decision_id,
             accept=request.headers.get("Accept", ""),
             headers=trace_headers,
         )
+
+    def _gates_for(self, operation: OperationFacts) -> RouteGates:
+        """The gates that decide *operation*: the route's own (the central notification
+        route builds them for the body's recipient)."""
+        return self._gates
+
+    def _upstream_for(self, operation: OperationFacts, gates: RouteGates) -> Upstream:
+        """Where an allowed *operation* goes: the route's upstream (the central route finds
+        the recipient's in the adresboek, or refuses)."""
+        if self.plan.upstream is None:
+            raise BadGateway(reason="no_upstream")
+        return self.plan.upstream
 
     async def _pipeline(
         self, request: web.Request, event: DecisionEvent, trace_headers: Mapping[str, str]
@@ -154,24 +206,71 @@ class RouteHandler:
         event.operation = operation = self._gates.operation(
             body, request.headers.get("Content-Type")
         )
+        gates = self._gates_for(operation)
         extra = NO_FACTS
         if plan.lookups:
-            self._gates.check_scopes(token.facts, operation)
-            extra = await plan.lookups.gather(token.facts, operation, plan.facts)
+            gates.check_scopes(token.facts, operation)
+            extra = await plan.lookups.gather(token.facts, operation, gates.facts)
         policy_started = time.perf_counter()
-        event.decision = decision = self._gates.decide(token.facts, operation, extra)
+        event.decision = decision = gates.decide(token.facts, operation, extra)
         event.policy_ms = (time.perf_counter() - policy_started) * 1000.0
         if decision.audit is not None:
             event.audit = decision.audit
         if not decision.allow:
             raise refusal_for(decision)
+        upstream = self._upstream_for(operation, gates)
         event.outcome = "allow"
         headers = forward_headers(
             request, token, trace_headers, keep_authorization=self._keep_authorization
         )
-        forwarded = await plan.upstream.forward(request, body, headers, trace_headers)
-        event.status = forwarded.status
-        event.upstream_ms = forwarded.upstream_ms
-        if forwarded.error in ("reset", "timeout"):
-            event.outcome, event.upstream_error = "error", forwarded.error
-        return forwarded.response
+        if plan.respond_async is not None and prefers_async(request.headers):
+            accepted = await plan.respond_async(
+                Allowed(
+                    route=plan.config,
+                    facts=gates.facts,
+                    token=token,
+                    operation=operation,
+                    decision=decision,
+                    body=body,
+                    headers=headers,
+                    trace_headers=trace_headers,
+                    decision_id=event.decision_id,
+                    trace_id=event.trace_id,
+                )
+            )
+            event.status = accepted.status
+            return accepted
+        recorder = plan.recorder
+        if recorder is not None and not recorder.wanted(operation):
+            recorder = None
+        if recorder is not None:
+            await recorder.check()
+        forwarded = await upstream.forward(
+            request, body, headers, trace_headers, whole=recorder is not None
+        )
+        response = note_forwarded(event, forwarded)
+        if recorder is not None and forwarded.body is not None:
+            await recorder.record(
+                token.facts, operation, gates.facts, forwarded.status, forwarded.body
+            )
+        return response
+
+
+def note_refusal(event: DecisionEvent, refusal: Refusal) -> None:
+    """Record *refusal* in the request's decision event (GraphQL and REST routes alike)."""
+    # A refusal after an allow (upstream failure) or by a failing PDP is an error.
+    event.outcome = "error" if event.outcome == "allow" or refusal.status >= 500 else "deny"
+    event.status = refusal.status
+    event.code = refusal.code
+    event.reason = refusal.reason
+    if isinstance(refusal, BadGateway | GatewayTimeout):
+        event.upstream_error = refusal.reason.removeprefix("upstream_")
+
+
+def note_forwarded(event: DecisionEvent, forwarded: Forwarded) -> web.StreamResponse:
+    """Record the upstream's answer in the decision event; the response to send."""
+    event.status = forwarded.status
+    event.upstream_ms = forwarded.upstream_ms
+    if forwarded.error in ("reset", "timeout"):
+        event.outcome, event.upstream_error = "error", forwarded.error
+    return forwarded.response

@@ -21,16 +21,33 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.adresboek import AdresboekSource
 from gateway.config.model import GatewayConfig, RouteConfig
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import load_schema, route_schema_path
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
+from gateway.pep.abonnementen import (
+    StoreRef,
+    SubscriptionLookup,
+    SubscriptionRecorder,
+    setup_abonnementen,
+)
+from gateway.pep.adresboek import setup_adresboek
+from gateway.pep.authzen import setup_authzen
 from gateway.pep.catalogus import setup_catalogus
+from gateway.pep.central import CentralRouteHandler, central_route
 from gateway.pep.gates import route_facts
+from gateway.pep.lookups import FactLookup, Lookups
+from gateway.pep.pip import PipClient, Signer, pip_lookups, warn_unknown_sources
 from gateway.pep.pipeline import RouteHandler, RoutePlan
+from gateway.pep.rest import RestGates, RestRouteHandler, RestRoutePlan, policy_templates
+from gateway.pep.rest_lookup import rest_lookups
 from gateway.policy import PolicyStore
 from gateway.proxy.upstream import UpstreamPool
+from gateway.rest.analyser import RestAnalyser, load_openapi
+from gateway.store.api import Store, StoreUnavailable
+from gateway.store.setup import STORE
 from gateway.tokens.jwks import RemoteJwks
 from gateway.tokens.verifier import BuiltinKeys, TokenVerifier
 
@@ -43,40 +60,135 @@ class Pep:
 
     verifier: TokenVerifier
     upstreams: UpstreamPool
+    pip: PipClient
+    """Asks registers for the facts the policies' ``lookups:`` declare."""
     analysers: dict[Path | None, Analyser] = field(default_factory=dict)
     policies: dict[tuple[Path, ...], PolicyStore] = field(default_factory=dict)
-    handlers: dict[str, RouteHandler] = field(default_factory=dict)
+    handlers: dict[str, RouteHandler | RestRouteHandler] = field(default_factory=dict)
+    adresboek: AdresboekSource | None = None
+    """The network's adresboek (``GET /adresboek``, the central route's recipients)."""
+    central: CentralRouteHandler | None = None
+    """The central notification route ``POST /notificaties/graphql``, when configured."""
 
     def reload_policies(self) -> None:
-        """Reload every policy store (SIGHUP); a store that fails keeps its last good set."""
+        """Reload every policy store and the adresboek (SIGHUP); whatever fails keeps its
+        last good version."""
         for store in self.policies.values():
             try:
                 store.reload()
             except Exception:
                 log.exception("policy_reload_failed")
+        if self.adresboek is not None:
+            try:
+                self.adresboek.reload()
+            except Exception:
+                log.exception("adresboek_reload_failed")
 
 
 PEP: web.AppKey[Pep] = web.AppKey("pep", Pep)
 
 
-def build_pep(config: GatewayConfig, keystore: BuiltinKeys | None, observer: Observer) -> Pep:
-    """Build the PEP's components and route plans; raises when a policy does not load."""
+def build_pep(
+    config: GatewayConfig,
+    keystore: BuiltinKeys | None,
+    observer: Observer,
+    store: StoreRef | None = None,
+) -> Pep:
+    """Build the PEP's components and route plans; raises when a policy does not load.
+
+    With *store* (the subscription store, opened later at start-up) every route reads
+    ``extra.abonnement`` for the requests that name a subscription and records the
+    subscriptions bronhouders confirm; without it, subscription mutations are refused
+    (503) and no ``ontvangerKenmerk`` is valid."""
     builtin = any(issuer.builtin for issuer in config.tokens.trusted_issuers)
     pep = Pep(
         verifier=TokenVerifier(config.tokens, keystore if builtin else None, observer),
         upstreams=UpstreamPool(observer),
+        pip=PipClient(config, keystore if isinstance(keystore, Signer) else None),
     )
+    ref = store if store is not None else _no_store
+    stored: list[FactLookup] = [SubscriptionLookup(ref)] if store is not None else []
+    recorder = SubscriptionRecorder(ref)
     for route in config.routes:
+        if route.rest is not None:
+            pep.handlers[route.path] = build_rest_handler(pep, config, route, observer)
+            continue
+        policy = _policy(pep, config, route, observer)
         plan = RoutePlan(
             config=route,
             facts=route_facts(route),
             analyser=_analyser(pep, config, route, observer),
-            policy=_policy(pep, config, route, observer),
+            policy=policy,
             upstream=pep.upstreams.register(route),
             max_body_bytes=config.server.max_body_bytes,
+            lookups=Lookups([*pip_lookups(policy, pep.pip), *stored], timeout=config.pip.timeout),
+            recorder=recorder,
         )
         pep.handlers[route.path] = RouteHandler(plan, pep.verifier, observer)
+    for policy in pep.policies.values():
+        warn_unknown_sources(policy.active, config)
+    if config.adresboek is not None:
+        pep.adresboek = AdresboekSource(config.adresboek)
+    if config.notificaties is not None and pep.adresboek is not None:
+        central_lookups = Lookups(stored, timeout=config.pip.timeout)
+        pep.central = _central(pep, config, pep.adresboek, observer, central_lookups)
     return pep
+
+
+def _no_store() -> Store:
+    raise StoreUnavailable("no subscription store is configured (gateway.yaml: store)")
+
+
+def build_rest_handler(
+    pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer
+) -> RestRouteHandler:
+    """The handler of a REST route: its OpenAPI document (checked now), its policy set's
+    REST templates, its scope gate and its lookups."""
+    assert route.rest is not None
+    policy = _policy(pep, config, route, observer)
+    plan = RestRoutePlan(
+        config=route,
+        gates=RestGates(
+            route_facts(route),
+            RestAnalyser(load_openapi(route), policy_templates(policy)),
+            policy,
+            route.rest.read_scope,
+            route.rest.write_scope,
+        ),
+        upstream=pep.upstreams.register(route),
+        max_body_bytes=config.server.max_body_bytes,
+        lookups=rest_lookups(route, config.routes, pep.upstreams),
+    )
+    return RestRouteHandler(plan, pep.verifier, observer)
+
+
+def _central(
+    pep: Pep,
+    config: GatewayConfig,
+    adresboek: AdresboekSource,
+    observer: Observer,
+    lookups: Lookups,
+) -> CentralRouteHandler:
+    """The central notification route: a plan without deelnemer or upstream of its own."""
+    assert config.notificaties is not None
+    route = central_route(config.notificaties)
+    plan = RoutePlan(
+        config=route,
+        facts=route_facts(route),
+        analyser=_analyser(pep, config, route, observer),
+        policy=_policy(pep, config, route, observer),
+        upstream=None,
+        max_body_bytes=config.server.max_body_bytes,
+        lookups=lookups,
+    )
+    return CentralRouteHandler(
+        plan,
+        pep.verifier,
+        observer,
+        config=config.notificaties,
+        adresboek=adresboek,
+        upstreams=pep.upstreams,
+    )
 
 
 def _analyser(pep: Pep, config: GatewayConfig, route: RouteConfig, observer: Observer) -> Analyser:
@@ -123,17 +235,29 @@ def setup_pep(
     app: web.Application, config: GatewayConfig, keystore: BuiltinKeys | None, observer: Observer
 ) -> Pep:
     """Add one PEP route per configured route to *app*, with readiness checks and lifecycle,
-    and the notificatietype catalogue read from the routes' policy sets.
+    the notificatietype catalogue read from the routes' policy sets, and the AuthZEN PDP
+    endpoints deciding through the routes' own gates.
 
     Raises ``PolicyLoadError`` (the app must not start) when a policy does not load.
     """
-    pep = build_pep(config, keystore, observer)
+    store = (lambda: app[STORE]) if config.store is not None else None
+    pep = build_pep(config, keystore, observer, store)
     app[PEP] = pep
     for path, handler in pep.handlers.items():
         app.router.add_route("*", path, handler.handle)
-        add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
+        if isinstance(handler, RestRouteHandler):
+            # A REST route's path is a prefix: every path below it is the route's.
+            app.router.add_route("*", path + "/{tail:.*}", handler.handle)
+        if handler.plan.upstream is not None:
+            add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
     add_check(app, "policies", _policies_check(pep))
     setup_catalogus(app, config, pep.verifier, pep.policies)
+    setup_abonnementen(app, config, pep.verifier)
+    setup_authzen(app, config, pep.verifier, pep.handlers)
+    if pep.adresboek is not None:
+        setup_adresboek(app, config, pep.verifier, pep.adresboek)
+    if pep.central is not None:
+        app.router.add_route("*", pep.central.plan.config.path, pep.central.handle)
     for issuer, jwks in pep.verifier.remote.items():
         add_check(app, f"jwks:{issuer}", _jwks_check(jwks))
     app.cleanup_ctx.append(_lifecycle(pep, config))
@@ -163,6 +287,7 @@ def _lifecycle(
     @contextlib.asynccontextmanager
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await pep.upstreams.start()
+        await pep.pip.start()
         await pep.verifier.start()
         stop_watching = asyncio.Event()
         watchers = []
@@ -171,6 +296,9 @@ def _lifecycle(
                 asyncio.create_task(store.watch(stop_watching, config.policy.watch_interval))
                 for store in pep.policies.values()
             ]
+            if pep.adresboek is not None:
+                watch = pep.adresboek.watch(stop_watching, config.policy.watch_interval)
+                watchers.append(asyncio.create_task(watch))
         loop = asyncio.get_running_loop()
         hup = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP")
         if hup:
@@ -183,6 +311,7 @@ def _lifecycle(
             stop_watching.set()
             await asyncio.gather(*watchers)
             await pep.verifier.close()
+            await pep.pip.close()
             await pep.upstreams.close()
 
     return lifecycle

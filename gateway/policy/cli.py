@@ -13,9 +13,12 @@ from gateway.pep.explain import (
     captured_token_payload,
     configured_route,
     explain,
+    explain_rest,
     option_route,
     parse_scopes,
 )
+from gateway.policy.decision import Decision
+from gateway.policy.engine import PolicySet
 from gateway.policy.errors import PolicyLoadError
 from gateway.policy.loader import check_policy_set
 from gateway.policy.tooling import (
@@ -23,6 +26,7 @@ from gateway.policy.tooling import (
     ToolError,
     decision_json,
     decision_text,
+    is_rest_request,
     load_json,
     run_tests,
     set_folder,
@@ -84,7 +88,8 @@ def register(sub: Any) -> None:
         required=True,
         type=Path,
         metavar="FILE",
-        help="GraphQL request JSON (query, variables, operationName)",
+        help="GraphQL request JSON (query, variables, operationName), or a REST request "
+        "description (method, path with query, headers, body; extra: the lookups' facts)",
     )
     explain.add_argument(
         "--route",
@@ -116,6 +121,14 @@ def register(sub: Any) -> None:
         "--environment",
         metavar="ENV",
         help="overlay to apply, e.g. productie (default: the config's)",
+    )
+    explain.add_argument(
+        "--extra",
+        type=Path,
+        metavar="FILE",
+        help="looked-up facts JSON, {lookup name: facts} as a test case's extra: (the policy "
+        "information point's lookups, the subscription store's abonnement, ...) "
+        "(nothing is asked; a lookup without facts refuses)",
     )
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(handler=cmd_explain)
@@ -239,6 +252,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if not isinstance(request, dict):
             raise ToolError(f"{args.request}: request must be a JSON object")
         policies = args.policy or []
+        if is_rest_request(request):
+            decision, policy_set, shown = explain_rest(
+                request,
+                claims,
+                config_file=args.config,
+                route=args.route,
+                policies=policies,
+                environment=args.environment,
+            )
+            return _print_decision(args, decision, policy_set, shown)
         if args.config is not None:
             if args.scope is not None or args.strict_input or args.schema is not None:
                 raise ToolError(
@@ -256,12 +279,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 strict_input=args.strict_input,
                 schema=args.schema,
             )
-        decision = explain(route, claims, args.request.read_bytes())
+        extra = load_json(args.extra, "extra") if args.extra is not None else {}
+        if not isinstance(extra, dict):
+            raise ToolError(f"{args.extra}: extra must be a JSON object {{lookup name: facts}}")
+        decision = explain(route, claims, args.request.read_bytes(), extra)
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return _print_decision(args, decision, route.policy_set, route.path)
+
+
+def _print_decision(
+    args: argparse.Namespace, decision: Decision, policy_set: PolicySet, route: str | None
+) -> int:
     if args.format == "json":
         print(json.dumps(decision_json(decision), ensure_ascii=False))
     else:
-        print(decision_text(decision, route.policy_set, route=route.path))
+        print(decision_text(decision, policy_set, route=route))
     return 0

@@ -40,6 +40,7 @@ FACT_OPERATORS = (
     "fields",
     "not_before",
     "date_window",
+    "overlaps",
 )
 FORMATS = ("date-time", "date")
 
@@ -171,6 +172,71 @@ def _date_text(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _day(value: Any) -> dt.date | None:
+    """An ISO date, or the date of an ISO date-time (the register's vaststellingMoment)."""
+    if type(value) is str and len(value) >= 10 and _date_text(value[:10]):
+        return dt.date.fromisoformat(value[:10])
+    return None
+
+
+Span = tuple[dt.date, dt.date | None]
+"""First and last day (None: open-ended)."""
+
+
+def _overlap(a: Span, b: Span) -> bool:
+    return (b[1] is None or a[0] <= b[1]) and (a[1] is None or b[0] <= a[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Where a record keeps its period: the earliest of the ``start`` keys (UCBR-0012: the
+    toewijzingIngangsdatum, or the earlier vaststellingMoment; no keys: since ever) through
+    the ``end`` key (missing or null: open-ended); ``extended`` (``MM-DD``) moves the end to
+    that day of the following year ("access until 31 May of the year after the einddatum").
+    Start keys given but none holding a date: no period (it overlaps nothing)."""
+
+    start: tuple[str, ...]
+    end: str | None
+    extended: str | None = None
+
+    def without_extension(self) -> Period:
+        return replace(self, extended=None)
+
+    def span(self, record: Any) -> Span | None:
+        if type(record) is str:  # a date: that one day
+            day = _day(record)
+            return None if day is None else (day, day)
+        if not isinstance(record, Mapping):
+            return None
+        starts = [d for d in (_day(record.get(k)) for k in self.start) if d is not None]
+        if not self.start:
+            starts = [dt.date.min]
+        elif not starts:
+            return None
+        last = record.get(self.end) if self.end else None
+        if last is None:
+            return min(starts), None
+        end = _day(last)
+        if end is None:
+            return None
+        if self.extended:
+            end = dt.date(end.year + 1, int(self.extended[:2]), int(self.extended[3:]))
+        return min(starts), end
+
+    def records(self, value: Any) -> list[Any]:
+        return list(value) if isinstance(value, list | tuple) else [value]
+
+    def spans(self, value: Any) -> list[Span]:
+        return [s for s in map(self.span, self.records(value)) if s is not None]
+
+    def show(self, record: Any) -> str:
+        span = self.span(record)
+        if span is None:
+            return "(no period)"
+        first = "" if span[0] == dt.date.min else str(span[0])
+        return f"({first} - {span[1] or 'open'})"
 
 
 class ConditionCompiler:
@@ -735,6 +801,46 @@ class ConditionCompiler:
             ),
             f"{name} not before {label}",
         )
+
+    def _op_overlaps(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
+        """The fact (a record) has a period overlapping another's (:class:`Period`): one
+        record, any of a list of records, or a date (a one-day period). A period without a
+        readable start overlaps nothing (fail closed)."""
+        mine = self._period(arg.get("period"), (*at, "period"))
+        theirs = mine.without_extension()
+        if "with_period" in arg:
+            theirs = self._period(arg["with_period"], (*at, "with_period"))
+        other = self._value(arg.get("with"), (*at, "with"), in_item)
+        label = self._value_text(arg.get("with"))
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            span = mine.span(get(f, i))
+            return span is not None and any(_overlap(span, s) for s in theirs.spans(other(f, i)))
+
+        return Cond(
+            test,
+            lambda f, i: (
+                f"{name} {mine.show(get(f, i))} "
+                f"{'overlaps' if test(f, i) else 'overlaps none of'} {label} "
+                f"{[theirs.show(v) for v in theirs.records(other(f, i))]}"
+            ),
+            f"{name} overlaps {label}",
+        )
+
+    def _period(self, spec: Any, at: JsonPath) -> Period:
+        if not isinstance(spec, dict) or not (spec.get("from") or spec.get("through")):
+            raise self.error(
+                at, "a period needs from: [keys] and/or through: key", "e.g. {from: [ingangsdatum]}"
+            )
+        extended = spec.get("extended_to")
+        if extended is not None:
+            try:
+                dt.date(2000, int(extended[:2]), int(extended[3:]))
+            except (ValueError, TypeError):
+                raise self.error(
+                    (*at, "extended_to"), f"{extended!r} is not a day of the year", "MM-DD"
+                ) from None
+        return Period(tuple(spec.get("from") or ()), spec.get("through"), extended)
 
     def _op_fields(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         """Selected field paths, each allowed by the entry for the path it sits under.

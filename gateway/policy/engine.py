@@ -16,6 +16,7 @@ from gateway.facts import DecisionInput
 from gateway.policy.audit_fields import AuditBlock
 from gateway.policy.conditions import Cond, DataCatalogue
 from gateway.policy.decision import AuditValue, AuditValues, Decision, TraceStep, with_audit
+from gateway.policy.lookups import LookupSpec
 
 DEFAULT_DENY_RULE = "default-deny"
 REFUSAL_CACHE_SIZE = 4096
@@ -105,10 +106,12 @@ class CompiledPolicy:
     policy_id: str
     location: str
     selectors: tuple[tuple[str, str], ...]
-    """``(operation type, root field)`` pairs (GraphQL); REST selectors will add more kinds."""
+    """``(operation type, root field)`` pairs (GraphQL), ``(METHOD, path template)`` (REST)."""
     checks: tuple[CompiledCheck, ...]
     audit_block: AuditBlock | None = None
     """The compiled ``audit:`` block (None: no block)."""
+    lookups: tuple[LookupSpec, ...] = ()
+    """The facts gathered before this policy decides (``lookups:``, the PIP)."""
     version: str = ""
     audit: Callable[[DecisionInput], AuditValues] | None = None
     """The request's audit values under every name of the set (None: no block)."""
@@ -292,6 +295,9 @@ class PolicySet:
     """Every name the policies' ``audit:`` blocks use, in order of first use, with no value
     (``()`` when any policy records a list under it, else None): every decision on a route
     carries the same audit keys."""
+    rest_templates: tuple[str, ...] = ()
+    """The path templates of the REST policies (``applies_to: rest:``), for routes without an
+    OpenAPI document to match request paths against."""
     _index: dict[tuple[str, str], CompiledPolicy] = field(default_factory=dict)
     _deny: Decision | None = None
 
@@ -306,6 +312,9 @@ class PolicySet:
             policy.finish(self.version, blank)
             for selector in policy.selectors:
                 self._index.setdefault(selector, policy)
+        self.rest_templates = tuple(
+            dict.fromkeys(path for kind, path in self._index if kind.isupper())
+        )
         self._deny = Decision(
             allow=False,
             status=DEFAULT_DENY_STATUS,
@@ -315,6 +324,10 @@ class PolicySet:
             rule=DEFAULT_DENY_RULE,
             policy_version=self.version,
         )
+
+    def policy_for(self, operation_type: str, root_field: str) -> CompiledPolicy | None:
+        """The policy that decides this operation (None: default deny)."""
+        return self._index.get((operation_type, root_field))
 
     def decide(self, facts: DecisionInput, *, explain: bool = False) -> Decision:
         """Decide on *facts*: the policy for the operation, else default deny."""

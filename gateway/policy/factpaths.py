@@ -9,6 +9,7 @@ never raises: a missing or wrongly typed step yields ``None``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from gateway.facts import DecisionInput
@@ -42,7 +43,26 @@ ROUTE_FACTS = {
     "name": "the route's name",
     "strict_input": "true when the route checks input strictly",
 }
-NAMESPACES = ("token", "token.claims", "args", "args_at", "operation", "route", "item", "extra")
+REQUEST_FACTS = {
+    "method": "a REST request's method (GET, POST, ...)",
+    "path": "a REST request's path as received (no query string)",
+    "template": "the path template it matched (/voorzitter/uitkomsten/{id})",
+    "params": "request.params.<name>: a named parameter of the path template",
+    "query": "request.query.<name>: a query parameter",
+    "headers": "request.headers.<name>: a request header (lower-case name)",
+    "body": "request.body.<member path>: a member of the JSON body",
+}
+NAMESPACES = (
+    "token",
+    "token.claims",
+    "args",
+    "args_at",
+    "operation",
+    "route",
+    "item",
+    "extra",
+    "request",
+)
 
 
 class UnknownFact(ValueError):
@@ -103,6 +123,8 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
         if not parts:
             raise UnknownFact("extra needs a name", "e.g. extra.method")
         return lambda f, _i: _dig(f.extra, parts)
+    if head == "request":
+        return _request_getter(path, parts)
     if head == "item":
         if not in_item:
             raise UnknownFact(
@@ -124,8 +146,42 @@ def compile_fact(path: str, *, in_item: bool) -> Getter:
         return lambda _f, i: _dig(i, parts)
     raise UnknownFact(
         f"unknown fact {path!r}",
-        "a fact starts with token., args., args_at., operation., route., item. or extra.",
+        "a fact starts with token., args., args_at., operation., route., item., extra. or request.",
     )
+
+
+def _request_getter(path: str, parts: tuple[str, ...]) -> Getter:
+    """``request.*``: the REST request's facts (missing on a GraphQL request)."""
+    if not parts or parts[0] not in REQUEST_FACTS:
+        raise UnknownFact(f"unknown fact {path!r}", _known("request", REQUEST_FACTS))
+    name, rest = parts[0], parts[1:]
+    if name in ("method", "path", "template"):
+        if rest:
+            raise UnknownFact(f"unknown fact {path!r}", f"request.{name} has no members")
+        return lambda f, _i: getattr(f.operation.rest, name, None)
+    if name != "body" and len(rest) != 1:
+        raise UnknownFact(f"bad fact path {path!r}", f"name one {name} entry: request.{name}.x")
+    if name == "headers":
+        rest = (rest[0].lower(),)
+    part = attrgetter(name)
+    if len(rest) == 1:
+        # request.params.id, request.query.overleg: one dict lookup, no walk.
+        (key,) = rest
+
+        def get1(f: DecisionInput, _i: Any) -> Any:
+            rest_facts = f.operation.rest
+            if rest_facts is None:
+                return None
+            value = part(rest_facts)
+            return value.get(key) if isinstance(value, Mapping) else None
+
+        return get1
+
+    def get(f: DecisionInput, _i: Any) -> Any:
+        rest_facts = f.operation.rest
+        return None if rest_facts is None else _dig(part(rest_facts), rest)
+
+    return get
 
 
 def _args_at_getter(path: str, rest: str) -> Getter:

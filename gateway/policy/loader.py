@@ -34,6 +34,7 @@ from gateway.policy.engine import (
     Refusal,
 )
 from gateway.policy.errors import LoadIssue, PolicyLoadError
+from gateway.policy.lookups import compile_lookups
 from gateway.policy.source import read_source, schema_issues
 from gateway.policy.tables import DataSchema, list_schema, list_values, table_schema
 
@@ -303,18 +304,28 @@ def _refusal(
     )
 
 
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _selectors(applies_to: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The index keys a policy claims: ``(operation type, root field)`` for GraphQL,
+    ``(METHOD, path template)`` for REST (methods are upper case, operation types lower
+    case: the two kinds never share a key)."""
+    if "rest" in applies_to:
+        rest = applies_to["rest"]
+        return tuple((m, p) for m in _listed(rest["method"]) for p in _listed(rest["path"]))
+    graphql = applies_to["graphql"]
+    return tuple((t, f) for t in _listed(graphql["operation"]) for f in _listed(graphql["field"]))
+
+
 def _compile_policy(
     source: Source, data: DataCatalogue, issues: list[LoadIssue]
 ) -> CompiledPolicy | None:
     doc = source.data
     policy_id = str(doc["policy"])
     compiler = ConditionCompiler(source, data)
-    graphql = doc["applies_to"]["graphql"]
-    fields = graphql["field"] if isinstance(graphql["field"], list) else [graphql["field"]]
-    types = (
-        graphql["operation"] if isinstance(graphql["operation"], list) else [graphql["operation"]]
-    )
-    selectors = tuple((t, f) for t in types for f in fields)
+    selectors = _selectors(doc["applies_to"])
     defaults = doc.get("refusal") or {}
     checks: list[CompiledCheck] = []
     ids: dict[str, JsonPath] = {}
@@ -363,15 +374,19 @@ def _compile_policy(
     audit: AuditBlock | None = None
     if "audit" in doc:
         audit = compile_audit(compiler, doc["audit"], ("audit",), issues)
+    lookups = compile_lookups(source, compiler, policy_id, issues)
     if len(issues) != before:
         return None
-    return CompiledPolicy(policy_id, source.location(("policy",)), selectors, tuple(checks), audit)
+    return CompiledPolicy(
+        policy_id, source.location(("policy",)), selectors, tuple(checks), audit, lookups
+    )
 
 
 def _compile(loaded: _Loaded, data: DataCatalogue, issues: list[LoadIssue]) -> list[CompiledPolicy]:
     policies: list[CompiledPolicy] = []
     ids: dict[str, str] = {}
     claimed: dict[tuple[str, str], str] = {}
+    lookups: dict[str, str] = {}
     for source in loaded.sources["policy"]:
         policy_id = str(source.data["policy"])
         if policy_id in ids:
@@ -387,6 +402,16 @@ def _compile(loaded: _Loaded, data: DataCatalogue, issues: list[LoadIssue]) -> l
         policy = _compile_policy(source, data, issues)
         if policy is None:
             continue
+        for n, lookup in enumerate(policy.lookups):
+            if lookup.name in lookups:
+                issues.append(
+                    source.issue(
+                        ("lookups", n, "name"),
+                        f"duplicate lookup name {lookup.name!r}",
+                        f"first used at {lookups[lookup.name]}: facts are extra.<name>",
+                    )
+                )
+            lookups.setdefault(lookup.name, lookup.location)
         for selector in policy.selectors:
             if selector in claimed:
                 issues.append(

@@ -25,6 +25,8 @@ from gateway.policy.errors import LoadIssue, PolicyLoadError
 from gateway.policy.loader import TEST_SUFFIX, load_policy_set
 from gateway.policy.source import read_source, schema_issues
 from gateway.refusals import Refusal
+from gateway.rest.analyser import offline_request
+from gateway.rest.paths import PathTemplates
 from gateway.tokens.claims import map_claims
 
 ROUTE_PATTERN = re.compile(r"^/deelnemers/([^/]+)/([^/]+)/graphql$")
@@ -37,7 +39,11 @@ class ToolError(Exception):
 
 
 def described_route_facts(
-    policy_set: PolicySet, route: str | Mapping[str, Any] | None, *, strict_input: bool = False
+    policy_set: PolicySet,
+    route: str | Mapping[str, Any] | None,
+    *,
+    strict_input: bool = False,
+    rest: bool = False,
 ) -> RouteFacts:
     """Route facts from ``/deelnemers/<idtype>/<id>/graphql`` or ``{id_type, id, kind?}``.
 
@@ -54,8 +60,10 @@ def described_route_facts(
         )
     if isinstance(route, str):
         match = ROUTE_PATTERN.match(route)
-        if match is None and route.startswith("/") and route.endswith("/graphql"):
-            # A route with no deelnemer behind it, e.g. a register's.
+        bare = route.endswith("/graphql") or (rest and not route.endswith("/"))
+        if match is None and route.startswith("/") and bare:
+            # A route with no deelnemer behind it: a register's (/.../graphql), or (*rest*)
+            # a REST route by its prefix (/ketenindex).
             return RouteFacts(
                 path=route,
                 audience=route,
@@ -66,8 +74,8 @@ def described_route_facts(
             )
         if match is None:
             raise ToolError(
-                f"route {route!r} is neither /deelnemers/<idtype>/<id>/graphql "
-                "nor another /.../graphql route"
+                f"route {route!r} is neither /deelnemers/<idtype>/<id>/graphql nor another "
+                "/.../graphql route (a REST request's route: its prefix, /ketenindex)"
             )
         id_type, deelnemer_id, kind = match.group(1).upper(), match.group(2), None
         path = route
@@ -76,7 +84,7 @@ def described_route_facts(
         deelnemer_id = str(route["id"])
         kind = route.get("kind")
         strict_input = bool(route.get("strict_input", strict_input))
-        path = f"/deelnemers/{id_type.lower()}/{deelnemer_id}/graphql"
+        path = str(route.get("path") or f"/deelnemers/{id_type.lower()}/{deelnemer_id}/graphql")
     if kind is None:
         kinds = [
             row.get("kind") for row in policy_set.table(KIND_TABLE) if row.get("id_type") == id_type
@@ -116,18 +124,53 @@ def decide_request(
     route: RouteFacts,
     *,
     explain: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Analyse *request*, map *claims*, and decide as the policy decision point would (the
-    route's audience and scope gates are ``policy explain``'s, not a test case's)."""
+    route's audience and scope gates are ``policy explain``'s, not a test case's).
+
+    *extra* are the looked-up facts (``{lookup name: facts}``, as a case's ``extra:``
+    gives them); as in the gateway, only those of the lookups this request wants reach
+    the policy, so a case cannot pass a rule with facts the gateway would not gather."""
     token = map_claims(claims, default_claim_mapping())
     try:
-        # Without a schema: test cases cover the policy for every route kind, including
-        # register queries the bundled network schema does not have (policy explain
-        # uses the route's own schema).
-        operation = facts_from_request(request)
+        if is_rest_request(request):
+            # Matched against the set's own REST templates (no OpenAPI document: policy
+            # explain --config uses the route's).
+            operation = offline_request(request, PathTemplates(policy_set.rest_templates))
+        else:
+            # Without a schema: test cases cover the policy for every route kind, including
+            # register queries the bundled network schema does not have (policy explain
+            # uses the route's own schema).
+            operation = facts_from_request(request)
     except Refusal as refusal:
         return refusal_decision(refusal, policy_set.version)
-    return policy_set.decide(DecisionInput(token, operation, route), explain=explain)
+    facts = DecisionInput(token, operation, route)
+    if extra:
+        facts = DecisionInput(token, operation, route, wanted_extra(policy_set, facts, extra))
+    return policy_set.decide(facts, explain=explain)
+
+
+def wanted_extra(
+    policy_set: PolicySet, facts: DecisionInput, extra: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """*extra* as the gateway would gather it for *facts*: the facts of a lookup the policy
+    set declares (``lookups:``) only when the deciding policy's lookup wants this request;
+    the facts of the gateway's own lookups (``abonnement`` from the subscription store,
+    ``overleg`` from the Ketenindex) as given."""
+    declared = {lk.name for p in policy_set.policies for lk in p.lookups}
+    op = facts.operation
+    policy = policy_set.policy_for(op.operation_type, op.root_field)
+    wanted = {lk.name for lk in (policy.lookups if policy else ()) if lk.wanted(facts)}
+    return {name: value for name, value in extra.items() if name not in declared or name in wanted}
+
+
+REST_KEYS = ("method", "path", "headers", "body")
+
+
+def is_rest_request(request: Mapping[str, Any]) -> bool:
+    """A REST request description (``method``/``path``/...), not a GraphQL body."""
+    return any(key in request for key in REST_KEYS) and request.get("query") is None
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -305,6 +348,9 @@ def _request(
         if base_name in seen:
             raise ToolError(f"request {base_name!r} is its own base")
         result = _request(named[base_name], named, folder, (*seen, base_name))
+    for key in REST_KEYS:
+        if key in spec:
+            result[key] = spec[key]
     if "query" in spec:
         result["query"] = spec["query"]
     if "operationName" in spec:
@@ -343,11 +389,14 @@ def run_test_file(
                 if caller not in callers:
                     raise ToolError(f"unknown caller {caller!r}")
                 caller = callers[caller]
-            route = described_route_facts(
-                policy_set, case["route"], strict_input=bool(case.get("strict_input", False))
-            )
             request = _request(case["request"], requests, file.parent)
-            decision = decide_request(policy_set, caller, request, route)
+            route = described_route_facts(
+                policy_set,
+                case["route"],
+                strict_input=bool(case.get("strict_input", False)),
+                rest=is_rest_request(request),
+            )
+            decision = decide_request(policy_set, caller, request, route, extra=case.get("extra"))
         except PolicyLoadError as exc:
             result.errors.append(
                 LoadIssue(

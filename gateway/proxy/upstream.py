@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from gateway.config.model import RouteConfig
 from gateway.observability.events import Observer
@@ -31,6 +32,7 @@ from gateway.proxy.headers import caller_response_headers
 from gateway.refusals import BadGateway, GatewayTimeout
 
 KEEPALIVE_SECONDS = 30.0
+DEFAULT_POOL_SIZE = 100
 BUFFER_LIMIT = 64 * 1024
 """Answers with a Content-Length up to this many bytes are read whole, larger ones streamed."""
 
@@ -45,9 +47,12 @@ class Forwarded:
     error: str | None = None
     """``reset``/``timeout`` when the upstream broke off mid-body (caller connection aborted),
     ``caller_closed`` when the caller went away."""
+    body: bytes | None = None
+    """The whole answer when it was read before answering (small, or ``whole=True``)."""
 
 
-def _origin(url: str) -> str:
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of *url*, lower case: the key of a pooled session."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
@@ -59,43 +64,56 @@ class UpstreamPool:
         self._observer = observer
         self._limits: dict[str, int] = {}
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._started = False
 
     def register(self, route: RouteConfig) -> Upstream:
         """The upstream of *route*; its session is opened by :meth:`start`."""
-        origin = _origin(route.upstream)
+        origin = origin_of(route.upstream)
         self._limits[origin] = max(self._limits.get(origin, 0), route.pool_size)
         return Upstream(self, origin, route, self._observer)
 
     async def start(self) -> None:
         """Open one keep-alive session per origin."""
-        for origin, limit in self._limits.items():
-            if origin in self._sessions:
-                continue
-            connector = aiohttp.TCPConnector(
-                limit=limit, limit_per_host=limit, keepalive_timeout=KEEPALIVE_SECONDS
-            )
-            self._sessions[origin] = aiohttp.ClientSession(
-                connector=connector,
-                # Bytes pass through unchanged: no decompression, no cookies kept between
-                # callers, no default headers the caller did not send.
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # No skip_auto_headers: aiohttp rebuilds that set on every request. The
-                # header builder supplies what aiohttp would otherwise invent instead
-                # (see gateway.proxy.headers.upstream_request_headers).
-            )
+        self._started = True
+        for origin in self._limits:
+            self._open(origin)
+
+    def _open(self, origin: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(origin)
+        if session is not None:
+            return session
+        limit = self._limits.get(origin, DEFAULT_POOL_SIZE)
+        connector = aiohttp.TCPConnector(
+            limit=limit, limit_per_host=limit, keepalive_timeout=KEEPALIVE_SECONDS
+        )
+        session = self._sessions[origin] = aiohttp.ClientSession(
+            connector=connector,
+            # Bytes pass through unchanged: no decompression, no cookies kept between
+            # callers, no default headers the caller did not send.
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # No skip_auto_headers: aiohttp rebuilds that set on every request. The
+            # header builder supplies what aiohttp would otherwise invent instead
+            # (see gateway.proxy.headers.upstream_request_headers).
+        )
+        return session
 
     async def close(self) -> None:
         """Close every session (app cleanup)."""
+        self._started = False
         sessions, self._sessions = self._sessions, {}
         for session in sessions.values():
             await session.close()
 
     def session(self, origin: str) -> aiohttp.ClientSession:
-        """The session for *origin*; only valid between start and close."""
+        """The session for *origin*; only valid between start and close. An origin
+        registered after start (an endpoint a reloaded adresboek names) gets its session on
+        first use."""
         session = self._sessions.get(origin)
         if session is None:
-            raise BadGateway("Upstream client not started", reason="not_started")
+            if not self._started:
+                raise BadGateway("Upstream client not started", reason="not_started")
+            session = self._open(origin)
         return session
 
 
@@ -140,8 +158,17 @@ class Upstream:
         body: bytes,
         headers: CIMultiDict[str],
         response_headers: Mapping[str, str],
+        *,
+        whole: bool = False,
+        method: str = "POST",
+        target: str | None = None,
     ) -> Forwarded:
         """POST *body* with *headers* upstream and pass the answer to the caller.
+
+        With *whole* the answer is read completely whatever its size (the gateway needs
+        it: a subscription the bronhouder confirmed), and :attr:`Forwarded.body` holds it.
+        A REST route sends the caller's *method* to *target* instead: the upstream's origin
+        with the request path and query exactly as received (``encoded``: not requoted).
 
         Raises :class:`BadGateway` / :class:`GatewayTimeout` while nothing has been sent to
         the caller yet; afterwards failures abort the caller's connection. (One coroutine
@@ -151,9 +178,9 @@ class Upstream:
         session = self._pool.session(self._origin)
         try:
             upstream = await session.request(
-                "POST",
-                self.url,
-                data=body,
+                method,
+                self.url if target is None else URL(self._origin + target, encoded=True),
+                data=body if body or target is None else None,
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
@@ -171,7 +198,7 @@ class Upstream:
             status = upstream.status
             out_headers = caller_response_headers(upstream.headers, response_headers)
             length = upstream.content_length
-            if length is not None and length <= BUFFER_LIMIT:
+            if whole or (length is not None and length <= BUFFER_LIMIT):
                 try:
                     payload = await upstream.read()
                 except (TimeoutError, aiohttp.ClientError) as exc:
@@ -180,10 +207,10 @@ class Upstream:
                     if kind == "timeout":
                         raise GatewayTimeout(reason="upstream_timeout") from None
                     raise BadGateway(reason="upstream_reset") from None
-                whole = web.Response(
+                answer = web.Response(
                     body=payload, status=status, reason=upstream.reason, headers=out_headers
                 )
-                return Forwarded(whole, status, _ms(started))
+                return Forwarded(answer, status, _ms(started), body=payload)
             response = web.StreamResponse(
                 status=status, reason=upstream.reason, headers=out_headers
             )

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
-from gateway.config.errors import ConfigError
+from gateway.config.errors import LocatedError
 from gateway.config.loader import load_config
-from gateway.config.model import GatewayConfig
+from gateway.config.model import DeliveryConfig, GatewayConfig
 from gateway.examples.register import RegisterDataError
 from gateway.serving.lifecycle import (
     ListenError,
@@ -44,6 +45,8 @@ from gateway.serving.lifecycle import (
 from gateway.serving.serve import with_log_format
 
 DEMO_DIR = Path("config") / "demo"
+KETENINDEX_FIXTURE = "ketenindex.yaml"
+"""The example Ketenindex and voorzitter's starting data, beside ``registers/``."""
 DEMO_CONFIG = DEMO_DIR / "gateway.yaml"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 """The package's bundled examples (package data): where request files find their query."""
@@ -86,6 +89,18 @@ def register(sub: Any) -> None:
         "--data-dir",
         type=Path,
         help="folder of the demo's store (default var/demo/ of the source tree, git-ignored)",
+    )
+    demo.add_argument(
+        "--delivery-max-attempts",
+        type=int,
+        metavar="N",
+        help="attempts before an async notification is dead (default: gateway.yaml delivery:)",
+    )
+    demo.add_argument(
+        "--delivery-max-age",
+        type=float,
+        metavar="SECONDS",
+        help="seconds an async notification is retried before it is dead",
     )
     demo.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     demo.set_defaults(handler=_demo)
@@ -156,13 +171,36 @@ def _demo(args: argparse.Namespace) -> int:
         config = with_log_format(config, args.log_format)
         if args.data_dir is not None:
             config = config.model_copy(update={"data_dir": args.data_dir.resolve()})
+        config = with_delivery(config, args.delivery_max_attempts, args.delivery_max_age)
         bundled = args.upstream is None
         return run(lambda: _demo_main(config, texts, sock, bundled=bundled))
-    except (ConfigError, DemoFileError, RegisterDataError) as exc:
+    except (LocatedError, DemoFileError, RegisterDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ListenError as exc:
         print(f"error: {exc}: {exc.fix or 'pass --port N (or make run PORT=N)'}", file=sys.stderr)
     return 2
+
+
+def with_delivery(
+    config: GatewayConfig, max_attempts: int | None, max_age: float | None
+) -> GatewayConfig:
+    """*config* with the demo's ``--delivery-max-attempts``/``--delivery-max-age``, checked
+    by the same model as ``gateway.yaml`` (a bad value is a ConfigError naming it)."""
+    changes = {
+        key: value
+        for key, value in (("max_attempts", max_attempts), ("max_age", max_age))
+        if value is not None
+    }
+    if not changes:
+        return config
+    settings = {**config.delivery.model_dump(), **changes}
+    try:
+        delivery = DeliveryConfig.model_validate(settings)
+    except ValidationError as exc:
+        raise DemoFileError(
+            f"--delivery-{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}".replace("_", "-")
+        ) from exc
+    return config.model_copy(update={"delivery": delivery})
 
 
 async def start_example_servers(
@@ -170,15 +208,28 @@ async def start_example_servers(
 ) -> tuple[GatewayConfig, list[web.AppRunner]]:
     """Start one example server per route on a free loopback port and point the routes at
     them: an example register for a route that a fixture file in *registers* names
-    (``config/demo/registers/*.yaml``), else an example resource server. Returns the new
-    configuration and the runners to clean up."""
+    (``config/demo/registers/*.yaml``), else an example resource server. The adresboek's
+    endpoints, the routes' configured upstreams, move along. Returns the new configuration
+    and the runners to clean up."""
     from gateway.examples.register import create_register_app, register_routes
     from gateway.examples.resource_server import create_resource_server_app
+    from gateway.examples.rest_apis import create_rest_apis_app
 
     fixtures = register_routes(registers) if registers is not None else {}
     runners: list[web.AppRunner] = []
     routes = []
+    rest_origin: str | None = None
     for route in config.routes:
+        if route.rest is not None:
+            # One example app serves every REST API (seeds 000, 004) at its own paths.
+            if rest_origin is None:
+                fixture = registers.parent / KETENINDEX_FIXTURE if registers else None
+                runner = await _start(create_rest_apis_app(fixture))
+                runners.append(runner)
+                rest_origin = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            routes.append(route.model_copy(update={"upstream": rest_origin}))
+            continue
+        assert route.deelnemer is not None
         name = route.deelnemer.name or f"{route.deelnemer.id_type} {route.deelnemer.id}"
         fixture = fixtures.get(route.path)
         if fixture is not None and route.schema is None:
@@ -188,14 +239,24 @@ async def start_example_servers(
             if fixture and route.schema
             else create_resource_server_app(name)
         )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner = await _start(app)
         runners.append(runner)
         port = runner.addresses[0][1]
         routes.append(route.model_copy(update={"upstream": f"http://127.0.0.1:{port}/graphql"}))
-    return config.model_copy(update={"routes": tuple(routes)}), runners
+    update: dict[str, Any] = {"routes": tuple(routes)}
+    if config.adresboek is not None:
+        # The demo adresboek names the routes' configured upstreams: follow them.
+        moved = {old.upstream: new.upstream for old, new in zip(config.routes, routes, strict=True)}
+        update["adresboek"] = config.adresboek.model_copy(update={"moved": moved})
+    return config.model_copy(update=update), runners
+
+
+async def _start(app: web.Application) -> web.AppRunner:
+    """Run an example server on a free loopback port."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
 
 
 async def _demo_main(

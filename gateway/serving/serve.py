@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.config.errors import ConfigError
+from gateway.config.errors import ConfigError, LocatedError
 from gateway.config.loader import load_config
 from gateway.config.model import GatewayConfig
 from gateway.observability.logs import LogFormat
@@ -82,6 +82,9 @@ def _serve_config(args: argparse.Namespace) -> int:
             if config is None:
                 return 2
         return run(lambda: serve_until_stopped(config, host, reuse_port=False, sock=sock))
+    except LocatedError as exc:  # a policy set or the adresboek that does not load
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ListenError as exc:
         print(f"error: {exc}: {exc.fix or 'pass --port N (or set server.port)'}", file=sys.stderr)
         return 2

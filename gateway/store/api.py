@@ -45,6 +45,12 @@ class Subscription:
     ended_at: datetime | None = None
     ended_by: Party | None = None
     end_reason: str | None = None
+    organisatie_id: str | None = None
+    """createAbonnement's ``organisatieId`` as the subscriber sent it (seed 001 section 5.3)."""
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,6 +87,16 @@ class Delivery:
     lease_until: datetime | None
     created_at: datetime
     finished_at: datetime | None
+    decision: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The decision that allowed it (allow, rule, location, policy version)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """The outbox at a glance, for metrics: how many per state, oldest pending."""
+
+    counts: Mapping[DeliveryState, int]
+    oldest_pending: datetime | None
 
 
 class SubscriptionStore(Protocol):
@@ -140,6 +156,12 @@ class DeliveryStore(Protocol):
     async def purge(self, delivered_before: datetime) -> int:
         """Delete deliveries delivered before *delivered_before*; how many."""
 
+    async def due_now(self) -> int:
+        """Make every pending delivery due now (a restart retries at once); how many."""
+
+    async def outbox_stats(self) -> OutboxStats:
+        """Deliveries per state and the creation time of the oldest pending one."""
+
 
 class Store(SubscriptionStore, DeliveryStore, Protocol):
     """Both APIs on one connection (pool), with its life cycle and health."""
@@ -176,6 +198,7 @@ def subscription_from_row(row: Mapping[str, Any]) -> Subscription:
         ended_at=_time(row["ended_at"]),
         ended_by=_party(row, "ended_by"),
         end_reason=row["end_reason"],
+        organisatie_id=row["organisatie_id"],
     )
 
 
@@ -194,4 +217,5 @@ def delivery_from_row(row: Mapping[str, Any]) -> Delivery:
         lease_until=_time(row["lease_until"]),
         created_at=_time(row["created_at"]),
         finished_at=_time(row["finished_at"]),
+        decision=json.loads(row["decision"]),
     )

@@ -11,13 +11,15 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from gateway.store.api import (
+    DELIVERY_STATES,
     Attempt,
     Delivery,
     DeliveryState,
+    OutboxStats,
     Party,
     Subscription,
     delivery_from_row,
@@ -49,8 +51,8 @@ class SqlStore(abc.ABC):
         s = subscription
         rows = await self._rows(
             "INSERT INTO abonnementen (abonnement_id, bronhouder_id_type, bronhouder_id,"
-            " subscriber_id_type, subscriber_id, notificatietype, created_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " subscriber_id_type, subscriber_id, notificatietype, created_at, organisatie_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (abonnement_id) DO NOTHING RETURNING abonnement_id",
             s.abonnement_id,
             s.bronhouder.id_type,
@@ -59,6 +61,7 @@ class SqlStore(abc.ABC):
             s.subscriber.id,
             s.notificatietype,
             _ts(s.created_at),
+            s.organisatie_id,
         )
         return bool(rows)
 
@@ -109,12 +112,17 @@ class SqlStore(abc.ABC):
         return [subscription_from_row(row) for row in rows]
 
     # -- deliveries ------------------------------------------------------------------------
-    async def enqueue(self, delivery: Delivery) -> None:
-        d = delivery
-        await self._rows(
-            "INSERT INTO deliveries (delivery_id, state, sender, recipient_id_type,"
-            " recipient_id, body, headers, decision_id, trace_id, attempts, next_attempt_at,"
-            " created_at) VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, '[]', $9, $10)",
+    ENQUEUE = (
+        "INSERT INTO deliveries (delivery_id, state, sender, recipient_id_type,"
+        " recipient_id, body, headers, decision_id, trace_id, attempts, next_attempt_at,"
+        " created_at, decision)"
+        " VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8, '[]', $9, $10, $11)"
+    )
+
+    @staticmethod
+    def enqueue_args(d: Delivery) -> tuple[Any, ...]:
+        """The parameters of :attr:`ENQUEUE` for *d*."""
+        return (
             d.delivery_id,
             d.sender,
             d.recipient.id_type,
@@ -125,7 +133,11 @@ class SqlStore(abc.ABC):
             d.trace_id,
             _ts(d.next_attempt_at),
             _ts(d.created_at),
+            json.dumps(dict(d.decision)),
         )
+
+    async def enqueue(self, delivery: Delivery) -> None:
+        await self._rows(self.ENQUEUE, *self.enqueue_args(delivery))
 
     async def claim_due(self, limit: int, lease_seconds: float) -> list[Delivery]:
         moment = now().timestamp()
@@ -205,3 +217,23 @@ class SqlStore(abc.ABC):
             delivered_before.timestamp(),
         )
         return len(rows)
+
+    async def due_now(self) -> int:
+        rows = await self._rows(
+            "UPDATE deliveries SET next_attempt_at = $1"
+            " WHERE state = 'pending' AND next_attempt_at > $1 RETURNING delivery_id",
+            now().timestamp(),
+        )
+        return len(rows)
+
+    async def outbox_stats(self) -> OutboxStats:
+        rows = await self._rows(
+            "SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest FROM deliveries GROUP BY state"
+        )
+        counts: dict[DeliveryState, int] = dict.fromkeys(DELIVERY_STATES, 0)
+        oldest = None
+        for row in rows:
+            counts[row["state"]] = int(row["n"])
+            if row["state"] == "pending" and row["oldest"] is not None:
+                oldest = datetime.fromtimestamp(float(row["oldest"]), UTC)
+        return OutboxStats(counts, oldest)

@@ -4,6 +4,12 @@ One connection owned by one thread (a single-worker executor), so the event loop
 waits on the disk and statements of this process run one at a time. Other processes on the
 same file (``serve --workers``) take turns through SQLite's write lock, waiting up to
 ``store.timeout`` for it.
+
+Writes commit in groups: the writes queued while the previous commit was on its way to the
+disk run in one transaction, one fsync for all of them, and each caller returns only once
+its write is committed (a failing write is then retried alone, so it fails only itself).
+That keeps the async path's 202 durable without an fsync per request, and the worker's
+records cheap (issue 15's benchmark: ``bench/bench_delivery.py``). Reads do not queue.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +43,24 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+_Write = tuple[tuple[str, tuple[Any, ...]], "asyncio.Future[list[Any]]"]
+"""A queued write: the statement with its parameters, and the caller's answer."""
+
+
+def _settle(
+    group: Sequence[_Write], results: list[list[Any]] | None, error: BaseException | None
+) -> None:
+    """Answer every caller of *group* not answered yet (a cancelled one is left alone)."""
+    for index, (_, done) in enumerate(group):
+        if done.done():
+            continue
+        if error is not None:
+            done.set_exception(error)
+        else:
+            assert results is not None
+            done.set_result(results[index])
+
+
 class SqliteStore(SqlStore):
     backend = "sqlite"
     SKIP_LOCKED = ""
@@ -46,6 +71,8 @@ class SqliteStore(SqlStore):
         self._timeout = timeout
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="nid-store")
         self._conn: sqlite3.Connection | None = None
+        self._group: list[_Write] = []
+        self._committer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path, timeout: float = 5.0) -> SqliteStore:
@@ -100,7 +127,48 @@ class SqliteStore(SqlStore):
 
     async def _rows(self, sql: str, *args: Any) -> Sequence[Mapping[str, Any]]:
         sql = _PARAM.sub(r"?\1", sql)
-        return await self._call(lambda: self._connection().execute(sql, args).fetchall())
+        if sql.startswith("SELECT"):  # a reader never waits for the write lock (WAL)
+            return await self._call(lambda: self._connection().execute(sql, args).fetchall())
+        done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._group.append(((sql, args), done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups())
+        return await done
+
+    async def _commit_groups(self) -> None:
+        """Commit the writes queued meanwhile, together, until none are left."""
+        while self._group:
+            group, self._group = self._group, []
+            try:
+                results = await self._call(partial(self._transaction, [s for s, _ in group]))
+            except StoreUnavailable as exc:
+                if len(group) == 1 or not isinstance(exc.__cause__, sqlite3.IntegrityError):
+                    _settle(group, None, exc)  # e.g. the write lock not had in time: all fail
+                    continue
+                for entry in group:  # one write that breaks a constraint fails only itself
+                    await self._commit_alone(entry)
+            else:
+                _settle(group, results, None)
+
+    async def _commit_alone(self, entry: _Write) -> None:
+        try:
+            results = await self._call(partial(self._transaction, [entry[0]]))
+        except StoreUnavailable as exc:
+            _settle([entry], None, exc)
+        else:
+            _settle([entry], results, None)
+
+    def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[list[Any]]:
+        """*statements* in one transaction: one commit, one fsync; the rows of each."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = [conn.execute(sql, args).fetchall() for sql, args in statements]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return results
 
     async def ping(self) -> dict[str, Any]:
         """Writable: take the write lock and let it go (waits at most ``store.timeout``)."""

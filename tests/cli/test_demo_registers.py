@@ -22,14 +22,19 @@ from typing import Any
 import yaml
 from aiohttp.test_utils import unused_port
 
-from tests.fixtures.demo import read_until_printed
+from tests.fixtures.demo import read_until_printed, run_shell
 from tests.fixtures.docs import REPO, commands
+from tests.fixtures.registers import (
+    BEMIDDELING_READ,
+    BEMIDDELINGEN,
+    INDICATIE_READ,
+    INDICATIES,
+    TEMPLATES,
+    template,
+)
 
 DEMO = REPO / "config" / "demo"
 STAND_IN = REPO / "tests" / "examples" / "policies"
-TEMPLATES = REPO / "policies" / "iwlz" / "raadplegingen" / "templates"
-BEMIDDELINGEN = "/registers/bemiddelingsregister/graphql"
-BEMIDDELING_READ = "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"
 S1 = "51000000-0000-4000-8000-000000000001"
 
 
@@ -121,13 +126,19 @@ def stand_in_config(tmp_path: Path) -> Path:
     data = yaml.safe_load((DEMO / "gateway.yaml").read_text(encoding="utf-8"))
     data["authserver"]["clients_file"] = str(DEMO / "clients.yaml")
     data["authserver"]["signing"]["keys_dir"] = str(tmp_path / "keys")
-    # Its own store: the demo's relative data_dir would land beside every test's tmp_path.
+    # Its own store: the demo's relative data_dir would land beside every test run's tmp
+    # folder, shared with other checkouts (whose migrations may be newer).
     data["data_dir"] = str(tmp_path / "data")
     for route in data["routes"]:
         route["policies"] = [str((DEMO / p).resolve()) for p in route["policies"]]
+        if "openapi" in route.get("rest", {}):
+            route["rest"]["openapi"] = str((DEMO / route["rest"]["openapi"]).resolve())
         if "schema" in route:
             route["schema"] = str((DEMO / route["schema"]).resolve())
             route["policies"] = [str(STAND_IN)]
+    data["adresboek"]["file"] = str(DEMO / data["adresboek"]["file"])
+    central = data["notificaties"]
+    central["policies"] = [str((DEMO / p).resolve()) for p in central["policies"]]
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -140,21 +151,14 @@ def test_the_readme_raadpleging_curls_run_as_written(tmp_path: Path) -> None:
         if "zorgaanbieder-12345678:" in c.text or "$BODY" in c.text or c.text.startswith("BODY=")
     ]
     assert len(documented) == 4  # the token, the body builder, allowed, refused
-    proc, base = start_demo("--config", str(stand_in_config(tmp_path)))
+    # Its own store: the default data_dir beside a tmp config is shared by every test run.
+    proc, base = start_demo(
+        "--config", str(stand_in_config(tmp_path)), "--data-dir", str(tmp_path / "data")
+    )
     try:
         read_until_printed(proc, "# 3.")
         token, body, *requests = (c.replace("http://127.0.0.1:8080", base) for c in documented)
-        allowed, refused = (
-            subprocess.run(
-                ["bash", "-ec", f"{token}\n{body}\n{request}"],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=True,
-            ).stdout
-            for request in requests
-        )
+        allowed, refused = (run_shell(f"{token}\n{body}\n{request}", base) for request in requests)
     finally:
         stop(proc)
     (found,) = json.loads(allowed)["data"]["bemiddelingspecificatie"]
@@ -162,3 +166,57 @@ def test_the_readme_raadpleging_curls_run_as_written(tmp_path: Path) -> None:
     (error,) = json.loads(refused)["errors"]
     assert error["extensions"]["code"] == "FORBIDDEN"
     assert error["extensions"]["reason"] == "instelling is not the caller's own AGB"
+
+
+# The templates decided on facts of the policy information point, each by the demo client
+# of templates/README.md: the gateway asks the demo's example Bemiddelingsregister first.
+PIP_TEMPLATES = {
+    "QBR-0012-ZKu": ("zorgkantoor-5151", BEMIDDELINGEN, "bemiddelingspecificatie"),
+    "QBR-0013-ZKu": ("zorgkantoor-5151", BEMIDDELINGEN, "regiehouder"),
+    "QIR-0002-ZA": ("zorgaanbieder-12345678", INDICATIES, "wlzIndicatie"),
+    "QIR-0003-ZKn": ("zorgkantoor-5152", INDICATIES, "wlzIndicatie"),
+    "QIR-0004-ZKu": ("zorgkantoor-5152", INDICATIES, "wlzIndicatie"),
+}
+
+
+def send(base: str, client: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """*body* to *path* with a token of the demo client *client*."""
+    scope = BEMIDDELING_READ if path == BEMIDDELINGEN else INDICATIE_READ
+    form = f"grant_type=client_credentials&scope={scope}&audience={base}{path}".encode()
+    status, answer = post(
+        f"{base}/auth/token",
+        None,
+        data=form,
+        headers={
+            "Authorization": "Basic " + _basic(client),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert status == 200, answer
+    headers = {"Authorization": f"Bearer {answer['access_token']}"}
+    return post(base + path, body, {**headers, "Content-Type": "application/json"})
+
+
+def test_the_templates_decided_on_looked_up_facts_pass_through_the_demo_unchanged() -> None:
+    proc, base = start_demo()
+    try:
+        read_until_printed(proc, "# 3.")
+        answers = {
+            name: send(base, client, path, template(name))
+            for name, (client, path, _root) in PIP_TEMPLATES.items()
+        }
+        # zorgkantoor 5152's own S2 ended 2025-12-31: its access to S1 ended 2026-05-31.
+        late = send(
+            base,
+            "zorgkantoor-5152",
+            BEMIDDELINGEN,
+            template("QBR-0012-ZKu", bemiddelingspecificatieID=S1),
+        )
+    finally:
+        stop(proc)
+    for name, (status, answer) in answers.items():
+        assert status == 200, (name, answer)
+        assert answer["data"][PIP_TEMPLATES[name][2]], (name, answer)
+    status, answer = late
+    assert status == 403
+    assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"

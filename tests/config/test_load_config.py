@@ -41,7 +41,7 @@ def error_of(path: Path) -> ConfigError:
     return info.value
 
 
-def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_clients() -> None:
+def test_demo_config_loads_its_deelnemer_register_and_rest_routes_and_five_clients() -> None:
     config = load_config(DEMO)
     assert [r.path for r in config.routes] == [
         "/deelnemers/uzovi/5151/graphql",
@@ -50,14 +50,20 @@ def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_cl
         "/deelnemers/kvk/62253778/graphql",
         "/registers/bemiddelingsregister/graphql",
         "/registers/indicatieregister/graphql",
+        "/ketenindex",
+        "/voorzitter/uitkomsten",
+        "/klantinteracties/api/v1",
     ]
-    assert [r.deelnemer.kind for r in config.routes] == [
+    assert [r.deelnemer.kind if r.deelnemer else None for r in config.routes] == [
         "zorgkantoor",
         "zorgkantoor",
         "zorgaanbieder",
         "onderneming",
         "register",
         "register",
+        None,
+        "zorgkantoor",
+        None,
     ]
     assert config.authserver is not None
     assert [c.client_id for c in config.authserver.clients] == [
@@ -71,7 +77,7 @@ def test_demo_config_loads_four_deelnemer_routes_two_register_routes_and_five_cl
 
 
 def test_the_register_routes_validate_against_their_register_schema_and_need_its_scope() -> None:
-    bemiddelingen, indicaties = load_config(DEMO).routes[4:]
+    bemiddelingen, indicaties = load_config(DEMO).routes[4:6]
     assert bemiddelingen.schema == (REPO / "config/schemas/bemiddelingsregister.graphql").resolve()
     assert indicaties.schema == (REPO / "config/schemas/indicatieregister.graphql").resolve()
     assert bemiddelingen.scope_default == (
@@ -106,8 +112,18 @@ def test_routes_wildcard_audience_expands_to_every_route() -> None:
     config = load_config(DEMO)
     assert config.authserver is not None
     ciz = config.authserver.clients[0]
-    catalogue = config.public_url + "/catalogus/notificatietypen"
-    assert ciz.allowed_audiences == {r.audience for r in config.routes} | {catalogue}
+    endpoints = {
+        config.public_url + path
+        for path in (
+            "/catalogus/notificatietypen",
+            "/adresboek",
+            "/abonnementen",
+            "/access/v1/evaluation",
+            "/access/v1/evaluations",
+        )
+    }
+    central = config.public_url + "/notificaties/graphql"
+    assert ciz.allowed_audiences == {r.audience for r in config.routes} | endpoints | {central}
     assert ciz.accepts("client_secret_basic") and ciz.accepts("client_secret_post")
     assert not ciz.accepts("private_key_jwt")
 
@@ -466,7 +482,9 @@ def test_rules_between_sections_are_reported_together(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("path", ["/auth/x/graphql", "/catalogus/notificatietypen", "/metrics"])
+@pytest.mark.parametrize(
+    "path", ["/auth/x/graphql", "/catalogus/notificatietypen", "/metrics", "/access/v1/evaluation"]
+)
 def test_a_route_on_a_gateway_endpoint_is_refused(tmp_path: Path, path: str) -> None:
     err = error_of(write(tmp_path, BASE.replace("/deelnemers/uzovi/5151/graphql", path)))
     assert err.line == 3 and "collides with a gateway endpoint" in err.message

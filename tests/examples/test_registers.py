@@ -44,7 +44,7 @@ FOUND: dict[str, tuple[str, str, list[str]]] = {
     "QBR-0009-ZAr": ("regiehouder", "regiehouderID", [R1]),
     "QBR-0010-CIZ": ("bemiddeling", "wlzIndicatieID", [I1]),
     "QBR-0011-CIZ": ("bemiddeling", "wlzIndicatieID", [I1]),
-    "QBR-0012-ZKu": ("bemiddelingspecificatie", "bemiddelingspecificatieID", [S1]),
+    "QBR-0012-ZKu": ("bemiddelingspecificatie", "bemiddelingspecificatieID", [S2]),
     "QBR-0013-ZKu": ("regiehouder", "regiehouderID", [R1]),
     "QIR-0001-ZKi": ("wlzIndicatie", "wlzindicatieID", [I1]),
     "QIR-0002-ZA": ("wlzIndicatie", "wlzindicatieID", [I1]),
@@ -141,16 +141,17 @@ async def test_nested_filters_select_the_overlapping_records(registers: dict[str
 async def test_an_and_filter_under_a_link_keeps_the_callers_own_specificatie(
     registers: dict[str, Any],
 ) -> None:
+    # The template's example: zorgkantoor 5151 with its own S1.
     answer = await ask(registers, "bemiddelingsregister", template("QBR-0013-ZKu"))
     (regiehouder,) = answer["data"]["regiehouder"]
     assert regiehouder["bemiddeling"]["bemiddelingspecificatie"] == [
         {
-            "toewijzingIngangsdatum": "2025-06-01",
-            "toewijzingEinddatum": "2025-12-31",
-            "vaststellingMoment": "2025-05-20T09:30:00.000+02:00",
+            "toewijzingIngangsdatum": "2025-01-01",
+            "toewijzingEinddatum": None,
+            "vaststellingMoment": "2024-12-15T10:00:00.000+01:00",
         }
     ]
-    other = await ask(registers, "bemiddelingsregister", template("QBR-0013-ZKu", uzovi="5151"))
+    other = await ask(registers, "bemiddelingsregister", template("QBR-0013-ZKu", uzovi="5152"))
     (regiehouder,) = other["data"]["regiehouder"]
     assert regiehouder["bemiddeling"]["bemiddelingspecificatie"] == []
 

@@ -126,7 +126,8 @@ def abonnement(**overrides: str) -> dict[str, Any]:
 async def test_own_subscription_to_a_vrijwillig_type_is_forwarded(
     make_gateway: GatewayFactory,
 ) -> None:
-    gateway = await make_gateway(scopes=SCOPES)
+    # A subscription is forwarded only where the gateway can record it (a store).
+    gateway = await make_gateway(scopes=SCOPES, store={"backend": "sqlite"})
     token = gateway.token("zorgaanbieder-12345678", [ABONNEMENT_ZK])
     body = abonnement()
     response = await gateway.post(ZK_5151, body, token=token)
@@ -170,6 +171,19 @@ async def test_each_subscription_refusal_names_what_is_wrong(
     assert message.endswith("abonnementTypeId is not offered by this bronhouder")
 
 
+async def test_without_a_store_a_subscription_is_refused_with_503_never_forwarded(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = await make_gateway(scopes=SCOPES)
+    token = gateway.token("zorgaanbieder-12345678", [ABONNEMENT_ZK])
+    response = await gateway.post(ZK_5151, abonnement(), token=token)
+    assert response.status == 503, await response.text()
+    assert (await response.json())["errors"][0]["extensions"]["reason"].startswith(
+        "store unavailable: no subscription store is configured"
+    )
+    assert gateway.upstream.received == []
+
+
 async def test_subscription_without_the_abonnement_scope_is_forbidden(
     make_gateway: GatewayFactory,
 ) -> None:
@@ -180,3 +194,43 @@ async def test_subscription_without_the_abonnement_scope_is_forbidden(
     response = await gateway.post(ZK_5151, abonnement(), token=token)
     assert response.status == 403
     assert gateway.upstream.received == []
+
+
+DEMO_CLIENTS = ("ciz", "zorgkantoor-5151", "zorgkantoor-5152", "zorgaanbieder-12345678")
+READ_ONLY = ("/catalogus/notificatietypen", "/adresboek", "/abonnementen")
+
+
+async def ask_token(gateway: Gateway, client_id: str, audience: str, scope: str = "") -> Any:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": f"{client_id}-demo-secret",
+        "audience": audience,
+    }
+    if scope:
+        form["scope"] = scope
+    response = await gateway.client.post("/auth/token", data=form)
+    return response.status, await response.json()
+
+
+async def test_every_demo_client_gets_a_scopeless_token_for_the_read_only_endpoints(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = await demo_url_gateway(make_gateway)
+    for client_id in (*DEMO_CLIENTS, "no-instantie"):
+        for path in READ_ONLY:
+            status, answer = await ask_token(gateway, client_id, DEMO_URL + path)
+            assert status == 200, (client_id, path, answer)
+            assert answer["scope"] == ""
+        # The central route is not read-only: its token needs the notification scope.
+        central = DEMO_URL + "/notificaties/graphql"
+        status, answer = await ask_token(gateway, client_id, central)
+        assert (status, answer["error"]) == (400, "invalid_scope")
+        scope = "organisaties/zorgaanbieder/notificaties/notificatie:create"
+        status, answer = await ask_token(gateway, client_id, central, scope)
+        assert status == 200, answer
+        # A route's token still needs a scope; the abonnement scope is granted for any route.
+        status, answer = await ask_token(gateway, client_id, DEMO_URL + ZK_5151)
+        assert (status, answer["error"]) == (400, "invalid_scope")
+        status, _ = await ask_token(gateway, client_id, DEMO_URL + ZA_AGB, ABONNEMENT_ZK)
+        assert status == 200

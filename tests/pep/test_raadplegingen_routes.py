@@ -1,7 +1,7 @@
 """The registers' authorisation matrices (``policies/iwlz/raadplegingen``) through the real
 running gateway, in front of a recording upstream: what the matrices allow is forwarded as
-sent; a broken binding, a forbidden field and a rule that needs the policy information point
-are refused with 403 and never reach the register."""
+sent; a broken binding and a forbidden field are refused with 403 and never reach the
+register. The rules decided on facts of the policy information point: ``test_pip.py``."""
 
 from __future__ import annotations
 
@@ -10,19 +10,10 @@ import re
 from typing import Any
 
 from tests.fixtures.gateway import REPO, Gateway, GatewayFactory, RecordingUpstream
+from tests.fixtures.registers import BEMIDDELING_READ as READ
+from tests.fixtures.registers import BEMIDDELINGEN, template
 
-TEMPLATES = REPO / "policies" / "iwlz" / "raadplegingen" / "templates"
-BEMIDDELINGEN = "/registers/bemiddelingsregister/graphql"
-READ = "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"
 S1 = "51000000-0000-4000-8000-000000000001"
-
-
-def template(name: str, **variables: Any) -> dict[str, Any]:
-    example = json.loads((TEMPLATES / f"{name}.variables.json").read_text(encoding="utf-8"))
-    return {
-        "query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
-        "variables": {**example, **variables},
-    }
 
 
 async def register_gateway(make_gateway: GatewayFactory, upstream: RecordingUpstream) -> Gateway:
@@ -96,15 +87,6 @@ async def test_pgb_percentage_for_a_zorgaanbieder_is_refused_naming_the_path(
     assert error["message"] == (
         "Bemiddelingspecificatie query: pgbPercentage is never readable by a zorgaanbieder (POL103)"
     )
-    assert upstream.received == []
-
-
-async def test_a_rule_that_needs_the_policy_information_point_is_refused(
-    make_gateway: GatewayFactory, upstream: RecordingUpstream
-) -> None:
-    gateway = await register_gateway(make_gateway, upstream)
-    error = await refusal(gateway, "zorgkantoor-5152", template("QBR-0012-ZKu"))
-    assert "needs the policy information point" in error["message"]
     assert upstream.received == []
 
 

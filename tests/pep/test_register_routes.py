@@ -9,7 +9,6 @@ allows to an example register on a real port. The policies here are a stand-in
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,39 +16,26 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.examples.register import create_register_app
+from tests.fixtures import registers
 from tests.fixtures.gateway import REPO, Gateway, GatewayFactory
+from tests.fixtures.registers import (
+    BEMIDDELING_READ,
+    BEMIDDELINGEN,
+    FIXTURES,
+    INDICATIE_READ,
+    INDICATIES,
+    SCHEMAS,
+    template,
+)
 
-SCHEMAS = REPO / "config" / "schemas"
-FIXTURES = REPO / "config" / "demo" / "registers"
-TEMPLATES = REPO / "policies" / "iwlz" / "raadplegingen" / "templates"
 STAND_IN = REPO / "tests" / "examples" / "policies"
-
-BEMIDDELINGEN = "/registers/bemiddelingsregister/graphql"
-INDICATIES = "/registers/indicatieregister/graphql"
-BEMIDDELING_READ = "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"
-INDICATIE_READ = "registers/wlzindicatieregister/indicaties/indicatie:read"
 INDICATIES_READ_OLD = "registers/wlzindicatieregister/indicaties:read"
 S1 = "51000000-0000-4000-8000-000000000001"
 I1 = "a1000000-0000-4000-8000-000000000001"
 
 
-def template(name: str, **variables: Any) -> dict[str, Any]:
-    example = json.loads((TEMPLATES / f"{name}.variables.json").read_text(encoding="utf-8"))
-    return {
-        "query": (TEMPLATES / f"{name}.graphql").read_text(encoding="utf-8"),
-        "variables": {**example, **variables},
-    }
-
-
 def register_route(path: str, name: str, url: str, scope: str) -> dict[str, Any]:
-    return {
-        "path": path,
-        "upstream": url,
-        "deelnemer": {"id_type": "REGISTER", "id": name, "kind": "register"},
-        "schema": str(SCHEMAS / f"{name}.graphql"),
-        "policies": [str(STAND_IN)],
-        "scope_default": scope,
-    }
+    return registers.register_route(path, name, url, scope, STAND_IN)
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def test_each_iwlz_policy_has_a_test_file_beside_it() -> None:
         for p in sorted(IWLZ.rglob("*.yaml"))
         if not p.name.endswith(".test.yaml") and "\npolicy:" in "\n" + p.read_text()
     ]
-    assert len(policies) == 8
+    assert len(policies) == 9
     for policy in policies:
         assert policy.with_name(policy.stem + ".test.yaml").is_file(), policy
 
@@ -113,7 +113,7 @@ def test_broken_test_file_counts_as_failure(
 def test_check_accepts_the_iwlz_policies(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "check", str(IWLZ)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ok: 8 policies")
+    assert out.startswith("ok: 9 policies")
     assert "productie, test" in out
 
 
@@ -422,7 +422,7 @@ def test_explain_with_route_options_instead_of_a_config(
 REFUSALS_TO_GUESS = {
     "no route in a config with several": (
         ["--config", str(DEMO_CONFIG)],
-        "has 6 routes: pass --route PATH",
+        "has 9 routes: pass --route PATH",
     ),
     "no route at all": (["--policy", str(IWLZ)], "pass --route PATH with --config FILE"),
     "a route the config does not have": (
@@ -515,3 +515,59 @@ def test_readme_explain_command_runs_as_written() -> None:
     assert result.stdout.startswith("decision:    ALLOW 200\n")
     assert "route:       /deelnemers/uzovi/5151/graphql\n" in result.stdout
     assert "  passed   scope\n" in result.stdout
+
+
+def test_explain_takes_the_lookups_facts_from_extra(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A voluntary notification is decided on the subscription the store would give
+    (``extra.abonnement``): ``--extra FILE`` stands in for the lookup."""
+    kenmerk = "6f1c2b9e-0000-4000-8000-000000000001"
+    claims = tmp_path / "claims.json"
+    claims.write_text(
+        json.dumps(
+            {
+                "client_id": "zorgkantoor-5151",
+                "instantie_type": "Zorgkantoor",
+                "uzovi": "5151",
+                "aud": "http://127.0.0.1:8080/deelnemers/agb/12345678/graphql",
+            }
+        )
+    )
+    request = tmp_path / "request.json"
+    notificatie = {
+        "afzenderIDType": "UZOVI",
+        "afzenderID": "5151",
+        "ontvangerIDType": "AGB",
+        "ontvangerID": "12345678",
+        "ontvangerKenmerk": kenmerk,
+        "eventType": "GEWIJZIGDE_DOSSIERHOUDER_CZT_VOOR_ZORGAANBIEDER",
+        "timestamp": "2024-07-02T00:00:00Z",
+        "subjectList": [{"subject": "Bemiddeling/1", "recordID": "Bemiddeling/1"}],
+    }
+    query = (
+        "mutation zendNotificatie($n: NotificatieInput!) "
+        "{ zendNotificatie(notificatieInput: $n) { notificatieID } }"
+    )
+    request.write_text(json.dumps({"query": query, "variables": {"n": notificatie}}))
+    subscription = {
+        "found": True,
+        "active": True,
+        "abonnementId": kenmerk,
+        "type": "GEWIJZIGDE_DOSSIERHOUDER_CZT_VOOR_ZORGAANBIEDER",
+        "subscriber_id_type": "AGB",
+        "subscriber_id": "12345678",
+        "bronhouder_id_type": "UZOVI",
+        "bronhouder_id": "5151",
+    }
+    facts = tmp_path / "extra.json"
+    facts.write_text(json.dumps({"abonnement": subscription}))
+    route = ["--policy", str(IWLZ), "--route", "/deelnemers/agb/12345678/graphql"]
+    assert explain(claims, request, *route, "--format", "json") == 0
+    refused = json.loads(capsys.readouterr().out)
+    assert (refused["allow"], refused["rule"]) == (False, "iwlz-notificatie/abonnement")
+    assert explain(claims, request, *route, "--extra", str(facts), "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["allow"] is True
+    facts.write_text("[]")
+    assert explain(claims, request, *route, "--extra", str(facts)) == 2
+    assert "extra facts must be a JSON object" in capsys.readouterr().err

@@ -41,14 +41,51 @@ TEMPLATE_DECISIONS: dict[str, tuple[tuple[str, str], dict[str, str], str]] = {
     "QBR-0009-ZAr": (BEM, ZA, "iwlz-regiehouder"),
     "QBR-0010-CIZ": (BEM, CIZ, "iwlz-bemiddeling"),
     "QBR-0011-CIZ": (BEM, CIZ, "iwlz-bemiddeling"),
-    "QBR-0012-ZKu": (BEM, ZK_5152, "iwlz-bemiddelingspecificatie/UCBR-0012-pip"),
-    "QBR-0013-ZKu": (BEM, ZK_5152, "iwlz-regiehouder/UCBR-0013-pip"),
+    "QBR-0012-ZKu": (BEM, ZK_5151, "iwlz-bemiddelingspecificatie"),
+    "QBR-0013-ZKu": (BEM, ZK_5151, "iwlz-regiehouder"),
     "QIR-0001-ZKi": (IND, ZK_5151, "iwlz-wlzindicatie"),
-    "QIR-0002-ZA": (IND, ZA, "iwlz-wlzindicatie/IRA0003-pip"),
-    "QIR-0003-ZKn": (IND, ZK_5152, "iwlz-wlzindicatie/IRA0002-IRA0004-pip"),
-    "QIR-0004-ZKu": (IND, ZK_5152, "iwlz-wlzindicatie/IRA0002-IRA0004-pip"),
+    "QIR-0002-ZA": (IND, ZA, "iwlz-wlzindicatie"),
+    "QIR-0003-ZKn": (IND, ZK_5152, "iwlz-wlzindicatie"),
+    "QIR-0004-ZKu": (IND, ZK_5152, "iwlz-wlzindicatie"),
     "QIR-0005-ZKn": (IND, ZK_5152, "iwlz-wlzindicatie/IRA0001-wlzindicatieID"),
 }
+
+S1 = {
+    "toewijzingIngangsdatum": "2025-01-01",
+    "toewijzingEinddatum": None,
+    "vaststellingMoment": "2024-12-15T10:00:00.000+01:00",
+}
+S2 = {
+    "toewijzingIngangsdatum": "2025-06-01",
+    "toewijzingEinddatum": "2025-12-31",
+    "vaststellingMoment": "2025-05-20T09:30:00.000+02:00",
+}
+TODAY = "2026-12-03"
+# What the policy information point gives for the templates that need it, from the demo's
+# fixture records (config/demo/registers/), as the lookups' queries would find them.
+PIP_FACTS: dict[str, dict[str, Any]] = {
+    "QBR-0012-ZKu": {"UCBR-0012": {"gevraagd": [S2], "eigen": [S1], "peildatum": TODAY}},
+    "QBR-0013-ZKu": {
+        "UCBR-0013": {
+            "gevraagd": [{"ingangsdatum": "2025-01-01", "einddatum": None}],
+            "eigen": [S1],
+            "peildatum": TODAY,
+        }
+    },
+    "QIR-0002-ZA": {"IRA0003": {"specificaties": [{"bemiddelingspecificatieID": "S1"}]}},
+    "QIR-0003-ZKn": {
+        "IRA0002-IRA0004": {
+            "bemiddelingen": [
+                {
+                    "verantwoordelijkZorgkantoor": "5151",
+                    "overdracht": {"verantwoordelijkZorgkantoor": "5152"},
+                    "bemiddelingspecificatie": [{"bemiddelingspecificatieID": "S2"}],
+                }
+            ]
+        }
+    },
+}
+PIP_FACTS["QIR-0004-ZKu"] = PIP_FACTS["QIR-0003-ZKn"]
 
 
 def template(name: str) -> tuple[str, dict[str, Any]]:
@@ -79,11 +116,15 @@ def test_template_on_its_register_route(name: str) -> None:
         path=path, audience=path, deelnemer_id_type="", deelnemer_id="", deelnemer_kind=""
     )
     token = map_claims({**claims, "client_id": "c", "scope": scope}, default_claim_mapping())
-    decision = policy_set.decide(DecisionInput(token, operation, route))
+    extra = PIP_FACTS.get(name, {})
+    decision = policy_set.decide(DecisionInput(token, operation, route, extra))
     assert decision.rule == rule, decision.message
     assert decision.allow == ("/" not in rule)
     if not decision.allow:
         assert (decision.status, decision.code) == (403, "FORBIDDEN")
+    if extra:  # the same request without the looked-up facts: refused (fail closed)
+        refused = policy_set.decide(DecisionInput(token, operation, route))
+        assert not refused.allow and refused.status == 403
 
 
 def test_explain_names_the_broken_binding_and_its_rule(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +11,6 @@ import pytest
 
 from gateway.store.api import (
     Attempt,
-    Delivery,
     Party,
     SchemaTooNew,
     Store,
@@ -22,6 +21,7 @@ from gateway.store.api import (
 from gateway.store.migrations import migrations
 from gateway.store.sqlite import SqliteStore
 from tests.fixtures.store import Backend
+from tests.fixtures.store import sample_delivery as delivery
 
 ZORGKANTOOR = Party("UZOVI", "5151")
 ZORGAANBIEDER = Party("AGB", "12345678")
@@ -31,25 +31,6 @@ TYPE = "GEWIJZIGDE_ZORGINNATURA_BIJ_ANDERE_ZORGAANBIEDER"
 
 def subscription(abonnement_id: str = "ab-1", subscriber: Party = ZORGAANBIEDER) -> Subscription:
     return Subscription(abonnement_id, ZORGKANTOOR, subscriber, TYPE, now())
-
-
-def delivery(number: int = 0) -> Delivery:
-    moment = now()
-    return Delivery(
-        delivery_id=f"d-{number:04d}-{uuid.uuid4().hex[:6]}",
-        state="pending",
-        sender="zorgkantoor-5151",
-        recipient=ZORGAANBIEDER,
-        body=b'{"query": "\xc3\xa9"}',
-        headers={"claims": "e30", "content-type": "application/json"},
-        decision_id=f"dec-{number}",
-        trace_id="0af7651916cd43dd8448eb211c80319c",
-        attempts=(),
-        next_attempt_at=moment,
-        lease_until=None,
-        created_at=moment,
-        finished_at=None,
-    )
 
 
 async def test_migrations_apply_once_and_reopening_applies_nothing(
@@ -191,3 +172,35 @@ async def test_an_unopenable_sqlite_file_is_store_unavailable(tmp_path: Path) ->
     (tmp_path / "not-a-dir").write_text("a file")
     with pytest.raises(StoreUnavailable, match="not-a-dir"):
         await SqliteStore.open(tmp_path / "not-a-dir" / "nid-gateway.sqlite3")
+
+
+async def test_due_now_makes_waiting_deliveries_due_and_stats_count_each_state(
+    store: Store,
+) -> None:
+    waiting, dead = delivery(1), delivery(2)
+    for item in (waiting, dead):
+        await store.enqueue(item)
+    await store.claim_due(10, lease_seconds=0.001)
+    later = now() + timedelta(hours=1)
+    await store.mark_retry(waiting.delivery_id, Attempt(now(), 503, "HTTP 503"), later)
+    await store.mark_dead(dead.delivery_id, Attempt(now(), 400, "HTTP 400"))
+    assert await store.claim_due(10, lease_seconds=30) == []
+    assert await store.due_now() == 1  # a restart: every pending delivery is due at once
+    [claimed] = await store.claim_due(10, lease_seconds=30)
+    assert claimed.delivery_id == waiting.delivery_id
+    stats = await store.outbox_stats()
+    assert stats.counts == {"pending": 1, "delivered": 0, "dead": 1}
+    assert stats.oldest_pending is not None
+    assert abs((stats.oldest_pending - waiting.created_at).total_seconds()) < 0.01
+
+
+async def test_enqueues_arriving_together_are_all_committed_and_readable(store: Store) -> None:
+    accepted = [delivery(n) for n in range(50)]
+    await asyncio.gather(*(store.enqueue(item) for item in accepted))
+    stored = await store.list_deliveries("pending")
+    assert {d.delivery_id for d in stored} == {d.delivery_id for d in accepted}
+    clash = dataclasses.replace(delivery(99), delivery_id=accepted[0].delivery_id)
+    results = await asyncio.gather(
+        store.enqueue(clash), store.enqueue(delivery(100)), return_exceptions=True
+    )
+    assert isinstance(results[0], StoreUnavailable) and results[1] is None

@@ -237,9 +237,11 @@ async def test_time_claim_that_is_not_a_json_number_is_refused(
 async def test_time_claims_as_floats_are_accepted(
     verifier: TokenVerifier, config: GatewayConfig
 ) -> None:
-    payload = claims(ZK_5151, iat=NOW + 0.5, nbf=NOW - 0.25, exp=NOW + 600.75)
+    # The time now, not at import: a long suite would otherwise outlive the token.
+    now = int(time.time())
+    payload = claims(ZK_5151, iat=now + 0.5, nbf=now - 0.25, exp=now + 600.75)
     verified = await verifier.verify(sign_with_gateway_key(config, payload), audience=AUDIENCE)
-    assert verified.expires == NOW + 600.75
+    assert verified.expires == now + 600.75
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""REST request analysis: method, path template, query, headers and JSON body -> facts."""
