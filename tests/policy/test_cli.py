@@ -570,4 +570,4 @@ def test_explain_takes_the_lookups_facts_from_extra(
     assert json.loads(capsys.readouterr().out)["allow"] is True
     facts.write_text("[]")
     assert explain(claims, request, *route, "--extra", str(facts)) == 2
-    assert "extra facts must be a JSON object" in capsys.readouterr().err
+    assert "extra must be a JSON object" in capsys.readouterr().err
