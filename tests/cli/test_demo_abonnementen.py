@@ -21,7 +21,8 @@ def documented() -> list[str]:
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")
     start = text.count("\n", 0, text.index(SECTION)) + 1
-    end = text.count("\n", 0, text.index("\n## ", text.index(SECTION))) + 1
+    # The section ends at the next heading (## or ###).
+    end = text.count("\n", 0, text.index("\n#", text.index(SECTION) + len(SECTION))) + 1
     return [c.text for c in commands(readme) if start < c.line < end]
 
 
