@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import os
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -120,6 +121,14 @@ class GatewayMetrics:
         # auto_describe would collect once at registration: in multiprocess mode that reads
         # every worker's file at start-up, while another worker may be creating its own.
         self.registry = CollectorRegistry(auto_describe=self.multiprocess_dir is None)
+        # Single process: the hot path's children are plain tallies (see _Tally); this
+        # collector, registered first, pushes them into the metrics before those are
+        # collected. Multiprocess mode writes the mmap files directly, as before: a scrape
+        # on one worker must see every worker's counts at once.
+        self._tallies: dict[Any, _Tally | _Buckets] | None = None
+        if self.multiprocess_dir is None:
+            self._tallies = {}
+            self.registry.register(_PushTallies(self._tallies))
         if self.multiprocess_dir is not None:
             _enable_multiprocess_values()
             # Metric objects write to the mmap files; they are not registered anywhere:
@@ -273,6 +282,20 @@ class GatewayMetrics:
         # a tuple per call; the hot path pays one dict lookup instead.
         self._children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
+    def parse_cache_child(self, result: str) -> Any:
+        """The parse-cache counter child for *result* (hit or miss)."""
+        return self._fast(self.parse_cache.labels(result))
+
+    def _fast(self, child: Any) -> Any:
+        """*child* itself in multiprocess mode, else a plain tally pushed into it at scrape."""
+        if self._tallies is None:
+            return child
+        tally = self._tallies.get(child)  # one per child: as bounded as the label values
+        if tally is None:
+            tally = _Buckets(child) if hasattr(child, "_upper_bounds") else _Tally(child)
+            self._tallies[child] = tally
+        return tally
+
     def decision_children(
         self, outcome: str, route: str, code: str | None, rule: str | None
     ) -> tuple[Any, Any]:
@@ -281,8 +304,10 @@ class GatewayMetrics:
         def build() -> tuple[Any, Any]:
             r = self.route_label(route)
             return (
-                self.decisions.labels(outcome, r, self.code_label(code), self.rule_label(rule)),
-                self.decision_seconds.labels(r, outcome),
+                self._fast(
+                    self.decisions.labels(outcome, r, self.code_label(code), self.rule_label(rule))
+                ),
+                self._fast(self.decision_seconds.labels(r, outcome)),
             )
 
         return _cached(self._children, ("decision", outcome, route, code, rule), build)
@@ -292,7 +317,10 @@ class GatewayMetrics:
 
         def build() -> tuple[Any, Any]:
             r = self.route_label(route)
-            return self.policy_seconds.labels(r), self.upstream_seconds.labels(r)
+            return (
+                self._fast(self.policy_seconds.labels(r)),
+                self._fast(self.upstream_seconds.labels(r)),
+            )
 
         return _cached(self._children, ("route", route), build)
 
@@ -301,7 +329,10 @@ class GatewayMetrics:
 
         def build() -> tuple[Any, Any]:
             r = self.route_label(route)
-            return self.requests.labels(r, method, str(status)), self.request_seconds.labels(r)
+            return (
+                self._fast(self.requests.labels(r, method, str(status))),
+                self._fast(self.request_seconds.labels(r)),
+            )
 
         return _cached(self._children, ("request", route, method, status), build)
 
@@ -323,6 +354,88 @@ class GatewayMetrics:
             multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
                 os.getpid(), self.multiprocess_dir
             )
+
+
+class _Tally:
+    """A counter child of the hot path as a plain number, pushed into the prometheus child
+    at scrape time (issue 17: prometheus' ``inc`` takes a lock per call).
+
+    Only the event loop adds; a scrape (in an executor thread) pushes the difference since
+    its last push, so an increment racing a scrape is never lost: it shows at the next one.
+    """
+
+    __slots__ = ("_child", "_pushed", "value")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self.value = 0.0
+        self._pushed = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Count *amount* (the prometheus child's signature)."""
+        self.value += amount
+
+    def push(self) -> None:
+        """Add what was counted since the last push to the prometheus child."""
+        value = self.value
+        if value != self._pushed:
+            self._child.inc(value - self._pushed)
+            self._pushed = value
+
+
+class _Buckets:
+    """A histogram child of the hot path as a bucket array and a sum (one ``bisect`` per
+    observation instead of prometheus' locked loop), pushed like :class:`_Tally`.
+
+    The push adds to the child's own bucket and sum values (``_buckets``, ``_sum``:
+    prometheus_client's, pinned in requirements/constraints.txt; tests compare /metrics).
+    """
+
+    __slots__ = ("_bounds", "_child", "_pushed", "_pushed_sum", "counts", "sum")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._bounds: list[float] = list(child._upper_bounds)  # ends with +Inf
+        self.counts = [0] * len(self._bounds)
+        self.sum = 0.0
+        self._pushed = [0] * len(self._bounds)
+        self._pushed_sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        """Observe *amount* (counted in the first bucket whose bound is >= it)."""
+        self.sum += amount
+        self.counts[bisect_left(self._bounds, amount)] += 1
+
+    def push(self) -> None:
+        """Add what was observed since the last push to the prometheus child."""
+        for i, count in enumerate(self.counts):
+            if count != self._pushed[i]:
+                self._child._buckets[i].inc(count - self._pushed[i])
+                self._pushed[i] = count
+        total = self.sum
+        if total != self._pushed_sum:
+            self._child._sum.inc(total - self._pushed_sum)
+            self._pushed_sum = total
+
+
+class _PushTallies:
+    """A collector that yields nothing: registered first, it pushes the hot path's tallies
+    into their metrics before the registry collects those (one push at a time)."""
+
+    def __init__(self, tallies: dict[Any, _Tally | _Buckets]) -> None:
+        self._tallies = tallies
+        self._lock = threading.Lock()
+
+    def describe(self) -> list[Metric]:
+        """No metrics of its own (the registry asks at registration)."""
+        return []
+
+    def collect(self) -> list[Metric]:
+        """Push every tally, then yield nothing."""
+        with self._lock:
+            for tally in list(self._tallies.values()):
+                tally.push()
+        return []
 
 
 MAX_CACHED_CHILDREN = 20_000

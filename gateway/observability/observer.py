@@ -40,8 +40,8 @@ class GatewayObserver:
         self.decision_log = decision_log
         self.audit = audit
         self.spans = spans
-        self._cache_hits = metrics.parse_cache.labels("hit")
-        self._cache_misses = metrics.parse_cache.labels("miss")
+        self._cache_hits = metrics.parse_cache_child("hit")
+        self._cache_misses = metrics.parse_cache_child("miss")
         self._log = get_logger("gateway.observability")
 
     # -- PEP ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from pytest_aiohttp import AiohttpClient
@@ -11,6 +12,7 @@ from pytest_aiohttp import AiohttpClient
 from gateway.appkeys import OBSERVER
 from gateway.config.model import GatewayConfig
 from gateway.observability.events import TokenEvent
+from gateway.observability.metrics import LATENCY_BUCKETS, GatewayMetrics
 from tests.fixtures.observability import ROUTE, decision, observability_app
 
 
@@ -169,3 +171,43 @@ async def test_each_app_has_its_own_registry(
     first[OBSERVER].decision(decision())
     samples = (await scrape(await aiohttp_client(second))).get("nid_gateway_decisions", [])
     assert value(samples, "nid_gateway_decisions_total", outcome="allow") is None
+
+
+def test_the_hot_paths_tallies_expose_what_prometheus_own_children_would() -> None:
+    # Single process: request/decision children are plain tallies pushed at scrape time.
+    # The exposition must be the one prometheus' own observe()/inc() would give, also when
+    # counts arrive between scrapes (each push adds only what is new).
+    fast = GatewayMetrics(routes=frozenset({"/r"}))
+    counter, seconds = fast.request_children("/r", "POST", 200)
+    registry = CollectorRegistry()
+    plain_counter = Counter("c", "c", registry=registry)
+    plain_seconds = Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=registry)
+    observations = [0.0, 0.0005, 0.0007, 0.003, 0.3, 31.0, 0.0025, 1e-9]
+    for round_ in (observations[:3], observations[3:], []):
+        for amount in round_:
+            counter.inc()
+            seconds.observe(amount)
+            plain_counter.inc()
+            plain_seconds.observe(amount)
+        fast.exposition()  # a scrape pushes
+        expected = {
+            (s.name.replace("h_", "x_"), s.labels.get("le"), s.value)
+            for f in registry.collect()
+            for s in f.samples
+            if s.name in ("h_bucket", "h_sum", "h_count")
+        }
+        got = {
+            (
+                s.name.replace("nid_gateway_http_request_duration_seconds_", "x_"),
+                s.labels.get("le"),
+                s.value,
+            )
+            for f in fast.registry.collect()
+            for s in f.samples
+            if s.name.startswith("nid_gateway_http_request_duration_seconds_")
+            and not s.name.endswith("_created")
+        }
+        assert got == expected
+        assert fast.registry.get_sample_value(
+            "nid_gateway_http_requests_total", {"route": "/r", "method": "POST", "status": "200"}
+        ) == registry.get_sample_value("c_total")
