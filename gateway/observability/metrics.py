@@ -7,7 +7,9 @@ Two modes:
   process/platform collectors.
 * **multiprocess** (env ``PROMETHEUS_MULTIPROC_DIR`` set, as ``serve --workers N`` does
   before forking): values live in mmap files in that directory and ``/metrics`` on any worker
-  aggregates all workers through prometheus_client's ``MultiProcessCollector``.
+  aggregates all workers through prometheus_client's ``MultiProcessCollector``. The hot
+  path's tallies reach this worker's file about every second (:data:`FLUSH_SECONDS`) and at
+  shutdown.
 
 Label values that come from outside (route, client, rule, issuer) are bounded: values not
 known at load time are folded into ``other`` so a caller cannot grow the series count.
@@ -36,6 +38,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+FLUSH_SECONDS = 1.0
+"""Multiprocess mode: how often a worker writes its tallies to its mmap file."""
 OTHER = "other"
 NONE = "none"
 
@@ -121,14 +125,15 @@ class GatewayMetrics:
         # auto_describe would collect once at registration: in multiprocess mode that reads
         # every worker's file at start-up, while another worker may be creating its own.
         self.registry = CollectorRegistry(auto_describe=self.multiprocess_dir is None)
-        # Single process: the hot path's children are plain tallies (see _Tally); this
-        # collector, registered first, pushes them into the metrics before those are
-        # collected. Multiprocess mode writes the mmap files directly, as before: a scrape
-        # on one worker must see every worker's counts at once.
-        self._tallies: dict[Any, _Tally | _Buckets] | None = None
-        if self.multiprocess_dir is None:
-            self._tallies = {}
-            self.registry.register(_PushTallies(self._tallies))
+        # The hot path's children are plain tallies (see _Tally); this collector, registered
+        # first, pushes them into the metrics before those are collected. In multiprocess
+        # mode the push writes this worker's mmap file: a scrape pushes the answering
+        # worker's tallies, and :meth:`flush` (about every second, and at shutdown: see
+        # setup_observability) pushes every worker's, so the other workers' counts show
+        # within a second.
+        self._tallies: dict[Any, _Tally | _Buckets] = {}
+        self._push = _PushTallies(self._tallies)
+        self.registry.register(self._push)
         if self.multiprocess_dir is not None:
             _enable_multiprocess_values()
             # Metric objects write to the mmap files; they are not registered anywhere:
@@ -287,9 +292,7 @@ class GatewayMetrics:
         return self._fast(self.parse_cache.labels(result))
 
     def _fast(self, child: Any) -> Any:
-        """*child* itself in multiprocess mode, else a plain tally pushed into it at scrape."""
-        if self._tallies is None:
-            return child
+        """A plain tally for *child*, pushed into it at scrape time and by :meth:`flush`."""
         tally = self._tallies.get(child)  # one per child: as bounded as the label values
         if tally is None:
             tally = _Buckets(child) if hasattr(child, "_upper_bounds") else _Tally(child)
@@ -344,13 +347,20 @@ class GatewayMetrics:
             self.policy_info.labels(version).set(1)
             self._policy_version = version
 
+    def flush(self) -> None:
+        """Push the hot path's tallies into their metrics now (in multiprocess mode: into
+        this worker's mmap file, where the other workers' scrapes read them)."""
+        self._push.collect()
+
     def exposition(self) -> bytes:
         """The Prometheus text exposition of this registry."""
         return generate_latest(self.registry)
 
     def mark_process_dead(self) -> None:
-        """Multiprocess mode: drop this worker's live gauges (call at shutdown)."""
+        """Multiprocess mode: write the last tallies, drop this worker's live gauges (call
+        at shutdown)."""
         if self.multiprocess_dir is not None:
+            self.flush()
             multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
                 os.getpid(), self.multiprocess_dir
             )

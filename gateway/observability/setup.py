@@ -6,6 +6,9 @@ and registers readiness checks with :func:`~gateway.observability.health.add_che
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -15,7 +18,7 @@ from gateway.observability.audit_trail import AuditWriter, per_process_path
 from gateway.observability.events import Observer
 from gateway.observability.http import METRICS_KEY, add_routes, request_metrics_middleware
 from gateway.observability.logs import configure_logging, get_logger
-from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.metrics import FLUSH_SECONDS, GatewayMetrics
 from gateway.observability.observer import GatewayObserver
 
 if TYPE_CHECKING:
@@ -64,8 +67,11 @@ def setup_observability(
 
         app.on_cleanup.append(close_observer)
 
+    if metrics.multiprocess_dir is not None:
+        app.cleanup_ctx.append(_periodic_flush(metrics))
+
     async def mark_dead(_app: web.Application) -> None:
-        metrics.mark_process_dead()
+        metrics.mark_process_dead()  # writes the last tallies first
 
     app.on_cleanup.append(mark_dead)
     log.info(
@@ -76,6 +82,28 @@ def setup_observability(
         decision_log=obs.decision_log,
     )
     return observer
+
+
+def _periodic_flush(
+    metrics: GatewayMetrics,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Multiprocess mode: write this worker's tallies to its metrics file every
+    :data:`FLUSH_SECONDS`, so a scrape answered by another worker sees them within about a
+    second (the flush at shutdown is :meth:`GatewayMetrics.mark_process_dead`'s)."""
+
+    async def flush_loop() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            metrics.flush()
+
+    async def ctx(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(flush_loop(), name="metrics-flush")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
 
 
 def _span_exporter(config: GatewayConfig) -> DecisionSpanExporter | None:

@@ -22,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.examples.resource_server import create_resource_server_app
+from gateway.observability.metrics import FLUSH_SECONDS
 from gateway.serving.demo import load_demo_request
 from tests.fixtures.serve import (
     DEMO_SECRET,
@@ -128,7 +129,9 @@ async def test_two_workers_share_the_port_aggregate_metrics_and_stop_on_sigterm(
                 body = await resp.json()
                 assert resp.status == 200, body
                 assert body["data"]["zendNotificatie"]["notificatieID"]
-        # Every scrape, whichever worker answers it, counts the tokens of both workers.
+        # Each worker writes its tallies to the shared files about every second: after
+        # that, every scrape, whichever worker answers it, counts both workers' requests.
+        await asyncio.sleep(FLUSH_SECONDS * 2.5)
         for _ in range(6):
             async with session.get(served.base + "/metrics") as resp:
                 assert resp.status == 200

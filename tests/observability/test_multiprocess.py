@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -9,32 +10,43 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config.model import GatewayConfig
+from gateway.observability.metrics import FLUSH_SECONDS
 from tests.fixtures.observability import REPO
 
 
 @pytest.fixture
-def workers(tmp_path: Path, write_config: Callable[..., GatewayConfig]) -> Iterator[list[int]]:
+def metrics_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "prom"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def workers(
+    tmp_path: Path, metrics_dir: Path, write_config: Callable[..., GatewayConfig]
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Two worker processes sharing *metrics_dir*; each has its port in ``.args[-1]``'s file
+    (read with :func:`port`). Stopped with SIGTERM at the end if still running."""
     config = write_config()
-    metrics_dir = tmp_path / "prom"
-    metrics_dir.mkdir()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "PYTHONPATH": str(REPO)}
-    procs, port_files = [], []
+    procs = []
     for n in range(2):
-        port_file = tmp_path / f"port-{n}"
-        port_files.append(port_file)
         procs.append(
             subprocess.Popen(
                 [
                     sys.executable,
                     str(Path(__file__).with_name("mp_worker.py")),
                     str(config.source),
-                    str(port_file),
+                    str(tmp_path / f"port-{n}"),
                 ],
                 env=env,
                 cwd=REPO,
@@ -44,38 +56,84 @@ def workers(tmp_path: Path, write_config: Callable[..., GatewayConfig]) -> Itera
         )
     try:
         deadline = time.monotonic() + 30
-        while not all(p.exists() for p in port_files):
+        while not all(port_file(p).exists() for p in procs):
             for proc in procs:
                 if proc.poll() is not None:
                     raise AssertionError(proc.stderr.read().decode() if proc.stderr else "")
             assert time.monotonic() < deadline, "workers did not start"
             time.sleep(0.05)
-        yield [int(p.read_text()) for p in port_files]
+        yield procs
     finally:
         for proc in procs:
-            proc.send_signal(signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=10)
 
 
-async def test_metrics_on_one_worker_aggregate_all_workers(workers: list[int]) -> None:
+def port_file(proc: subprocess.Popen[bytes]) -> Path:
+    """The file *proc* writes its port to (its last argument)."""
+    return Path(cast(list[str], proc.args)[-1])
+
+
+def port(proc: subprocess.Popen[bytes]) -> int:
+    return int(port_file(proc).read_text())
+
+
+def allowed(text: str) -> list[float]:
+    return [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "nid_gateway_decisions_total" and s.labels["outcome"] == "allow"
+    ]
+
+
+async def emit(session: aiohttp.ClientSession, proc: subprocess.Popen[bytes], count: int) -> None:
+    for _ in range(count):
+        async with session.post(f"http://127.0.0.1:{port(proc)}/emit") as r:
+            assert r.status == 200
+
+
+async def test_metrics_on_one_worker_aggregate_all_workers(
+    workers: list[subprocess.Popen[bytes]],
+) -> None:
     first, second = workers
     async with aiohttp.ClientSession() as session:
-        for port, count in ((first, 3), (second, 2)):
-            for _ in range(count):
-                async with session.post(f"http://127.0.0.1:{port}/emit") as r:
-                    assert r.status == 200
-        for port in (first, second):
-            async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+        await emit(session, first, 3)
+        await emit(session, second, 2)
+        # Each worker writes its tallies to its file about every second (FLUSH_SECONDS).
+        await asyncio.sleep(FLUSH_SECONDS * 2.5)
+        for proc in (first, second):
+            async with session.get(f"http://127.0.0.1:{port(proc)}/metrics") as r:
                 assert r.status == 200
-                text = await r.text()
-            totals = [
-                s.value
-                for f in text_string_to_metric_families(text)
-                for s in f.samples
-                if s.name == "nid_gateway_decisions_total" and s.labels["outcome"] == "allow"
-            ]
-            assert totals == [5.0]
+                assert allowed(await r.text()) == [5.0]
+
+
+async def test_a_scrape_shows_the_answering_workers_own_counts_at_once(
+    workers: list[subprocess.Popen[bytes]],
+) -> None:
+    first, _ = workers
+    async with aiohttp.ClientSession() as session:
+        await emit(session, first, 4)
+        async with session.get(f"http://127.0.0.1:{port(first)}/metrics") as r:
+            assert allowed(await r.text()) == [4.0]
+
+
+async def test_a_graceful_stop_writes_the_counts_not_yet_flushed(
+    workers: list[subprocess.Popen[bytes]], metrics_dir: Path
+) -> None:
+    # Counted and stopped well within one flush interval: only the flush at shutdown can
+    # have written these to the files.
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(emit(session, proc, 7) for proc in workers))
+    for proc in workers:
+        proc.send_signal(signal.SIGTERM)
+    for proc in workers:
+        assert proc.wait(timeout=10) == 0
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
+    assert allowed(generate_latest(registry).decode()) == [14.0]
 
 
 def test_a_worker_file_still_being_created_breaks_neither_start_nor_scrape(tmp_path: Path) -> None:
