@@ -141,7 +141,7 @@ class _Composer:
             self.issues.extend(missing)
             self.source.broken.add(path)
             return None
-        if node.style is None:
+        if not node.style:  # plain: None from PyYAML, "" from libyaml
             try:
                 typed = yaml.safe_load(text)
             except yaml.YAMLError:
@@ -216,6 +216,22 @@ def _syntax_error(file: str, exc: yaml.MarkedYAMLError) -> Located:
     return Located(file, line, col, f"invalid YAML: {message}", hint)
 
 
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+"""libyaml's parser when PyYAML was built with it: composing the demo's configuration and
+policies with the pure-Python one took about half of the start-up (bench/bench_coldstart.py)."""
+
+
+def _compose(text: str) -> Node | None:
+    """*text* composed into nodes, by libyaml when available. A syntax error is composed
+    again by PyYAML's own parser, whose messages and marks :func:`_syntax_error` knows."""
+    if _FAST_LOADER is not None:
+        try:
+            return yaml.compose(text, Loader=_FAST_LOADER)  # type: ignore[no-any-return]
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 def read_source(
     file: Path, *, env: bool = False, empty_hint: str = "expected a mapping"
 ) -> tuple[Source, list[Located]]:
@@ -229,7 +245,7 @@ def read_source(
         return Source(file, ""), [Located(str(file), 0, 0, f"cannot read file: {exc.strerror}")]
     source = Source(file, text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         return source, [_syntax_error(str(file), exc)]
     except yaml.YAMLError as exc:

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDictProxy, istr
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _B3_TRACE = re.compile(r"^(?:[0-9a-f]{16}|[0-9a-f]{32})$")
@@ -21,6 +21,11 @@ _B3_SPAN = re.compile(r"^[0-9a-f]{16}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
+_H_TRACEPARENT = istr("traceparent")
+_H_B3_TRACE = istr("X-B3-TraceId")
+_H_B3_SPAN = istr("X-B3-SpanId")
+_H_B3_SAMPLED = istr("X-B3-Sampled")
+_H_REQUEST_ID = istr("X-Request-ID")
 
 
 @dataclass(slots=True)
@@ -41,14 +46,31 @@ class TraceContext:
 
     @classmethod
     def from_headers(cls, headers: CIMultiDictProxy[str]) -> TraceContext:
-        """Continue the caller's trace (W3C and/or B3) and request id, or start new ones."""
+        """Continue the caller's trace (W3C and/or B3) and request id, or start new ones.
+
+        On the hot path of every request (issue 17): header names are ``istr`` constants
+        (multidict folds their case once, not per lookup), and a request that brings no
+        trace headers takes a short path with positional construction.
+        """
         # One getrandom(2) call per request for every id it may need: trace (16 bytes),
         # span (8), request id (16), decision id (16).
         fresh = os.urandom(56).hex()
         get = headers.get
-        traceparent = get("traceparent")
-        b3_header = get("X-B3-TraceId")
-        request_id = get("X-Request-ID")
+        traceparent = get(_H_TRACEPARENT)
+        b3_header = get(_H_B3_TRACE)
+        request_id = get(_H_REQUEST_ID)
+        if traceparent is None and b3_header is None:
+            flags = "00" if get(_H_B3_SAMPLED, "").strip() == "0" else "01"
+            trace_id = fresh[:32]
+            return cls(
+                trace_id,
+                fresh[32:48],
+                flags,
+                trace_id,
+                None,
+                _request_id(request_id, fresh),
+                fresh[80:112],
+            )
         trace_id = flags = parent = None
         b3_trace = ""
         if traceparent is not None:
@@ -62,24 +84,22 @@ class TraceContext:
                 trace_id, parent, flags = match.group(2), match.group(3), match.group(4)
         if b3_header is not None:
             b3_trace = b3_header.strip().lower()
-            b3_span = get("X-B3-SpanId", "").strip().lower()
+            b3_span = get(_H_B3_SPAN, "").strip().lower()
             if not _B3_TRACE.match(b3_trace) or set(b3_trace) == {"0"}:
                 b3_trace = ""
             elif _B3_SPAN.match(b3_span):
                 parent = b3_span
         if trace_id is None:
             trace_id = b3_trace.rjust(32, "0") if b3_trace else fresh[:32]
-            flags = "00" if get("X-B3-Sampled", "").strip() == "0" else "01"
-        if request_id is not None:
-            request_id = request_id.strip()
+            flags = "00" if get(_H_B3_SAMPLED, "").strip() == "0" else "01"
         return cls(
-            trace_id=trace_id,
-            span_id=fresh[32:48],
-            flags=flags or "01",
-            b3_trace_id=b3_trace or trace_id,
-            b3_parent_span_id=parent,
-            request_id=request_id if request_id and _REQUEST_ID.match(request_id) else fresh[48:80],
-            decision_id=fresh[80:112],
+            trace_id,
+            fresh[32:48],
+            flags or "01",
+            b3_trace or trace_id,
+            parent,
+            _request_id(request_id, fresh),
+            fresh[80:112],
         )
 
     @property
@@ -98,3 +118,12 @@ class TraceContext:
         if self.b3_parent_span_id is not None:
             headers["X-B3-ParentSpanId"] = self.b3_parent_span_id
         return headers
+
+
+def _request_id(sent: str | None, fresh: str) -> str:
+    """The caller's ``X-Request-ID`` when it is sane, else a new one from *fresh*."""
+    if sent is not None:
+        sent = sent.strip()
+        if sent and _REQUEST_ID.match(sent):
+            return sent
+    return fresh[48:80]
