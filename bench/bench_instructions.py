@@ -5,8 +5,9 @@
 The wall-clock benchmark (bench_gateway.py) reads CPU time on a shared machine whose speed
 drifts by ±30 % between minutes. Instructions executed do not drift: this benchmark runs
 each server under ``valgrind --tool=callgrind`` with instrumentation off during start-up
-and warm-up, switches it on for a fixed load from wrk, and divides the instructions the
-server executed by the requests wrk completed. The ratio passthrough/gateway is the
+and warm-up (at least 500 answered requests, bounded at 120 s: a fixed 3 s counted nothing
+on a loaded host), switches it on for a fixed load from wrk, and divides the instructions
+the server executed by the requests wrk completed. The ratio passthrough/gateway is the
 throughput the gateway would reach relative to the pass-through if both were CPU-bound and
 an instruction cost the same everywhere (it does not quite: cache misses, system calls and
 the kernel's share are not counted, so read it beside the wall-clock ratio).
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench_gateway import (
@@ -95,7 +97,7 @@ def measure(
     )
     try:
         wait_for_port(port, timeout=180.0)
-        run_wrk(wrk, url, script, 3, connections)  # warm-up, not counted
+        warm_up(wrk, url, script, connections)  # not counted
         subprocess.run([control, "--instr=on", str(server.pid)], check=True, capture_output=True)
         requests, _rps, non_2xx = run_wrk(wrk, url, script, seconds, connections)
         subprocess.run([control, "--instr=off", str(server.pid)], check=True, capture_output=True)
@@ -104,7 +106,36 @@ def measure(
         stop(server)
     if non_2xx:
         raise SystemExit(f"{non_2xx} requests were not answered 2xx: the measurement is not valid")
-    return requests, callgrind_total(out) / max(requests, 1)
+    if requests < MIN_COUNTED:
+        raise SystemExit(
+            f"only {requests} requests in the counted {seconds} s: the host is too loaded for "
+            "a valid figure (raise --seconds)"
+        )
+    return requests, callgrind_total(out) / requests
+
+
+WARM_UP_REQUESTS = 500
+"""Requests a server under callgrind answers before counting starts: the parse cache,
+token cache and connection pools are warm, and callgrind has translated the hot code."""
+WARM_UP_BOUND = 120
+"""Seconds of warm-up at most (a fixed 3 s counted 0 requests on a loaded host)."""
+MIN_COUNTED = 100
+"""Fewer requests in the counted run make the per-request figure mostly noise."""
+
+
+def warm_up(wrk: str, url: str, script: Path, connections: int) -> int:
+    """Load the server in 3-second rounds until it has answered :data:`WARM_UP_REQUESTS`
+    (or :data:`WARM_UP_BOUND` seconds passed: then exit, no valid figure is possible)."""
+    done = 0
+    deadline = time.monotonic() + WARM_UP_BOUND
+    while done < WARM_UP_REQUESTS:
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"warm-up answered only {done} requests in {WARM_UP_BOUND} s: host too loaded"
+            )
+        requests, _rps, _non_2xx = run_wrk(wrk, url, script, 3, connections)
+        done += requests
+    return done
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_log_renderer.py [--instructions]
 
-Three ways to write the same line (same keys, same order, same redaction):
+Three ways to write the same line (same keys, same order, same redaction), each from the
+event flattened by ``DecisionEvent.fields()`` as ``GatewayObserver.decision`` does:
 
 * ``direct``: :func:`~gateway.observability.logs.emit_json_event` as the observer calls it
   (orjson renders the event once, a byte scan proves it needs no redaction, an f-string adds
@@ -49,6 +50,7 @@ from gateway.observability.logs import (  # noqa: E402
     emit_json_event,
     flush_pending,
     get_logger,
+    render_flat,
 )
 from gateway.observability.redact import redact_event  # noqa: E402
 
@@ -78,13 +80,18 @@ def writers(out: Any) -> dict[str, Any]:
     stock = stock_logger(out)
 
     def direct() -> None:
-        emit_json_event("gateway.decision", "info", "decision", EVENT)
+        # As GatewayObserver.decision does: the event flattened, rendered once. Passing the
+        # DecisionEvent itself rendered its nested token/operation/decision objects, which
+        # the pre-check rightly sends through the full chain with redaction: that measured
+        # the chain plus a failed fast path (~906k instructions), not the direct line.
+        fields = EVENT.fields()
+        emit_json_event("gateway.decision", "info", "decision", fields, body=render_flat(fields))
 
     def via_chain() -> None:
-        chain.info("decision", **as_record(EVENT))
+        chain.info("decision", **as_record(EVENT.fields()))
 
     def via_stock() -> None:
-        stock.info("decision", **as_record(EVENT))
+        stock.info("decision", **as_record(EVENT.fields()))
 
     return {"direct": direct, "chain": via_chain, "stock": via_stock}
 
