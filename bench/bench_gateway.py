@@ -16,6 +16,8 @@ request = the server process's utime+stime from /proc/<pid>/stat before/after, d
 the requests wrk completed. Prints a table and the ratio
 gateway/passthrough (target >= 0.85). Needs ``wrk`` (installed with apt-get when missing).
 Bounded: about rounds x 4 x (duration + 4) seconds (default 3 x 4 x 10 s).
+``--nginx`` adds nginx as a plain reverse proxy in the same rounds (one process, keep-alive
+to the same upstream): the floor a proxy of this kind costs here.
 """
 
 from __future__ import annotations
@@ -283,10 +285,48 @@ def benchmark_runs(tmp: Path, port: int, upstream_url: str) -> list[tuple[str, l
     return runs
 
 
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {tmp}/nginx-error.log error;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    upstream backend {{ server {upstream}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+"""nginx as a plain reverse proxy (issue 17's physical floor): one process (no master, one
+worker, like the single-process gateway), keep-alive to the upstream, no access log."""
+
+
+def nginx_run(tmp: Path, port: int, upstream_url: str, script: Path) -> tuple[str, list[str], Path]:
+    """The ``--nginx`` run: (label, command, wrk script) like :func:`benchmark_runs`'."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise SystemExit("--nginx needs nginx (apt-get install nginx)")
+    upstream = upstream_url.split("//", 1)[1].split("/", 1)[0]
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, upstream=upstream))
+    return ("nginx (reverse proxy)", [nginx, "-p", str(tmp), "-c", str(conf)], script)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=6, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--nginx", action="store_true", help="add nginx as a reverse proxy")
     args = parser.parse_args()
     wrk = ensure_wrk()
     with (
@@ -295,6 +335,8 @@ def main() -> None:
     ):
         port = free_port()
         runs = benchmark_runs(Path(tmp_name), port, upstream_url)
+        if args.nginx:
+            runs.append(nginx_run(Path(tmp_name), port, upstream_url, runs[0][2]))
         url = f"http://127.0.0.1:{port}{ROUTE}"
         # Interleaved rounds, median per run: this machine is shared and noisy, and a
         # slow minute must not land on one configuration only.
@@ -323,6 +365,12 @@ def main() -> None:
         f"schema validation (on by default) costs: "
         f"{results[1].cpu_us - results[4].cpu_us:.0f} µs/request"
     )
+    if args.nginx:
+        nginx = results[-1]
+        print(
+            f"nginx: {nginx.cpu_us:.0f} µs CPU/request, {nginx.rps:.0f} req/s; the gateway "
+            f"{gateway.cpu_us / nginx.cpu_us:.1f}x its CPU per request"
+        )
     if any(r.non_2xx for r in results):
         raise SystemExit("some requests were not answered 2xx: the measurement is not valid")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -36,11 +37,12 @@ from bench_gateway import (
     REPO,
     ROUTE,
     SCOPE,
+    cpu_seconds,
     ensure_wrk,
-    fixed_upstream,
     free_port,
     gateway_config,
     lua_script,
+    start,
     stop,
     wait_for_port,
 )
@@ -82,15 +84,36 @@ def commands(config: Path, port: int, workers: int) -> dict[str, list[str]]:
 
 
 def wrk_rps(wrk: str, url: str, script: Path, duration: int) -> tuple[float, int]:
+    """(req/s, non-2xx answers) of one wrk run; its CPU time is added to :data:`WRK_CPU`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [wrk, "-t2", "-c64", f"-d{duration}s", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    WRK_CPU.append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / duration)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rps, int(bad.group(1)) if bad else 0
+
+
+RSS: dict[str, list[float]] = {}
+"""Largest worker RSS (MB) after each measured run of ``ours``, by worker count."""
+WRK_CPU: list[float] = []
+"""Cores wrk used per run (CPU seconds / duration), warm-ups included."""
+
+
+def rss_mb(pid: int) -> dict[int, float]:
+    """Resident memory (MB) of *pid*'s worker processes, or of *pid* itself without any."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    result = {}
+    for worker in [int(c) for c in children] or [pid]:
+        for line in Path(f"/proc/{worker}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                result[worker] = int(line.split()[1]) / 1024
+    return result
 
 
 def wait_for_workers(port: int, workers: int, timeout: float = 120.0) -> None:
@@ -136,7 +159,10 @@ def serve_and_measure(
             wait_for_port(port, timeout=60.0)
             wait_for_workers(port, workers)
             wrk_rps(wrk, url, script, 3)  # warm-up: caches filled, pools open
-            return wrk_rps(wrk, url, script, duration)
+            measured = wrk_rps(wrk, url, script, duration)
+            if cmd[0] == PYTHON:  # ours: its last argument is the worker count
+                RSS.setdefault(cmd[-1], []).append(max(rss_mb(server.pid).values()))
+            return measured
         finally:
             stop(server)
 
@@ -146,12 +172,21 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=("ours", "gunicorn", "gunicorn reuse-port"),
+        default=["ours", "gunicorn", "gunicorn reuse-port"],
+        help="e.g. --servers ours --workers 1 2: the scaling of serve --workers alone",
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_name,
-        fixed_upstream() as upstream_url,
-    ):
+    up_port = free_port()
+    upstream = start([PYTHON, "bench/upstream.py", str(up_port)], 1, up_port)
+    upstream_url = f"http://127.0.0.1:{up_port}/graphql"
+    upstream_cpu = cpu_seconds(upstream.pid)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_name:
         tmp = Path(tmp_name)
         port = free_port()
         config_path = gateway_config(tmp, port, upstream_url, True)
@@ -168,11 +203,15 @@ def main() -> None:
         for _ in range(args.rounds):
             for workers in args.workers:
                 for name, cmd in commands(config_path, port, workers).items():
+                    if name not in args.servers:
+                        continue
                     rps, non_2xx = serve_and_measure(
                         cmd, env, port, workers, wrk, url, script, args.duration
                     )
                     samples.setdefault((workers, name), []).append(rps)
                     bad += non_2xx
+    upstream_cores = (cpu_seconds(upstream.pid) - upstream_cpu) / (time.monotonic() - started)
+    stop(upstream)
     print(f"{'workers':>7} {'server':22} {'req/s (median)':>15} {'rounds':>24} {'vs ours':>8}")
     for workers in args.workers:
         ours = statistics.median(samples[(workers, "ours")])
@@ -182,6 +221,19 @@ def main() -> None:
             med = statistics.median(values)
             rounds = " ".join(f"{v:.0f}" for v in values)
             print(f"{workers:7d} {name:22} {med:15.0f} {rounds:>24} {med / ours:8.2f}")
+    if "ours" in args.servers and len(args.workers) > 1:
+        low, high = min(args.workers), max(args.workers)
+        scaling = statistics.median(samples[(high, "ours")]) / statistics.median(
+            samples[(low, "ours")]
+        )
+        print(f"ours: {high} workers / {low}: {scaling:.2f}x")
+    for count, values in RSS.items():
+        print(f"ours --workers {count}: largest worker RSS after the run {max(values):.0f} MB")
+    print(
+        f"cores used: wrk {statistics.median(WRK_CPU):.2f} (median per run), upstream "
+        f"{upstream_cores:.2f} (average over the whole benchmark, pauses included); "
+        f"host has {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    )
     if bad:
         raise SystemExit(f"{bad} requests were not answered 2xx: the measurement is not valid")
 
