@@ -299,8 +299,8 @@ http {{
     upstream backend {{ server {upstream}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://backend;
+        location = {route} {{
+            proxy_pass http://backend{path};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
@@ -308,7 +308,8 @@ http {{
 }}
 """
 """nginx as a plain reverse proxy (issue 17's physical floor): one process (no master, one
-worker, like the single-process gateway), keep-alive to the upstream, no access log."""
+worker, like the single-process gateway), keep-alive to the upstream, no access log; the
+gateway's route is forwarded to the upstream's path, as the pass-through does."""
 
 
 def nginx_run(tmp: Path, port: int, upstream_url: str, script: Path) -> tuple[str, list[str], Path]:
@@ -316,9 +317,11 @@ def nginx_run(tmp: Path, port: int, upstream_url: str, script: Path) -> tuple[st
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise SystemExit("--nginx needs nginx (apt-get install nginx)")
-    upstream = upstream_url.split("//", 1)[1].split("/", 1)[0]
+    upstream, path = upstream_url.split("//", 1)[1].split("/", 1)
     conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, upstream=upstream))
+    conf.write_text(
+        NGINX_CONF.format(tmp=tmp, port=port, upstream=upstream, route=ROUTE, path="/" + path)
+    )
     return ("nginx (reverse proxy)", [nginx, "-p", str(tmp), "-c", str(conf)], script)
 
 
