@@ -21,6 +21,8 @@ run log_renderer bench/bench_log_renderer.py
 run gateway  bench/bench_gateway.py
 run instructions bench/bench_instructions.py
 run workers  bench/bench_workers.py
+run workers_scaling bench/bench_workers.py --servers ours --workers 1 2 --rounds 3
+run coldstart bench/bench_coldstart.py --runs 5
 run delivery bench/bench_delivery.py
 echo
 echo "results in bench/results/"
