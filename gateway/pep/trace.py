@@ -60,13 +60,12 @@ class TraceContext:
         b3_header = get(_H_B3_TRACE)
         request_id = get(_H_REQUEST_ID)
         if traceparent is None and b3_header is None:
-            flags = "00" if get(_H_B3_SAMPLED, "").strip() == "0" else "01"
-            trace_id = fresh[:32]
+            new_trace = fresh[:32]
             return cls(
-                trace_id,
+                new_trace,
                 fresh[32:48],
-                flags,
-                trace_id,
+                "00" if get(_H_B3_SAMPLED, "").strip() == "0" else "01",
+                new_trace,
                 None,
                 _request_id(request_id, fresh),
                 fresh[80:112],
