@@ -119,7 +119,7 @@ WARM_UP_REQUESTS = 500
 token cache and connection pools are warm, and callgrind has translated the hot code."""
 WARM_UP_BOUND = 120
 """Seconds of warm-up at most (a fixed 3 s counted 0 requests on a loaded host)."""
-MIN_COUNTED = 100
+MIN_COUNTED = 20
 """Fewer requests in the counted run make the per-request figure mostly noise."""
 
 
