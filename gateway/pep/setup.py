@@ -107,8 +107,9 @@ def build_pep(
         pip=PipClient(config, keystore if isinstance(keystore, Signer) else None),
     )
     ref = store if store is not None else _no_store
-    stored: list[FactLookup] = [SubscriptionLookup(ref)] if store is not None else []
-    recorder = SubscriptionRecorder(ref)
+    names = config.abonnementen
+    stored: list[FactLookup] = [SubscriptionLookup(ref, names)] if store is not None else []
+    recorder = SubscriptionRecorder(ref, names)
     for route in config.routes:
         if route.rest is not None:
             pep.handlers[route.path] = build_rest_handler(pep, config, route, observer)
