@@ -13,10 +13,13 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from gateway.config.errors import did_you_mean
 from gateway.config.model import default_claim_mapping
+from gateway.config.yamlsource import Source
 from gateway.facts import DecisionInput, RouteFacts
 from gateway.graphql.offline import facts_from_request
 from gateway.policy.decision import AuditValues, Decision, TraceStep
@@ -163,6 +166,64 @@ def wanted_extra(
     policy = policy_set.policy_for(op.operation_type, op.root_field)
     wanted = {lk.name for lk in (policy.lookups if policy else ()) if lk.wanted(facts)}
     return {name: value for name, value in extra.items() if name not in declared or name in wanted}
+
+
+EXTRA_FACT = re.compile(r"^extra\.([^.\s]+)")
+
+
+def known_extra(policy_set: PolicySet) -> tuple[set[str], set[str]]:
+    """The ``extra`` names a case may give: those the set's ``lookups:`` declare, and those
+    its policies read as ``extra.<name>`` (the gateway's own lookups - ``abonnement`` from
+    the subscription store, a REST route's ``overleg`` - are named by no lookup of the set,
+    only by the rules that read them). Any other name is a typo that would pass silently."""
+    declared = {lk.name for p in policy_set.policies for lk in p.lookups}
+    return declared, set(_read_extra(policy_set.version, policy_set.files))
+
+
+@lru_cache(maxsize=16)
+def _read_extra(version: str, files: tuple[Path, ...]) -> frozenset[str]:
+    """The names read as ``extra.<name>`` in *files* (*version*: their content's hash)."""
+    read: set[str] = set()
+    for file in files:
+        source, issues = read_source(file)
+        if not issues:
+            read |= {m.group(1) for text in _strings(source.data) if (m := EXTRA_FACT.match(text))}
+    return frozenset(read)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def unknown_extra(
+    source: Source, n: int, extra: Any, known: tuple[set[str], set[str]]
+) -> list[LoadIssue]:
+    """A located issue for each name of case *n*'s ``extra:`` the policy set does not know."""
+    if not isinstance(extra, Mapping):
+        return []
+    declared, read = known
+    issues = []
+    for name in extra:
+        if name in declared or name in read:
+            continue
+        issues.append(
+            source.issue(
+                ("cases", n, "extra", name),
+                f"extra.{name}: no lookup of the policy set declares it and no policy reads it",
+                f"{did_you_mean(str(name), declared | read)}declared by lookups: "
+                f"{', '.join(sorted(declared)) or 'none'}; otherwise read by policies: "
+                f"{', '.join(sorted(read - declared)) or 'none'}",
+                key=True,
+            )
+        )
+    return issues
 
 
 REST_KEYS = ("method", "path", "headers", "body")
@@ -384,6 +445,10 @@ def run_test_file(
             if key not in cache:
                 cache[key] = load_policy_set([Path(p) for p in policy_paths], environment=env)
             policy_set = cache[key]
+            known = known_extra(policy_set) if case.get("extra") else (set(), set())
+            if misspelt := unknown_extra(source, n, case.get("extra"), known):
+                result.errors.extend(misspelt)
+                continue
             caller = case["caller"]
             if isinstance(caller, str):
                 if caller not in callers:

@@ -571,3 +571,31 @@ def test_explain_takes_the_lookups_facts_from_extra(
     facts.write_text("[]")
     assert explain(claims, request, *route, "--extra", str(facts)) == 2
     assert "extra must be a JSON object" in capsys.readouterr().err
+
+
+def test_a_misspelt_extra_name_fails_at_its_line_naming_the_known_ones(
+    write: Writer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``extra.abonement`` is read by no policy and declared by no lookup: without this
+    check the case would decide without it and could pass for the wrong reason."""
+    original = (IWLZ / "abonnement-opzeggen.test.yaml").read_text(encoding="utf-8")
+    head, _, cases = original.partition("cases:\n")
+    first = cases.split("  - name:")[1]
+    suite = write(
+        "opzeggen.test.yaml",
+        f"policies: [{IWLZ}]\n"
+        + head
+        + "cases:\n  - name:"
+        + first
+        + "  - name:"
+        + first.replace("    extra:\n      abonnement:", "    extra:\n      abonement:"),
+    )
+    assert main(["policy", "test", str(suite)]) == 1
+    out = capsys.readouterr().out
+    line = 2 + head.count("\n") + 1 + first.count("\n") + first.split("extra:")[0].count("\n") + 1
+    assert (
+        f"ERROR {suite}:{line}:7: extra.abonement: no lookup of the policy set declares it and"
+        " no policy reads it (did you mean 'abonnement'? declared by lookups: IRA0002-IRA0004,"
+        " IRA0003, UCBR-0012, UCBR-0013; otherwise read by policies: abonnement)"
+    ) in out, out
+    assert last_line(out) == "1 passed, 1 failed"
