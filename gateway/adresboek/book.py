@@ -135,7 +135,8 @@ class AdresboekSource:
     """The active adresboek of one gateway, reloaded when its file changes.
 
     The first load raises :class:`AdresboekError` (the gateway must not start without a
-    usable adresboek); later reloads keep the last good one and log why.
+    usable adresboek; the caller logs it loaded: ``policy explain`` loads one too, quietly);
+    later reloads keep the last good one and log why.
     """
 
     def __init__(self, config: AdresboekConfig) -> None:
@@ -143,7 +144,6 @@ class AdresboekSource:
         self._lock = threading.Lock()
         self._active = load_adresboek(config.file, config.environment)
         self._fingerprint = self._file_digest()
-        log.info("adresboek_loaded", version=self._active.version, file=str(config.file))
 
     @property
     def active(self) -> Adresboek:

@@ -130,6 +130,8 @@ def build_pep(
         warn_unknown_sources(policy.active, config)
     if config.adresboek is not None:
         pep.adresboek = AdresboekSource(config.adresboek)
+        version = pep.adresboek.active.version
+        log.info("adresboek_loaded", version=version, file=str(config.adresboek.file))
     if config.notificaties is not None and pep.adresboek is not None:
         central_lookups = Lookups(stored, timeout=config.pip.timeout)
         pep.central = _central(pep, config, pep.adresboek, observer, central_lookups)

@@ -599,3 +599,72 @@ def test_a_misspelt_extra_name_fails_at_its_line_naming_the_known_ones(
         " IRA0003, UCBR-0012, UCBR-0013; otherwise read by policies: abonnement)"
     ) in out, out
     assert last_line(out) == "1 passed, 1 failed"
+
+
+CENTRAL = "/notificaties/graphql"
+CENTRAL_TOKEN = {**CIZ_TOKEN, "aud": "http://127.0.0.1:8080" + CENTRAL}
+
+
+def explain_central(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], **recipient: str
+) -> tuple[int, dict[str, object]]:
+    claims, request = explain_files(tmp_path, {**SEED_VARIABLES, **recipient}, CENTRAL_TOKEN)
+    args = ["--config", str(DEMO_CONFIG), "--route", CENTRAL, "--format", "json"]
+    code = explain(claims, request, *args)
+    out = capsys.readouterr().out
+    return code, json.loads(out) if code == 0 else {}
+
+
+def steps(result: Mapping[str, object]) -> dict[str, str]:
+    trace = result["trace"]
+    assert isinstance(trace, list)
+    return {step["rule"]: step["detail"] for step in trace}
+
+
+def test_explain_the_central_route_decides_for_the_bodys_recipient(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As on the recipient's own route, then forwarded to its endpoint in the adresboek."""
+    code, result = explain_central(tmp_path, capsys)
+    assert code == 0 and result["allow"] is True, result
+    trace = steps(result)
+    assert trace["central/recipient"].startswith("the body's recipient UZOVI 5151 (zorgkantoor)")
+    assert trace["central/adresboek"] == "forwarded to http://127.0.0.1:9001/graphql"
+    assert list(trace)[-1] == "central/adresboek"
+    # Another recipient: its own deelnemer facts and its own endpoint.
+    code, result = explain_central(tmp_path, capsys, ontvangerID="5152")
+    assert code == 0
+    trace = steps(result)
+    assert trace["central/recipient"].startswith("the body's recipient UZOVI 5152 (zorgkantoor)")
+    assert trace["central/adresboek"] != "forwarded to http://127.0.0.1:9001/graphql"
+
+
+def test_explain_the_central_route_refuses_as_the_gateway_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A zorgaanbieder recipient: the CIZ's token holds the zorgkantoor scope only.
+    code, result = explain_central(tmp_path, capsys, ontvangerIDType="AGB", ontvangerID="12345678")
+    assert code == 0
+    assert (result["allow"], result["status"], result["rule"]) == (
+        False,
+        403,
+        "scope/ScopeMismatch",
+    )
+    # A recipient the adresboek has no endpoint for: decided, then 400, never forwarded.
+    code, result = explain_central(tmp_path, capsys, ontvangerID="9999")
+    assert code == 0
+    assert (result["allow"], result["status"], result["rule"]) == (
+        False,
+        400,
+        "central/ValidationFailed",
+    )
+    assert result["message"] == "ZendNotificatie mutation: ontvanger is not valid"
+    assert "iwlz-notificatie" in steps(result)
+
+
+def test_explain_the_central_route_needs_the_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    claims, request = explain_files(tmp_path, SEED_VARIABLES, CENTRAL_TOKEN)
+    assert explain(claims, request, "--policy", str(IWLZ), "--route", CENTRAL) == 2
+    assert "pass --config FILE" in capsys.readouterr().err
