@@ -34,6 +34,7 @@ from watchfiles import awatch
 from gateway.config.errors import Located, LocatedError
 from gateway.config.model import AdresboekConfig
 from gateway.config.yamlsource import Source, read_source
+from gateway.observability.events import NullObserver, Observer
 
 log = structlog.get_logger("gateway.adresboek")
 
@@ -139,8 +140,9 @@ class AdresboekSource:
     later reloads keep the last good one and log why.
     """
 
-    def __init__(self, config: AdresboekConfig) -> None:
+    def __init__(self, config: AdresboekConfig, observer: Observer | None = None) -> None:
         self.config = config
+        self._observer = observer or NullObserver()
         self._lock = threading.Lock()
         self._active = load_adresboek(config.file, config.environment)
         self._fingerprint = self._file_digest()
@@ -196,9 +198,11 @@ class AdresboekSource:
                 log.error(
                     "adresboek_reload_refused", errors=exc.errors, kept_version=self._active.version
                 )
+                self._observer.adresboek_reload("refused")
                 return False
             self._active = active
         log.info("adresboek_reloaded", version=active.version, file=str(self.config.file))
+        self._observer.adresboek_reload("applied")
         return True
 
     async def watch(self, stop: asyncio.Event, debounce: float = 2.0) -> None:

@@ -129,7 +129,7 @@ def build_pep(
     for policy in pep.policies.values():
         warn_unknown_sources(policy.active, config)
     if config.adresboek is not None:
-        pep.adresboek = AdresboekSource(config.adresboek)
+        pep.adresboek = AdresboekSource(config.adresboek, observer)
         version = pep.adresboek.active.version
         log.info("adresboek_loaded", version=version, file=str(config.adresboek.file))
     if config.notificaties is not None and pep.adresboek is not None:
