@@ -39,7 +39,7 @@ from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.central import CentralRouteHandler, central_route
 from gateway.pep.gates import route_facts
 from gateway.pep.lookups import FactLookup, Lookups
-from gateway.pep.pip import PipClient, Signer, pip_lookups, warn_unknown_sources
+from gateway.pep.pip import PipClient, PipLookups, Signer, warn_unknown_sources
 from gateway.pep.pipeline import RouteHandler, RoutePlan
 from gateway.pep.rest import RestGates, RestRouteHandler, RestRoutePlan, policy_templates
 from gateway.pep.rest_lookup import rest_lookups
@@ -122,7 +122,9 @@ def build_pep(
             policy=policy,
             upstream=pep.upstreams.register(route),
             max_body_bytes=config.server.max_body_bytes,
-            lookups=Lookups([*pip_lookups(policy, pep.pip), *stored], timeout=config.pip.timeout),
+            lookups=Lookups(
+                stored, timeout=config.pip.timeout, following=PipLookups(policy, pep.pip)
+            ),
             recorder=recorder,
         )
         pep.handlers[route.path] = RouteHandler(plan, pep.verifier, observer)
