@@ -17,11 +17,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from gateway.config.errors import did_you_mean
+from graphql import GraphQLSchema
+
+from gateway.config.errors import ConfigError, did_you_mean
 from gateway.config.model import default_claim_mapping
 from gateway.config.yamlsource import Source
 from gateway.facts import DecisionInput, RouteFacts
 from gateway.graphql.offline import facts_from_request
+from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema
 from gateway.policy.decision import AuditValues, Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import LoadIssue, PolicyLoadError
@@ -128,13 +131,15 @@ def decide_request(
     *,
     explain: bool = False,
     extra: Mapping[str, Any] | None = None,
+    schema: GraphQLSchema | None = None,
 ) -> Decision:
     """Analyse *request*, map *claims*, and decide as the policy decision point would (the
     route's audience and scope gates are ``policy explain``'s, not a test case's).
 
     *extra* are the looked-up facts (``{lookup name: facts}``, as a case's ``extra:``
     gives them); as in the gateway, only those of the lookups this request wants reach
-    the policy, so a case cannot pass a rule with facts the gateway would not gather."""
+    the policy, so a case cannot pass a rule with facts the gateway would not gather.
+    With *schema* a GraphQL request is validated against it, as the route validates it."""
     token = map_claims(claims, default_claim_mapping())
     try:
         if is_rest_request(request):
@@ -142,10 +147,10 @@ def decide_request(
             # explain --config uses the route's).
             operation = offline_request(request, PathTemplates(policy_set.rest_templates))
         else:
-            # Without a schema: test cases cover the policy for every route kind, including
-            # register queries the bundled network schema does not have (policy explain
-            # uses the route's own schema).
-            operation = facts_from_request(request)
+            # Without a schema (a test file names none): test cases cover the policy for
+            # every route kind, including register queries the bundled network schema does
+            # not have (policy explain uses the route's own schema).
+            operation = facts_from_request(request, schema=schema)
     except Refusal as refusal:
         return refusal_decision(refusal, policy_set.version)
     facts = DecisionInput(token, operation, route)
@@ -436,6 +441,10 @@ def run_test_file(
     policy_paths = tuple(str((file.parent / p).resolve()) for p in doc.get("policies") or ["."])
     callers: Mapping[str, Any] = doc.get("callers") or {}
     requests: Mapping[str, Any] = doc.get("requests") or {}
+    schema = _case_schema(source, file)
+    if isinstance(schema, LoadIssue):
+        result.errors.append(schema)
+        return
     for n, case in enumerate(doc["cases"]):
         line, col = source.pos(("cases", n))
         name = str(case["name"])
@@ -461,7 +470,9 @@ def run_test_file(
                 strict_input=bool(case.get("strict_input", False)),
                 rest=is_rest_request(request),
             )
-            decision = decide_request(policy_set, caller, request, route, extra=case.get("extra"))
+            decision = decide_request(
+                policy_set, caller, request, route, extra=case.get("extra"), schema=schema
+            )
         except PolicyLoadError as exc:
             result.errors.append(
                 LoadIssue(
@@ -490,6 +501,20 @@ def run_test_file(
                 f"    (decided by {decision.rule} at {decision.location}: {decision.message})"
             )
         result.cases.append(CaseResult(str(file), line, name, not diff, diff))
+
+
+def _case_schema(source: Source, file: Path) -> GraphQLSchema | LoadIssue | None:
+    """The file's ``schema:`` (``bundled``: the network schema a route validates against by
+    default, wherever the policies are installed; else relative to the file), loaded; a
+    located issue when it does not load."""
+    name = source.data.get("schema")
+    if name is None:
+        return None
+    path = BUNDLED_SCHEMA if name == "bundled" else (file.parent / str(name)).resolve()
+    try:
+        return load_schema(path)
+    except (OSError, ConfigError) as exc:
+        return source.issue(("schema",), f"schema {name}: {exc}")
 
 
 def run_tests(paths: Sequence[Path]) -> SuiteResult:

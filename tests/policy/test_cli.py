@@ -668,3 +668,30 @@ def test_explain_the_central_route_needs_the_configuration(
     claims, request = explain_files(tmp_path, SEED_VARIABLES, CENTRAL_TOKEN)
     assert explain(claims, request, "--policy", str(IWLZ), "--route", CENTRAL) == 2
     assert "pass --config FILE" in capsys.readouterr().err
+
+
+def test_a_test_file_naming_a_schema_validates_its_requests_against_it(
+    write: Writer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``schema:`` makes a case decide as the route would: a ``melding`` declaring its
+    identifier types ``IDTypeEnum!`` where ``MeldingInput`` says ``String!`` is refused."""
+    original = (IWLZ / "melding.test.yaml").read_text(encoding="utf-8")
+    assert "\nschema: bundled " in original
+    head, _, cases = original.partition("cases:\n")
+    first = "cases:\n  - name:" + cases.split("  - name:")[1]
+    text = f"policies: [{IWLZ}]\n" + head + first
+    suite = write(
+        "melding.test.yaml",
+        text.replace("$afzenderIDType: String!", "$afzenderIDType: IDTypeEnum!"),
+    )
+    assert main(["policy", "test", str(suite)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "Variable '$afzenderIDType' of type 'IDTypeEnum!' used in position expecting type"
+        " 'String!'." in out
+    ), out
+    assert main(["policy", "test", str(write("ok.test.yaml", text))]) == 0
+    capsys.readouterr()
+    missing = write("missing.test.yaml", text.replace("schema: bundled", "schema: geen.graphql"))
+    assert main(["policy", "test", str(missing)]) == 1
+    assert f"ERROR {missing}:4:9: schema geen.graphql: " in capsys.readouterr().out
