@@ -32,7 +32,7 @@ def child(decisions: int) -> None:
     """Under callgrind: for each template, one counted run of *decisions* decisions and one
     of the empty loop (the facts of both built beforehand, uncounted)."""
     sys.path.insert(0, str(HERE))
-    from policy_requests import RAADPLEGINGEN, ROOT, build_raadplegingen
+    from policy_requests import RAADPLEGINGEN, ROOT, VARIANTS, build_raadplegingen
 
     from gateway.policy import load_policy_set
 
@@ -48,7 +48,7 @@ def child(decisions: int) -> None:
         return 0
 
     for source, (name, _claims, allow) in zip(build_raadplegingen(), RAADPLEGINGEN, strict=True):
-        for _ in range(20):  # warm: plans compiled, memos of the query text filled
+        for _ in range(VARIANTS):  # warm, as bench_policy: plans compiled, each variant seen
             assert decide(source.facts()).allow is allow, name
         batch = [source.facts() for _ in range(decisions)]
         operator.call(run, decide, batch)
