@@ -64,6 +64,11 @@ class Cond:
     item_only: bool = False
     """True when the answer depends on ``item`` alone (no other fact): ``every``/``some``
     over an immutable list (the selected paths) can then remember it per list."""
+    per_list: bool = False
+    """``every``/``some`` whose answer depends on the list alone (its items)."""
+    selected_only: bool = False
+    """True when the answer depends on ``operation.selected`` alone (one tuple per query
+    text): the engine then decides it once per selection (:meth:`CompiledPolicy.decide`)."""
     keyed: tuple[str, str, Getter, Test | None] | None = None
     """``(fact path, text, getter, rest)`` when this condition is ``<fact> equals <text>``
     (alone, or as an item of ``all:`` with *rest* testing the other items): the engine then
@@ -290,6 +295,7 @@ class ConditionCompiler:
                 lambda f, i: "not (" + inner.explain(f, i) + ")",
                 f"not ({inner.text})",
                 culprit=inner.culprit,
+                selected_only=inner.selected_only,
             )
         if "row" in node:
             self._only(node, path, {"row", "where"})
@@ -503,6 +509,10 @@ class ConditionCompiler:
         cond: Cond = handler(fact_path, get, arg, at, in_item)
         if str(fact_path).split(".")[0] == "item" and not _names_a_fact(arg):
             cond = replace(cond, item_only=True)
+        if fact_path == "operation.selected" and (
+            cond.per_list if op in ("every", "some") else not _names_a_fact(arg)
+        ):
+            cond = replace(cond, selected_only=True)
         return cond
 
     def _op_equals(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -803,6 +813,7 @@ class ConditionCompiler:
             f"{word} item of {name}: {inner.text}",
             inner.never,
             witness if word == "some" else None,
+            per_list=inner.item_only,
         )
 
     def _op_every(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
