@@ -634,7 +634,7 @@ class ConditionCompiler:
             answers = IdentityMemo()
             known = answers.seen
 
-            def test(f: DecisionInput, i: Any) -> bool:
+            def contains_literal(f: DecisionInput, i: Any) -> bool:
                 v = get(f, i)
                 hit = known.get(id(v))
                 if hit is not None and hit[0] is v:
@@ -644,7 +644,7 @@ class ConditionCompiler:
                 return isinstance(v, list | frozenset | set) and wanted in v
 
             return Cond(
-                test,
+                contains_literal,
                 lambda f, i: f"{name} is {_show(get(f, i))}, must contain {wanted!r}",
                 f"{name} contains {self._value_text(arg)}",
             )
@@ -1164,9 +1164,7 @@ class ConditionCompiler:
         # so ``is`` cannot match another request) and reused for an equal filter. The
         # verdict reads nothing else of the request (first day and last day are the
         # request's own, one per spec), so equal inputs give the equal answer.
-        memo = self._window_verdicts.setdefault(
-            (end, start, floor_names, until_text), [(None, [])]
-        )
+        memo = self._window_verdicts.setdefault((end, start, floor_names, until_text), [(None, [])])
         memo_ok = request_only and until_request_only
 
         def test(f: DecisionInput, i: Any) -> bool:

@@ -217,11 +217,11 @@ class CompiledPolicy:
         for when, require, check in plan:
             if check.require.selected_only and check.require.test(facts, None):
                 continue
-            if when is not None and check.when is not None and when is check.when.test:
-                if check.when.selected_only:
-                    if not when(facts, None):
-                        continue
-                    when = None
+            static_when = check.when is not None and check.when.selected_only
+            if when is not None and static_when and when is check.when.test:
+                if not when(facts, None):
+                    continue
+                when = None
             out.append((when, require, check))
         special = tuple(out)
         if type(selected) is tuple:
