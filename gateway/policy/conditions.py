@@ -1146,16 +1146,36 @@ class ConditionCompiler:
                             return True
             return False
 
+        # The lower bound reads only the alternatives, ``end`` and the first day: windows
+        # with another upper bound (the regiehouders' and the contacts') share it.
+        or_memo = self._window_verdicts.setdefault(("or", end, floor_names), [(None, [])])
+
+        def or_ok(alts: Any, f: DecisionInput, first: str | None) -> bool:
+            """``alts_ok``, kept per request (as ``test`` below) for equal alternatives."""
+            if not request_only:
+                return alts_ok(alts, first)
+            seen_f, known = or_memo[0]
+            if seen_f is f:
+                for a, ok in known:
+                    if a is alts or a == alts:
+                        return bool(ok)
+            else:
+                known = []
+                or_memo[0] = (f, known)
+            ok = alts_ok(alts, first)
+            known.append((alts, ok))
+            return ok
+
         def verdict(where: dict[str, Any], f: DecisionInput, i: Any) -> bool:
             """``fault(f, i) is None`` for this where filter."""
             first = first_day(f, i)
             alts = where.get("or")
-            if alts is not None and alts_ok(alts, first):
+            if alts is not None and or_ok(alts, f, first):
                 return upper_ok(where, f, i)
             conj = where.get("and")
             if type(conj) is list:
                 for part in conj:
-                    if type(part) is dict and "or" in part and alts_ok(part["or"], first):
+                    if type(part) is dict and "or" in part and or_ok(part["or"], f, first):
                         return upper_ok(where, f, i)
             return False
 
