@@ -1077,19 +1077,26 @@ class ConditionCompiler:
                             return upper_fault(where, f, i)
             return found
 
+        def last_day(f: DecisionInput, i: Any) -> str | None:
+            """The window's last day: the latest ``until`` value (None: an open window).
+            Kept for the request being decided, as the first day."""
+            seen_f, ceiling_day = until_seen[0]
+            if seen_f is f:
+                return ceiling_day  # type: ignore[no-any-return]
+            ceiling_day = None
+            for ceiling in ceilings:
+                day = ceiling(f, i)
+                if day is not None and (ceiling_day is None or day > ceiling_day):
+                    ceiling_day = day
+            if until_request_only:
+                until_seen[0] = (f, ceiling_day)
+            return ceiling_day
+
         def upper_fault(where: dict[str, Any], f: DecisionInput, i: Any) -> str | None:
             """Why a closed window's start is not bounded from above (None: it is)."""
             if start is None:
                 return None
-            seen_f, ceiling_day = until_seen[0]
-            if seen_f is not f:
-                ceiling_day = None
-                for ceiling in ceilings:
-                    day = ceiling(f, i)
-                    if day is not None and (ceiling_day is None or day > ceiling_day):
-                        ceiling_day = day
-                if until_request_only:
-                    until_seen[0] = (f, ceiling_day)
+            ceiling_day = last_day(f, i)
             if ceiling_day is None:
                 return None  # an open window (no until date): no upper bound needed
             parts = [where.get(start)]
@@ -1131,7 +1138,7 @@ class ConditionCompiler:
                 return True
             seen_f, ceiling_day = until_seen[0]
             if seen_f is not f:
-                return upper_fault(where, f, i) is None
+                ceiling_day = last_day(f, i)
             if ceiling_day is None:
                 return True
             ops = where.get(start)
@@ -1168,7 +1175,9 @@ class ConditionCompiler:
 
         def verdict(where: dict[str, Any], f: DecisionInput, i: Any) -> bool:
             """``fault(f, i) is None`` for this where filter."""
-            first = first_day(f, i)
+            seen_f, first = last[0]
+            if seen_f is not f:
+                first = first_day(f, i)
             alts = where.get("or")
             if alts is not None and or_ok(alts, f, first):
                 return upper_ok(where, f, i)
