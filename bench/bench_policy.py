@@ -9,7 +9,11 @@ p50 and p99 (the exit status); the compiled p99 is reported against 20 µs.
 
 Raadpleging template decisions (the published QBR templates as written, with their example
 variables, against ``policies/iwlz/raadplegingen``: field groups, bindings, date windows)
-are timed in the same run and reported beside the Rego figure; target p99 <= 20 µs.
+are timed in the same run and reported beside the Rego figure, in all and per template;
+target p99 <= 20 µs. Their facts are built per decision as the register route builds them
+(policy_requests.py: schema, cached plan, dates varied), outside the timed part, so no
+memo keyed by the request's own objects can carry one decision's work into the next.
+Instructions per template decision: bench_policy_instructions.py.
 """
 
 from __future__ import annotations
