@@ -76,12 +76,14 @@ class OriginPool:
         self._closed = False
 
     def take_idle(self) -> Connection | None:
-        """The newest idle connection still open (others are closed on the way), or None."""
+        """The newest idle connection still open and quiet (others are closed on the way)."""
         idle = self._idle
         now = self._loop.time()
         while idle:
             conn = idle.pop()
-            if conn.is_connected() and now - conn.idle_since < KEEPALIVE_SECONDS:
+            # should_close: also when the upstream sent something unasked while idle.
+            fresh = now - conn.idle_since < KEEPALIVE_SECONDS
+            if fresh and conn.is_connected() and not conn.should_close:
                 return conn
             conn.close()
             self._open -= 1

@@ -443,6 +443,20 @@ async def test_a_connection_closed_while_idle_is_not_used_so_a_post_goes_through
     assert observer.upstream_errors == []
 
 
+async def test_a_connection_the_upstream_spoke_on_while_idle_is_not_reused() -> None:
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader) is not None:
+            writer.write(OK)
+            await asyncio.sleep(0.05)  # then an answer nobody asked for
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+        writer.close()
+
+    async with raw_upstream(chatty) as url, proxy(url) as (client, _):
+        assert await (await client.get("/one")).read() == b"ok"
+        await asyncio.sleep(0.2)
+        assert await (await client.get("/two")).read() == b"ok"
+
+
 async def test_a_refused_connection_is_502_refused() -> None:
     async with raw_upstream(answering(OK)[0]) as url:
         pass  # closed again: nothing listens there now
