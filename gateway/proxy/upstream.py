@@ -130,7 +130,7 @@ class UpstreamPool:
         """``GET`` *target* at *origin*: (status, body). For the gateway's own questions to
         an upstream (a register lookup); failures raise (OSError, ClientError, TimeoutError)."""
         pool = self.origin(origin)
-        head = request_head("GET", target, pool.host_header, headers, 0)
+        head = request_head("GET", target, pool.host_header, headers, None)
         async with asyncio.timeout(timeout):
             for attempt in (0, 1):
                 conn, reused = await pool.acquire(fresh=attempt == 1)
@@ -163,7 +163,10 @@ def request_head(
     if text.count("\n") != len(lines) or text.count("\r") != len(lines):
         raise BadGateway("Header value holds a line break", reason="bad_header")
     length_line = "" if length is None else f"Content-Length: {length}\r\n"
-    return f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{text}{length_line}\r\n".encode()
+    head = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{text}{length_line}\r\n"
+    # aiohttp's parser decoded the caller's bytes as UTF-8 with surrogateescape: the same
+    # bytes go out again, whatever their encoding was.
+    return head.encode("utf-8", "surrogateescape")
 
 
 async def _answer(conn: Connection) -> tuple[RawResponseMessage, StreamReader]:

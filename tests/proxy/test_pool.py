@@ -210,6 +210,17 @@ async def test_the_request_goes_out_as_one_prebuilt_head_with_host_and_length() 
     assert get.startswith(b"GET /c HTTP/1.1\r\n") and b"Content-Length" not in get
 
 
+async def test_header_bytes_that_are_not_utf8_go_upstream_unchanged() -> None:
+    handle, seen = answering(OK)
+    async with raw_upstream(handle) as url, proxy(url) as (client, _):
+        assert client.server.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+        writer.write(b"GET /x HTTP/1.1\r\nHost: a\r\nX-Raw: caf\xe9 \xff\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        writer.close()
+    assert b"\r\nX-Raw: caf\xe9 \xff\r\n" in seen[0]
+
+
 async def test_keep_alive_connections_are_reused_across_methods() -> None:
     peers: list[object] = []
 
