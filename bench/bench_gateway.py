@@ -9,6 +9,7 @@ wrk and the fixed-response upstream on core 1):
   (b) gateway         the real app: token verification + GraphQL analysis + policy + forward
   (c) gateway, decision log off (observability.decision_log: false)
   (d) gateway, parse-cache miss (a unique comment in every query text)
+  (e) gateway, schema: none; (f) the pass-through on the gateway's forward leg
 
 Load: ``wrk -t1 -c32 -d<duration>s`` (keep-alive) posting the seed 003 notification with a
 valid token; ``--rounds`` interleaved rounds, the median of each run kept. CPU µs per
@@ -282,6 +283,14 @@ def benchmark_runs(tmp: Path, port: int, upstream_url: str) -> list[tuple[str, l
         cfg = gateway_config(tmp, port, upstream_url, log_on, validate)
         # The product's own serving path, exactly as operators run it.
         runs.append((label, [PYTHON, "-m", "gateway.cli", "serve", "--config", str(cfg)], script))
+    # Last, so the rows above keep their places: gateway minus this = the PEP's own work.
+    runs.append(
+        (
+            "passthrough (gateway's forward leg)",
+            [PYTHON, "bench/passthrough.py", str(port), upstream_url, "--client", "gateway"],
+            same,
+        )
+    )
     return runs
 
 
@@ -368,6 +377,9 @@ def main() -> None:
         f"schema validation (on by default) costs: "
         f"{results[1].cpu_us - results[4].cpu_us:.0f} µs/request"
     )
+    own = results[5]
+    print(f"ratio gateway/passthrough on the gateway's forward leg: {gateway.rps / own.rps:.2f}")
+    print(f"the PEP's own work: {gateway.cpu_us - own.cpu_us:.0f} µs/request (gateway - it)")
     if args.nginx:
         nginx = results[-1]
         print(

@@ -9,7 +9,11 @@ p50 and p99 (the exit status); the compiled p99 is reported against 20 µs.
 
 Raadpleging template decisions (the published QBR templates as written, with their example
 variables, against ``policies/iwlz/raadplegingen``: field groups, bindings, date windows)
-are timed in the same run and reported beside the Rego figure; target p99 <= 20 µs.
+are timed in the same run and reported beside the Rego figure, in all and per template;
+target p99 <= 20 µs. Their facts are built per decision as the register route builds them
+(policy_requests.py: schema, cached plan, dates varied), outside the timed part, so no
+memo keyed by the request's own objects can carry one decision's work into the next.
+Instructions per template decision: bench_policy_instructions.py.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import regopy  # noqa: E402
+from policy_requests import RAADPLEGINGEN, VARIANTS, build_raadplegingen  # noqa: E402
 
 from gateway.config.model import default_claim_mapping  # noqa: E402
 from gateway.facts import DecisionInput, RouteFacts  # noqa: E402
@@ -92,40 +97,6 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], tuple[str, str, str]]] = 
         UZOVI_5151,
     ),
 ]
-
-
-TEMPLATES = ROOT / "policies" / "iwlz" / "raadplegingen" / "templates"
-READ = "registers/wlzbemiddelingsregister/bemiddelingen/bemiddeling:read"
-ZA = {"instantie_type": "Zorgaanbieder", "agb": "12345678", "client_id": "za", "scope": READ}
-ZA_OTHER = {**ZA, "agb": "87654321"}
-ZK_5151 = {"instantie_type": "Zorgkantoor", "uzovi": "5151", "client_id": "zk", "scope": READ}
-# (template, claims, expected allow): the biggest templates allowed, and refused on binding.
-RAADPLEGINGEN = [
-    ("QBR-0002-ZA", ZA, True),
-    ("QBR-0003-ZA", ZA, True),
-    ("QBR-0001-ZA", ZA, True),
-    ("QBR-0004-ZKu", ZK_5151, True),
-    ("QBR-0002-ZA", ZA_OTHER, False),
-]
-
-
-def build_raadplegingen() -> list[tuple[str, DecisionInput]]:
-    """The template decisions' facts, analysed once (as the gateway caches the plan)."""
-    mapping = default_claim_mapping()
-    path = "/registers/bemiddelingsregister/graphql"
-    route = RouteFacts(
-        path=path, audience=path, deelnemer_id_type="", deelnemer_id="", deelnemer_kind=""
-    )
-    built = []
-    for name, claims, _allow in RAADPLEGINGEN:
-        request = {
-            "query": (TEMPLATES / f"{name}.graphql").read_text(),
-            "variables": json.loads((TEMPLATES / f"{name}.variables.json").read_text()),
-        }
-        built.append(
-            (name, DecisionInput(map_claims(claims, mapping), facts_from_request(request), route))
-        )
-    return built
 
 
 def build_cases() -> list[tuple[str, DecisionInput, dict[str, Any]]]:
@@ -257,10 +228,12 @@ def main() -> int:
             return 1
 
     raadplegingen = build_raadplegingen()
-    for (name, facts), (_n, _c, allow) in zip(raadplegingen, RAADPLEGINGEN, strict=True):
-        if policy_set.decide(facts).allow != allow:
-            print(f"UNEXPECTED {name}: {policy_set.decide(facts)}", file=sys.stderr)
-            return 1
+    for source, (name, _c, allow) in zip(raadplegingen, RAADPLEGINGEN, strict=True):
+        for _ in range(VARIANTS):  # every variant decides as the example does
+            decision = policy_set.decide(source.facts())
+            if decision.allow != allow:
+                print(f"UNEXPECTED {name}: {decision}", file=sys.stderr)
+                return 1
 
     rest_set, rest_cases = build_rest()
     for name, facts, allow in rest_cases:
@@ -274,6 +247,7 @@ def main() -> int:
     clock = time.perf_counter_ns
     ours_ns: list[int] = []
     template_ns: list[int] = []
+    per_template: list[list[int]] = [[] for _ in raadplegingen]
     gc.disable()
     try:
         for _ in range(args.iterations):
@@ -281,10 +255,11 @@ def main() -> int:
                 start = clock()
                 decide(facts)
                 ours_ns.append(clock() - start)
-            for _name, facts in raadplegingen:
+            for source, samples in zip(raadplegingen, per_template, strict=True):
+                facts = source.facts()  # built as the route builds it, not timed
                 start = clock()
                 decide(facts)
-                template_ns.append(clock() - start)
+                samples.append(clock() - start)
             for _name, facts, _allow in rest_cases:
                 start = clock()
                 rest_decide(facts)
@@ -307,6 +282,8 @@ def main() -> int:
     )
     print(f"rego (regopy):   {len(rego_ns)} decisions, p50 {r50:.1f} µs, p99 {r99:.1f} µs")
     print(f"speed-up: p50 {r50 / o50:.0f}x, p99 {r99 / o99:.0f}x")
+    for samples in per_template:
+        template_ns.extend(samples)
     t50, t99 = percentiles(template_ns)
     print(
         f"raadpleging templates ({len(raadplegingen)}: QBR-0001..0004, one refused): "
@@ -314,6 +291,10 @@ def main() -> int:
         f"(target p99 <= 20 µs: {'within' if t99 <= 20.0 else 'over'}; "
         f"rego RFC0008 p99 in this run {r99:.1f} µs)"
     )
+    for (name, _claims, allow), samples in zip(RAADPLEGINGEN, per_template, strict=True):
+        p50, p99 = percentiles(samples)
+        label = f"{name} ({'allowed' if allow else 'refused: binding'})"
+        print(f"  {label:32} p50 {p50:6.2f} µs, p99 {p99:6.2f} µs")
     s50, s99 = percentiles(rest_ns)
     print(
         f"REST, seed 000 ({len(rest_cases)}: each exchange allowed and refused): "

@@ -1,15 +1,20 @@
-"""The baseline: a plain aiohttp pass-through proxy with one shared ClientSession.
+"""The baselines: pass-through proxies without token check, GraphQL or policy.
 
-No token check, no GraphQL, no policy: what any aiohttp proxy costs. The gateway's
-throughput is reported as a ratio against this, measured in the same run.
+    python bench/passthrough.py PORT UPSTREAM_URL [--client session|gateway]
 
-    python bench/passthrough.py PORT UPSTREAM_URL
+``session`` (the default): a plain aiohttp proxy with one shared ClientSession, what any
+aiohttp proxy costs; the gateway's throughput is reported as a ratio against it, measured in
+the same run. ``gateway``: the same proxy forwarding with the gateway's own forward leg
+(``gateway.proxy``: the header rules and the pooled upstream connection), so the gateway
+minus this run is the PEP's own work per request.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -17,8 +22,8 @@ from aiohttp import web
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session", aiohttp.ClientSession)
 
 
-def main() -> None:
-    port, upstream = int(sys.argv[1]), sys.argv[2]
+def session_app(upstream: str) -> web.Application:
+    """The plain aiohttp pass-through: one ClientSession, the answer streamed back."""
 
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SESSION] = aiohttp.ClientSession(
@@ -44,7 +49,59 @@ def main() -> None:
     app = web.Application()
     app.cleanup_ctx.append(session_ctx)
     app.router.add_post("/{tail:.*}", proxy)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    return app
+
+
+def gateway_client_app(upstream: str) -> web.Application:
+    """The pass-through on the gateway's forward leg: its header rules, its upstream pool."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gateway
+    from gateway.config.model import RouteConfig
+    from gateway.observability.events import NullObserver
+    from gateway.proxy import UpstreamPool, upstream_request_headers
+
+    route = RouteConfig.model_validate(
+        {
+            "path": "/passthrough",
+            "upstream": upstream,
+            "deelnemer": {"id_type": "UZOVI", "id": "5151", "kind": "zorgkantoor"},
+            "policies": ["policies/iwlz"],
+        }
+    )
+    pool = UpstreamPool(NullObserver())
+    forwarder = pool.register(route)
+
+    async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+        await pool.start()
+        yield
+        await pool.close()
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = upstream_request_headers(
+            request.headers,
+            keep_authorization=False,
+            peer=request.remote,
+            scheme=request.scheme,
+            host=request.host,
+        )
+        forwarded = await forwarder.forward(request, body, headers, {})
+        return forwarded.response
+
+    app = web.Application()
+    app.cleanup_ctx.append(pool_ctx)
+    app.router.add_post("/{tail:.*}", proxy)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("upstream")
+    parser.add_argument("--client", choices=("session", "gateway"), default="session")
+    args = parser.parse_args()
+    make = session_app if args.client == "session" else gateway_client_app
+    app = make(args.upstream)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

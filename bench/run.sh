@@ -16,6 +16,7 @@ run() {
 run tokens   bench/bench_tokens.py
 run parse    bench/bench_parse.py --seconds 1
 run policy   bench/bench_policy.py
+run policy_instructions bench/bench_policy_instructions.py
 run logging  bench/bench_logging.py
 run log_renderer bench/bench_log_renderer.py
 run gateway  bench/bench_gateway.py

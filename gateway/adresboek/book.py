@@ -34,6 +34,7 @@ from watchfiles import awatch
 from gateway.config.errors import Located, LocatedError
 from gateway.config.model import AdresboekConfig
 from gateway.config.yamlsource import Source, read_source
+from gateway.observability.events import NullObserver, Observer
 
 log = structlog.get_logger("gateway.adresboek")
 
@@ -135,15 +136,16 @@ class AdresboekSource:
     """The active adresboek of one gateway, reloaded when its file changes.
 
     The first load raises :class:`AdresboekError` (the gateway must not start without a
-    usable adresboek); later reloads keep the last good one and log why.
+    usable adresboek; the caller logs it loaded: ``policy explain`` loads one too, quietly);
+    later reloads keep the last good one and log why.
     """
 
-    def __init__(self, config: AdresboekConfig) -> None:
+    def __init__(self, config: AdresboekConfig, observer: Observer | None = None) -> None:
         self.config = config
+        self._observer = observer or NullObserver()
         self._lock = threading.Lock()
         self._active = load_adresboek(config.file, config.environment)
         self._fingerprint = self._file_digest()
-        log.info("adresboek_loaded", version=self._active.version, file=str(config.file))
 
     @property
     def active(self) -> Adresboek:
@@ -196,9 +198,11 @@ class AdresboekSource:
                 log.error(
                     "adresboek_reload_refused", errors=exc.errors, kept_version=self._active.version
                 )
+                self._observer.adresboek_reload("refused")
                 return False
             self._active = active
         log.info("adresboek_reloaded", version=active.version, file=str(self.config.file))
+        self._observer.adresboek_reload("applied")
         return True
 
     async def watch(self, stop: asyncio.Event, debounce: float = 2.0) -> None:

@@ -11,11 +11,12 @@ hot path only ever reads them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -36,6 +37,7 @@ from gateway.config.secrets import hash_secret, parse_secret_hash
 from gateway.config.subjects import normalise_subject
 
 DEFAULT_CLAIMS_FILE = Path(__file__).with_name("nid_claims.yaml")
+DEFAULT_ABONNEMENTEN_FILE = Path(__file__).with_name("nid_abonnementen.yaml")
 MAX_TOKEN_LIFETIME = 3600
 """RFC0014: an access token lives at most one hour."""
 ALL_ROUTES = "*routes*"
@@ -775,6 +777,106 @@ class NotificatiesConfig(Model):
     forward_authorization: Bool = False
 
 
+# -- subscriptions: where their mutations and arguments are ---------------------------------
+GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+
+
+def _graphql_name(name: str) -> str:
+    if not GRAPHQL_NAME.fullmatch(name):
+        raise problem(f"not a GraphQL field name: {name!r}", "e.g. createAbonnement")
+    return name
+
+
+def _argument_path(path: str) -> str:
+    if not all(GRAPHQL_NAME.fullmatch(part) for part in path.split(".")):
+        raise problem(
+            f"not a dotted argument path: {path!r}", "e.g. abonnementInput.abonnementTypeId"
+        )
+    return path
+
+
+FieldName = Annotated[Text, AfterValidator(_graphql_name)]
+ArgumentPath = Annotated[Text, AfterValidator(_argument_path)]
+
+
+@cache
+def _nid_abonnementen() -> dict[str, Any]:
+    with DEFAULT_ABONNEMENTEN_FILE.open(encoding="utf-8") as fh:
+        data: dict[str, Any] = yaml.safe_load(fh)
+    return data
+
+
+class _Defaulted(Model):
+    """A key not written takes its value from ``nid_abonnementen.yaml`` (the iWlz schema's
+    names): the names are domain facts, kept out of Python."""
+
+    section: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        return {**_nid_abonnementen()[cls.section], **data} if isinstance(data, dict) else data
+
+
+class CreateAbonnement(_Defaulted):
+    """The mutation that subscribes, and where the gateway reads what it records."""
+
+    model_config = ConfigDict(title="abonnementen.create")
+    section = "create"
+    field: FieldName
+    answer_id: ArgumentPath
+    """In the confirmed answer's ``data.<field>``: the new subscription's id."""
+    type: ArgumentPath
+    """Argument: the notificatietype subscribed to."""
+    organisatie: ArgumentPath
+    """Argument: the subscriber's organisatieId."""
+
+
+class DeleteAbonnement(_Defaulted):
+    """The mutation that ends a subscription."""
+
+    model_config = ConfigDict(title="abonnementen.delete")
+    section = "delete"
+    field: FieldName
+    id: ArgumentPath
+    """Argument: the abonnementId it ends (the lookup reads that subscription)."""
+    reason: ArgumentPath
+    """Argument: why (optional in a request; recorded as ``end_reason``)."""
+
+
+class AbonnementenConfig(Model):
+    """Where the subscription mutations and their arguments are (``docs/abonnementen.md``);
+    every key defaults to the iWlz schema's name (``gateway/config/nid_abonnementen.yaml``)."""
+
+    model_config = ConfigDict(title="abonnementen")
+    create: CreateAbonnement = Field(default_factory=lambda: CreateAbonnement.model_validate({}))
+    delete: DeleteAbonnement = Field(default_factory=lambda: DeleteAbonnement.model_validate({}))
+    kenmerk: Mapping[FieldName, ArgumentPath] = Field(
+        default_factory=lambda: dict(_nid_abonnementen()["kenmerk"])
+    )
+    """Root field -> the argument holding the abonnementId a (voluntary) notification carries."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AbonnementenConfig:
+        if self.create.field == self.delete.field:
+            raise problem(
+                f"create and delete name the same mutation {self.create.field!r}", at="delete"
+            )
+        for name in (self.create.field, self.delete.field):
+            if name in self.kenmerk:
+                raise problem(
+                    f"kenmerk names the subscription mutation {name!r}",
+                    "kenmerk lists the notifications that carry an abonnementId",
+                    at="kenmerk",
+                )
+        return self
+
+    @property
+    def key_arguments(self) -> Mapping[str, str]:
+        """Root field -> the argument naming the subscription the lookup reads."""
+        return {self.delete.field: self.delete.id, **self.kenmerk}
+
+
 # -- the rest -----------------------------------------------------------------------------------
 class StoreConfig(Model):
     """The durable store of subscriptions and deliveries (``docs/store.md``)."""
@@ -909,6 +1011,8 @@ class GatewayConfig(FileModel):
     this file."""
     store: StoreConfig | None = None
     """The durable store; None: the gateway keeps no state that outlives the process."""
+    abonnementen: AbonnementenConfig = Field(default_factory=lambda: AbonnementenConfig())
+    """Where the subscription mutations and their arguments are (defaults: iWlz)."""
     delivery: DeliveryConfig = DeliveryConfig()
     """Reliable delivery (needs ``store``): retries, back-off, the uitvallijst."""
     adresboek: AdresboekConfig | None = None

@@ -155,6 +155,7 @@ class Observer(Protocol):
     def parse_cache(self, hit: bool) -> None: ...
     def jwks_refresh(self, issuer: str, outcome: str, cause: str | None = None) -> None: ...
     def policy_reload(self, outcome: str, version: str | None) -> None: ...
+    def adresboek_reload(self, outcome: str) -> None: ...
     def upstream_error(self, route: str, kind: str) -> None: ...
 
 
@@ -177,6 +178,9 @@ class NullObserver:
         pass
 
     def policy_reload(self, outcome: str, version: str | None) -> None:
+        pass
+
+    def adresboek_reload(self, outcome: str) -> None:
         pass
 
     def upstream_error(self, route: str, kind: str) -> None:

@@ -241,6 +241,14 @@ class GatewayMetrics:
             ["outcome"],
             registry=reg,
         )
+        self.adresboek_reloads = Counter(
+            "nid_gateway_adresboek_reloads",
+            "Adresboek reloads by outcome (applied, refused: the last good one kept).",
+            ["outcome"],
+            registry=reg,
+        )
+        for outcome in ("applied", "refused"):
+            self.adresboek_reloads.labels(outcome)  # both series from the start, at 0
         self.policy_info = Gauge(
             "nid_gateway_policy_loaded",
             "1 for the policy version (hash) currently enforced, 0 for earlier ones.",

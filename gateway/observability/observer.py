@@ -111,6 +111,10 @@ class GatewayObserver:
         else:
             self._log.warning("policy_reload", outcome=outcome, policy_version=version)
 
+    def adresboek_reload(self, outcome: str) -> None:
+        """An adresboek reload: ``applied`` or ``refused`` (logged by the adresboek itself)."""
+        self.metrics.adresboek_reloads.labels(outcome).inc()
+
     # -- authorization server --------------------------------------------------------------
 
     def token(self, event: TokenEvent) -> None:

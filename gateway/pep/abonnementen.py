@@ -3,6 +3,9 @@ the store changed only by the bronhouder's confirmed answer, and ``GET /abonneme
 
 Three pieces, each a narrow seam of the pipeline (docs/abonnementen.md):
 
+The mutations' and arguments' names are configuration (``abonnementen:`` in gateway.yaml,
+:class:`~gateway.config.model.AbonnementenConfig`; the iWlz names are its defaults).
+
 - :class:`SubscriptionLookup` is a :class:`~gateway.pep.lookups.FactLookup`: for a
   ``deleteAbonnement`` or a ``zendNotificatie`` that carries an ``ontvangerKenmerk`` it
   reads the one subscription that id names (primary key: one indexed read) and hands it to
@@ -27,7 +30,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.config.model import GatewayConfig
+from gateway.config.model import AbonnementenConfig, GatewayConfig
 from gateway.facts import OperationFacts, RouteFacts, TokenFacts
 from gateway.pep.authenticate import authenticate
 from gateway.pep.responses import refusal_response
@@ -39,15 +42,6 @@ from gateway.tokens.verifier import TokenVerifier
 log = structlog.get_logger("gateway.pep")
 
 PATH = "/abonnementen"
-CREATE = "createAbonnement"
-DELETE = "deleteAbonnement"
-KEY_ARGUMENT = {
-    DELETE: "abonnementId",
-    "zendNotificatie": "notificatieInput.ontvangerKenmerk",
-}
-"""Root field -> the argument holding the abonnementId the lookup reads (RFC0008 section
-3.3: a voluntary notification carries it as ``ontvangerKenmerk``)."""
-
 StoreRef = Callable[[], Store]
 """The application's store, opened at start-up (after the routes are built)."""
 
@@ -82,12 +76,12 @@ class SubscriptionLookup:
 
     name = "abonnement"
 
-    def __init__(self, store: StoreRef) -> None:
+    def __init__(self, store: StoreRef, names: AbonnementenConfig) -> None:
         self._store = store
+        self._keys = names.key_arguments
 
-    @staticmethod
-    def key(operation: OperationFacts) -> str | None:
-        path = KEY_ARGUMENT.get(operation.root_field)
+    def key(self, operation: OperationFacts) -> str | None:
+        path = self._keys.get(operation.root_field)
         value = operation.argument(path) if path is not None else None
         return value if isinstance(value, str) and value else None
 
@@ -116,16 +110,27 @@ def _confirmed(status: int, body: bytes) -> Mapping[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _at(value: Any, path: str) -> Any:
+    """The value at a dotted *path* in a JSON object, or None."""
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 class SubscriptionRecorder:
     """Keeps the store in step with what bronhouders confirm (seed 002, step 6)."""
 
-    def __init__(self, store: StoreRef) -> None:
+    def __init__(self, store: StoreRef, names: AbonnementenConfig) -> None:
         self._store = store
+        self._create = names.create
+        self._delete = names.delete
 
-    @staticmethod
-    def wanted(operation: OperationFacts) -> bool:
+    def wanted(self, operation: OperationFacts) -> bool:
         """Whether the answer to this (allowed) request must be read and recorded."""
-        return operation.operation_type == "mutation" and operation.root_field in (CREATE, DELETE)
+        return operation.operation_type == "mutation" and operation.root_field in (
+            self._create.field,
+            self._delete.field,
+        )
 
     async def check(self) -> None:
         """Before forwarding: the store must be writable, or nothing is forwarded (503)."""
@@ -150,7 +155,7 @@ class SubscriptionRecorder:
         if data is None:
             return
         try:
-            if operation.root_field == CREATE:
+            if operation.root_field == self._create.field:
                 await self._created(token, operation, route, data)
             else:
                 await self._deleted(token, operation, data)
@@ -165,8 +170,9 @@ class SubscriptionRecorder:
         route: RouteFacts,
         data: Mapping[str, Any],
     ) -> None:
-        answer = data.get(CREATE)
-        abonnement_id = answer.get("abonnementId") if isinstance(answer, dict) else None
+        names = self._create
+        answer = data.get(names.field)
+        abonnement_id = _at(answer, names.answer_id)
         subscriber = caller(token)
         if not isinstance(abonnement_id, str) or not abonnement_id or subscriber is None:
             return
@@ -175,9 +181,9 @@ class SubscriptionRecorder:
                 abonnement_id=abonnement_id,
                 bronhouder=Party(route.deelnemer_id_type, route.deelnemer_id),
                 subscriber=subscriber,
-                notificatietype=str(operation.argument("abonnementInput.abonnementTypeId")),
+                notificatietype=str(operation.argument(names.type)),
                 created_at=now(),
-                organisatie_id=operation.argument("abonnementInput.organisatieId"),
+                organisatie_id=operation.argument(names.organisatie),
             )
         )
         log.info("subscription_recorded", abonnement_id=abonnement_id, new=recorded)
@@ -186,10 +192,10 @@ class SubscriptionRecorder:
         self, token: TokenFacts, operation: OperationFacts, data: Mapping[str, Any]
     ) -> None:
         by = caller(token)
-        if data.get(DELETE) is not True or by is None:
+        if data.get(self._delete.field) is not True or by is None:
             return
-        abonnement_id = str(operation.argument("abonnementId"))
-        reason = operation.argument("reden")
+        abonnement_id = str(operation.argument(self._delete.id))
+        reason = operation.argument(self._delete.reason)
         ended = await self._store().end(
             abonnement_id, by=by, reason=reason if isinstance(reason, str) else None
         )

@@ -14,6 +14,8 @@ delivery worker finds the same endpoint for a stored notification.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gateway.adresboek import AdresboekSource
 from gateway.config.model import (
     NOTIFICATIES_PATH,
@@ -59,6 +61,40 @@ def not_valid(operation: OperationFacts) -> ValidationFailed:
     return ValidationFailed(message, reason=REASON)
 
 
+def recipient(config: NotificatiesConfig, operation: OperationFacts) -> tuple[str, str]:
+    """The body's recipient (identifier type, identifier); refused when absent."""
+    id_type = operation.argument(config.recipient.id_type)
+    ident = operation.argument(config.recipient.id)
+    if not isinstance(id_type, str) or not isinstance(ident, str):
+        raise not_valid(operation)
+    return id_type, ident
+
+
+def recipient_gates(
+    config: NotificatiesConfig,
+    kind_of: Callable[[str], str | None],
+    route_gates: RouteGates,
+    operation: OperationFacts,
+) -> RouteGates:
+    """*route_gates* (the central route's analyser and policy) for the body's recipient: its
+    kind in the scopes, itself as the route's deelnemer (also ``policy explain``'s)."""
+    id_type, ident = recipient(config, operation)
+    kind = kind_of(id_type)
+    if kind is None:
+        raise not_valid(operation)
+    fields = {"kind": kind, "id_type": id_type, "id": ident}
+    facts = RouteFacts(
+        path=NOTIFICATIES_PATH,
+        audience=config.audience,
+        deelnemer_id_type=id_type,
+        deelnemer_id=ident,
+        deelnemer_kind=kind,
+        strict_input=config.strict_input,
+    )
+    scopes = {field: t.format_map(fields) for field, t in config.required_scopes.items()}
+    return RouteGates(facts, route_gates.analyser, route_gates.policy, scopes)
+
+
 class CentralRouteHandler(RouteHandler):
     """The pipeline of a deelnemer route, with the deelnemer and upstream per request."""
 
@@ -78,31 +114,9 @@ class CentralRouteHandler(RouteHandler):
         self._pool = upstreams
         self._upstreams: dict[str, Upstream] = {}
 
-    def recipient(self, operation: OperationFacts) -> tuple[str, str]:
-        """The body's recipient (identifier type, identifier); refused when absent."""
-        id_type = operation.argument(self.config.recipient.id_type)
-        ident = operation.argument(self.config.recipient.id)
-        if not isinstance(id_type, str) or not isinstance(ident, str):
-            raise not_valid(operation)
-        return id_type, ident
-
     def _gates_for(self, operation: OperationFacts) -> RouteGates:
         """The recipient's gates: its kind in the scopes, itself as the route's deelnemer."""
-        id_type, ident = self.recipient(operation)
-        kind = self.adresboek.kind(id_type)
-        if kind is None:
-            raise not_valid(operation)
-        fields = {"kind": kind, "id_type": id_type, "id": ident}
-        facts = RouteFacts(
-            path=NOTIFICATIES_PATH,
-            audience=self.config.audience,
-            deelnemer_id_type=id_type,
-            deelnemer_id=ident,
-            deelnemer_kind=kind,
-            strict_input=self.config.strict_input,
-        )
-        scopes = {field: t.format_map(fields) for field, t in self.config.required_scopes.items()}
-        return RouteGates(facts, self.plan.analyser, self.plan.policy, scopes)
+        return recipient_gates(self.config, self.adresboek.kind, self._gates, operation)
 
     def _upstream_for(self, operation: OperationFacts, gates: RouteGates) -> Upstream:
         """The recipient's endpoint in the adresboek (one upstream per endpoint URL)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,11 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from gateway.adresboek import AdresboekError, AdresboekSource
 from gateway.config.errors import ConfigError
 from gateway.config.loader import load_config
 from gateway.config.model import (
+    NOTIFICATIES_PATH,
     ClaimMapping,
     GatewayConfig,
     GraphQLLimits,
@@ -38,6 +40,7 @@ from gateway.facts import DecisionInput, OperationFacts, TokenFacts
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema, route_schema
 from gateway.pep.authenticate import check_audience
+from gateway.pep.central import central_route, not_valid, recipient_gates
 from gateway.pep.decide import decide
 from gateway.pep.gates import RouteGates, route_facts
 from gateway.pep.rest import RestGates
@@ -68,6 +71,17 @@ class ExplainRoute:
     """None: not known (no ``--config`` and ``--route`` was a path, not a URL)."""
     scopes_known: bool
     """The route's scopes came from ``--config`` or ``--scope``."""
+    central: CentralExplain | None = None
+    """The central notification route: the gates are the body's recipient's."""
+
+
+@dataclass(frozen=True, slots=True)
+class CentralExplain:
+    """How the central route finds a notification's recipient (as the running gateway)."""
+
+    gates_for: Callable[[OperationFacts], RouteGates]
+    """The recipient's gates (:func:`gateway.pep.central.recipient_gates`)."""
+    adresboek: AdresboekSource
 
 
 def _unsigned_payload(token: str) -> Mapping[str, Any]:
@@ -155,21 +169,26 @@ def explain(
         token = token_facts(claims, route.mapping)
         gate = "graphql"
         operation = route.gates.operation(body, JSON_BODY)
-        looked_up, steps = _lookups(route, token, operation, extra or {})
+        gates = route.gates
+        if route.central is not None:
+            gate = "central"
+            gates = route.central.gates_for(operation)
+            head += (_recipient_step(gates),)
+        looked_up, steps = _lookups(route.policy_set, gates, token, operation, extra or {})
         head += steps
         gate = "scope"
         field = operation.root_field
         if route.scopes_known:
-            required = route.gates.required_scopes.get(field, route.gates.scope_default)
-            decision = route.gates.decide(token, operation, looked_up, explain=True)
+            required = gates.required_scopes.get(field, gates.scope_default)
+            decision = gates.decide(token, operation, looked_up, explain=True)
             head += (TraceStep("scope", "", "passed", f"token holds {required}"),)
         else:
             # The scopes a route requires are gateway configuration, not policy: without
             # it, say plainly that this gate was not evaluated instead of guessing.
             gate = "policy"
             decision = decide(
-                route.gates.policy,
-                DecisionInput(token, operation, route.gates.facts, looked_up),
+                gates.policy,
+                DecisionInput(token, operation, gates.facts, looked_up),
                 explain=True,
             )
             head += (
@@ -181,6 +200,12 @@ def explain(
                     f"--config FILE or --scope {field}=SCOPE to check it",
                 ),
             )
+        if route.central is not None and decision.allow:
+            gate = "central"
+            head += decision.trace
+            decision = dataclasses.replace(
+                decision, trace=(_endpoint_step(route.central, gates, operation),)
+            )
     except Refusal as refusal:
         if gate == "scope" and not isinstance(refusal, ScopeMismatch):
             gate = "policy"  # the PDP itself failed (PolicyError)
@@ -188,13 +213,39 @@ def explain(
     return dataclasses.replace(decision, trace=(*head, *decision.trace))
 
 
+def _recipient_step(gates: RouteGates) -> TraceStep:
+    facts = gates.facts
+    return TraceStep(
+        "central/recipient",
+        "",
+        "passed",
+        f"the body's recipient {facts.deelnemer_id_type} {facts.deelnemer_id} "
+        f"({facts.deelnemer_kind}) decides as the route's deelnemer",
+    )
+
+
+def _endpoint_step(
+    central: CentralExplain, gates: RouteGates, operation: OperationFacts
+) -> TraceStep:
+    """Where the running gateway would forward an allowed notification (else 400)."""
+    facts = gates.facts
+    found = central.adresboek.resolve(facts.deelnemer_id_type, facts.deelnemer_id)
+    if found is None:
+        raise not_valid(operation)
+    return TraceStep("central/adresboek", "", "passed", f"forwarded to {found.endpoint}")
+
+
 def _lookups(
-    route: ExplainRoute, token: TokenFacts, operation: OperationFacts, extra: Mapping[str, Any]
+    policy_set: PolicySet,
+    gates: RouteGates,
+    token: TokenFacts,
+    operation: OperationFacts,
+    extra: Mapping[str, Any],
 ) -> tuple[Mapping[str, Any], tuple[TraceStep, ...]]:
     """The facts of the lookups this request wants, from *extra*, and a trace step each."""
-    facts = DecisionInput(token, operation, route.gates.facts)
-    used = wanted_extra(route.policy_set, facts, extra)
-    policy = route.policy_set.policy_for(operation.operation_type, operation.root_field)
+    facts = DecisionInput(token, operation, gates.facts)
+    used = wanted_extra(policy_set, facts, extra)
+    policy = policy_set.policy_for(operation.operation_type, operation.root_field)
     steps = []
     for lookup in policy.lookups if policy is not None else ():
         rule = f"lookup/{lookup.name}"
@@ -289,6 +340,9 @@ def configured_route(
         config = load_config(config_file)
     except ConfigError as exc:
         raise ToolError(str(exc)) from None
+    central = config.notificaties
+    if central is not None and route in (NOTIFICATIES_PATH, central.audience):
+        return _central_route(config, policies, environment)
     chosen = _configured_route(config, config_file, route)
     policy_set = _load_set(
         policies or chosen.policies,
@@ -305,6 +359,38 @@ def configured_route(
     )
 
 
+def _central_route(
+    config: GatewayConfig, policies: Sequence[Path], environment: str | None
+) -> ExplainRoute:
+    """The central notification route: its analyser and policies, and per request the
+    body's recipient as the deelnemer (``notificaties.recipient``, the adresboek's kinds)."""
+    assert config.notificaties is not None and config.adresboek is not None  # the loader's rule
+    chosen = central_route(config.notificaties)
+    policy_set = _load_set(
+        policies or chosen.policies,
+        environment if environment is not None else config.policy.environment,
+    )
+    try:
+        adresboek = AdresboekSource(config.adresboek)
+    except AdresboekError as exc:
+        raise ToolError(str(exc)) from None
+    analyser = Analyser(config.graphql.limits, cache_size=0, schema=route_schema(chosen))
+    gates = RouteGates.for_route(chosen, analyser, policy_set)
+    notificaties = config.notificaties
+    return ExplainRoute(
+        gates=gates,
+        policy_set=policy_set,
+        mapping=config.tokens.claim_mapping,
+        path=chosen.path,
+        audience=chosen.audience,
+        scopes_known=True,
+        central=CentralExplain(
+            gates_for=lambda op: recipient_gates(notificaties, adresboek.kind, gates, op),
+            adresboek=adresboek,
+        ),
+    )
+
+
 def option_route(
     route: str | None,
     policies: Sequence[Path],
@@ -317,6 +403,11 @@ def option_route(
     """A route described by options alone: ``--route`` as a path (deelnemer only) or as the
     route's URL (deelnemer and audience), ``--scope`` for its scope gate; the default claim
     mapping and GraphQL limits, and the bundled network schema (the gateway's defaults)."""
+    if route is not None and urlsplit(route).path == NOTIFICATIES_PATH:
+        raise ToolError(
+            f"the central route {NOTIFICATIES_PATH} decides for the body's recipient: pass "
+            "--config FILE (its notificaties: and adresboek:)"
+        )
     if not policies:
         raise ToolError("pass --policy PATH (or --config FILE to use the route's policies)")
     policy_set = _load_set(policies, environment)

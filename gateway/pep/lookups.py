@@ -43,24 +43,47 @@ class FactLookup(Protocol):
         ...
 
 
+class Following(Protocol):
+    """Lookups that follow something that changes while the gateway runs (the policy
+    information point's follow the route's active policy set: a hot reload may add one)."""
+
+    def current(self) -> Sequence[FactLookup]:
+        """The lookups now (cheap when nothing changed: called once or twice per request)."""
+        ...
+
+
 class Lookups:
     """The ordered lookups of one route; an empty set costs one truth test per request."""
 
-    __slots__ = ("_lookups", "timeout")
+    __slots__ = ("_following", "_lookups", "timeout")
 
-    def __init__(self, lookups: Sequence[FactLookup] = (), *, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        lookups: Sequence[FactLookup] = (),
+        *,
+        timeout: float = 2.0,
+        following: Following | None = None,
+    ) -> None:
         self._lookups = tuple(lookups)
+        self._following = following
         self.timeout = timeout
 
     def __bool__(self) -> bool:
-        return bool(self._lookups)
+        return bool(self._lookups) or (
+            self._following is not None and bool(self._following.current())
+        )
+
+    def _all(self) -> Sequence[FactLookup]:
+        if self._following is None:
+            return self._lookups
+        return (*self._following.current(), *self._lookups)
 
     async def gather(
         self, token: TokenFacts, operation: OperationFacts, route: RouteFacts
     ) -> Mapping[str, Any]:
         """``{name: facts}`` of every wanted lookup, run concurrently within the timeout;
         :class:`FactsUnavailable` when any of them fails (fail closed)."""
-        wanted = [lk for lk in self._lookups if lk.wanted(token, operation, route)]
+        wanted = [lk for lk in self._all() if lk.wanted(token, operation, route)]
         if not wanted:
             return NO_FACTS
         try:

@@ -228,10 +228,35 @@ class PipLookup:
         return {**answer, PEILDATUM: peildatum()}
 
 
-def pip_lookups(policies: Policies, client: PipClient) -> list[PipLookup]:
-    """The lookups of a route whose policy set is *policies* (one per declared name)."""
-    names = dict.fromkeys(lk.name for p in policies.active.policies for lk in p.lookups)
-    return [PipLookup(name, policies, client) for name in names]
+class PipLookups:
+    """The policy information point's lookups of one route, following its store's active
+    set: a name a hot-reloaded policy declares is asked from then on, without a restart
+    (and a name it drops no longer is). Rebuilt only when the set changes: per request, one
+    identity test."""
+
+    __slots__ = ("_client", "_current", "_made", "_policies", "_set")
+
+    def __init__(self, policies: Policies, client: PipClient) -> None:
+        self._policies = policies
+        self._client = client
+        self._set: PolicySet | None = None
+        self._current: tuple[PipLookup, ...] = ()
+        self._made: dict[str, PipLookup] = {}
+
+    def current(self) -> tuple[PipLookup, ...]:
+        """One :class:`PipLookup` per name the active set declares."""
+        active = self._policies.active
+        if active is not self._set:
+            names = dict.fromkeys(lk.name for p in active.policies for lk in p.lookups)
+            self._current = tuple(self._lookup(name) for name in names)
+            self._set = active
+        return self._current
+
+    def _lookup(self, name: str) -> PipLookup:
+        found = self._made.get(name)
+        if found is None:
+            found = self._made[name] = PipLookup(name, self._policies, self._client)
+        return found
 
 
 def warn_unknown_sources(policy_set: PolicySet, config: GatewayConfig) -> None:

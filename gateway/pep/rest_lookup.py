@@ -42,6 +42,9 @@ def _key(rest: RestFacts | None, sources: Sequence[str]) -> str | None:
     return None
 
 
+_ACCEPT_JSON = {"Accept": "application/json"}
+
+
 class RegisterLookup:
     """``GET <origin><path with {key}>`` at a register route's upstream."""
 
@@ -57,14 +60,13 @@ class RegisterLookup:
     async def facts(self, token: TokenFacts, operation: OperationFacts, route: RouteFacts) -> Any:
         key = _key(operation.rest, self._spec.key)
         assert key is not None
-        url = self._origin + self._spec.path.replace("{key}", quote(key, safe=""))
-        session = self._pool.session(self._origin)
-        async with session.get(url, headers={"Accept": "application/json"}) as answer:
-            if answer.status == 404:
-                return UNKNOWN
-            if answer.status != 200:
-                raise LookupError(f"register answered {answer.status}")
-            return orjson.loads(await answer.read())
+        target = self._spec.path.replace("{key}", quote(key, safe=""))
+        status, body = await self._pool.fetch(self._origin, target, _ACCEPT_JSON)
+        if status == 404:
+            return UNKNOWN
+        if status != 200:
+            raise LookupError(f"register answered {status}")
+        return orjson.loads(body)
 
 
 def rest_lookups(route: RouteConfig, routes: Sequence[RouteConfig], pool: UpstreamPool) -> Lookups:

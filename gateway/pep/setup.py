@@ -39,7 +39,7 @@ from gateway.pep.catalogus import setup_catalogus
 from gateway.pep.central import CentralRouteHandler, central_route
 from gateway.pep.gates import route_facts
 from gateway.pep.lookups import FactLookup, Lookups
-from gateway.pep.pip import PipClient, Signer, pip_lookups, warn_unknown_sources
+from gateway.pep.pip import PipClient, PipLookups, Signer, warn_unknown_sources
 from gateway.pep.pipeline import RouteHandler, RoutePlan
 from gateway.pep.rest import RestGates, RestRouteHandler, RestRoutePlan, policy_templates
 from gateway.pep.rest_lookup import rest_lookups
@@ -107,8 +107,9 @@ def build_pep(
         pip=PipClient(config, keystore if isinstance(keystore, Signer) else None),
     )
     ref = store if store is not None else _no_store
-    stored: list[FactLookup] = [SubscriptionLookup(ref)] if store is not None else []
-    recorder = SubscriptionRecorder(ref)
+    names = config.abonnementen
+    stored: list[FactLookup] = [SubscriptionLookup(ref, names)] if store is not None else []
+    recorder = SubscriptionRecorder(ref, names)
     for route in config.routes:
         if route.rest is not None:
             pep.handlers[route.path] = build_rest_handler(pep, config, route, observer)
@@ -121,14 +122,18 @@ def build_pep(
             policy=policy,
             upstream=pep.upstreams.register(route),
             max_body_bytes=config.server.max_body_bytes,
-            lookups=Lookups([*pip_lookups(policy, pep.pip), *stored], timeout=config.pip.timeout),
+            lookups=Lookups(
+                stored, timeout=config.pip.timeout, following=PipLookups(policy, pep.pip)
+            ),
             recorder=recorder,
         )
         pep.handlers[route.path] = RouteHandler(plan, pep.verifier, observer)
     for policy in pep.policies.values():
         warn_unknown_sources(policy.active, config)
     if config.adresboek is not None:
-        pep.adresboek = AdresboekSource(config.adresboek)
+        pep.adresboek = AdresboekSource(config.adresboek, observer)
+        version = pep.adresboek.active.version
+        log.info("adresboek_loaded", version=version, file=str(config.adresboek.file))
     if config.notificaties is not None and pep.adresboek is not None:
         central_lookups = Lookups(stored, timeout=config.pip.timeout)
         pep.central = _central(pep, config, pep.adresboek, observer, central_lookups)

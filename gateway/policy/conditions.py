@@ -64,6 +64,11 @@ class Cond:
     item_only: bool = False
     """True when the answer depends on ``item`` alone (no other fact): ``every``/``some``
     over an immutable list (the selected paths) can then remember it per list."""
+    per_list: bool = False
+    """``every``/``some`` whose answer depends on the list alone (its items)."""
+    selected_only: bool = False
+    """True when the answer depends on ``operation.selected`` alone (one tuple per query
+    text): the engine then decides it once per selection (:meth:`CompiledPolicy.decide`)."""
     keyed: tuple[str, str, Getter, Test | None] | None = None
     """``(fact path, text, getter, rest)`` when this condition is ``<fact> equals <text>``
     (alone, or as an item of ``all:`` with *rest* testing the other items): the engine then
@@ -181,6 +186,16 @@ def _day(value: Any) -> dt.date | None:
     return None
 
 
+def bounded(ops: dict[str, Any], ceiling_day: str) -> bool:
+    """Whether a filter's operators on a start date bound it by a date not after
+    *ceiling_day* (``ngt``, ``lte`` or ``lt``)."""
+    for op in ("ngt", "lte", "lt"):
+        v = ops.get(op)
+        if type(v) is str and len(v) == 10 and v <= ceiling_day and _date_text(v):
+            return True
+    return False
+
+
 Span = tuple[dt.date, dt.date | None]
 """First and last day (None: open-ended)."""
 
@@ -249,6 +264,9 @@ class ConditionCompiler:
         """Per ``from:`` / ``until:`` list of the file's date windows: ``[(the last request,
         its day)]`` (the windows of one request share it; one slot, replaced whole, so
         threads sharing the set never read one request's facts with another's day)."""
+        self._window_verdicts: dict[tuple[Any, ...], list[tuple[Any, list[Any]]]] = {}
+        """Per date window spec (end, start, from, until): ``[(the last request, [its
+        where filters that passed or failed])]``, shared by the checks of one spec."""
 
     def error(
         self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
@@ -277,6 +295,7 @@ class ConditionCompiler:
                 lambda f, i: "not (" + inner.explain(f, i) + ")",
                 f"not ({inner.text})",
                 culprit=inner.culprit,
+                selected_only=inner.selected_only,
             )
         if "row" in node:
             self._only(node, path, {"row", "where"})
@@ -490,6 +509,10 @@ class ConditionCompiler:
         cond: Cond = handler(fact_path, get, arg, at, in_item)
         if str(fact_path).split(".")[0] == "item" and not _names_a_fact(arg):
             cond = replace(cond, item_only=True)
+        if fact_path == "operation.selected" and (
+            cond.per_list if op in ("every", "some") else not _names_a_fact(arg)
+        ):
+            cond = replace(cond, selected_only=True)
         return cond
 
     def _op_equals(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -603,6 +626,28 @@ class ConditionCompiler:
         # built once per tuple (a scan of a hundred paths per check costs more).
         as_set = IdentityMemo()
         seen = as_set.seen
+
+        if not isinstance(arg, dict) and type(literal(arg)) is str:
+            # A literal path (a nested date window's `when:`): the answer depends on the
+            # tuple alone, so remember the answer itself per tuple.
+            wanted = literal(arg)
+            answers = IdentityMemo()
+            known = answers.seen
+
+            def contains_literal(f: DecisionInput, i: Any) -> bool:
+                v = get(f, i)
+                hit = known.get(id(v))
+                if hit is not None and hit[0] is v:
+                    return bool(hit[1])
+                if type(v) is tuple:
+                    return bool(answers.get(v, lambda: wanted in frozenset(v)))
+                return isinstance(v, list | frozenset | set) and wanted in v
+
+            return Cond(
+                contains_literal,
+                lambda f, i: f"{name} is {_show(get(f, i))}, must contain {wanted!r}",
+                f"{name} contains {self._value_text(arg)}",
+            )
 
         def test(f: DecisionInput, i: Any) -> bool:
             v = get(f, i)
@@ -768,6 +813,7 @@ class ConditionCompiler:
             f"{word} item of {name}: {inner.text}",
             inner.never,
             witness if word == "some" else None,
+            per_list=inner.item_only,
         )
 
     def _op_every(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -954,6 +1000,7 @@ class ConditionCompiler:
         )
         floor_names = ", ".join(self._value_text(v) for v in arg["from"])
         bounds = frozenset({"eq", "gte", "gt"})
+        open_end = {"eq": None}
         request_only = not any(
             isinstance(v, dict) and str(v.get("fact", "")).split(".")[0] == "item"
             for v in arg["from"]
@@ -1030,19 +1077,26 @@ class ConditionCompiler:
                             return upper_fault(where, f, i)
             return found
 
+        def last_day(f: DecisionInput, i: Any) -> str | None:
+            """The window's last day: the latest ``until`` value (None: an open window).
+            Kept for the request being decided, as the first day."""
+            seen_f, ceiling_day = until_seen[0]
+            if seen_f is f:
+                return ceiling_day  # type: ignore[no-any-return]
+            ceiling_day = None
+            for ceiling in ceilings:
+                day = ceiling(f, i)
+                if day is not None and (ceiling_day is None or day > ceiling_day):
+                    ceiling_day = day
+            if until_request_only:
+                until_seen[0] = (f, ceiling_day)
+            return ceiling_day
+
         def upper_fault(where: dict[str, Any], f: DecisionInput, i: Any) -> str | None:
             """Why a closed window's start is not bounded from above (None: it is)."""
             if start is None:
                 return None
-            seen_f, ceiling_day = until_seen[0]
-            if seen_f is not f:
-                ceiling_day = None
-                for ceiling in ceilings:
-                    day = ceiling(f, i)
-                    if day is not None and (ceiling_day is None or day > ceiling_day):
-                        ceiling_day = day
-                if until_request_only:
-                    until_seen[0] = (f, ceiling_day)
+            ceiling_day = last_day(f, i)
             if ceiling_day is None:
                 return None  # an open window (no until date): no upper bound needed
             parts = [where.get(start)]
@@ -1050,15 +1104,115 @@ class ConditionCompiler:
             if type(conj) is list:
                 parts.extend(p.get(start) for p in conj if type(p) is dict)
             for ops in parts:
-                if type(ops) is dict:
-                    for op in ("ngt", "lte", "lt"):
-                        v = ops.get(op)
-                        if type(v) is str and len(v) == 10 and _date_text(v) and v <= ceiling_day:
-                            return None
+                if type(ops) is dict and bounded(ops, ceiling_day):
+                    return None
             return f"{start} is not bounded by ngt a date not after {ceiling_day}"
 
+        def alts_ok(alts: Any, first: str | None) -> bool:
+            """``or_fault(alts, first) is None``, without building a reason."""
+            if type(alts) is not list or not alts:
+                return False
+            for alt in alts:
+                if type(alt) is not dict or len(alt) != 1:
+                    return False
+                ops = alt.get(end)
+                if type(ops) is not dict or not ops:
+                    return False
+                if ops == open_end:  # {eq: null}: one comparison in C
+                    continue
+                for op, v in ops.items():
+                    if (
+                        op not in bounds
+                        or type(v) is not str
+                        or len(v) != 10
+                        or first is None
+                        or v < first
+                        or not _date_text(v)
+                    ) and (v is not None or op != "eq"):
+                        return False
+            return True
+
+        def upper_ok(where: dict[str, Any], f: DecisionInput, i: Any) -> bool:
+            """``upper_fault(where, f, i) is None``, without building a reason."""
+            if start is None:
+                return True
+            seen_f, ceiling_day = until_seen[0]
+            if seen_f is not f:
+                ceiling_day = last_day(f, i)
+            if ceiling_day is None:
+                return True
+            ops = where.get(start)
+            if type(ops) is dict and bounded(ops, ceiling_day):
+                return True
+            conj = where.get("and")
+            if type(conj) is list:
+                for part in conj:
+                    if type(part) is dict:
+                        ops = part.get(start)
+                        if type(ops) is dict and bounded(ops, ceiling_day):
+                            return True
+            return False
+
+        # The lower bound reads only the alternatives, ``end`` and the first day: windows
+        # with another upper bound (the regiehouders' and the contacts') share it.
+        or_memo = self._window_verdicts.setdefault(("or", end, floor_names), [(None, [])])
+
+        def or_ok(alts: Any, f: DecisionInput, first: str | None) -> bool:
+            """``alts_ok``, kept per request (as ``test`` below) for equal alternatives."""
+            if not request_only:
+                return alts_ok(alts, first)
+            seen_f, known = or_memo[0]
+            if seen_f is f:
+                for a, ok in known:
+                    if a is alts or a == alts:
+                        return bool(ok)
+            else:
+                known = []
+                or_memo[0] = (f, known)
+            ok = alts_ok(alts, first)
+            known.append((alts, ok))
+            return ok
+
+        def verdict(where: dict[str, Any], f: DecisionInput, i: Any) -> bool:
+            """``fault(f, i) is None`` for this where filter."""
+            seen_f, first = last[0]
+            if seen_f is not f:
+                first = first_day(f, i)
+            alts = where.get("or")
+            if alts is not None and or_ok(alts, f, first):
+                return upper_ok(where, f, i)
+            conj = where.get("and")
+            if type(conj) is list:
+                for part in conj:
+                    if type(part) is dict and "or" in part and or_ok(part["or"], f, first):
+                        return upper_ok(where, f, i)
+            return False
+
+        # The checks of one spec (the contacts' three lists) often carry equal filters in
+        # one request: each filter's verdict is kept for the request being decided (held,
+        # so ``is`` cannot match another request) and reused for an equal filter. The
+        # verdict reads nothing else of the request (first day and last day are the
+        # request's own, one per spec), so equal inputs give the equal answer.
+        memo = self._window_verdicts.setdefault((end, start, floor_names, until_text), [(None, [])])
+        memo_ok = request_only and until_request_only
+
         def test(f: DecisionInput, i: Any) -> bool:
-            return fault(f, i) is None
+            where = get(f, i)
+            if type(where) is not dict:
+                return False
+            if not memo_ok:
+                return verdict(where, f, i)
+            seen_f, known = memo[0]
+            if seen_f is f:
+                for w, ok in known:
+                    if w is where or w == where:
+                        return bool(ok)
+            else:
+                known = []
+                memo[0] = (f, known)
+            ok = verdict(where, f, i)
+            known.append((where, ok))
+            return ok
 
         def explain(f: DecisionInput, i: Any) -> str:
             found = fault(f, i)

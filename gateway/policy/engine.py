@@ -19,6 +19,8 @@ from gateway.policy.decision import AuditValue, AuditValues, Decision, TraceStep
 from gateway.policy.lookups import LookupSpec
 
 DEFAULT_DENY_RULE = "default-deny"
+SELECTION_CACHE_SIZE = 1024
+"""Plans partially evaluated per selection kept per policy (query texts: bounded)."""
 REFUSAL_CACHE_SIZE = 4096
 """Refusal decisions kept per policy (operation names are chosen by callers: bounded)."""
 DEFAULT_DENY_STATUS = 403
@@ -119,6 +121,9 @@ class CompiledPolicy:
     _key: Callable[[DecisionInput, Any], Any] | None = None
     """The fact the checks' ``when: {fact: F, equals: V}`` pick by (None: not split)."""
     _plans: dict[str, tuple[tuple[Any, Any, CompiledCheck], ...]] = field(default_factory=dict)
+    _by_selection: dict[tuple[int, int], tuple[Any, Any, Any]] = field(default_factory=dict)
+    """``(id(plan), id(selected paths)) -> (plan, paths, the plan for them)``: see
+    :meth:`_for_selection`."""
     _allow: Decision | None = None
     _refusals: dict[tuple[str, str | None, str, str], Decision] = field(default_factory=dict)
 
@@ -179,6 +184,12 @@ class CompiledPolicy:
             value = key(facts, None)
             if type(value) is str:
                 plan = self._plans.get(value, plan)
+        selected = facts.operation.selected_paths
+        hit = self._by_selection.get((id(plan), id(selected)))
+        if hit is not None and hit[0] is plan and hit[1] is selected:
+            plan = hit[2]
+        else:
+            plan = self._for_selection(plan, facts)
         for when, require, check in plan:
             if when is not None and not when(facts, None):
                 continue
@@ -193,6 +204,31 @@ class CompiledPolicy:
         if audit is None:
             return decision
         return with_audit(decision, audit(facts))
+
+    def _for_selection(self, plan: Any, facts: DecisionInput) -> Any:
+        """*plan* partially evaluated for the request's selected paths (one tuple per query
+        text): a ``when:`` or ``require:`` that reads ``operation.selected`` alone is decided
+        here once. A check whose ``when`` is false, or whose ``require`` holds, is dropped; a
+        ``when`` that holds is left out; a failing ``require`` stays (it refuses with its
+        reason). The checks keep their order, so the first failing check is the same one.
+        Remembered per plan and tuple (both held, so an id is never reused meanwhile)."""
+        selected = facts.operation.selected_paths
+        out = []
+        for when, require, check in plan:
+            if check.require.selected_only and check.require.test(facts, None):
+                continue
+            static_when = check.when is not None and check.when.selected_only
+            if when is not None and static_when and when is check.when.test:
+                if not when(facts, None):
+                    continue
+                when = None
+            out.append((when, require, check))
+        special = tuple(out)
+        if type(selected) is tuple:
+            if len(self._by_selection) >= SELECTION_CACHE_SIZE:
+                self._by_selection.clear()
+            self._by_selection[(id(plan), id(selected))] = (plan, selected, special)
+        return special
 
     def _refuse(
         self, facts: DecisionInput, check: CompiledCheck, trace: tuple[TraceStep, ...]

@@ -13,12 +13,18 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from graphql import GraphQLSchema
+
+from gateway.config.errors import ConfigError, did_you_mean
 from gateway.config.model import default_claim_mapping
+from gateway.config.yamlsource import Source
 from gateway.facts import DecisionInput, RouteFacts
 from gateway.graphql.offline import facts_from_request
+from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema
 from gateway.policy.decision import AuditValues, Decision, TraceStep
 from gateway.policy.engine import PolicySet
 from gateway.policy.errors import LoadIssue, PolicyLoadError
@@ -125,13 +131,15 @@ def decide_request(
     *,
     explain: bool = False,
     extra: Mapping[str, Any] | None = None,
+    schema: GraphQLSchema | None = None,
 ) -> Decision:
     """Analyse *request*, map *claims*, and decide as the policy decision point would (the
     route's audience and scope gates are ``policy explain``'s, not a test case's).
 
     *extra* are the looked-up facts (``{lookup name: facts}``, as a case's ``extra:``
     gives them); as in the gateway, only those of the lookups this request wants reach
-    the policy, so a case cannot pass a rule with facts the gateway would not gather."""
+    the policy, so a case cannot pass a rule with facts the gateway would not gather.
+    With *schema* a GraphQL request is validated against it, as the route validates it."""
     token = map_claims(claims, default_claim_mapping())
     try:
         if is_rest_request(request):
@@ -139,10 +147,10 @@ def decide_request(
             # explain --config uses the route's).
             operation = offline_request(request, PathTemplates(policy_set.rest_templates))
         else:
-            # Without a schema: test cases cover the policy for every route kind, including
-            # register queries the bundled network schema does not have (policy explain
-            # uses the route's own schema).
-            operation = facts_from_request(request)
+            # Without a schema (a test file names none): test cases cover the policy for
+            # every route kind, including register queries the bundled network schema does
+            # not have (policy explain uses the route's own schema).
+            operation = facts_from_request(request, schema=schema)
     except Refusal as refusal:
         return refusal_decision(refusal, policy_set.version)
     facts = DecisionInput(token, operation, route)
@@ -163,6 +171,64 @@ def wanted_extra(
     policy = policy_set.policy_for(op.operation_type, op.root_field)
     wanted = {lk.name for lk in (policy.lookups if policy else ()) if lk.wanted(facts)}
     return {name: value for name, value in extra.items() if name not in declared or name in wanted}
+
+
+EXTRA_FACT = re.compile(r"^extra\.([^.\s]+)")
+
+
+def known_extra(policy_set: PolicySet) -> tuple[set[str], set[str]]:
+    """The ``extra`` names a case may give: those the set's ``lookups:`` declare, and those
+    its policies read as ``extra.<name>`` (the gateway's own lookups - ``abonnement`` from
+    the subscription store, a REST route's ``overleg`` - are named by no lookup of the set,
+    only by the rules that read them). Any other name is a typo that would pass silently."""
+    declared = {lk.name for p in policy_set.policies for lk in p.lookups}
+    return declared, set(_read_extra(policy_set.version, policy_set.files))
+
+
+@lru_cache(maxsize=16)
+def _read_extra(version: str, files: tuple[Path, ...]) -> frozenset[str]:
+    """The names read as ``extra.<name>`` in *files* (*version*: their content's hash)."""
+    read: set[str] = set()
+    for file in files:
+        source, issues = read_source(file)
+        if not issues:
+            read |= {m.group(1) for text in _strings(source.data) if (m := EXTRA_FACT.match(text))}
+    return frozenset(read)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def unknown_extra(
+    source: Source, n: int, extra: Any, known: tuple[set[str], set[str]]
+) -> list[LoadIssue]:
+    """A located issue for each name of case *n*'s ``extra:`` the policy set does not know."""
+    if not isinstance(extra, Mapping):
+        return []
+    declared, read = known
+    issues = []
+    for name in extra:
+        if name in declared or name in read:
+            continue
+        issues.append(
+            source.issue(
+                ("cases", n, "extra", name),
+                f"extra.{name}: no lookup of the policy set declares it and no policy reads it",
+                f"{did_you_mean(str(name), declared | read)}declared by lookups: "
+                f"{', '.join(sorted(declared)) or 'none'}; otherwise read by policies: "
+                f"{', '.join(sorted(read - declared)) or 'none'}",
+                key=True,
+            )
+        )
+    return issues
 
 
 REST_KEYS = ("method", "path", "headers", "body")
@@ -375,6 +441,10 @@ def run_test_file(
     policy_paths = tuple(str((file.parent / p).resolve()) for p in doc.get("policies") or ["."])
     callers: Mapping[str, Any] = doc.get("callers") or {}
     requests: Mapping[str, Any] = doc.get("requests") or {}
+    schema = _case_schema(source, file)
+    if isinstance(schema, LoadIssue):
+        result.errors.append(schema)
+        return
     for n, case in enumerate(doc["cases"]):
         line, col = source.pos(("cases", n))
         name = str(case["name"])
@@ -384,6 +454,10 @@ def run_test_file(
             if key not in cache:
                 cache[key] = load_policy_set([Path(p) for p in policy_paths], environment=env)
             policy_set = cache[key]
+            known = known_extra(policy_set) if case.get("extra") else (set(), set())
+            if misspelt := unknown_extra(source, n, case.get("extra"), known):
+                result.errors.extend(misspelt)
+                continue
             caller = case["caller"]
             if isinstance(caller, str):
                 if caller not in callers:
@@ -396,7 +470,9 @@ def run_test_file(
                 strict_input=bool(case.get("strict_input", False)),
                 rest=is_rest_request(request),
             )
-            decision = decide_request(policy_set, caller, request, route, extra=case.get("extra"))
+            decision = decide_request(
+                policy_set, caller, request, route, extra=case.get("extra"), schema=schema
+            )
         except PolicyLoadError as exc:
             result.errors.append(
                 LoadIssue(
@@ -425,6 +501,20 @@ def run_test_file(
                 f"    (decided by {decision.rule} at {decision.location}: {decision.message})"
             )
         result.cases.append(CaseResult(str(file), line, name, not diff, diff))
+
+
+def _case_schema(source: Source, file: Path) -> GraphQLSchema | LoadIssue | None:
+    """The file's ``schema:`` (``bundled``: the network schema a route validates against by
+    default, wherever the policies are installed; else relative to the file), loaded; a
+    located issue when it does not load."""
+    name = source.data.get("schema")
+    if name is None:
+        return None
+    path = BUNDLED_SCHEMA if name == "bundled" else (file.parent / str(name)).resolve()
+    try:
+        return load_schema(path)
+    except (OSError, ConfigError) as exc:
+        return source.issue(("schema",), f"schema {name}: {exc}")
 
 
 def run_tests(paths: Sequence[Path]) -> SuiteResult:

@@ -1,12 +1,19 @@
 """Forwarding an allowed request to the deelnemer's resource server, streaming the answer back.
 
-One shared :class:`aiohttp.ClientSession` per upstream origin (keep-alive, bounded pool),
-created on startup and closed on cleanup. The synchronous path never retries: a refused or
-reset connection is ``502 BAD_GATEWAY`` at once, no answer within the route's timeouts is
-``504 GATEWAY_TIMEOUT``. The upstream gets the original body bytes; its status, headers
-(hop-by-hop removed) and body are copied back in chunks, so a large answer is never held in
-memory. If the upstream breaks off mid-body after the status was already sent, the only
-honest signal left is to abort the caller's connection.
+One connection pool per upstream origin (:mod:`gateway.proxy.pool`: aiohttp's own client
+protocol and C parser, without ``ClientSession``), opened on startup and closed on cleanup.
+The request goes out as one prebuilt byte string: request line, ``Host``, the headers
+:func:`gateway.proxy.headers.upstream_request_headers` chose, ``Content-Length``, body.
+
+The synchronous path never retries a request the upstream may have acted on: a refused
+connection or one reset before the answer is ``502 BAD_GATEWAY`` at once, no answer within
+the route's timeouts is ``504 GATEWAY_TIMEOUT``. The one retry is the one HTTP allows
+(RFC 9112 section 9.3.1): an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) on a
+reused keep-alive connection that the upstream closed before answering is sent once more on
+a new connection. The upstream's status, headers (hop-by-hop removed) and body are copied
+back in chunks, so a large answer is never held in memory. If the upstream breaks off
+mid-body after the status was already sent, the only honest signal left is to abort the
+caller's connection. Informational answers (1xx) are skipped; HEAD, 204 and 304 have no body.
 
 An answer with a declared length of at most :data:`BUFFER_LIMIT` bytes (a GraphQL answer,
 nearly always) is read whole before the caller gets anything: one write instead of three, and
@@ -16,25 +23,36 @@ an upstream that breaks off mid-body still gets an honest ``502`` instead of an 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp import web
+from aiohttp import ClientError, ServerTimeoutError, web
+from aiohttp.client_exceptions import ClientOSError, ServerDisconnectedError
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_parser import RawResponseMessage
+from aiohttp.streams import StreamReader
 from multidict import CIMultiDict
-from yarl import URL
 
 from gateway.config.model import RouteConfig
 from gateway.observability.events import Observer
 from gateway.proxy.headers import caller_response_headers
+from gateway.proxy.pool import KEEPALIVE_SECONDS, Connection, OriginPool
 from gateway.refusals import BadGateway, GatewayTimeout
 
-KEEPALIVE_SECONDS = 30.0
+__all__ = ["BUFFER_LIMIT", "DEFAULT_POOL_SIZE", "KEEPALIVE_SECONDS", "Forwarded", "Upstream"]
+
 DEFAULT_POOL_SIZE = 100
 BUFFER_LIMIT = 64 * 1024
 """Answers with a Content-Length up to this many bytes are read whole, larger ones streamed."""
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_WITH_LENGTH = frozenset({"POST", "PUT", "PATCH"})
+"""Methods that say ``Content-Length: 0`` when they carry no body (as aiohttp's client did)."""
+_BROKEN = (ServerDisconnectedError, ClientOSError)
+"""What reading the answer raises when the connection broke before any answer came."""
 
 
 @dataclass(slots=True)
@@ -52,69 +70,130 @@ class Forwarded:
 
 
 def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of *url*, lower case: the key of a pooled session."""
+    """``scheme://host[:port]`` of *url*, lower case: the key of a pooled origin."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 class UpstreamPool:
-    """The client sessions of all routes, one per upstream origin."""
+    """The connection pools of all routes, one per upstream origin."""
 
-    def __init__(self, observer: Observer) -> None:
+    def __init__(self, observer: Observer, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self._observer = observer
         self._limits: dict[str, int] = {}
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._origins: dict[str, OriginPool] = {}
+        self._ssl = ssl_context
+        """TLS to https upstreams: the system's trust store unless given (tests: a test CA)."""
         self._started = False
 
     def register(self, route: RouteConfig) -> Upstream:
-        """The upstream of *route*; its session is opened by :meth:`start`."""
+        """The upstream of *route*; its pool is opened by :meth:`start`."""
         origin = origin_of(route.upstream)
         self._limits[origin] = max(self._limits.get(origin, 0), route.pool_size)
         return Upstream(self, origin, route, self._observer)
 
     async def start(self) -> None:
-        """Open one keep-alive session per origin."""
+        """Open one pool per origin (connections are made on first use)."""
         self._started = True
         for origin in self._limits:
             self._open(origin)
 
-    def _open(self, origin: str) -> aiohttp.ClientSession:
-        session = self._sessions.get(origin)
-        if session is not None:
-            return session
-        limit = self._limits.get(origin, DEFAULT_POOL_SIZE)
-        connector = aiohttp.TCPConnector(
-            limit=limit, limit_per_host=limit, keepalive_timeout=KEEPALIVE_SECONDS
-        )
-        session = self._sessions[origin] = aiohttp.ClientSession(
-            connector=connector,
-            # Bytes pass through unchanged: no decompression, no cookies kept between
-            # callers, no default headers the caller did not send.
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            # No skip_auto_headers: aiohttp rebuilds that set on every request. The
-            # header builder supplies what aiohttp would otherwise invent instead
-            # (see gateway.proxy.headers.upstream_request_headers).
-        )
-        return session
+    def _open(self, origin: str) -> OriginPool:
+        pool = self._origins.get(origin)
+        if pool is None:
+            if self._ssl is None and origin.startswith("https:"):
+                self._ssl = ssl.create_default_context()
+            limit = self._limits.get(origin, DEFAULT_POOL_SIZE)
+            pool = self._origins[origin] = OriginPool(origin, limit, self._ssl)
+        return pool
 
     async def close(self) -> None:
-        """Close every session (app cleanup)."""
+        """Close every pool (app cleanup)."""
         self._started = False
-        sessions, self._sessions = self._sessions, {}
-        for session in sessions.values():
-            await session.close()
+        origins, self._origins = self._origins, {}
+        for pool in origins.values():
+            pool.close()
 
-    def session(self, origin: str) -> aiohttp.ClientSession:
-        """The session for *origin*; only valid between start and close. An origin
-        registered after start (an endpoint a reloaded adresboek names) gets its session on
-        first use."""
-        session = self._sessions.get(origin)
-        if session is None:
+    def origin(self, origin: str) -> OriginPool:
+        """The pool for *origin*; only valid between start and close. An origin registered
+        after start (an endpoint a reloaded adresboek names) gets its pool on first use."""
+        pool = self._origins.get(origin)
+        if pool is None:
             if not self._started:
                 raise BadGateway("Upstream client not started", reason="not_started")
-            session = self._open(origin)
-        return session
+            pool = self._open(origin)
+        return pool
+
+    async def fetch(
+        self, origin: str, target: str, headers: Mapping[str, str], *, timeout: float = 10.0
+    ) -> tuple[int, bytes]:
+        """``GET`` *target* at *origin*: (status, body). For the gateway's own questions to
+        an upstream (a register lookup); failures raise (OSError, ClientError, TimeoutError)."""
+        pool = self.origin(origin)
+        head = request_head("GET", target, pool.host_header, headers, None)
+        async with asyncio.timeout(timeout):
+            for attempt in (0, 1):
+                conn, reused = await pool.acquire(fresh=attempt == 1)
+                ok = False
+                try:
+                    conn.prepare(head=False, read_timeout=None)
+                    conn.transport.write(head)  # type: ignore[union-attr]
+                    message, payload = await _answer(conn)
+                    body = await payload.read()
+                    ok = True
+                    return message.code, body
+                except _BROKEN:
+                    if attempt or not reused:
+                        raise
+                finally:
+                    pool.release(conn, reusable=ok)
+        raise AssertionError("unreachable")
+
+
+def request_head(
+    method: str, target: str, host: str, headers: Mapping[str, str], length: int | None
+) -> bytes:
+    """Request line and headers as sent: built once, in one join (no per-header writes).
+
+    Values come from aiohttp's request parser, the gateway's own trace ids and the compact
+    claims JSON, none of which can hold CR or LF; checked anyway, by counting (two C scans).
+    """
+    lines = [f"{k}: {v}\r\n" for k, v in headers.items()]
+    text = "".join(lines)
+    if text.count("\n") != len(lines) or text.count("\r") != len(lines):
+        raise BadGateway("Header value holds a line break", reason="bad_header")
+    length_line = "" if length is None else f"Content-Length: {length}\r\n"
+    head = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{text}{length_line}\r\n"
+    # aiohttp's parser decoded the caller's bytes as UTF-8 with surrogateescape: the same
+    # bytes go out again, whatever their encoding was.
+    return head.encode("utf-8", "surrogateescape")
+
+
+async def _answer(conn: Connection) -> tuple[RawResponseMessage, StreamReader]:
+    """The final answer on *conn*: informational ones (100 Continue, 103) are skipped."""
+    while True:
+        message, payload = await conn.read()
+        if message.code >= 200:
+            return message, payload
+        if message.code == 101:  # never asked for: Upgrade is hop-by-hop, dropped
+            raise HttpProcessingError(message="unrequested protocol switch")
+
+
+class _Deadline:
+    """The route's total timeout: when it passes, whatever read is pending fails."""
+
+    __slots__ = ("conn", "payload")
+
+    def __init__(self) -> None:
+        self.conn: Connection | None = None
+        self.payload: StreamReader | None = None
+
+    def expire(self) -> None:
+        exc = ServerTimeoutError("Upstream total timeout")
+        if self.conn is not None:
+            self.conn.set_exception(exc)
+        if self.payload is not None:
+            self.payload.set_exception(exc)
 
 
 class Upstream:
@@ -131,12 +210,13 @@ class Upstream:
         parts = urlsplit(route.upstream)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         t = route.timeouts
+        self._connect = min(t.connect, t.total)
+        self._total = t.total
         # A read timeout no shorter than the total one can never fire first: leave it out,
         # which spares a timer reset on every chunk received.
-        self.timeout = aiohttp.ClientTimeout(
-            total=t.total, connect=t.connect, sock_read=t.read if t.read < t.total else None
-        )
+        self._read = t.read if t.read < t.total else None
 
     async def reachable(self) -> tuple[bool, dict[str, object]]:
         """Readiness: can a TCP connection be opened to the upstream?"""
@@ -149,8 +229,12 @@ class Upstream:
         writer.close()
         return True, {"url": self.url}
 
-    def _fail(self, kind: str) -> None:
+    def _fail(self, kind: str) -> Any:
+        """Count the failure; the refusal to raise while the caller has not been answered."""
         self._observer.upstream_error(self.route, kind)
+        if kind == "timeout":
+            return GatewayTimeout(reason="upstream_timeout")
+        return BadGateway(reason=f"upstream_{kind}")
 
     async def forward(
         self,
@@ -167,81 +251,107 @@ class Upstream:
 
         With *whole* the answer is read completely whatever its size (the gateway needs
         it: a subscription the bronhouder confirmed), and :attr:`Forwarded.body` holds it.
-        A REST route sends the caller's *method* to *target* instead: the upstream's origin
-        with the request path and query exactly as received (``encoded``: not requoted).
+        A REST route sends the caller's *method* to *target* instead: the request path and
+        query exactly as received.
 
         Raises :class:`BadGateway` / :class:`GatewayTimeout` while nothing has been sent to
         the caller yet; afterwards failures abort the caller's connection. (One coroutine
         on purpose: every await level is paid again at each suspension of the request.)
         """
         started = time.perf_counter()
-        session = self._pool.session(self._origin)
+        pool = self._pool.origin(self._origin)
+        length = len(body) if body or method in _WITH_LENGTH else None
+        head = request_head(
+            method, self.target if target is None else target, pool.host_header, headers, length
+        )
+        data = head + body if body else head
+        loop = pool.loop
+        deadline = _Deadline()
+        timer = loop.call_at(loop.time() + self._total, deadline.expire)
+        conn: Connection | None = None
         try:
-            upstream = await session.request(
-                method,
-                self.url if target is None else URL(self._origin + target, encoded=True),
-                data=body if body or target is None else None,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            self._fail("timeout")
-            raise GatewayTimeout(reason="upstream_timeout") from None
-        except aiohttp.ClientConnectorError:
-            self._fail("refused")
-            raise BadGateway(reason="upstream_refused") from None
-        except aiohttp.ClientError:
-            self._fail("reset")
-            raise BadGateway(reason="upstream_reset") from None
-        try:
-            status = upstream.status
-            out_headers = caller_response_headers(upstream.headers, response_headers)
-            length = upstream.content_length
+            for attempt in (0, 1):
+                conn = pool.take_idle() if attempt == 0 else None
+                reused = conn is not None
+                if conn is None:
+                    try:
+                        async with asyncio.timeout(self._connect):
+                            conn, reused = await pool.acquire(fresh=attempt == 1)
+                    except TimeoutError:
+                        raise self._fail("timeout") from None
+                    except OSError:
+                        raise self._fail("refused") from None
+                deadline.conn = conn
+                conn.prepare(head=method == "HEAD", read_timeout=self._read)
+                conn.transport.write(data)  # type: ignore[union-attr]
+                if self._read is not None:
+                    conn.start_timeout()
+                try:
+                    message, payload = await _answer(conn)
+                except _BROKEN:
+                    pool.release(conn, reusable=False)
+                    conn = None
+                    if attempt == 0 and reused and method in IDEMPOTENT:
+                        continue  # a stale keep-alive connection: RFC 9112 allows one retry
+                    raise self._fail("reset") from None
+                except TimeoutError:
+                    raise self._fail("timeout") from None
+                except (ClientError, HttpProcessingError):
+                    raise self._fail("reset") from None
+                break
+            else:  # pragma: no cover - the loop always breaks, raises or continues once
+                raise self._fail("reset")
+            deadline.payload = payload
+            status = message.code
+            out_headers = caller_response_headers(message.headers, response_headers)
+            declared = message.headers.get("Content-Length")
+            length = int(declared) if declared is not None and declared.isdigit() else None
             if whole or (length is not None and length <= BUFFER_LIMIT):
                 try:
-                    payload = await upstream.read()
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    kind = "timeout" if isinstance(exc, TimeoutError) else "reset"
-                    self._fail(kind)
-                    if kind == "timeout":
-                        raise GatewayTimeout(reason="upstream_timeout") from None
-                    raise BadGateway(reason="upstream_reset") from None
-                answer = web.Response(
-                    body=payload, status=status, reason=upstream.reason, headers=out_headers
+                    answer = await payload.read()
+                except TimeoutError:
+                    raise self._fail("timeout") from None
+                except ClientError:
+                    raise self._fail("reset") from None
+                pool.release(conn, reusable=True)
+                conn = None
+                response = web.Response(
+                    body=answer, status=status, reason=message.reason, headers=out_headers
                 )
-                return Forwarded(answer, status, _ms(started), body=payload)
-            response = web.StreamResponse(
-                status=status, reason=upstream.reason, headers=out_headers
-            )
+                return Forwarded(response, status, _ms(started), body=answer)
+            stream = web.StreamResponse(status=status, reason=message.reason, headers=out_headers)
             if length is not None:
-                response.content_length = length
+                stream.content_length = length
             try:
-                await response.prepare(request)
+                await stream.prepare(request)
             except ConnectionError:
-                return Forwarded(response, status, _ms(started), error="caller_closed")
+                return Forwarded(stream, status, _ms(started), error="caller_closed")
             while True:
                 try:
-                    chunk = await upstream.content.readany()
-                except (TimeoutError, aiohttp.ClientError) as exc:
+                    chunk = await payload.readany()
+                except (TimeoutError, ClientError) as exc:
                     kind = "timeout" if isinstance(exc, TimeoutError) else "reset"
                     self._fail(kind)
                     # The status line is gone already: abort so the caller sees a broken
                     # response instead of a short body that looks complete.
                     if request.transport is not None:
                         request.transport.abort()
-                    return Forwarded(response, status, _ms(started), error=kind)
+                    return Forwarded(stream, status, _ms(started), error=kind)
                 if not chunk:
                     break
                 try:
-                    await response.write(chunk)
+                    await stream.write(chunk)
                 except ConnectionError:
                     # The caller went away mid-answer; nothing left to tell it.
-                    return Forwarded(response, status, _ms(started), error="caller_closed")
-            await response.write_eof()
-            return Forwarded(response, status, _ms(started))
+                    return Forwarded(stream, status, _ms(started), error="caller_closed")
+            await stream.write_eof()
+            pool.release(conn, reusable=True)
+            conn = None
+            return Forwarded(stream, status, _ms(started))
         finally:
-            upstream.release()
+            timer.cancel()
+            if conn is not None:
+                pool.release(conn, reusable=False)
 
 
 def _ms(started: float) -> float:

@@ -488,3 +488,49 @@ def test_rules_between_sections_are_reported_together(tmp_path: Path) -> None:
 def test_a_route_on_a_gateway_endpoint_is_refused(tmp_path: Path, path: str) -> None:
     err = error_of(write(tmp_path, BASE.replace("/deelnemers/uzovi/5151/graphql", path)))
     assert err.line == 3 and "collides with a gateway endpoint" in err.message
+
+
+def test_subscription_names_default_to_the_iwlz_schema_and_are_overridden_key_by_key(
+    tmp_path: Path,
+) -> None:
+    names = load_config(write(tmp_path, BASE)).abonnementen
+    assert (names.create.field, names.create.answer_id) == ("createAbonnement", "abonnementId")
+    assert names.key_arguments == {
+        "deleteAbonnement": "abonnementId",
+        "zendNotificatie": "notificatieInput.ontvangerKenmerk",
+    }
+    path = write(tmp_path, BASE + "abonnementen:\n  delete: {field: stopAbonnement}\n")
+    names = load_config(path).abonnementen
+    assert (names.delete.field, names.delete.id, names.delete.reason) == (
+        "stopAbonnement",
+        "abonnementId",
+        "reden",
+    )
+    assert names.create.field == "createAbonnement"
+
+
+def test_bad_subscription_names_are_errors_at_their_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        BASE
+        + "abonnementen:\n"
+        + "  create: {field: create-abonnement, type: abonnementInput..type}\n"
+        + "  delete: {field: deleteAbonnement, reasn: reden}\n"
+        + "  kenmerk: {zendNotificatie: 5}\n",
+    )
+    lines = str(error_of(path)).splitlines()
+    assert lines[1] == f"{path}:12:19: not a GraphQL field name: 'create-abonnement'" + (
+        " (e.g. createAbonnement)"
+    )
+    assert lines[2].startswith(f"{path}:12:44: not a dotted argument path: 'abonnementInput..type'")
+    assert lines[3].startswith(
+        f"{path}:13:37: unknown key 'reasn' in abonnementen.delete (did you mean 'reason'?"
+    )
+    assert lines[4].startswith(f"{path}:14:30: not a dotted argument path: '5'")
+
+
+def test_one_mutation_cannot_both_subscribe_and_unsubscribe(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "abonnementen:\n  delete: {field: createAbonnement}\n")
+    assert str(error_of(path)).startswith(
+        f"{path}:12:3: create and delete name the same mutation 'createAbonnement'"
+    )

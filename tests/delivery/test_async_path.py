@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gateway.delivery.setup import WORKER
 from gateway.delivery.worker import Backoff, classify
 from gateway.store.open import sqlite_path
 from gateway.store.setup import STORE
@@ -24,6 +25,14 @@ from tests.fixtures.gateway import (
     Gateway,
     GatewayFactory,
     seed_notification,
+)
+from tests.observability.test_dashboard import (
+    DELIVERY,
+    check_queries,
+    dashboard,
+    exposed_labels,
+    metric_names,
+    targets,
 )
 
 ASYNC = {"Prefer": "respond-async"}
@@ -325,3 +334,28 @@ async def test_a_dead_delivery_is_a_decision_log_event(
     [event] = [e for e in events if e["delivery_id"] == delivery_id]
     assert event["logger"] == "gateway.decision" and event["reason"] == "rejected"
     assert event["status"] == 404 and event["sender"] == "ciz"
+
+
+async def test_the_dashboards_delivery_panels_select_what_the_worker_exposes(
+    make_gateway: GatewayFactory, recipient: Recipient, tmp_path: Path
+) -> None:
+    """docs/grafana-dashboard.json's delivery panels (depth per state, oldest pending age,
+    attempts by outcome, dead by reason) against the /metrics of a gateway that retried a
+    delivery and then put it on the uitvallijst."""
+    gateway = await central(make_gateway, recipient, tmp_path)
+    recipient.answers = [503, 400]
+    delivery_id = await accept(gateway)
+    await until(lambda: _state(gateway, delivery_id, "dead"))
+    await gateway.client.app[WORKER].report()  # the 5-second outbox refresh, now
+    text = await (await gateway.client.get("/metrics")).text()
+    queries = [
+        (title, target)
+        for title, target in targets(dashboard())
+        if metric_names(target["expr"]) <= DELIVERY
+    ]
+    assert check_queries(queries, exposed_labels(text)) == DELIVERY
+    assert 'nid_gateway_outbox_deliveries{state="dead"} 1.0' in text
+    assert 'nid_gateway_outbox_deliveries{state="pending"} 0.0' in text
+    assert "nid_gateway_outbox_oldest_pending_seconds 0.0" in text
+    assert 'nid_gateway_delivery_attempts_total{outcome="retry"} 1.0' in text
+    assert 'nid_gateway_deliveries_dead_total{reason="rejected"} 1.0' in text

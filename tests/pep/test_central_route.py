@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.adresboek import AdresboekError, AdresboekSource, load_adresboek
 from gateway.app import create_app
@@ -443,3 +444,32 @@ async def test_the_demo_adresboek_follows_the_example_servers_and_upstream() -> 
     assert upstream is not None
     found = AdresboekSource(upstream).resolve("UZOVI", "5152")
     assert found is not None and found.endpoint == "http://127.0.0.1:9999/graphql"
+
+
+async def test_adresboek_reloads_are_counted_applied_and_refused(
+    tmp_path: Path, upstream: RecordingUpstream, aiohttp_client: Any
+) -> None:
+    """``nid_gateway_adresboek_reloads_total`` by outcome, scraped from the real /metrics."""
+    book = write_adresboek(tmp_path / "adresboek.json", f"{upstream.url}/graphql", "http://b/")
+    config = write_config(
+        tmp_path, gateway_yaml(upstream.url, upstream.url, **central_sections(book))
+    )
+    client = await aiohttp_client(await create_app(config))
+
+    async def counted() -> dict[str, float]:
+        text = await (await client.get("/metrics")).text()
+        return {
+            sample.labels["outcome"]: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "nid_gateway_adresboek_reloads_total"
+        }
+
+    assert await counted() == {"applied": 0.0, "refused": 0.0}
+    good = book.read_text()
+    book.write_text(good.replace('"5151_NOTIFICATIE_TST"', '"5151_NOTIFICATIE"'))
+    client.app[PEP].reload_policies()  # what the SIGHUP handler calls
+    assert await counted() == {"applied": 0.0, "refused": 1.0}
+    write_adresboek(book, f"{upstream.url}/graphql", "http://c/")
+    client.app[PEP].reload_policies()
+    assert await counted() == {"applied": 1.0, "refused": 1.0}

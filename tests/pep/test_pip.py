@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -23,6 +25,7 @@ from aiohttp.test_utils import TestServer, unused_port
 
 from gateway.appkeys import KEYSTORE
 from gateway.examples.register import create_register_app
+from gateway.pep import PEP
 from tests.fixtures.gateway import PUBLIC_URL, REPO, Gateway, GatewayFactory
 from tests.fixtures.registers import (
     BEMIDDELING_READ,
@@ -291,3 +294,33 @@ async def test_concurrent_identical_decisions_share_one_round_trip(
     )
     assert [r.status for r in responses] == [200] * 4
     assert registers["bemiddelingsregister"].operations() == ["PipIndicatieZorgkantoor"]
+
+
+async def test_a_lookup_a_hot_reload_adds_is_asked_without_a_restart(
+    make_gateway: GatewayFactory, registers: dict[str, Register], tmp_path: Path
+) -> None:
+    """The reloaded regiehouder policy declares its lookup under a name the running gateway
+    has never seen: the very next request asks the register for it and is decided on it."""
+    policies = tmp_path / "iwlz"
+    shutil.copytree(IWLZ, policies, ignore=shutil.ignore_patterns("*.test.yaml"))
+    gateway = await make_gateway(
+        routes=[
+            register_route(
+                BEMIDDELINGEN,
+                "bemiddelingsregister",
+                registers["bemiddelingsregister"].url,
+                BEMIDDELING_READ,
+                policies,
+            )
+        ]
+    )
+    regiehouder = policies / "raadplegingen" / "regiehouder.yaml"
+    regiehouder.write_text(regiehouder.read_text().replace("UCBR-0013", "UCBR-0013-herzien"))
+    gateway.client.app[PEP].reload_policies()  # what SIGHUP and the watcher call
+    store = gateway.client.app[PEP].policies[(policies,)]
+    [policy] = [p for p in store.active.policies if p.policy_id == "iwlz-regiehouder"]
+    assert [lk.name for lk in policy.lookups] == ["UCBR-0013-herzien"]
+
+    response = await ask(gateway, "zorgkantoor-5151", BEMIDDELINGEN, template("QBR-0013-ZKu"))
+    assert response.status == 200, await response.text()
+    assert registers["bemiddelingsregister"].operations() == ["PipRegiehouder", "Regiehouder"]

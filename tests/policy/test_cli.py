@@ -571,3 +571,127 @@ def test_explain_takes_the_lookups_facts_from_extra(
     facts.write_text("[]")
     assert explain(claims, request, *route, "--extra", str(facts)) == 2
     assert "extra must be a JSON object" in capsys.readouterr().err
+
+
+def test_a_misspelt_extra_name_fails_at_its_line_naming_the_known_ones(
+    write: Writer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``extra.abonement`` is read by no policy and declared by no lookup: without this
+    check the case would decide without it and could pass for the wrong reason."""
+    original = (IWLZ / "abonnement-opzeggen.test.yaml").read_text(encoding="utf-8")
+    head, _, cases = original.partition("cases:\n")
+    first = cases.split("  - name:")[1]
+    suite = write(
+        "opzeggen.test.yaml",
+        f"policies: [{IWLZ}]\n"
+        + head
+        + "cases:\n  - name:"
+        + first
+        + "  - name:"
+        + first.replace("    extra:\n      abonnement:", "    extra:\n      abonement:"),
+    )
+    assert main(["policy", "test", str(suite)]) == 1
+    out = capsys.readouterr().out
+    line = 2 + head.count("\n") + 1 + first.count("\n") + first.split("extra:")[0].count("\n") + 1
+    assert (
+        f"ERROR {suite}:{line}:7: extra.abonement: no lookup of the policy set declares it and"
+        " no policy reads it (did you mean 'abonnement'? declared by lookups: IRA0002-IRA0004,"
+        " IRA0003, UCBR-0012, UCBR-0013; otherwise read by policies: abonnement)"
+    ) in out, out
+    assert last_line(out) == "1 passed, 1 failed"
+
+
+CENTRAL = "/notificaties/graphql"
+CENTRAL_TOKEN = {**CIZ_TOKEN, "aud": "http://127.0.0.1:8080" + CENTRAL}
+
+
+def explain_central(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], **recipient: str
+) -> tuple[int, dict[str, object]]:
+    claims, request = explain_files(tmp_path, {**SEED_VARIABLES, **recipient}, CENTRAL_TOKEN)
+    args = ["--config", str(DEMO_CONFIG), "--route", CENTRAL, "--format", "json"]
+    code = explain(claims, request, *args)
+    out = capsys.readouterr().out
+    return code, json.loads(out) if code == 0 else {}
+
+
+def steps(result: Mapping[str, object]) -> dict[str, str]:
+    trace = result["trace"]
+    assert isinstance(trace, list)
+    return {step["rule"]: step["detail"] for step in trace}
+
+
+def test_explain_the_central_route_decides_for_the_bodys_recipient(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As on the recipient's own route, then forwarded to its endpoint in the adresboek."""
+    code, result = explain_central(tmp_path, capsys)
+    assert code == 0 and result["allow"] is True, result
+    trace = steps(result)
+    assert trace["central/recipient"].startswith("the body's recipient UZOVI 5151 (zorgkantoor)")
+    assert trace["central/adresboek"] == "forwarded to http://127.0.0.1:9001/graphql"
+    assert list(trace)[-1] == "central/adresboek"
+    # Another recipient: its own deelnemer facts and its own endpoint.
+    code, result = explain_central(tmp_path, capsys, ontvangerID="5152")
+    assert code == 0
+    trace = steps(result)
+    assert trace["central/recipient"].startswith("the body's recipient UZOVI 5152 (zorgkantoor)")
+    assert trace["central/adresboek"] != "forwarded to http://127.0.0.1:9001/graphql"
+
+
+def test_explain_the_central_route_refuses_as_the_gateway_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A zorgaanbieder recipient: the CIZ's token holds the zorgkantoor scope only.
+    code, result = explain_central(tmp_path, capsys, ontvangerIDType="AGB", ontvangerID="12345678")
+    assert code == 0
+    assert (result["allow"], result["status"], result["rule"]) == (
+        False,
+        403,
+        "scope/ScopeMismatch",
+    )
+    # A recipient the adresboek has no endpoint for: decided, then 400, never forwarded.
+    code, result = explain_central(tmp_path, capsys, ontvangerID="9999")
+    assert code == 0
+    assert (result["allow"], result["status"], result["rule"]) == (
+        False,
+        400,
+        "central/ValidationFailed",
+    )
+    assert result["message"] == "ZendNotificatie mutation: ontvanger is not valid"
+    assert "iwlz-notificatie" in steps(result)
+
+
+def test_explain_the_central_route_needs_the_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    claims, request = explain_files(tmp_path, SEED_VARIABLES, CENTRAL_TOKEN)
+    assert explain(claims, request, "--policy", str(IWLZ), "--route", CENTRAL) == 2
+    assert "pass --config FILE" in capsys.readouterr().err
+
+
+def test_a_test_file_naming_a_schema_validates_its_requests_against_it(
+    write: Writer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``schema:`` makes a case decide as the route would: a ``melding`` declaring its
+    identifier types ``IDTypeEnum!`` where ``MeldingInput`` says ``String!`` is refused."""
+    original = (IWLZ / "melding.test.yaml").read_text(encoding="utf-8")
+    assert "\nschema: bundled " in original
+    head, _, cases = original.partition("cases:\n")
+    first = "cases:\n  - name:" + cases.split("  - name:")[1]
+    text = f"policies: [{IWLZ}]\n" + head + first
+    suite = write(
+        "melding.test.yaml",
+        text.replace("$afzenderIDType: String!", "$afzenderIDType: IDTypeEnum!"),
+    )
+    assert main(["policy", "test", str(suite)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "Variable '$afzenderIDType' of type 'IDTypeEnum!' used in position expecting type"
+        " 'String!'." in out
+    ), out
+    assert main(["policy", "test", str(write("ok.test.yaml", text))]) == 0
+    capsys.readouterr()
+    missing = write("missing.test.yaml", text.replace("schema: bundled", "schema: geen.graphql"))
+    assert main(["policy", "test", str(missing)]) == 1
+    assert f"ERROR {missing}:4:9: schema geen.graphql: " in capsys.readouterr().out
