@@ -212,11 +212,12 @@ def as_record(fields: Any) -> dict[str, Any]:
 
 # Why a direct path beside structlog's chain (issue 11 asked for structlog's own processors
 # unless bench/ shows a gain that matters): bench/bench_log_renderer.py --instructions,
-# 2026-12-03, one decision line: this path 55k instructions (18 µs), our structlog chain
-# 255k (88 µs), structlog's stock processors (TimeStamper, JSONRenderer(orjson),
-# BytesLoggerFactory) plus redaction 258k (85 µs). The 200k saved is 15 % of a whole
-# gateway request with its upstream round trip (1,374k, bench_instructions.py); most of
-# the chain's cost is the per-value redaction walk that the byte scan below replaces.
+# 2026-12-03 (remeasured after the bench logged the flat fields the real code logs), one
+# decision line: this path 65.9k instructions, our structlog chain 226.1k, structlog's stock
+# processors (TimeStamper, JSONRenderer(orjson), BytesLoggerFactory) plus redaction 229.8k.
+# The ~160k saved is ~14 % of a whole gateway request with its upstream round trip (1,111k,
+# bench_instructions.py); most of the chain's cost is the per-value redaction walk that the
+# byte scan below replaces.
 def render_flat(fields: Any) -> bytes | None:
     """*fields* as compact JSON when it provably needs no redaction, else None.
 
