@@ -179,6 +179,20 @@ def _date_text(value: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=4096)
+def _shifted_day(value: str, years: int, day: str | None) -> str:
+    """A valid ISO date *value* with *years* added, then the month and day set to *day*
+    (``MM-DD``) when given; 29 February in a common year is the 28th. A pure function of
+    its arguments, remembered as :func:`_date_text` (an ``until:`` bound of every request
+    with a closed toewijzing: two per QBR-0002 decision)."""
+    d = dt.date.fromisoformat(value)
+    year = d.year + years
+    month, dom = (int(day[:2]), int(day[3:])) if day else (d.month, d.day)
+    if month == 2 and dom == 29 and not (year % 4 == 0 and (year % 100 or year % 400 == 0)):
+        dom = 28
+    return dt.date(year, month, dom).isoformat()
+
+
 def _day(value: Any) -> dt.date | None:
     """An ISO date, or the date of an ISO date-time (the register's vaststellingMoment)."""
     if type(value) is str and len(value) >= 10 and _date_text(value[:10]):
@@ -1252,11 +1266,6 @@ class ConditionCompiler:
                 return None
             if not years and day is None:
                 return str(v)
-            d = dt.date.fromisoformat(v)
-            year = d.year + years
-            month, dom = (int(day[:2]), int(day[3:])) if day else (d.month, d.day)
-            if month == 2 and dom == 29 and not (year % 4 == 0 and (year % 100 or year % 400 == 0)):
-                dom = 28
-            return dt.date(year, month, dom).isoformat()
+            return _shifted_day(v, years, day)
 
         return ceiling

@@ -163,3 +163,32 @@ def test_an_equal_filter_under_another_requests_window_is_decided_again() -> Non
         assert allowed.allow, allowed.message
         refused = route.decide(literal, later)
         assert refused.rule == "iwlz-bemiddelingspecificatie/venster-contactgegevens"
+
+
+def test_a_closed_windows_last_day_is_the_requests_own_even_on_a_leap_day() -> None:
+    # The contacts' window closes two years after the root toewijzingEinddatum (29 February
+    # -> 28 February in a common year). The last day is remembered per date (a pure
+    # function of it): requests of one plan with other end dates get their own last day.
+    query = TWO_SELECTIONS.replace("{ngt: $tot}", "{ngt: $grens}").replace(
+        "$ander: Date!", "$ander: Date!, $grens: Date!"
+    )
+    assert query.count("$grens") == 3
+    route = Route()
+    leap = {
+        **VARIABLES,
+        "van": "2024-01-01",
+        "moment": "2023-12-15T10:00:00.000+01:00",
+        "ander": "2024-01-01",
+        "tot": "2024-02-29",
+    }
+    later = {**leap, "tot": "2024-03-01"}
+    for _ in range(3):
+        inside = route.decide(query, {**leap, "grens": "2026-02-28"})
+        assert inside.allow, inside.message
+        refused = route.decide(query, {**leap, "grens": "2026-03-01"})
+        assert refused.rule == "iwlz-bemiddelingspecificatie/venster-contactgegevens"
+        assert (
+            refused.reason is not None and "contactgegevens needs its date window" in refused.reason
+        )
+        allowed = route.decide(query, {**later, "grens": "2026-03-01"})
+        assert allowed.allow, allowed.message
