@@ -68,34 +68,31 @@ def _default(field: Any) -> Any:
 # --------------------------------------------------------------------------- values
 
 
-def compile_input(type_: GraphQLInputType) -> Coercer:
-    """A coercer equal to ``coerce_input_value(value, type_)`` on every valid value."""
+def compile_input(type_: GraphQLInputType, nullable: bool = True) -> Coercer:
+    """A coercer equal to ``coerce_input_value(value, type_)`` on every valid value.
+
+    Non-null is a flag of the inner coercer (null refused) rather than one more call."""
     if isinstance(type_, GraphQLNonNull):
-        inner = compile_input(type_.of_type)
-
-        def non_null(value: Any) -> Any:
-            if value is None or value is Undefined:
-                raise Invalid
-            return inner(value)
-
-        return non_null
+        return compile_input(type_.of_type, nullable=False)
     if isinstance(type_, GraphQLList):
-        return _list(compile_input(type_.of_type))
+        return _list(compile_input(type_.of_type), nullable)
     if isinstance(type_, GraphQLInputObjectType):
-        return _input_object(type_)
+        return _input_object(type_, nullable)
     if (
         isinstance(type_, GraphQLEnumType)
         and type(type_).coerce_input_value is GraphQLEnumType.coerce_input_value
     ):
-        return _enum(type_)
+        return _enum(type_, nullable)
     assert isinstance(type_, (GraphQLScalarType, GraphQLEnumType))
-    return _leaf(type_)
+    return _leaf(type_, nullable)
 
 
-def _list(item: Coercer) -> Coercer:
+def _list(item: Coercer, nullable: bool) -> Coercer:
     def coerce(value: Any) -> Any:
         if value is None or value is Undefined:
-            return None
+            if nullable:
+                return None
+            raise Invalid
         if type(value) is list or is_iterable(value):
             return [item(v) for v in value]
         # One value where a list is expected is a list of one.
@@ -104,7 +101,7 @@ def _list(item: Coercer) -> Coercer:
     return coerce
 
 
-def _input_object(type_: GraphQLInputObjectType) -> Coercer:
+def _input_object(type_: GraphQLInputObjectType, nullable: bool) -> Coercer:
     # Built lazily: input objects may refer to themselves.
     compiled: list[tuple[str, str, Any, bool, Coercer]] = []
     names: frozenset[str] = frozenset()
@@ -127,7 +124,9 @@ def _input_object(type_: GraphQLInputObjectType) -> Coercer:
 
     def coerce(value: Any) -> Any:
         if value is None or value is Undefined:
-            return None
+            if nullable:
+                return None
+            raise Invalid
         if not isinstance(value, dict):
             raise Invalid
         if not compiled:
@@ -156,12 +155,14 @@ def _input_object(type_: GraphQLInputObjectType) -> Coercer:
     return coerce
 
 
-def _enum(type_: GraphQLEnumType) -> Coercer:
+def _enum(type_: GraphQLEnumType, nullable: bool) -> Coercer:
     values = {name: value.value for name, value in type_.values.items()}
 
     def coerce(value: Any) -> Any:
         if value is None or value is Undefined:
-            return None
+            if nullable:
+                return None
+            raise Invalid
         if isinstance(value, str):
             try:
                 return values[value]
@@ -172,14 +173,16 @@ def _enum(type_: GraphQLEnumType) -> Coercer:
     return coerce
 
 
-def _leaf(type_: GraphQLScalarType | GraphQLEnumType) -> Coercer:
+def _leaf(type_: GraphQLScalarType | GraphQLEnumType, nullable: bool) -> Coercer:
     parse = type_.coerce_input_value
     # String and ID accept a str as it is: skip the call for the common case.
     passthrough = parse is coerce_string or parse is coerce_id
 
     def coerce(value: Any) -> Any:
         if value is None or value is Undefined:
-            return None
+            if nullable:
+                return None
+            raise Invalid
         if passthrough and type(value) is str:
             return value
         try:
