@@ -45,7 +45,6 @@ from graphql import (
     ValueNode,
     VariableDefinitionNode,
     VariableNode,
-    coerce_input_value,
     get_named_type,
     is_abstract_type,
     is_non_null_type,
@@ -71,6 +70,7 @@ from graphql.execution.values import (
 
 from gateway.config.model import GraphQLLimits
 from gateway.facts import OperationFacts
+from gateway.graphql.coerce import Arguments, Coercer, Invalid, compile_arguments, compile_input
 from gateway.graphql.limits import over_limit
 from gateway.graphql.validation import root_type_name
 from gateway.refusals import MultipleRootFields, Refusal, ValidationFailed
@@ -487,6 +487,7 @@ class OperationPlan:
 
     __slots__ = (
         "_argumented",
+        "_arguments",
         "_collector",
         "_defaults",
         "_limits",
@@ -521,7 +522,9 @@ class OperationPlan:
         self._var_defs = tuple(_var_def(v) for v in self._var_nodes)
         root_type = schema.get_root_type(operation.operation) if schema is not None else None
         # Variable types resolved once; defaults coerced once (they are part of the text).
-        self._signatures: tuple[tuple[GraphQLVariableSignature, bool], ...] | None = None
+        # Each variable's coercion is compiled once from its type (gateway/graphql/coerce.py).
+        self._signatures: tuple[tuple[GraphQLVariableSignature, bool, Coercer], ...] | None = None
+        self._arguments: dict[tuple[int, int], Arguments | None] = {}
         self._defaults: dict[str, Any] = {}
         if schema is not None:
             signatures = [get_variable_signature(schema, v) for v in self._var_nodes]
@@ -531,7 +534,7 @@ class OperationPlan:
                 if not isinstance(defaults, list):
                     self._defaults = defaults.coerced
                     self._signatures = tuple(
-                        (sig, node.default_value is not None)
+                        (sig, node.default_value is not None, compile_input(sig.type))
                         for sig, node in zip(signatures, self._var_nodes, strict=True)
                         if isinstance(sig, GraphQLVariableSignature)
                     )
@@ -643,7 +646,7 @@ class OperationPlan:
             sources: dict[str, VariableValueSource] = {}
             coerced: dict[str, Any] = {}
             try:
-                for signature, has_default in self._signatures:
+                for signature, has_default, coerce in self._signatures:
                     name = signature.name
                     value = inputs.get(name, Undefined)
                     if value is Undefined:
@@ -661,12 +664,9 @@ class OperationPlan:
                             continue  # not provided, nullable: absent
                         raise _SlowPath
                     sources[name] = VariableValueSource(signature, value)
-                    value = coerce_input_value(value, signature.type)
-                    if value is Undefined:
-                        raise _SlowPath
-                    coerced[name] = value
+                    coerced[name] = coerce(value)
                 return VariableValues(sources, coerced)
-            except (_SlowPath, RecursionError):
+            except (_SlowPath, Invalid, RecursionError):
                 pass
         result = get_variable_values(
             self._schema,
@@ -711,6 +711,21 @@ class OperationPlan:
             arguments_at=_arguments_at(argument_fields, variables),
         )
 
+    def _argument_values(
+        self, field_def: GraphQLField, node: FieldNode, variables: VariableValues
+    ) -> dict[str, Any]:
+        """``get_argument_values`` through the coercer compiled for this node (once):
+        graphql-core itself runs what is not compiled or what the coercer refuses."""
+        key = (id(field_def), id(node))
+        try:
+            compiled = self._arguments[key]
+        except KeyError:
+            compiled = self._arguments[key] = compile_arguments(field_def, node)
+        if compiled is not None:
+            with contextlib.suppress(Invalid, RecursionError):
+                return compiled(variables.coerced)
+        return get_argument_values(field_def, node, variables)
+
     def _collected_facts(self, variables: VariableValues) -> OperationFacts:
         """The facts as graphql-core's executor would run them (routes with a schema)."""
         assert self._collector is not None
@@ -718,11 +733,11 @@ class OperationPlan:
             node, field_def, paths, nested = self._static_collected or self._collector.select(
                 variables
             )
-            arguments = get_argument_values(field_def, node, variables) if field_def else {}
+            arguments = self._argument_values(field_def, node, variables) if field_def else {}
             arguments_at: dict[str, list[Mapping[str, Any]]] = {}
             for path, sub_node, sub_def in nested:
                 arguments_at.setdefault(path, []).append(
-                    get_argument_values(sub_def, sub_node, variables)
+                    self._argument_values(sub_def, sub_node, variables)
                 )
         except GraphQLError as exc:
             raise self.fail(exc.message) from None
