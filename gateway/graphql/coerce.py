@@ -268,6 +268,35 @@ def _nullable_item(name: str) -> Literal:
     return read
 
 
+Step = Callable[[Mapping[str, Any], dict[str, Any]], None]
+"""Puts one coerced field or argument into the output dict (or raises :class:`Invalid`)."""
+
+
+def _steps(
+    defs: Mapping[str, Any], nodes: Mapping[str, ValueNode], required: Callable[[Any], bool]
+) -> list[Step] | None:
+    """One step per input field or argument definition, given the literal's value nodes
+    by name (None: something graphql-core must coerce). Shared by input object literals
+    and field arguments, which graphql-core coerces by the same rules."""
+    steps: list[Step] = []
+    for name, definition in defs.items():
+        out_name = definition.out_name or name
+        value_node = nodes.get(name)
+        needed = required(definition)
+        if value_node is None:
+            if needed:
+                return None
+            steps.append(_default_step(out_name, definition))
+        elif isinstance(value_node, VariableNode):
+            steps.append(_variable_field(out_name, definition, value_node.name.value, needed))
+        else:
+            compiled = _literal(value_node, definition.type)
+            if compiled is None:
+                return None
+            steps.append(_field_step(out_name, compiled))
+    return steps
+
+
 def _object_literal(node: ValueNode, type_: GraphQLInputObjectType) -> Literal | None:
     if not isinstance(node, ObjectValueNode) or type_.is_one_of:
         return None  # invalid, or @oneOf: graphql-core's to do
@@ -275,22 +304,9 @@ def _object_literal(node: ValueNode, type_: GraphQLInputObjectType) -> Literal |
     nodes = {field.name.value: field.value for field in node.fields}
     if any(name not in fields for name in nodes):
         return None
-    steps: list[Callable[[Mapping[str, Any], dict[str, Any]], None]] = []
-    for name, field in fields.items():
-        out_name = field.out_name or name
-        value_node = nodes.get(name)
-        required = is_required_input_field(field)
-        if value_node is None:
-            if required:
-                return None
-            steps.append(_default_step(out_name, field))
-        elif isinstance(value_node, VariableNode):
-            steps.append(_variable_field(out_name, field, value_node.name.value, required))
-        else:
-            compiled = _literal(value_node, field.type)
-            if compiled is None:
-                return None
-            steps.append(_field_step(out_name, compiled))
+    steps = _steps(fields, nodes, is_required_input_field)
+    if steps is None:
+        return None
     out_type = type_.out_type
 
     def build(variables: Mapping[str, Any]) -> Any:
@@ -302,7 +318,7 @@ def _object_literal(node: ValueNode, type_: GraphQLInputObjectType) -> Literal |
     return build
 
 
-def _default_step(out_name: str, field: Any) -> Callable[[Mapping[str, Any], dict[str, Any]], None]:
+def _default_step(out_name: str, field: Any) -> Step:
     def step(_variables: Mapping[str, Any], out: dict[str, Any]) -> None:
         default = _default(field)
         if default is not Undefined:
@@ -311,9 +327,7 @@ def _default_step(out_name: str, field: Any) -> Callable[[Mapping[str, Any], dic
     return step
 
 
-def _variable_field(
-    out_name: str, field: Any, name: str, required: bool
-) -> Callable[[Mapping[str, Any], dict[str, Any]], None]:
+def _variable_field(out_name: str, field: Any, name: str, required: bool) -> Step:
     non_null = isinstance(field.type, GraphQLNonNull)
 
     def step(variables: Mapping[str, Any], out: dict[str, Any]) -> None:
@@ -332,9 +346,7 @@ def _variable_field(
     return step
 
 
-def _field_step(
-    out_name: str, compiled: Literal
-) -> Callable[[Mapping[str, Any], dict[str, Any]], None]:
+def _field_step(out_name: str, compiled: Literal) -> Step:
     def step(variables: Mapping[str, Any], out: dict[str, Any]) -> None:
         out[out_name] = compiled(variables)
 
@@ -351,22 +363,9 @@ Arguments = Callable[[Mapping[str, Any]], dict[str, Any]]
 def compile_arguments(field_def: GraphQLField, node: FieldNode) -> Arguments | None:
     """``get_argument_values(field_def, node, variables)`` compiled, or None."""
     nodes = {argument.name.value: argument.value for argument in node.arguments or ()}
-    steps: list[Callable[[Mapping[str, Any], dict[str, Any]], None]] = []
-    for name, arg_def in field_def.args.items():
-        out_name = arg_def.out_name or name
-        value_node = nodes.get(name)
-        required = is_required_argument(arg_def)
-        if value_node is None:
-            if required:
-                return None
-            steps.append(_default_step(out_name, arg_def))
-        elif isinstance(value_node, VariableNode):
-            steps.append(_variable_field(out_name, arg_def, value_node.name.value, required))
-        else:
-            compiled = _literal(value_node, arg_def.type)
-            if compiled is None:
-                return None
-            steps.append(_field_step(out_name, compiled))
+    steps = _steps(field_def.args, nodes, is_required_argument)
+    if steps is None:
+        return None
 
     def build(variables: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
