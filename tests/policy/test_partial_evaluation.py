@@ -177,7 +177,6 @@ def test_every_template_as_published_decides_the_same_and_is_partially_evaluated
     """Each template's example, by every caller, twice (the second time on the residual
     built by the first), decides as in full; the allowed ones run a residual plan."""
     allowed = 0
-    built: DecisionInput | None = None
     for name in NAMES:
         _query, example = _template(name)
         for claims in CALLERS:
@@ -186,6 +185,7 @@ def test_every_template_as_published_decides_the_same_and_is_partially_evaluated
                 assert built is not None, name
                 decision = _same(POLICIES, built)
             allowed += decision.allow
+            assert built is not None
             op = built.operation
             policy = POLICIES.policy_for(op.operation_type, op.root_field)
             if decision.allow and policy is not None:
