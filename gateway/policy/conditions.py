@@ -159,12 +159,15 @@ def _binary(a: SymGetter, b: SymGetter, check: Callable[[Any, Any], bool]) -> Pa
     return partial
 
 
+ALL_PARTS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+"""The parts of each residual ``all:`` test: the engine runs a part an earlier check
+already ran (and passed) once (:meth:`CompiledPolicy._residual`)."""
 ITEM_FREE: weakref.WeakSet[Any] = weakref.WeakSet()
 """Residual tests that do not read their item (the variables, the token): ``every`` over
 a plan's list then runs each distinct one once, not once per item."""
 
 
-def _all_of(parts: list[Residual]) -> Residual:
+def all_residual(parts: list[Residual]) -> Residual:
     """Residuals of ``all:`` (tests never raise and read nothing twice: order-free; the
     same test twice is run once)."""
     if any(p is False for p in parts):
@@ -176,24 +179,29 @@ def _all_of(parts: list[Residual]) -> Residual:
         return left[0]
     tests = tuple(left)
 
-    def all_of(f: DecisionInput, i: Any) -> bool:
+    def every_test(f: DecisionInput, i: Any) -> bool:
         for t in tests:  # type: ignore[operator]  # noqa: SIM110
             if not t(f, i):  # type: ignore[operator]
                 return False
         return True
 
-    return _item_free_if(all_of, left)
+    ALL_PARTS[every_test] = tests
+    return _item_free_if(every_test, left)
 
 
 def _item_free_if(test: Test, parts: list[Any]) -> Test:
     """*test*, noted as reading no item when none of *parts* does (residual tests, or the
     symbolic values read)."""
-    if all(
-        (p.key is not None and p.key[0] != "item") if type(p) is Sym else p in ITEM_FREE
-        for p in parts
-    ):
+    if all(not _reads_item(p.key) if type(p) is Sym else p in ITEM_FREE for p in parts):
         ITEM_FREE.add(test)
     return test
+
+
+def _reads_item(key: Any) -> bool:
+    """Whether a :class:`Sym` read with this key may read the item (None: unknown, may)."""
+    if key is None or key[0] == "item":
+        return True
+    return key[0] == "until" and _reads_item(key[3])
 
 
 def _any_of(parts: list[Residual]) -> Residual:
@@ -559,7 +567,7 @@ class ConditionCompiler:
                 keyed = (*keyed[:3], rest)
 
             def all_partial(op: OperationFacts, i: Any) -> Residual:
-                return _all_of([residual(c, op, i) for c in conds])
+                return all_residual([residual(c, op, i) for c in conds])
 
             if len(tests) == 1:
                 return Cond(
@@ -1086,7 +1094,7 @@ class ConditionCompiler:
                 # The items' tests read no item: each distinct one once (an every over
                 # one selection is its single test, which the engine can share).
                 tests = [r for _n, r in left]
-                return _all_of(tests) if word == "every" else _any_of(tests)
+                return all_residual(tests) if word == "every" else _any_of(tests)
             count = len(items)
             pairs = tuple(left)
             want = word == "every"
@@ -1623,6 +1631,97 @@ def _direct_until(s: Sym) -> tuple[str | None, Getter | None, Any, int, str | No
     return None, s.read, None, 0, None
 
 
+def _shared(shared: dict[Any, Test], key: Any, build: Callable[[], Any], reads: list[Sym]) -> Test:
+    """The test for *key* built once (the same object for every window with that key),
+    noted as reading no item when none of *reads* does."""
+    try:
+        known = shared.get(key)
+    except TypeError:  # a literal list or mapping in the key: not shared
+        return _item_free_if(build(), reads)
+    if known is not None:
+        return known
+    if len(shared) >= IdentityMemo.SIZE:
+        shared.clear()
+    test = shared[key] = _item_free_if(build(), reads)
+    return test
+
+
+def _lower(
+    floor_values: list[Sym], alternative_dates: tuple[tuple[tuple[str | None, Any], ...], ...]
+) -> Test:
+    """The lower bound left per request: one list of alternatives has each of its dates
+    ``{eq: null}`` (a variable's null) or a date on or after the window's first day."""
+    floors = tuple(_direct(v) for v in floor_values)
+
+    def lower(f: DecisionInput, i: Any) -> bool:
+        # A variable's value is read from the variables in place (no getter call).
+        variables = f.operation.variables
+        first = None
+        for name, read, v in floors:
+            if name is not None:
+                v = variables[name]
+            elif read is not None:
+                v = read(f, i)
+            if type(v) is not str:
+                continue
+            if len(v) == 10 and _date_text(v):
+                pass
+            elif _date_time_text(v):
+                v = v[:10]
+            else:
+                continue
+            if first is None or v < first:
+                first = v
+        for dates in alternative_dates:
+            for name, v in dates:
+                if name is not None:
+                    eq = v
+                    v = variables[name]
+                    if v is None:
+                        if eq:
+                            continue
+                        break
+                    if type(v) is not str or len(v) != 10 or not _date_text(v):
+                        break
+                if first is None or v < first:
+                    break
+            else:
+                return True  # this list passes
+        return False
+
+    return lower
+
+
+def _upper(ceiling_values: list[Sym], upper_dates: tuple[_Leaf, ...]) -> Test:
+    """The upper bound left per request (a closed window): a ``start`` bound is a date not
+    after the window's last day; an open window (no last day) needs none."""
+    ceilings = tuple(_direct_until(v) for v in ceiling_values)
+
+    def upper(f: DecisionInput, i: Any) -> bool:
+        variables = f.operation.variables
+        last = None
+        for name, read, day, years, month_day in ceilings:
+            if name is not None:
+                v = variables[name]
+                if type(v) is not str or len(v) != 10 or not _date_text(v):
+                    continue
+                day = v if not years and month_day is None else _shifted_day(v, years, month_day)
+            elif read is not None:
+                day = read(f, i)
+            if day is not None and (last is None or day > last):
+                last = day
+        if last is None:
+            return True
+        for name, v in upper_dates:
+            if name is not None:
+                v = variables[name]
+            if type(v) is str and len(v) == 10 and v <= last and _date_text(v):
+                return True
+        return False
+
+    return upper
+
+
 def _window_partial(
     shared: dict[Any, Test],
     where_sym: SymGetter,
@@ -1694,92 +1793,25 @@ def _window_partial(
         floor_values = [g(op, item) for g in floor_syms]
         ceiling_values = [g(op, item) for g in ceiling_syms]
         alternative_dates = tuple(tuple(a) for a in lists)
+        # What is left reads only the variables, the literals and the getters named in
+        # the keys below: windows with the same lower bound (every nested list of a
+        # template) share one test, those with the same upper bound too (the
+        # specificaties' and regiehouders', the contacts'), and the engine runs each
+        # shared test once per request (CompiledPolicy._residual).
+        lower_key = ("from", tuple(v.key for v in floor_values), alternative_dates)
+        lower = _shared(
+            shared, lower_key, lambda: _lower(floor_values, alternative_dates), floor_values
+        )
+        if start is None:
+            return lower
         upper_dates = tuple(uppers)
-        closed = start is not None
-        # What is left reads only these: windows with the same (the contacts' three
-        # lists, the specificaties' and the regiehouders') share one test, which the
-        # engine then runs once per request.
-        reads = [v.key for v in (*floor_values, *ceiling_values)]
-        key: Any = None
-        if None not in reads:
-            key = (tuple(reads), alternative_dates, upper_dates if closed else None)
-            try:
-                known = shared.get(key)
-            except TypeError:  # a literal list or mapping: not shared
-                key = None
-            else:
-                if known is not None:
-                    return known
-        # A variable's value is read from the variables in place (no getter call): this
-        # is the whole per-request work of a template's nested windows.
-        floors = tuple(_direct(v) for v in floor_values)
-        ceilings = tuple(_direct_until(v) for v in ceiling_values)
-
-        def window(f: DecisionInput, i: Any) -> bool:
-            variables = f.operation.variables
-            first = None
-            for name, read, v in floors:
-                if name is not None:
-                    v = variables[name]
-                elif read is not None:
-                    v = read(f, i)
-                if type(v) is not str:
-                    continue
-                if len(v) == 10 and _date_text(v):
-                    pass
-                elif _date_time_text(v):
-                    v = v[:10]
-                else:
-                    continue
-                if first is None or v < first:
-                    first = v
-            for dates in alternative_dates:
-                for name, v in dates:
-                    if name is not None:
-                        eq = v
-                        v = variables[name]
-                        if v is None:
-                            if eq:
-                                continue
-                            break
-                        if type(v) is not str or len(v) != 10 or not _date_text(v):
-                            break
-                    if first is None or v < first:
-                        break
-                else:
-                    break  # this list passes
-            else:
-                return False
-            if not closed:
-                return True
-            last = None
-            for name, read, day, years, month_day in ceilings:
-                if name is not None:
-                    v = variables[name]
-                    if type(v) is not str or len(v) != 10 or not _date_text(v):
-                        continue
-                    day = (
-                        v if not years and month_day is None else _shifted_day(v, years, month_day)
-                    )
-                elif read is not None:
-                    day = read(f, i)
-                if day is not None and (last is None or day > last):
-                    last = day
-            if last is None:
-                return True
-            for name, v in upper_dates:
-                if name is not None:
-                    v = variables[name]
-                if type(v) is str and len(v) == 10 and v <= last and _date_text(v):
-                    return True
-            return False
-
-        if key is not None:
-            if len(shared) >= IdentityMemo.SIZE:
-                shared.clear()
-            shared[key] = window
-            if not any(k[0] == "item" for k in reads):
-                ITEM_FREE.add(window)
-        return window
+        upper_key = ("until", tuple(v.key for v in ceiling_values), upper_dates)
+        upper = _shared(
+            shared, upper_key, lambda: _upper(ceiling_values, upper_dates), ceiling_values
+        )
+        both = (lower_key, upper_key)
+        return _shared(
+            shared, both, lambda: all_residual([lower, upper]), [*floor_values, *ceiling_values]
+        )
 
     return partial

@@ -15,7 +15,7 @@ from weakref import WeakKeyDictionary
 
 from gateway.facts import DecisionInput
 from gateway.policy.audit_fields import AuditBlock
-from gateway.policy.conditions import Cond, DataCatalogue, residual
+from gateway.policy.conditions import ALL_PARTS, Cond, DataCatalogue, all_residual, residual
 from gateway.policy.decision import AuditValue, AuditValues, Decision, TraceStep, with_audit
 from gateway.policy.lookups import LookupSpec
 
@@ -285,10 +285,19 @@ class CompiledPolicy:
                         continue
                     when = None if decided is True else decided
             left = residual(check.require, view, None) if require is check.require.test else require
-            if left is True or id(left) in passed:
+            if left is True:
                 continue
-            if when is None:
-                passed[id(left)] = left
+            if left is not False:
+                # A test (or a part of an all: test) an earlier check always runs has
+                # passed when this check is reached: not run again.
+                parts = ALL_PARTS.get(left, (left,))
+                todo = [p for p in parts if id(p) not in passed]
+                if not todo:
+                    continue
+                if len(todo) < len(parts):
+                    left = all_residual(todo)
+                if when is None:
+                    passed.update((id(p), p) for p in (*todo, left))
             out.append((when, _never if left is False else left, check))
         return tuple(out)
 
