@@ -80,6 +80,13 @@ class OperationFacts:
     rest: RestFacts | None = None
     """A REST request: ``operation_type`` is then its method and ``root_field`` its path
     template, so one selector index serves both kinds."""
+    variables: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The coerced variables ``arguments`` were built from (set with ``plan``)."""
+    plan: Any = field(default=None, compare=False, repr=False)
+    """The query plan (:class:`gateway.graphql.plan.OperationPlan`) that built these facts
+    from ``variables``, when every argument came from its compiled templates (None: built
+    otherwise). The policy engine keeps its partial evaluation per plan
+    (:mod:`gateway.policy.partial`): everything but the variables' values is the plan's."""
 
     @property
     def display_name(self) -> str:
@@ -94,6 +101,19 @@ class OperationFacts:
                 return None
             value = value.get(part)
         return value
+
+
+class Var:
+    """Where a variable's value goes in a plan's symbolic arguments
+    (:meth:`gateway.graphql.plan.OperationPlan.symbolic`): ``$name`` itself, not a value."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return "$" + self.name
 
 
 @dataclass(frozen=True, slots=True)

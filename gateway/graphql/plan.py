@@ -69,7 +69,7 @@ from graphql.execution.values import (
 )
 
 from gateway.config.model import GraphQLLimits
-from gateway.facts import OperationFacts
+from gateway.facts import OperationFacts, Var
 from gateway.graphql.coerce import Arguments, Coercer, Invalid, compile_arguments, compile_input
 from gateway.graphql.limits import over_limit
 from gateway.graphql.validation import root_type_name
@@ -486,6 +486,7 @@ class OperationPlan:
     """Everything about one operation of one document that does not depend on variables."""
 
     __slots__ = (
+        "__weakref__",
         "_argumented",
         "_arguments",
         "_collector",
@@ -683,8 +684,9 @@ class OperationPlan:
         if self._collector is not None:
             return self._collected_facts(self._coerce_with_schema(inputs))
         variables = self._coerce_untyped(inputs)
-        if self._static is not None:
-            group, paths, argument_fields = self._static
+        static = self._static
+        if static is not None:
+            group, paths, argument_fields = static
         else:
             chosen = [
                 g
@@ -709,36 +711,106 @@ class OperationPlan:
             selected_paths=paths,
             root_alias=first.alias,
             arguments_at=_arguments_at(argument_fields, variables),
+            variables=variables,
+            plan=self if static is not None else None,
         )
+
+    def symbolic(self, present: tuple[str, ...]) -> OperationFacts | None:
+        """The facts of every request whose variables are exactly *present* (by name, in
+        coercion order), with :class:`~gateway.facts.Var` where a variable's value goes:
+        built by the same templates and compiled coercers as :meth:`facts`, so literals,
+        defaults, absent input fields and nesting are the real ones. None when the plan's
+        facts depend on more than the values (directives on variables, arguments that
+        graphql-core coerces itself): the policy engine then evaluates in full."""
+        marks = {name: Var(name) for name in present}
+        if self._collector is not None:
+            static = self._static_collected
+            if static is None:
+                return None
+            node, field_def, paths, nested = static
+            try:
+                arguments: dict[str, Any] = {}
+                if field_def is not None:
+                    arguments = self._compiled_arguments(field_def, node, marks)
+                arguments_at: dict[str, list[Mapping[str, Any]]] = {}
+                for path, sub_node, sub_def in nested:
+                    arguments_at.setdefault(path, []).append(
+                        self._compiled_arguments(sub_def, sub_node, marks)
+                    )
+            except (Invalid, _SlowPath, RecursionError):
+                return None
+            root_field, alias = node.name.value, node.alias.value if node.alias else None
+        else:
+            if self._static is None:
+                return None
+            group, paths, argument_fields = self._static
+            arguments = group.arguments(marks)
+            arguments_at = _arguments_at(argument_fields, marks)
+            root_field, alias = group.fields[0].name, group.fields[0].alias
+        return OperationFacts(
+            operation_type=self.operation_type,
+            operation_name=self.operation_name,
+            root_field=root_field,
+            arguments=arguments,
+            selected_paths=paths,
+            root_alias=alias,
+            arguments_at=arguments_at,
+            variables=marks,
+            plan=self,
+        )
+
+    def _compiled_arguments(
+        self, field_def: GraphQLField, node: FieldNode, variables: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The arguments by the compiled coercer alone (_SlowPath: none compiled)."""
+        compiled = self._compiled(field_def, node)
+        if compiled is None:
+            raise _SlowPath
+        return compiled(variables)
+
+    def _compiled(self, field_def: GraphQLField, node: FieldNode) -> Arguments | None:
+        key = (id(field_def), id(node))
+        try:
+            return self._arguments[key]
+        except KeyError:
+            compiled = self._arguments[key] = compile_arguments(field_def, node)
+            return compiled
 
     def _argument_values(
         self, field_def: GraphQLField, node: FieldNode, variables: VariableValues
-    ) -> dict[str, Any]:
-        """``get_argument_values`` through the coercer compiled for this node (once):
-        graphql-core itself runs what is not compiled or what the coercer refuses."""
-        key = (id(field_def), id(node))
-        try:
-            compiled = self._arguments[key]
-        except KeyError:
-            compiled = self._arguments[key] = compile_arguments(field_def, node)
+    ) -> dict[str, Any] | None:
+        """``get_argument_values`` through the coercer compiled for this node (once);
+        None when graphql-core itself must run it (not compiled, or refused)."""
+        compiled = self._compiled(field_def, node)
         if compiled is not None:
             with contextlib.suppress(Invalid, RecursionError):
                 return compiled(variables.coerced)
-        return get_argument_values(field_def, node, variables)
+        return None
 
     def _collected_facts(self, variables: VariableValues) -> OperationFacts:
         """The facts as graphql-core's executor would run them (routes with a schema)."""
         assert self._collector is not None
+        # Built by the compiled templates alone (and a static selection): then the facts
+        # are the plan's symbolic ones with the variables' values (plan= below).
+        exact = self._static_collected is not None
         try:
             node, field_def, paths, nested = self._static_collected or self._collector.select(
                 variables
             )
-            arguments = self._argument_values(field_def, node, variables) if field_def else {}
+            arguments: dict[str, Any] = {}
+            if field_def:
+                compiled = self._argument_values(field_def, node, variables)
+                if compiled is None:
+                    exact = False
+                    compiled = get_argument_values(field_def, node, variables)
+                arguments = compiled
             arguments_at: dict[str, list[Mapping[str, Any]]] = {}
             for path, sub_node, sub_def in nested:
-                arguments_at.setdefault(path, []).append(
-                    self._argument_values(sub_def, sub_node, variables)
-                )
+                values = self._argument_values(sub_def, sub_node, variables)
+                if values is None:
+                    exact = False
+                    values = get_argument_values(sub_def, sub_node, variables)
+                arguments_at.setdefault(path, []).append(values)
         except GraphQLError as exc:
             raise self.fail(exc.message) from None
         return OperationFacts(
@@ -749,6 +821,8 @@ class OperationPlan:
             selected_paths=paths,
             root_alias=node.alias.value if node.alias else None,
             arguments_at=arguments_at,
+            variables=variables.coerced,
+            plan=self if exact else None,
         )
 
 

@@ -55,18 +55,18 @@ class AuditBlock:
     def extractor(self, names: AuditValues) -> Callable[[DecisionInput], AuditValues]:
         """The function giving a request's values under every name of *names* (the policy
         set's names, in its order), the names this block lacks without a value."""
-        plan = tuple(
-            (name, self.values.get(name) or _constant(blank)) for name, blank in names.items()
-        )
+        # The names this block lacks keep their blank: copied, then the block's filled in
+        # (in place, so the set's order stays).
+        blanks = dict(names)
+        plan = tuple((name, value) for name, value in self.values.items() if name in names)
 
         def general(f: DecisionInput) -> AuditValues:
-            return {name: value(f) for name, value in plan}
+            out = blanks.copy()
+            for name, value in plan:
+                out[name] = value(f)
+            return out
 
         return _one_input(self.paths, {**names, **self.blank}, general) or general
-
-
-def _constant(value: AuditValue) -> Value:
-    return lambda _f: value
 
 
 def _text(get: Getter) -> Value:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -18,13 +19,26 @@ from typing import Any
 
 from gateway.config.errors import did_you_mean
 from gateway.config.yamlsource import JsonPath, Source
-from gateway.facts import DecisionInput
+from gateway.facts import DecisionInput, OperationFacts, Var
 from gateway.policy.errors import LoadIssue
-from gateway.policy.factpaths import Getter, UnknownFact, compile_fact
+from gateway.policy.factpaths import (
+    UNKNOWN,
+    Getter,
+    Sym,
+    SymGetter,
+    UnknownFact,
+    compile_fact,
+    compile_symbolic,
+)
 
 Test = Callable[[DecisionInput, Any], bool]
 Explain = Callable[[DecisionInput, Any], str]
 Culprit = Callable[[DecisionInput, Any], str | None]
+Residual = bool | Test
+"""A condition partially evaluated for a query plan: decided (True/False) for every
+request of the plan, or the test left to run per request (:mod:`gateway.policy.partial`)."""
+Partial = Callable[[OperationFacts, Any], Residual]
+"""``(the plan's symbolic operation, symbolic item) -> Residual``."""
 
 FACT_OPERATORS = (
     "equals",
@@ -69,10 +83,155 @@ class Cond:
     selected_only: bool = False
     """True when the answer depends on ``operation.selected`` alone (one tuple per query
     text): the engine then decides it once per selection (:meth:`CompiledPolicy.decide`)."""
-    keyed: tuple[str, str, Getter, Test | None] | None = None
+    keyed: tuple[str, str, Getter, Cond | None] | None = None
     """``(fact path, text, getter, rest)`` when this condition is ``<fact> equals <text>``
-    (alone, or as an item of ``all:`` with *rest* testing the other items): the engine then
+    (alone, or as an item of ``all:`` with *rest* the other items): the engine then
     picks a request's checks by that fact's value once, instead of testing it per check."""
+    partial: Partial | None = None
+    """This condition evaluated against a query plan's symbolic facts (None: not known
+    here; the residual is then ``test`` itself, the full evaluation)."""
+
+
+def residual(cond: Cond, op: OperationFacts, item: Any) -> Residual:
+    """*cond* partially evaluated for the plan whose symbolic facts are *op*: what a
+    request of the plan still has to test (or the answer for all of them)."""
+    if cond.partial is None:
+        return cond.test
+    return cond.partial(op, item)
+
+
+def _symbolic_input(op: OperationFacts) -> DecisionInput:
+    """A plan's symbolic operation as decision input, for tests that read
+    ``operation.selected`` alone (no token, no route: they are never read)."""
+    return DecisionInput(None, op, None)  # type: ignore[arg-type]
+
+
+def _unary(sym: SymGetter, check: Callable[[Any], bool], *, shape: bool = False) -> Partial:
+    """The partial evaluation of a test ``check(fact's value)``: decided when the plan
+    fixes the value (*shape*: or when only the shape of a value with variables inside
+    counts, e.g. present:); else ``check`` of the value read per request."""
+
+    def partial(op: OperationFacts, item: Any) -> Residual:
+        s = sym(op, item)
+        read = s.read
+        if read is None or (shape and s.value is not UNKNOWN):
+            return bool(check(s.value))
+        name = _variable(s)
+        if name is not None:  # the variable's own value: read in place
+            return _item_free_if(lambda f, i: check(f.operation.variables[name]), [s])
+        return _item_free_if(lambda f, i: check(read(f, i)), [s])
+
+    return partial
+
+
+def _variable(s: Sym) -> str | None:
+    """The variable whose own value *s* is (None: something else)."""
+    key = s.key
+    if s.read is not None and key is not None and key[0] == "var" and not key[2]:
+        return str(key[1])
+    return None
+
+
+def _binary(a: SymGetter, b: SymGetter, check: Callable[[Any, Any], bool]) -> Partial:
+    """As :func:`_unary`, for a test of two values (``equals: {fact: ..}``, not_before:)."""
+
+    def partial(op: OperationFacts, item: Any) -> Residual:
+        sa, sb = a(op, item), b(op, item)
+        ra, rb = sa.read, sb.read
+        if ra is None and rb is None:
+            return bool(check(sa.value, sb.value))
+        va, vb = sa.value, sb.value
+        na, nb = _variable(sa), _variable(sb)
+        if na is not None and nb is not None:  # two variables' own values (not_before:)
+            test: Test = lambda f, i: check(  # noqa: E731
+                f.operation.variables[na], f.operation.variables[nb]
+            )
+        elif na is not None and rb is not None:  # a variable and a token fact (equals:)
+            test = lambda f, i: check(f.operation.variables[na], rb(f, i))  # noqa: E731
+        elif ra is None:
+            test = lambda f, i: check(va, rb(f, i))  # type: ignore[misc]  # noqa: E731
+        elif rb is None:
+            test = lambda f, i: check(ra(f, i), vb)  # noqa: E731
+        else:
+            test = lambda f, i: check(ra(f, i), rb(f, i))  # noqa: E731
+        return _item_free_if(test, [sa, sb])
+
+    return partial
+
+
+ALL_PARTS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+"""The parts of each residual ``all:`` test: the engine runs a part an earlier check
+already ran (and passed) once (:meth:`CompiledPolicy._residual`)."""
+ITEM_FREE: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Residual tests that do not read their item (the variables, the token): ``every`` over
+a plan's list then runs each distinct one once, not once per item."""
+
+
+def all_residual(parts: list[Residual]) -> Residual:
+    """Residuals of ``all:`` (tests never raise and read nothing twice: order-free; the
+    same test twice is run once)."""
+    if any(p is False for p in parts):
+        return False
+    left = list({id(p): p for p in parts if p is not True}.values())
+    if not left:
+        return True
+    if len(left) == 1:
+        return left[0]
+    tests = tuple(left)
+
+    def every_test(f: DecisionInput, i: Any) -> bool:
+        for t in tests:  # type: ignore[operator]  # noqa: SIM110
+            if not t(f, i):  # type: ignore[operator]
+                return False
+        return True
+
+    ALL_PARTS[every_test] = tests
+    return _item_free_if(every_test, left)
+
+
+def _item_free_if(test: Test, parts: list[Any]) -> Test:
+    """*test*, noted as reading no item when none of *parts* does (residual tests, or the
+    symbolic values read)."""
+    if all(not _reads_item(p.key) if type(p) is Sym else p in ITEM_FREE for p in parts):
+        ITEM_FREE.add(test)
+    return test
+
+
+def _reads_item(key: Any) -> bool:
+    """Whether a :class:`Sym` read with this key may read the item (None: unknown, may)."""
+    if key is None or key[0] == "item":
+        return True
+    return key[0] == "until" and _reads_item(key[3])
+
+
+def _any_of(parts: list[Residual]) -> Residual:
+    """Residuals of ``any:``."""
+    if any(p is True for p in parts):
+        return True
+    left = list({id(p): p for p in parts if p is not False}.values())
+    if not left:
+        return False
+    if len(left) == 1:
+        return left[0]
+    tests = tuple(left)
+
+    def any_of(f: DecisionInput, i: Any) -> bool:
+        for t in tests:  # type: ignore[operator]  # noqa: SIM110
+            if t(f, i):  # type: ignore[operator]
+                return True
+        return False
+
+    return _item_free_if(any_of, left)
+
+
+def _negated(inner: Cond) -> Partial:
+    def partial(op: OperationFacts, item: Any) -> Residual:
+        r = residual(inner, op, item)
+        if type(r) is bool:
+            return not r
+        return lambda f, i: not r(f, i)  # type: ignore[operator]
+
+    return partial
 
 
 class IdentityMemo:
@@ -279,6 +438,10 @@ class ConditionCompiler:
         its day)]`` (the windows of one request share it; one slot, replaced whole, so
         threads sharing the set never read one request's facts with another's day)."""
         self._window_verdicts: dict[tuple[Any, ...], list[tuple[Any, list[Any]]]] = {}
+        self._syms: dict[Getter, SymGetter] = {}
+        self._window_residuals: dict[Any, Test] = {}
+        """Date windows left per request, by what they read (:func:`_window_partial`)."""
+        """The symbolic getter of each fact getter and literal compiled here."""
         """Per date window spec (end, start, from, until): ``[(the last request, [its
         where filters that passed or failed])]``, shared by the checks of one spec."""
 
@@ -310,6 +473,7 @@ class ConditionCompiler:
                 f"not ({inner.text})",
                 culprit=inner.culprit,
                 selected_only=inner.selected_only,
+                partial=_negated(inner),
             )
         if "row" in node:
             self._only(node, path, {"row", "where"})
@@ -337,13 +501,23 @@ class ConditionCompiler:
             )
 
     def fact_getter(self, value: Any, path: JsonPath, in_item: bool) -> Getter:
-        """Compile a fact path found at *path*."""
+        """Compile a fact path found at *path* (and its symbolic getter: :meth:`sym`)."""
         if not isinstance(value, str):
             raise self.error(path, "a fact path must be text", "e.g. token.identifier")
         try:
-            return compile_fact(value, in_item=in_item)
+            get = compile_fact(value, in_item=in_item)
         except UnknownFact as exc:
             raise self.error(path, str(exc), exc.hint) from None
+        self._syms[get] = compile_symbolic(value, get, in_item=in_item)
+        return get
+
+    def sym(self, get: Getter) -> SymGetter:
+        """The symbolic getter of a getter this compiler made (a literal's: its value;
+        anything else: read per request)."""
+        found = self._syms.get(get)
+        if found is None:
+            return lambda _op, _i: Sym(UNKNOWN, get)
+        return found
 
     def named_list(self, name: str, path: JsonPath) -> frozenset[str]:
         """The data list called *name*."""
@@ -390,13 +564,25 @@ class ConditionCompiler:
             if keyed is not None:
                 others = [c for c in conds if c.keyed is not keyed]
                 rest = self._group("all", [], path, in_item, compiled=others) if others else None
-                keyed = (*keyed[:3], rest.test if rest else None)
+                keyed = (*keyed[:3], rest)
+
+            def all_partial(op: OperationFacts, i: Any) -> Residual:
+                return all_residual([residual(c, op, i) for c in conds])
+
             if len(tests) == 1:
-                return Cond(tests[0], explain, text, never, culprit, keyed=keyed)
+                return Cond(
+                    tests[0], explain, text, never, culprit, keyed=keyed, partial=all_partial
+                )
             if len(tests) == 2:
                 t1, t2 = tests
                 return Cond(
-                    lambda f, i: t1(f, i) and t2(f, i), explain, text, never, culprit, keyed=keyed
+                    lambda f, i: t1(f, i) and t2(f, i),
+                    explain,
+                    text,
+                    never,
+                    culprit,
+                    keyed=keyed,
+                    partial=all_partial,
                 )
             if len(tests) == 3:
                 t1, t2, t3 = tests
@@ -407,6 +593,7 @@ class ConditionCompiler:
                     never,
                     culprit,
                     keyed=keyed,
+                    partial=all_partial,
                 )
 
             def all_of(f: DecisionInput, i: Any) -> bool:
@@ -415,11 +602,17 @@ class ConditionCompiler:
                         return False
                 return True
 
-            return Cond(all_of, explain, text, never, culprit, keyed=keyed)
+            return Cond(all_of, explain, text, never, culprit, keyed=keyed, partial=all_partial)
         never = all(c.never for c in conds)
+
+        def any_partial(op: OperationFacts, i: Any) -> Residual:
+            return _any_of([residual(c, op, i) for c in conds])
+
         if len(tests) == 2:
             t1, t2 = tests
-            return Cond(lambda f, i: t1(f, i) or t2(f, i), explain, text, never)
+            return Cond(
+                lambda f, i: t1(f, i) or t2(f, i), explain, text, never, partial=any_partial
+            )
 
         def any_of(f: DecisionInput, i: Any) -> bool:
             for t in tests:  # noqa: SIM110 - a plain loop avoids a generator per call
@@ -427,7 +620,7 @@ class ConditionCompiler:
                     return True
             return False
 
-        return Cond(any_of, explain, text, never)
+        return Cond(any_of, explain, text, never, partial=any_partial)
 
     # ------------------------------------------------------------------ tables
     def _row(self, node: dict[str, Any], path: JsonPath, in_item: bool) -> Cond:
@@ -505,7 +698,10 @@ class ConditionCompiler:
                 path, "expected a single value here, got a list", "to test membership use in:"
             )
         constant = literal(value)
-        return lambda _f, _i: constant
+        get: Getter = lambda _f, _i: constant  # noqa: E731
+        known = Sym(constant)
+        self._syms[get] = lambda _op, _i: known
+        return get
 
     @staticmethod
     def _value_text(value: Any) -> str:
@@ -526,7 +722,13 @@ class ConditionCompiler:
         if fact_path == "operation.selected" and (
             cond.per_list if op in ("every", "some") else not _names_a_fact(arg)
         ):
-            cond = replace(cond, selected_only=True)
+            # Reads the selection alone, which a plan fixes: decided on its symbolic facts.
+            test = cond.test
+            cond = replace(
+                cond,
+                selected_only=True,
+                partial=lambda op, i: bool(test(_symbolic_input(op), i)),
+            )
         return cond
 
     def _op_equals(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -544,6 +746,9 @@ class ConditionCompiler:
                     f"{name} is {_show(get(f, i))}, must equal {other_name} ({_show(other(f, i))})"
                 ),
                 f"{name} equals {other_name}",
+                partial=_binary(
+                    self.sym(get), self.sym(other), lambda a, b: a is not None and a == b
+                ),
             )
         if isinstance(arg, list):
             raise self.error(at, "equals: takes one value", "to test membership use in:")
@@ -555,12 +760,18 @@ class ConditionCompiler:
 
             def test(f: DecisionInput, i: Any) -> bool:
                 return get(f, i) is want
+
+            def check(v: Any) -> bool:
+                return v is want
         elif want is None:
             raise self.error(at, "equals: needs a value", "to test absence use present: false")
         else:
 
             def test(f: DecisionInput, i: Any) -> bool:
                 return bool(get(f, i) == want)
+
+            def check(v: Any) -> bool:
+                return bool(v == want)
 
         keyed = (name, want, get, None) if type(want) is str and not in_item else None
         return Cond(
@@ -569,6 +780,7 @@ class ConditionCompiler:
             f"{name} equals {want!r}",
             never,
             keyed=keyed,
+            partial=_unary(self.sym(get), check),
         )
 
     def _op_in(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -599,6 +811,7 @@ class ConditionCompiler:
             lambda f, i: f"{name} is {_show(get(f, i))}, must be in {label}",
             f"{name} in {label}",
             never,
+            partial=_unary(self.sym(get), lambda v: type(v) is str and v in values),
         )
 
     def _op_subset_of(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -631,7 +844,23 @@ class ConditionCompiler:
                 return f"{name} has {_show(outside)} outside {label}"
             return f"{name} {_show(list(v))} all in {label}"
 
-        return Cond(test, explain, f"{name} only from {label}")
+        def check(v: Any) -> bool:
+            if type(v) is dict:  # an input object's keys: always text
+                return values.issuperset(v)
+            if not isinstance(v, list | tuple | frozenset | set | Mapping):
+                return False
+            return all(type(x) is str and x in values for x in v)
+
+        sym = self.sym(get)
+        by_values = _unary(sym, check)
+
+        def partial(op: OperationFacts, item: Any) -> Residual:
+            s = sym(op, item)
+            if type(s.value) is dict:  # a where filter with variables inside: its keys
+                return bool(values.issuperset(s.value))
+            return by_values(op, item)
+
+        return Cond(test, explain, f"{name} only from {label}", partial=partial)
 
     def _op_contains(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         other = self._value(arg, at, in_item)
@@ -697,9 +926,17 @@ class ConditionCompiler:
                 v = get(f, i)
                 return v is None or v == "" or v == [] or v == {}
 
+        def check(v: Any) -> bool:
+            found = v is not None and v != "" and v != [] and v != {}
+            return found if arg else not found
+
         word = "present" if arg else "absent"
         return Cond(
-            test, lambda f, i: f"{name} is {_show(get(f, i))}, must be {word}", f"{name} is {word}"
+            test,
+            lambda f, i: f"{name} is {_show(get(f, i))}, must be {word}",
+            f"{name} is {word}",
+            # Variables inside a value do not make it empty or not: decided by its shape.
+            partial=_unary(self.sym(get), check, shape=True),
         )
 
     def _op_pattern(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -723,6 +960,7 @@ class ConditionCompiler:
             test,
             lambda f, i: f"{name} is {_show(get(f, i))}, must match {arg!r}",
             f"{name} matches {arg!r}",
+            partial=_unary(self.sym(get), lambda v: type(v) is str and match(v) is not None),
         )
 
     def _op_format(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -737,6 +975,7 @@ class ConditionCompiler:
             test,
             lambda f, i: f"{name} is {_show(get(f, i))}, must be an ISO-8601 {arg}",
             f"{name} is a {arg}",
+            partial=_unary(self.sym(get), check),
         )
 
     def _op_count(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -828,7 +1067,56 @@ class ConditionCompiler:
             inner.never,
             witness if word == "some" else None,
             per_list=inner.item_only,
+            partial=self._items_partial(word, self.sym(get), get, inner, test),
         )
+
+    @staticmethod
+    def _items_partial(word: str, sym: SymGetter, get: Getter, inner: Cond, test: Test) -> Partial:
+        """``every``/``some`` over a list the plan fixes the length of (the argument sets of
+        a nested field: ``args_at``): the inner condition partially evaluated per item, the
+        request's own items passed to what is left. Any other list: the full test."""
+
+        def partial(op: OperationFacts, item: Any) -> Residual:
+            s = sym(op, item)
+            items = s.value
+            if type(items) is not list and type(items) is not tuple:
+                return False if items is None and s.read is None else test
+            left = [(n, residual(inner, op, x)) for n, x in enumerate(items)]
+            decided = [r for _n, r in left if type(r) is bool]
+            if word == "every" and False in decided:
+                return False
+            if word == "some" and True in decided:
+                return True
+            left = [(n, r) for n, r in left if type(r) is not bool]
+            if not left:
+                return word == "every"
+            if all(r in ITEM_FREE for _n, r in left):
+                # The items' tests read no item: each distinct one once (an every over
+                # one selection is its single test, which the engine can share).
+                tests = [r for _n, r in left]
+                return all_residual(tests) if word == "every" else _any_of(tests)
+            count = len(items)
+            pairs = tuple(left)
+            want = word == "every"
+
+            def items_left(f: DecisionInput, i: Any) -> bool:
+                v = get(f, i)
+                if (type(v) is not list and type(v) is not tuple) or len(v) != count:
+                    return test(f, i)  # not the plan's shape (never, by construction)
+                # Plain loops: a generator per call costs more than the one or two items.
+                if want:
+                    for n, r in pairs:  # noqa: SIM110
+                        if not r(f, v[n]):  # type: ignore[operator]
+                            return False
+                    return True
+                for n, r in pairs:  # noqa: SIM110
+                    if r(f, v[n]):  # type: ignore[operator]
+                        return True
+                return False
+
+            return items_left
+
+        return partial
 
     def _op_every(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
         return self._items("every", name, get, arg, at)
@@ -843,9 +1131,7 @@ class ConditionCompiler:
         other = self._value(arg, at, in_item)
         label = self._value_text(arg)
 
-        def test(f: DecisionInput, i: Any) -> bool:
-            a = get(f, i)
-            b = other(f, i)
+        def check(a: Any, b: Any) -> bool:
             if type(a) is not str or type(b) is not str:
                 return False
             if _valid_date(a) and _valid_date(b):
@@ -854,12 +1140,16 @@ class ConditionCompiler:
                 return _instant(a) >= _instant(b)
             return False
 
+        def test(f: DecisionInput, i: Any) -> bool:
+            return check(get(f, i), other(f, i))
+
         return Cond(
             test,
             lambda f, i: (
                 f"{name} is {_show(get(f, i))}, must not be before {label} ({_show(other(f, i))})"
             ),
             f"{name} not before {label}",
+            partial=_binary(self.sym(get), self.sym(other), check),
         )
 
     def _op_overlaps(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -1234,7 +1524,19 @@ class ConditionCompiler:
                 return f"{name} bounds {end} from {floor_names}"
             return f"{name}: {found}"
 
-        return Cond(test, explain, f"{name} is a date window on {end} from {floor_names}")
+        partial = _window_partial(
+            self._window_residuals,
+            self.sym(get),
+            [self.sym(g) for g in floors],
+            [self.sym(g) for g in ceilings],
+            end,
+            start,
+            bounds,
+            test,
+        )
+        return Cond(
+            test, explain, f"{name} is a date window on {end} from {floor_names}", partial=partial
+        )
 
     def _ceiling(self, value: Any, path: JsonPath, in_item: bool) -> Getter:
         """An ``until:`` entry: ``{fact: F}`` with optional ``years: N`` (added) and
@@ -1260,12 +1562,256 @@ class ConditionCompiler:
             raise self.error((*path, "day"), "day: a month and day, e.g. '05-31'")
         get = self.fact_getter(value["fact"], (*path, "fact"), in_item)
 
-        def ceiling(f: DecisionInput, i: Any) -> str | None:
-            v = get(f, i)
+        def last(v: Any) -> str | None:
             if not _valid_date(v):
                 return None
             if not years and day is None:
                 return str(v)
             return _shifted_day(v, years, day)
 
+        def ceiling(f: DecisionInput, i: Any) -> str | None:
+            return last(get(f, i))
+
+        sym = self.sym(get)
+
+        def symbolic(op: OperationFacts, item: Any) -> Sym:
+            s = sym(op, item)
+            read = s.read
+            if read is None:
+                return Sym(last(s.value))
+            key = ("until", years, day, s.key) if s.key is not None else None
+            return Sym(UNKNOWN, lambda f, i: last(read(f, i)), key)
+
+        self._syms[ceiling] = symbolic
         return ceiling
+
+
+# ---------------------------------------------------------------- date windows, per plan
+
+
+class _Shapeless(Exception):
+    """A variable where a date window's filter has structure (an ``or:`` list, an
+    alternative, an operator mapping): the full test decides."""
+
+
+_Leaf = tuple[str | None, Any]
+"""A filter's date as the plan has it: ``(variable name, None)`` or ``(None, literal)``."""
+
+
+def _leaf(value: Any) -> _Leaf:
+    return (value.name, None) if type(value) is Var else (None, value)
+
+
+def _structure(value: Any) -> Any:
+    if type(value) is Var:
+        raise _Shapeless
+    return value
+
+
+def _direct(s: Sym) -> tuple[str | None, Getter | None, Any]:
+    """``(variable name, None, None)`` for a variable's own value, ``(None, None, value)``
+    for a value the plan fixes, else ``(None, getter, None)``."""
+    key = s.key
+    if s.read is None:
+        return None, None, s.value
+    if key is not None and key[0] == "var" and not key[2]:
+        return key[1], None, None
+    return None, s.read, None
+
+
+def _direct_until(s: Sym) -> tuple[str | None, Getter | None, Any, int, str | None]:
+    """An ``until:`` value as :func:`_direct`, with its ``years`` and ``day`` when it is
+    computed from a variable's own value (then applied in place)."""
+    key = s.key
+    if s.read is None:
+        return None, None, s.value, 0, None
+    inner = key[3] if key is not None and key[0] == "until" else None
+    if inner is not None and inner[0] == "var" and not inner[2]:
+        return inner[1], None, None, key[1], key[2]
+    return None, s.read, None, 0, None
+
+
+def _shared(shared: dict[Any, Test], key: Any, build: Callable[[], Any], reads: list[Sym]) -> Test:
+    """The test for *key* built once (the same object for every window with that key),
+    noted as reading no item when none of *reads* does."""
+    try:
+        known = shared.get(key)
+    except TypeError:  # a literal list or mapping in the key: not shared
+        return _item_free_if(build(), reads)
+    if known is not None:
+        return known
+    if len(shared) >= IdentityMemo.SIZE:
+        shared.clear()
+    test = shared[key] = _item_free_if(build(), reads)
+    return test
+
+
+def _lower(
+    floor_values: list[Sym], alternative_dates: tuple[tuple[tuple[str | None, Any], ...], ...]
+) -> Test:
+    """The lower bound left per request: one list of alternatives has each of its dates
+    ``{eq: null}`` (a variable's null) or a date on or after the window's first day."""
+    floors = tuple(_direct(v) for v in floor_values)
+
+    def lower(f: DecisionInput, i: Any) -> bool:
+        # A variable's value is read from the variables in place (no getter call).
+        variables = f.operation.variables
+        first = None
+        for name, read, v in floors:
+            if name is not None:
+                v = variables[name]
+            elif read is not None:
+                v = read(f, i)
+            if type(v) is not str:
+                continue
+            if len(v) == 10 and _date_text(v):
+                pass
+            elif _date_time_text(v):
+                v = v[:10]
+            else:
+                continue
+            if first is None or v < first:
+                first = v
+        for dates in alternative_dates:
+            for name, v in dates:
+                if name is not None:
+                    eq = v
+                    v = variables[name]
+                    if v is None:
+                        if eq:
+                            continue
+                        break
+                    if type(v) is not str or len(v) != 10 or not _date_text(v):
+                        break
+                if first is None or v < first:
+                    break
+            else:
+                return True  # this list passes
+        return False
+
+    return lower
+
+
+def _upper(ceiling_values: list[Sym], upper_dates: tuple[_Leaf, ...]) -> Test:
+    """The upper bound left per request (a closed window): a ``start`` bound is a date not
+    after the window's last day; an open window (no last day) needs none."""
+    ceilings = tuple(_direct_until(v) for v in ceiling_values)
+
+    def upper(f: DecisionInput, i: Any) -> bool:
+        variables = f.operation.variables
+        last = None
+        for name, read, day, years, month_day in ceilings:
+            if name is not None:
+                v = variables[name]
+                if type(v) is not str or len(v) != 10 or not _date_text(v):
+                    continue
+                day = v if not years and month_day is None else _shifted_day(v, years, month_day)
+            elif read is not None:
+                day = read(f, i)
+            if day is not None and (last is None or day > last):
+                last = day
+        if last is None:
+            return True
+        for name, v in upper_dates:
+            if name is not None:
+                v = variables[name]
+            if type(v) is str and len(v) == 10 and v <= last and _date_text(v):
+                return True
+        return False
+
+    return upper
+
+
+def _window_partial(
+    shared: dict[Any, Test],
+    where_sym: SymGetter,
+    floor_syms: list[SymGetter],
+    ceiling_syms: list[SymGetter],
+    end: str,
+    start: str | None,
+    bounds: frozenset[str],
+    test: Test,
+) -> Partial:
+    """``date_window`` evaluated against a plan's where filter: its structure (the ``or``
+    alternatives, which bound ``end`` with which operator, where ``start`` is bounded) is
+    the plan's, so only the dates that come from variables, and the window's first and
+    last day, are left per request. The same answer as ``test``: an alternative list
+    passes when each of its dates is ``{eq: null}`` or a date on or after the first day;
+    the filter passes when one list passes and (closed window) a ``start`` bound is a
+    date not after the last day."""
+
+    def alternatives(alts: Any) -> list[tuple[str | None, Any]] | None:
+        """The dates a list of alternatives must have on or after the first day (None:
+        it never passes)."""
+        alts = _structure(alts)
+        if type(alts) is not list or not alts:
+            return None
+        dates: list[tuple[str | None, Any]] = []
+        for alt in alts:
+            alt = _structure(alt)
+            if type(alt) is not dict or len(alt) != 1:
+                return None
+            ops = _structure(alt.get(end))
+            if type(ops) is not dict or not ops:
+                return None
+            for op, v in ops.items():
+                if op not in bounds:
+                    return None  # not eq (eq bounds): never {eq: null} either
+                if type(v) is Var:
+                    dates.append((v.name, op == "eq"))
+                elif v is None and op == "eq":
+                    continue
+                elif not _valid_date(v):
+                    return None  # a list, a mapping, no date: never on or after a day
+                else:
+                    dates.append((None, v))
+        return dates
+
+    def partial(op: OperationFacts, item: Any) -> Residual:
+        s = where_sym(op, item)
+        where = s.value
+        if where is UNKNOWN:
+            return test
+        if type(where) is not dict:
+            return False
+        try:
+            found = [where.get("or")] if where.get("or") is not None else []
+            conj = _structure(where.get("and"))
+            parts = [_structure(p) for p in conj] if type(conj) is list else []
+            found += [p["or"] for p in parts if type(p) is dict and "or" in p]
+            lists = [a for a in map(alternatives, found) if a is not None]
+            uppers: list[_Leaf] = []
+            if start is not None:
+                for ops in [where.get(start)] + [p.get(start) for p in parts if type(p) is dict]:
+                    ops = _structure(ops)
+                    if type(ops) is dict:
+                        uppers += [_leaf(ops.get(o)) for o in ("ngt", "lte", "lt") if o in ops]
+        except _Shapeless:
+            return test
+        if not lists:
+            return False
+        floor_values = [g(op, item) for g in floor_syms]
+        ceiling_values = [g(op, item) for g in ceiling_syms]
+        alternative_dates = tuple(tuple(a) for a in lists)
+        # What is left reads only the variables, the literals and the getters named in
+        # the keys below: windows with the same lower bound (every nested list of a
+        # template) share one test, those with the same upper bound too (the
+        # specificaties' and regiehouders', the contacts'), and the engine runs each
+        # shared test once per request (CompiledPolicy._residual).
+        lower_key = ("from", tuple(v.key for v in floor_values), alternative_dates)
+        lower = _shared(
+            shared, lower_key, lambda: _lower(floor_values, alternative_dates), floor_values
+        )
+        if start is None:
+            return lower
+        upper_dates = tuple(uppers)
+        upper_key = ("until", tuple(v.key for v in ceiling_values), upper_dates)
+        upper = _shared(
+            shared, upper_key, lambda: _upper(ceiling_values, upper_dates), ceiling_values
+        )
+        both = (lower_key, upper_key)
+        return _shared(
+            shared, both, lambda: all_residual([lower, upper]), [*floor_values, *ceiling_values]
+        )
+
+    return partial

@@ -11,16 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Formatter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from gateway.facts import DecisionInput
 from gateway.policy.audit_fields import AuditBlock
-from gateway.policy.conditions import Cond, DataCatalogue
+from gateway.policy.conditions import ALL_PARTS, Cond, DataCatalogue, all_residual, residual
 from gateway.policy.decision import AuditValue, AuditValues, Decision, TraceStep, with_audit
 from gateway.policy.lookups import LookupSpec
 
 DEFAULT_DENY_RULE = "default-deny"
 SELECTION_CACHE_SIZE = 1024
 """Plans partially evaluated per selection kept per policy (query texts: bounded)."""
+RESIDUALS_PER_PLAN = 64
+"""Residual plans kept per query plan (one per set of variables sent: bounded)."""
 REFUSAL_CACHE_SIZE = 4096
 """Refusal decisions kept per policy (operation names are chosen by callers: bounded)."""
 DEFAULT_DENY_STATUS = 403
@@ -124,6 +127,13 @@ class CompiledPolicy:
     _by_selection: dict[tuple[int, int], tuple[Any, Any, Any]] = field(default_factory=dict)
     """``(id(plan), id(selected paths)) -> (plan, paths, the plan for them)``: see
     :meth:`_for_selection`."""
+    _residuals: WeakKeyDictionary[Any, dict[tuple[int, tuple[str, ...]], Any]] = field(
+        default_factory=WeakKeyDictionary
+    )
+    """Per query plan (held weakly: an entry lives as long as its plan in the plan cache)
+    and per set of variables sent: the checks left once everything the plan fixes is
+    decided (:meth:`_residual`), or :data:`NO_RESIDUAL`. Per policy object, so a new
+    policy version (a hot reload) starts empty."""
     _allow: Decision | None = None
     _refusals: dict[tuple[str, str | None, str, str], Decision] = field(default_factory=dict)
 
@@ -170,7 +180,7 @@ class CompiledPolicy:
                 if keyed is None or keyed[0] != fact:
                     plan.append((c.when.test if c.when else None, c.require.test, c))
                 elif keyed[1] == value:
-                    plan.append((keyed[3], c.require.test, c))
+                    plan.append((keyed[3].test if keyed[3] else None, c.require.test, c))
             if keyed is not None and keyed[0] == fact:
                 self._key = keyed[2]
         self._plans = {v: tuple(p) for v, p in plans.items() if v is not None}
@@ -184,12 +194,30 @@ class CompiledPolicy:
             value = key(facts, None)
             if type(value) is str:
                 plan = self._plans.get(value, plan)
-        selected = facts.operation.selected_paths
-        hit = self._by_selection.get((id(plan), id(selected)))
-        if hit is not None and hit[0] is plan and hit[1] is selected:
-            plan = hit[2]
+        op = facts.operation
+        source = op.plan
+        left = None
+        if source is not None:
+            # The query plan built these facts: run what is left of the checks once the
+            # plan's part is decided (built on its first request, see _residual).
+            per_plan = self._residuals.get(source)
+            if per_plan is None:
+                per_plan = self._residuals[source] = {}
+            slot = (id(plan), tuple(op.variables))
+            left = per_plan.get(slot)
+            if left is None:
+                if len(per_plan) >= RESIDUALS_PER_PLAN:
+                    per_plan.clear()
+                left = per_plan[slot] = self._residual(plan, facts)
+        if left is not None and left is not NO_RESIDUAL:
+            plan = left
         else:
-            plan = self._for_selection(plan, facts)
+            selected = op.selected_paths
+            hit = self._by_selection.get((id(plan), id(selected)))
+            if hit is not None and hit[0] is plan and hit[1] is selected:
+                plan = hit[2]
+            else:
+                plan = self._for_selection(plan, facts)
         for when, require, check in plan:
             if when is not None and not when(facts, None):
                 continue
@@ -229,6 +257,49 @@ class CompiledPolicy:
                 self._by_selection.clear()
             self._by_selection[(id(plan), id(selected))] = (plan, selected, special)
         return special
+
+    def _residual(self, plan: Any, facts: DecisionInput) -> Any:
+        """*plan* partially evaluated for the query plan behind *facts* and the variables
+        it was sent (:mod:`gateway.policy.partial`): every condition, or part of one, that
+        reads only what the query plan fixes (the selection, literals, which filter keys
+        and operators are written where, the names of the variables) is decided here;
+        what reads a variable's value or the token is left, reading the variables
+        directly. A check whose ``when`` is decided false, or whose ``require`` is
+        decided true, is dropped; a ``require`` decided false refuses (with its reason,
+        built from the request's facts as ever). Same order, so the same first failing
+        check. NO_RESIDUAL: the query plan does not fix enough (directives on variables,
+        arguments coerced by graphql-core); decide then evaluates in full."""
+        op = facts.operation
+        view = op.plan.symbolic(tuple(op.variables)) if op.plan is not None else None
+        if view is None or view.selected_paths is not op.selected_paths:
+            return NO_RESIDUAL
+        out = []
+        passed: dict[int, Any] = {}
+        """Tests left that an earlier check always runs: reached again, they hold."""
+        for when, require, check in self._for_selection(plan, facts):
+            if when is not None:
+                cond = _cond_of(when, check)
+                if cond is not None:
+                    decided = residual(cond, view, None)
+                    if decided is False:
+                        continue
+                    when = None if decided is True else decided
+            left = residual(check.require, view, None) if require is check.require.test else require
+            if left is True:
+                continue
+            if left is not False:
+                # A test (or a part of an all: test) an earlier check always runs has
+                # passed when this check is reached: not run again.
+                parts = ALL_PARTS.get(left, (left,))
+                todo = [p for p in parts if id(p) not in passed]
+                if not todo:
+                    continue
+                if len(todo) < len(parts):
+                    left = all_residual(todo)
+                if when is None:
+                    passed.update((id(p), p) for p in (*todo, left))
+            out.append((when, _never if left is False else left, check))
+        return tuple(out)
 
     def _refuse(
         self, facts: DecisionInput, check: CompiledCheck, trace: tuple[TraceStep, ...]
@@ -313,6 +384,29 @@ class CompiledPolicy:
             policy_version=self.version,
             audit=audit,
         )
+
+
+NO_RESIDUAL: Any = object()
+"""Marks a query plan the partial evaluation does not apply to."""
+
+
+def _never(_facts: DecisionInput, _item: Any) -> bool:
+    """A ``require`` decided false for every request of a query plan."""
+    return False
+
+
+def _cond_of(when: Any, check: CompiledCheck) -> Cond | None:
+    """The condition a plan entry's ``when`` test belongs to: the check's own, or the rest
+    of it once the policy's key picked the plan (None: unknown, kept as it is)."""
+    full = check.when
+    if full is None:
+        return None
+    if when is full.test:
+        return full
+    rest = full.keyed[3] if full.keyed is not None else None
+    if rest is not None and when is rest.test:
+        return rest
+    return None
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import Any
 
-from gateway.facts import DecisionInput
+from gateway.facts import DecisionInput, OperationFacts, Var
 
 Getter = Callable[[DecisionInput, Any], Any]
 
@@ -265,3 +265,97 @@ def _args_getter(parts: tuple[str, ...]) -> Getter:
 
         return get3
     return lambda f, _i: _dig(f.operation.arguments, parts)
+
+
+# --------------------------------------------------------------------------- symbolic
+
+
+class Sym:
+    """A fact's value as a query plan fixes it (:mod:`gateway.policy.partial`).
+
+    ``read is None``: the value is ``value`` for every request of the plan (no variable in
+    it). Otherwise ``read(facts, item)`` reads it per request: a variable's value (straight
+    from ``operation.variables``), or the fact's own getter; ``value`` is then the plan's
+    symbolic value (a where filter with :class:`~gateway.facts.Var` leaves) or
+    :data:`UNKNOWN` (a token claim, a route fact: nothing the plan knows)."""
+
+    __slots__ = ("key", "read", "value")
+
+    def __init__(self, value: Any, read: Getter | None = None, key: Any = None) -> None:
+        self.value = value
+        self.read = read
+        self.key: Any = ("value", value) if read is None else key
+        """What ``read`` reads, as a hashable description (equal keys, equal reads):
+        ``("var", name, rest)``, ``("get", id(getter))`` (``"item"``: reads the item),
+        ``("value", v)``; None: not comparable."""
+
+
+UNKNOWN: Any = object()
+"""The symbolic value of a fact the plan does not fix."""
+
+SymGetter = Callable[[OperationFacts, Any], Sym]
+"""``(symbolic operation, symbolic item) -> Sym``: a fact path resolved against a plan."""
+
+
+def has_var(value: Any) -> bool:
+    """Whether a symbolic value holds a variable anywhere."""
+    if type(value) is Var:
+        return True
+    if isinstance(value, Mapping):
+        return any(has_var(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_var(v) for v in value)
+    return False
+
+
+def _var_reader(name: str, rest: tuple[str, ...]) -> Getter:
+    """The value at *rest* below variable *name* of the request (as :func:`_dig`)."""
+    if not rest:
+        return lambda f, _i: f.operation.variables[name]
+    return lambda f, _i: _dig(f.operation.variables[name], rest)
+
+
+def _walk(value: Any, parts: tuple[str, ...], get: Getter, kind: str = "get") -> Sym:
+    """:func:`_dig` over a symbolic value: a variable met on the way is read per request
+    from there on; a value with variables inside is read by the fact's own getter."""
+    for n, part in enumerate(parts):
+        if type(value) is Var:
+            rest = parts[n:]
+            return Sym(UNKNOWN, _var_reader(value.name, rest), ("var", value.name, rest))
+        if isinstance(value, (dict, Mapping)):
+            value = value.get(part)
+        else:
+            return Sym(None)
+    if type(value) is Var:
+        return Sym(UNKNOWN, _var_reader(value.name, ()), ("var", value.name, ()))
+    if has_var(value):
+        return Sym(value, get, (kind, id(get)))
+    return Sym(value)
+
+
+def compile_symbolic(path: str, get: Getter, *, in_item: bool) -> SymGetter:
+    """*path* (compiled to *get* by :func:`compile_fact`) against a plan's symbolic facts:
+    ``args``, ``args_at``, ``item`` and ``operation`` are the plan's; the rest (token,
+    route, extra, request) is read per request by *get*."""
+    head, _, rest = path.partition(".")
+    parts = tuple(rest.split(".")) if rest else ()
+    if head == "args":
+        return lambda op, _i: _walk(op.arguments, parts, get)
+    if head == "args_at":
+        field_path = rest[1:-1]
+        return lambda op, _i: _walk(op.arguments_at.get(field_path), (), get)
+    if head == "item" and in_item:
+        return lambda _op, i: _walk(i, parts, get, "item")
+    if head == "operation" and parts[0] in OPERATION_FACTS:
+        values: dict[str, Callable[[OperationFacts], Any]] = {
+            "type": lambda op: op.operation_type,
+            "name": lambda op: op.operation_name,
+            "field": lambda op: op.root_field,
+            "display_name": lambda op: op.operation_name or op.root_field,
+            "alias": lambda op: op.root_alias,
+            "selected": lambda op: op.selected_paths,
+        }
+        value = values[parts[0]]
+        return lambda op, _i: Sym(value(op))
+    key = ("get", id(get))
+    return lambda _op, _i: Sym(UNKNOWN, get, key)
