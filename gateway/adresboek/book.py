@@ -25,9 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import structlog
 from watchfiles import awatch
 
@@ -35,6 +34,9 @@ from gateway.config.errors import Located, LocatedError
 from gateway.config.model import AdresboekConfig
 from gateway.config.yamlsource import Source, read_source
 from gateway.observability.events import NullObserver, Observer
+
+if TYPE_CHECKING:
+    import jsonschema  # imported by _validator: a start without an adresboek never needs it
 
 log = structlog.get_logger("gateway.adresboek")
 
@@ -73,6 +75,8 @@ class Adresboek:
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
