@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from watchfiles import awatch
 
 from gateway.config.errors import Located, LocatedError
 from gateway.config.model import AdresboekConfig
@@ -212,6 +211,8 @@ class AdresboekSource:
     async def watch(self, stop: asyncio.Event, debounce: float = 2.0) -> None:
         """Reload when the file changes, until *stop* is set (the file's folder is watched:
         an editor renames a new file over the old one)."""
+        from watchfiles import awatch  # not imported by a start that watches nothing
+
         while not stop.is_set():
             try:
                 async for _changes in awatch(
