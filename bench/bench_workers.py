@@ -108,6 +108,11 @@ PSS: dict[str, list[float]] = {}
 """Largest worker PSS (MB: shared pages divided among their sharers), likewise."""
 SPLIT: dict[str, list[list[float]]] = {}
 """Cores each worker of ``ours`` used during each measured run: the request split."""
+CONNECTIONS: dict[str, list[list[int]]] = {}
+"""wrk's connections each worker of ``ours`` held during each measured run."""
+PER_REQUEST: dict[str, list[tuple[float, float]]] = {}
+"""(worker CPU ms, upstream CPU ms) per request in each measured run of ``ours``."""
+UPSTREAM_PID: list[int] = []
 WRK_CPU: list[float] = []
 """Cores wrk used per run (CPU seconds / duration), warm-ups included."""
 
@@ -197,12 +202,26 @@ def serve_and_measure(
             wrk_rps(wrk, url, script, 3)  # warm-up: caches filled, pools open
             pids = workers_of(server.pid)
             before = [cpu_seconds(pid) for pid in pids]
+            upstream_before = cpu_seconds(UPSTREAM_PID[0])
             started = time.monotonic()
+            counting = subprocess.Popen(
+                ["sh", "-c", f"sleep {duration / 2}; ss -tnpH state established sport = :{port}"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             measured = wrk_rps(wrk, url, script, duration)
+            sockets = counting.communicate()[0]
             if cmd[0] == PYTHON:  # ours: its last argument is the worker count
                 elapsed = time.monotonic() - started
                 split = [(cpu_seconds(p) - b) / elapsed for p, b in zip(pids, before, strict=True)]
                 SPLIT.setdefault(cmd[-1], []).append(split)
+                held = [sockets.count(f"pid={pid},") for pid in pids]
+                CONNECTIONS.setdefault(cmd[-1], []).append(held)
+                upstream = (cpu_seconds(UPSTREAM_PID[0]) - upstream_before) / elapsed
+                rps = measured[0]
+                PER_REQUEST.setdefault(cmd[-1], []).append(
+                    (1000 * sum(split) / rps, 1000 * upstream / rps)
+                )
                 memory = [memory_mb(pid) for pid in pids]
                 RSS.setdefault(cmd[-1], []).append(max(m["Rss"] for m in memory))
                 PSS.setdefault(cmd[-1], []).append(max(m["Pss"] for m in memory))
@@ -229,6 +248,7 @@ def main() -> None:
     upstream = start([PYTHON, "bench/upstream.py", str(up_port)], 1, up_port)
     upstream_url = f"http://127.0.0.1:{up_port}/graphql"
     upstream_cpu = cpu_seconds(upstream.pid)
+    UPSTREAM_PID.append(upstream.pid)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_name:
         tmp = Path(tmp_name)
@@ -276,6 +296,14 @@ def main() -> None:
             f"ours --workers {count}: largest worker RSS after the run {max(values):.0f} MB, "
             f"PSS {max(PSS[count]):.0f} MB; cores per worker (the request split) "
             + ", ".join("/".join(f"{c:.2f}" for c in split) for split in SPLIT[count])
+            + "; wrk connections per worker "
+            + ", ".join("/".join(str(n) for n in held) for held in CONNECTIONS[count])
+        )
+        worker_ms = statistics.median(w for w, _ in PER_REQUEST[count])
+        upstream_ms = statistics.median(u for _, u in PER_REQUEST[count])
+        print(
+            f"ours --workers {count}: CPU per request {worker_ms:.3f} ms in the workers, "
+            f"{upstream_ms:.3f} ms in the upstream (medians)"
         )
     print(
         f"ceiling: 2 processes of a pure CPU loop do {cpu_ceiling():.2f}x the work of one, "
