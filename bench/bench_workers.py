@@ -16,6 +16,9 @@ Load: ``wrk -t2 -c64`` (keep-alive) posting the seed notification with a valid t
 nothing is pinned (the workers need every core; wrk and the upstream share them).
 Each server is measured once all its workers answer (see :func:`wait_for_workers`).
 ``--rounds`` interleaved rounds, median req/s per server, ratio to ``ours`` at the same N.
+For ``ours`` it also prints each worker's cores during the run (how the kernel spread the
+connections), the largest worker's RSS and PSS after it, the cores wrk and the upstream
+used, and the ceiling: what two processes of a pure CPU loop get here over one.
 Needs wrk. Bounded: about rounds x 3 x len(workers) x (duration + 10) seconds.
 """
 
@@ -101,19 +104,57 @@ def wrk_rps(wrk: str, url: str, script: Path, duration: int) -> tuple[float, int
 
 RSS: dict[str, list[float]] = {}
 """Largest worker RSS (MB) after each measured run of ``ours``, by worker count."""
+PSS: dict[str, list[float]] = {}
+"""Largest worker PSS (MB: shared pages divided among their sharers), likewise."""
+SPLIT: dict[str, list[list[float]]] = {}
+"""Cores each worker of ``ours`` used during each measured run: the request split."""
+CONNECTIONS: dict[str, list[list[int]]] = {}
+"""wrk's connections each worker of ``ours`` held during each measured run."""
+PER_REQUEST: dict[str, list[tuple[float, float]]] = {}
+"""(worker CPU ms, upstream CPU ms) per request in each measured run of ``ours``."""
+UPSTREAM_PID: list[int] = []
 WRK_CPU: list[float] = []
 """Cores wrk used per run (CPU seconds / duration), warm-ups included."""
 
 
-def rss_mb(pid: int) -> dict[int, float]:
-    """Resident memory (MB) of *pid*'s worker processes, or of *pid* itself without any."""
+def workers_of(pid: int) -> list[int]:
+    """*pid*'s worker processes, or *pid* itself without any."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children] or [pid]
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """Rss and Pss (MB) of *pid*, from ``/proc/PID/smaps_rollup``."""
     result = {}
-    for worker in [int(c) for c in children] or [pid]:
-        for line in Path(f"/proc/{worker}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                result[worker] = int(line.split()[1]) / 1024
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        if key in ("Rss", "Pss"):
+            result[key] = int(value.split()[0]) / 1024
     return result
+
+
+def cpu_ceiling(seconds: float = 2.0) -> float:
+    """What a second process of a pure CPU loop adds here, now: iterations of two processes
+    running at once / those of one alone. 2.0 on two idle cores; the scaling that no server
+    can beat on this host while wrk and the upstream also need the cores is lower still."""
+
+    def spin(count: int) -> int:
+        procs = [
+            subprocess.Popen([PYTHON, "-c", SPIN, str(seconds)], stdout=subprocess.PIPE, text=True)
+            for _ in range(count)
+        ]
+        return sum(int(p.communicate()[0]) for p in procs)
+
+    return spin(2) / spin(1)
+
+
+SPIN = (
+    "import sys, time\n"
+    "end, n = time.perf_counter() + float(sys.argv[1]), 0\n"
+    "while time.perf_counter() < end:\n"
+    "    n += 1\n"
+    "print(n)\n"
+)
 
 
 def wait_for_workers(port: int, workers: int, timeout: float = 120.0) -> None:
@@ -159,9 +200,31 @@ def serve_and_measure(
             wait_for_port(port, timeout=60.0)
             wait_for_workers(port, workers)
             wrk_rps(wrk, url, script, 3)  # warm-up: caches filled, pools open
+            pids = workers_of(server.pid)
+            before = [cpu_seconds(pid) for pid in pids]
+            upstream_before = cpu_seconds(UPSTREAM_PID[0])
+            started = time.monotonic()
+            counting = subprocess.Popen(
+                ["sh", "-c", f"sleep {duration / 2}; ss -tnpH state established sport = :{port}"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             measured = wrk_rps(wrk, url, script, duration)
+            sockets = counting.communicate()[0]
             if cmd[0] == PYTHON:  # ours: its last argument is the worker count
-                RSS.setdefault(cmd[-1], []).append(max(rss_mb(server.pid).values()))
+                elapsed = time.monotonic() - started
+                split = [(cpu_seconds(p) - b) / elapsed for p, b in zip(pids, before, strict=True)]
+                SPLIT.setdefault(cmd[-1], []).append(split)
+                held = [sockets.count(f"pid={pid},") for pid in pids]
+                CONNECTIONS.setdefault(cmd[-1], []).append(held)
+                upstream = (cpu_seconds(UPSTREAM_PID[0]) - upstream_before) / elapsed
+                rps = measured[0]
+                PER_REQUEST.setdefault(cmd[-1], []).append(
+                    (1000 * sum(split) / rps, 1000 * upstream / rps)
+                )
+                memory = [memory_mb(pid) for pid in pids]
+                RSS.setdefault(cmd[-1], []).append(max(m["Rss"] for m in memory))
+                PSS.setdefault(cmd[-1], []).append(max(m["Pss"] for m in memory))
             return measured
         finally:
             stop(server)
@@ -185,6 +248,7 @@ def main() -> None:
     upstream = start([PYTHON, "bench/upstream.py", str(up_port)], 1, up_port)
     upstream_url = f"http://127.0.0.1:{up_port}/graphql"
     upstream_cpu = cpu_seconds(upstream.pid)
+    UPSTREAM_PID.append(upstream.pid)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_name:
         tmp = Path(tmp_name)
@@ -228,7 +292,23 @@ def main() -> None:
         )
         print(f"ours: {high} workers / {low}: {scaling:.2f}x")
     for count, values in RSS.items():
-        print(f"ours --workers {count}: largest worker RSS after the run {max(values):.0f} MB")
+        print(
+            f"ours --workers {count}: largest worker RSS after the run {max(values):.0f} MB, "
+            f"PSS {max(PSS[count]):.0f} MB; cores per worker (the request split) "
+            + ", ".join("/".join(f"{c:.2f}" for c in split) for split in SPLIT[count])
+            + "; wrk connections per worker "
+            + ", ".join("/".join(str(n) for n in held) for held in CONNECTIONS[count])
+        )
+        worker_ms = statistics.median(w for w, _ in PER_REQUEST[count])
+        upstream_ms = statistics.median(u for _, u in PER_REQUEST[count])
+        print(
+            f"ours --workers {count}: CPU per request {worker_ms:.3f} ms in the workers, "
+            f"{upstream_ms:.3f} ms in the upstream (medians)"
+        )
+    print(
+        f"ceiling: 2 processes of a pure CPU loop do {cpu_ceiling():.2f}x the work of one, "
+        "on this host as loaded now"
+    )
     print(
         f"cores used: wrk {statistics.median(WRK_CPU):.2f} (median per run), upstream "
         f"{upstream_cores:.2f} (average over the whole benchmark, pauses included); "

@@ -25,16 +25,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import structlog
-from watchfiles import awatch
 
 from gateway.config.errors import Located, LocatedError
 from gateway.config.model import AdresboekConfig
 from gateway.config.yamlsource import Source, read_source
 from gateway.observability.events import NullObserver, Observer
+
+if TYPE_CHECKING:
+    import jsonschema  # imported by _validator: a start without an adresboek never needs it
 
 log = structlog.get_logger("gateway.adresboek")
 
@@ -73,6 +74,8 @@ class Adresboek:
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
@@ -208,6 +211,8 @@ class AdresboekSource:
     async def watch(self, stop: asyncio.Event, debounce: float = 2.0) -> None:
         """Reload when the file changes, until *stop* is set (the file's folder is watched:
         an editor renames a new file over the old one)."""
+        from watchfiles import awatch  # not imported by a start that watches nothing
+
         while not stop.is_set():
             try:
                 async for _changes in awatch(

@@ -25,7 +25,6 @@ from typing import Literal, Protocol
 
 import aiohttp
 import structlog
-import tenacity
 
 from gateway.config.model import DeliveryConfig
 from gateway.observability.logs import emit_json_event
@@ -71,9 +70,13 @@ class Backoff:
     ``initial`` of jitter, capped at ``cap`` (tenacity's ``wait_exponential_jitter``)."""
 
     def __init__(self, initial: float, cap: float) -> None:
+        import tenacity  # not imported by a start without delivery
+
         self._wait = tenacity.wait_exponential_jitter(multiplier=initial, max=cap, jitter=initial)
 
     def after(self, attempts: int) -> float:
+        import tenacity
+
         state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         state.attempt_number = attempts
         return float(self._wait(state))

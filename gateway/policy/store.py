@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-from watchfiles import awatch
 
 from gateway.facts import DecisionInput
 from gateway.observability.events import NullObserver, Observer
@@ -219,6 +218,8 @@ class PolicyStore:
         refused by :meth:`reload` (the last good one keeps serving). File reads run in a
         worker thread so the event loop keeps serving.
         """
+        from watchfiles import awatch  # not imported by a start that watches nothing
+
         while not stop.is_set():
             try:
                 async for _changes in awatch(

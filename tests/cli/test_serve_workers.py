@@ -225,3 +225,22 @@ async def test_access_log_is_off_by_default(start_serve: StartServe) -> None:
     ]
     assert any(e.get("event") == "observability_ready" for e in events)
     assert not any(e.get("event") == "access" for e in events)
+
+
+def test_the_supervisor_imports_the_app_and_freezes_its_heap_before_the_fork() -> None:
+    # What the workers inherit copy-on-write: the modules each would import after the fork,
+    # with the collector kept off their pages (gc.freeze). Run in a fresh interpreter, as the
+    # supervisor is one: this process has imported everything already.
+    probe = (
+        "import gc, sys\n"
+        "from gateway.serving.workers import share_before_fork\n"
+        "assert 'gateway.app' not in sys.modules and gc.get_freeze_count() == 0\n"
+        "share_before_fork()\n"
+        "print(sorted(m for m in ('gateway.app', 'gateway.server.runner') if m in sys.modules),"
+        " gc.get_freeze_count() > 10_000)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['gateway.app', 'gateway.server.runner'] True"
