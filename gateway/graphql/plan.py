@@ -635,6 +635,38 @@ class OperationPlan:
             values[var.name] = value
         return values
 
+    def _coerce_fast(
+        self, inputs: Mapping[str, Any], sources: dict[str, VariableValueSource] | None
+    ) -> dict[str, Any] | None:
+        """The coerced variables by the compiled coercers (filling *sources* unless None:
+        most requests never read them), or None where graphql-core must coerce."""
+        if self._signatures is None:
+            return None
+        coerced: dict[str, Any] = {}
+        try:
+            for signature, has_default, coerce in self._signatures:
+                name = signature.name
+                value = inputs.get(name, Undefined)
+                if value is Undefined:
+                    if sources is not None:
+                        sources[name] = VariableValueSource(signature)
+                    if has_default:
+                        default = self._defaults[name]
+                        # Never hand two requests the same mutable default.
+                        coerced[name] = (
+                            copy.deepcopy(default) if isinstance(default, (dict, list)) else default
+                        )
+                        continue
+                    if not is_non_null_type(signature.type):
+                        continue  # not provided, nullable: absent
+                    return None
+                if sources is not None:
+                    sources[name] = VariableValueSource(signature, value)
+                coerced[name] = coerce(value)
+        except (Invalid, RecursionError):
+            return None
+        return coerced
+
     def _coerce_with_schema(self, inputs: Mapping[str, Any]) -> VariableValues:
         """Variables coerced by the schema, as graphql-core's ``get_variable_values``.
 
@@ -642,32 +674,10 @@ class OperationPlan:
         on any problem graphql-core's own function runs to produce its exact errors.
         """
         assert self._schema is not None
-        if self._signatures is not None:
-            sources: dict[str, VariableValueSource] = {}
-            coerced: dict[str, Any] = {}
-            try:
-                for signature, has_default, coerce in self._signatures:
-                    name = signature.name
-                    value = inputs.get(name, Undefined)
-                    if value is Undefined:
-                        sources[name] = VariableValueSource(signature)
-                        if has_default:
-                            default = self._defaults[name]
-                            # Never hand two requests the same mutable default.
-                            coerced[name] = (
-                                copy.deepcopy(default)
-                                if isinstance(default, (dict, list))
-                                else default
-                            )
-                            continue
-                        if not is_non_null_type(signature.type):
-                            continue  # not provided, nullable: absent
-                        raise _SlowPath
-                    sources[name] = VariableValueSource(signature, value)
-                    coerced[name] = coerce(value)
-                return VariableValues(sources, coerced)
-            except (_SlowPath, Invalid, RecursionError):
-                pass
+        sources: dict[str, VariableValueSource] = {}
+        coerced = self._coerce_fast(inputs, sources)
+        if coerced is not None:
+            return VariableValues(sources, coerced)
         result = get_variable_values(
             self._schema,
             self._var_nodes,
@@ -681,7 +691,7 @@ class OperationPlan:
     def facts(self, inputs: Mapping[str, Any]) -> OperationFacts:
         """The facts of this operation for one request's variables."""
         if self._collector is not None:
-            return self._collected_facts(self._coerce_with_schema(inputs))
+            return self._collected_facts(inputs)
         variables = self._coerce_untyped(inputs)
         if self._static is not None:
             group, paths, argument_fields = self._static
@@ -712,7 +722,7 @@ class OperationPlan:
         )
 
     def _argument_values(
-        self, field_def: GraphQLField, node: FieldNode, variables: VariableValues
+        self, field_def: GraphQLField, node: FieldNode, variables: _Variables
     ) -> dict[str, Any]:
         """``get_argument_values`` through the coercer compiled for this node (once):
         graphql-core itself runs what is not compiled or what the coercer refuses."""
@@ -722,16 +732,19 @@ class OperationPlan:
         except KeyError:
             compiled = self._arguments[key] = compile_arguments(field_def, node)
         if compiled is not None:
-            with contextlib.suppress(Invalid, RecursionError):
+            try:
                 return compiled(variables.coerced)
-        return get_argument_values(field_def, node, variables)
+            except (Invalid, RecursionError):
+                pass
+        return get_argument_values(field_def, node, variables.values())
 
-    def _collected_facts(self, variables: VariableValues) -> OperationFacts:
+    def _collected_facts(self, inputs: Mapping[str, Any]) -> OperationFacts:
         """The facts as graphql-core's executor would run them (routes with a schema)."""
         assert self._collector is not None
+        variables = _Variables(self, inputs)
         try:
             node, field_def, paths, nested = self._static_collected or self._collector.select(
-                variables
+                variables.values()
             )
             arguments = self._argument_values(field_def, node, variables) if field_def else {}
             arguments_at: dict[str, list[Mapping[str, Any]]] = {}
@@ -750,6 +763,30 @@ class OperationPlan:
             root_alias=node.alias.value if node.alias else None,
             arguments_at=arguments_at,
         )
+
+
+class _Variables:
+    """One request's coerced variables; graphql-core's :class:`VariableValues` (with a
+    source per variable) is built only when one of its functions is to run: a selection
+    with ``@skip``/``@include`` on a variable, or an argument the coercer leaves to it."""
+
+    __slots__ = ("_inputs", "_plan", "_values", "coerced")
+
+    def __init__(self, plan: OperationPlan, inputs: Mapping[str, Any]) -> None:
+        self._plan = plan
+        self._inputs = inputs
+        self._values: VariableValues | None = None
+        coerced = plan._coerce_fast(inputs, None)
+        if coerced is None:  # invalid, or graphql-core's to coerce: its errors
+            self._values = plan._coerce_with_schema(inputs)
+            coerced = self._values.coerced
+        self.coerced: dict[str, Any] = coerced
+
+    def values(self) -> VariableValues:
+        if self._values is None:
+            self._values = self._plan._coerce_with_schema(self._inputs)
+            self.coerced = self._values.coerced  # the arguments read what was selected on
+        return self._values
 
 
 _Nested = list[tuple[str, FieldNode, GraphQLField]]
