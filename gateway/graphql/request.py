@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -183,15 +183,16 @@ def _member_count(value: object) -> int:
     if type(value) is not dict and type(value) is not list:
         return 0
     count = 0
-    stack = [value]
+    stack: list[Any] = [value]
     pop = stack.pop
     push = stack.append
     while stack:
         item = pop()
+        children: Iterable[Any] = item
         if type(item) is dict:
             count += len(item)
-            item = item.values()
-        for child in item:
+            children = item.values()
+        for child in children:
             if type(child) is dict or type(child) is list:
                 push(child)
     return count

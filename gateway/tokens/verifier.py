@@ -117,7 +117,9 @@ class TokenCache(TLRUCache[str, "VerifiedToken"]):
         super().__init__(maxsize=max(1, size), ttu=_until_exp, timer=clock)
         self.size = size
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(  # type: ignore[override]
+        self, key: str, default: VerifiedToken | None = None
+    ) -> VerifiedToken | None:
         """The live entry for *key*, else *default*: cachetools' own ``__getitem__`` (the
         LRU update and the ``exp`` check) without ``get``'s frozen-timer context and its
         second lookup through ``__contains__``, which a single read does not need."""
