@@ -129,8 +129,11 @@ class Analyser:
         # Keyed by the text itself: a str hash is computed once per request text (and is
         # cheaper than a digest); a hit compares the whole text, so no two texts ever share
         # an entry. The text is small beside the document it keys.
-        cached = self._cache.get(query)
-        if cached is not None:
+        try:
+            cached = self._cache[query]  # one lookup (``get`` makes two) and the LRU update
+        except KeyError:
+            pass
+        else:
             self.observer.parse_cache(True)
             return cached
         self.observer.parse_cache(False)

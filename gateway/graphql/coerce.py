@@ -15,7 +15,6 @@ checks the equivalence against graphql-core over generated schemas and values.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -106,7 +105,7 @@ def _input_object(type_: GraphQLInputObjectType, nullable: bool) -> Coercer:
     # Built lazily: input objects may refer to themselves.
     compiled: list[tuple[str, str, Any, bool, Coercer]] = []
     names: frozenset[str] = frozenset()
-    out_type = type_.out_type
+    out_type = None if _passes_dicts(type_) else type_.out_type
     one_of = type_.is_one_of
 
     def build() -> None:
@@ -151,9 +150,15 @@ def _input_object(type_: GraphQLInputObjectType, nullable: bool) -> Coercer:
                 out[out_name] = inner(item)
         if one_of and (defined != 1 or len(out) != 1 or next(iter(out.values())) is None):
             raise Invalid
-        return out_type(out)
+        return out if out_type is None else out_type(out)
 
     return coerce
+
+
+def _passes_dicts(type_: GraphQLInputObjectType) -> bool:
+    """The type's ``out_type`` is graphql-core's default, which returns the dict as is
+    (then the compiled coercers skip the call)."""
+    return type_.out_type is GraphQLInputObjectType.out_type
 
 
 def _enum(type_: GraphQLEnumType, nullable: bool) -> Coercer:
@@ -287,12 +292,9 @@ def _steps(
         if value_node is None:
             if needed:
                 return None
-            # A field without a default and not sent is absent: no step at all (a where
-            # filter's input type has a dozen fields and a template sends one or two).
-            with contextlib.suppress(Invalid):
-                if _default(definition) is Undefined:
-                    continue
-            steps.append(_default_step(out_name, definition))
+            step = _default_step(out_name, definition)
+            if step is not None:
+                steps.append(step)
         elif isinstance(value_node, VariableNode):
             steps.append(_variable_field(out_name, definition, value_node.name.value, needed))
         else:
@@ -313,18 +315,26 @@ def _object_literal(node: ValueNode, type_: GraphQLInputObjectType) -> Literal |
     steps = _steps(fields, nodes, is_required_input_field)
     if steps is None:
         return None
-    out_type = type_.out_type
+    out_type = None if _passes_dicts(type_) else type_.out_type
 
     def build(variables: Mapping[str, Any]) -> Any:
         out: dict[str, Any] = {}
         for step in steps:
             step(variables, out)
-        return out_type(out)
+        return out if out_type is None else out_type(out)
 
     return build
 
 
-def _default_step(out_name: str, field: Any) -> Step:
+def _default_step(out_name: str, field: Any) -> Step | None:
+    """Puts the field's default in; None when it has none (graphql-core memoises the
+    default per field, so what it is now it is on every request: nothing to do then)."""
+    try:
+        if _default(field) is Undefined:
+            return None
+    except Invalid:
+        pass  # refused per request, as graphql-core would
+
     def step(_variables: Mapping[str, Any], out: dict[str, Any]) -> None:
         default = _default(field)
         if default is not Undefined:

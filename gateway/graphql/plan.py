@@ -636,6 +636,38 @@ class OperationPlan:
             values[var.name] = value
         return values
 
+    def _coerce_fast(
+        self, inputs: Mapping[str, Any], sources: dict[str, VariableValueSource] | None
+    ) -> dict[str, Any] | None:
+        """The coerced variables by the compiled coercers (filling *sources* unless None:
+        most requests never read them), or None where graphql-core must coerce."""
+        if self._signatures is None:
+            return None
+        coerced: dict[str, Any] = {}
+        try:
+            for signature, has_default, coerce in self._signatures:
+                name = signature.name
+                value = inputs.get(name, Undefined)
+                if value is Undefined:
+                    if sources is not None:
+                        sources[name] = VariableValueSource(signature)
+                    if has_default:
+                        default = self._defaults[name]
+                        # Never hand two requests the same mutable default.
+                        coerced[name] = (
+                            copy.deepcopy(default) if isinstance(default, (dict, list)) else default
+                        )
+                        continue
+                    if not is_non_null_type(signature.type):
+                        continue  # not provided, nullable: absent
+                    return None
+                if sources is not None:
+                    sources[name] = VariableValueSource(signature, value)
+                coerced[name] = coerce(value)
+        except (Invalid, RecursionError):
+            return None
+        return coerced
+
     def _coerce_with_schema(self, inputs: Mapping[str, Any]) -> VariableValues:
         """Variables coerced by the schema, as graphql-core's ``get_variable_values``.
 
@@ -643,32 +675,10 @@ class OperationPlan:
         on any problem graphql-core's own function runs to produce its exact errors.
         """
         assert self._schema is not None
-        if self._signatures is not None:
-            sources: dict[str, VariableValueSource] = {}
-            coerced: dict[str, Any] = {}
-            try:
-                for signature, has_default, coerce in self._signatures:
-                    name = signature.name
-                    value = inputs.get(name, Undefined)
-                    if value is Undefined:
-                        sources[name] = VariableValueSource(signature)
-                        if has_default:
-                            default = self._defaults[name]
-                            # Never hand two requests the same mutable default.
-                            coerced[name] = (
-                                copy.deepcopy(default)
-                                if isinstance(default, (dict, list))
-                                else default
-                            )
-                            continue
-                        if not is_non_null_type(signature.type):
-                            continue  # not provided, nullable: absent
-                        raise _SlowPath
-                    sources[name] = VariableValueSource(signature, value)
-                    coerced[name] = coerce(value)
-                return VariableValues(sources, coerced)
-            except (_SlowPath, Invalid, RecursionError):
-                pass
+        sources: dict[str, VariableValueSource] = {}
+        coerced = self._coerce_fast(inputs, sources)
+        if coerced is not None:
+            return VariableValues(sources, coerced)
         result = get_variable_values(
             self._schema,
             self._var_nodes,
@@ -682,7 +692,7 @@ class OperationPlan:
     def facts(self, inputs: Mapping[str, Any]) -> OperationFacts:
         """The facts of this operation for one request's variables."""
         if self._collector is not None:
-            return self._collected_facts(self._coerce_with_schema(inputs))
+            return self._collected_facts(inputs)
         variables = self._coerce_untyped(inputs)
         static = self._static
         if static is not None:
@@ -777,7 +787,7 @@ class OperationPlan:
             return compiled
 
     def _argument_values(
-        self, field_def: GraphQLField, node: FieldNode, variables: VariableValues
+        self, field_def: GraphQLField, node: FieldNode, variables: _Variables
     ) -> dict[str, Any] | None:
         """``get_argument_values`` through the coercer compiled for this node (once);
         None when graphql-core itself must run it (not compiled, or refused)."""
@@ -787,29 +797,30 @@ class OperationPlan:
                 return compiled(variables.coerced)
         return None
 
-    def _collected_facts(self, variables: VariableValues) -> OperationFacts:
+    def _collected_facts(self, inputs: Mapping[str, Any]) -> OperationFacts:
         """The facts as graphql-core's executor would run them (routes with a schema)."""
         assert self._collector is not None
         # Built by the compiled templates alone (and a static selection): then the facts
         # are the plan's symbolic ones with the variables' values (plan= below).
         exact = self._static_collected is not None
+        variables = _Variables(self, inputs)
         try:
             node, field_def, paths, nested = self._static_collected or self._collector.select(
-                variables
+                variables.values()
             )
             arguments: dict[str, Any] = {}
             if field_def:
                 compiled = self._argument_values(field_def, node, variables)
                 if compiled is None:
                     exact = False
-                    compiled = get_argument_values(field_def, node, variables)
+                    compiled = get_argument_values(field_def, node, variables.values())
                 arguments = compiled
             arguments_at: dict[str, list[Mapping[str, Any]]] = {}
             for path, sub_node, sub_def in nested:
                 values = self._argument_values(sub_def, sub_node, variables)
                 if values is None:
                     exact = False
-                    values = get_argument_values(sub_def, sub_node, variables)
+                    values = get_argument_values(sub_def, sub_node, variables.values())
                 arguments_at.setdefault(path, []).append(values)
         except GraphQLError as exc:
             raise self.fail(exc.message) from None
@@ -824,6 +835,30 @@ class OperationPlan:
             variables=variables.coerced,
             plan=self if exact else None,
         )
+
+
+class _Variables:
+    """One request's coerced variables; graphql-core's :class:`VariableValues` (with a
+    source per variable) is built only when one of its functions is to run: a selection
+    with ``@skip``/``@include`` on a variable, or an argument the coercer leaves to it."""
+
+    __slots__ = ("_inputs", "_plan", "_values", "coerced")
+
+    def __init__(self, plan: OperationPlan, inputs: Mapping[str, Any]) -> None:
+        self._plan = plan
+        self._inputs = inputs
+        self._values: VariableValues | None = None
+        coerced = plan._coerce_fast(inputs, None)
+        if coerced is None:  # invalid, or graphql-core's to coerce: its errors
+            self._values = plan._coerce_with_schema(inputs)
+            coerced = self._values.coerced
+        self.coerced: dict[str, Any] = coerced
+
+    def values(self) -> VariableValues:
+        if self._values is None:
+            self._values = self._plan._coerce_with_schema(self._inputs)
+            self.coerced = self._values.coerced  # the arguments read what was selected on
+        return self._values
 
 
 _Nested = list[tuple[str, FieldNode, GraphQLField]]

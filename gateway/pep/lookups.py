@@ -51,6 +51,11 @@ class Following(Protocol):
         """The lookups now (cheap when nothing changed: called once or twice per request)."""
         ...
 
+    def declared(self, operation: OperationFacts) -> Sequence[FactLookup]:
+        """Those of :meth:`current` that the policy deciding *operation* declares: only
+        they can be wanted (most operations' policies declare none)."""
+        ...
+
 
 class Lookups:
     """The ordered lookups of one route; an empty set costs one truth test per request."""
@@ -73,17 +78,35 @@ class Lookups:
             self._following is not None and bool(self._following.current())
         )
 
-    def _all(self) -> Sequence[FactLookup]:
+    def _candidates(self, operation: OperationFacts) -> Sequence[FactLookup]:
         if self._following is None:
             return self._lookups
-        return (*self._following.current(), *self._lookups)
+        declared = self._following.declared(operation)
+        if not declared:
+            return self._lookups
+        return (*declared, *self._lookups)
+
+    def wanted(
+        self, token: TokenFacts, operation: OperationFacts, route: RouteFacts
+    ) -> list[FactLookup]:
+        """The lookups this request wants (cheap, no I/O: an empty list for most)."""
+        candidates = self._candidates(operation)
+        if not candidates:
+            return []
+        return [lk for lk in candidates if lk.wanted(token, operation, route)]
 
     async def gather(
-        self, token: TokenFacts, operation: OperationFacts, route: RouteFacts
+        self,
+        token: TokenFacts,
+        operation: OperationFacts,
+        route: RouteFacts,
+        wanted: Sequence[FactLookup] | None = None,
     ) -> Mapping[str, Any]:
-        """``{name: facts}`` of every wanted lookup, run concurrently within the timeout;
-        :class:`FactsUnavailable` when any of them fails (fail closed)."""
-        wanted = [lk for lk in self._all() if lk.wanted(token, operation, route)]
+        """``{name: facts}`` of every *wanted* lookup (default: :meth:`wanted`'s), run
+        concurrently within the timeout; :class:`FactsUnavailable` when any of them fails
+        (fail closed)."""
+        if wanted is None:
+            wanted = self.wanted(token, operation, route)
         if not wanted:
             return NO_FACTS
         try:

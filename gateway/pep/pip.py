@@ -252,6 +252,15 @@ class PipLookups:
             self._set = active
         return self._current
 
+    def declared(self, operation: OperationFacts) -> tuple[PipLookup, ...]:
+        """The current lookups the policy deciding *operation* declares (one dict lookup
+        when it declares none: what :meth:`PipLookup.wanted` would find for each)."""
+        policy = self._policies.active.policy_for(operation.operation_type, operation.root_field)
+        if policy is None or not policy.lookups:
+            return ()
+        names = {spec.name for spec in policy.lookups}
+        return tuple(lookup for lookup in self.current() if lookup.name in names)
+
     def _lookup(self, name: str) -> PipLookup:
         found = self._made.get(name)
         if found is None:

@@ -208,9 +208,10 @@ class RouteHandler:
         )
         gates = self._gates_for(operation)
         extra = NO_FACTS
-        if plan.lookups:
+        wanted = plan.lookups.wanted(token.facts, operation, gates.facts)
+        if wanted:
             gates.check_scopes(token.facts, operation)
-            extra = await plan.lookups.gather(token.facts, operation, gates.facts)
+            extra = await plan.lookups.gather(token.facts, operation, gates.facts, wanted)
         policy_started = time.perf_counter()
         event.decision = decision = gates.decide(token.facts, operation, extra)
         event.policy_ms = (time.perf_counter() - policy_started) * 1000.0

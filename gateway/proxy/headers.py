@@ -54,6 +54,17 @@ _NOT_TO_UPSTREAM = (
 _NOT_TO_UPSTREAM_NO_AUTH = _NOT_TO_UPSTREAM | {"authorization"}
 _NOT_TO_CALLER = HOP_BY_HOP | TRACE_HEADERS | {"content-length", "server", "date"}
 _FORWARDED_FOR = frozenset({"x-forwarded-for"})
+# The drop sets by (keep_authorization, peer known), built once rather than per request.
+_DROP = {
+    (True, False): _NOT_TO_UPSTREAM,
+    (False, False): _NOT_TO_UPSTREAM_NO_AUTH,
+    (True, True): _NOT_TO_UPSTREAM | _FORWARDED_FOR,
+    (False, True): _NOT_TO_UPSTREAM_NO_AUTH | _FORWARDED_FOR,
+}
+# Lookups in a CIMultiDict with an istr skip the conversion of a plain str per call.
+_CONNECTION = istr("Connection")
+_X_FORWARDED_FOR = istr("X-Forwarded-For")
+_ACCEPT_ENCODING = istr("Accept-Encoding")
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
@@ -68,7 +79,7 @@ def _kept(
 ) -> tuple[list[tuple[str, str]], frozenset[str]]:
     """The (name, value) pairs of *headers* not in *drop* nor named in ``Connection``, and
     the names dropped. (A list: the result is turned into a multidict once, at the end.)"""
-    if "Connection" in headers:
+    if _CONNECTION in headers:
         drop = drop | _connection_tokens(headers)
     return [(k, v) for k, v in headers.items() if k.lower() not in drop], drop
 
@@ -85,16 +96,13 @@ def upstream_request_headers(
 ) -> CIMultiDict[str]:
     """The caller's headers as the upstream should see them: ``X-Forwarded-*``, then the
     *trace* headers and the verified *claims* (when given)."""
-    drop = _NOT_TO_UPSTREAM if keep_authorization else _NOT_TO_UPSTREAM_NO_AUTH
+    items, dropped = _kept(incoming, _DROP[keep_authorization, bool(peer)])
     if peer:
-        drop = drop | _FORWARDED_FOR
-    items, dropped = _kept(incoming, drop)
-    if peer:
-        previous = incoming.get("X-Forwarded-For")
+        previous = incoming.get(_X_FORWARDED_FOR)
         items.append(("X-Forwarded-For", f"{previous}, {peer}" if previous else peer))
     # aiohttp adds `Accept-Encoding: gzip, deflate` when the header is absent; the answer
     # passes through undecoded, so a caller that asked for no encoding must not get one.
-    if "Accept-Encoding" not in incoming or "accept-encoding" in dropped:
+    if _ACCEPT_ENCODING not in incoming or "accept-encoding" in dropped:
         items.append(("Accept-Encoding", "identity"))
     items.append(("X-Forwarded-Proto", scheme))
     if host:

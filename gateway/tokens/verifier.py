@@ -117,6 +117,17 @@ class TokenCache(TLRUCache[str, "VerifiedToken"]):
         super().__init__(maxsize=max(1, size), ttu=_until_exp, timer=clock)
         self.size = size
 
+    def get(  # type: ignore[override]
+        self, key: str, default: VerifiedToken | None = None
+    ) -> VerifiedToken | None:
+        """The live entry for *key*, else *default*: cachetools' own ``__getitem__`` (the
+        LRU update and the ``exp`` check) without ``get``'s frozen-timer context and its
+        second lookup through ``__contains__``, which a single read does not need."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
     def put(self, token: str, entry: VerifiedToken) -> None:
         """Remember *entry* (a size of 0 turns the cache off)."""
         if self.size > 0:

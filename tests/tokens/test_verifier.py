@@ -272,3 +272,22 @@ async def test_the_cache_forgets_a_token_at_its_exp(
     assert verifier.cache.get(token) is first
     clock.now = exp
     assert verifier.cache.get(token) is None
+
+
+async def test_a_cache_hit_keeps_the_token_least_recently_dropped(
+    config: GatewayConfig, clock: Clock
+) -> None:
+    """The cache's own ``get`` (no frozen timer, one lookup) still updates the LRU order:
+    with room for two, the token just read survives a third one, the other goes."""
+    tokens = config.tokens.model_copy(update={"cache_size": 2})
+    verifier = TokenVerifier(tokens, KeyStore.load(config), NullObserver(), clock=clock)
+    first, second, third = (
+        sign_with_gateway_key(config, claims(ZK_5151, jti=name)) for name in ("one", "two", "three")
+    )
+    entry = await verifier.verify(first, audience=AUDIENCE)
+    await verifier.verify(second, audience=AUDIENCE)
+    assert verifier.cache.get(first) is entry
+    await verifier.verify(third, audience=AUDIENCE)
+    assert verifier.cache.get(first) is entry
+    assert verifier.cache.get(second) is None
+    await verifier.close()

@@ -1,0 +1,253 @@
+"""The JSON body parser's fast paths decide exactly as the plain ones they replace.
+
+``loads_unique`` counts the member names in the text with ``bytes.count`` when no quote is
+followed by whitespace (else with the regex), walks only containers to count the decoded
+members, and ``request_from_mapping`` takes a shortcut for plain dicts. Each is compared
+here with the implementation before those fast paths (kept below as the reference) over
+generated JSON texts: duplicates at any depth, names spelled with escapes (``"a"`` and
+``"\\u0061"``), whitespace anywhere a JSON text allows it (``"a" : 1``), quote-colon pairs
+inside strings, big numbers, ``NaN``/``Infinity`` and lone surrogates. The same value or the
+same refusal (class, message and reason) must come out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.graphql.request import (
+    MEMBERS,
+    GraphQLRequest,
+    loads_unique,
+    parse_graphql_request,
+    request_from_mapping,
+)
+from gateway.refusals import BadRequest, Refusal
+
+# ----------------------------------------------------------------- the reference (before)
+
+_REF_MEMBER_END = re.compile(rb'"[ \t\r\n]*:')
+
+
+def _ref_member_count(value: object) -> int:
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+def _ref_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for name, _value in pairs:
+            if name in seen:
+                raise BadRequest(
+                    f"Duplicate member `{name}` in the request body: each name may occur "
+                    "once per object",
+                    reason="duplicate_member",
+                )
+            seen.add(name)
+    return result
+
+
+def ref_loads_unique(body: bytes) -> Any:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("Request body is not valid JSON", reason="invalid_json") from None
+    if len(_REF_MEMBER_END.findall(body)) != _ref_member_count(payload):
+        try:
+            json.loads(body, object_pairs_hook=_ref_no_duplicates)
+        except RecursionError:
+            raise BadRequest(
+                "The request is nested too deeply to analyse", reason="nested_too_deeply"
+            ) from None
+    return payload
+
+
+def ref_request_from_mapping(payload: object) -> GraphQLRequest:
+    if isinstance(payload, list):
+        raise BadRequest(
+            "Batched requests are not supported: send one JSON object", reason="batched_request"
+        )
+    if not isinstance(payload, Mapping):
+        raise BadRequest("Request body must be a JSON object", reason="body_not_object")
+    unknown = [key for key in payload if key not in frozenset(MEMBERS)]
+    if unknown:
+        raise BadRequest(
+            f"Unknown member `{unknown[0]}` in the request: only "
+            + ", ".join(f"`{m}`" for m in MEMBERS)
+            + " are accepted",
+            reason="unknown_member",
+        )
+    query = payload.get("query")
+    if query is None:
+        raise BadRequest("Request has no `query`", reason="missing_query")
+    if not isinstance(query, str):
+        raise BadRequest("`query` must be a string", reason="query_not_string")
+    variables = payload.get("variables")
+    if variables is None:
+        variables = {}
+    elif not isinstance(variables, Mapping):
+        raise BadRequest("`variables` must be an object", reason="variables_not_object")
+    operation_name = payload.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadRequest(
+            "`operationName` must be a string or null", reason="operation_name_not_string"
+        )
+    return GraphQLRequest(query=query, variables=variables, operation_name=operation_name or None)
+
+
+# ------------------------------------------------------------------------ generated texts
+
+_WS = st.sampled_from(["", "", "", " ", "\n", "\t", "\r\n", "  "])
+_NAMES = st.sampled_from(
+    ["a", "b", "query", "variables", "operationName", 'x":', "é", "\U0001f600"]
+)
+_STRING_CHARS = st.sampled_from(['"', ":", '":', '" :', "\\", "a", " ", "\n", "é", "\ud800"])
+
+
+def _encode_string(text: str, draw: st.DrawFn) -> str:
+    """*text* as a JSON string, each character written plainly or as a \\u escape."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        escaped_only = ch in '"\\' or code < 0x20 or 0xD800 <= code <= 0xDFFF
+        plain = not escaped_only and draw(st.booleans())
+        if plain:
+            out.append(ch)
+        elif ch == '"' and draw(st.booleans()):
+            out.append('\\"')
+        elif code > 0xFFFF:
+            high = 0xD800 + ((code - 0x10000) >> 10)
+            low = 0xDC00 + ((code - 0x10000) & 0x3FF)
+            out.append(f"\\u{high:04x}\\u{low:04X}")
+        else:
+            out.append(f"\\u{code:04x}")
+    out.append('"')
+    return "".join(out)
+
+
+@st.composite
+def _json_text(draw: st.DrawFn, depth: int = 0) -> str:
+    kinds = ["scalar", "string"] + (["object", "object", "array"] if depth < 4 else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "scalar":
+        return draw(
+            st.sampled_from(
+                [
+                    *("1", "-0", "1.5e3", "true", "false", "null", "NaN", "Infinity", "-Infinity"),
+                    *("18446744073709551616", "123456789012345678901234567890", "1e400", "01"),
+                ]
+            )
+        )
+    if kind == "string":
+        text = "".join(draw(st.lists(_STRING_CHARS, max_size=4)))
+        return _encode_string(text, draw)
+    if kind == "array":
+        items = draw(st.lists(_json_text(depth + 1), max_size=3))
+        return "[" + ",".join(draw(_WS) + item + draw(_WS) for item in items) + "]"
+    names = draw(st.lists(_NAMES, max_size=4))  # repeats: duplicate members
+    members = []
+    for name in names:
+        members.append(
+            draw(_WS)
+            + _encode_string(name, draw)
+            + draw(_WS)
+            + ":"
+            + draw(_WS)
+            + draw(_json_text(depth + 1))
+            + draw(_WS)
+        )
+    return "{" + ",".join(members) + "}"
+
+
+@st.composite
+def _request_text(draw: st.DrawFn) -> str:
+    """A GraphQL request body: mostly the three members (in any order, maybe repeated)."""
+    members = []
+    for name in draw(st.lists(st.sampled_from((*MEMBERS, "extensions")), max_size=4)):
+        value = draw(
+            st.one_of(
+                st.just('"{ a }"'),
+                st.just("null"),
+                st.just('"op"'),
+                st.just('""'),
+                _json_text(1),
+            )
+        )
+        members.append(_encode_string(name, draw) + draw(_WS) + ":" + draw(_WS) + value)
+    return draw(_WS) + "{" + ",".join(members) + "}" + draw(_WS)
+
+
+def _outcome(fn: Any, arg: Any) -> tuple[str, Any]:
+    try:
+        return "value", fn(arg)
+    except Refusal as refusal:
+        return "refused", (type(refusal), refusal.message, refusal.reason)
+
+
+_SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_SETTINGS
+@given(st.one_of(_json_text(), _request_text()))
+def test_loads_unique_decides_as_the_reference(text: str) -> None:
+    body = text.encode("utf-8", "surrogatepass")
+    assert _outcome(loads_unique, body) == _outcome(ref_loads_unique, body)
+
+
+@_SETTINGS
+@given(_request_text())
+def test_request_parsing_decides_as_the_reference(text: str) -> None:
+    body = text.encode("utf-8", "surrogatepass")
+
+    def reference(data: bytes) -> GraphQLRequest:
+        return ref_request_from_mapping(ref_loads_unique(data))
+
+    def parsed(data: bytes) -> GraphQLRequest:
+        return parse_graphql_request(data, "application/json")
+
+    assert _outcome(parsed, body) == _outcome(reference, body)
+
+
+@_SETTINGS
+@given(
+    st.one_of(
+        st.dictionaries(
+            st.sampled_from((*MEMBERS, "x")),
+            st.one_of(
+                st.none(),
+                st.text(),
+                st.integers(),
+                st.dictionaries(st.text(), st.integers()),
+                st.lists(st.integers()),
+            ),
+            max_size=4,
+        ),
+        st.lists(st.integers(), max_size=2),
+        st.text(),
+    )
+)
+def test_request_from_mapping_decides_as_the_reference(payload: object) -> None:
+    assert _outcome(request_from_mapping, payload) == _outcome(ref_request_from_mapping, payload)
+
+
+def test_generated_texts_include_duplicates_and_spaced_names() -> None:
+    """The generator reaches the cases that matter (a guard against a vacuous property)."""
+    assert _outcome(loads_unique, b'{"a" : 1, "\\u0061":2}')[1][2] == "duplicate_member"
+    assert _outcome(loads_unique, b'{"b":{"a":1,"a":2}}')[1][2] == "duplicate_member"
+    assert _outcome(loads_unique, b'{"a":"\\":","b":1}') == ("value", {"a": '":', "b": 1})
