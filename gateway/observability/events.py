@@ -90,7 +90,8 @@ class DecisionEvent:
         """The decision log's keys, in its order: who (token), what (operation), the audit
         values, then timings and ids. Absent facts are ``None``."""
         t, o, d = self.token, self.operation, self.decision
-        out = {
+        # One dict display (the audit values spliced in): per request, on the log's path.
+        return {
             "decision_id": self.decision_id,
             "outcome": self.outcome,
             "status": self.status,
@@ -108,16 +109,15 @@ class DecisionEvent:
             "operation_type": o.operation_type if o else None,
             "operation_name": o.operation_name if o else None,
             "root_field": o.root_field if o else None,
+            **self.audit,
+            "upstream_ms": self.upstream_ms,
+            "policy_ms": self.policy_ms,
+            "total_ms": self.total_ms,
+            "trace_id": self.trace_id,
+            "request_id": self.request_id,
+            "policy_version": d.policy_version if d else None,
+            "upstream_error": self.upstream_error,
         }
-        out.update(self.audit)
-        out["upstream_ms"] = self.upstream_ms
-        out["policy_ms"] = self.policy_ms
-        out["total_ms"] = self.total_ms
-        out["trace_id"] = self.trace_id
-        out["request_id"] = self.request_id
-        out["policy_version"] = d.policy_version if d else None
-        out["upstream_error"] = self.upstream_error
-        return out
 
 
 DECISION_LOG_KEYS = frozenset(DecisionEvent("", "").fields())

@@ -194,7 +194,8 @@ _SAFE_KEYS: dict[type, bool] = {}
 
 
 def _keys_safe(fields: Any) -> bool:
-    if isinstance(fields, Mapping):
+    # A dict (the decision log's fields) skips the ABC check, a Python-level call.
+    if type(fields) is dict or isinstance(fields, Mapping):
         return not sensitive_keys(tuple(fields))
     kind = type(fields)
     safe = _SAFE_KEYS.get(kind)
@@ -254,18 +255,20 @@ def emit_json_event(
             body = render_flat(fields)
         if body is not None:
             inner = body[1:-1].decode()
-            emit_line(
-                f'{{"logger":{_quoted(logger)},{inner}{"," if inner else ""}"event":'
-                f'{_quoted(event)},"level":"{level}","timestamp":"{iso_timestamp()}"}}'
-            )
+            head, tail = _frame(logger, event, level)
+            emit_line(f'{head}{inner}{"," if inner else ""}{tail}{iso_timestamp()}"}}')
             return
     getattr(get_logger(logger), level)(event, **as_record(fields))
 
 
 @lru_cache(maxsize=64)
-def _quoted(text: str) -> str:
-    """*text* as a JSON string (logger and event names: a few code constants, cached)."""
-    return orjson.dumps(text).decode()
+def _frame(logger: str, event: str, level: str) -> tuple[str, str]:
+    """The fixed text of a direct line around its fields: ``{"logger":...,`` and
+    ``"event":...,"level":...,"timestamp":"`` (a few code constants: cached)."""
+    return (
+        f'{{"logger":{orjson.dumps(logger).decode()},',
+        f'"event":{orjson.dumps(event).decode()},"level":"{level}","timestamp":"',
+    )
 
 
 CONSOLE_VALUE_CHARS = 48

@@ -311,6 +311,10 @@ class GatewayMetrics:
         self, outcome: str, route: str, code: str | None, rule: str | None
     ) -> tuple[Any, Any]:
         """(counter child, total-latency child) for one decision's labels, cached."""
+        key = ("decision", outcome, route, code, rule)
+        children = self._children.get(key)  # the hit first: no closure built per request
+        if children is not None:
+            return children
 
         def build() -> tuple[Any, Any]:
             r = self.route_label(route)
@@ -321,10 +325,14 @@ class GatewayMetrics:
                 self._fast(self.decision_seconds.labels(r, outcome)),
             )
 
-        return _cached(self._children, ("decision", outcome, route, code, rule), build)
+        return _cached(self._children, key, build)
 
     def route_children(self, route: str) -> tuple[Any, Any]:
         """(policy-latency child, upstream-latency child) for *route*, cached."""
+        key = ("route", route)
+        children = self._children.get(key)
+        if children is not None:
+            return children
 
         def build() -> tuple[Any, Any]:
             r = self.route_label(route)
@@ -333,10 +341,14 @@ class GatewayMetrics:
                 self._fast(self.upstream_seconds.labels(r)),
             )
 
-        return _cached(self._children, ("route", route), build)
+        return _cached(self._children, key, build)
 
     def request_children(self, route: str, method: str, status: int) -> tuple[Any, Any]:
         """(request counter child, request-latency child) for one response, cached."""
+        key = ("request", route, method, status)
+        children = self._children.get(key)
+        if children is not None:
+            return children
 
         def build() -> tuple[Any, Any]:
             r = self.route_label(route)
@@ -345,7 +357,7 @@ class GatewayMetrics:
                 self._fast(self.request_seconds.labels(r)),
             )
 
-        return _cached(self._children, ("request", route, method, status), build)
+        return _cached(self._children, key, build)
 
     def set_policy_version(self, version: str) -> None:
         """Mark *version* as the enforced policy (the previous one drops to 0)."""

@@ -9,14 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from gateway.config.model import GatewayConfig
 from gateway.observability.audit_trail import AuditWriter, per_process_path
 from gateway.observability.events import Observer
-from gateway.observability.http import METRICS_KEY, add_routes, request_metrics_middleware
+from gateway.observability.http import (
+    METRICS_KEY,
+    SELF_COUNTED,
+    add_routes,
+    request_metrics_middleware,
+)
 from gateway.observability.logs import configure_logging, get_logger
 from gateway.observability.metrics import FLUSH_SECONDS, GatewayMetrics
 from gateway.observability.observer import GatewayObserver
@@ -47,7 +52,9 @@ def setup_observability(
         issuers=frozenset(i.issuer for i in config.tokens.trusted_issuers),
     )
     app[METRICS_KEY] = metrics
-    app.middlewares.append(request_metrics_middleware(metrics))
+    skipped: set[Any] = set()  # routes whose handlers count themselves (the PEP's)
+    app[SELF_COUNTED] = skipped
+    app.middlewares.append(request_metrics_middleware(metrics, skipped))
     add_routes(app, metrics=config.server.admin is None)
 
     if observer is None:

@@ -8,6 +8,7 @@ refusals included, carries the trace headers and ``X-Request-ID``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -106,6 +107,9 @@ class RouteHandler:
         self._audience = route.audience
         self._allow_plain_jwt = route.allow_plain_jwt
         self._keep_authorization = route.forward_authorization
+        self.count_request: Callable[[str, int, float], None] = _count_nothing
+        """Counts each answered request in the request metrics (method, status, seconds):
+        the PEP's routes skip the generic request-metrics middleware (set by the setup)."""
 
     @property
     def plan(self) -> RoutePlan:
@@ -147,6 +151,9 @@ class RouteHandler:
             response = await self._pipeline(request, event, trace_headers)
         except Refusal as refusal:
             response = self._refuse(refusal, request, event, trace_headers)
+        except asyncio.CancelledError:  # the client went away: counted as the middleware did
+            self.count_request(request.method, 499, time.perf_counter() - started)
+            raise
         except Exception:
             # A bug, not a refusal: answer 500 and never forward; the event says "error".
             log.exception("pep_internal_error", route=self._path, decision_id=event.decision_id)
@@ -160,6 +167,7 @@ class RouteHandler:
             )
         event.total_ms = (time.perf_counter() - started) * 1000.0
         self.observer.decision(event)
+        self.count_request(request.method, response.status, event.total_ms / 1000.0)
         return response
 
     def _refuse(
@@ -255,6 +263,10 @@ class RouteHandler:
                 token.facts, operation, gates.facts, forwarded.status, forwarded.body
             )
         return response
+
+
+def _count_nothing(method: str, status: int, seconds: float) -> None:
+    """A handler's request counter before the setup gives it one (tests of the pipeline)."""
 
 
 def note_refusal(event: DecisionEvent, refusal: Refusal) -> None:

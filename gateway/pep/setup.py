@@ -27,6 +27,7 @@ from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import load_schema, route_schema_path
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
+from gateway.observability.http import counted_by_handler
 from gateway.pep.abonnementen import (
     StoreRef,
     SubscriptionLookup,
@@ -249,7 +250,10 @@ def setup_pep(
     pep = build_pep(config, keystore, observer, store)
     app[PEP] = pep
     for path, handler in pep.handlers.items():
-        app.router.add_route("*", path, handler.handle)
+        route = app.router.add_route("*", path, handler.handle)
+        if isinstance(handler, RouteHandler):
+            # The GraphQL routes count their own requests (no request-metrics middleware).
+            handler.count_request = counted_by_handler(app, route)
         if isinstance(handler, RestRouteHandler):
             # A REST route's path is a prefix: every path below it is the route's.
             app.router.add_route("*", path + "/{tail:.*}", handler.handle)
@@ -262,7 +266,8 @@ def setup_pep(
     if pep.adresboek is not None:
         setup_adresboek(app, config, pep.verifier, pep.adresboek)
     if pep.central is not None:
-        app.router.add_route("*", pep.central.plan.config.path, pep.central.handle)
+        route = app.router.add_route("*", pep.central.plan.config.path, pep.central.handle)
+        pep.central.count_request = counted_by_handler(app, route)
     for issuer, jwks in pep.verifier.remote.items():
         add_check(app, f"jwks:{issuer}", _jwks_check(jwks))
     app.cleanup_ctx.append(_lifecycle(pep, config))

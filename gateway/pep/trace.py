@@ -109,7 +109,7 @@ class TraceContext:
     def headers(self) -> dict[str, str]:
         """Trace and request-id headers, for the upstream and for the caller."""
         headers = {
-            "traceparent": self.traceparent,
+            "traceparent": f"00-{self.trace_id}-{self.span_id}-{self.flags}",  # inlined property
             "X-B3-TraceId": self.b3_trace_id,
             "X-B3-SpanId": self.span_id,
             "X-Request-ID": self.request_id,
