@@ -52,6 +52,17 @@ class AuditBlock:
     paths: Mapping[str, Any]
     """Name -> its fact paths as written (a path, a pair of paths, or ``{fact, each}``)."""
 
+    @property
+    def reads_request(self) -> bool:
+        """Whether a value may read more than the token and the route (``token.``,
+        ``route.``): the request's input, its items, looked-up facts. Values from those two
+        alone come from a small set (callers times routes)."""
+        return not all(
+            isinstance(p, str) and p.startswith(("token.", "route."))
+            for v in self.paths.values()
+            for p in (v if isinstance(v, list) else v.values() if isinstance(v, dict) else [v])
+        )
+
     def extractor(self, names: AuditValues) -> Callable[[DecisionInput], AuditValues]:
         """The function giving a request's values under every name of *names* (the policy
         set's names, in its order), the names this block lacks without a value."""

@@ -26,6 +26,9 @@ RESIDUALS_PER_PLAN = 64
 """Residual plans kept per query plan (one per set of variables sent: bounded)."""
 REFUSAL_CACHE_SIZE = 4096
 """Refusal decisions kept per policy (operation names are chosen by callers: bounded)."""
+AUDITED_CACHE_SIZE = 4096
+"""Audited decisions kept per policy whose audit values read only the token and the route
+(one per decision, caller and route: bounded)."""
 DEFAULT_DENY_STATUS = 403
 DEFAULT_DENY_CODE = "FORBIDDEN"
 DEFAULT_DENY_MESSAGE = "Policy Access Denied"
@@ -136,6 +139,12 @@ class CompiledPolicy:
     policy version (a hot reload) starts empty."""
     _allow: Decision | None = None
     _refusals: dict[tuple[str, str | None, str, str], Decision] = field(default_factory=dict)
+    _audited: dict[tuple[Any, ...], tuple[Decision, Decision]] | None = None
+    """``(id(decision), *audit values) -> (decision, the decision carrying them)`` when the
+    ``audit:`` block reads only the token and the route (the raadplegingen): its values then
+    come from a small set, so the audited decision is built once per set of values and
+    shared (see :meth:`_with_audit`). None: every decision builds its own. Per policy
+    object, so a new policy version starts empty."""
 
     def finish(self, version: str, audit_names: AuditValues) -> None:
         """Freeze the hot-path plan (called once the set's version and audit names are
@@ -143,6 +152,8 @@ class CompiledPolicy:
         self.version = version
         if self.audit_block is not None:
             self.audit = self.audit_block.extractor(audit_names)
+            if not self.audit_block.reads_request:
+                self._audited = {}
         self._plan = tuple(
             (c.when.test if c.when else None, c.require.test, c) for c in self.checks
         )
@@ -231,7 +242,31 @@ class CompiledPolicy:
         audit = self.audit
         if audit is None:
             return decision
-        return with_audit(decision, audit(facts))
+        values = audit(facts)
+        audited = self._audited
+        if audited is None:
+            return with_audit(decision, values)
+        return self._with_audit(audited, decision, values)
+
+    @staticmethod
+    def _with_audit(
+        audited: dict[tuple[Any, ...], tuple[Decision, Decision]],
+        decision: Decision,
+        values: AuditValues,
+    ) -> Decision:
+        """*decision* carrying *values*, shared by every request with the same decision and
+        values (equal values, so the decision log shows the same). Keyed by the decision's
+        id, checked against the decision held in the entry (held, so the id is not reused
+        while the entry lives)."""
+        key = (id(decision), *values.values())
+        hit = audited.get(key)
+        if hit is not None and hit[0] is decision:
+            return hit[1]
+        made = with_audit(decision, values)
+        if len(audited) >= AUDITED_CACHE_SIZE:
+            audited.clear()
+        audited[key] = (decision, made)
+        return made
 
     def _for_selection(self, plan: Any, facts: DecisionInput) -> Any:
         """*plan* partially evaluated for the request's selected paths (one tuple per query

@@ -153,6 +153,12 @@ def _same(policy_set: PolicySet, facts: DecisionInput) -> Decision:
         full.audit,
     )
     assert policy_set.decide(facts, explain=True) == policy_set.decide(_full(facts), explain=True)
+    # The audit values are the request's own, also when the audited decision is shared.
+    op = facts.operation
+    policy = policy_set.policy_for(op.operation_type, op.root_field)
+    if policy is not None and policy.audit is not None:
+        assert partial.audit == policy.audit(facts)
+    assert partial.audit == policy_set.decide(facts, explain=True).audit
     return partial
 
 
@@ -304,3 +310,36 @@ def test_a_new_policy_version_never_runs_the_old_residual(tmp_path: Path) -> Non
     assert str(decision.rule).endswith("/BRA0001-instelling"), decision.rule
     assert decision.policy_version == new.version
     assert old.decide(again).allow  # and the old set keeps its own
+
+
+def test_audited_decisions_are_shared_per_caller_and_route_and_per_version(
+    tmp_path: Path,
+) -> None:
+    """The raadplegingen record only the token and the route: a caller's decisions on one
+    route share one audited decision, another caller gets its own values, and a new policy
+    version starts with none."""
+    folder = tmp_path / "iwlz"
+    shutil.copytree(IWLZ, folder)
+    policy_set = load_policy_set([folder])
+    name = "QBR-0001-ZA"
+    one, two = (_facts(name, _template(name)[1], claims) for claims in CALLERS[:2])
+    assert one is not None and two is not None
+    first, again, other = (_same(policy_set, f) for f in (one, one, two))
+    assert first.allow and not other.allow  # the example binds the first caller
+    assert again is first
+    assert other.audit != first.audit and other is not first
+    op = one.operation
+    policy = policy_set.policy_for(op.operation_type, op.root_field)
+    assert policy is not None and policy._audited
+    changed = folder / "raadplegingen" / "overdracht.yaml"
+    changed.write_text(changed.read_text() + "\n# changed\n")
+    reloaded = load_policy_set([folder])
+    fresh = reloaded.policy_for(op.operation_type, op.root_field)
+    assert fresh is not None and fresh._audited == {}
+    decided = reloaded.decide(one)
+    assert decided.policy_version == reloaded.version != policy_set.version
+    assert decided is not first and decided.audit == first.audit
+    # Notifications record their input's values: no sharing there.
+    notificatie = policy_set.policy_for("mutation", "zendNotificatie")
+    assert notificatie is not None and notificatie.audit is not None
+    assert notificatie._audited is None
