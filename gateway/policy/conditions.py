@@ -118,8 +118,12 @@ def _unary(sym: SymGetter, check: Callable[[Any], bool], *, shape: bool = False)
             return bool(check(s.value))
         name = _variable(s)
         if name is not None:  # the variable's own value: read in place
-            return _item_free_if(lambda f, i: check(f.operation.variables[name]), [s])
-        return _item_free_if(lambda f, i: check(read(f, i)), [s])
+            test: Test = lambda f, i: check(f.operation.variables[name])  # noqa: E731
+            SHAPES[test] = ("unary", check, ("var", name))
+            return _item_free_if(test, [s])
+        test = lambda f, i: check(read(f, i))  # noqa: E731
+        SHAPES[test] = ("unary", check, ("read", read))
+        return _item_free_if(test, [s])
 
     return partial
 
@@ -146,14 +150,20 @@ def _binary(a: SymGetter, b: SymGetter, check: Callable[[Any, Any], bool]) -> Pa
             test: Test = lambda f, i: check(  # noqa: E731
                 f.operation.variables[na], f.operation.variables[nb]
             )
+            shape: tuple[Any, ...] = ("binary", check, ("var", na), ("var", nb))
         elif na is not None and rb is not None:  # a variable and a token fact (equals:)
             test = lambda f, i: check(f.operation.variables[na], rb(f, i))  # noqa: E731
+            shape = ("binary", check, ("var", na), ("read", rb))
         elif ra is None:
             test = lambda f, i: check(va, rb(f, i))  # type: ignore[misc]  # noqa: E731
+            shape = ("binary", check, ("const", va), ("read", rb))
         elif rb is None:
             test = lambda f, i: check(ra(f, i), vb)  # noqa: E731
+            shape = ("binary", check, ("read", ra), ("const", vb))
         else:
             test = lambda f, i: check(ra(f, i), rb(f, i))  # noqa: E731
+            shape = ("binary", check, ("read", ra), ("read", rb))
+        SHAPES[test] = shape
         return _item_free_if(test, [sa, sb])
 
     return partial
@@ -162,6 +172,17 @@ def _binary(a: SymGetter, b: SymGetter, check: Callable[[Any, Any], bool]) -> Pa
 ALL_PARTS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
 """The parts of each residual ``all:`` test: the engine runs a part an earlier check
 already ran (and passed) once (:meth:`CompiledPolicy._residual`)."""
+SHAPES: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+"""What each residual test computes, for :mod:`gateway.policy.fused` to write the residual
+checks of a plan as one function: ``("unary", check, source)``, ``("binary", check, a,
+b)`` (a source: ``("var", name)``, ``("read", getter)``, ``("const", value)``), ``("all",
+tests)``, ``("any", tests)``, ``("not", test)``, ``("lower", floors, alternatives)``,
+``("upper", ceilings, dates)``. A test without one is called as it is."""
+CHECK_FORMS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+"""What each value check of an operator tests (``("present", wanted)``, ``("in",
+values)``, ``("is", value)``, ``("eq", value)``, ``("eq_other",)``, ``("pattern",
+match)``, ``("date",)``, ``("date_time",)``), for :mod:`gateway.policy.fused` to write it
+in place; a check without one is called."""
 ITEM_FREE: weakref.WeakSet[Any] = weakref.WeakSet()
 """Residual tests that do not read their item (the variables, the token): ``every`` over
 a plan's list then runs each distinct one once, not once per item."""
@@ -186,6 +207,7 @@ def all_residual(parts: list[Residual]) -> Residual:
         return True
 
     ALL_PARTS[every_test] = tests
+    SHAPES[every_test] = ("all", tests)
     return _item_free_if(every_test, left)
 
 
@@ -221,6 +243,7 @@ def _any_of(parts: list[Residual]) -> Residual:
                 return True
         return False
 
+    SHAPES[any_of] = ("any", tests)
     return _item_free_if(any_of, left)
 
 
@@ -229,7 +252,9 @@ def _negated(inner: Cond) -> Partial:
         r = residual(inner, op, item)
         if type(r) is bool:
             return not r
-        return lambda f, i: not r(f, i)  # type: ignore[operator]
+        test: Test = lambda f, i: not r(f, i)  # type: ignore[operator]  # noqa: E731
+        SHAPES[test] = ("not", r)
+        return test
 
     return partial
 
@@ -324,6 +349,32 @@ def _instant(value: str) -> dt.datetime:
 
 def _valid_date(value: Any) -> bool:
     return type(value) is str and len(value) == 10 and _date_text(value)
+
+
+def _equal_other(a: Any, b: Any) -> bool:
+    """``equals: {fact: ..}``: the fact is present and equal to the other."""
+    return a is not None and a == b
+
+
+def _in_check(values: frozenset[str]) -> Callable[[Any], bool]:
+    def check(v: Any) -> bool:
+        return type(v) is str and v in values
+
+    CHECK_FORMS[check] = ("in", values)
+    return check
+
+
+def _pattern_check(match: Callable[[str], Any]) -> Callable[[Any], bool]:
+    def check(v: Any) -> bool:
+        return type(v) is str and match(v) is not None
+
+    CHECK_FORMS[check] = ("pattern", match)
+    return check
+
+
+CHECK_FORMS[_valid_date] = ("date",)
+CHECK_FORMS[_valid_date_time] = ("date_time",)
+CHECK_FORMS[_equal_other] = ("eq_other",)
 
 
 @lru_cache(maxsize=4096)
@@ -746,9 +797,7 @@ class ConditionCompiler:
                     f"{name} is {_show(get(f, i))}, must equal {other_name} ({_show(other(f, i))})"
                 ),
                 f"{name} equals {other_name}",
-                partial=_binary(
-                    self.sym(get), self.sym(other), lambda a, b: a is not None and a == b
-                ),
+                partial=_binary(self.sym(get), self.sym(other), _equal_other),
             )
         if isinstance(arg, list):
             raise self.error(at, "equals: takes one value", "to test membership use in:")
@@ -763,6 +812,8 @@ class ConditionCompiler:
 
             def check(v: Any) -> bool:
                 return v is want
+
+            CHECK_FORMS[check] = ("is", want)
         elif want is None:
             raise self.error(at, "equals: needs a value", "to test absence use present: false")
         else:
@@ -772,6 +823,8 @@ class ConditionCompiler:
 
             def check(v: Any) -> bool:
                 return bool(v == want)
+
+            CHECK_FORMS[check] = ("eq", want)
 
         keyed = (name, want, get, None) if type(want) is str and not in_item else None
         return Cond(
@@ -811,7 +864,7 @@ class ConditionCompiler:
             lambda f, i: f"{name} is {_show(get(f, i))}, must be in {label}",
             f"{name} in {label}",
             never,
-            partial=_unary(self.sym(get), lambda v: type(v) is str and v in values),
+            partial=_unary(self.sym(get), _in_check(values)),
         )
 
     def _op_subset_of(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -930,6 +983,8 @@ class ConditionCompiler:
             found = v is not None and v != "" and v != [] and v != {}
             return found if arg else not found
 
+        CHECK_FORMS[check] = ("present", arg)
+
         word = "present" if arg else "absent"
         return Cond(
             test,
@@ -960,7 +1015,7 @@ class ConditionCompiler:
             test,
             lambda f, i: f"{name} is {_show(get(f, i))}, must match {arg!r}",
             f"{name} matches {arg!r}",
-            partial=_unary(self.sym(get), lambda v: type(v) is str and match(v) is not None),
+            partial=_unary(self.sym(get), _pattern_check(match)),
         )
 
     def _op_format(self, name: str, get: Getter, arg: Any, at: JsonPath, in_item: bool) -> Cond:
@@ -1689,6 +1744,7 @@ def _lower(
                 return True  # this list passes
         return False
 
+    SHAPES[lower] = ("lower", floors, alternative_dates)
     return lower
 
 
@@ -1719,6 +1775,7 @@ def _upper(ceiling_values: list[Sym], upper_dates: tuple[_Leaf, ...]) -> Test:
                 return True
         return False
 
+    SHAPES[upper] = ("upper", ceilings, upper_dates)
     return upper
 
 

@@ -17,6 +17,7 @@ from gateway.facts import DecisionInput
 from gateway.policy.audit_fields import AuditBlock
 from gateway.policy.conditions import ALL_PARTS, Cond, DataCatalogue, all_residual, residual
 from gateway.policy.decision import AuditValue, AuditValues, Decision, TraceStep, with_audit
+from gateway.policy.fused import fuse
 from gateway.policy.lookups import LookupSpec
 
 DEFAULT_DENY_RULE = "default-deny"
@@ -219,9 +220,15 @@ class CompiledPolicy:
             if left is None:
                 if len(per_plan) >= RESIDUALS_PER_PLAN:
                     per_plan.clear()
-                left = per_plan[slot] = self._residual(plan, facts)
+                left = per_plan[slot] = self._fused(plan, facts)
         if left is not None and left is not NO_RESIDUAL:
-            plan = left
+            # One generated function for the checks left (gateway/policy/fused.py).
+            refused = left.run(facts)
+            if refused < 0:
+                decision = self._allow
+                assert decision is not None
+            else:
+                decision = self._refuse(facts, left.plan[refused][2], ())
         else:
             selected = op.selected_paths
             hit = self._by_selection.get((id(plan), id(selected)))
@@ -229,16 +236,16 @@ class CompiledPolicy:
                 plan = hit[2]
             else:
                 plan = self._for_selection(plan, facts)
-        for when, require, check in plan:
-            if when is not None and not when(facts, None):
-                continue
-            if not require(facts, None):
-                decision = self._refuse(facts, check, ())
-                break
-        else:
-            allow = self._allow
-            assert allow is not None
-            decision = allow
+            for when, require, check in plan:
+                if when is not None and not when(facts, None):
+                    continue
+                if not require(facts, None):
+                    decision = self._refuse(facts, check, ())
+                    break
+            else:
+                allow = self._allow
+                assert allow is not None
+                decision = allow
         audit = self.audit
         if audit is None:
             return decision
@@ -292,6 +299,13 @@ class CompiledPolicy:
                 self._by_selection.clear()
             self._by_selection[(id(plan), id(selected))] = (plan, selected, special)
         return special
+
+    def _fused(self, plan: Any, facts: DecisionInput) -> Any:
+        """:meth:`_residual` as one function (:class:`Residual`), or NO_RESIDUAL."""
+        left = self._residual(plan, facts)
+        if left is NO_RESIDUAL:
+            return NO_RESIDUAL
+        return Residual(left) if FUSE else Residual(left, _looped(left))
 
     def _residual(self, plan: Any, facts: DecisionInput) -> Any:
         """*plan* partially evaluated for the query plan behind *facts* and the variables
@@ -423,6 +437,38 @@ class CompiledPolicy:
 
 NO_RESIDUAL: Any = object()
 """Marks a query plan the partial evaluation does not apply to."""
+FUSE = True
+"""Whether a residual plan runs as one generated function (False: the loop over its
+tests; the equivalence tests compare the two)."""
+
+
+class Residual:
+    """The checks left for one query plan and set of variables sent (``plan``: ``(when,
+    require, check)``, in order) and the function that runs them: the index of the first
+    refusing check, or -1."""
+
+    __slots__ = ("plan", "run", "source")
+
+    def __init__(self, plan: tuple[tuple[Any, Any, CompiledCheck], ...], run: Any = None):
+        self.plan = plan
+        self.source = ""
+        if run is None:
+            run, self.source = fuse(plan)
+        self.run: Callable[[DecisionInput], int] = run
+
+
+def _looped(plan: tuple[tuple[Any, Any, CompiledCheck], ...]) -> Callable[[DecisionInput], int]:
+    """*plan* run test by test (what :func:`fuse` writes as one function)."""
+
+    def run(facts: DecisionInput) -> int:
+        for n, (when, require, _check) in enumerate(plan):
+            if when is not None and not when(facts, None):
+                continue
+            if not require(facts, None):
+                return n
+        return -1
+
+    return run
 
 
 def _never(_facts: DecisionInput, _item: Any) -> bool:

@@ -258,7 +258,7 @@ def test_the_date_windows_of_one_request_are_decided_once() -> None:
     policy = policies.policy_for("query", "bemiddelingspecificatie")
     assert policy is not None
     (left,) = policy._residuals[facts.operation.plan].values()
-    rules = [check.rule.split("/")[1] for _when, _require, check in left]
+    rules = [check.rule.split("/")[1] for _when, _require, check in left.plan]
     assert [r for r in rules if r.startswith("venster-")] == [
         "venster-bemiddelingspecificatie",
         "venster-contactpersoon",

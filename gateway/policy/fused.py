@@ -1,0 +1,254 @@
+"""The residual checks of one query plan written as one Python function.
+
+What the per-plan partial evaluation leaves of a policy's checks
+(``CompiledPolicy._residual``) is a list of ``(when, require, check)`` tests, each a small
+tree of closures (``all:`` of a variable's format, an ``any:`` of two tests, a date
+window's lower and upper bound). Calling them one by one costs a Python call per node.
+:func:`fuse` writes the whole list as the body of one function, from what each test
+computes (:data:`gateway.policy.conditions.SHAPES` and ``CHECK_FORMS``): the checks in
+order, ``all:`` as consecutive statements, ``any:``/``not:`` as expressions, the value
+checks of ``present:``, ``in:``, ``equals:``, ``pattern:`` and ``format:`` in place, a date
+window's bounds unrolled over the plan's own dates. It answers the index of the first
+check that refuses, or -1: the same check (so the same rule and reason) as the loop over
+the tests finds. A test it has no form for is called as it is.
+
+Nothing of the policy's domain is written into the source: variable names, list values,
+literals, getters and checks are constants of the function's namespace (bound as
+defaults, named ``_k0``, ``_k1``, ...); the source holds only their names, Python
+operators and the engine's own helpers (``tests/policy/test_fused.py`` parses it to check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gateway.facts import DecisionInput
+from gateway.policy.conditions import (
+    CHECK_FORMS,
+    SHAPES,
+    _date_text,
+    _date_time_text,
+    _shifted_day,
+)
+
+Run = Callable[[DecisionInput], int]
+"""``facts -> index of the first refusing check, or -1`` (every check passed)."""
+HELPERS = {
+    "_date_text": _date_text,
+    "_date_time_text": _date_time_text,
+    "_shifted_day": _shifted_day,
+}
+"""The engine's own pure functions the written source calls by name."""
+
+
+def fuse(plan: Sequence[tuple[Any, Any, Any]]) -> tuple[Run, str]:
+    """*plan* (``(when, require, check)``: residual tests, ``when`` None for none) as one
+    function, and its source (for tests and ``policy explain`` debugging)."""
+    writer = _Writer()
+    for n, (when, require, _check) in enumerate(plan):
+        indent = "    "
+        if when is not None:
+            writer.line(indent, f"if {writer.expr(when)}:")
+            indent += "    "
+        writer.require(require, n, indent)
+    return writer.build()
+
+
+class _Writer:
+    """Builds the function's body, its constants and temporaries."""
+
+    def __init__(self) -> None:
+        self.consts: dict[str, Any] = {}
+        self._named: dict[int, str] = {}
+        self.body: list[str] = []
+        self.temps = 0
+
+    def const(self, value: Any) -> str:
+        """The name *value* is bound to in the function (one name per object)."""
+        name = self._named.get(id(value))
+        if name is None:
+            name = self._named[id(value)] = f"_k{len(self.consts)}"
+            self.consts[name] = value
+        return name
+
+    def temp(self) -> str:
+        self.temps += 1
+        return f"_t{self.temps}"
+
+    def line(self, indent: str, text: str) -> None:
+        self.body.append(indent + text)
+
+    def build(self) -> tuple[Run, str]:
+        names = [*self.consts, *HELPERS]
+        params = "".join(f", {n}={n}" for n in names)
+        src = "\n".join(
+            [
+                f"def residual(f{params}):",
+                "    v = f.operation.variables",
+                *self.body,
+                "    return -1",
+                "",
+            ]
+        )
+        namespace: dict[str, Any] = {**self.consts, **HELPERS}
+        exec(compile(src, "<fused residual>", "exec"), namespace)
+        run: Run = namespace["residual"]
+        return run, src
+
+    # -- statements: a require that refuses with check n ---------------------------------
+
+    def require(self, test: Any, n: int, indent: str) -> None:
+        """Statements that return *n* unless *test* holds (an ``all:`` part by part)."""
+        if test is True:
+            return
+        if test is False:
+            self.line(indent, f"return {n}")
+            return
+        shape = SHAPES.get(test)
+        if shape is not None and shape[0] == "all":
+            for part in shape[1]:
+                self.require(part, n, indent)
+        elif shape is not None and shape[0] == "lower":
+            self._lower(shape[1], shape[2], n, indent)
+        elif shape is not None and shape[0] == "upper":
+            self._upper(shape[1], shape[2], n, indent)
+        else:
+            self.line(indent, f"if not {self.expr(test)}:")
+            self.line(indent, f"    return {n}")
+
+    def _lower(self, floors: Any, alternatives: Any, n: int, indent: str) -> None:
+        """``_lower`` of conditions.py unrolled: the window's first day (the earliest valid
+        floor date, a date-time's day), then one list of alternatives whose dates are each
+        ``{eq: null}`` or a date on or after it."""
+        first = self.temp()
+        self.line(indent, f"{first} = None")
+        for name, read, value in floors:
+            x = self.temp()
+            self.line(indent, f"{x} = {self._source(name, read, value)}")
+            self.line(indent, f"if type({x}) is str:")
+            self.line(indent, f"    if len({x}) == 10 and _date_text({x}):")
+            self.line(indent, "        pass")
+            self.line(indent, f"    elif _date_time_text({x}):")
+            self.line(indent, f"        {x} = {x}[:10]")
+            self.line(indent, "    else:")
+            self.line(indent, f"        {x} = None")
+            self.line(indent, f"    if {x} is not None and ({first} is None or {x} < {first}):")
+            self.line(indent, f"        {first} = {x}")
+        lists = []
+        for dates in alternatives:
+            parts = []
+            for name, value in dates:
+                if name is None:  # a literal date (checked at load)
+                    k = self.const(value)
+                    parts.append(f"({first} is not None and not {k} < {first})")
+                    continue
+                y = self.temp()
+                date = (
+                    f"type({y}) is str and len({y}) == 10 and _date_text({y}) "
+                    f"and {first} is not None and not {y} < {first}"
+                )
+                got = f"({y} := v[{self.const(name)}])"
+                if value:  # {eq: $x}: null passes
+                    parts.append(f"({got} is None or ({date}))")
+                else:
+                    parts.append(f"({got} is not None and {date})")
+            lists.append("(" + " and ".join(parts) + ")" if parts else "True")
+        self.line(indent, f"if not ({' or '.join(lists)}):")
+        self.line(indent, f"    return {n}")
+
+    def _upper(self, ceilings: Any, dates: Any, n: int, indent: str) -> None:
+        """``_upper`` of conditions.py unrolled: the window's last day (the latest of the
+        ``until:`` days), then, when there is one, a ``start`` bound that is a date not
+        after it."""
+        last = self.temp()
+        self.line(indent, f"{last} = None")
+        for name, read, day, years, month_day in ceilings:
+            x = self.temp()
+            if name is not None:
+                self.line(indent, f"{x} = v[{self.const(name)}]")
+                self.line(indent, f"if type({x}) is str and len({x}) == 10 and _date_text({x}):")
+                if years or month_day is not None:
+                    shift = f"{self.const(years)}, {self.const(month_day)}"
+                    self.line(indent, f"    {x} = _shifted_day({x}, {shift})")
+                self.line(indent, f"    if {x} is not None and ({last} is None or {x} > {last}):")
+                self.line(indent, f"        {last} = {x}")
+                continue
+            self.line(indent, f"{x} = {self._source(None, read, day)}")
+            self.line(indent, f"if {x} is not None and ({last} is None or {x} > {last}):")
+            self.line(indent, f"    {last} = {x}")
+        bounds = []
+        for name, value in dates:
+            y = self.temp()
+            got = f"({y} := {self._source(name, None, value)})"
+            bounds.append(
+                f"(type({got}) is str and len({y}) == 10 and {y} <= {last} and _date_text({y}))"
+            )
+        self.line(indent, f"if {last} is not None and not ({' or '.join(bounds) or 'False'}):")
+        self.line(indent, f"    return {n}")
+
+    # -- expressions ---------------------------------------------------------------------
+
+    def _source(self, name: Any, read: Any, value: Any) -> str:
+        """A value as conditions.py's ``_direct`` gives it: a variable's own value, a
+        getter's answer, or a constant."""
+        if name is not None:
+            return f"v[{self.const(name)}]"
+        if read is not None:
+            return f"{self.const(read)}(f, None)"
+        return self.const(value)
+
+    def _operand(self, spec: tuple[str, Any]) -> str:
+        kind, what = spec
+        if kind == "var":
+            return f"v[{self.const(what)}]"
+        if kind == "read":
+            return f"{self.const(what)}(f, None)"
+        return self.const(what)
+
+    def expr(self, test: Any) -> str:
+        """*test* as one expression over ``f`` and ``v`` (truthy when it holds)."""
+        if test is True or test is False:
+            return str(test)
+        shape = SHAPES.get(test)
+        if shape is None or shape[0] in ("lower", "upper"):
+            return f"{self.const(test)}(f, None)"
+        kind = shape[0]
+        if kind == "all":
+            return "(" + " and ".join(self.expr(t) for t in shape[1]) + ")"
+        if kind == "any":
+            return "(" + " or ".join(self.expr(t) for t in shape[1]) + ")"
+        if kind == "not":
+            return f"(not {self.expr(shape[1])})"
+        if kind == "unary":
+            return self._check(shape[1], self._operand(shape[2]))
+        a, b = self._operand(shape[2]), self._operand(shape[3])
+        if CHECK_FORMS.get(shape[1]) == ("eq_other",):
+            x = self.temp()
+            return f"(({x} := {a}) is not None and {x} == {b})"
+        return f"{self.const(shape[1])}({a}, {b})"
+
+    def _check(self, check: Any, operand: str) -> str:
+        """``check(operand)`` written in place when its form is known."""
+        form = CHECK_FORMS.get(check)
+        if form is None:
+            return f"{self.const(check)}({operand})"
+        x = self.temp()
+        got = f"({x} := {operand})"
+        kind = form[0]
+        if kind == "present":
+            found = f"{got} is not None and {x} != '' and {x} != [] and {x} != {{}}"
+            return f"({found})" if form[1] else f"(not ({found}))"
+        if kind == "in":
+            return f"(type({got}) is str and {x} in {self.const(form[1])})"
+        if kind == "is":
+            return f"({operand} is {self.const(form[1])})"
+        if kind == "eq":
+            return f"({operand} == {self.const(form[1])})"
+        if kind == "pattern":
+            return f"(type({got}) is str and {self.const(form[1])}({x}) is not None)"
+        if kind == "date":
+            return f"(type({got}) is str and len({x}) == 10 and _date_text({x}))"
+        if kind == "date_time":
+            return f"(type({got}) is str and _date_time_text({x}))"
+        return f"{self.const(check)}({operand})"

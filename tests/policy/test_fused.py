@@ -1,0 +1,202 @@
+"""The residual checks of a plan run as one generated function (gateway/policy/fused.py).
+
+The function decides as the loop over the residual tests does (allowed, or the same
+refusing check with the same reason and message) on every published template with
+generated variables and callers, and on every ``*.test.yaml`` case; and its source names
+nothing of the policies' domain: variable names, claims, identifiers, list values and
+dates reach it only as constants of its namespace.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+
+from gateway.config.model import GraphQLLimits, default_claim_mapping
+from gateway.facts import DecisionInput
+from gateway.graphql import GraphQLRequest
+from gateway.graphql.analyser import Analyser
+from gateway.policy import PolicySet, engine, load_policy_set
+from gateway.policy.engine import NO_RESIDUAL, Residual
+from gateway.policy.fused import HELPERS
+from gateway.policy.source import read_source
+from gateway.policy.tooling import (
+    _case_schema,
+    _request,
+    described_route_facts,
+    is_rest_request,
+    wanted_extra,
+)
+from gateway.policy.tooling import tests_of as policy_test_files
+from gateway.refusals import Refusal
+from gateway.tokens.claims import map_claims
+from tests.fixtures.policy import IWLZ, REPO
+from tests.policy.test_partial_evaluation import CALLERS, NAMES, _facts, _requests, _template
+
+FUSED = load_policy_set([IWLZ])
+LOOPED = load_policy_set([IWLZ])
+"""The same policies, their residuals run test by test (built with engine.FUSE off)."""
+NAME = re.compile(r"_[kt]\d+")
+"""The function's constants (``_k0``..) and temporaries (``_t1``..)."""
+
+
+def _looped(policy_set: PolicySet, facts: DecisionInput) -> Any:
+    engine.FUSE = False
+    try:
+        return policy_set.decide(facts)
+    finally:
+        engine.FUSE = True
+
+
+def _same(fused_set: PolicySet, looped_set: PolicySet, facts: DecisionInput) -> None:
+    fused = fused_set.decide(facts)
+    looped = _looped(looped_set, facts)
+    assert fused == looped
+    assert (fused.allow, fused.rule, fused.reason, fused.message) == (
+        looped.allow,
+        looped.rule,
+        looped.reason,
+        looped.message,
+    )
+
+
+def _residuals(policy_set: PolicySet) -> Iterator[Residual]:
+    for policy in policy_set.policies:
+        for per_plan in policy._residuals.values():
+            for left in per_plan.values():
+                if left is not NO_RESIDUAL:
+                    yield left
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(_requests())
+def test_the_fused_function_decides_as_the_residual_tests_one_by_one(
+    sent: tuple[str, dict[str, Any], dict[str, Any]],
+) -> None:
+    name, variables, claims = sent
+    facts = _facts(name, variables, claims)
+    if facts is None:
+        return
+    _same(FUSED, LOOPED, facts)
+
+
+def test_every_template_decides_the_same_fused_and_runs_a_fused_function() -> None:
+    for name in NAMES:
+        _query, example = _template(name)
+        for claims in CALLERS:
+            for _ in range(2):
+                facts = _facts(name, example, claims)
+                assert facts is not None
+                _same(FUSED, LOOPED, facts)
+    fused = list(_residuals(FUSED))
+    assert len(fused) >= len(NAMES)
+    assert all(left.source.startswith("def residual(f") for left in fused)
+    assert all(not left.source for left in _residuals(LOOPED))
+
+
+def test_every_test_case_of_the_policies_decides_the_same_fused() -> None:
+    """Every ``*.test.yaml`` case (lookups' facts included) through one cached analyser,
+    twice, decided fused and test by test: the same decision, rule, reason and message."""
+    analysers: dict[Any, Analyser] = {}
+    sets: dict[tuple[str, ...], tuple[PolicySet, PolicySet]] = {}
+    decided = 0
+    for file in policy_test_files([REPO / "policies"]):
+        source, issues = read_source(file)
+        assert not issues
+        doc = source.data
+        if doc.get("environment") or any("environment" in c for c in doc["cases"]):
+            continue
+        paths = tuple(str((file.parent / p).resolve()) for p in doc.get("policies") or ["."])
+        if paths not in sets:
+            folders = [Path(p) for p in paths]
+            sets[paths] = (load_policy_set(folders), load_policy_set(folders))
+        fused_set, looped_set = sets[paths]
+        schema = _case_schema(source, file)
+        analyser = analysers.setdefault(
+            id(schema),
+            Analyser(GraphQLLimits(), schema=schema),  # type: ignore[arg-type]
+        )
+        for case in doc["cases"]:
+            request = _request(case["request"], doc.get("requests") or {}, file.parent)
+            if is_rest_request(request):
+                continue
+            caller = case["caller"]
+            claims = (doc.get("callers") or {}).get(caller, caller)
+            token = map_claims(claims, default_claim_mapping())
+            route = described_route_facts(fused_set, case["route"])
+            for _ in range(2):
+                try:
+                    operation = analyser.analyse(
+                        GraphQLRequest(
+                            request["query"], request["variables"], request["operationName"]
+                        )
+                    )
+                except Refusal:
+                    break
+                facts = DecisionInput(token, operation, route)
+                if case.get("extra"):
+                    extra = wanted_extra(fused_set, facts, case["extra"])
+                    facts = DecisionInput(token, operation, route, extra)
+                _same(fused_set, looped_set, facts)
+                decided += 1
+    assert decided > 200
+    assert any(True for s, _ in sets.values() for _left in _residuals(s))
+
+
+def _domain_texts(policy_set: PolicySet) -> set[str]:
+    """Texts of the policies' domain a source could leak: every variable name sent, every
+    string constant the functions were given."""
+    texts: set[str] = set()
+    for left in _residuals(policy_set):
+        run = left.run
+        for value in run.__defaults__ or ():
+            if type(value) is str and value:
+                texts.add(value)
+            if isinstance(value, frozenset):
+                texts.update(v for v in value if type(v) is str and v)
+    return texts
+
+
+def test_the_generated_source_names_no_domain_value() -> None:
+    """Parsed, the source holds only the engine's names (``f``, ``v``, ``_k<n>`` constants,
+    ``_t<n>`` temporaries, its helpers, ``type``, ``len``) and no literal but None, the
+    booleans, check numbers, ``10`` (a date's length) and the empty string."""
+    for name in NAMES:
+        for claims in CALLERS:
+            facts = _facts(name, _template(name)[1], claims)
+            assert facts is not None
+            FUSED.decide(facts)
+    allowed_names = {"f", "v", "type", "len", "str", *HELPERS}
+    texts = _domain_texts(FUSED)
+    assert {"toewijzingIngangsdatum", "Zorgaanbieder"} <= texts  # the constants are there
+    checked = 0
+    for left in _residuals(FUSED):
+        tree = ast.parse(left.source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                assert node.id in allowed_names or NAME.fullmatch(node.id), node.id
+            elif isinstance(node, ast.arg):
+                assert node.arg == "f" or NAME.fullmatch(node.arg) or node.arg in HELPERS
+            elif isinstance(node, ast.Constant):
+                value = node.value
+                assert (
+                    value is None
+                    or type(value) is bool
+                    or value == ""
+                    or ((type(value) is int and -1 <= value <= len(left.plan)) or value == 10)
+                ), value
+            elif isinstance(node, ast.Attribute):
+                assert node.attr in ("operation", "variables"), node.attr
+        for text in texts:
+            assert text not in left.source, text
+        checked += 1
+    assert checked >= len(NAMES)
