@@ -32,7 +32,7 @@ from gateway.observability.events import DECISION_LOG_KEYS
 from gateway.policy.conditions import CompileError, ConditionCompiler
 from gateway.policy.decision import AuditValue, AuditValues
 from gateway.policy.errors import LoadIssue
-from gateway.policy.factpaths import Getter
+from gateway.policy.factpaths import ROUTE_FACTS, TOKEN_FACTS, Getter
 
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 """An audit name: a key of the decision log line, so lower case, digits and ``_``."""
@@ -62,6 +62,21 @@ class AuditBlock:
             for v in self.paths.values()
             for p in (v if isinstance(v, list) else v.values() if isinstance(v, dict) else [v])
         )
+
+    def attributes(self) -> tuple[str, ...] | None:
+        """The token and route attributes the values read (``token.identifier``, for
+        :func:`operator.attrgetter`) when each path is one such attribute; else None."""
+        paths = [
+            p
+            for v in self.paths.values()
+            for p in (v if isinstance(v, list) else v.values() if isinstance(v, dict) else [v])
+        ]
+        known = {"token": TOKEN_FACTS, "route": ROUTE_FACTS}
+        for p in paths:
+            owner, _, name = p.partition(".") if isinstance(p, str) else ("", "", "")
+            if name not in known.get(owner, ()) or "." in name:
+                return None
+        return tuple(dict.fromkeys(paths))
 
     def extractor(self, names: AuditValues) -> Callable[[DecisionInput], AuditValues]:
         """The function giving a request's values under every name of *names* (the policy

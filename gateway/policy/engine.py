@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from string import Formatter
 from typing import Any
@@ -146,6 +147,9 @@ class CompiledPolicy:
     come from a small set, so the audited decision is built once per set of values and
     shared (see :meth:`_with_audit`). None: every decision builds its own. Per policy
     object, so a new policy version starts empty."""
+    _audit_key: Callable[[DecisionInput], Any] | None = None
+    """When every audit value is one token or route attribute: an ``attrgetter`` of them,
+    whose answer (with the decision's id) keys ``_audited`` instead of the values."""
 
     def finish(self, version: str, audit_names: AuditValues) -> None:
         """Freeze the hot-path plan (called once the set's version and audit names are
@@ -155,6 +159,9 @@ class CompiledPolicy:
             self.audit = self.audit_block.extractor(audit_names)
             if not self.audit_block.reads_request:
                 self._audited = {}
+                attributes = self.audit_block.attributes()
+                if attributes:
+                    self._audit_key = attrgetter(*attributes)
         self._plan = tuple(
             (c.when.test if c.when else None, c.require.test, c) for c in self.checks
         )
@@ -249,11 +256,26 @@ class CompiledPolicy:
         audit = self.audit
         if audit is None:
             return decision
-        values = audit(facts)
         audited = self._audited
         if audited is None:
-            return with_audit(decision, values)
-        return self._with_audit(audited, decision, values)
+            return with_audit(decision, audit(facts))
+        read = self._audit_key
+        if read is None:
+            return self._with_audit(audited, decision, audit(facts))
+        # The values are a function of the token and route attributes they read: those
+        # (one C call) key the audited decision, the values are computed on a miss only.
+        audit_key = (id(decision), read(facts))
+        try:
+            shared = audited.get(audit_key)
+        except TypeError:  # an attribute that is no text (unhashable): computed
+            return with_audit(decision, audit(facts))
+        if shared is not None and shared[0] is decision:
+            return shared[1]
+        made = with_audit(decision, audit(facts))
+        if len(audited) >= AUDITED_CACHE_SIZE:
+            audited.clear()
+        audited[audit_key] = (decision, made)
+        return made
 
     @staticmethod
     def _with_audit(

@@ -437,3 +437,26 @@ def test_schema_files_stay_identical() -> None:
     assert (repo / "policies" / "schema.json").read_bytes() == (
         repo / "gateway" / "policy" / "schema.json"
     ).read_bytes()
+
+
+def test_token_and_route_values_are_keyed_by_the_attributes_they_read() -> None:
+    """A raadpleging's block reads one token or route attribute per path: those attributes
+    key its shared audited decision; a block reading the input (the notificatie) has none."""
+    policy_set = load_policy_set([IWLZ])
+    raadpleging = policy_set.policy_for("query", "bemiddelingspecificatie")
+    notificatie = policy_set.policy_for("mutation", "zendNotificatie")
+    assert raadpleging is not None and raadpleging.audit_block is not None
+    assert notificatie is not None and notificatie.audit_block is not None
+    assert raadpleging.audit_block.attributes() == (
+        "token.identifier_type",
+        "token.identifier",
+        "route.path",
+    )
+    assert notificatie.audit_block.attributes() is None
+    assert notificatie._audit_key is None
+    query = operation("bemiddelingspecificatie", {}, op_type="query")
+    one = facts(token=token(identifier_type="AGB", identifier="1"), op=query)
+    two = facts(token=token(identifier_type="AGB", identifier="2"), op=query)
+    assert raadpleging.decide(one).audit != raadpleging.decide(two).audit
+    assert raadpleging.decide(one) is raadpleging.decide(one)
+    assert raadpleging.decide(one).audit == raadpleging.audit(one)  # type: ignore[misc]
