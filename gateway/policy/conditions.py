@@ -177,12 +177,14 @@ SHAPES: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDiction
 checks of a plan as one function: ``("unary", check, source)``, ``("binary", check, a,
 b)`` (a source: ``("var", name)``, ``("read", getter)``, ``("const", value)``), ``("all",
 tests)``, ``("any", tests)``, ``("not", test)``, ``("lower", floors, alternatives)``,
-``("upper", ceilings, dates)``. A test without one is called as it is."""
+``("upper", ceilings, dates)``, ``("memo", getter, seen)`` (an ``every``/``some`` whose
+answer is remembered per list in *seen*, by identity). A test without one is called as it
+is."""
 CHECK_FORMS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
 """What each value check of an operator tests (``("present", wanted)``, ``("in",
 values)``, ``("is", value)``, ``("eq", value)``, ``("eq_other",)``, ``("pattern",
-match)``, ``("date",)``, ``("date_time",)``), for :mod:`gateway.policy.fused` to write it
-in place; a check without one is called."""
+match)``, ``("date",)``, ``("date_time",)``, ``("not_before",)``), for
+:mod:`gateway.policy.fused` to write it in place; a check without one is called."""
 ITEM_FREE: weakref.WeakSet[Any] = weakref.WeakSet()
 """Residual tests that do not read their item (the variables, the token): ``every`` over
 a plan's list then runs each distinct one once, not once per item."""
@@ -1092,6 +1094,8 @@ class ConditionCompiler:
                     return bool(hit[1])
                 return bool(memo.get(v, lambda: scan(f, i)))
 
+            SHAPES[test] = ("memo", get, seen)
+
         def witness(f: DecisionInput, i: Any) -> str | None:
             v = get(f, i)
             found = next((x for x in v if inner_test(f, x)), None) if isinstance(v, kinds) else None
@@ -1194,6 +1198,8 @@ class ConditionCompiler:
             if _valid_date_time(a) and _valid_date_time(b):
                 return _instant(a) >= _instant(b)
             return False
+
+        CHECK_FORMS[check] = ("not_before",)
 
         def test(f: DecisionInput, i: Any) -> bool:
             return check(get(f, i), other(f, i))

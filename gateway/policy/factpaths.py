@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from gateway.facts import DecisionInput, OperationFacts, Var
 
@@ -196,7 +197,19 @@ def _args_at_getter(path: str, rest: str) -> Getter:
     return lambda f, _i: f.operation.arguments_at.get(field_path)
 
 
+ATTRIBUTES: WeakKeyDictionary[Getter, str] = WeakKeyDictionary()
+"""Getters that read one attribute of the facts: the dotted attribute path
+(``token.identifier``), for :func:`operator.attrgetter` (one C call instead of a Python
+one where a getter runs per decision: :mod:`gateway.policy.fused`, the engine's key)."""
+
+
 def _attr_getter(owner: str, name: str) -> Getter:
+    getter = _attr_lambda(owner, name)
+    ATTRIBUTES[getter] = f"{owner}.{name}"
+    return getter
+
+
+def _attr_lambda(owner: str, name: str) -> Getter:
     if owner == "token":
         if name == "scopes":
             return lambda f, _i: f.token.scopes
@@ -221,6 +234,20 @@ def _attr_getter(owner: str, name: str) -> Getter:
 
 
 def _operation_getter(name: str) -> Getter:
+    getter = _operation_lambda(name)
+    attribute = {
+        "type": "operation_type",
+        "name": "operation_name",
+        "field": "root_field",
+        "alias": "root_alias",
+        "selected": "selected_paths",
+    }.get(name)
+    if attribute is not None:
+        ATTRIBUTES[getter] = "operation." + attribute
+    return getter
+
+
+def _operation_lambda(name: str) -> Getter:
     return {
         "type": lambda f, _i: f.operation.operation_type,
         "name": lambda f, _i: f.operation.operation_name,

@@ -21,6 +21,8 @@ operators and the engine's own helpers (``tests/policy/test_fused.py`` parses it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from gateway.facts import DecisionInput
@@ -31,6 +33,7 @@ from gateway.policy.conditions import (
     _date_time_text,
     _shifted_day,
 )
+from gateway.policy.factpaths import ATTRIBUTES
 
 Run = Callable[[DecisionInput], int]
 """``facts -> index of the first refusing check, or -1`` (every check passed)."""
@@ -38,6 +41,7 @@ HELPERS = {
     "_date_text": _date_text,
     "_date_time_text": _date_time_text,
     "_shifted_day": _shifted_day,
+    "id": id,
 }
 """The engine's own pure functions the written source calls by name."""
 
@@ -53,6 +57,12 @@ def fuse(plan: Sequence[tuple[Any, Any, Any]]) -> tuple[Run, str]:
             indent += "    "
         writer.require(require, n, indent)
     return writer.build()
+
+
+@lru_cache(maxsize=256)
+def _attrgetter(path: str) -> attrgetter[Any]:
+    """One ``attrgetter`` per attribute path (the same constant in every function)."""
+    return attrgetter(path)
 
 
 class _Writer:
@@ -195,7 +205,7 @@ class _Writer:
         if name is not None:
             return f"v[{self.const(name)}]"
         if read is not None:
-            return f"{self.const(read)}(f, None)"
+            return self._read(read)
         return self.const(value)
 
     def _operand(self, spec: tuple[str, Any]) -> str:
@@ -203,8 +213,15 @@ class _Writer:
         if kind == "var":
             return f"v[{self.const(what)}]"
         if kind == "read":
-            return f"{self.const(what)}(f, None)"
+            return self._read(what)
         return self.const(what)
+
+    def _read(self, getter: Any) -> str:
+        """A getter's answer on the request's facts (an attribute: one ``attrgetter``)."""
+        attribute = ATTRIBUTES.get(getter)
+        if attribute is not None:
+            return f"{self.const(_attrgetter(attribute))}(f)"
+        return f"{self.const(getter)}(f, None)"
 
     def expr(self, test: Any) -> str:
         """*test* as one expression over ``f`` and ``v`` (truthy when it holds)."""
@@ -214,6 +231,13 @@ class _Writer:
         if shape is None or shape[0] in ("lower", "upper"):
             return f"{self.const(test)}(f, None)"
         kind = shape[0]
+        if kind == "memo":  # an answer remembered per list (by identity), else the test
+            x, hit = self.temp(), self.temp()
+            got = f"({hit} := {self.const(shape[2])}.get(id(({x} := {self._read(shape[1])}))))"
+            return (
+                f"({hit}[1] if {got} is not None and {hit}[0] is {x} "
+                f"else {self.const(test)}(f, None))"
+            )
         if kind == "all":
             return "(" + " and ".join(self.expr(t) for t in shape[1]) + ")"
         if kind == "any":
@@ -223,9 +247,17 @@ class _Writer:
         if kind == "unary":
             return self._check(shape[1], self._operand(shape[2]))
         a, b = self._operand(shape[2]), self._operand(shape[3])
-        if CHECK_FORMS.get(shape[1]) == ("eq_other",):
+        form = CHECK_FORMS.get(shape[1])
+        if form == ("eq_other",):
             x = self.temp()
             return f"(({x} := {a}) is not None and {x} == {b})"
+        if form == ("not_before",):  # two dates compared in place, else the check
+            x, y = self.temp(), self.temp()
+            dates = f"len({x}) == 10 and _date_text({x}) and len({y}) == 10 and _date_text({y})"
+            return (
+                f"(type(({x} := {a})) is str and type(({y} := {b})) is str "
+                f"and ({x} >= {y} if {dates} else {self.const(shape[1])}({x}, {y})))"
+            )
         return f"{self.const(shape[1])}({a}, {b})"
 
     def _check(self, check: Any, operand: str) -> str:

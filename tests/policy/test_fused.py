@@ -168,14 +168,15 @@ def _domain_texts(policy_set: PolicySet) -> set[str]:
 
 def test_the_generated_source_names_no_domain_value() -> None:
     """Parsed, the source holds only the engine's names (``f``, ``v``, ``_k<n>`` constants,
-    ``_t<n>`` temporaries, its helpers, ``type``, ``len``) and no literal but None, the
+    ``_t<n>`` temporaries, its helpers, ``type``, ``len``, ``id``, a memo's ``get``) and no
+    literal but None, the
     booleans, check numbers, ``10`` (a date's length) and the empty string."""
     for name in NAMES:
         for claims in CALLERS:
             facts = _facts(name, _template(name)[1], claims)
             assert facts is not None
             FUSED.decide(facts)
-    allowed_names = {"f", "v", "type", "len", "str", *HELPERS}
+    allowed_names = {"f", "v", "type", "len", "str", "id", *HELPERS}
     texts = _domain_texts(FUSED)
     assert {"toewijzingIngangsdatum", "Zorgaanbieder"} <= texts  # the constants are there
     checked = 0
@@ -195,7 +196,7 @@ def test_the_generated_source_names_no_domain_value() -> None:
                     or ((type(value) is int and -1 <= value <= len(left.plan)) or value == 10)
                 ), value
             elif isinstance(node, ast.Attribute):
-                assert node.attr in ("operation", "variables"), node.attr
+                assert node.attr in ("operation", "variables", "get"), node.attr
         for text in texts:
             assert text not in left.source, text
         checked += 1
