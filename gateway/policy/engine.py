@@ -12,12 +12,13 @@ from operator import attrgetter
 from pathlib import Path
 from string import Formatter
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import ReferenceType, ref
 
 from gateway.facts import DecisionInput
 from gateway.policy.audit_fields import AuditBlock
 from gateway.policy.conditions import ALL_PARTS, Cond, DataCatalogue, all_residual, residual
 from gateway.policy.decision import AuditValue, AuditValues, Decision, TraceStep, with_audit
+from gateway.policy.factpaths import ATTRIBUTES
 from gateway.policy.fused import fuse
 from gateway.policy.lookups import LookupSpec
 
@@ -126,19 +127,21 @@ class CompiledPolicy:
     audit: Callable[[DecisionInput], AuditValues] | None = None
     """The request's audit values under every name of the set (None: no block)."""
     _plan: tuple[tuple[Any, Any, CompiledCheck], ...] = ()
-    _key: Callable[[DecisionInput, Any], Any] | None = None
+    _key: Callable[[DecisionInput], Any] | None = None
     """The fact the checks' ``when: {fact: F, equals: V}`` pick by (None: not split)."""
     _plans: dict[str, tuple[tuple[Any, Any, CompiledCheck], ...]] = field(default_factory=dict)
     _by_selection: dict[tuple[int, int], tuple[Any, Any, Any]] = field(default_factory=dict)
     """``(id(plan), id(selected paths)) -> (plan, paths, the plan for them)``: see
     :meth:`_for_selection`."""
-    _residuals: WeakKeyDictionary[Any, dict[tuple[int, tuple[str, ...]], Any]] = field(
-        default_factory=WeakKeyDictionary
+    _residuals: dict[int, tuple[ReferenceType[Any], dict[tuple[int, tuple[str, ...]], Any]]] = (
+        field(default_factory=dict)
     )
-    """Per query plan (held weakly: an entry lives as long as its plan in the plan cache)
-    and per set of variables sent: the checks left once everything the plan fixes is
-    decided (:meth:`_residual`), or :data:`NO_RESIDUAL`. Per policy object, so a new
-    policy version (a hot reload) starts empty."""
+    """Per query plan (``id(plan) -> (weak reference to it, ...)``: an entry lives as long
+    as its plan in the plan cache, removed when the plan is) and per set of variables sent:
+    the checks left once everything the plan fixes is decided (:meth:`_fused`), or
+    :data:`NO_RESIDUAL`. Per policy object, so a new policy version (a hot reload) starts
+    empty. A plain dict by id, checked against the reference: cheaper per decision than a
+    ``WeakKeyDictionary`` (a new weak reference per lookup)."""
     _allow: Decision | None = None
     _refusals: dict[tuple[str, str | None, str, str], Decision] = field(default_factory=dict)
     _audited: dict[tuple[Any, ...], tuple[Decision, Decision]] | None = None
@@ -201,7 +204,7 @@ class CompiledPolicy:
                 elif keyed[1] == value:
                     plan.append((keyed[3].test if keyed[3] else None, c.require.test, c))
             if keyed is not None and keyed[0] == fact:
-                self._key = keyed[2]
+                self._key = _one_argument(keyed[2])
         self._plans = {v: tuple(p) for v, p in plans.items() if v is not None}
         self._plan = tuple(plans[None])
 
@@ -210,7 +213,7 @@ class CompiledPolicy:
         plan = self._plan
         key = self._key
         if key is not None:
-            value = key(facts, None)
+            value = key(facts)
             if type(value) is str:
                 plan = self._plans.get(value, plan)
         op = facts.operation
@@ -219,9 +222,11 @@ class CompiledPolicy:
         if source is not None:
             # The query plan built these facts: run what is left of the checks once the
             # plan's part is decided (built on its first request, see _residual).
-            per_plan = self._residuals.get(source)
-            if per_plan is None:
-                per_plan = self._residuals[source] = {}
+            entry = self._residuals.get(id(source))
+            if entry is not None and entry[0]() is source:
+                per_plan = entry[1]
+            else:
+                per_plan = self._track(source)
             slot = (id(plan), tuple(op.variables))
             left = per_plan.get(slot)
             if left is None:
@@ -276,6 +281,25 @@ class CompiledPolicy:
             audited.clear()
         audited[audit_key] = (decision, made)
         return made
+
+    def residuals_of(self, plan: Any) -> dict[tuple[int, tuple[str, ...]], Any] | None:
+        """The residuals kept for a query plan (None: none yet)."""
+        entry = self._residuals.get(id(plan))
+        return entry[1] if entry is not None and entry[0]() is plan else None
+
+    def _track(self, plan: Any) -> dict[tuple[int, tuple[str, ...]], Any]:
+        """A new, empty entry for *plan*, removed when the plan is collected."""
+        table = self._residuals
+        key = id(plan)
+
+        def forget(ref: ReferenceType[Any]) -> None:
+            entry = table.get(key)
+            if entry is not None and entry[0] is ref:
+                del table[key]
+
+        per_plan: dict[tuple[int, tuple[str, ...]], Any] = {}
+        table[key] = (ref(plan, forget), per_plan)
+        return per_plan
 
     @staticmethod
     def _with_audit(
@@ -455,6 +479,14 @@ class CompiledPolicy:
             policy_version=self.version,
             audit=audit,
         )
+
+
+def _one_argument(getter: Any) -> Callable[[DecisionInput], Any]:
+    """*getter* called on the facts alone: an ``attrgetter`` when it reads one attribute."""
+    attribute = ATTRIBUTES.get(getter)
+    if attribute is not None:
+        return attrgetter(attribute)
+    return lambda f: getter(f, None)
 
 
 NO_RESIDUAL: Any = object()

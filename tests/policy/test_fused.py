@@ -10,6 +10,7 @@ dates reach it only as constants of its namespace.
 from __future__ import annotations
 
 import ast
+import gc
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 
 from gateway.config.model import GraphQLLimits, default_claim_mapping
-from gateway.facts import DecisionInput
+from gateway.facts import DecisionInput, RouteFacts
 from gateway.graphql import GraphQLRequest
 from gateway.graphql.analyser import Analyser
+from gateway.graphql.schema import load_schema
 from gateway.policy import PolicySet, engine, load_policy_set
 from gateway.policy.engine import NO_RESIDUAL, Residual
 from gateway.policy.fused import HELPERS
@@ -36,11 +38,22 @@ from gateway.policy.tooling import tests_of as policy_test_files
 from gateway.refusals import Refusal
 from gateway.tokens.claims import map_claims
 from tests.fixtures.policy import IWLZ, REPO
-from tests.policy.test_partial_evaluation import CALLERS, NAMES, _facts, _requests, _template
+from tests.policy.test_partial_evaluation import (
+    CALLERS,
+    NAMES,
+    PATHS,
+    SCHEMAS,
+    SCOPE,
+    _facts,
+    _requests,
+    _template,
+)
 
 FUSED = load_policy_set([IWLZ])
 LOOPED = load_policy_set([IWLZ])
 """The same policies, their residuals run test by test (built with engine.FUSE off)."""
+SCHEMA = SCHEMAS["QBR"]
+ROUTE = RouteFacts(PATHS["QBR"], PATHS["QBR"], "", "", "")
 NAME = re.compile(r"_[kt]\d+")
 """The function's constants (``_k0``..) and temporaries (``_t1``..)."""
 
@@ -67,7 +80,7 @@ def _same(fused_set: PolicySet, looped_set: PolicySet, facts: DecisionInput) -> 
 
 def _residuals(policy_set: PolicySet) -> Iterator[Residual]:
     for policy in policy_set.policies:
-        for per_plan in policy._residuals.values():
+        for _plan, per_plan in policy._residuals.values():
             for left in per_plan.values():
                 if left is not NO_RESIDUAL:
                     yield left
@@ -201,3 +214,26 @@ def test_the_generated_source_names_no_domain_value() -> None:
             assert text not in left.source, text
         checked += 1
     assert checked >= len(NAMES)
+
+
+def test_a_plans_residuals_are_dropped_with_the_plan() -> None:
+    """The residuals are kept per plan by id with a weak reference: once the route's plan
+    cache lets the plan go, its entry goes too (no id reused for another plan's checks)."""
+    policy_set = load_policy_set([IWLZ])
+    policy = policy_set.policy_for("query", "bemiddelingspecificatie")
+    assert policy is not None
+    query, example = _template("QBR-0001-ZA")
+    analyser = Analyser(GraphQLLimits(), schema=load_schema(SCHEMA))
+    claims = {**CALLERS[0], "scope": SCOPE}
+    facts = DecisionInput(
+        map_claims(claims, default_claim_mapping()),
+        analyser.analyse(GraphQLRequest(query, example, None)),
+        ROUTE,
+    )
+    assert policy_set.decide(facts).allow
+    plan = facts.operation.plan
+    assert policy.residuals_of(plan)
+    assert len(policy._residuals) == 1
+    del facts, analyser, plan
+    gc.collect()
+    assert policy._residuals == {}

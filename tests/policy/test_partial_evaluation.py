@@ -195,7 +195,7 @@ def test_every_template_as_published_decides_the_same_and_is_partially_evaluated
             op = built.operation
             policy = POLICIES.policy_for(op.operation_type, op.root_field)
             if decision.allow and policy is not None:
-                per_plan = policy._residuals.get(op.plan)
+                per_plan = policy.residuals_of(op.plan)
                 assert per_plan, name
                 assert all(left is not NO_RESIDUAL for left in per_plan.values()), name
     assert allowed >= 12  # the others need a lookup's facts: test_every_test_case_...
@@ -257,7 +257,9 @@ def test_the_date_windows_of_one_request_are_decided_once() -> None:
     assert policies.decide(facts).allow
     policy = policies.policy_for("query", "bemiddelingspecificatie")
     assert policy is not None
-    (left,) = policy._residuals[facts.operation.plan].values()
+    per_plan = policy.residuals_of(facts.operation.plan)
+    assert per_plan is not None
+    (left,) = per_plan.values()
     rules = [check.rule.split("/")[1] for _when, _require, check in left.plan]
     assert [r for r in rules if r.startswith("venster-")] == [
         "venster-bemiddelingspecificatie",
