@@ -37,13 +37,59 @@ from gateway.policy.factpaths import ATTRIBUTES
 
 Run = Callable[[DecisionInput], int]
 """``facts -> index of the first refusing check, or -1`` (every check passed)."""
+KNOWN_SIZE = 4096
+"""Dates and date-times remembered valid, and shifted days, at most (then started anew)."""
+_dates: set[str] = set()
+"""ISO dates found valid: a membership test in the source before :func:`_date_text`'s
+call (the same dates recur in every request of a window)."""
+_date_times: set[str] = set()
+"""RFC 3339 date-times found valid, as ``_dates``."""
+
+
+def _date_ok(value: str) -> bool:
+    """:func:`_date_text`, remembering a valid date in ``_dates``."""
+    if not _date_text(value):
+        return False
+    if len(_dates) >= KNOWN_SIZE:
+        _dates.clear()
+    _dates.add(value)
+    return True
+
+
+def _date_time_ok(value: str) -> bool:
+    """:func:`_date_time_text`, remembering a valid date-time in ``_date_times``."""
+    if not _date_time_text(value):
+        return False
+    if len(_date_times) >= KNOWN_SIZE:
+        _date_times.clear()
+    _date_times.add(value)
+    return True
+
+
+@lru_cache(maxsize=64)
+def _shifts(years: int, month_day: str | None) -> tuple[dict[str, str], Callable[[str], str]]:
+    """The days shifted by *years* to *month_day* so far (by valid date), and the function
+    that computes and remembers one (:func:`_shifted_day`)."""
+    known: dict[str, str] = {}
+
+    def shift(value: str) -> str:
+        day = _shifted_day(value, years, month_day)
+        if len(known) >= KNOWN_SIZE:
+            known.clear()
+        known[value] = day
+        return day
+
+    return known, shift
+
+
 HELPERS = {
-    "_date_text": _date_text,
-    "_date_time_text": _date_time_text,
-    "_shifted_day": _shifted_day,
+    "_dates": _dates,
+    "_date_ok": _date_ok,
+    "_date_times": _date_times,
+    "_date_time_ok": _date_time_ok,
     "id": id,
 }
-"""The engine's own pure functions the written source calls by name."""
+"""The engine's own helpers the written source uses by name."""
 
 
 def fuse(plan: Sequence[tuple[Any, Any, Any]]) -> tuple[Run, str]:
@@ -137,9 +183,9 @@ class _Writer:
             x = self.temp()
             self.line(indent, f"{x} = {self._source(name, read, value)}")
             self.line(indent, f"if type({x}) is str:")
-            self.line(indent, f"    if len({x}) == 10 and _date_text({x}):")
+            self.line(indent, f"    if len({x}) == 10 and {_date(x)}:")
             self.line(indent, "        pass")
-            self.line(indent, f"    elif _date_time_text({x}):")
+            self.line(indent, f"    elif {_date_time(x)}:")
             self.line(indent, f"        {x} = {x}[:10]")
             self.line(indent, "    else:")
             self.line(indent, f"        {x} = None")
@@ -155,7 +201,7 @@ class _Writer:
                     continue
                 y = self.temp()
                 date = (
-                    f"type({y}) is str and len({y}) == 10 and _date_text({y}) "
+                    f"type({y}) is str and len({y}) == 10 and {_date(y)} "
                     f"and {first} is not None and not {y} < {first}"
                 )
                 got = f"({y} := v[{self.const(name)}])"
@@ -177,10 +223,10 @@ class _Writer:
             x = self.temp()
             if name is not None:
                 self.line(indent, f"{x} = v[{self.const(name)}]")
-                self.line(indent, f"if type({x}) is str and len({x}) == 10 and _date_text({x}):")
+                self.line(indent, f"if type({x}) is str and len({x}) == 10 and {_date(x)}:")
                 if years or month_day is not None:
-                    shift = f"{self.const(years)}, {self.const(month_day)}"
-                    self.line(indent, f"    {x} = _shifted_day({x}, {shift})")
+                    known, shift = (self.const(c) for c in _shifts(years, month_day))
+                    self.line(indent, f"    {x} = {known}[{x}] if {x} in {known} else {shift}({x})")
                 self.line(indent, f"    if {x} is not None and ({last} is None or {x} > {last}):")
                 self.line(indent, f"        {last} = {x}")
                 continue
@@ -192,7 +238,7 @@ class _Writer:
             y = self.temp()
             got = f"({y} := {self._source(name, None, value)})"
             bounds.append(
-                f"(type({got}) is str and len({y}) == 10 and {y} <= {last} and _date_text({y}))"
+                f"(type({got}) is str and len({y}) == 10 and {y} <= {last} and {_date(y)})"
             )
         self.line(indent, f"if {last} is not None and not ({' or '.join(bounds) or 'False'}):")
         self.line(indent, f"    return {n}")
@@ -253,7 +299,7 @@ class _Writer:
             return f"(({x} := {a}) is not None and {x} == {b})"
         if form == ("not_before",):  # two dates compared in place, else the check
             x, y = self.temp(), self.temp()
-            dates = f"len({x}) == 10 and _date_text({x}) and len({y}) == 10 and _date_text({y})"
+            dates = f"len({x}) == 10 and {_date(x)} and len({y}) == 10 and {_date(y)}"
             return (
                 f"(type(({x} := {a})) is str and type(({y} := {b})) is str "
                 f"and ({x} >= {y} if {dates} else {self.const(shape[1])}({x}, {y})))"
@@ -280,7 +326,17 @@ class _Writer:
         if kind == "pattern":
             return f"(type({got}) is str and {self.const(form[1])}({x}) is not None)"
         if kind == "date":
-            return f"(type({got}) is str and len({x}) == 10 and _date_text({x}))"
+            return f"(type({got}) is str and len({x}) == 10 and {_date(x)})"
         if kind == "date_time":
-            return f"(type({got}) is str and _date_time_text({x}))"
+            return f"(type({got}) is str and {_date_time(x)})"
         return f"{self.const(check)}({operand})"
+
+
+def _date(x: str) -> str:
+    """Whether the text *x* (a name in the source) is a valid ISO date."""
+    return f"({x} in _dates or _date_ok({x}))"
+
+
+def _date_time(x: str) -> str:
+    """Whether the text *x* is a valid RFC 3339 date-time."""
+    return f"({x} in _date_times or _date_time_ok({x}))"
