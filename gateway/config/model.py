@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -33,8 +32,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from gateway.config.errors import ConfigError
 from gateway.config.secrets import hash_secret, parse_secret_hash
 from gateway.config.subjects import normalise_subject
+from gateway.config.yamlsource import read_source
 
 DEFAULT_CLAIMS_FILE = Path(__file__).with_name("nid_claims.yaml")
 DEFAULT_ABONNEMENTEN_FILE = Path(__file__).with_name("nid_abonnementen.yaml")
@@ -462,11 +463,21 @@ class IdentifierClaim(Model):
     """e.g. ``UZOVI``, ``KVK``."""
 
 
+def _shipped(file: Path) -> dict[str, Any]:
+    """A YAML file shipped with the gateway, read by the one YAML reader (libyaml composes
+    it; a duplicate key or a syntax error is a :class:`ConfigError` at ``file:line:col``)."""
+    source, issues = read_source(file)
+    if not issues and not isinstance(source.data, dict):
+        issues = [source.issue((), "expected a mapping")]
+    if issues:
+        raise ConfigError(issues=issues)
+    data: dict[str, Any] = source.data
+    return data
+
+
 @cache
 def _nid_claims() -> dict[str, Any]:
-    with DEFAULT_CLAIMS_FILE.open(encoding="utf-8") as fh:
-        data: dict[str, Any] = yaml.safe_load(fh)
-    return data
+    return _shipped(DEFAULT_CLAIMS_FILE)
 
 
 class ClaimMapping(Model):
@@ -801,9 +812,7 @@ ArgumentPath = Annotated[Text, AfterValidator(_argument_path)]
 
 @cache
 def _nid_abonnementen() -> dict[str, Any]:
-    with DEFAULT_ABONNEMENTEN_FILE.open(encoding="utf-8") as fh:
-        data: dict[str, Any] = yaml.safe_load(fh)
-    return data
+    return _shipped(DEFAULT_ABONNEMENTEN_FILE)
 
 
 class _Defaulted(Model):

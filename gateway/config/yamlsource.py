@@ -104,6 +104,13 @@ class _Composer:
             return self.substitute(node, path)
         return self._scalar.construct_object(node, deep=True)
 
+    def close(self) -> None:
+        """Break the scalar loader's reference cycle (its parser state is a bound method
+        of itself), so the loader and every node it constructed are freed by reference
+        counting: start-up runs with the cyclic collector off and freezes the heap without
+        a collection (:func:`gateway.serving.lifecycle.settle_heap`)."""
+        self._scalar.dispose()
+
     def located(self, node: Node, message: str, hint: str | None = None) -> Located:
         mark = node.start_mark
         return Located(self.source.name, mark.line + 1, mark.column + 1, message, hint)
@@ -253,5 +260,8 @@ def read_source(
     if node is None:
         return source, [Located(str(file), 1, 1, "file is empty", empty_hint)]
     composer = _Composer(source, env=env)
-    source.data = composer.build(node, ())
+    try:
+        source.data = composer.build(node, ())
+    finally:
+        composer.close()
     return source, composer.issues

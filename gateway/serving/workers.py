@@ -106,7 +106,8 @@ def serve_workers(config: GatewayConfig, host: str, workers: int) -> int:
 
 def share_before_fork() -> None:
     """Import, in the supervisor, the modules every worker would import after the fork, then
-    collect and freeze the heap.
+    freeze the heap (no collection first: see
+    :func:`gateway.serving.lifecycle.settle_heap`).
 
     The workers inherit the modules' pages copy-on-write instead of each importing its own
     copy (~220 modules: the app, the authorization server, metrics), and ``gc.freeze`` keeps
@@ -117,7 +118,6 @@ def share_before_fork() -> None:
     import gateway.observability.http
     import gateway.server.runner  # noqa: F401  (imported for the workers)
 
-    gc.collect()
     gc.freeze()
 
 

@@ -1,0 +1,61 @@
+"""read_source: the YAML reader with positions."""
+
+from __future__ import annotations
+
+import gc
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway.config.errors import ConfigError
+from gateway.config.model import DEFAULT_ABONNEMENTEN_FILE, DEFAULT_CLAIMS_FILE, _shipped
+from gateway.config.yamlsource import read_source
+
+
+def test_reading_a_file_leaves_no_garbage_for_the_cyclic_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Start-up freezes the heap without a collection: whatever read_source leaves in a
+    # reference cycle would stay in every process for good.
+    file = tmp_path / "policy.yaml"
+    file.write_text(
+        textwrap.dedent(
+            """\
+            rules:
+              - id: R1
+                when: {event_type: [a, b]}
+                port: ${PORT}
+            """
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PORT", "8080")
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        source, issues = read_source(file, env=True)
+        left = gc.collect()
+    finally:
+        if collecting:
+            gc.enable()
+    assert issues == []
+    assert source.data["rules"][0]["port"] == 8080
+    assert left == 0
+
+
+@pytest.mark.parametrize("file", [DEFAULT_CLAIMS_FILE, DEFAULT_ABONNEMENTEN_FILE])
+def test_the_shipped_nid_files_read_as_pyyaml_reads_them(file: Path) -> None:
+    assert _shipped(file) == yaml.safe_load(file.read_text(encoding="utf-8"))
+
+
+def test_a_duplicate_key_in_a_shipped_file_is_a_config_error_at_its_line(tmp_path: Path) -> None:
+    file = tmp_path / "nid_claims.yaml"
+    file.write_text("scopes: [scope]\nactor: act.sub\nscopes: [scp]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        _shipped(file)
+    assert str(info.value) == (
+        f"{file}:3:1: duplicate key 'scopes' (each key may appear once in a mapping)"
+    )
