@@ -6,9 +6,11 @@ to a default). Paths are resolved against the file that names them (the ``base``
 validation context). Rules between objects (unique routes, trusted issuers, the port
 override) are checked by :mod:`gateway.config.loader`, which builds these objects once; the
 hot path only ever reads them.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: pydantic would then evaluate every field's
+annotation from its text (a ``compile`` each, ~190 fields): ~17M instructions of every
+start (bench/bench_coldstart.py --instructions). Validators return ``Self``.
+"""
 
 import json
 import re
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -104,6 +106,13 @@ def _one_or_many(value: Any) -> Any:
 def _number_text(value: Any) -> Any:
     """Identifiers such as ``id: 5151`` are naturally written as numbers; keep the text."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _upper(text: str) -> str:
+    # A plain function, not ``str.upper``: pydantic reads a validator's signature to know
+    # whether it takes ``info``, and a builtin's is parsed from its text signature
+    # (~8M instructions each, three uses: bench/bench_coldstart.py --instructions).
+    return text.upper()
 
 
 def _absolute_url(text: str) -> str:
@@ -212,7 +221,7 @@ class TlsConfig(Model):
     require_client_cert: Bool = False
 
     @model_validator(mode="after")
-    def _ca_for_required_certs(self) -> TlsConfig:
+    def _ca_for_required_certs(self) -> Self:
         if self.require_client_cert and self.client_ca_file is None:
             raise problem(
                 "require_client_cert needs client_ca_file",
@@ -270,7 +279,7 @@ class SigningConfig(Model):
     """Demo only: create a key pair on first start."""
 
     @model_validator(mode="after")
-    def _generate_only_in_the_demo(self, info: ValidationInfo) -> SigningConfig:
+    def _generate_only_in_the_demo(self, info: ValidationInfo) -> Self:
         if self.generate_if_missing and not (info.context or {}).get("demo"):
             raise problem(
                 "generate_if_missing is for the demo only",
@@ -320,7 +329,7 @@ class ClientConfig(Model):
         return method in self.auth_method
 
     @model_validator(mode="after")
-    def _credentials_fit_the_methods(self) -> ClientConfig:
+    def _credentials_fit_the_methods(self) -> Self:
         methods = set(self.auth_method)
         self._secret(any(m in SECRET_METHODS for m in methods))
         self._jwks("private_key_jwt" in methods)
@@ -446,7 +455,7 @@ class AuthServerConfig(Model):
     brute_force: BruteForceConfig = BruteForceConfig()
 
     @model_validator(mode="after")
-    def _clients_in_one_place(self) -> AuthServerConfig:
+    def _clients_in_one_place(self) -> Self:
         if self.clients and self.clients_file is not None:
             raise problem("give either clients or clients_file, not both", at="clients_file")
         return self
@@ -459,7 +468,7 @@ class IdentifierClaim(Model):
     model_config = ConfigDict(title="identifier claim")
     claim: Text
     """e.g. ``uzovi``, ``kvk``, ``kvknummer``."""
-    id_type: Annotated[Text, AfterValidator(str.upper)]
+    id_type: Annotated[Text, AfterValidator(_upper)]
     """e.g. ``UZOVI``, ``KVK``."""
 
 
@@ -530,7 +539,7 @@ class TrustedIssuer(Model):
     """Require ``typ: at+jwt``."""
 
     @model_validator(mode="after")
-    def _builtin_or_remote(self) -> TrustedIssuer:
+    def _builtin_or_remote(self) -> Self:
         if self.builtin:
             for key in ("issuer", "jwks_url"):
                 if getattr(self, key):
@@ -601,7 +610,7 @@ def _route_path(path: str) -> str:
 
 class Deelnemer(Model):
     model_config = ConfigDict(title="deelnemer")
-    id_type: Annotated[Text, AfterValidator(str.upper)]
+    id_type: Annotated[Text, AfterValidator(_upper)]
     """e.g. ``UZOVI``."""
     id: Text
     kind: Annotated[Text, AfterValidator(_kind)]
@@ -628,7 +637,7 @@ class Deprecation(Model):
     """Sent as ``Link: <url>; rel="deprecation"``: where to read what replaces it."""
 
     @model_validator(mode="after")
-    def _zoned(self) -> Deprecation:
+    def _zoned(self) -> Self:
         for moment in (self.deprecated_since, self.sunset):
             if moment.tzinfo is None:
                 raise problem("a deprecation moment needs a time zone", "e.g. 2024-01-01T00:00:00Z")
@@ -705,7 +714,7 @@ class RouteConfig(Model):
     token would let the resource server replay it."""
 
     @model_validator(mode="after")
-    def _deelnemer_or_rest(self) -> RouteConfig:
+    def _deelnemer_or_rest(self) -> Self:
         if self.rest is None and self.deelnemer is None:
             raise problem("a GraphQL route needs a deelnemer", "add deelnemer: {id_type, id, kind}")
         if self.rest is not None and self.path.endswith("/"):
@@ -750,7 +759,7 @@ class AdresboekConfig(Model):
     systeemrollen: Annotated[tuple[Text, ...], Field(min_length=1)]
     """The systeemrolcodes that receive notifications, the first one a recipient has wins."""
     ontvangers: Annotated[
-        Mapping[Annotated[Text, AfterValidator(str.upper)], AdresboekOntvanger], Field(min_length=1)
+        Mapping[Annotated[Text, AfterValidator(_upper)], AdresboekOntvanger], Field(min_length=1)
     ]
     """Recipient identifier type (``ontvangerIDType``) -> how such recipients are found."""
     upstream: Url | None = Field(None, exclude=True)
@@ -866,7 +875,7 @@ class AbonnementenConfig(Model):
     """Root field -> the argument holding the abonnementId a (voluntary) notification carries."""
 
     @model_validator(mode="after")
-    def _distinct(self) -> AbonnementenConfig:
+    def _distinct(self) -> Self:
         if self.create.field == self.delete.field:
             raise problem(
                 f"create and delete name the same mutation {self.create.field!r}", at="delete"
@@ -904,7 +913,7 @@ class StoreConfig(Model):
     statement) before it fails as unavailable: the request fails closed."""
 
     @model_validator(mode="after")
-    def _dsn_for_postgresql(self) -> StoreConfig:
+    def _dsn_for_postgresql(self) -> Self:
         if self.backend == "postgresql" and self.dsn is None:
             raise problem("store backend postgresql needs dsn", "e.g. dsn: ${NID_STORE_DSN}")
         if self.backend == "sqlite" and self.dsn is not None:
@@ -937,7 +946,7 @@ class DeliveryConfig(Model):
     """Seconds one attempt may take (connect to last byte of the answer)."""
 
     @model_validator(mode="after")
-    def _lease_covers_attempt(self) -> DeliveryConfig:
+    def _lease_covers_attempt(self) -> Self:
         if self.lease <= self.timeout:
             raise problem("delivery lease must exceed timeout", "e.g. lease: 60, timeout: 10")
         return self
