@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -12,6 +13,8 @@ import yaml
 from gateway.config.errors import ConfigError
 from gateway.config.model import DEFAULT_ABONNEMENTEN_FILE, DEFAULT_CLAIMS_FILE, _shipped
 from gateway.config.yamlsource import read_source
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_reading_a_file_leaves_no_garbage_for_the_cyclic_collector(
@@ -59,3 +62,28 @@ def test_a_duplicate_key_in_a_shipped_file_is_a_config_error_at_its_line(tmp_pat
     assert str(info.value) == (
         f"{file}:3:1: duplicate key 'scopes' (each key may appear once in a mapping)"
     )
+
+
+def _text_keys(value: Any) -> Any:
+    """*value* with every mapping key as text, as read_source gives them (``5151:``)."""
+    if isinstance(value, dict):
+        return {str(k): _text_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_text_keys(v) for v in value]
+    return value
+
+
+SHIPPED_YAML = sorted(
+    path
+    for folder in ("policies", "config", "gateway")
+    for path in (REPO / folder).rglob("*.yaml")
+    if "${" not in path.read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("file", SHIPPED_YAML, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_shipped_yaml_file_reads_as_pyyaml_reads_it(file: Path) -> None:
+    # Strings are taken from the node directly, everything else through PyYAML's constructor.
+    source, issues = read_source(file)
+    assert issues == []
+    assert source.data == _text_keys(yaml.safe_load(file.read_text(encoding="utf-8")))
