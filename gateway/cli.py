@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     The cyclic garbage collector is off while the command starts: the imports and the
     gateway's construction allocate ~1M objects, nearly all kept for good, and CPython's
     collector scanned them ~230 times on the way (~15 % of ``serve``'s start-up). Other
-    commands switch it on once parsed; serving ones once serving, after one collection.
+    commands switch it on once parsed; serving ones once serving (the heap frozen first).
 
     Output piped into a reader that stops early (``| head``) ends the command quietly, as
     SIGPIPE ends other Unix tools: Python ignores SIGPIPE so that a server's writes to a
