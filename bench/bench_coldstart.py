@@ -1,6 +1,7 @@
 """Cold start: time from process start to the first ``200`` on ``/healthz``.
 
     .venv/bin/python bench/bench_coldstart.py [--runs 7] [--what serve demo]
+    .venv/bin/python bench/bench_coldstart.py --instructions [--what serve]
 
 Issue 17 targets a median of at most 1.0 s. For each run a fresh process is started
 (``nid-gateway serve`` with bench_gateway.py's production-like configuration: one GraphQL
@@ -17,6 +18,12 @@ The gateway's bytecode is compiled first (``compileall``), as ``pip install`` co
 installed package: with ``PYTHONDONTWRITEBYTECODE`` set (the container image sets it, and so
 may a developer's shell) an editable checkout is otherwise compiled anew at every start,
 ~0.4 s that no deployment pays.
+
+``--instructions`` runs each kind once under ``valgrind --tool=callgrind`` and prints the
+instructions it executed from process start to the first ``200`` on ``/healthz`` (a dump
+is taken at that answer; the polling costs the process nothing until it listens, then one
+request). Unlike wall or CPU seconds this does not move with the host's load: two runs of
+the same code differ by well under 1 %, so decide start-up changes by it.
 
 Where the time goes: ``.venv/bin/python -X importtime -m gateway.cli serve ...`` (stderr)
 lists every import with its own and cumulative microseconds.
@@ -105,12 +112,73 @@ def one_run(what: str, config: Path, timeout: float = 30.0) -> tuple[float, floa
                 proc.wait()
 
 
+def one_instructions_run(what: str, config: Path, timeout: float = 300.0) -> int:
+    """Instructions *what* executed from its start to the first 200 on /healthz, counted by
+    callgrind (a dump taken at that answer)."""
+    from bench_instructions import callgrind_total, ensure_valgrind
+
+    valgrind, control = ensure_valgrind()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        proc = subprocess.Popen(
+            [
+                valgrind,
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                *command(what, port, Path(tmp), config),
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": tmp},
+        )
+        started = time.perf_counter()
+        try:
+            while not healthz(port):
+                if proc.poll() is not None:
+                    raise SystemExit(f"{what} exited with {proc.returncode} before /healthz")
+                if time.perf_counter() - started > timeout:
+                    raise SystemExit(f"{what}: no 200 on /healthz within {timeout} s")
+                time.sleep(0.05)
+            # callgrind_control finds the process by the vgdb pipes in its TMPDIR.
+            dumped = subprocess.run(
+                [control, "--dump", str(proc.pid)],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "TMPDIR": tmp},
+            )
+            total = callgrind_total(out)
+            if dumped.returncode or not total:
+                raise SystemExit(f"callgrind_control --dump failed: {dumped.stdout}{dumped.stderr}")
+            return total
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--what", nargs="+", choices=("serve", "demo"), default=["serve", "demo"])
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="one run of each under callgrind: instructions to the first 200 (load-independent)",
+    )
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "gateway")], check=True)
+    if args.instructions:
+        with tempfile.TemporaryDirectory(prefix="coldstart-config-") as tmp:
+            config = gateway_config(Path(tmp), free_port(), "http://127.0.0.1:9/graphql", True)
+            for what in args.what:
+                total = one_instructions_run(what, config)
+                print(f"{what:6} instructions to the first 200: {total / 1e6:,.0f}M")
+        return
     samples: dict[str, list[tuple[float, float]]] = {what: [] for what in args.what}
     with tempfile.TemporaryDirectory(prefix="coldstart-config-") as tmp:
         # The upstream is never called: /healthz does not depend on it.

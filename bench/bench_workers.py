@@ -1,10 +1,11 @@
 """``serve --workers N`` against gunicorn with aiohttp's ``GunicornWebWorker``, same app.
 
     .venv/bin/python bench/bench_workers.py [--duration 5] [--rounds 3] [--workers 2 4]
+    .venv/bin/python bench/bench_workers.py --servers ours --workers 1 2 [--pin-wrk]
 
 Issue 11 asked whether gunicorn should replace the hand-made pre-fork supervisor unless a
 measurement shows ours matters. For each worker count, three servers of the same gateway
-configuration (decision log on, in front of the fixed-response upstream):
+configuration (decision log on, in front of a fixed-response upstream):
 
   ours                 ``nid-gateway serve --workers N`` (a SO_REUSEPORT socket per worker)
   gunicorn             ``gunicorn -k aiohttp.GunicornWebWorker -w N`` (one shared socket)
@@ -12,13 +13,22 @@ configuration (decision log on, in front of the fixed-response upstream):
 
 gunicorn's workers build the app with bench/gunicorn_app.py, which returns our
 ``GatewayRunner``: the request handler, deadlines and limits are the same in all three.
-Load: ``wrk -t2 -c64`` (keep-alive) posting the seed notification with a valid token;
-nothing is pinned (the workers need every core; wrk and the upstream share them).
+Load: ``wrk -t2 -c64`` (keep-alive) posting the seed notification with a valid token.
+
+The upstream is nginx answering a fixed JSON body (one process, pinned to the last core):
+~0.03 ms CPU per request, so the workers are what the load measures. ``--upstream
+aiohttp`` keeps the earlier one (bench/upstream.py, ~0.2 ms per request: on 2 cores it takes
+a third of a core the second worker needs). The workers are not pinned (they need every
+core); wrk is not either, unless ``--pin-wrk`` puts it on the upstream's core.
 Each server is measured once all its workers answer (see :func:`wait_for_workers`).
 ``--rounds`` interleaved rounds, median req/s per server, ratio to ``ours`` at the same N.
 For ``ours`` it also prints each worker's cores during the run (how the kernel spread the
 connections), the largest worker's RSS and PSS after it, the cores wrk and the upstream
-used, and the ceiling: what two processes of a pure CPU loop get here over one.
+used, and two ceilings: what two processes of a pure CPU loop get here over one (the host's
+load), and what the CPU per request allows on the host's cores, with wrk and the upstream
+on the same cores: with W ms in a worker and O ms in wrk + upstream per request, one worker
+runs at most 1/W req/s (one core) and any number at most C/(W + O) on C cores, so on 2 cores
+two workers reach at most 2W/(W + O) times one.
 Needs wrk. Bounded: about rounds x 3 x len(workers) x (duration + 10) seconds.
 """
 
@@ -28,6 +38,7 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -86,11 +97,56 @@ def commands(config: Path, port: int, workers: int) -> dict[str, list[str]]:
     }
 
 
+UPSTREAM_ANSWER = '{"data":{"zendNotificatie":{"notificatieID":"bench-1"}}}'
+"""What bench/upstream.py answers: the same for both upstreams."""
+
+NGINX_UPSTREAM_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {tmp}/nginx-upstream-error.log error;
+pid {tmp}/nginx-upstream.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    client_body_temp_path {tmp}/nginx-upstream-body;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /graphql {{
+            default_type application/json;
+            return 200 '{answer}';
+        }}
+    }}
+}}
+"""
+"""nginx as the fixed-response upstream: one process, keep-alive without a request limit
+(the gateway's pool would otherwise reconnect every 1,000 requests), no access log."""
+
+
+def upstream_command(kind: str, tmp: Path, port: int) -> list[str]:
+    """The command of the *kind* upstream (``nginx`` or ``aiohttp``) on *port*."""
+    if kind == "aiohttp":
+        return [PYTHON, "bench/upstream.py", str(port)]
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise SystemExit(
+            "the nginx upstream needs nginx (apt-get install nginx), or --upstream aiohttp"
+        )
+    conf = tmp / "nginx-upstream.conf"
+    conf.write_text(NGINX_UPSTREAM_CONF.format(tmp=tmp, port=port, answer=UPSTREAM_ANSWER))
+    return [nginx, "-p", str(tmp), "-c", str(conf)]
+
+
+WRK_PREFIX: list[str] = []
+"""``taskset -c CORE`` with ``--pin-wrk``."""
+
+
 def wrk_rps(wrk: str, url: str, script: Path, duration: int) -> tuple[float, int]:
     """(req/s, non-2xx answers) of one wrk run; its CPU time is added to :data:`WRK_CPU`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        [wrk, "-t2", "-c64", f"-d{duration}s", "-s", str(script), url],
+        [*WRK_PREFIX, wrk, "-t2", "-c64", f"-d{duration}s", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -110,8 +166,8 @@ SPLIT: dict[str, list[list[float]]] = {}
 """Cores each worker of ``ours`` used during each measured run: the request split."""
 CONNECTIONS: dict[str, list[list[int]]] = {}
 """wrk's connections each worker of ``ours`` held during each measured run."""
-PER_REQUEST: dict[str, list[tuple[float, float]]] = {}
-"""(worker CPU ms, upstream CPU ms) per request in each measured run of ``ours``."""
+PER_REQUEST: dict[str, list[tuple[float, float, float]]] = {}
+"""(worker, upstream, wrk) CPU ms per request in each measured run of ``ours``."""
 UPSTREAM_PID: list[int] = []
 WRK_CPU: list[float] = []
 """Cores wrk used per run (CPU seconds / duration), warm-ups included."""
@@ -220,7 +276,7 @@ def serve_and_measure(
                 upstream = (cpu_seconds(UPSTREAM_PID[0]) - upstream_before) / elapsed
                 rps = measured[0]
                 PER_REQUEST.setdefault(cmd[-1], []).append(
-                    (1000 * sum(split) / rps, 1000 * upstream / rps)
+                    (1000 * sum(split) / rps, 1000 * upstream / rps, 1000 * WRK_CPU[-1] / rps)
                 )
                 memory = [memory_mb(pid) for pid in pids]
                 RSS.setdefault(cmd[-1], []).append(max(m["Rss"] for m in memory))
@@ -242,16 +298,29 @@ def main() -> None:
         default=["ours", "gunicorn", "gunicorn reuse-port"],
         help="e.g. --servers ours --workers 1 2: the scaling of serve --workers alone",
     )
+    parser.add_argument(
+        "--upstream",
+        choices=("nginx", "aiohttp"),
+        default="nginx",
+        help="the fixed-response upstream (default nginx: the cheaper, so the workers are "
+        "the bottleneck; aiohttp: bench/upstream.py, as measured before 2026-12-04)",
+    )
+    parser.add_argument(
+        "--pin-wrk", action="store_true", help="run wrk on the upstream's core (the last one)"
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
-    up_port = free_port()
-    upstream = start([PYTHON, "bench/upstream.py", str(up_port)], 1, up_port)
-    upstream_url = f"http://127.0.0.1:{up_port}/graphql"
-    upstream_cpu = cpu_seconds(upstream.pid)
-    UPSTREAM_PID.append(upstream.pid)
-    started = time.monotonic()
+    last_core = (os.cpu_count() or 1) - 1
+    if args.pin_wrk:
+        WRK_PREFIX.extend(["taskset", "-c", str(last_core)])
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp_name:
         tmp = Path(tmp_name)
+        up_port = free_port()
+        upstream = start(upstream_command(args.upstream, tmp, up_port), last_core, up_port)
+        upstream_url = f"http://127.0.0.1:{up_port}/graphql"
+        upstream_cpu = cpu_seconds(upstream.pid)
+        UPSTREAM_PID.append(upstream.pid)
+        started = time.monotonic()
         port = free_port()
         config_path = gateway_config(tmp, port, upstream_url, True)
         config = load_config(config_path)
@@ -274,8 +343,8 @@ def main() -> None:
                     )
                     samples.setdefault((workers, name), []).append(rps)
                     bad += non_2xx
-    upstream_cores = (cpu_seconds(upstream.pid) - upstream_cpu) / (time.monotonic() - started)
-    stop(upstream)
+        upstream_cores = (cpu_seconds(upstream.pid) - upstream_cpu) / (time.monotonic() - started)
+        stop(upstream)
     print(f"{'workers':>7} {'server':22} {'req/s (median)':>15} {'rounds':>24} {'vs ours':>8}")
     for workers in args.workers:
         ours = statistics.median(samples[(workers, "ours")])
@@ -299,19 +368,34 @@ def main() -> None:
             + "; wrk connections per worker "
             + ", ".join("/".join(str(n) for n in held) for held in CONNECTIONS[count])
         )
-        worker_ms = statistics.median(w for w, _ in PER_REQUEST[count])
-        upstream_ms = statistics.median(u for _, u in PER_REQUEST[count])
+        worker_ms = statistics.median(w for w, _, _ in PER_REQUEST[count])
+        upstream_ms = statistics.median(u for _, u, _ in PER_REQUEST[count])
+        wrk_ms = statistics.median(k for _, _, k in PER_REQUEST[count])
         print(
             f"ours --workers {count}: CPU per request {worker_ms:.3f} ms in the workers, "
-            f"{upstream_ms:.3f} ms in the upstream (medians)"
+            f"{upstream_ms:.3f} ms in the {args.upstream} upstream, {wrk_ms:.3f} ms in wrk "
+            "(medians)"
+        )
+    if "1" in PER_REQUEST:
+        # One worker's run: the worker alone on its core (the figure the ceiling is made of).
+        worker_ms = statistics.median(w for w, _, _ in PER_REQUEST["1"])
+        other_ms = statistics.median(u + k for _, u, k in PER_REQUEST["1"])
+        cores = os.cpu_count() or 1
+        bound = min(float(cores), cores * worker_ms / (worker_ms + other_ms))
+        print(
+            f"ceiling by CPU per request: wrk + upstream {other_ms:.3f} ms = "
+            f"{other_ms / worker_ms:.2f}x a worker's {worker_ms:.3f} ms; on {cores} cores "
+            f"shared with them, workers can reach at most {bound:.2f}x one worker"
         )
     print(
         f"ceiling: 2 processes of a pure CPU loop do {cpu_ceiling():.2f}x the work of one, "
         "on this host as loaded now"
     )
     print(
-        f"cores used: wrk {statistics.median(WRK_CPU):.2f} (median per run), upstream "
-        f"{upstream_cores:.2f} (average over the whole benchmark, pauses included); "
+        f"cores used: wrk {statistics.median(WRK_CPU):.2f} (median per run"
+        f"{', pinned to core ' + str(last_core) if args.pin_wrk else ''}), "
+        f"{args.upstream} upstream {upstream_cores:.2f} "
+        "(average over the whole benchmark, pauses included); "
         f"host has {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     )
     if bad:

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
+COMMAND_MODULES: dict[str, str] = {
+    "serve": "gateway.serving.serve",  # serve [--workers N]
+    "demo": "gateway.serving.demo",
+    "policy": "gateway.policy.cli",  # policy check|test|explain
+    "token": "gateway.authserver.cli",  # token issue
+    "keys": "gateway.authserver.cli",  # keys generate|hash-secret
+    "outbox": "gateway.delivery.cli",  # outbox list|show|replay|purge
+}
+"""Each command and the module that registers it (``register(sub)``), in help order."""
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``nid-gateway`` parser; with a known *command*, only that command's module is
+    imported and registered: ``serve`` starts without loading the policy tooling, the
+    outbox and token commands and the demo's example servers (their imports would be in
+    every start). Otherwise (help, ``--version``, a typo) every command is registered."""
     from gateway import __version__
-    from gateway.authserver import cli as authserver_cli
-    from gateway.delivery import cli as outbox_cli
-    from gateway.policy import cli as policy_cli
-    from gateway.serving import demo, serve
 
     parser = argparse.ArgumentParser(
         prog="nid-gateway",
@@ -22,11 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nid-gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve.register(sub)  # serve [--workers N]
-    demo.register(sub)  # demo
-    policy_cli.register(sub)  # policy check|test|explain
-    authserver_cli.register(sub)  # token issue, keys generate
-    outbox_cli.register(sub)  # outbox list|show|replay|purge
+    if command in COMMAND_MODULES:
+        modules = [COMMAND_MODULES[command]]
+    else:
+        modules = list(dict.fromkeys(COMMAND_MODULES.values()))
+    for module in modules:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -45,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     The cyclic garbage collector is off while the command starts: the imports and the
     gateway's construction allocate ~1M objects, nearly all kept for good, and CPython's
     collector scanned them ~230 times on the way (~15 % of ``serve``'s start-up). Other
-    commands switch it on once parsed; serving ones once serving, after one collection.
+    commands switch it on once parsed; serving ones once serving (the heap frozen first).
 
     Output piped into a reader that stops early (``| head``) ends the command quietly, as
     SIGPIPE ends other Unix tools: Python ignores SIGPIPE so that a server's writes to a
@@ -54,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
         if collecting and args.command not in SERVING_COMMANDS:
             gc.enable()
         code: int = args.handler(args)

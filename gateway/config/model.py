@@ -6,9 +6,11 @@ to a default). Paths are resolved against the file that names them (the ``base``
 validation context). Rules between objects (unique routes, trusted issuers, the port
 override) are checked by :mod:`gateway.config.loader`, which builds these objects once; the
 hot path only ever reads them.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: pydantic would then evaluate every field's
+annotation from its text (a ``compile`` each, ~190 fields): ~17M instructions of every
+start (bench/bench_coldstart.py --instructions). Validators return ``Self``.
+"""
 
 import json
 import re
@@ -16,10 +18,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -33,8 +34,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from gateway.config.errors import ConfigError
 from gateway.config.secrets import hash_secret, parse_secret_hash
 from gateway.config.subjects import normalise_subject
+from gateway.config.yamlsource import read_source
 
 DEFAULT_CLAIMS_FILE = Path(__file__).with_name("nid_claims.yaml")
 DEFAULT_ABONNEMENTEN_FILE = Path(__file__).with_name("nid_abonnementen.yaml")
@@ -103,6 +106,13 @@ def _one_or_many(value: Any) -> Any:
 def _number_text(value: Any) -> Any:
     """Identifiers such as ``id: 5151`` are naturally written as numbers; keep the text."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _upper(text: str) -> str:
+    # A plain function, not ``str.upper``: pydantic reads a validator's signature to know
+    # whether it takes ``info``, and a builtin's is parsed from its text signature
+    # (~8M instructions each, three uses: bench/bench_coldstart.py --instructions).
+    return text.upper()
 
 
 def _absolute_url(text: str) -> str:
@@ -211,7 +221,7 @@ class TlsConfig(Model):
     require_client_cert: Bool = False
 
     @model_validator(mode="after")
-    def _ca_for_required_certs(self) -> TlsConfig:
+    def _ca_for_required_certs(self) -> Self:
         if self.require_client_cert and self.client_ca_file is None:
             raise problem(
                 "require_client_cert needs client_ca_file",
@@ -269,7 +279,7 @@ class SigningConfig(Model):
     """Demo only: create a key pair on first start."""
 
     @model_validator(mode="after")
-    def _generate_only_in_the_demo(self, info: ValidationInfo) -> SigningConfig:
+    def _generate_only_in_the_demo(self, info: ValidationInfo) -> Self:
         if self.generate_if_missing and not (info.context or {}).get("demo"):
             raise problem(
                 "generate_if_missing is for the demo only",
@@ -319,7 +329,7 @@ class ClientConfig(Model):
         return method in self.auth_method
 
     @model_validator(mode="after")
-    def _credentials_fit_the_methods(self) -> ClientConfig:
+    def _credentials_fit_the_methods(self) -> Self:
         methods = set(self.auth_method)
         self._secret(any(m in SECRET_METHODS for m in methods))
         self._jwks("private_key_jwt" in methods)
@@ -445,7 +455,7 @@ class AuthServerConfig(Model):
     brute_force: BruteForceConfig = BruteForceConfig()
 
     @model_validator(mode="after")
-    def _clients_in_one_place(self) -> AuthServerConfig:
+    def _clients_in_one_place(self) -> Self:
         if self.clients and self.clients_file is not None:
             raise problem("give either clients or clients_file, not both", at="clients_file")
         return self
@@ -458,15 +468,25 @@ class IdentifierClaim(Model):
     model_config = ConfigDict(title="identifier claim")
     claim: Text
     """e.g. ``uzovi``, ``kvk``, ``kvknummer``."""
-    id_type: Annotated[Text, AfterValidator(str.upper)]
+    id_type: Annotated[Text, AfterValidator(_upper)]
     """e.g. ``UZOVI``, ``KVK``."""
+
+
+def _shipped(file: Path) -> dict[str, Any]:
+    """A YAML file shipped with the gateway, read by the one YAML reader (libyaml composes
+    it; a duplicate key or a syntax error is a :class:`ConfigError` at ``file:line:col``)."""
+    source, issues = read_source(file)
+    if not issues and not isinstance(source.data, dict):
+        issues = [source.issue((), "expected a mapping")]
+    if issues:
+        raise ConfigError(issues=issues)
+    data: dict[str, Any] = source.data
+    return data
 
 
 @cache
 def _nid_claims() -> dict[str, Any]:
-    with DEFAULT_CLAIMS_FILE.open(encoding="utf-8") as fh:
-        data: dict[str, Any] = yaml.safe_load(fh)
-    return data
+    return _shipped(DEFAULT_CLAIMS_FILE)
 
 
 class ClaimMapping(Model):
@@ -519,7 +539,7 @@ class TrustedIssuer(Model):
     """Require ``typ: at+jwt``."""
 
     @model_validator(mode="after")
-    def _builtin_or_remote(self) -> TrustedIssuer:
+    def _builtin_or_remote(self) -> Self:
         if self.builtin:
             for key in ("issuer", "jwks_url"):
                 if getattr(self, key):
@@ -590,7 +610,7 @@ def _route_path(path: str) -> str:
 
 class Deelnemer(Model):
     model_config = ConfigDict(title="deelnemer")
-    id_type: Annotated[Text, AfterValidator(str.upper)]
+    id_type: Annotated[Text, AfterValidator(_upper)]
     """e.g. ``UZOVI``."""
     id: Text
     kind: Annotated[Text, AfterValidator(_kind)]
@@ -617,7 +637,7 @@ class Deprecation(Model):
     """Sent as ``Link: <url>; rel="deprecation"``: where to read what replaces it."""
 
     @model_validator(mode="after")
-    def _zoned(self) -> Deprecation:
+    def _zoned(self) -> Self:
         for moment in (self.deprecated_since, self.sunset):
             if moment.tzinfo is None:
                 raise problem("a deprecation moment needs a time zone", "e.g. 2024-01-01T00:00:00Z")
@@ -694,7 +714,7 @@ class RouteConfig(Model):
     token would let the resource server replay it."""
 
     @model_validator(mode="after")
-    def _deelnemer_or_rest(self) -> RouteConfig:
+    def _deelnemer_or_rest(self) -> Self:
         if self.rest is None and self.deelnemer is None:
             raise problem("a GraphQL route needs a deelnemer", "add deelnemer: {id_type, id, kind}")
         if self.rest is not None and self.path.endswith("/"):
@@ -739,7 +759,7 @@ class AdresboekConfig(Model):
     systeemrollen: Annotated[tuple[Text, ...], Field(min_length=1)]
     """The systeemrolcodes that receive notifications, the first one a recipient has wins."""
     ontvangers: Annotated[
-        Mapping[Annotated[Text, AfterValidator(str.upper)], AdresboekOntvanger], Field(min_length=1)
+        Mapping[Annotated[Text, AfterValidator(_upper)], AdresboekOntvanger], Field(min_length=1)
     ]
     """Recipient identifier type (``ontvangerIDType``) -> how such recipients are found."""
     upstream: Url | None = Field(None, exclude=True)
@@ -801,9 +821,7 @@ ArgumentPath = Annotated[Text, AfterValidator(_argument_path)]
 
 @cache
 def _nid_abonnementen() -> dict[str, Any]:
-    with DEFAULT_ABONNEMENTEN_FILE.open(encoding="utf-8") as fh:
-        data: dict[str, Any] = yaml.safe_load(fh)
-    return data
+    return _shipped(DEFAULT_ABONNEMENTEN_FILE)
 
 
 class _Defaulted(Model):
@@ -857,7 +875,7 @@ class AbonnementenConfig(Model):
     """Root field -> the argument holding the abonnementId a (voluntary) notification carries."""
 
     @model_validator(mode="after")
-    def _distinct(self) -> AbonnementenConfig:
+    def _distinct(self) -> Self:
         if self.create.field == self.delete.field:
             raise problem(
                 f"create and delete name the same mutation {self.create.field!r}", at="delete"
@@ -895,7 +913,7 @@ class StoreConfig(Model):
     statement) before it fails as unavailable: the request fails closed."""
 
     @model_validator(mode="after")
-    def _dsn_for_postgresql(self) -> StoreConfig:
+    def _dsn_for_postgresql(self) -> Self:
         if self.backend == "postgresql" and self.dsn is None:
             raise problem("store backend postgresql needs dsn", "e.g. dsn: ${NID_STORE_DSN}")
         if self.backend == "sqlite" and self.dsn is not None:
@@ -928,7 +946,7 @@ class DeliveryConfig(Model):
     """Seconds one attempt may take (connect to last byte of the answer)."""
 
     @model_validator(mode="after")
-    def _lease_covers_attempt(self) -> DeliveryConfig:
+    def _lease_covers_attempt(self) -> Self:
         if self.lease <= self.timeout:
             raise problem("delivery lease must exceed timeout", "e.g. lease: 60, timeout: 10")
         return self

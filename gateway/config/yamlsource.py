@@ -24,6 +24,7 @@ JsonPath = tuple[str | int, ...]
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCALAR_TYPES = (str, int, float, bool, type(None))
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass(slots=True)
@@ -80,7 +81,7 @@ class _Composer:
         if isinstance(node, MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                key = self._scalar.construct_object(key_node, deep=True)
+                key = self.scalar(key_node)
                 if not isinstance(key, str):
                     # Identifiers as keys (``5151:``) are text.
                     key = str(key)
@@ -102,7 +103,22 @@ class _Composer:
         assert isinstance(node, ScalarNode)
         if self.env and "${" in node.value:
             return self.substitute(node, path)
+        return self.scalar(node)
+
+    def scalar(self, node: Node) -> Any:
+        """The value of a scalar (or a complex key) node. A string is its text: taken
+        directly, since most scalars are strings and PyYAML's dispatch by tag costs more
+        than the rest of reading them (``construct_yaml_str`` returns ``node.value``)."""
+        if node.tag == _STR_TAG and isinstance(node, ScalarNode):
+            return node.value
         return self._scalar.construct_object(node, deep=True)
+
+    def close(self) -> None:
+        """Break the scalar loader's reference cycle (its parser state is a bound method
+        of itself), so the loader and every node it constructed are freed by reference
+        counting: start-up runs with the cyclic collector off and freezes the heap without
+        a collection (:func:`gateway.serving.lifecycle.settle_heap`)."""
+        self._scalar.dispose()
 
     def located(self, node: Node, message: str, hint: str | None = None) -> Located:
         mark = node.start_mark
@@ -253,5 +269,8 @@ def read_source(
     if node is None:
         return source, [Located(str(file), 1, 1, "file is empty", empty_hint)]
     composer = _Composer(source, env=env)
-    source.data = composer.build(node, ())
+    try:
+        source.data = composer.build(node, ())
+    finally:
+        composer.close()
     return source, composer.issues

@@ -68,7 +68,7 @@ def serve_workers(config: GatewayConfig, host: str, workers: int) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
 
-    share_before_fork()
+    share_before_fork(config)
     previous = {sig: signal.signal(sig, forward) for sig in _STOP_SIGNALS}
     parent = os.getpid()
     try:
@@ -104,9 +104,12 @@ def serve_workers(config: GatewayConfig, host: str, workers: int) -> int:
             signal.signal(sig, handler)
 
 
-def share_before_fork() -> None:
-    """Import, in the supervisor, the modules every worker would import after the fork, then
-    collect and freeze the heap.
+def share_before_fork(config: GatewayConfig) -> None:
+    """Import, in the supervisor, the modules every worker would import after the fork, load
+    the GraphQL schemas its routes validate against (the largest objects a worker builds:
+    each worker's :func:`~gateway.graphql.schema.load_schema` then finds them cached), then
+    freeze the heap (no collection first: see
+    :func:`gateway.serving.lifecycle.settle_heap`).
 
     The workers inherit the modules' pages copy-on-write instead of each importing its own
     copy (~220 modules: the app, the authorization server, metrics), and ``gc.freeze`` keeps
@@ -116,8 +119,12 @@ def share_before_fork() -> None:
     import gateway.app
     import gateway.observability.http
     import gateway.server.runner  # noqa: F401  (imported for the workers)
+    from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema, route_schema
 
-    gc.collect()
+    load_schema(BUNDLED_SCHEMA)  # the central notification route's too
+    for route in config.routes:
+        if route.rest is None:
+            route_schema(route)
     gc.freeze()
 
 

@@ -233,9 +233,11 @@ def test_the_supervisor_imports_the_app_and_freezes_its_heap_before_the_fork() -
     # supervisor is one: this process has imported everything already.
     probe = (
         "import gc, sys\n"
+        "from gateway.config.loader import load_config\n"
         "from gateway.serving.workers import share_before_fork\n"
+        "config = load_config('config/demo/gateway.yaml')\n"
         "assert 'gateway.app' not in sys.modules and gc.get_freeze_count() == 0\n"
-        "share_before_fork()\n"
+        "share_before_fork(config)\n"
         "print(sorted(m for m in ('gateway.app', 'gateway.server.runner') if m in sys.modules),"
         " gc.get_freeze_count() > 10_000)\n"
     )
