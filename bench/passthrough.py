@@ -99,8 +99,8 @@ def gateway_client_app(upstream: str) -> web.Application:
 async def serve_as_the_gateway(app: web.Application, port: int) -> None:
     """Serve *app* the way ``nid-gateway serve`` serves the gateway, until killed."""
     from gateway.config.model import ServerConfig
-    from gateway.serving.lifecycle import settle_heap
     from gateway.server.runner import GatewayRunner
+    from gateway.serving.lifecycle import settle_heap
 
     server = ServerConfig()
     runner = GatewayRunner(

@@ -35,11 +35,10 @@ from aiohttp.client_exceptions import ClientOSError, ServerDisconnectedError
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import RawResponseMessage
 from aiohttp.streams import StreamReader
-from multidict import CIMultiDict
 
 from gateway.config.model import RouteConfig
 from gateway.observability.events import Observer
-from gateway.proxy.headers import caller_response_headers
+from gateway.proxy.headers import UpstreamHeaders, caller_response_headers
 from gateway.proxy.pool import KEEPALIVE_SECONDS, Connection, OriginPool
 from gateway.refusals import BadGateway, GatewayTimeout
 
@@ -158,16 +157,20 @@ def request_head(
     Values come from aiohttp's request parser, the gateway's own trace ids and the compact
     claims JSON, none of which can hold CR or LF; checked anyway, on the header lines
     before they are joined with CRLF (two ``in`` searches that stop at the first hit).
+    :class:`UpstreamHeaders` are lines already; other mappings are joined here, with
     ``": ".join`` over the pairs, not an f-string: header names are ``istr``, which an
     f-string formats through ``__format__`` one by one.
     """
-    lines = list(map(": ".join, headers.items()))
+    if isinstance(headers, UpstreamHeaders):
+        lines = headers.lines
+    else:
+        lines = list(map(": ".join, headers.items()))
     unbroken = "".join(lines)
     if "\n" in unbroken or "\r" in unbroken:
         raise BadGateway("Header value holds a line break", reason="bad_header")
-    lines.append("" if length is None else f"Content-Length: {length}\r\n")
-    text = "\r\n".join(lines) if len(lines) > 1 else lines[0]
-    head = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{text}\r\n"
+    text = "\r\n".join(lines) + "\r\n" if lines else ""
+    length_line = "" if length is None else f"Content-Length: {length}\r\n"
+    head = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{text}{length_line}\r\n"
     # aiohttp's parser decoded the caller's bytes as UTF-8 with surrogateescape: the same
     # bytes go out again, whatever their encoding was.
     return head.encode("utf-8", "surrogateescape")
@@ -227,7 +230,7 @@ class Upstream:
         self,
         request: web.Request,
         body: bytes,
-        headers: CIMultiDict[str],
+        headers: Mapping[str, str],
         response_headers: Mapping[str, str],
         *,
         whole: bool = False,
