@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 import trustme
 from aiohttp import web
+from aiohttp.base_protocol import BaseProtocol
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.http_parser import RawResponseMessage
 from aiohttp.streams import StreamReader
@@ -180,6 +181,10 @@ def test_response_handler_still_has_the_shape_the_pool_relies_on() -> None:
     for field in ("version", "code", "reason", "headers", "should_close"):
         assert hasattr(RawResponseMessage, field), field
     assert callable(StreamReader.readany) and callable(StreamReader.read)
+    assert callable(StreamReader.read_nowait) and callable(StreamReader.is_eof)
+    # Connection and the server's handler resume reading only when flow control paused it.
+    assert "_reading_paused" in BaseProtocol.__slots__
+    assert "resume_parser" in inspect.signature(BaseProtocol.resume_reading).parameters
 
 
 def test_the_pool_parses_with_aiohttps_c_parser() -> None:
