@@ -3,15 +3,18 @@
     python bench/passthrough.py PORT UPSTREAM_URL [--client session|gateway]
 
 ``session`` (the default): a plain aiohttp proxy with one shared ClientSession, what any
-aiohttp proxy costs; the gateway's throughput is reported as a ratio against it, measured in
-the same run. ``gateway``: the same proxy forwarding with the gateway's own forward leg
-(``gateway.proxy``: the header rules and the pooled upstream connection), so the gateway
-minus this run is the PEP's own work per request.
+aiohttp proxy costs, served by ``web.run_app``; the gateway's throughput is reported as a
+ratio against it, measured in the same run. ``gateway``: the same proxy on the gateway's own
+serving path and forward leg: served by its runner (``gateway.server``: the client-deadline
+protocol and connection limit, ``server`` defaults) with the heap settled as ``serve`` does,
+forwarding with ``gateway.proxy`` (the header rules and the pooled upstream connection). So
+the gateway minus this run is the PEP's own work per request, nothing of the server layer.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -93,15 +96,40 @@ def gateway_client_app(upstream: str) -> web.Application:
     return app
 
 
+async def serve_as_the_gateway(app: web.Application, port: int) -> None:
+    """Serve *app* the way ``nid-gateway serve`` serves the gateway, until killed."""
+    from gateway.config.model import ServerConfig
+    from gateway.server.runner import GatewayRunner
+    from gateway.serving.lifecycle import settle_heap
+
+    server = ServerConfig()
+    runner = GatewayRunner(
+        app,
+        deadlines=server.timeouts,
+        max_connections=server.max_connections,
+        shutdown_timeout=server.shutdown_grace_seconds,
+    )
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settle_heap()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("port", type=int)
     parser.add_argument("upstream")
     parser.add_argument("--client", choices=("session", "gateway"), default="session")
     args = parser.parse_args()
-    make = session_app if args.client == "session" else gateway_client_app
-    app = make(args.upstream)
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+    if args.client == "session":
+        app = session_app(args.upstream)
+        web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+    else:
+        app = gateway_client_app(args.upstream)
+        asyncio.run(serve_as_the_gateway(app, args.port))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiohttp import web
-from multidict import CIMultiDict
 
-from gateway.proxy.headers import upstream_request_headers
+from gateway.proxy.headers import UpstreamHeaders, upstream_request_headers
 from gateway.tokens.verifier import VerifiedToken
 
 
@@ -23,7 +22,7 @@ def forward_headers(
     trace_headers: Mapping[str, str],
     *,
     keep_authorization: bool,
-) -> CIMultiDict[str]:
+) -> UpstreamHeaders:
     """The headers the upstream receives for *request* on behalf of the verified *token*."""
     return upstream_request_headers(
         request.headers,

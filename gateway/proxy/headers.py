@@ -11,7 +11,7 @@ the bearer token on would let the resource server replay it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
@@ -84,6 +84,53 @@ def _kept(
     return [(k, v) for k, v in headers.items() if k.lower() not in drop], drop
 
 
+class UpstreamHeaders(Mapping[str, str]):
+    """The headers the upstream receives, as the ``Name: value`` lines of its request head
+    (what the forward leg writes) and as a read-only case-insensitive mapping of them.
+
+    The mapping is made from the lines on first use only (a queued notification stores
+    them); a forwarded request never needs it, so the lines are all it builds: the
+    gateway's own headers as one formatted string each, without the (name, value) pairs,
+    the multidict and the second walk over it that turned them into lines (~10k
+    instructions per request, ``docs/benchmarks.md``).
+    """
+
+    __slots__ = ("_multi", "lines")
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        """``Name: value`` without line ends, in the order sent."""
+        self._multi: CIMultiDict[str] | None = None
+
+    def _mapping(self) -> CIMultiDict[str]:
+        if self._multi is None:
+            # A name holds no colon (the parser's tokens, or the gateway's own names), so
+            # the first ": " ends it.
+            pairs = (line.partition(": ") for line in self.lines)
+            self._multi = CIMultiDict((name, value) for name, _colon, value in pairs)
+        return self._multi
+
+    def __getitem__(self, name: str) -> str:
+        return self._mapping()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def items(self) -> ItemsView[str, str]:
+        """Every (name, value), a repeated name once per line (unlike Mapping's own)."""
+        return self._mapping().items()
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of *name*, in order."""
+        return self._mapping().getall(name, [])
+
+    def __repr__(self) -> str:
+        return f"UpstreamHeaders({self.lines!r})"
+
+
 def upstream_request_headers(
     incoming: CIMultiDictProxy[str],
     *,
@@ -93,25 +140,30 @@ def upstream_request_headers(
     host: str | None,
     trace: Mapping[str, str] | None = None,
     claims: str | None = None,
-) -> CIMultiDict[str]:
+) -> UpstreamHeaders:
     """The caller's headers as the upstream should see them: ``X-Forwarded-*``, then the
     *trace* headers and the verified *claims* (when given)."""
     items, dropped = _kept(incoming, _DROP[keep_authorization, bool(peer)])
+    # ": ".join, not an f-string, for the caller's names: they are istr, which an f-string
+    # formats through __format__ one by one.
+    lines = list(map(": ".join, items))
     if peer:
         previous = incoming.get(_X_FORWARDED_FOR)
-        items.append(("X-Forwarded-For", f"{previous}, {peer}" if previous else peer))
+        lines.append(
+            f"X-Forwarded-For: {previous}, {peer}" if previous else f"X-Forwarded-For: {peer}"
+        )
     # aiohttp adds `Accept-Encoding: gzip, deflate` when the header is absent; the answer
     # passes through undecoded, so a caller that asked for no encoding must not get one.
     if _ACCEPT_ENCODING not in incoming or "accept-encoding" in dropped:
-        items.append(("Accept-Encoding", "identity"))
-    items.append(("X-Forwarded-Proto", scheme))
+        lines.append("Accept-Encoding: identity")
+    lines.append(f"X-Forwarded-Proto: {scheme}")
     if host:
-        items.append(("X-Forwarded-Host", host))
+        lines.append(f"X-Forwarded-Host: {host}")
     if trace:
-        items.extend(trace.items())
+        lines.extend(map(": ".join, trace.items()))
     if claims is not None:
-        items.append((CLAIMS_HEADER, claims))
-    return CIMultiDict(items)
+        lines.append(f"claims: {claims}")
+    return UpstreamHeaders(lines)
 
 
 def caller_response_headers(

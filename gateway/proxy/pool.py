@@ -21,7 +21,9 @@ from collections import deque
 from typing import Final
 from urllib.parse import urlsplit
 
+from aiohttp import ServerTimeoutError
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.streams import StreamReader
 from yarl import URL
 
 KEEPALIVE_SECONDS: Final = 30.0
@@ -41,6 +43,62 @@ class Connection(ResponseHandler):
         self.idle_since = 0.0
         self.parses_bodies: bool | None = None
         """Whether the installed parser expects bodies (False after a HEAD); None: none yet."""
+        self.deadline: float | None = None
+        """Loop time by which the answer in progress must be complete; None while idle."""
+        self.answer: StreamReader | None = None
+        """The body of the answer in progress, once its head was read."""
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._deadline_at = 0.0
+
+    # -- the total timeout: one lazy timer per connection ---------------------------------
+    # A timer per request (``call_at`` then ``cancel``) costs a handle, a heap push and a
+    # cancelled entry the loop pops later, on every request, for a deadline that nearly
+    # never passes. Here a request only notes its deadline; the connection's one timer
+    # fires at the earliest deadline it was armed for, and when the request then in
+    # progress has a later one, is set again for that one (with the default 30 s, once
+    # per 30 s of a busy connection instead of once per request).
+
+    def set_deadline(self, deadline: float) -> None:
+        """The answer now awaited must be complete by *deadline* (loop time)."""
+        self.deadline = deadline
+        self.answer = None
+        timer = self._deadline_timer
+        if timer is None:
+            self._deadline_timer = self._loop.call_at(deadline, self._deadline_reached)
+            self._deadline_at = deadline
+        elif deadline < self._deadline_at:  # a route with a shorter total on this origin
+            timer.cancel()
+            self._deadline_timer = self._loop.call_at(deadline, self._deadline_reached)
+            self._deadline_at = deadline
+
+    def _deadline_reached(self) -> None:
+        self._deadline_timer = None
+        deadline = self.deadline
+        if deadline is None:  # idle: the timer stays off until the next request
+            return
+        if self._loop.time() < deadline:  # a later request's deadline: wait for that
+            self._deadline_timer = self._loop.call_at(deadline, self._deadline_reached)
+            self._deadline_at = deadline
+            return
+        self.deadline = None
+        exc = ServerTimeoutError("Upstream total timeout")
+        self.set_exception(exc)  # a pending read of the answer's head fails
+        if self.answer is not None:
+            self.answer.set_exception(exc)  # and so does one of its body
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        """Resume only what flow control paused. aiohttp's stream reader calls this after
+        every chunk it hands out and at every answer's end, and the protocol then parses
+        an empty chunk and asks the transport to resume, for nothing when it never paused."""
+        if self._reading_paused:
+            super().resume_reading(resume_parser)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """As aiohttp's, and the deadline timer goes with the connection."""
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        super().connection_lost(exc)
 
     def prepare(self, *, head: bool, read_timeout: float | None) -> None:
         """Get ready for the next answer. The parser is made once per connection (llhttp
@@ -75,15 +133,19 @@ class OriginPool:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
 
-    def take_idle(self) -> Connection | None:
-        """The newest idle connection still open and quiet (others are closed on the way)."""
+    def take_idle(self, now: float) -> Connection | None:
+        """The newest idle connection still open and quiet at loop time *now* (others are
+        closed on the way)."""
         idle = self._idle
-        now = self._loop.time()
         while idle:
             conn = idle.pop()
-            # should_close: also when the upstream sent something unasked while idle.
-            fresh = now - conn.idle_since < KEEPALIVE_SECONDS
-            if fresh and conn.is_connected() and not conn.should_close:
+            # should_close: also when the upstream closed it or sent something unasked
+            # while idle; is_connected: a close seen but not yet reported to the protocol.
+            if (
+                now - conn.idle_since < KEEPALIVE_SECONDS
+                and not conn.should_close
+                and conn.is_connected()
+            ):
                 return conn
             conn.close()
             self._open -= 1
@@ -95,7 +157,7 @@ class OriginPool:
         while True:
             if self._closed:
                 raise ConnectionError("upstream pool closed")
-            if not fresh and (conn := self.take_idle()) is not None:
+            if not fresh and (conn := self.take_idle(self._loop.time())) is not None:
                 return conn, True
             if self._open < self.limit:
                 return await self._connect(), False
@@ -134,7 +196,9 @@ class OriginPool:
     def release(self, conn: Connection, *, reusable: bool) -> None:
         """Give *conn* back: kept for the next request when the answer was read completely
         and neither side asked to close, closed otherwise."""
-        if reusable and not self._closed and not conn.should_close and conn.is_connected():
+        conn.deadline = None
+        # A connection whose close is not yet reported passes here; take_idle drops it.
+        if reusable and not conn.should_close and not self._closed:
             conn.idle_since = self._loop.time()
             self._idle.append(conn)
         else:

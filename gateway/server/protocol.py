@@ -114,6 +114,15 @@ class GatewayRequestHandler(RequestHandler):
         elif data and self._header_timer is None:
             self._arm_header()  # the first bytes of the next request on this connection
 
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        """Resume only what flow control paused. aiohttp's request body reader calls this
+        after every chunk it hands out and at the body's end, and the protocol then parses
+        an empty chunk (through :meth:`data_received`) and asks the transport to resume,
+        for nothing when reading was never paused (a body within the reader's high water
+        mark: every GraphQL request)."""
+        if self._reading_paused:
+            super().resume_reading(resume_parser)
+
     def close(self) -> None:
         """Close once the current response is sent; while a request's body is still
         arriving, only after that body is complete (a graceful shutdown calls this)."""

@@ -22,10 +22,12 @@ import aiohttp
 import pytest
 import trustme
 from aiohttp import web
+from aiohttp.base_protocol import BaseProtocol
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.http_parser import RawResponseMessage
 from aiohttp.streams import StreamReader
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 
 from gateway.config.model import RouteConfig
 from gateway.observability.events import NullObserver
@@ -179,6 +181,10 @@ def test_response_handler_still_has_the_shape_the_pool_relies_on() -> None:
     for field in ("version", "code", "reason", "headers", "should_close"):
         assert hasattr(RawResponseMessage, field), field
     assert callable(StreamReader.readany) and callable(StreamReader.read)
+    assert callable(StreamReader.read_nowait) and callable(StreamReader.is_eof)
+    # Connection and the server's handler resume reading only when flow control paused it.
+    assert "_reading_paused" in BaseProtocol.__slots__
+    assert "resume_parser" in inspect.signature(BaseProtocol.resume_reading).parameters
 
 
 def test_the_pool_parses_with_aiohttps_c_parser() -> None:
@@ -334,6 +340,93 @@ async def test_a_stalled_large_answer_aborts_the_caller_after_the_read_timeout()
     assert observer.upstream_errors == ["timeout"]
 
 
+def delayed(delays: list[float]) -> Handler:
+    """A raw upstream answering the requests on a connection with OK, each after the next
+    of *delays* seconds."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for delay in delays:
+            if await read_request(reader) is None:
+                break
+            await asyncio.sleep(delay)
+            writer.write(OK)
+        await reader.read()
+        writer.close()
+
+    return handle
+
+
+async def test_a_request_on_a_kept_alive_connection_gets_its_own_total_timeout() -> None:
+    # The first request arms the connection's deadline timer for 0.5 s; the second starts at
+    # 0.3 s and answers at 0.6 s, before its own deadline (0.8 s): the timer, reaching the
+    # first deadline while the second request runs, must wait for the second one.
+    timeouts = {"connect": 1, "read": 5, "total": 0.5}
+    async with (
+        raw_upstream(delayed([0.0, 0.3])) as url,
+        proxy(url, timeouts=timeouts) as (client, observer),
+    ):
+        assert (await client.post("/one", data=b"1")).status == 200
+        await asyncio.sleep(0.3)
+        response = await client.post("/two", data=b"2")
+        assert (response.status, await response.read()) == (200, b"ok")
+    assert observer.upstream_errors == []
+
+
+async def test_the_total_timeout_still_holds_after_the_connection_was_idle() -> None:
+    # The deadline timer of the first request passes while the connection is idle; the
+    # second request on that connection must arm it again.
+    timeouts = {"connect": 1, "read": 5, "total": 0.3}
+    async with (
+        raw_upstream(delayed([0.0, 3.0])) as url,
+        proxy(url, timeouts=timeouts) as (client, observer),
+    ):
+        assert (await client.post("/one", data=b"1")).status == 200
+        await asyncio.sleep(0.5)
+        response = await client.post("/two", data=b"2")
+        assert (response.status, await response.text()) == (504, "GATEWAY_TIMEOUT")
+    assert observer.upstream_errors == ["timeout"]
+
+
+async def test_a_shorter_total_timeout_on_a_shared_connection_is_not_postponed() -> None:
+    # Two routes to one origin share its pool: the slow route's 10 s deadline is armed on the
+    # connection first, then the quick route's 0.3 s one must still end its request in time.
+    observer = Recorder()
+    pool = UpstreamPool(observer)
+    async with raw_upstream(delayed([0.0, 3.0])) as url:
+        slow = pool.register(
+            RouteConfig.model_validate(
+                route("/slow", url, "UZOVI", "5151", "zorgkantoor", timeouts={"total": 10})
+            )
+        )
+        quick = pool.register(
+            RouteConfig.model_validate(
+                route("/quick", url, "UZOVI", "5151", "zorgkantoor", timeouts={"total": 0.3})
+            )
+        )
+        forwarders = {"slow": slow, "quick": quick}
+
+        async def forward(request: web.Request) -> web.StreamResponse:
+            forwarder = forwarders[request.match_info["which"]]
+            try:
+                return (await forwarder.forward(request, b"{}", CIMultiDict(), {})).response
+            except Refusal as refusal:
+                return web.Response(status=refusal.status, text=refusal.code)
+
+        app = web.Application()
+        app.router.add_post("/{which}", forward)
+        await pool.start()
+        try:
+            async with TestClient(TestServer(app)) as client:
+                assert (await client.post("/slow")).status == 200
+                started = asyncio.get_running_loop().time()
+                response = await client.post("/quick")
+                assert (response.status, await response.text()) == (504, "GATEWAY_TIMEOUT")
+                assert asyncio.get_running_loop().time() - started < 2.5
+        finally:
+            await pool.close()
+    assert observer.upstream_errors == ["timeout"]
+
+
 # --- answers without a body, informational answers, large answers ---------------------------
 
 
@@ -392,6 +485,29 @@ async def test_answers_beyond_the_buffer_limit_are_streamed_whole() -> None:
             response = await client.post("/x", data=b"{}")
             assert response.headers["Content-Length"] == str(len(big))
             assert await response.read() == big
+
+
+async def test_a_large_answer_to_a_slow_caller_pauses_the_upstream_and_resumes() -> None:
+    # The caller waits before it reads: the gateway's writes to it wait, the upstream
+    # connection's reader fills past its high water mark and pauses; it must resume as the
+    # answer drains, and the connection is reused for the next request.
+    big = bytes(range(256)) * (32 * 1024)  # 8 MiB
+    peers: list[object] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        return web.Response(body=big)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    async with aiohttp_upstream(app) as url, proxy(url) as (client, observer):
+        async with asyncio.timeout(20):
+            for _ in range(2):
+                response = await client.post("/x", data=b"{}")
+                await asyncio.sleep(0.3)
+                assert await response.read() == big
+    assert len(peers) == 2 and peers[0] == peers[1]
+    assert observer.upstream_errors == []
 
 
 async def test_an_answer_delimited_by_close_is_read_to_the_end() -> None:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, istr
 
+from gateway.proxy.headers import UpstreamHeaders
 from gateway.proxy.upstream import request_head
 from gateway.refusals import BadGateway
 
@@ -64,3 +65,35 @@ def test_a_line_break_in_a_header_is_refused(name: str, value: str) -> None:
     with pytest.raises(BadGateway) as caught:
         request_head("POST", "/graphql", "upstream", headers, 2)
     assert caught.value.reason == "bad_header"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(_NAMES, _VALUES), max_size=6),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)),
+)
+def test_upstream_headers_give_the_head_of_their_pairs(
+    pairs: list[tuple[str, str]], length: int | None
+) -> None:
+    lines = [f"{name}: {value}" for name, value in pairs]
+    args = ("POST", "/graphql", "upstream:8080")
+    assert _outcome(request_head, *args, UpstreamHeaders(lines), length) == _outcome(
+        reference_head, *args, CIMultiDict(pairs), length
+    )
+
+
+def test_upstream_headers_read_as_a_case_insensitive_multidict() -> None:
+    headers = UpstreamHeaders(
+        ["Content-Type: application/json", "X-A: 1", "x-a: 2: two", 'claims: {"a": 1}', "X-E: "]
+    )
+    assert headers["content-type"] == "application/json"
+    assert headers["CLAIMS"] == '{"a": 1}'
+    assert headers.getall("X-A") == ["1", "2: two"]
+    assert list(headers.items()) == [
+        ("Content-Type", "application/json"),
+        ("X-A", "1"),
+        ("x-a", "2: two"),
+        ("claims", '{"a": 1}'),
+        ("X-E", ""),
+    ]
+    assert len(headers) == 5 and "x-e" in headers and "X-Missing" not in headers
