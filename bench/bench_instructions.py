@@ -1,6 +1,7 @@
 """Instructions per request (callgrind) of the gateway against the plain aiohttp pass-through.
 
     .venv/bin/python bench/bench_instructions.py [--seconds 8] [--connections 4]
+        [--runs gateway leg ...] [--keep DIR]
 
 The wall-clock benchmark (bench_gateway.py) reads CPU time on a shared machine whose speed
 drifts by ±30 % between minutes. Instructions executed do not drift: this benchmark runs
@@ -15,7 +16,9 @@ the kernel's share are not counted, so read it beside the wall-clock ratio).
 Runs: the pass-through, the gateway (decision log on, the default), the gateway with the
 decision log off, the gateway with a parse-cache miss on every request, and the gateway
 with ``schema: none``, and the pass-through on the gateway's own forward leg (the gateway
-minus it is the PEP's own work). Needs valgrind
+minus it is the PEP's own work). ``--runs`` measures only the runs named (``passthrough``,
+``gateway``, ``nolog``, ``miss``, ``noschema``, ``leg``); ``--keep DIR`` keeps each run's
+callgrind output there (``DIR/<run>.out``, for ``callgrind_annotate``). Needs valgrind
 and wrk (installed with apt-get when missing). Bounded: about 6 x (seconds + 12) seconds.
 """
 
@@ -144,14 +147,26 @@ def warm_up(wrk: str, url: str, script: Path, connections: int) -> int:
     return done
 
 
+RUNS = ("passthrough", "gateway", "nolog", "miss", "noschema", "leg")
+"""Short names of :func:`bench_gateway.benchmark_runs`' runs, in its order."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=8, help="counted load per run")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections")
+    parser.add_argument(
+        "--runs", nargs="+", choices=RUNS, default=list(RUNS), help="the runs to measure"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="keep each run's callgrind output in this directory"
+    )
     args = parser.parse_args()
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
     valgrind, control = ensure_valgrind()
     tools = (valgrind, control, ensure_wrk())
-    rows: list[tuple[str, int, float]] = []
+    rows: dict[str, tuple[str, int, float]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name,
         fixed_upstream() as upstream_url,
@@ -159,17 +174,25 @@ def main() -> None:
         tmp = Path(tmp_name)
         port = free_port()
         url = f"http://127.0.0.1:{port}{ROUTE}"
-        for number, (label, cmd, script) in enumerate(benchmark_runs(tmp, port, upstream_url)):
-            out = tmp / f"callgrind-{number}.out"
+        runs = dict(zip(RUNS, benchmark_runs(tmp, port, upstream_url), strict=True))
+        for name in RUNS:
+            if name not in args.runs:
+                continue
+            label, cmd, script = runs[name]
+            out = (args.keep or tmp) / f"{name}.out"
+            for old in out.parent.glob(out.name + "*"):
+                old.unlink()
             requests, per_request = measure(
                 cmd, port, url, script, args.seconds, args.connections, tools, out
             )
-            rows.append((label, requests, per_request))
+            rows[name] = (label, requests, per_request)
 
     print(f"{'run':34} {'requests':>9} {'instructions/request':>21}")
-    for label, requests, per_request in rows:
+    for label, requests, per_request in rows.values():
         print(f"{label:34} {requests:9d} {per_request / 1000:20.0f}k")
-    base, gateway, no_log, miss, no_schema, own_client = (row[2] for row in rows)
+    if len(rows) != len(RUNS):
+        return
+    base, gateway, no_log, miss, no_schema, own_client = (row[2] for row in rows.values())
     print(f"\nratio by instructions (passthrough/gateway): {base / gateway:.2f} (target >= 1.0)")
     print(
         f"gateway's own work: {(gateway - base) / 1000:.0f}k instructions/request "

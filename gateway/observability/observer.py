@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from gateway.observability.audit_trail import AuditWriter
-from gateway.observability.events import DecisionEvent, TokenEvent
+from gateway.observability.events import DECISION_LOG_KEYS, DecisionEvent, TokenEvent
 from gateway.observability.logs import (
     as_record,
     emit_json_event,
@@ -15,10 +15,15 @@ from gateway.observability.logs import (
     render_flat,
 )
 from gateway.observability.metrics import GatewayMetrics
-from gateway.observability.redact import redact_event
+from gateway.observability.redact import redact_event, sensitive_keys
 
 if TYPE_CHECKING:
     from gateway.observability.otel import DecisionSpanExporter
+
+
+_LOG_KEYS_SAFE = not sensitive_keys(tuple(DECISION_LOG_KEYS))
+"""The decision log's own keys: none is named like a secret (so only the audit names, which
+the policies choose, are checked per line: 5 keys instead of 30)."""
 
 
 class GatewayObserver:
@@ -63,7 +68,11 @@ class GatewayObserver:
         # Flattened once, rendered once, for the log line and the audit record alike (body
         # None: needs redaction), and the span.
         fields = event.fields()
-        body = render_flat(fields) if self.decision_log or self.audit is not None else None
+        body = (
+            render_flat(fields, keys_safe=_LOG_KEYS_SAFE and not sensitive_keys(tuple(event.audit)))
+            if self.decision_log or self.audit is not None
+            else None
+        )
         if self.decision_log:
             level = "warning" if event.outcome == "error" else "info"
             emit_json_event("gateway.decision", level, "decision", fields, body=body)

@@ -161,3 +161,18 @@ def test_token_event_is_logged_without_token_or_secret(
     assert line["jti"] == "jti-1"
     assert line["scopes"] == ["organisaties/zorgkantoor/notificaties/notificatie:create"]
     assert line["outcome"] == "issued"
+
+
+def test_an_audit_name_like_a_secret_is_redacted_in_the_decision_line(
+    write_config: Callable[..., GatewayConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The decision log's own keys are checked once; the audit names, which policies choose,
+    # are checked per line.
+    app = observability_app(write_config())
+    event = decision()
+    event.audit = {**event.audit, "api_key": "plain-value"}
+    capsys.readouterr()
+    app[OBSERVER].decision(event)
+    (line,) = decision_lines(capsys.readouterr().out)
+    assert line["api_key"] == "[REDACTED]"
+    assert "plain-value" not in capsys.readouterr().out

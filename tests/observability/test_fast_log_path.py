@@ -181,6 +181,8 @@ def test_iso_timestamp_is_utc_with_microseconds() -> None:
     assert iso_timestamp(moment) == "2026-11-29T23:59:59.120034Z"
     assert iso_timestamp(moment + 1) == "2026-11-30T00:00:00.120034Z"  # next second, new day
     assert iso_timestamp(float(int(moment))) == "2026-11-29T23:59:59.000000Z"
+    # A fraction that rounds up to a whole second stays in its second.
+    assert iso_timestamp(float(int(moment)) + 0.9999997) == "2026-11-29T23:59:59.999999Z"
     now = dt.datetime.now(dt.UTC)
     parsed = dt.datetime.fromisoformat(iso_timestamp())
     assert abs((parsed - now).total_seconds()) < 5
