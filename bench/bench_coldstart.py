@@ -82,6 +82,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_for_healthz(
+    proc: subprocess.Popen[bytes], what: str, port: int, started: float, timeout: float, poll: float
+) -> None:
+    """Poll /healthz every *poll* seconds until it answers 200; stop the benchmark with a
+    message when *proc* exits first or *timeout* seconds pass since *started*."""
+    while not healthz(port):
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode} before /healthz")
+        if time.perf_counter() - started > timeout:
+            raise SystemExit(f"{what}: no 200 on /healthz within {timeout} s")
+        time.sleep(poll)
+
+
 def one_run(what: str, config: Path, timeout: float = 30.0) -> tuple[float, float]:
     """(wall seconds, CPU seconds) from start to the first 200 on /healthz for one fresh
     *what* process."""
@@ -96,12 +109,7 @@ def one_run(what: str, config: Path, timeout: float = 30.0) -> tuple[float, floa
             env={**os.environ, "TMPDIR": tmp},
         )
         try:
-            while not healthz(port):
-                if proc.poll() is not None:
-                    raise SystemExit(f"{what} exited with {proc.returncode} before /healthz")
-                if time.perf_counter() - started > timeout:
-                    raise SystemExit(f"{what}: no 200 on /healthz within {timeout} s")
-                time.sleep(0.005)
+            wait_for_healthz(proc, what, port, started, timeout, 0.005)
             return time.perf_counter() - started, cpu_seconds(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -135,12 +143,7 @@ def one_instructions_run(what: str, config: Path, timeout: float = 300.0) -> int
         )
         started = time.perf_counter()
         try:
-            while not healthz(port):
-                if proc.poll() is not None:
-                    raise SystemExit(f"{what} exited with {proc.returncode} before /healthz")
-                if time.perf_counter() - started > timeout:
-                    raise SystemExit(f"{what}: no 200 on /healthz within {timeout} s")
-                time.sleep(0.05)
+            wait_for_healthz(proc, what, port, started, timeout, 0.05)
             # callgrind_control finds the process by the vgdb pipes in its TMPDIR.
             dumped = subprocess.run(
                 [control, "--dump", str(proc.pid)],

@@ -26,18 +26,8 @@ from gateway.graphql.schema import load_schema
 from gateway.policy import PolicySet, engine, load_policy_set
 from gateway.policy.engine import NO_RESIDUAL, Residual
 from gateway.policy.fused import HELPERS
-from gateway.policy.source import read_source
-from gateway.policy.tooling import (
-    _case_schema,
-    _request,
-    described_route_facts,
-    is_rest_request,
-    wanted_extra,
-)
-from gateway.policy.tooling import tests_of as policy_test_files
-from gateway.refusals import Refusal
 from gateway.tokens.claims import map_claims
-from tests.fixtures.policy import IWLZ, REPO
+from tests.fixtures.policy import IWLZ
 from tests.policy.test_partial_evaluation import (
     CALLERS,
     NAMES,
@@ -47,6 +37,7 @@ from tests.policy.test_partial_evaluation import (
     _facts,
     _requests,
     _template,
+    shipped_case_facts,
 )
 
 FUSED = load_policy_set([IWLZ])
@@ -119,50 +110,19 @@ def test_every_template_decides_the_same_fused_and_runs_a_fused_function() -> No
 def test_every_test_case_of_the_policies_decides_the_same_fused() -> None:
     """Every ``*.test.yaml`` case (lookups' facts included) through one cached analyser,
     twice, decided fused and test by test: the same decision, rule, reason and message."""
-    analysers: dict[Any, Analyser] = {}
-    sets: dict[tuple[str, ...], tuple[PolicySet, PolicySet]] = {}
     decided = 0
-    for file in policy_test_files([REPO / "policies"]):
-        source, issues = read_source(file)
-        assert not issues
-        doc = source.data
-        if doc.get("environment") or any("environment" in c for c in doc["cases"]):
-            continue
-        paths = tuple(str((file.parent / p).resolve()) for p in doc.get("policies") or ["."])
-        if paths not in sets:
-            folders = [Path(p) for p in paths]
-            sets[paths] = (load_policy_set(folders), load_policy_set(folders))
-        fused_set, looped_set = sets[paths]
-        schema = _case_schema(source, file)
-        analyser = analysers.setdefault(
-            id(schema),
-            Analyser(GraphQLLimits(), schema=schema),  # type: ignore[arg-type]
-        )
-        for case in doc["cases"]:
-            request = _request(case["request"], doc.get("requests") or {}, file.parent)
-            if is_rest_request(request):
-                continue
-            caller = case["caller"]
-            claims = (doc.get("callers") or {}).get(caller, caller)
-            token = map_claims(claims, default_claim_mapping())
-            route = described_route_facts(fused_set, case["route"])
-            for _ in range(2):
-                try:
-                    operation = analyser.analyse(
-                        GraphQLRequest(
-                            request["query"], request["variables"], request["operationName"]
-                        )
-                    )
-                except Refusal:
-                    break
-                facts = DecisionInput(token, operation, route)
-                if case.get("extra"):
-                    extra = wanted_extra(fused_set, facts, case["extra"])
-                    facts = DecisionInput(token, operation, route, extra)
-                _same(fused_set, looped_set, facts)
-                decided += 1
+    loaded: list[PolicySet] = []
+
+    def load(folders: list[Path]) -> tuple[PolicySet, PolicySet]:
+        pair = (load_policy_set(folders), load_policy_set(folders))
+        loaded.append(pair[0])
+        return pair
+
+    for (fused_set, looped_set), facts in shipped_case_facts(load, lambda pair: pair[0]):
+        _same(fused_set, looped_set, facts)
+        decided += 1
     assert decided > 200
-    assert any(True for s, _ in sets.values() for _left in _residuals(s))
+    assert any(True for s in loaded for _left in _residuals(s))
 
 
 def _domain_texts(policy_set: PolicySet) -> set[str]:

@@ -16,8 +16,9 @@ import dataclasses
 import datetime as dt
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,6 +45,8 @@ from gateway.refusals import Refusal
 from gateway.tokens.claims import map_claims
 from tests.fixtures.policy import IWLZ, REPO
 
+S = TypeVar("S")
+"""What a case's policy folders are loaded as (see :func:`shipped_case_facts`)."""
 TEMPLATES = IWLZ / "raadplegingen" / "templates"
 NAMES = sorted(p.stem for p in TEMPLATES.glob("*.graphql"))
 SCHEMAS = {
@@ -201,22 +204,26 @@ def test_every_template_as_published_decides_the_same_and_is_partially_evaluated
     assert allowed >= 12  # the others need a lookup's facts: test_every_test_case_...
 
 
-def test_every_test_case_of_the_policies_decides_the_same() -> None:
-    """Every case of the shipped ``*.test.yaml`` files (lookups' facts included), through
-    one cached analyser per schema and decided twice, decides as in full."""
+def shipped_case_facts(
+    load: Callable[[list[Path]], S], policies: Callable[[S], PolicySet]
+) -> Iterator[tuple[S, DecisionInput]]:
+    """The facts of every case of the shipped ``*.test.yaml`` files that analyses (lookups'
+    facts included; environment overlays left to the suite itself), each twice through one
+    cached analyser per schema, with what *load* made of the case's policy folders (once
+    per folder list; *policies* picks the set that describes the route and the extras)."""
     analysers: dict[Any, Analyser] = {}
-    sets: dict[tuple[str, ...], PolicySet] = {}
-    decided = 0
+    loaded: dict[tuple[str, ...], S] = {}
     for file in policy_test_files([REPO / "policies"]):
         source, issues = read_source(file)
         assert not issues
         doc = source.data
         if doc.get("environment") or any("environment" in c for c in doc["cases"]):
-            continue  # environment overlays: decided by the suite itself
+            continue
         paths = tuple(str((file.parent / p).resolve()) for p in doc.get("policies") or ["."])
-        if paths not in sets:
-            sets[paths] = load_policy_set([Path(p) for p in paths])
-        policy_set = sets[paths]
+        if paths not in loaded:
+            loaded[paths] = load([Path(p) for p in paths])
+        made = loaded[paths]
+        policy_set = policies(made)
         schema = _case_schema(source, file)
         analyser = analysers.setdefault(
             id(schema),
@@ -243,8 +250,16 @@ def test_every_test_case_of_the_policies_decides_the_same() -> None:
                 if case.get("extra"):
                     extra = wanted_extra(policy_set, facts, case["extra"])
                     facts = DecisionInput(token, operation, route, extra)
-                _same(policy_set, facts)
-                decided += 1
+                yield made, facts
+
+
+def test_every_test_case_of_the_policies_decides_the_same() -> None:
+    """Every case of the shipped ``*.test.yaml`` files (lookups' facts included), through
+    one cached analyser per schema and decided twice, decides as in full."""
+    decided = 0
+    for policy_set, facts in shipped_case_facts(load_policy_set, lambda s: s):
+        _same(policy_set, facts)
+        decided += 1
     assert decided > 200
 
 
