@@ -34,6 +34,8 @@ HOP_BY_HOP = frozenset(
 )
 
 CLAIMS_HEADER = istr("claims")
+_CLAIMS_LINE = f"{CLAIMS_HEADER!s}: "
+"""The start of the ``claims`` line of a request head (its value follows)."""
 TRACE_HEADERS = frozenset(
     name.lower()
     for name in (
@@ -162,7 +164,7 @@ def upstream_request_headers(
     if trace:
         lines.extend(map(": ".join, trace.items()))
     if claims is not None:
-        lines.append(f"claims: {claims}")
+        lines.append(_CLAIMS_LINE + claims)
     return UpstreamHeaders(lines)
 
 
