@@ -95,6 +95,16 @@ def wait_for_healthz(
         time.sleep(poll)
 
 
+def stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM, then SIGKILL when *proc* has not exited within *grace* seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def one_run(what: str, config: Path, timeout: float = 30.0) -> tuple[float, float]:
     """(wall seconds, CPU seconds) from start to the first 200 on /healthz for one fresh
     *what* process."""
@@ -112,12 +122,7 @@ def one_run(what: str, config: Path, timeout: float = 30.0) -> tuple[float, floa
             wait_for_healthz(proc, what, port, started, timeout, 0.005)
             return time.perf_counter() - started, cpu_seconds(proc.pid)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 15)
 
 
 def one_instructions_run(what: str, config: Path, timeout: float = 300.0) -> int:
@@ -156,12 +161,7 @@ def one_instructions_run(what: str, config: Path, timeout: float = 300.0) -> int
                 raise SystemExit(f"callgrind_control --dump failed: {dumped.stdout}{dumped.stderr}")
             return total
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 60)
 
 
 def main() -> None:

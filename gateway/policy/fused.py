@@ -46,24 +46,24 @@ _date_times: set[str] = set()
 """RFC 3339 date-times found valid, as ``_dates``."""
 
 
-def _date_ok(value: str) -> bool:
-    """:func:`_date_text`, remembering a valid date in ``_dates``."""
-    if not _date_text(value):
-        return False
-    if len(_dates) >= KNOWN_SIZE:
-        _dates.clear()
-    _dates.add(value)
-    return True
+def _remembering(valid: Callable[[str], bool], known: set[str]) -> Callable[[str], bool]:
+    """*valid*, adding each value it accepts to *known* (started anew at KNOWN_SIZE)."""
+
+    def check(value: str) -> bool:
+        if not valid(value):
+            return False
+        if len(known) >= KNOWN_SIZE:
+            known.clear()
+        known.add(value)
+        return True
+
+    return check
 
 
-def _date_time_ok(value: str) -> bool:
-    """:func:`_date_time_text`, remembering a valid date-time in ``_date_times``."""
-    if not _date_time_text(value):
-        return False
-    if len(_date_times) >= KNOWN_SIZE:
-        _date_times.clear()
-    _date_times.add(value)
-    return True
+_date_ok = _remembering(_date_text, _dates)
+""":func:`_date_text`, remembering a valid date in ``_dates``."""
+_date_time_ok = _remembering(_date_time_text, _date_times)
+""":func:`_date_time_text`, remembering a valid date-time in ``_date_times``."""
 
 
 @lru_cache(maxsize=64)
