@@ -58,19 +58,21 @@ class AuditBlock:
         ``route.``): the request's input, its items, looked-up facts. Values from those two
         alone come from a small set (callers times routes)."""
         return not all(
-            isinstance(p, str) and p.startswith(("token.", "route."))
-            for v in self.paths.values()
-            for p in (v if isinstance(v, list) else v.values() if isinstance(v, dict) else [v])
+            isinstance(p, str) and p.startswith(("token.", "route.")) for p in self._all_paths()
         )
 
-    def attributes(self) -> tuple[str, ...] | None:
-        """The token and route attributes the values read (``token.identifier``, for
-        :func:`operator.attrgetter`) when each path is one such attribute; else None."""
-        paths = [
+    def _all_paths(self) -> list[Any]:
+        """Every fact path the values read, in order (pairs and ``{fact, each}`` opened)."""
+        return [
             p
             for v in self.paths.values()
             for p in (v if isinstance(v, list) else v.values() if isinstance(v, dict) else [v])
         ]
+
+    def attributes(self) -> tuple[str, ...] | None:
+        """The token and route attributes the values read (``token.identifier``, for
+        :func:`operator.attrgetter`) when each path is one such attribute; else None."""
+        paths = self._all_paths()
         known = {"token": TOKEN_FACTS, "route": ROUTE_FACTS}
         for p in paths:
             owner, _, name = p.partition(".") if isinstance(p, str) else ("", "", "")
