@@ -73,9 +73,9 @@ def _serve_config(args: argparse.Namespace) -> int:
     except KeyStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.workers > 1:
-        return serve_workers(config, host, args.workers)
     try:
+        if args.workers > 1:  # the supervisor loads the routes' schemas before the fork
+            return serve_workers(config, host, args.workers)
         sock = listen_socket(host, config.server.port)
         if config.server.port == 0:  # public_url and audiences follow the port bound
             config = _load(args, port=sock.getsockname()[1])

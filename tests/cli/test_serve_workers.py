@@ -170,10 +170,21 @@ async def test_a_worker_that_dies_stops_the_service(start_serve: StartServe) -> 
 
 async def test_workers_need_a_fixed_port(tmp_path: Path, upstream: str) -> None:
     config = write_serve_config(tmp_path, 0, upstream)
+    result, tmpdir = serve_refused(config, tmp_path, "2")
+    assert "error: --workers needs a fixed port" in result.stderr
+    assert list(tmpdir.iterdir()) == []
+
+
+def serve_refused(
+    config: Path, tmp_path: Path, workers: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``serve --workers N`` on *config*, expected to refuse to start (exit 2), and its
+    TMPDIR."""
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
+    command = ["serve", "--config", str(config), "--workers", workers]
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--workers", "2"],
+        [sys.executable, "-m", "gateway.cli", *command],
         cwd=REPO,
         env={**os.environ, "TMPDIR": str(tmpdir)},
         capture_output=True,
@@ -181,9 +192,8 @@ async def test_workers_need_a_fixed_port(tmp_path: Path, upstream: str) -> None:
         timeout=60,
         check=False,
     )
-    assert result.returncode == 2
-    assert "error: --workers needs a fixed port" in result.stderr
-    assert list(tmpdir.iterdir()) == []
+    assert result.returncode == 2, result.stderr
+    return result, tmpdir
 
 
 async def test_access_log_switch_logs_requests_without_credentials(
@@ -246,3 +256,21 @@ def test_the_supervisor_imports_the_app_and_freezes_its_heap_before_the_fork() -
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['gateway.app', 'gateway.server.runner'] True"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_route_schema_that_does_not_load_stops_serve_with_its_position(
+    tmp_path: Path, upstream: str, workers: str
+) -> None:
+    # With --workers the supervisor loads the routes' schemas before the fork: a broken SDL
+    # file must end the start as clearly as in one process (file:line:col, exit 2), not as a
+    # traceback, and no worker starts.
+    config = write_serve_config(tmp_path, 18_099, upstream)
+    schema = tmp_path / "broken.graphql"
+    schema.write_text("type Query {\n  x: \n}\n", encoding="utf-8")
+    data = json.loads(config.read_text(encoding="utf-8"))
+    data["routes"][0]["schema"] = str(schema)
+    config.write_text(json.dumps(data), encoding="utf-8")
+    result, _tmpdir = serve_refused(config, tmp_path, workers)
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert f"{schema}:" in result.stderr and "invalid GraphQL SDL" in result.stderr
