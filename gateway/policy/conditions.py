@@ -178,8 +178,9 @@ checks of a plan as one function: ``("unary", check, source)``, ``("binary", che
 b)`` (a source: ``("var", name)``, ``("read", getter)``, ``("const", value)``), ``("all",
 tests)``, ``("any", tests)``, ``("not", test)``, ``("lower", floors, alternatives)``,
 ``("upper", ceilings, dates)``, ``("memo", getter, seen)`` (an ``every``/``some`` whose
-answer is remembered per list in *seen*, by identity). A test without one is called as it
-is."""
+answer is remembered per list in *seen*, by identity), ``("row", sources, rows)`` (a
+``row:`` whose open columns' values, each a text, form a tuple in *rows*). A test without
+one is called as it is."""
 CHECK_FORMS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
 """What each value check of an operator tests (``("present", wanted)``, ``("in",
 values)``, ``("is", value)``, ``("eq", value)``, ``("eq_other",)``, ``("pattern",
@@ -247,6 +248,62 @@ def _any_of(parts: list[Residual]) -> Residual:
 
     SHAPES[any_of] = ("any", tests)
     return _item_free_if(any_of, left)
+
+
+def _row_partial(syms: tuple[SymGetter, ...], index: frozenset[tuple[Any, ...]]) -> Partial:
+    """The partial evaluation of ``row:``: the columns the plan fixes (literals, the plan's
+    own values) are decided here, so the table is narrowed to the rows that match them; the
+    columns left (a variable's value, a token or route fact) are looked up per request, one
+    column as ``in:`` a set of texts. Every column must be a text, as the full test says."""
+
+    def partial(op: OperationFacts, item: Any) -> Residual:
+        got = [s(op, item) for s in syms]
+        fixed = [(n, s.value) for n, s in enumerate(got) if s.read is None]
+        if any(type(value) is not str for _n, value in fixed):
+            return False
+        open_ = [n for n, s in enumerate(got) if s.read is not None]
+        rows = frozenset(
+            tuple(key[n] for n in open_)
+            for key in index
+            if all(key[n] == value for n, value in fixed)
+        )
+        if not open_:
+            return bool(rows)
+        if not rows:
+            return False
+        if len(open_) == 1:
+            return _unary(lambda _op, _i: got[open_[0]], _in_check(frozenset(r[0] for r in rows)))(
+                op, item
+            )
+        sources = tuple(_row_source(got[n]) for n in open_)
+        reads = tuple(_row_read(source) for source in sources)
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            key = tuple(read(f, i) for read in reads)
+            return all(type(v) is str for v in key) and key in rows
+
+        SHAPES[test] = ("row", sources, rows)
+        return _item_free_if(test, [got[n] for n in open_])
+
+    return partial
+
+
+def _row_source(s: Sym) -> tuple[str, Any]:
+    """A column's source for :mod:`gateway.policy.fused`: ``("var", name)`` (a variable's
+    own value) or ``("read", getter)``."""
+    name = _variable(s)
+    if name is not None:
+        return ("var", name)
+    assert s.read is not None
+    return ("read", s.read)
+
+
+def _row_read(source: tuple[str, Any]) -> Getter:
+    kind, what = source
+    if kind == "var":
+        return lambda f, _i: f.operation.variables[what]
+    read: Getter = what
+    return read
 
 
 def _negated(inner: Cond) -> Partial:
@@ -738,7 +795,8 @@ class ConditionCompiler:
             return f"a row of {table_name} with {got}: {found}"
 
         # An empty table is not "never": overlays fill tables per environment on purpose.
-        return Cond(test, explain, text)
+        partial = _row_partial(tuple(self.sym(g) for g in gets), index)
+        return Cond(test, explain, text, partial=partial)
 
     def _value(self, value: Any, path: JsonPath, in_item: bool) -> Getter:
         """A right-hand value: ``{fact: path}`` or a literal."""

@@ -7,7 +7,8 @@ window's lower and upper bound). Calling them one by one costs a Python call per
 :func:`fuse` writes the whole list as the body of one function, from what each test
 computes (:data:`gateway.policy.conditions.SHAPES` and ``CHECK_FORMS``): the checks in
 order, ``all:`` as consecutive statements, ``any:``/``not:`` as expressions, the value
-checks of ``present:``, ``in:``, ``equals:``, ``pattern:`` and ``format:`` in place, a date
+checks of ``present:``, ``in:``, ``equals:``, ``pattern:`` and ``format:`` and a ``row:``'s
+lookup in place, a date
 window's bounds unrolled over the plan's own dates. It answers the index of the first
 check that refuses, or -1: the same check (so the same rule and reason) as the loop over
 the tests finds. A test it has no form for is called as it is.
@@ -292,6 +293,14 @@ class _Writer:
             return f"(not {self.expr(shape[1])})"
         if kind == "unary":
             return self._check(shape[1], self._operand(shape[2]))
+        if kind == "row":  # each open column a text, their tuple one of the rows
+            names = [self.temp() for _ in shape[1]]
+            texts = " and ".join(
+                f"type(({x} := {self._operand(source)})) is str"
+                for x, source in zip(names, shape[1], strict=True)
+            )
+            key = ", ".join(names) + ("," if len(names) == 1 else "")
+            return f"({texts} and ({key}) in {self.const(shape[2])})"
         a, b = self._operand(shape[2]), self._operand(shape[3])
         form = CHECK_FORMS.get(shape[1])
         if form == ("eq_other",):

@@ -27,8 +27,9 @@ from gateway.config.model import GraphQLLimits, default_claim_mapping
 from gateway.facts import DecisionInput, RouteFacts
 from gateway.graphql import GraphQLRequest
 from gateway.graphql.analyser import Analyser
-from gateway.graphql.schema import load_schema
+from gateway.graphql.schema import BUNDLED_SCHEMA, load_schema
 from gateway.policy import Decision, PolicySet, load_policy_set
+from gateway.policy.conditions import SHAPES
 from gateway.policy.engine import NO_RESIDUAL
 from gateway.policy.source import read_source
 from gateway.policy.tooling import (
@@ -360,3 +361,72 @@ def test_audited_decisions_are_shared_per_caller_and_route_and_per_version(
     notificatie = policy_set.policy_for("mutation", "zendNotificatie")
     assert notificatie is not None and notificatie.audit is not None
     assert notificatie._audited is None
+
+
+NOTIFICATION = (REPO / "tests" / "graphql" / "fixtures" / "seed_003_example.graphql").read_text()
+NOTIFICATION_VARIABLES = json.loads(
+    (REPO / "tests" / "graphql" / "fixtures" / "seed_003_variables.json").read_text()
+)
+NETWORK = Analyser(GraphQLLimits(), schema=load_schema(BUNDLED_SCHEMA))
+ROW_VALUES = {
+    "afzenderIDType": ["KVK", "UZOVI", "AGB"],
+    "afzenderID": ["62253778", "5151", "12345678"],
+    "eventType": [
+        "NIEUWE_INDICATIE_ZORGKANTOOR",
+        "NIEUWE_INDICATIE_ZORGAANBIEDER",
+        "MUTATIE_CLIENT",
+        "ONBEKEND",
+    ],
+    "ontvangerIDType": ["UZOVI", "AGB", "KVK"],
+    "ontvangerID": ["5151", "5152", "12345678"],
+}
+ROUTES = [
+    RouteFacts("/deelnemers/uzovi/5151/graphql", "a", "UZOVI", "5151", "zorgkantoor"),
+    RouteFacts("/deelnemers/agb/12345678/graphql", "a", "AGB", "12345678", "zorgaanbieder"),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.fixed_dictionaries({name: st.sampled_from(values) for name, values in ROW_VALUES.items()}),
+    st.sampled_from(CALLERS),
+    st.sampled_from(ROUTES),
+)
+def test_row_lookups_decide_on_the_residual_as_in_full(
+    values: dict[str, str], claims: dict[str, Any], route: RouteFacts
+) -> None:
+    """The notification's ``row:`` checks (the sender's id types, event types per sender
+    and recipient, bound senders) read variables, token and route facts: narrowed per plan
+    to the rows that match what the plan fixes, they decide as the full test, for every
+    mix of event type, sender, recipient, caller and route."""
+    operation = NETWORK.analyse(
+        GraphQLRequest(NOTIFICATION, {**NOTIFICATION_VARIABLES, **values}, "zendNotificatie")
+    )
+    assert operation.plan is not None
+    scope = "organisaties/zorgkantoor/notificaties/notificatie:create"
+    token = map_claims({**claims, "scope": scope}, default_claim_mapping())
+    _same(POLICIES, DecisionInput(token, operation, route))
+
+
+def test_the_notifications_row_checks_run_in_place() -> None:
+    """Per plan, a ``row:`` check is a lookup of the open columns in the matching rows (one
+    column: an ``in:`` test), which the generated function writes in place: no check of the
+    seed notification is left to call as a whole test."""
+    policies = load_policy_set([IWLZ])
+    operation = NETWORK.analyse(
+        GraphQLRequest(NOTIFICATION, NOTIFICATION_VARIABLES, "zendNotificatie")
+    )
+    token = map_claims(
+        {"instantie_type": "Onderneming", "kvk": "62253778", "scope": ""},
+        default_claim_mapping(),
+    )
+    assert _same(policies, DecisionInput(token, operation, ROUTES[0])).allow
+    policy = policies.policy_for("mutation", "zendNotificatie")
+    assert policy is not None
+    per_plan = policy.residuals_of(operation.plan)
+    assert per_plan is not None
+    (left,) = per_plan.values()
+    rows = [check for _when, _require, check in left.plan if "row" in check.require.text]
+    assert len(rows) >= 4
+    tests = [t for when, require, _check in left.plan for t in (when, require) if t is not None]
+    assert all(SHAPES.get(t) is not None for t in tests)
