@@ -43,7 +43,12 @@ def decide(policy: DecisionPoint, facts: DecisionInput, *, explain: bool = False
     try:
         return policy.decide(facts, explain=explain)
     except Exception as exc:
-        raise PolicyError(reason=f"policy evaluation failed: {type(exc).__name__}") from exc
+        raise policy_error(exc) from exc
+
+
+def policy_error(exc: Exception) -> PolicyError:
+    """The refusal of a PDP that raised *exc* (fail closed)."""
+    return PolicyError(reason=f"policy evaluation failed: {type(exc).__name__}")
 
 
 def refusal_for(decision: Decision) -> Refusal:
