@@ -18,9 +18,10 @@ import pytest
 
 from gateway.authserver.signing_keys import KeyStore
 from gateway.config.model import GatewayConfig
+from gateway.facts import TokenFacts
 from gateway.observability.events import NullObserver
 from gateway.refusals import Unauthenticated
-from gateway.tokens.verifier import TokenVerifier, VerifiedToken
+from gateway.tokens.verifier import TokenCache, TokenVerifier, VerifiedToken
 from tests.fixtures.gateway import PUBLIC_URL, ZK_5151, ZK_5152, gateway_yaml, write_config
 from tests.tokens.forge import (
     b64,
@@ -291,3 +292,36 @@ async def test_a_cache_hit_keeps_the_token_least_recently_dropped(
     assert verifier.cache.get(first) is entry
     assert verifier.cache.get(second) is None
     await verifier.close()
+
+
+def _entry(expires: float) -> VerifiedToken:
+    facts = TokenFacts({}, "c", "s", None, None, None)
+    return VerifiedToken(facts, frozenset({"a"}), True, True, expires, "{}")
+
+
+def test_the_cache_answers_a_live_entry_only_and_drops_the_least_recently_used(
+    clock: Clock,
+) -> None:
+    """Bounded to its size, least recently used dropped first; an entry is answered only
+    before its ``exp`` (read at ``exp``: gone, not kept), an entry already past it is never
+    stored, and a size of 0 stores nothing."""
+    cache = TokenCache(2, clock)
+    now = clock.now
+    one, two, three = _entry(now + 10), _entry(now + 20), _entry(now + 30)
+    cache.put("one", one)
+    cache.put("two", two)
+    assert cache.get("one") is one  # now the most recently used
+    cache.put("three", three)
+    assert ("one" in cache, "two" in cache, "three" in cache) == (True, False, True)
+    assert len(cache) == 2
+    clock.now = now + 10
+    assert "one" not in cache
+    assert cache.get("one") is None
+    assert len(cache) == 1  # dropped when read at its exp
+    cache.put("late", _entry(now + 10))
+    assert len(cache) == 1 and cache.get("late") is None
+    cache.clear()
+    assert len(cache) == 0
+    off = TokenCache(0, clock)
+    off.put("one", _entry(now + 100))
+    assert len(off) == 0 and off.get("one") is None
