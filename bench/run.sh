@@ -17,6 +17,7 @@ run tokens   bench/bench_tokens.py
 run parse    bench/bench_parse.py --seconds 1
 run policy   bench/bench_policy.py
 run policy_instructions bench/bench_policy_instructions.py
+run policy_request bench/bench_policy_request.py
 run logging  bench/bench_logging.py
 run log_renderer bench/bench_log_renderer.py
 run gateway  bench/bench_gateway.py
