@@ -5,6 +5,13 @@ seconds per shape, default S=1.5; well under two minutes). Prints the median µs
 ``Analyser.analyse`` and the hit/miss ratio, next to graphql-core's bare ``parse``
 and ``validate`` measured in the same run as the baseline. Timing is never asserted:
 these machines are noisy, read the ratios.
+
+``--calls N`` instead runs the whole analysis step (``gateway.pep.analyse.analyse``: JSON
+body, parse-cache hit, facts) on the gateway benchmark's request N times, untimed, for
+callgrind: instructions per request = (count at 2N - count at N) / N::
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python bench/bench_parse.py --calls 500   # then --calls 1000
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from graphql import parse, validate  # noqa: E402
 
 from gateway.config.model import GraphQLLimits  # noqa: E402
 from gateway.graphql import BUNDLED_SCHEMA, Analyser, GraphQLRequest, load_schema  # noqa: E402
+from gateway.pep.analyse import analyse  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "graphql" / "fixtures"
 SHAPES = [
@@ -46,12 +54,29 @@ def _median_us(fn: Callable[[], object], seconds: float, batch: int) -> float:
     return statistics.median(samples)
 
 
+def _calls(analyser: Analyser, calls: int) -> None:
+    """The analysis step on the benchmark's request body, *calls* times after a warm-up."""
+    body = json.dumps(
+        {
+            "query": (FIXTURES / "seed_003_example.graphql").read_text(encoding="utf-8"),
+            "variables": json.loads((FIXTURES / "seed_003_variables.json").read_text()),
+            "operationName": "zendNotificatie",
+        }
+    ).encode()
+    for _ in range(50 + calls):
+        analyse(body, "application/json", analyser)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
+    parser.add_argument("--calls", type=int, default=0, help="untimed calls (callgrind)")
     args = parser.parse_args()
     schema = load_schema(BUNDLED_SCHEMA)
     limits = GraphQLLimits()
+    if args.calls:
+        _calls(Analyser(limits, schema=schema), args.calls)
+        return
     print(f"{'shape':34} {'schema':6} {'hit µs':>8} {'miss µs':>9} {'miss/hit':>9}")
     for label, query_name, variables_name in SHAPES:
         query = (FIXTURES / f"{query_name}.graphql").read_text(encoding="utf-8")

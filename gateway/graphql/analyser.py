@@ -53,6 +53,12 @@ def _raise(stored: _Stored) -> None:
     raise cls(message, reason=reason)
 
 
+def _too_deep() -> BadRequest:
+    # Nesting deep enough to exhaust the interpreter stack (query or variables): refused
+    # like any other malformed input, never a 500.
+    return BadRequest("The request is nested too deeply to analyse", reason="nested_too_deeply")
+
+
 class _Document:
     """One cached query text: its parse result and its plans per operation name."""
 
@@ -95,6 +101,11 @@ class Analyser:
         self.cache_size = max(0, cache_size)
         self.observer: Observer = observer if observer is not None else NullObserver()
         self._cache: LRUCache[str, _Document] = LRUCache(maxsize=max(1, self.cache_size))
+        # The text, operation name and plan of the last lookup, when it was a plan (senders
+        # repeat one text): that text is the cache's most recently used already, so the same
+        # text again needs no LRU lookup or update. Cleared by every other lookup, which is
+        # then the most recent one (and the only kind that inserts, so it never dangles).
+        self._last: tuple[str, str | None, OperationPlan] | None = None
 
     def __len__(self) -> int:
         """Number of query texts currently cached."""
@@ -109,6 +120,13 @@ class Analyser:
         :class:`MultipleRootFields`), schema and variable errors (:class:`ValidationFailed`).
         """
         query = request.query
+        last = self._last
+        if last is not None and last[0] == query and last[1] == request.operation_name:
+            self.observer.parse_cache(True)
+            try:
+                return last[2].facts(request.variables)
+            except RecursionError:
+                raise _too_deep() from None
         if len(query) > self.limits.max_query_length:
             raise over_limit(
                 f"The query is {len(query)} characters long",
@@ -119,11 +137,7 @@ class Analyser:
             plan = self._plan(query, request.operation_name)
             return plan.facts(request.variables)
         except RecursionError:
-            # Nesting deep enough to exhaust the interpreter stack (query or variables):
-            # refuse it like any other malformed input, never a 500.
-            raise BadRequest(
-                "The request is nested too deeply to analyse", reason="nested_too_deeply"
-            ) from None
+            raise _too_deep() from None
 
     def _document(self, query: str) -> _Document:
         # Keyed by the text itself: a str hash is computed once per request text (and is
@@ -180,6 +194,7 @@ class Analyser:
             raise QuerySyntaxError(reason="query nested too deeply to parse") from None
 
     def _plan(self, query: str, operation_name: str | None) -> OperationPlan:
+        self._last = None
         doc = self._document(query)
         if doc.refusal is not None:
             _raise(doc.refusal)
@@ -192,6 +207,8 @@ class Analyser:
         if isinstance(plan, tuple):
             _raise(plan)
         assert isinstance(plan, OperationPlan)
+        if self.cache_size:
+            self._last = (query, operation_name, plan)
         return plan
 
     def _compile(self, doc: _Document, operation_name: str | None) -> OperationPlan | _Stored:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from graphql import GraphQLSchema
 
@@ -127,3 +129,32 @@ def test_texts_that_differ_only_in_whitespace_are_different_entries() -> None:
     analyser.analyse(request("{ a }"))
     analyser.analyse(request("{ a  }"))
     assert observer.cache == [False, False]
+
+
+def test_the_last_text_again_needs_no_cache_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), observer=observer)
+    query = fixture_query("one_variable")
+    variables = fixture_variables("one_variable_variables")
+    first = analyser.analyse(request(query, variables))
+
+    def no_lookup(text: str) -> None:
+        raise AssertionError("looked up")
+
+    monkeypatch.setattr(analyser, "_document", no_lookup)
+    assert analyser.analyse(request(query, variables)) == first
+    assert observer.cache == [False, True]  # still a hit
+    with pytest.raises(AssertionError, match="looked up"):  # another name: a lookup
+        analyser.analyse(request(query, variables, "anders"))
+
+
+def test_remembering_the_last_text_keeps_the_least_recently_used_order() -> None:
+    """A refused text between two hits of one text is the most recent lookup: the next hit
+    of the first text moves it to the front again, so the next miss evicts the refused one."""
+    observer = RecordingObserver()
+    analyser = Analyser(GraphQLLimits(), cache_size=2, observer=observer)
+    for text in ("{ a }", "{ a", "{ a }", "{ c }", "{ a }", "{ a"):
+        with contextlib.suppress(QuerySyntaxError):
+            analyser.analyse(request(text))
+    # a miss, bad miss, a hit (to the front), c miss (evicts bad), a hit, bad miss
+    assert observer.cache == [False, False, True, False, True, False]
