@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observability.http import METRICS_KEY, counted, counted_by_handler
 from gateway.observability.metrics import GatewayMetrics
+from gateway.pep.pipeline import RouteHandler
 from tests.fixtures.gateway import ZK_5151, Gateway
 
 REQUESTS = "nid_gateway_http_requests_total"
@@ -77,6 +78,15 @@ async def test_without_a_middleware_every_other_route_and_unmatched_request_is_c
     assert counted[("unmatched", "other", "404")] == 1
     timed = await samples(gateway, SECONDS)
     assert timed[("unmatched", "", "")] == 3
+
+
+async def test_every_route_is_counted_by_its_handler(gateway: Gateway) -> None:
+    # A route registered without counted() (and not a PEP route) would go uncounted.
+    for route in gateway.client.app.router.routes():
+        handler = route.handler
+        if isinstance(getattr(handler, "__self__", None), RouteHandler):
+            continue  # counts itself (counted_by_handler)
+        assert hasattr(handler, "__wrapped__"), f"{route.method} {route.resource} not counted"
 
 
 def _scraped(metrics: GatewayMetrics) -> dict[tuple[str, str, str], float]:
