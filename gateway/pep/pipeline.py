@@ -109,7 +109,7 @@ class RouteHandler:
         self._keep_authorization = route.forward_authorization
         self.count_request: Callable[[str, int, float], None] = _count_nothing
         """Counts each answered request in the request metrics (method, status, seconds):
-        the PEP's routes skip the generic request-metrics middleware (set by the setup)."""
+        the PEP's routes are registered without ``counted``'s wrapper (set by the setup)."""
 
     @property
     def plan(self) -> RoutePlan:
@@ -218,7 +218,7 @@ class RouteHandler:
                     )
         except Refusal as refusal:
             response = self._refuse(refusal, request, event, trace_headers)
-        except asyncio.CancelledError:  # the client went away: counted as the middleware did
+        except asyncio.CancelledError:  # the client went away: counted as counted() does
             self.count_request(method, 499, time.perf_counter() - started)
             raise
         except Exception:
