@@ -18,6 +18,7 @@ from gateway.authserver.signing_keys import KeyStore
 from gateway.config.model import GatewayConfig
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
+from gateway.observability.http import counted
 
 
 def metadata(config: GatewayConfig, keystore: KeyStore) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def setup_authserver(
             "published": len(keystore.jwks()["keys"]),
         }
 
-    app.router.add_post(TOKEN_PATH, endpoint.handle)
-    app.router.add_get(JWKS_PATH, jwks)
-    app.router.add_get(METADATA_PATH, oauth_metadata)
+    app.router.add_post(TOKEN_PATH, counted(app, endpoint.handle))
+    app.router.add_get(JWKS_PATH, counted(app, jwks))
+    app.router.add_get(METADATA_PATH, counted(app, oauth_metadata))
     add_check(app, "keys", keys_ready)

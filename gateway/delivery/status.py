@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.observability.http import counted
 from gateway.pep.readonly import read_only
 from gateway.pep.responses import refusal_response
 from gateway.refusals import OutboxUnavailable
@@ -50,4 +51,5 @@ def setup_status(app: web.Application, public_url: str, verifier: TokenVerifier)
             return web.json_response({"error": "no such delivery"}, status=404)
         return web.json_response(public_view(delivery))
 
-    app.router.add_get(PATH, read_only(verifier, public_url.rstrip("/") + AUDIENCE_PATH, answer))
+    handler = read_only(verifier, public_url.rstrip("/") + AUDIENCE_PATH, answer)
+    app.router.add_get(PATH, counted(app, handler))

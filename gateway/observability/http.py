@@ -4,6 +4,7 @@ app, request metrics and the access log."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -60,28 +61,38 @@ def route_template(request: web.BaseRequest) -> str:
     return resource.canonical if resource is not None else UNMATCHED
 
 
-SELF_COUNTED: web.AppKey[set[Any]] = web.AppKey("observability_self_counted", set)
-"""The routes whose handler counts its own requests (the PEP's): the middleware skips them."""
-
 RequestCounter = Callable[[str, int, float], None]
 """Counts one answered request: (method, status, seconds)."""
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-def request_metrics_middleware(metrics: GatewayMetrics, skipped: set[Any] | None = None) -> Any:
-    """Middleware counting every response by route template, method and status.
 
-    Requests to a route in *skipped* pass straight through: their handler counts them
-    itself with the same labels (see :func:`counted_by_handler`), which saves the timing and
-    label look-up on the PEP's per-request path (issue 17).
+def _record(
+    metrics: GatewayMetrics, template: str, method: str, status: int, seconds: float
+) -> None:
+    counter, histogram = metrics.request_children(
+        template, method if method in _METHODS else OTHER, status
+    )
+    counter.inc()
+    histogram.observe(seconds)
+
+
+def counted(app: web.Application, handler: Handler) -> Handler:
+    """*handler*, counting each request it answers in ``nid_gateway_http_requests_total``
+    and the latency histogram: route template, method (unknown methods: ``other``), status,
+    ``500`` for an exception, ``499`` when the client went away.
+
+    Every route that does not count its own requests (:func:`counted_by_handler`, the PEP's)
+    is registered with its handler wrapped so. Not a middleware: with any middleware
+    aiohttp builds a handler chain and adds a coroutine level on every request, the PEP's
+    too (~30k instructions a request, issue 17). Requests no route matched are counted by
+    :func:`count_unmatched`. Without observability set up on *app*, *handler* itself.
     """
-    skip = skipped if skipped is not None else set()
+    metrics = app.get(METRICS_KEY)
+    if metrics is None:
+        return handler
 
-    @web.middleware
-    async def observe_request(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if skip and request.match_info.route in skip:
-            return await handler(request)
+    async def counting(request: web.Request) -> web.StreamResponse:
         start = time.perf_counter()
         status = 500
         try:
@@ -95,27 +106,44 @@ def request_metrics_middleware(metrics: GatewayMetrics, skipped: set[Any] | None
             status = 499  # client went away (nginx's convention)
             raise
         finally:
-            method = request.method if request.method in _METHODS else OTHER
-            counter, seconds = metrics.request_children(route_template(request), method, status)
-            counter.inc()
-            seconds.observe(time.perf_counter() - start)
+            _record(
+                metrics,
+                route_template(request),
+                request.method,
+                status,
+                time.perf_counter() - start,
+            )
 
-    return observe_request
+    return functools.update_wrapper(counting, handler)
+
+
+def count_unmatched(
+    metrics: GatewayMetrics,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """The ``on_response_prepare`` receiver counting the answers to requests no route took
+    (404, and 405 for a method no route of the path allows) as route ``unmatched``. Their
+    handler is aiohttp's (it raises at once): the seconds are those to the answer."""
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        match_info = request.match_info
+        if match_info.http_exception is not None:
+            _record(metrics, UNMATCHED, request.method, response.status, 0.0)
+
+    return on_prepare
 
 
 def counted_by_handler(app: web.Application, route: web.AbstractRoute) -> RequestCounter:
-    """Take *route* out of the request-metrics middleware; the counter its handler calls.
+    """The counter *route*'s handler calls for each request it answers (the PEP's routes,
+    registered without :func:`counted`).
 
     The handler reports each answered request (method, status, seconds from the handler's
-    start) and the counter records it as the middleware would have: the same metric, route
+    start) and the counter records it as :func:`counted` would: the same metric, route
     template, method label (unknown methods: ``other``) and status, ``499`` when the client
     went away. Without observability set up on *app*, the counter records nothing.
     """
     metrics = app.get(METRICS_KEY)
-    skipped = app.get(SELF_COUNTED)
-    if metrics is None or skipped is None:
+    if metrics is None:
         return _count_nothing
-    skipped.add(route)
     template = route.resource.canonical if route.resource is not None else UNMATCHED
     children = metrics.request_children
 
@@ -248,9 +276,9 @@ def add_routes(app: web.Application, *, metrics: bool = True) -> None:
     """Register ``/healthz``, ``/readyz`` (status only) and, unless *metrics* is false (an
     admin listener serves them), ``/metrics`` on the public *app*."""
     if metrics:
-        app.router.add_get("/metrics", metrics_handler)
-    app.router.add_get("/healthz", healthz_handler)
-    app.router.add_get("/readyz", readyz_handler)
+        app.router.add_get("/metrics", counted(app, metrics_handler))
+    app.router.add_get("/healthz", counted(app, healthz_handler))
+    app.router.add_get("/readyz", counted(app, readyz_handler))
 
 
 def create_admin_app(gateway: web.Application) -> web.Application:

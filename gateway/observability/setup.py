@@ -9,19 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.config.model import GatewayConfig
 from gateway.observability.audit_trail import AuditWriter, per_process_path
 from gateway.observability.events import Observer
-from gateway.observability.http import (
-    METRICS_KEY,
-    SELF_COUNTED,
-    add_routes,
-    request_metrics_middleware,
-)
+from gateway.observability.http import METRICS_KEY, add_routes, count_unmatched
 from gateway.observability.logs import configure_logging, get_logger
 from gateway.observability.metrics import FLUSH_SECONDS, GatewayMetrics
 from gateway.observability.observer import GatewayObserver
@@ -52,9 +47,9 @@ def setup_observability(
         issuers=frozenset(i.issuer for i in config.tokens.trusted_issuers),
     )
     app[METRICS_KEY] = metrics
-    skipped: set[Any] = set()  # routes whose handlers count themselves (the PEP's)
-    app[SELF_COUNTED] = skipped
-    app.middlewares.append(request_metrics_middleware(metrics, skipped))
+    # Request metrics without a middleware (it would cost every request, issue 17): each
+    # route's handler counts (http.counted, or the PEP's own counter), and this the rest.
+    app.on_response_prepare.append(count_unmatched(metrics))
     add_routes(app, metrics=config.server.admin is None)
 
     if observer is None:

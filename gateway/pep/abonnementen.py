@@ -32,6 +32,7 @@ from aiohttp import web
 
 from gateway.config.model import AbonnementenConfig, GatewayConfig
 from gateway.facts import OperationFacts, RouteFacts, TokenFacts
+from gateway.observability.http import counted
 from gateway.pep.authenticate import authenticate
 from gateway.pep.responses import refusal_response
 from gateway.refusals import FactsUnavailable, PolicyDenied, Refusal
@@ -249,4 +250,4 @@ def setup_abonnementen(
             return refuse(request, refusal)
         return web.json_response([published(s, me) for s in subscriptions])
 
-    app.router.add_get(PATH, handle)
+    app.router.add_get(PATH, counted(app, handle))

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.adresboek import AdresboekSource
 from gateway.config.model import ADRESBOEK_PATH, GatewayConfig
+from gateway.observability.http import counted
 from gateway.pep.readonly import read_only
 from gateway.tokens.verifier import TokenVerifier, VerifiedToken
 
@@ -25,4 +26,4 @@ def setup_adresboek(
         return web.json_response(active.document, headers={"ETag": f'"{active.version}"'})
 
     audience = config.public_url.rstrip("/") + ADRESBOEK_PATH
-    app.router.add_get(ADRESBOEK_PATH, read_only(verifier, audience, answer))
+    app.router.add_get(ADRESBOEK_PATH, counted(app, read_only(verifier, audience, answer)))

@@ -29,6 +29,7 @@ from aiohttp import web
 from gateway.config.model import ClaimMapping, GatewayConfig
 from gateway.facts import OperationFacts, TokenFacts
 from gateway.graphql.request import load_json
+from gateway.observability.http import counted
 from gateway.pep.analyse import read_body
 from gateway.pep.authenticate import authenticate
 from gateway.pep.lookups import NO_FACTS
@@ -379,6 +380,6 @@ def setup_authzen(
     async def describe(request: web.Request) -> web.Response:
         return web.json_response(described)
 
-    app.router.add_post(EVALUATION, endpoint(EVALUATION, single))
-    app.router.add_post(EVALUATIONS, endpoint(EVALUATIONS, evaluator.batch))
-    app.router.add_get(METADATA, describe)
+    app.router.add_post(EVALUATION, counted(app, endpoint(EVALUATION, single)))
+    app.router.add_post(EVALUATIONS, counted(app, endpoint(EVALUATIONS, evaluator.batch)))
+    app.router.add_get(METADATA, counted(app, describe))

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.config.model import GatewayConfig
+from gateway.observability.http import counted
 from gateway.pep.readonly import read_only
 from gateway.policy import PolicyStore
 from gateway.tokens.verifier import TokenVerifier, VerifiedToken
@@ -62,4 +63,4 @@ def setup_catalogus(
             raise web.HTTPNotFound(text=f"no policy set holds a {TABLE} table")
         return web.json_response([published(row) for row in rows])
 
-    app.router.add_get(PATH, read_only(verifier, audience, answer))
+    app.router.add_get(PATH, counted(app, read_only(verifier, audience, answer)))

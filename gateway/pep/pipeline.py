@@ -109,7 +109,7 @@ class RouteHandler:
         self._keep_authorization = route.forward_authorization
         self.count_request: Callable[[str, int, float], None] = _count_nothing
         """Counts each answered request in the request metrics (method, status, seconds):
-        the PEP's routes skip the generic request-metrics middleware (set by the setup)."""
+        the PEP's routes are registered without ``counted``'s wrapper (set by the setup)."""
 
     @property
     def plan(self) -> RoutePlan:
@@ -137,6 +137,7 @@ class RouteHandler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Handle one request to the route (POST; any other method is refused)."""
         started = time.perf_counter()
+        method = request.method
         trace = TraceContext.from_headers(request.headers)
         trace_headers = trace.headers()
         # Until a policy with an audit: block decides, every audit name has no value.
@@ -148,11 +149,77 @@ class RouteHandler:
             audit=self.plan.policy.audit_blank,
         )
         try:
-            response = await self._pipeline(request, event, trace_headers)
+            # The pipeline runs in this coroutine, not one of its own: every await level is
+            # paid again at each suspension of the request (issue 17).
+            if method != "POST":
+                raise MethodNotAllowed(reason=f"method {method} not allowed")
+            plan = self.plan
+            headers = request.headers
+            # 1. authenticate
+            token = await authenticate(
+                headers,
+                self.verifier,
+                audience=self._audience,
+                allow_plain_jwt=self._allow_plain_jwt,
+            )
+            event.token = token.facts
+            # 2. analyse
+            body = await read_body(request, plan.max_body_bytes)
+            event.operation = operation = self._gates.operation(body, headers.get("Content-Type"))
+            # 3. decide
+            gates = self._gates_for(operation)
+            extra = NO_FACTS
+            wanted = plan.lookups.wanted(token.facts, operation, gates.facts)
+            if wanted:
+                gates.check_scopes(token.facts, operation)
+                extra = await plan.lookups.gather(token.facts, operation, gates.facts, wanted)
+            policy_started = time.perf_counter()
+            event.decision = decision = gates.decide(token.facts, operation, extra)
+            event.policy_ms = (time.perf_counter() - policy_started) * 1000.0
+            if decision.audit is not None:
+                event.audit = decision.audit
+            if not decision.allow:
+                raise refusal_for(decision)
+            # 4. forward
+            upstream = self._upstream_for(operation, gates)
+            event.outcome = "allow"
+            forward = forward_headers(
+                request, token, trace_headers, keep_authorization=self._keep_authorization
+            )
+            if plan.respond_async is not None and prefers_async(headers):
+                response = await plan.respond_async(
+                    Allowed(
+                        route=plan.config,
+                        facts=gates.facts,
+                        token=token,
+                        operation=operation,
+                        decision=decision,
+                        body=body,
+                        headers=forward,
+                        trace_headers=trace_headers,
+                        decision_id=event.decision_id,
+                        trace_id=event.trace_id,
+                    )
+                )
+                event.status = response.status
+            else:
+                recorder = plan.recorder
+                if recorder is not None and not recorder.wanted(operation):
+                    recorder = None
+                if recorder is not None:
+                    await recorder.check()
+                forwarded = await upstream.forward(
+                    request, body, forward, trace_headers, whole=recorder is not None
+                )
+                response = note_forwarded(event, forwarded)
+                if recorder is not None and forwarded.body is not None:
+                    await recorder.record(
+                        token.facts, operation, gates.facts, forwarded.status, forwarded.body
+                    )
         except Refusal as refusal:
             response = self._refuse(refusal, request, event, trace_headers)
-        except asyncio.CancelledError:  # the client went away: counted as the middleware did
-            self.count_request(request.method, 499, time.perf_counter() - started)
+        except asyncio.CancelledError:  # the client went away: counted as counted() does
+            self.count_request(method, 499, time.perf_counter() - started)
             raise
         except Exception:
             # A bug, not a refusal: answer 500 and never forward; the event says "error".
@@ -167,7 +234,7 @@ class RouteHandler:
             )
         event.total_ms = (time.perf_counter() - started) * 1000.0
         self.observer.decision(event)
-        self.count_request(request.method, response.status, event.total_ms / 1000.0)
+        self.count_request(method, response.status, event.total_ms / 1000.0)
         return response
 
     def _refuse(
@@ -196,73 +263,6 @@ class RouteHandler:
         if self.plan.upstream is None:
             raise BadGateway(reason="no_upstream")
         return self.plan.upstream
-
-    async def _pipeline(
-        self, request: web.Request, event: DecisionEvent, trace_headers: Mapping[str, str]
-    ) -> web.StreamResponse:
-        if request.method != "POST":
-            raise MethodNotAllowed(reason=f"method {request.method} not allowed")
-        plan = self.plan
-        token = await authenticate(
-            request.headers,
-            self.verifier,
-            audience=self._audience,
-            allow_plain_jwt=self._allow_plain_jwt,
-        )
-        event.token = token.facts
-        body = await read_body(request, plan.max_body_bytes)
-        event.operation = operation = self._gates.operation(
-            body, request.headers.get("Content-Type")
-        )
-        gates = self._gates_for(operation)
-        extra = NO_FACTS
-        wanted = plan.lookups.wanted(token.facts, operation, gates.facts)
-        if wanted:
-            gates.check_scopes(token.facts, operation)
-            extra = await plan.lookups.gather(token.facts, operation, gates.facts, wanted)
-        policy_started = time.perf_counter()
-        event.decision = decision = gates.decide(token.facts, operation, extra)
-        event.policy_ms = (time.perf_counter() - policy_started) * 1000.0
-        if decision.audit is not None:
-            event.audit = decision.audit
-        if not decision.allow:
-            raise refusal_for(decision)
-        upstream = self._upstream_for(operation, gates)
-        event.outcome = "allow"
-        headers = forward_headers(
-            request, token, trace_headers, keep_authorization=self._keep_authorization
-        )
-        if plan.respond_async is not None and prefers_async(request.headers):
-            accepted = await plan.respond_async(
-                Allowed(
-                    route=plan.config,
-                    facts=gates.facts,
-                    token=token,
-                    operation=operation,
-                    decision=decision,
-                    body=body,
-                    headers=headers,
-                    trace_headers=trace_headers,
-                    decision_id=event.decision_id,
-                    trace_id=event.trace_id,
-                )
-            )
-            event.status = accepted.status
-            return accepted
-        recorder = plan.recorder
-        if recorder is not None and not recorder.wanted(operation):
-            recorder = None
-        if recorder is not None:
-            await recorder.check()
-        forwarded = await upstream.forward(
-            request, body, headers, trace_headers, whole=recorder is not None
-        )
-        response = note_forwarded(event, forwarded)
-        if recorder is not None and forwarded.body is not None:
-            await recorder.record(
-                token.facts, operation, gates.facts, forwarded.status, forwarded.body
-            )
-        return response
 
 
 def _count_nothing(method: str, status: int, seconds: float) -> None:

@@ -27,7 +27,7 @@ from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import load_schema, route_schema_path
 from gateway.observability.events import Observer
 from gateway.observability.health import add_check
-from gateway.observability.http import counted_by_handler
+from gateway.observability.http import counted, counted_by_handler
 from gateway.pep.abonnementen import (
     StoreRef,
     SubscriptionLookup,
@@ -250,13 +250,15 @@ def setup_pep(
     pep = build_pep(config, keystore, observer, store)
     app[PEP] = pep
     for path, handler in pep.handlers.items():
-        route = app.router.add_route("*", path, handler.handle)
         if isinstance(handler, RouteHandler):
-            # The GraphQL routes count their own requests (no request-metrics middleware).
+            # The GraphQL routes count their own requests (on the per-request path, without
+            # a wrapper's coroutine level: issue 17).
+            route = app.router.add_route("*", path, handler.handle)
             handler.count_request = counted_by_handler(app, route)
         if isinstance(handler, RestRouteHandler):
             # A REST route's path is a prefix: every path below it is the route's.
-            app.router.add_route("*", path + "/{tail:.*}", handler.handle)
+            app.router.add_route("*", path, counted(app, handler.handle))
+            app.router.add_route("*", path + "/{tail:.*}", counted(app, handler.handle))
         if handler.plan.upstream is not None:
             add_check(app, f"upstream:{path}", handler.plan.upstream.reachable)
     add_check(app, "policies", _policies_check(pep))

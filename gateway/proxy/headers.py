@@ -145,10 +145,13 @@ def upstream_request_headers(
 ) -> UpstreamHeaders:
     """The caller's headers as the upstream should see them: ``X-Forwarded-*``, then the
     *trace* headers and the verified *claims* (when given)."""
-    items, dropped = _kept(incoming, _DROP[keep_authorization, bool(peer)])
-    # ": ".join, not an f-string, for the caller's names: they are istr, which an f-string
-    # formats through __format__ one by one.
-    lines = list(map(": ".join, items))
+    dropped = _DROP[keep_authorization, bool(peer)]
+    if _CONNECTION in incoming:
+        dropped = dropped | _connection_tokens(incoming)
+    # Filtered and joined in one pass, without a list of pairs between (~3k instructions a
+    # request). ": ".join, not an f-string, for the caller's names: they are istr, which an
+    # f-string formats through __format__ one by one.
+    lines = [": ".join(item) for item in incoming.items() if item[0].lower() not in dropped]
     if peer:
         previous = incoming.get(_X_FORWARDED_FOR)
         lines.append(

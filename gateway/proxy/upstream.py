@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import ClientError, web
+from aiohttp import ClientError, hdrs, web
 from aiohttp.client_exceptions import ClientOSError, ServerDisconnectedError
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import RawResponseMessage
@@ -300,7 +300,7 @@ class Upstream:
             conn.answer = payload
             status = message.code
             out_headers = caller_response_headers(message.headers, response_headers)
-            declared = message.headers.get("Content-Length")
+            declared = message.headers.get(hdrs.CONTENT_LENGTH)  # istr: no conversion per call
             length = int(declared) if declared is not None and declared.isdigit() else None
             if whole or (length is not None and length <= BUFFER_LIMIT):
                 try:
