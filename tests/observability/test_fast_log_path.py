@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from gateway.observability.events import TokenEvent
 from gateway.observability.logs import (
-    _could_hold_secret,
+    could_hold_secret,
     as_record,
     configure_logging,
     emit_json_event,
@@ -238,4 +238,4 @@ def test_the_byte_check_never_passes_a_value_redaction_would_change(
         return bool(redact_text(value) != value)
 
     if any(changed(value) for value in fields.values()):
-        assert _could_hold_secret(orjson.dumps(fields))
+        assert could_hold_secret(orjson.dumps(fields))
