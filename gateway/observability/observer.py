@@ -122,16 +122,19 @@ class DecisionLine:
                 )
                 caller_found = self._tokens.get(key)
                 if caller_found is None:
-                    caller_found = b"," + _dumps(
-                        {
-                            "client_id": key[0],
-                            "sub": key[1],
-                            "instantie_type": key[2],
-                            "identifier_type": key[3],
-                            "identifier": key[4],
-                            "actor": key[5],
-                        }
-                    )[1:-1]
+                    caller_found = (
+                        b","
+                        + _dumps(
+                            {
+                                "client_id": key[0],
+                                "sub": key[1],
+                                "instantie_type": key[2],
+                                "identifier_type": key[3],
+                                "identifier": key[4],
+                                "actor": key[5],
+                            }
+                        )[1:-1]
+                    )
                     _remember(self._tokens, key, caller_found)
                 caller = caller_found
             o = event.operation
@@ -141,13 +144,22 @@ class DecisionLine:
                 key = (o.operation_type, o.operation_name, o.root_field)
                 op_found = self._operations.get(key)
                 if op_found is None:
-                    op_found = b"," + _dumps(
-                        {"operation_type": key[0], "operation_name": key[1], "root_field": key[2]}
-                    )[1:-1]
+                    op_found = (
+                        b","
+                        + _dumps(
+                            {
+                                "operation_type": key[0],
+                                "operation_name": key[1],
+                                "root_field": key[2],
+                            }
+                        )[1:-1]
+                    )
                     _remember(self._operations, key, op_found)
                 operation = op_found
+            # The audit values and the timings and ids are adjacent: one render for both.
             rest = _dumps(
                 {
+                    **audit,
                     "upstream_ms": event.upstream_ms,
                     "policy_ms": event.policy_ms,
                     "total_ms": event.total_ms,
@@ -164,7 +176,6 @@ class DecisionLine:
                     verdict[0],
                     caller,
                     operation,
-                    b"," + _dumps(audit)[1:-1] if audit else b"",
                     b"," + rest[1:-1],
                     verdict[1],
                     _NO_UPSTREAM_ERROR
