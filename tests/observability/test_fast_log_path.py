@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from gateway.observability.events import TokenEvent
 from gateway.observability.logs import (
-    could_hold_secret,
     as_record,
     configure_logging,
+    could_hold_secret,
     emit_json_event,
     flush_pending,
     get_logger,
