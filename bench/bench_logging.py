@@ -121,8 +121,16 @@ def instructions(log: bool, tmp: Path) -> float:
     for requests in (1_000, 3_000):
         out = tmp / f"{log}-{requests}.out"
         subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
-            + [__file__, "--child", "on" if log else "off", str(requests)],
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--child",
+                "on" if log else "off",
+                str(requests),
+            ],
             check=True,
             capture_output=True,
         )
