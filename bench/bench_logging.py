@@ -1,6 +1,10 @@
 """Cost of the decision log: bytes per decision line and µs per ``observer.decision()``.
 
-Run: ``.venv/bin/python bench/bench_logging.py`` (about 10 s). Logging on and off are
+Run: ``.venv/bin/python bench/bench_logging.py [--instructions]`` (about 10 s; with
+``--instructions`` a few minutes more: callgrind, 1,000 and 3,000 requests per mode, the
+difference over 2,000: a request's event built as the pipeline builds it, the same cached
+token facts, a new operation and decision copy with its audit values, then
+``observer.decision`` and one event-loop iteration with the line's flush). Logging on and off are
 measured side by side in the same run (interleaved rounds, median of rounds), output to
 /dev/null so the terminal is not what is measured. Also reports the audit file (fsync
 ``never`` and ``interval``) on top of logging.
@@ -8,8 +12,11 @@ measured side by side in the same run (interleaved rounds, median of rounds), ou
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import io
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,10 +30,10 @@ from gateway.config.model import AuditConfig  # noqa: E402
 from gateway.facts import OperationFacts, TokenFacts  # noqa: E402
 from gateway.observability.audit_trail import AuditWriter  # noqa: E402
 from gateway.observability.events import DecisionEvent  # noqa: E402
-from gateway.observability.logs import configure_logging  # noqa: E402
+from gateway.observability.logs import configure_logging, flush_pending  # noqa: E402
 from gateway.observability.metrics import GatewayMetrics  # noqa: E402
 from gateway.observability.observer import GatewayObserver  # noqa: E402
-from gateway.policy.decision import AuditValues, Decision  # noqa: E402
+from gateway.policy.decision import AuditValues, Decision, with_audit  # noqa: E402
 
 ROUTE = "/deelnemers/uzovi/5151/graphql"
 AUDIT: AuditValues = {
@@ -52,13 +59,15 @@ EVENT = DecisionEvent(
         identifier="62253778",
     ),
     operation=OperationFacts("mutation", "zendNotificatie", "zendNotificatie", {}),
-    decision=Decision(
-        allow=True,
-        status=200,
-        rule="allow_notificatie",
-        location="policies/iwlz/notificaties.yaml:12",
-        policy_version="sha256:3f1c9e",
-        audit=AUDIT,
+    decision=(
+        DECIDED := Decision(
+            allow=True,
+            status=200,
+            rule="allow_notificatie",
+            location="policies/iwlz/notificaties.yaml:12",
+            policy_version="sha256:3f1c9e",
+            audit=AUDIT,
+        )
     ),
     audit=AUDIT,
     upstream_ms=2.734,
@@ -76,7 +85,68 @@ def per_call_us(observer: GatewayObserver) -> float:
     return (time.perf_counter() - start) / PER_ROUND * 1e6
 
 
+def run_requests(log: bool, requests: int) -> None:
+    """Child of ``--instructions``: *requests* decisions as the pipeline reports them."""
+    configure_logging("json", "info")
+    observer = GatewayObserver(GatewayMetrics(routes=frozenset({ROUTE})), decision_log=log)
+    token, decided = EVENT.token, DECIDED
+
+    async def serve() -> None:
+        for _ in range(requests):
+            event = DecisionEvent(
+                decision_id=EVENT.decision_id,
+                route=ROUTE,
+                trace_id=EVENT.trace_id,
+                request_id=EVENT.request_id,
+                audit={},
+            )
+            event.token = token
+            event.operation = OperationFacts("mutation", "zendNotificatie", "zendNotificatie", {})
+            event.decision = decision = with_audit(decided, dict(AUDIT))
+            event.policy_ms = 0.006
+            event.audit = decision.audit or {}
+            event.outcome, event.status, event.upstream_ms = "allow", 200, 2.734
+            event.total_ms = 3.912
+            observer.decision(event)
+            await asyncio.sleep(0)  # the loop iteration that flushes the line
+
+    with open("/dev/null", "w") as devnull, redirect_stdout(devnull):
+        asyncio.run(serve())
+        flush_pending()
+
+
+def instructions(log: bool, tmp: Path) -> float:
+    """Instructions per request (callgrind, 3,000 minus 1,000 requests)."""
+    totals = []
+    for requests in (1_000, 3_000):
+        out = tmp / f"{log}-{requests}.out"
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--child",
+                "on" if log else "off",
+                str(requests),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
+        totals.append(int(summary[0].split()[1]))
+    return (totals[1] - totals[0]) / 2_000
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--child", nargs=2, metavar=("LOG", "REQUESTS"))
+    args = parser.parse_args()
+    if args.child:
+        run_requests(args.child[0] == "on", int(args.child[1]))
+        return
     configure_logging("json", "info")
     metrics = GatewayMetrics(routes=frozenset({ROUTE}))
     tmp = Path(tempfile.mkdtemp(prefix="bench-audit-"))
@@ -111,6 +181,11 @@ def main() -> None:
     for name, values in results.items():
         med = statistics.median(values)
         print(f"{name:36s} {med:7.2f} µs/decision  ({med / base:4.1f}x off)")
+    if args.instructions:
+        with tempfile.TemporaryDirectory(prefix="bench-logging-") as scratch:
+            on, off = (instructions(log, Path(scratch)) for log in (True, False))
+        print(f"instructions/request: log on {on / 1000:.1f}k, off {off / 1000:.1f}k")
+        print(f"the decision log: {(on - off) / 1000:.1f}k instructions/request")
 
 
 if __name__ == "__main__":

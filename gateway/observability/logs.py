@@ -170,7 +170,7 @@ _EQUALS, _QUOTE, _SPACE, _BACKSLASH = b"=' \\"
 _LETTER_J = ord("J")
 
 
-def _could_hold_secret(body: bytes) -> bool:
+def could_hold_secret(body: bytes) -> bool:
     """False only when the compact JSON object *body* provably needs no redaction.
 
     Every string :func:`~gateway.observability.redact.redact_text` would change contains
@@ -229,7 +229,7 @@ def render_flat(fields: Any, *, keys_safe: bool = False) -> bytes | None:
 
     *fields* is a mapping or a dataclass instance of flat values (scalars, strings, lists or
     tuples of those). None means: take the full path (:func:`redact_event`), because a key is
-    named like a secret, a value could hold one (see :func:`_could_hold_secret`), or orjson
+    named like a secret, a value could hold one (see :func:`could_hold_secret`), or orjson
     cannot render a value. *keys_safe*: the caller has checked that no key is named like a
     secret (the decision log, whose key set is fixed but for the audit names).
     """
@@ -239,7 +239,12 @@ def render_flat(fields: Any, *, keys_safe: bool = False) -> bytes | None:
         body = orjson.dumps(fields)
     except TypeError:  # a value orjson cannot render: the full chain str()s it
         return None
-    return None if _could_hold_secret(body) else body
+    return None if could_hold_secret(body) else body
+
+
+def json_output() -> bool:
+    """True when log lines are JSON (:func:`emit_json_event` then writes a given body as is)."""
+    return _configured is not None and _configured[0] == "json"
 
 
 def emit_json_event(

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from gateway.observability.events import TokenEvent
 from gateway.observability.logs import (
-    _could_hold_secret,
     as_record,
     configure_logging,
+    could_hold_secret,
     emit_json_event,
     flush_pending,
     get_logger,
@@ -238,4 +238,4 @@ def test_the_byte_check_never_passes_a_value_redaction_would_change(
         return bool(redact_text(value) != value)
 
     if any(changed(value) for value in fields.values()):
-        assert _could_hold_secret(orjson.dumps(fields))
+        assert could_hold_secret(orjson.dumps(fields))
