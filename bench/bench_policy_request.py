@@ -5,7 +5,7 @@
 bench_gateway.py's route and request (the seed 003 notification, a token of the built-in
 authorization server) through the real route handler's pieces, built from its
 configuration by ``build_pep``: ``authenticate`` (a verified-token cache hit), then
-``lookups.wanted``, ``RouteGates.decide`` and the allow test, as ``_pipeline`` calls them.
+``lookups.wanted``, ``RouteGates.decide`` and the allow test, as ``RouteHandler.handle`` calls them.
 Each request gets operation facts of its own (analysed beforehand, uncounted), as in the
 server. Runs itself under ``valgrind --tool=callgrind --collect-atstart=no``, counting
 only inside ``operator.call`` (one dump after each): each step runs N and 2N times, and
