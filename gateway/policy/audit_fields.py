@@ -251,8 +251,8 @@ def _generated(
     """The one-input extractor as straight-line code: each value one ``get`` and its type
     test, and the lists read from one field (``subjects`` and ``records`` both from
     ``subjectList``) collected in one pass over its items. Names and fields enter the source
-    as ``repr`` literals (any text is safe there); the same answers as :func:`_keyed` per
-    name."""
+    as ``repr`` literals (any text is safe there). A list's value: the text values under the
+    item field of the mappings in it, ``()`` when it is no list."""
     lines = [
         "def extract(f):",
         f"    values = f.operation.arguments.get({head!r})",
@@ -295,16 +295,3 @@ def _generated(
     exec(compile("\n".join(lines), f"<audit extractor {head}>", "exec"), namespace)
     extract: Callable[[DecisionInput], AuditValues] = namespace["extract"]
     return extract
-
-
-def _keyed(items: Any, key: str) -> tuple[str, ...]:
-    """The text values under *key* of the mappings in *items* (a list)."""
-    if type(items) is not list and not isinstance(items, tuple):
-        return ()
-    out = []
-    for x in items:
-        if type(x) is dict or isinstance(x, Mapping):
-            v = x.get(key)
-            if type(v) is str:
-                out.append(v)
-    return tuple(out)
