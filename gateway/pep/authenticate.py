@@ -10,9 +10,10 @@ was never signed (``policy explain``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from aiohttp.hdrs import AUTHORIZATION
 from multidict import CIMultiDictProxy
 
 from gateway.facts import OperationFacts, TokenFacts
@@ -27,13 +28,13 @@ from gateway.tokens.verifier import (
 
 def bearer_token(headers: CIMultiDictProxy[str]) -> str:
     """The bearer token of the request; :class:`Unauthenticated` when absent or malformed."""
-    values = headers.getall("Authorization", ())
+    values = headers.getall(AUTHORIZATION, ())  # an istr: its case-folded form is kept
     if not values:
         raise Unauthenticated("Missing bearer token", reason="missing_token", token_sent=False)
     if len(values) > 1:
         raise Unauthenticated("More than one Authorization header", reason="malformed_header")
     scheme, _, token = values[0].strip().partition(" ")
-    if scheme.lower() != "bearer":
+    if scheme != "Bearer" and scheme.lower() != "bearer":  # the usual spelling: no copy
         raise Unauthenticated(
             "Authorization must use the Bearer scheme", reason="wrong_scheme", token_sent=False
         )
@@ -43,15 +44,17 @@ def bearer_token(headers: CIMultiDictProxy[str]) -> str:
     return token
 
 
-async def authenticate(
+def authenticate(
     headers: CIMultiDictProxy[str],
     verifier: TokenVerifier,
     *,
     audience: str,
     allow_plain_jwt: bool,
-) -> VerifiedToken:
-    """Verify the request's bearer token for a route with *audience*."""
-    return await verifier.verify(
+) -> Coroutine[Any, Any, VerifiedToken]:
+    """Verify the request's bearer token for a route with *audience* (awaited by the
+    caller: the verifier's own coroutine, no second one around it; a missing or malformed
+    header raises already here)."""
+    return verifier.verify(
         bearer_token(headers), audience=audience, allow_plain_jwt=allow_plain_jwt
     )
 

@@ -78,19 +78,15 @@ class Lookups:
             self._following is not None and bool(self._following.current())
         )
 
-    def _candidates(self, operation: OperationFacts) -> Sequence[FactLookup]:
-        if self._following is None:
-            return self._lookups
-        declared = self._following.declared(operation)
-        if not declared:
-            return self._lookups
-        return (*declared, *self._lookups)
-
     def wanted(
         self, token: TokenFacts, operation: OperationFacts, route: RouteFacts
     ) -> list[FactLookup]:
         """The lookups this request wants (cheap, no I/O: an empty list for most)."""
-        candidates = self._candidates(operation)
+        candidates = self._lookups
+        if self._following is not None:
+            declared = self._following.declared(operation)
+            if declared:
+                candidates = (*declared, *candidates)
         if not candidates:
             return []
         return [lk for lk in candidates if lk.wanted(token, operation, route)]

@@ -45,6 +45,8 @@ except ZoneInfoNotFoundError:  # an image without tzdata: within two hours of th
     NETHERLANDS = dt.UTC
 TOKEN_MARGIN = 30
 """Seconds before expiry at which the gateway signs itself a new token."""
+DECLARED_CACHE_SIZE = 256
+"""Operations (type, root field) whose declared lookups :class:`PipLookups` remembers."""
 
 
 @runtime_checkable
@@ -234,7 +236,7 @@ class PipLookups:
     (and a name it drops no longer is). Rebuilt only when the set changes: per request, one
     identity test."""
 
-    __slots__ = ("_client", "_current", "_made", "_policies", "_set")
+    __slots__ = ("_client", "_current", "_declared", "_declared_set", "_made", "_policies", "_set")
 
     def __init__(self, policies: Policies, client: PipClient) -> None:
         self._policies = policies
@@ -242,6 +244,8 @@ class PipLookups:
         self._set: PolicySet | None = None
         self._current: tuple[PipLookup, ...] = ()
         self._made: dict[str, PipLookup] = {}
+        self._declared_set: PolicySet | None = None
+        self._declared: dict[tuple[str, str], tuple[PipLookup, ...]] = {}
 
     def current(self) -> tuple[PipLookup, ...]:
         """One :class:`PipLookup` per name the active set declares."""
@@ -253,13 +257,28 @@ class PipLookups:
         return self._current
 
     def declared(self, operation: OperationFacts) -> tuple[PipLookup, ...]:
-        """The current lookups the policy deciding *operation* declares (one dict lookup
-        when it declares none: what :meth:`PipLookup.wanted` would find for each)."""
-        policy = self._policies.active.policy_for(operation.operation_type, operation.root_field)
-        if policy is None or not policy.lookups:
-            return ()
-        names = {spec.name for spec in policy.lookups}
-        return tuple(lookup for lookup in self.current() if lookup.name in names)
+        """The current lookups the policy deciding *operation* declares (what
+        :meth:`PipLookup.wanted` would find for each). Remembered per operation type and
+        root field for the active set it was found in: a hot reload (another set object)
+        starts afresh, so a reloaded policy's declarations count from its first request."""
+        active = self._policies.active
+        key = (operation.operation_type, operation.root_field)
+        if active is self._declared_set:
+            found = self._declared.get(key)
+            if found is not None:
+                return found
+        else:
+            self._declared = {}
+            self._declared_set = active
+        policy = active.policy_for(*key)
+        found = ()
+        if policy is not None and policy.lookups:
+            names = {spec.name for spec in policy.lookups}
+            found = tuple(lookup for lookup in self.current() if lookup.name in names)
+        if len(self._declared) >= DECLARED_CACHE_SIZE:  # root fields a schema-less route sees
+            self._declared.clear()
+        self._declared[key] = found
+        return found
 
     def _lookup(self, name: str) -> PipLookup:
         found = self._made.get(name)

@@ -237,37 +237,61 @@ def _one_input(
             texts.append((name, _field(v, head)))
     if None in {k for entry in (*texts, *pairs, *lists) for k in entry}:
         return None
-    prefilled = dict(blank)
+    return _generated(head, texts, pairs, lists, dict(blank), general)
 
-    def extract(f: DecisionInput) -> AuditValues:
-        values = f.operation.arguments.get(head)
-        if type(values) is not dict:
-            return general(f)  # missing or not a plain dict: every other shape
-        out = prefilled.copy()  # every name of the set, in order, without a value
-        get = values.get
-        for name, key in texts:
-            v = get(key)
-            if type(v) is str:
-                out[name] = v
-        for name, type_key, id_key in pairs:
-            t, i = get(type_key), get(id_key)
-            if type(t) is str and type(i) is str:
-                out[name] = t + ":" + i
-        for name, list_key, item_key in lists:
-            out[name] = _keyed(get(list_key), item_key)
-        return out
 
+def _generated(
+    head: str,
+    texts: list[tuple[str, Any]],
+    pairs: list[tuple[str, Any, Any]],
+    lists: list[tuple[str, Any, Any]],
+    prefilled: dict[str, AuditValue],
+    general: Callable[[DecisionInput], AuditValues],
+) -> Callable[[DecisionInput], AuditValues]:
+    """The one-input extractor as straight-line code: each value one ``get`` and its type
+    test, and the lists read from one field (``subjects`` and ``records`` both from
+    ``subjectList``) collected in one pass over its items. Names and fields enter the source
+    as ``repr`` literals (any text is safe there). A list's value: the text values under the
+    item field of the mappings in it, ``()`` when it is no list."""
+    lines = [
+        "def extract(f):",
+        f"    values = f.operation.arguments.get({head!r})",
+        "    if type(values) is not dict:",
+        "        return general(f)  # missing or not a plain dict: every other shape",
+        "    out = prefilled.copy()  # every name of the set, in order, without a value",
+        "    get = values.get",
+    ]
+    for name, key in texts:
+        lines += [f"    v = get({key!r})", f"    if type(v) is str: out[{name!r}] = v"]
+    for name, type_key, id_key in pairs:
+        lines += [
+            f"    t, i = get({type_key!r}), get({id_key!r})",
+            f"    if type(t) is str and type(i) is str: out[{name!r}] = f'{{t}}:{{i}}'",
+        ]
+    by_list: dict[str, list[tuple[str, str]]] = {}
+    for name, list_key, item_key in lists:
+        by_list.setdefault(list_key, []).append((name, item_key))
+    for list_key, wanted in by_list.items():
+        found = [f"a{n}" for n in range(len(wanted))]
+        lines += [
+            f"    items = get({list_key!r})",
+            "    if type(items) is list or isinstance(items, tuple):",
+            *(f"        {a} = []" for a in found),
+            "        for x in items:",
+            "            if type(x) is dict or isinstance(x, Mapping):",
+        ]
+        for a, (_, item_key) in zip(found, wanted, strict=True):
+            lines += [
+                f"                v = x.get({item_key!r})",
+                f"                if type(v) is str: {a}.append(v)",
+            ]
+        lines += [
+            f"        out[{name!r}] = tuple({a})"
+            for a, (name, _) in zip(found, wanted, strict=True)
+        ]
+        lines += ["    else:", *(f"        out[{name!r}] = ()" for name, _ in wanted)]
+    lines.append("    return out")
+    namespace: dict[str, Any] = {"general": general, "prefilled": prefilled, "Mapping": Mapping}
+    exec(compile("\n".join(lines), f"<audit extractor {head}>", "exec"), namespace)
+    extract: Callable[[DecisionInput], AuditValues] = namespace["extract"]
     return extract
-
-
-def _keyed(items: Any, key: str) -> tuple[str, ...]:
-    """The text values under *key* of the mappings in *items* (a list)."""
-    if type(items) is not list and not isinstance(items, tuple):
-        return ()
-    out = []
-    for x in items:
-        if type(x) is dict or isinstance(x, Mapping):
-            v = x.get(key)
-            if type(v) is str:
-                out.append(v)
-    return tuple(out)

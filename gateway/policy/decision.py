@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -50,14 +50,6 @@ class Decision:
     the policy that applies (None when no policy applies or it has no ``audit:`` block)."""
 
 
-def _slot_setters() -> tuple[Callable[[Decision, Any], None], ...]:
-    names = tuple(f.name for f in fields(Decision))
-    if names != _DECISION_FIELDS:
-        # with_audit below sets each slot by name: a new field must be added there too.
-        raise RuntimeError(f"Decision fields changed to {names}: update with_audit")
-    return tuple(getattr(Decision, name).__set__ for name in names)
-
-
 _DECISION_FIELDS = (
     "allow",
     "status",
@@ -70,40 +62,50 @@ _DECISION_FIELDS = (
     "policy_version",
     "audit",
 )
-(
-    _set_allow,
-    _set_status,
-    _set_code,
-    _set_reason,
-    _set_message,
-    _set_rule,
-    _set_location,
-    _set_trace,
-    _set_version,
-    _set_audit,
-) = _slot_setters()
+
+
+class _Filling:
+    """A :class:`Decision` being filled: the same slots, plain attribute stores (one
+    specialised instruction each, where the frozen class's goes through a descriptor call
+    per slot); :func:`with_audit` then makes it a :class:`Decision` (same layout)."""
+
+    __slots__ = _DECISION_FIELDS
+
+
+def _check_layout() -> None:
+    names = tuple(f.name for f in fields(Decision))
+    if names != _DECISION_FIELDS or Decision.__slots__ != _DECISION_FIELDS:
+        # with_audit below sets each slot by name: a new field must be added there too.
+        raise RuntimeError(f"Decision fields changed to {names}: update with_audit")
+
+
+_check_layout()
 _new = object.__new__
 
 
 def with_audit(decision: Decision, audit: AuditValues | None) -> Decision:
     """A copy of *decision* (a shared allow or cached refusal) carrying *audit*.
 
-    Runs once per decided request, so it fills the slots directly: three times cheaper than
-    the frozen dataclass ``__init__`` (which goes through ``object.__setattr__`` per field).
+    Runs once per decided request, so it fills the slots of a :class:`_Filling` and turns
+    that into a :class:`Decision` (``__class__``: the layouts are the same): about three
+    times cheaper than a descriptor call per slot, which is itself three times cheaper than
+    the frozen dataclass ``__init__`` (``object.__setattr__`` per field).
     """
     d = decision
-    c: Decision = _new(Decision)
-    _set_allow(c, d.allow)
-    _set_status(c, d.status)
-    _set_code(c, d.code)
-    _set_reason(c, d.reason)
-    _set_message(c, d.message)
-    _set_rule(c, d.rule)
-    _set_location(c, d.location)
-    _set_trace(c, d.trace)
-    _set_version(c, d.policy_version)
-    _set_audit(c, audit)
-    return c
+    c: Any = _new(_Filling)
+    c.allow = d.allow
+    c.status = d.status
+    c.code = d.code
+    c.reason = d.reason
+    c.message = d.message
+    c.rule = d.rule
+    c.location = d.location
+    c.trace = d.trace
+    c.policy_version = d.policy_version
+    c.audit = audit
+    c.__class__ = Decision
+    made: Decision = c
+    return made
 
 
 class DecisionPoint(Protocol):

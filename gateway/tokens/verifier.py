@@ -242,7 +242,8 @@ class TokenVerifier:
             # it may have used the withdrawn key.
             if entry.expires > self._clock() and generation == self._key_generation:
                 self.cache.put(token, entry)
-        require_audience(entry.audiences, audience)
+        if audience not in entry.audiences:  # require_audience, in place (per request)
+            raise _refuse("Token audience does not match this route", "wrong_audience")
         if entry.require_typ and not entry.at_jwt and not allow_plain_jwt:
             raise _refuse("Token type must be at+jwt", "wrong_typ")
         return entry

@@ -25,7 +25,9 @@ from aiohttp.test_utils import TestServer, unused_port
 
 from gateway.appkeys import KEYSTORE
 from gateway.examples.register import create_register_app
+from gateway.facts import OperationFacts
 from gateway.pep import PEP
+from gateway.pep.pip import PipLookups
 from tests.fixtures.gateway import PUBLIC_URL, REPO, Gateway, GatewayFactory
 from tests.fixtures.registers import (
     BEMIDDELING_READ,
@@ -324,3 +326,42 @@ async def test_a_lookup_a_hot_reload_adds_is_asked_without_a_restart(
     response = await ask(gateway, "zorgkantoor-5151", BEMIDDELINGEN, template("QBR-0013-ZKu"))
     assert response.status == 200, await response.text()
     assert registers["bemiddelingsregister"].operations() == ["PipRegiehouder", "Regiehouder"]
+
+
+def operation_on(root_field: str) -> OperationFacts:
+    return OperationFacts(
+        operation_type="query", operation_name=None, root_field=root_field, arguments={}
+    )
+
+
+async def test_declared_lookups_follow_a_reload_and_differ_per_operation(
+    make_gateway: GatewayFactory, registers: dict[str, Register], tmp_path: Path
+) -> None:
+    """The declared lookups are remembered per operation and per active set: another root
+    field gets its own answer, and a reloaded set (another object) never the old set's."""
+    policies = tmp_path / "iwlz"
+    shutil.copytree(IWLZ, policies, ignore=shutil.ignore_patterns("*.test.yaml"))
+    gateway = await make_gateway(
+        routes=[
+            register_route(
+                BEMIDDELINGEN,
+                "bemiddelingsregister",
+                registers["bemiddelingsregister"].url,
+                BEMIDDELING_READ,
+                policies,
+            )
+        ]
+    )
+    pep = gateway.client.app[PEP]
+    lookups = PipLookups(pep.policies[(policies,)], pep.pip)
+    regiehouder, other = operation_on("regiehouder"), operation_on("geenPolicyHiervoor")
+
+    assert [lk.name for lk in lookups.declared(regiehouder)] == ["UCBR-0013"]
+    assert lookups.declared(other) == ()
+    assert [lk.name for lk in lookups.declared(regiehouder)] == ["UCBR-0013"]
+
+    regiehouder_yaml = policies / "raadplegingen" / "regiehouder.yaml"
+    regiehouder_yaml.write_text(regiehouder_yaml.read_text().replace("UCBR-0013", "UCBR-0013-x"))
+    pep.reload_policies()  # what SIGHUP and the watcher call
+    assert [lk.name for lk in lookups.declared(regiehouder)] == ["UCBR-0013-x"]
+    assert lookups.declared(other) == ()
