@@ -232,16 +232,20 @@ class GatewayObserver:
 
     def decision(self, event: DecisionEvent) -> None:
         """Record one PEP decision (log line, audit record, metrics, span)."""
-        m = self.metrics
-        counter, total = m.decision_children(event.outcome, event.route, event.code, event.rule)
+        d, policy_ms, upstream_ms = event.decision, event.policy_ms, event.upstream_ms
+        counter, total, policy, upstream = self.metrics.decision_series(
+            event.outcome,
+            event.route,
+            event.code,
+            None if d is None else d.rule,
+            policy_ms is not None or upstream_ms is not None,
+        )
         counter.inc()
         total.observe(event.total_ms / 1000.0)
-        if event.policy_ms is not None or event.upstream_ms is not None:
-            policy, upstream = m.route_children(event.route)
-            if event.policy_ms is not None:
-                policy.observe(event.policy_ms / 1000.0)
-            if event.upstream_ms is not None:
-                upstream.observe(event.upstream_ms / 1000.0)
+        if policy_ms is not None:
+            policy.observe(policy_ms / 1000.0)
+        if upstream_ms is not None:
+            upstream.observe(upstream_ms / 1000.0)
         log, audit, spans = self.decision_log, self.audit, self.spans
         if not (log or audit is not None or spans is not None):
             return
