@@ -4,13 +4,23 @@ in the same order as ``write`` would give."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import json
 import sys
+import time
 from typing import Any
 
 import pytest
 
-from gateway.observability.logs import emit_bytes, emit_line, flush_pending
+from gateway.observability.logs import (
+    configure_logging,
+    emit_bytes,
+    emit_json_event,
+    emit_line,
+    flush_pending,
+    iso_timestamp,
+)
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.observer import GatewayObserver
 from tests.fixtures.observability import decision
@@ -125,3 +135,22 @@ def test_a_decision_without_timings_creates_no_route_timing_series() -> None:
         "nid_gateway_policy_duration_seconds_count",
         "nid_gateway_upstream_duration_seconds_count",
     ]
+
+
+@pytest.mark.parametrize(
+    "fraction", [0.0, 0.000001, 0.120034, 0.5, 0.9999994, 0.9999996, 0.9999997, 0.999999]
+)
+def test_a_direct_line_carries_iso_timestamp_of_its_moment(
+    monkeypatch: pytest.MonkeyPatch, fraction: float
+) -> None:
+    configure_logging("json", "info")
+    moment = dt.datetime(2026, 11, 29, 23, 59, 59, tzinfo=dt.UTC).timestamp() + fraction
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(time, "time", lambda: moment)
+    emit_json_event("gateway.decision", "info", "decision", {"outcome": "allow"})
+    emit_json_event("gateway.decision", "info", "decision", {})
+    flush_pending()
+    monkeypatch.undo()
+    stamps = [json.loads(line)["timestamp"] for line in out.getvalue().splitlines()]
+    assert stamps == [iso_timestamp(moment)] * 2
