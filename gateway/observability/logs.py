@@ -329,24 +329,37 @@ def emit_json_event(
         if body is None:
             body = render_flat(fields)
         if body is not None:
-            head, tail = _frame(logger, event, level)
-            # The timestamp of iso_timestamp() in pieces: the second's prefix (as bytes, once
-            # per second) and the microseconds' two halves from a table; joined with the line
-            # as bytes and written as bytes (no decode, no f-string, no str() of a number).
-            now = time.time()
-            second = int(now)
-            cached_second, prefix = _stamp_bytes
-            if second != cached_second:
-                prefix = _new_stamp_bytes(second)
-            micros = round((now - second) * 1_000_000)
-            if micros < 1_000_000:
-                high, low = _DIGITS3[micros // 1000], _DIGITS3[micros % 1000]
-            else:  # a fraction that rounds up to a whole second stays in its second
-                high = low = b"999"
-            mid = (body[1:-1], b",", tail) if len(body) > 2 else (tail,)
-            emit_bytes(b"".join((head, *mid, prefix, high, low, b'Z"}\n')))
+            emit_json_body(logger, level, event, body)
             return
     getattr(get_logger(logger), level)(event, **as_record(fields))
+
+
+def emit_json_body(logger: str, level: str, event: str, body: bytes) -> bool:
+    """Write :func:`emit_json_event`'s line for *body*, its fields already rendered and
+    proven clean (:func:`render_flat`, or the decision log's own render); False, writing
+    nothing, when the output is not JSON (the caller then takes :func:`emit_json_event` with
+    the fields). The decision log's call per request: no fields built on this path."""
+    if _configured is None or _configured[0] != "json":
+        return False
+    if _level is not None and _LEVELS[level] < _level:
+        return True
+    head, tail = _frame(logger, event, level)
+    # The timestamp of iso_timestamp() in pieces: the second's prefix (as bytes, once per
+    # second) and the microseconds' two halves from a table; joined with the line as bytes
+    # and written as bytes (no decode, no f-string, no str() of a number).
+    now = time.time()
+    second = int(now)
+    cached_second, prefix = _stamp_bytes
+    if second != cached_second:
+        prefix = _new_stamp_bytes(second)
+    micros = round((now - second) * 1_000_000)
+    if micros < 1_000_000:
+        high, low = _DIGITS3[micros // 1000], _DIGITS3[micros % 1000]
+    else:  # a fraction that rounds up to a whole second stays in its second
+        high = low = b"999"
+    mid = (body[1:-1], b",", tail) if len(body) > 2 else (tail,)
+    emit_bytes(b"".join((head, *mid, prefix, high, low, b'Z"}\n')))
+    return True
 
 
 @lru_cache(maxsize=64)

@@ -12,10 +12,10 @@ from gateway.observability.events import DECISION_LOG_KEYS, DecisionEvent, Token
 from gateway.observability.logs import (
     as_record,
     could_hold_secret,
+    emit_json_body,
     emit_json_event,
     get_logger,
     iso_timestamp,
-    json_output,
     render_flat,
 )
 from gateway.observability.metrics import GatewayMetrics
@@ -265,9 +265,12 @@ class GatewayObserver:
             )
         if log:
             level = "warning" if event.outcome == "error" else "info"
-            if fields is None and not json_output():  # console lines take structlog's chain
-                fields = event.fields()
-            emit_json_event("gateway.decision", level, "decision", fields, body=body)
+            # A body proven clean is written as is, unless the lines are console ones (then
+            # structlog's chain takes the fields, as it does for a body that needs redaction).
+            if body is None or not emit_json_body("gateway.decision", level, "decision", body):
+                if fields is None:
+                    fields = event.fields()
+                emit_json_event("gateway.decision", level, "decision", fields, body=body)
         if audit is not None:
             self._audit(audit, "decision", body, fields)
         if spans is not None:
