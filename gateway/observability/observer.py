@@ -36,7 +36,6 @@ policies, operations and cached tokens; a caller-chosen operation name must not 
 _NO_TOKEN = b',"client_id":null,"sub":null,"instantie_type":null,"identifier_type":null'
 _NO_TOKEN += b',"identifier":null,"actor":null'
 _NO_OPERATION = b',"operation_type":null,"operation_name":null,"root_field":null'
-_NO_DECISION = (b',"rule":null,"location":null', b',"policy_version":null')
 _NO_UPSTREAM_ERROR = b',"upstream_error":null}'
 
 
@@ -53,13 +52,12 @@ class DecisionLine:
     The caller still runs the redaction byte check over the whole object.
     """
 
-    __slots__ = ("_audit_keys", "_decisions", "_heads", "_operations", "_tokens")
+    __slots__ = ("_audit_keys", "_heads", "_operations", "_tokens")
 
     def __init__(self) -> None:
-        self._heads: dict[tuple[Any, ...], bytes] = {}
+        self._heads: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
         self._tokens: dict[tuple[Any, ...], bytes] = {}
         self._operations: dict[tuple[Any, ...], bytes] = {}
-        self._decisions: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
         self._audit_keys: dict[tuple[str, ...], bool] = {}
 
     def render(self, event: DecisionEvent) -> bytes | None:
@@ -81,9 +79,25 @@ class DecisionLine:
         if type(status) is not int:
             return None
         try:
-            key: tuple[Any, ...] = (event.outcome, status, event.route, event.reason, event.code)
-            head = self._heads.get(key)
-            if head is None:
+            # The route's outcome/status/reason/code and the deciding rule's fields: one key,
+            # one lookup (a missing decision renders its fields as null, the same bytes).
+            d = event.decision
+            key: tuple[Any, ...] = (
+                (event.outcome, status, event.route, event.reason, event.code, None, None, None)
+                if d is None
+                else (
+                    event.outcome,
+                    status,
+                    event.route,
+                    event.reason,
+                    event.code,
+                    d.rule,
+                    d.location,
+                    d.policy_version,
+                )
+            )
+            verdict = self._heads.get(key)
+            if verdict is None:
                 head = _dumps(
                     {
                         "outcome": key[0],
@@ -91,23 +105,12 @@ class DecisionLine:
                         "route": key[2],
                         "reason": key[3],
                         "code": key[4],
+                        "rule": key[5],
+                        "location": key[6],
                     }
                 )
-                head = b"," + head[1:-1]
-                _remember(self._heads, key, head)
-            d = event.decision
-            if d is None:
-                verdict = _NO_DECISION
-            else:
-                key = (d.rule, d.location, d.policy_version)
-                found = self._decisions.get(key)
-                if found is None:
-                    found = (
-                        b"," + _dumps({"rule": key[0], "location": key[1]})[1:-1],
-                        b"," + _dumps({"policy_version": key[2]})[1:-1],
-                    )
-                    _remember(self._decisions, key, found)
-                verdict = found
+                verdict = (b"," + head[1:-1], b"," + _dumps({"policy_version": key[7]})[1:-1])
+                _remember(self._heads, key, verdict)
             t = event.token
             if t is None:
                 caller = _NO_TOKEN
@@ -172,7 +175,6 @@ class DecisionLine:
                 (
                     b'{"decision_id":',
                     _dumps(event.decision_id),
-                    head,
                     verdict[0],
                     caller,
                     operation,
