@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import codecs
 import datetime as dt
+import io
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields as dc_fields
 from functools import lru_cache
 from typing import Any, Literal
@@ -42,19 +45,59 @@ def _orjson_dumps(obj: Any, **_kw: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
-_pending: list[str] = []
-"""Rendered lines waiting for the end of the current event-loop iteration."""
+_pending: list[str | bytes] = []
+"""Lines waiting for the end of the current event-loop iteration, each ending in a newline:
+``bytes`` (UTF-8, the direct JSON lines) or ``str`` (structlog's and the libraries')."""
+
+_direct: tuple[Any, Any] = (None, None)
+"""(the ``sys.stdout`` last written to, its binary buffer when bytes may go there directly,
+else None): checked once per stdout object, not per flush."""
+
+
+def _byte_sink(out: Any) -> Any:
+    """*out*'s binary buffer when UTF-8 bytes written there are exactly the text *out* would
+    write: a plain ``TextIOWrapper`` (not a subclass such as pytest's capture) encoding
+    UTF-8 on a platform whose newline is ``\\n`` (sys.stdout's; no translation); else None."""
+    global _direct
+    if _direct[0] is out:
+        return _direct[1]
+    sink = None
+    if type(out) is io.TextIOWrapper and os.linesep == "\n":
+        try:
+            utf8 = codecs.lookup(out.encoding).name == "utf-8"
+        except LookupError:  # pragma: no cover - a wrapper only exists for a known codec
+            utf8 = False
+        if utf8:
+            sink = out.buffer
+    _direct = (out, sink)
+    return sink
 
 
 def flush_pending() -> None:
-    """Write every pending line to the *current* ``sys.stdout`` in one call, and flush."""
+    """Write every pending line to the *current* ``sys.stdout`` in one call, and flush.
+
+    When every pending line is bytes and stdout is a plain UTF-8 text wrapper, the bytes go
+    to its buffer once the wrapper's own pending text is flushed (same bytes, same order: no
+    decode and re-encode of the line); otherwise the text goes through ``write``.
+    """
     if not _pending:
         return
     count = len(_pending)
-    text = "".join(_pending[:count])
+    lines = _pending[:count]
     del _pending[:count]  # lines appended meanwhile (another thread) stay for the next flush
     out = sys.stdout
-    out.write(text)
+    sink = _byte_sink(out)
+    if sink is not None:
+        try:
+            data = b"".join(lines)  # type: ignore[arg-type]
+        except TypeError:  # a str line among them: the text path below
+            pass
+        else:
+            out.flush()  # text written to the wrapper before goes first
+            sink.write(data)
+            sink.flush()
+            return
+    out.write("".join(line if isinstance(line, str) else line.decode() for line in lines))
     out.flush()
 
 
@@ -66,7 +109,11 @@ def emit_line(line: str) -> None:
     per-request path); off the loop (start-up, CLI, other threads) they are written at once.
     Order is kept, lines are never split, and an ``atexit`` hook writes what is left.
     """
-    _pending.append(line + "\n")
+    _queue(line + "\n")
+
+
+def _queue(line: str | bytes) -> None:
+    _pending.append(line)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -77,6 +124,10 @@ def emit_line(line: str) -> None:
     if _flush_loop is not loop:
         _schedule_flush(loop)
 
+
+emit_bytes: Callable[[bytes], None] = _queue
+"""Queue one line that is UTF-8 bytes ending in a newline (see :func:`emit_line`): the
+direct JSON lines, written without a decode (one call: it is the line's per-request path)."""
 
 _flush_loop: asyncio.AbstractEventLoop | None = None
 
@@ -147,6 +198,19 @@ def iso_timestamp(now: float | None = None) -> str:
     # str() of the number above a million, not a ``06d`` format spec (which is parsed on
     # every call: a third of this function's instructions).
     return f"{prefix}{str(micros + 1_000_000)[1:] if micros < 1_000_000 else '999999'}Z"
+
+
+_stamp_bytes: tuple[int, bytes] = (-1, b"")
+"""As :data:`_stamp`, encoded (the direct JSON lines' timestamp)."""
+_DIGITS3 = tuple(b"%03d" % n for n in range(1000))
+"""``000`` to ``999``: half of a timestamp's microseconds each."""
+
+
+def _new_stamp_bytes(second: int) -> bytes:
+    global _stamp_bytes
+    prefix = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.").encode()
+    _stamp_bytes = (second, prefix)
+    return prefix
 
 
 def add_timestamp(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
@@ -265,15 +329,37 @@ def emit_json_event(
         if body is None:
             body = render_flat(fields)
         if body is not None:
-            head, tail = _frame(logger, event, level)
-            # Joined as bytes and decoded once: no slice decoded, no f-string over the line.
-            if len(body) > 2:
-                line = b"".join((head, body[1:-1], b",", tail, iso_timestamp().encode(), b'"}'))
-            else:
-                line = b"".join((head, tail, iso_timestamp().encode(), b'"}'))
-            emit_line(line.decode())
+            emit_json_body(logger, level, event, body)
             return
     getattr(get_logger(logger), level)(event, **as_record(fields))
+
+
+def emit_json_body(logger: str, level: str, event: str, body: bytes) -> bool:
+    """Write :func:`emit_json_event`'s line for *body*, its fields already rendered and
+    proven clean (:func:`render_flat`, or the decision log's own render); False, writing
+    nothing, when the output is not JSON (the caller then takes :func:`emit_json_event` with
+    the fields). The decision log's call per request: no fields built on this path."""
+    if _configured is None or _configured[0] != "json":
+        return False
+    if _level is not None and _LEVELS[level] < _level:
+        return True
+    head, tail = _frame(logger, event, level)
+    # The timestamp of iso_timestamp() in pieces: the second's prefix (as bytes, once per
+    # second) and the microseconds' two halves from a table; joined with the line as bytes
+    # and written as bytes (no decode, no f-string, no str() of a number).
+    now = time.time()
+    second = int(now)
+    cached_second, prefix = _stamp_bytes
+    if second != cached_second:
+        prefix = _new_stamp_bytes(second)
+    micros = round((now - second) * 1_000_000)
+    if micros < 1_000_000:
+        high, low = _DIGITS3[micros // 1000], _DIGITS3[micros % 1000]
+    else:  # a fraction that rounds up to a whole second stays in its second
+        high = low = b"999"
+    mid = (body[1:-1], b",", tail) if len(body) > 2 else (tail,)
+    emit_bytes(b"".join((head, *mid, prefix, high, low, b'Z"}\n')))
+    return True
 
 
 @lru_cache(maxsize=64)

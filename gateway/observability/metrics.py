@@ -294,6 +294,7 @@ class GatewayMetrics:
         # Label children cached by raw key: prometheus' labels() takes a lock and builds
         # a tuple per call; the hot path pays one dict lookup instead.
         self._children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        self._series: dict[tuple[Any, ...], tuple[Any, Any, Any, Any]] = {}
 
     def parse_cache_child(self, result: str) -> Any:
         """The parse-cache counter child for *result* (hit or miss)."""
@@ -326,6 +327,25 @@ class GatewayMetrics:
             )
 
         return _cached(self._children, key, build)
+
+    def decision_series(
+        self, outcome: str, route: str, code: str | None, rule: str | None, timed: bool
+    ) -> tuple[Any, Any, Any, Any]:
+        """(counter, total-latency, policy-latency, upstream-latency child) for one
+        decision's labels: :meth:`decision_children` and, when *timed* (the decision has a
+        policy or upstream time), :meth:`route_children` (else None, None: no series is
+        created for a route that timed nothing), in one cached lookup (the decision's
+        per-request path)."""
+        key = (outcome, route, code, rule, timed)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                *self.decision_children(outcome, route, code, rule),
+                *(self.route_children(route) if timed else (None, None)),
+            )
+            if len(self._series) < MAX_CACHED_CHILDREN:
+                self._series[key] = series
+        return series
 
     def route_children(self, route: str) -> tuple[Any, Any]:
         """(policy-latency child, upstream-latency child) for *route*, cached."""

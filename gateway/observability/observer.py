@@ -12,10 +12,10 @@ from gateway.observability.events import DECISION_LOG_KEYS, DecisionEvent, Token
 from gateway.observability.logs import (
     as_record,
     could_hold_secret,
+    emit_json_body,
     emit_json_event,
     get_logger,
     iso_timestamp,
-    json_output,
     render_flat,
 )
 from gateway.observability.metrics import GatewayMetrics
@@ -36,7 +36,6 @@ policies, operations and cached tokens; a caller-chosen operation name must not 
 _NO_TOKEN = b',"client_id":null,"sub":null,"instantie_type":null,"identifier_type":null'
 _NO_TOKEN += b',"identifier":null,"actor":null'
 _NO_OPERATION = b',"operation_type":null,"operation_name":null,"root_field":null'
-_NO_DECISION = (b',"rule":null,"location":null', b',"policy_version":null')
 _NO_UPSTREAM_ERROR = b',"upstream_error":null}'
 
 
@@ -53,13 +52,12 @@ class DecisionLine:
     The caller still runs the redaction byte check over the whole object.
     """
 
-    __slots__ = ("_audit_keys", "_decisions", "_heads", "_operations", "_tokens")
+    __slots__ = ("_audit_keys", "_heads", "_operations", "_tokens")
 
     def __init__(self) -> None:
-        self._heads: dict[tuple[Any, ...], bytes] = {}
+        self._heads: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
         self._tokens: dict[tuple[Any, ...], bytes] = {}
         self._operations: dict[tuple[Any, ...], bytes] = {}
-        self._decisions: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
         self._audit_keys: dict[tuple[str, ...], bool] = {}
 
     def render(self, event: DecisionEvent) -> bytes | None:
@@ -81,9 +79,25 @@ class DecisionLine:
         if type(status) is not int:
             return None
         try:
-            key: tuple[Any, ...] = (event.outcome, status, event.route, event.reason, event.code)
-            head = self._heads.get(key)
-            if head is None:
+            # The route's outcome/status/reason/code and the deciding rule's fields: one key,
+            # one lookup (a missing decision renders its fields as null, the same bytes).
+            d = event.decision
+            key: tuple[Any, ...] = (
+                (event.outcome, status, event.route, event.reason, event.code, None, None, None)
+                if d is None
+                else (
+                    event.outcome,
+                    status,
+                    event.route,
+                    event.reason,
+                    event.code,
+                    d.rule,
+                    d.location,
+                    d.policy_version,
+                )
+            )
+            verdict = self._heads.get(key)
+            if verdict is None:
                 head = _dumps(
                     {
                         "outcome": key[0],
@@ -91,23 +105,12 @@ class DecisionLine:
                         "route": key[2],
                         "reason": key[3],
                         "code": key[4],
+                        "rule": key[5],
+                        "location": key[6],
                     }
                 )
-                head = b"," + head[1:-1]
-                _remember(self._heads, key, head)
-            d = event.decision
-            if d is None:
-                verdict = _NO_DECISION
-            else:
-                key = (d.rule, d.location, d.policy_version)
-                found = self._decisions.get(key)
-                if found is None:
-                    found = (
-                        b"," + _dumps({"rule": key[0], "location": key[1]})[1:-1],
-                        b"," + _dumps({"policy_version": key[2]})[1:-1],
-                    )
-                    _remember(self._decisions, key, found)
-                verdict = found
+                verdict = (b"," + head[1:-1], b"," + _dumps({"policy_version": key[7]})[1:-1])
+                _remember(self._heads, key, verdict)
             t = event.token
             if t is None:
                 caller = _NO_TOKEN
@@ -172,7 +175,6 @@ class DecisionLine:
                 (
                     b'{"decision_id":',
                     _dumps(event.decision_id),
-                    head,
                     verdict[0],
                     caller,
                     operation,
@@ -232,16 +234,20 @@ class GatewayObserver:
 
     def decision(self, event: DecisionEvent) -> None:
         """Record one PEP decision (log line, audit record, metrics, span)."""
-        m = self.metrics
-        counter, total = m.decision_children(event.outcome, event.route, event.code, event.rule)
+        d, policy_ms, upstream_ms = event.decision, event.policy_ms, event.upstream_ms
+        counter, total, policy, upstream = self.metrics.decision_series(
+            event.outcome,
+            event.route,
+            event.code,
+            None if d is None else d.rule,
+            policy_ms is not None or upstream_ms is not None,
+        )
         counter.inc()
         total.observe(event.total_ms / 1000.0)
-        if event.policy_ms is not None or event.upstream_ms is not None:
-            policy, upstream = m.route_children(event.route)
-            if event.policy_ms is not None:
-                policy.observe(event.policy_ms / 1000.0)
-            if event.upstream_ms is not None:
-                upstream.observe(event.upstream_ms / 1000.0)
+        if policy_ms is not None:
+            policy.observe(policy_ms / 1000.0)
+        if upstream_ms is not None:
+            upstream.observe(upstream_ms / 1000.0)
         log, audit, spans = self.decision_log, self.audit, self.spans
         if not (log or audit is not None or spans is not None):
             return
@@ -261,9 +267,12 @@ class GatewayObserver:
             )
         if log:
             level = "warning" if event.outcome == "error" else "info"
-            if fields is None and not json_output():  # console lines take structlog's chain
-                fields = event.fields()
-            emit_json_event("gateway.decision", level, "decision", fields, body=body)
+            # A body proven clean is written as is, unless the lines are console ones (then
+            # structlog's chain takes the fields, as it does for a body that needs redaction).
+            if body is None or not emit_json_body("gateway.decision", level, "decision", body):
+                if fields is None:
+                    fields = event.fields()
+                emit_json_event("gateway.decision", level, "decision", fields, body=body)
         if audit is not None:
             self._audit(audit, "decision", body, fields)
         if spans is not None:

@@ -9,6 +9,7 @@ structlog chain) and prove that no fragment crosses to another token, operation 
 from __future__ import annotations
 
 import io
+import time
 from contextlib import redirect_stdout
 from typing import Any
 
@@ -17,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.observability import logs
 from gateway.observability.events import DecisionEvent
 from gateway.observability.logs import configure_logging, flush_pending
 from gateway.observability.metrics import GatewayMetrics
@@ -133,7 +133,8 @@ def test_the_observer_line_is_the_generic_line(
     overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     configure_logging("json", "info")
-    monkeypatch.setattr(logs, "iso_timestamp", lambda now=None: "2026-12-04T17:00:00.000001Z")
+    # One moment for both lines (the direct line and structlog's chain read the clock).
+    monkeypatch.setattr(time, "time", lambda: 1764867600.000001)
     observer = GatewayObserver(GatewayMetrics(routes=frozenset({ROUTE})))
     fast = _written(observer, decision(**overrides))
     monkeypatch.setattr(DecisionLine, "render", lambda self, event: None)
