@@ -12,6 +12,9 @@ as a raised instance); decisions never are.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from cachetools import LRUCache
 from graphql import (
     DocumentNode,
@@ -119,12 +122,17 @@ class Analyser:
         operation choice (:class:`NoOperation`, :class:`MultipleOperations`,
         :class:`MultipleRootFields`), schema and variable errors (:class:`ValidationFailed`).
         """
-        query = request.query
+        return self.analyse_fields(request.query, request.variables, request.operation_name)
+
+    def analyse_fields(
+        self, query: str, variables: Mapping[str, Any], operation_name: str | None
+    ) -> OperationFacts:
+        """:meth:`analyse` of a request given by its fields (no :class:`GraphQLRequest`)."""
         last = self._last
-        if last is not None and last[0] == query and last[1] == request.operation_name:
+        if last is not None and last[0] == query and last[1] == operation_name:
             self.observer.parse_cache(True)
             try:
-                return last[2].facts(request.variables)
+                return last[2].facts(variables)
             except RecursionError:
                 raise _too_deep() from None
         if len(query) > self.limits.max_query_length:
@@ -134,8 +142,8 @@ class Analyser:
                 self.limits.max_query_length,
             )
         try:
-            plan = self._plan(query, request.operation_name)
-            return plan.facts(request.variables)
+            plan = self._plan(query, operation_name)
+            return plan.facts(variables)
         except RecursionError:
             raise _too_deep() from None
 

@@ -20,8 +20,7 @@ server could read a different query out of the same bytes.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -30,20 +29,20 @@ import orjson
 
 from gateway.refusals import BadRequest, UnsupportedMediaType
 
-__all__ = ["GraphQLRequest", "parse_graphql_request", "request_from_mapping"]
+__all__ = [
+    "Fields",
+    "GraphQLRequest",
+    "parse_graphql_fields",
+    "parse_graphql_request",
+    "request_fields",
+    "request_from_mapping",
+]
 
 _UTF8_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii"})
 
 MEMBERS = ("query", "variables", "operationName")
 """The only top-level members of a JSON request (GraphQL over HTTP); anything else is refused."""
 _MEMBERS = frozenset(MEMBERS)
-
-# A quote followed by a colon ends every member name of valid JSON; inside strings the pair
-# can occur too, so the count is an upper bound of the members in the text.
-_MEMBER_END = re.compile(rb'"[ \t\r\n]*:')
-# Without a quote followed by whitespace (compact and most pretty-printed JSON), every
-# match of the pattern above is a plain `":`, which bytes.count finds faster than re.
-_QUOTE_SPACE = re.compile(rb'"[ \t\r\n]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +77,22 @@ def _is_json_media(media: str) -> bool:
     )
 
 
+Fields = tuple[str, Mapping[str, Any], str | None]
+"""A request's ``query``, ``variables`` and operation name, as :class:`GraphQLRequest` holds
+them (the per-request path passes them on without building one)."""
+
+
 def request_from_mapping(payload: object) -> GraphQLRequest:
     """Check a decoded JSON request (``query``, ``variables``, ``operationName``).
 
     Used for HTTP bodies and for request files of the policy tools alike, so both
     reject the same mistakes with the same messages.
     """
+    return GraphQLRequest(*request_fields(payload))
+
+
+def request_fields(payload: object) -> Fields:
+    """:func:`request_from_mapping`'s checks, its fields as a tuple."""
     if type(payload) is dict and payload.keys() <= _MEMBERS:
         # The usual case, decoded JSON with known members only: the same checks as below.
         query = payload.get("query")
@@ -94,9 +103,7 @@ def request_from_mapping(payload: object) -> GraphQLRequest:
             and (variables is None or type(variables) is dict)
             and (operation_name is None or type(operation_name) is str)
         ):
-            return GraphQLRequest(
-                query, {} if variables is None else variables, operation_name or None
-            )
+            return query, {} if variables is None else variables, operation_name or None
     if isinstance(payload, list):
         raise BadRequest(
             "Batched requests are not supported: send one JSON object", reason="batched_request"
@@ -127,11 +134,16 @@ def request_from_mapping(payload: object) -> GraphQLRequest:
             "`operationName` must be a string or null", reason="operation_name_not_string"
         )
     # Some clients send "" for "no operation name"; it can never name an operation.
-    return GraphQLRequest(query=query, variables=variables, operation_name=operation_name or None)
+    return query, variables, operation_name or None
 
 
 def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLRequest:
-    """Read a POSTed GraphQL request body.
+    """Read a POSTed GraphQL request body (:func:`parse_graphql_fields`)."""
+    return GraphQLRequest(*parse_graphql_fields(body, content_type))
+
+
+def parse_graphql_fields(body: bytes, content_type: str | None) -> Fields:
+    """Read a POSTed GraphQL request body into its fields.
 
     Raises :class:`~gateway.refusals.UnsupportedMediaType` (415) for a media type or
     charset other than the ones above, and :class:`~gateway.refusals.BadRequest` (400)
@@ -142,8 +154,8 @@ def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLReque
             query = body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadRequest("Request body is not valid UTF-8", reason="invalid_utf8") from None
-        return GraphQLRequest(query=query, variables={}, operation_name=None)
-    return request_from_mapping(load_json(body))
+        return query, {}, None
+    return request_fields(load_json(body))
 
 
 def load_json(body: bytes) -> Any:
@@ -163,39 +175,37 @@ def loads_unique(body: bytes) -> Any:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("Request body is not valid JSON", reason="invalid_json") from None
-    if _member_names(body) != _member_count(payload):
+    if _quotes(body) != _written_quotes(payload):
         _refuse_duplicate_member(body)
     return payload
 
 
-def _member_names(body: bytes) -> int:
-    """The number of matches of :data:`_MEMBER_END` in *body* (an upper bound of the
-    member names in the text), counted without the regex when no quote is followed by
-    whitespace."""
-    if _QUOTE_SPACE.search(body) is None:
-        return body.count(b'":')
-    return len(_MEMBER_END.findall(body))
+def _quotes(body: bytes) -> int:
+    """The quote characters of *body*, plain or escaped as ``\\u0022`` (the only escape
+    that decodes to one).
+
+    A member name is two quotes; a string (name or value) with a quote in it holds it as
+    ``\\"`` (a plain quote) or ``\\u0022``. So *body* holds at least two quotes per name
+    written plus, per string, the quotes the string decodes to.
+    """
+    return body.count(b'"') + body.count(b"\\u0022")
 
 
-def _member_count(value: object) -> int:
-    """How many members the objects in the decoded *value* hold, at every depth (orjson
-    decodes to plain dicts and lists: only those are walked, scalars never stacked)."""
-    if type(value) is not dict and type(value) is not list:
-        return 0
-    count = 0
-    stack: list[Any] = [value]
-    pop = stack.pop
-    push = stack.append
-    while stack:
-        item = pop()
-        children: Iterable[Any] = item
-        if type(item) is dict:
-            count += len(item)
-            children = item.values()
-        for child in children:
-            if type(child) is dict or type(child) is list:
-                push(child)
-    return count
+def _written_quotes(payload: object) -> int:
+    """The quotes of the decoded *payload* written back as JSON by orjson (in C), or -1
+    when it cannot write it (nested deeper than it writes, say).
+
+    Every name and string the objects hold is written once, as two quotes plus one per
+    quote it decodes to (``\\"``). A name that the body writes twice in one object is held
+    once: then the body holds at least two quotes more than this (:func:`_quotes`), so
+    equal counts prove that no object of the body names a member twice. Whitespace, escapes
+    of other characters and number spellings change no quote count. Any difference goes to
+    the exact check.
+    """
+    try:
+        return orjson.dumps(payload).count(b'"')
+    except orjson.JSONEncodeError:
+        return -1
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.facts import OperationFacts
 from gateway.graphql.analyser import Analyser
-from gateway.graphql.request import parse_graphql_request
+from gateway.graphql.request import parse_graphql_fields
 from gateway.refusals import PayloadTooLarge, UnsupportedContentEncoding, content_coding
 
 
@@ -68,4 +68,4 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 def analyse(body: bytes, content_type: str | None, analyser: Analyser) -> OperationFacts:
     """Parse the GraphQL request (415/400 refusals) and resolve its operation."""
-    return analyser.analyse(parse_graphql_request(body, content_type))
+    return analyser.analyse_fields(*parse_graphql_fields(body, content_type))

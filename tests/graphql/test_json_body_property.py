@@ -1,12 +1,12 @@
 """The JSON body parser's fast paths decide exactly as the plain ones they replace.
 
-``loads_unique`` counts the member names in the text with ``bytes.count`` when no quote is
-followed by whitespace (else with the regex), walks only containers to count the decoded
-members, and ``request_from_mapping`` takes a shortcut for plain dicts. Each is compared
-here with the implementation before those fast paths (kept below as the reference) over
-generated JSON texts: duplicates at any depth, names spelled with escapes (``"a"`` and
-``"\\u0061"``), whitespace anywhere a JSON text allows it (``"a" : 1``), quote-colon pairs
-inside strings, big numbers, ``NaN``/``Infinity`` and lone surrogates. The same value or the
+``loads_unique`` compares the quotes of the text (plain or ``\\u0022``) with those of the
+decoded value written back by orjson, and ``request_from_mapping`` takes a shortcut for
+plain dicts. Each is compared here with the implementation before those fast paths (kept
+below as the reference) over generated JSON texts: duplicates at any depth, names spelled
+with escapes (``"a"`` and ``"\\u0061"``), whitespace anywhere a JSON text allows it
+(``"a" : 1``), quote-colon pairs inside strings, big numbers, ``NaN``/``Infinity`` and lone
+surrogates. The same value or the
 same refusal (class, message and reason) must come out.
 """
 
@@ -251,3 +251,27 @@ def test_generated_texts_include_duplicates_and_spaced_names() -> None:
     assert _outcome(loads_unique, b'{"a" : 1, "\\u0061":2}')[1][2] == "duplicate_member"
     assert _outcome(loads_unique, b'{"b":{"a":1,"a":2}}')[1][2] == "duplicate_member"
     assert _outcome(loads_unique, b'{"a":"\\":","b":1}') == ("value", {"a": '":', "b": 1})
+
+
+def test_quote_counts_miss_no_duplicate() -> None:
+    """The quote count (``_quotes`` against orjson's writing) is fooled neither by quotes
+    escaped as ``\\u0022`` in a kept value, nor by names ending in a backslash, nor by
+    nesting deeper than orjson writes, nor by a duplicate inside ``extensions``, a list or
+    an unknown member; each still refused or accepted exactly as the reference."""
+    bodies = [
+        b'{"a":1,"a":"\\u0022\\u0022"}',
+        b'{"a":"x","a":"\\u0022\\u0022"}',
+        b'{"a\\\\":1,"b":2}',
+        b'{"a\\\\":1,"a\\\\":2}',
+        b'{"query":"{ a }","extensions":{"x":1,"x":2}}',
+        b'{"query":"{ a }","variables":{"l":[{"x":1},{"y":1,"y" :2}]}}',
+        b'{"query":"{ a }","other":{"x":{},"x":[]}}',
+        b'{"q\\u0022":1,"q\\"":2}',
+        b"[" * 300 + b'{"a":1,"a":2}' + b"]" * 300,
+        b"[" * 300 + b'{"a":1,"b":2}' + b"]" * 300,
+    ]
+    for body in bodies:
+        assert _outcome(loads_unique, body) == _outcome(ref_loads_unique, body), body
+    assert _outcome(loads_unique, bodies[0])[1][2] == "duplicate_member"
+    assert _outcome(loads_unique, bodies[7])[1][2] == "duplicate_member"
+    assert _outcome(loads_unique, bodies[9])[0] == "value"
