@@ -72,22 +72,16 @@ def totals(out: Path) -> list[int]:
     return found
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--decisions", type=int, default=100, help="decisions per template")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.decisions)
-        return 0
+def operator_call_counts(script: str, args: list[str], keep: Path | None = None) -> list[int]:
+    """Run ``python SCRIPT --child ARGS`` under callgrind, counting only inside each
+    ``operator.call`` (one dump after each): the instruction totals of the dumps, in order.
+    *keep*: a directory to leave the dumps in."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is required (apt-get install valgrind)")
-    from policy_requests import RAADPLEGINGEN, build_cases
-
-    notifications = len(build_cases())
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
+        out = (keep or Path(tmp)) / "callgrind.out"
+        out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [
                 valgrind,
@@ -97,15 +91,29 @@ def main() -> int:
                 "--dump-after=_operator_call",
                 f"--callgrind-out-file={out}",
                 sys.executable,
-                __file__,
+                script,
                 "--child",
-                f"--decisions={args.decisions}",
+                *args,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        counts = totals(out)
+        return totals(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decisions", type=int, default=100, help="decisions per template")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.decisions)
+        return 0
+    from policy_requests import RAADPLEGINGEN, build_cases
+
+    notifications = len(build_cases())
+    counts = operator_call_counts(__file__, [f"--decisions={args.decisions}"])
     expected = 2 * (len(RAADPLEGINGEN) + notifications)
     if len(counts) < expected:
         raise SystemExit(f"expected {expected} dumps, found {len(counts)}")

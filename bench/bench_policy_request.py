@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import operator
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -122,16 +119,6 @@ def child(requests: int) -> None:
             operator.call(runs[step], batch)
 
 
-def totals(out: Path) -> list[int]:
-    """The instruction total of each dump (``out.1``, ``out.2``, ...), in order."""
-    dumps = sorted(out.parent.glob(out.name + ".*"), key=lambda p: int(p.suffix[1:]))
-    found = []
-    for dump in dumps:
-        match = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M)
-        found.append(int(match.group(1)) if match else 0)
-    return found
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="N (the runs are N and 2N)")
@@ -141,29 +128,9 @@ def main() -> int:
     if args.child:
         child(args.requests)
         return 0
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("valgrind is required (apt-get install valgrind)")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = (args.keep or Path(tmp)) / "callgrind.out"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                valgrind,
-                "--tool=callgrind",
-                "--collect-atstart=no",
-                "--toggle-collect=_operator_call",
-                "--dump-after=_operator_call",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "--child",
-                f"--requests={args.requests}",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        counts = totals(out)
+    from bench_policy_instructions import operator_call_counts
+
+    counts = operator_call_counts(__file__, [f"--requests={args.requests}"], args.keep)
     if len(counts) < 2 * len(STEPS):
         raise SystemExit(f"expected {2 * len(STEPS)} dumps, found {len(counts)}")
     print(f"instructions per request (callgrind, {args.requests} vs {2 * args.requests}):")
