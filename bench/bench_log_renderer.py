@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_logging import EVENT  # noqa: E402
+from bench_logging import EVENT, child_instructions  # noqa: E402
 
 from gateway.observability.logs import (  # noqa: E402
     as_record,
@@ -56,7 +55,7 @@ from gateway.observability.redact import redact_event  # noqa: E402
 
 ROUNDS = 7
 PER_ROUND = 5_000
-GATEWAY_INSTRUCTIONS_PER_REQUEST = 1_374_000  # bench_instructions.py, decision log on
+GATEWAY_INSTRUCTIONS_PER_REQUEST = 689_000  # bench_instructions.py, decision log on (2026-12-04)
 
 
 def stock_logger(out: Any) -> Any:
@@ -136,26 +135,7 @@ def run_lines(mode: str, lines: int) -> None:
 
 def instructions(mode: str, tmp: Path) -> float:
     """Instructions per line of *mode* (callgrind, 2,200 minus 200 lines)."""
-    totals = []
-    for lines in (200, 2_200):
-        out = tmp / f"{mode}-{lines}.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "--child",
-                mode,
-                str(lines),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
-        totals.append(int(summary[0].split()[1]))
-    return (totals[1] - totals[0]) / 2_000
+    return child_instructions(__file__, mode, (200, 2_200), tmp)
 
 
 def main() -> None:

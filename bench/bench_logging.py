@@ -115,28 +115,34 @@ def run_requests(log: bool, requests: int) -> None:
         flush_pending()
 
 
-def instructions(log: bool, tmp: Path) -> float:
-    """Instructions per request (callgrind, 3,000 minus 1,000 requests)."""
+def child_instructions(script: str, mode: str, counts: tuple[int, int], tmp: Path) -> float:
+    """Instructions per call of ``python SCRIPT --child MODE N`` (callgrind, the larger N
+    minus the smaller, divided by their difference: start-up cancels)."""
     totals = []
-    for requests in (1_000, 3_000):
-        out = tmp / f"{log}-{requests}.out"
+    for n in counts:
+        out = tmp / f"{mode}-{n}.out"
         subprocess.run(
             [
                 "valgrind",
                 "--tool=callgrind",
                 f"--callgrind-out-file={out}",
                 sys.executable,
-                __file__,
+                script,
                 "--child",
-                "on" if log else "off",
-                str(requests),
+                mode,
+                str(n),
             ],
             check=True,
             capture_output=True,
         )
         summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
         totals.append(int(summary[0].split()[1]))
-    return (totals[1] - totals[0]) / 2_000
+    return (totals[1] - totals[0]) / (counts[1] - counts[0])
+
+
+def instructions(log: bool, tmp: Path) -> float:
+    """Instructions per request (callgrind, 3,000 minus 1,000 requests)."""
+    return child_instructions(__file__, "on" if log else "off", (1_000, 3_000), tmp)
 
 
 def main() -> None:
