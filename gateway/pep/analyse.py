@@ -50,6 +50,12 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         app_limit = request.client_max_size
         if declared > limit or (app_limit and declared > app_limit):
             raise _too_large(limit)
+        content = request.content
+        if content.is_eof():
+            # The whole body came with the head (nearly every GraphQL request): take the
+            # buffered bytes as they are, without a coroutine and its future. The parser
+            # stopped at the declared length, so this is at most *declared* bytes.
+            return content.read_nowait()
         try:
             # The parser stops at the declared length: one read of exactly that many
             # bytes, without read()'s loop, bytearray and copy.
