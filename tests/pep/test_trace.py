@@ -7,13 +7,14 @@ lines the upstream gets are the trace headers the caller gets, in the same order
 
 from __future__ import annotations
 
+import os
 import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.pep import trace as trace_module
 from gateway.pep.trace import TraceContext, request_trace
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -105,7 +106,7 @@ def test_request_trace_is_trace_context(incoming: dict[str, str]) -> None:
     received = headers(*incoming.items())
     with pytest.MonkeyPatch.context() as patch:
         # The same random bytes for both calls, so their fresh ids are comparable.
-        patch.setattr(trace_module.os, "urandom", lambda n: bytes(range(1, n + 1)))
+        patch.setattr(os, "urandom", lambda n: bytes(range(1, n + 1)))
         context = TraceContext.from_headers(received)
         decision_id, trace_id, request_id, trace_headers, lines = request_trace(received)
     assert (decision_id, trace_id, request_id) == (

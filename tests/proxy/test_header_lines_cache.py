@@ -56,17 +56,23 @@ def received(*pairs: tuple[str, str]) -> CIMultiDictProxy[str]:
     return CIMultiDictProxy(CIMultiDict((istr(name), value) for name, value in pairs))
 
 
-def lines_for(incoming: CIMultiDictProxy[str], **settings: object) -> list[str]:
-    arguments: dict[str, object] = {
-        "keep_authorization": False,
-        "peer": "10.0.0.1",
-        "scheme": "http",
-        "host": "gw",
-    }
-    arguments.update(settings)
+def lines_for(
+    incoming: CIMultiDictProxy[str],
+    *,
+    keep_authorization: bool = False,
+    peer: str | None = "10.0.0.1",
+    scheme: str = "http",
+    host: str | None = "gw",
+) -> list[str]:
     return upstream_request_headers(
-        incoming, trace_lines=TRACE_LINES, claims=CLAIMS, **arguments
-    ).lines  # type: ignore[arg-type]
+        incoming,
+        keep_authorization=keep_authorization,
+        peer=peer,
+        scheme=scheme,
+        host=host,
+        trace_lines=TRACE_LINES,
+        claims=CLAIMS,
+    ).lines
 
 
 @pytest.fixture(autouse=True)
@@ -176,11 +182,14 @@ def test_cached_lines_are_the_uncached_construction(
     headers_module._lines_cache.clear()
     for pairs, keep, peer, scheme, host in requests * 2:
         incoming = received(*pairs)
-        settings = {"keep_authorization": keep, "peer": peer, "scheme": scheme, "host": host}
-        got = upstream_request_headers(
+        got = lines_for(incoming, keep_authorization=keep, peer=peer, scheme=scheme, host=host)
+        expected = reference_lines(
             incoming,
-            trace_lines=TRACE_LINES,
+            keep_authorization=keep,
+            peer=peer,
+            scheme=scheme,
+            host=host,
+            trace=TRACE,
             claims=CLAIMS,
-            **settings,  # type: ignore[arg-type]
-        ).lines
-        assert got == reference_lines(incoming, trace=TRACE, claims=CLAIMS, **settings)  # type: ignore[arg-type]
+        )
+        assert got == expected
