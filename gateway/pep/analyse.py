@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.facts import OperationFacts
 from gateway.graphql.analyser import Analyser
@@ -30,7 +30,8 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 def check_content_encoding(request: web.Request) -> None:
     """Refuse a body with a content coding (``415``, RFC 9110 section 15.5.16)."""
-    coding = content_coding(request.headers.getall("Content-Encoding", ()))
+    values = request.headers.getall(hdrs.CONTENT_ENCODING, ())  # istr: no conversion
+    coding = content_coding(values) if values else None
     if coding is not None:
         raise UnsupportedContentEncoding(
             f"Unsupported Content-Encoding {coding!r}: send the body uncompressed",

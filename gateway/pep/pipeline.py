@@ -143,6 +143,7 @@ class RouteHandler:
         """Handle one request to the route (POST; any other method is refused)."""
         started = time.perf_counter()
         method = request.method
+        plan = self._plan  # (the attribute, not the property: once per request)
         decision_id, trace_id, request_id, trace_headers, trace_lines = request_trace(
             request.headers
         )
@@ -152,14 +153,13 @@ class RouteHandler:
             route=self._path,
             trace_id=trace_id,
             request_id=request_id,
-            audit=self.plan.policy.audit_blank,
+            audit=plan.policy.audit_blank,
         )
         try:
             # The pipeline runs in this coroutine, not one of its own: every await level is
             # paid again at each suspension of the request (issue 17).
             if method != "POST":
                 raise MethodNotAllowed(reason=f"method {method} not allowed")
-            plan = self.plan
             headers = request.headers
             # 1. authenticate
             token = await authenticate(
