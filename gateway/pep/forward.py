@@ -8,9 +8,9 @@ headers, ``Host``, any caller-sent ``claims`` and (unless the route keeps it)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.proxy.headers import UpstreamHeaders, upstream_request_headers
 from gateway.tokens.verifier import VerifiedToken
@@ -19,17 +19,24 @@ from gateway.tokens.verifier import VerifiedToken
 def forward_headers(
     request: web.Request,
     token: VerifiedToken,
-    trace_headers: Mapping[str, str],
+    trace_headers: Mapping[str, str] | None,
     *,
     keep_authorization: bool,
+    trace_lines: Sequence[str] = (),
 ) -> UpstreamHeaders:
-    """The headers the upstream receives for *request* on behalf of the verified *token*."""
+    """The headers the upstream receives for *request* on behalf of the verified *token*,
+    with the trace headers (*trace_headers*, or *trace_lines* as ``Name: value`` lines)."""
+    # The Host header as request.host reads it, without its property in between; the
+    # property's fallback (the local address) only for a request without one.
+    headers = request.headers
+    host = headers.get(hdrs.HOST)
     return upstream_request_headers(
-        request.headers,
+        headers,
         keep_authorization=keep_authorization,
         peer=request.remote,
         scheme=request.scheme,
-        host=request.host,
+        host=request.host if host is None else host,
         trace=trace_headers,
+        trace_lines=trace_lines,
         claims=token.claims_header,
     )

@@ -28,7 +28,7 @@ from gateway.pep.forward import forward_headers
 from gateway.pep.gates import RouteGates
 from gateway.pep.lookups import NO_FACTS, NO_LOOKUPS, Lookups
 from gateway.pep.responses import refusal_response
-from gateway.pep.trace import TraceContext
+from gateway.pep.trace import request_trace
 from gateway.policy.decision import Decision, DecisionPoint
 from gateway.proxy.upstream import Forwarded, Upstream
 from gateway.refusals import BadGateway, GatewayTimeout, MethodNotAllowed, Refusal
@@ -107,6 +107,11 @@ class RouteHandler:
         self._audience = route.audience
         self._allow_plain_jwt = route.allow_plain_jwt
         self._keep_authorization = route.forward_authorization
+        # Whether a subclass finds gates or upstream per request (the central route): if
+        # not, handle() takes the route's own without the method call.
+        handler = type(self)
+        self._own_gates = handler._gates_for is RouteHandler._gates_for
+        self._own_upstream = handler._upstream_for is RouteHandler._upstream_for
         self.count_request: Callable[[str, int, float], None] = _count_nothing
         """Counts each answered request in the request metrics (method, status, seconds):
         the PEP's routes are registered without ``counted``'s wrapper (set by the setup)."""
@@ -138,22 +143,23 @@ class RouteHandler:
         """Handle one request to the route (POST; any other method is refused)."""
         started = time.perf_counter()
         method = request.method
-        trace = TraceContext.from_headers(request.headers)
-        trace_headers = trace.headers()
+        plan = self._plan  # (the attribute, not the property: once per request)
+        decision_id, trace_id, request_id, trace_headers, trace_lines = request_trace(
+            request.headers
+        )
         # Until a policy with an audit: block decides, every audit name has no value.
         event = DecisionEvent(
-            decision_id=trace.decision_id,
+            decision_id=decision_id,
             route=self._path,
-            trace_id=trace.trace_id,
-            request_id=trace.request_id,
-            audit=self.plan.policy.audit_blank,
+            trace_id=trace_id,
+            request_id=request_id,
+            audit=plan.policy.audit_blank,
         )
         try:
             # The pipeline runs in this coroutine, not one of its own: every await level is
             # paid again at each suspension of the request (issue 17).
             if method != "POST":
                 raise MethodNotAllowed(reason=f"method {method} not allowed")
-            plan = self.plan
             headers = request.headers
             # 1. authenticate
             token = await authenticate(
@@ -167,7 +173,7 @@ class RouteHandler:
             body = await read_body(request, plan.max_body_bytes)
             event.operation = operation = self._gates.operation(body, headers.get("Content-Type"))
             # 3. decide
-            gates = self._gates_for(operation)
+            gates = self._gates if self._own_gates else self._gates_for(operation)
             extra = NO_FACTS
             wanted = plan.lookups.wanted(token.facts, operation, gates.facts)
             if wanted:
@@ -181,10 +187,19 @@ class RouteHandler:
             if not decision.allow:
                 raise refusal_for(decision)
             # 4. forward
-            upstream = self._upstream_for(operation, gates)
+            if self._own_upstream:
+                upstream = plan.upstream
+                if upstream is None:
+                    raise BadGateway(reason="no_upstream")
+            else:
+                upstream = self._upstream_for(operation, gates)
             event.outcome = "allow"
             forward = forward_headers(
-                request, token, trace_headers, keep_authorization=self._keep_authorization
+                request,
+                token,
+                None,
+                keep_authorization=self._keep_authorization,
+                trace_lines=trace_lines,
             )
             if plan.respond_async is not None and prefers_async(headers):
                 response = await plan.respond_async(
@@ -197,8 +212,8 @@ class RouteHandler:
                         body=body,
                         headers=forward,
                         trace_headers=trace_headers,
-                        decision_id=event.decision_id,
-                        trace_id=event.trace_id,
+                        decision_id=decision_id,
+                        trace_id=trace_id,
                     )
                 )
                 event.status = response.status
@@ -223,11 +238,11 @@ class RouteHandler:
             raise
         except Exception:
             # A bug, not a refusal: answer 500 and never forward; the event says "error".
-            log.exception("pep_internal_error", route=self._path, decision_id=event.decision_id)
+            log.exception("pep_internal_error", route=self._path, decision_id=decision_id)
             event.outcome, event.status = "error", 500
             event.code, event.reason = "INTERNAL_SERVER_ERROR", "internal_error"
             response = web.Response(
-                body=INTERNAL_ERROR_BODY % event.decision_id.encode(),
+                body=INTERNAL_ERROR_BODY % decision_id.encode(),
                 status=500,
                 content_type="application/graphql-response+json",
                 headers=trace_headers,

@@ -46,60 +46,8 @@ class TraceContext:
 
     @classmethod
     def from_headers(cls, headers: CIMultiDictProxy[str]) -> TraceContext:
-        """Continue the caller's trace (W3C and/or B3) and request id, or start new ones.
-
-        On the hot path of every request (issue 17): header names are ``istr`` constants
-        (multidict folds their case once, not per lookup), and a request that brings no
-        trace headers takes a short path with positional construction.
-        """
-        # One getrandom(2) call per request for every id it may need: trace (16 bytes),
-        # span (8), request id (16), decision id (16).
-        fresh = os.urandom(56).hex()
-        get = headers.get
-        traceparent = get(_H_TRACEPARENT)
-        b3_header = get(_H_B3_TRACE)
-        request_id = get(_H_REQUEST_ID)
-        if traceparent is None and b3_header is None:
-            new_trace = fresh[:32]
-            return cls(
-                new_trace,
-                fresh[32:48],
-                "00" if get(_H_B3_SAMPLED, "").strip() == "0" else "01",
-                new_trace,
-                None,
-                _request_id(request_id, fresh),
-                fresh[80:112],
-            )
-        trace_id = flags = parent = None
-        b3_trace = ""
-        if traceparent is not None:
-            match = _TRACEPARENT.match(traceparent.strip().lower())
-            if (
-                match
-                and match.group(1) != "ff"
-                and match.group(2) != _ZERO_TRACE
-                and (match.group(3) != _ZERO_SPAN)
-            ):
-                trace_id, parent, flags = match.group(2), match.group(3), match.group(4)
-        if b3_header is not None:
-            b3_trace = b3_header.strip().lower()
-            b3_span = get(_H_B3_SPAN, "").strip().lower()
-            if not _B3_TRACE.match(b3_trace) or set(b3_trace) == {"0"}:
-                b3_trace = ""
-            elif _B3_SPAN.match(b3_span):
-                parent = b3_span
-        if trace_id is None:
-            trace_id = b3_trace.rjust(32, "0") if b3_trace else fresh[:32]
-            flags = "00" if get(_H_B3_SAMPLED, "").strip() == "0" else "01"
-        return cls(
-            trace_id,
-            fresh[32:48],
-            flags or "01",
-            b3_trace or trace_id,
-            parent,
-            _request_id(request_id, fresh),
-            fresh[80:112],
-        )
+        """Continue the caller's trace (W3C and/or B3) and request id, or start new ones."""
+        return cls(*_continued(headers))
 
     @property
     def traceparent(self) -> str:
@@ -117,6 +65,100 @@ class TraceContext:
         if self.b3_parent_span_id is not None:
             headers["X-B3-ParentSpanId"] = self.b3_parent_span_id
         return headers
+
+
+RequestTrace = tuple[str, str, str, dict[str, str], list[str]]
+"""What :func:`request_trace` returns: decision id, trace id, request id, the trace headers
+(for the caller and the upstream) and the same headers as ``Name: value`` lines (for the
+upstream's request head)."""
+
+
+def request_trace(headers: CIMultiDictProxy[str]) -> RequestTrace:
+    """The ids and trace headers of one request, continued from *headers* or new.
+
+    The PEP's handler keeps these as locals: one call instead of a :class:`TraceContext`,
+    its :meth:`~TraceContext.headers` and the header lines made from them again (issue 17).
+    The headers are those :meth:`TraceContext.headers` gives, in the same order.
+    """
+    trace_id, span_id, flags, b3_trace_id, parent, request_id, decision_id = _continued(headers)
+    traceparent = f"00-{trace_id}-{span_id}-{flags}"
+    trace_headers = {
+        "traceparent": traceparent,
+        "X-B3-TraceId": b3_trace_id,
+        "X-B3-SpanId": span_id,
+        "X-Request-ID": request_id,
+    }
+    lines = [
+        "traceparent: " + traceparent,
+        "X-B3-TraceId: " + b3_trace_id,
+        "X-B3-SpanId: " + span_id,
+        "X-Request-ID: " + request_id,
+    ]
+    if parent is not None:
+        trace_headers["X-B3-ParentSpanId"] = parent
+        lines.append("X-B3-ParentSpanId: " + parent)
+    return decision_id, trace_id, request_id, trace_headers, lines
+
+
+_Ids = tuple[str, str, str, str, str | None, str, str]
+"""trace id, span id, flags, B3 trace id, parent span id, request id, decision id."""
+
+
+def _continued(headers: CIMultiDictProxy[str]) -> _Ids:
+    """The trace identifiers of a request, continued from *headers* or new.
+
+    On the hot path of every request (issue 17): header names are ``istr`` constants
+    (multidict folds their case once, not per lookup), and a request that brings no trace
+    headers takes a short path.
+    """
+    # One getrandom(2) call per request for every id it may need: trace (16 bytes),
+    # span (8), request id (16), decision id (16).
+    fresh = os.urandom(56).hex()
+    get = headers.get
+    traceparent = get(_H_TRACEPARENT)
+    b3_header = get(_H_B3_TRACE)
+    request_id = get(_H_REQUEST_ID)
+    if traceparent is None and b3_header is None:
+        new_trace = fresh[:32]
+        return (
+            new_trace,
+            fresh[32:48],
+            "00" if get(_H_B3_SAMPLED, "").strip() == "0" else "01",
+            new_trace,
+            None,
+            _request_id(request_id, fresh),
+            fresh[80:112],
+        )
+    trace_id = flags = parent = None
+    b3_trace = ""
+    if traceparent is not None:
+        match = _TRACEPARENT.match(traceparent.strip().lower())
+        if (
+            match
+            and match.group(1) != "ff"
+            and match.group(2) != _ZERO_TRACE
+            and (match.group(3) != _ZERO_SPAN)
+        ):
+            trace_id, parent, flags = match.group(2), match.group(3), match.group(4)
+    if b3_header is not None:
+        b3_trace = b3_header.strip().lower()
+        b3_span = get(_H_B3_SPAN, "").strip().lower()
+        if not _B3_TRACE.match(b3_trace) or set(b3_trace) == {"0"}:
+            b3_trace = ""
+        elif _B3_SPAN.match(b3_span):
+            parent = b3_span
+    if trace_id is None:
+        trace_id = b3_trace.rjust(32, "0") if b3_trace else fresh[:32]
+        flags = "00" if get(_H_B3_SAMPLED, "").strip() == "0" else "01"
+    return (
+        trace_id,
+        fresh[32:48],
+        flags or "01",
+        b3_trace or trace_id,
+        parent,
+        _request_id(request_id, fresh),
+        fresh[80:112],
+    )
 
 
 def _request_id(sent: str | None, fresh: str) -> str:

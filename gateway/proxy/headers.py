@@ -11,7 +11,7 @@ the bearer token on would let the resource server replay it).
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, Sequence
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
@@ -76,16 +76,6 @@ def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set
     return named
 
 
-def _kept(
-    headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: frozenset[str]
-) -> tuple[list[tuple[str, str]], frozenset[str]]:
-    """The (name, value) pairs of *headers* not in *drop* nor named in ``Connection``, and
-    the names dropped. (A list: the result is turned into a multidict once, at the end.)"""
-    if _CONNECTION in headers:
-        drop = drop | _connection_tokens(headers)
-    return [(k, v) for k, v in headers.items() if k.lower() not in drop], drop
-
-
 class UpstreamHeaders(Mapping[str, str]):
     """The headers the upstream receives, as the ``Name: value`` lines of its request head
     (what the forward leg writes) and as a read-only case-insensitive mapping of them.
@@ -133,6 +123,14 @@ class UpstreamHeaders(Mapping[str, str]):
         return f"UpstreamHeaders({self.lines!r})"
 
 
+_LINES_CACHE_SIZE = 256
+_lines_cache: dict[tuple[object, ...], list[str]] = {}
+"""The caller-derived lines of recent requests by (keep_authorization, peer, scheme, host,
+the incoming header pairs): a client sends the same headers again and again, and the
+filter, the lower-casing and the joins then run once. The key holds the header values
+(a bearer token included) in memory only, never logged; bounded, emptied when full."""
+
+
 def upstream_request_headers(
     incoming: CIMultiDictProxy[str],
     *,
@@ -141,10 +139,35 @@ def upstream_request_headers(
     scheme: str,
     host: str | None,
     trace: Mapping[str, str] | None = None,
+    trace_lines: Sequence[str] = (),
     claims: str | None = None,
 ) -> UpstreamHeaders:
     """The caller's headers as the upstream should see them: ``X-Forwarded-*``, then the
-    *trace* headers and the verified *claims* (when given)."""
+    *trace* headers (or *trace_lines*, the same as ``Name: value`` lines) and the verified
+    *claims* (when given)."""
+    key = (keep_authorization, peer, scheme, host, *incoming.items())
+    lines = _lines_cache.get(key)
+    if lines is None:
+        lines = _caller_lines(incoming, keep_authorization, peer, scheme, host)
+        if len(_lines_cache) >= _LINES_CACHE_SIZE:
+            _lines_cache.clear()
+        _lines_cache[key] = lines
+    lines = [*lines, *trace_lines]
+    if trace:
+        lines.extend(map(": ".join, trace.items()))
+    if claims is not None:
+        lines.append(_CLAIMS_LINE + claims)
+    return UpstreamHeaders(lines)
+
+
+def _caller_lines(
+    incoming: CIMultiDictProxy[str],
+    keep_authorization: bool,
+    peer: str | None,
+    scheme: str,
+    host: str | None,
+) -> list[str]:
+    """The caller's headers the upstream gets, then ``X-Forwarded-*``, as header lines."""
     dropped = _DROP[keep_authorization, bool(peer)]
     if _CONNECTION in incoming:
         dropped = dropped | _connection_tokens(incoming)
@@ -164,11 +187,7 @@ def upstream_request_headers(
     lines.append(f"X-Forwarded-Proto: {scheme}")
     if host:
         lines.append(f"X-Forwarded-Host: {host}")
-    if trace:
-        lines.extend(map(": ".join, trace.items()))
-    if claims is not None:
-        lines.append(_CLAIMS_LINE + claims)
-    return UpstreamHeaders(lines)
+    return lines
 
 
 def caller_response_headers(
@@ -180,7 +199,10 @@ def caller_response_headers(
     ``Date`` are the gateway's own, and so are the trace headers: the upstream's are
     replaced by the gateway's (the caller continues the trace from the gateway's span).
     """
-    items, _dropped = _kept(upstream, _NOT_TO_CALLER)
+    dropped = _NOT_TO_CALLER
+    if _CONNECTION in upstream:
+        dropped = dropped | _connection_tokens(upstream)
+    items = [item for item in upstream.items() if item[0].lower() not in dropped]
     if trace:
         items.extend(trace.items())
     return items

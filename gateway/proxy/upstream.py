@@ -316,7 +316,9 @@ class Upstream:
                 response = web.Response(
                     body=answer, status=status, reason=message.reason, headers=out_headers
                 )
-                return Forwarded(response, status, _ms(started), body=answer)
+                # (_ms inline: the path of nearly every request)
+                upstream_ms = (time.perf_counter() - started) * 1000.0
+                return Forwarded(response, status, upstream_ms, body=answer)
             stream = web.StreamResponse(status=status, reason=message.reason, headers=out_headers)
             if length is not None:
                 stream.content_length = length

@@ -95,9 +95,13 @@ class GatewayRequestHandler(RequestHandler):
         if self.transport is None:
             return
         if self._request_count != heads:  # one or more request heads are complete
-            self._disarm_header()
-            if self._body is not None:
-                if not self._body.is_eof() and self._body.exception() is None:
+            # Once per request: the timers inline, not through their methods (issue 17).
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+            body = self._body
+            if body is not None:
+                if not body.is_eof() and body.exception() is None:
                     # A new message while the body is still open: the parser failed in the
                     # body (bad chunked encoding) and queued its error as the next request,
                     # leaving the handler waiting for a body that will never complete.
