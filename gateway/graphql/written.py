@@ -118,6 +118,19 @@ def source_of(
         return None
 
 
+def _never_null(type_: GraphQLInputType) -> bool:
+    """Whether a non-null value of *type_* always coerces to something other than None
+    (a custom scalar's parse function or an enum value may give None)."""
+    if isinstance(type_, GraphQLList):
+        return True
+    if isinstance(type_, GraphQLInputObjectType):
+        return _passes_dicts(type_)
+    return isinstance(type_, GraphQLScalarType) and type_.coerce_input_value in (
+        coerce_string,
+        coerce_id,
+    )
+
+
 class _Writer:
     """Builds the function's body, its constants and temporaries."""
 
@@ -201,7 +214,11 @@ class _Writer:
         local = self.temp()
         name = self.const(signature.name)
         non_null = isinstance(signature.type, GraphQLNonNull)
-        self.locals[signature.name] = (local, not has_default and not non_null, not non_null)
+        self.locals[signature.name] = (
+            local,
+            not has_default and not non_null,
+            not (non_null and _never_null(signature.type.of_type)),
+        )
         x = self.temp()
         self.line(ind, f"{x} = inputs.get({name}, _U)")
         self.line(ind, f"if {x} is _U:")
