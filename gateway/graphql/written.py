@@ -100,7 +100,9 @@ Argumented = tuple[tuple[str, FieldNode, GraphQLField], ...]
 one below it by path."""
 
 
-def write(variables: tuple[Variable, ...], argumented: Argumented, general: General) -> Exact | None:
+def write(
+    variables: tuple[Variable, ...], argumented: Argumented, general: General
+) -> Exact | None:
     """The plan's facts function, or None when the writer declines a shape of it."""
     try:
         return _Writer().build(variables, argumented, general)[0]
@@ -173,7 +175,9 @@ class _Writer:
                 at.setdefault(path, []).append(out)
             else:
                 root = out
-        at_display = ", ".join(f"{self.const(path)}: [{', '.join(outs)}]" for path, outs in at.items())
+        at_display = ", ".join(
+            f"{self.const(path)}: [{', '.join(outs)}]" for path, outs in at.items()
+        )
         self.line(ind, "f = _new(_Open)")
         for name in OperationFacts.__slots__:
             if name == "arguments":

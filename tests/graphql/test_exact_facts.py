@@ -146,7 +146,9 @@ def test_the_seed_notification_takes_the_short_path(
 _STRICT_SCHEMA = """
 scalar DateTime
 enum Kind { A B }
-input Inner { s: String!, n: Int, f: Float, b: Boolean, k: Kind = A, when: DateTime, tags: [String!] }
+input Inner {
+  s: String!, n: Int, f: Float, b: Boolean, k: Kind = A, when: DateTime, tags: [String!]
+}
 input Outer { inner: Inner!, list: [Inner!], id: ID, opt: String = "d" }
 type Result { id: ID, sub(first: Int = 3, k: Kind): Result }
 type Query {
@@ -282,13 +284,12 @@ def test_the_written_source_holds_no_query_text(strict_plan: OperationPlan) -> N
 
     assert strict_plan._signatures is not None and strict_plan._static_collected is not None
     node, field_def, _paths, nested = strict_plan._static_collected
+    assert field_def is not None
     variables = tuple(
         (sig, has_default, coerce, strict_plan._defaults.get(sig.name))
         for sig, has_default, coerce in strict_plan._signatures
     )
-    source = source_of(
-        variables, (("", node, field_def), *nested), strict_plan.general_facts()
-    )
+    source = source_of(variables, (("", node, field_def), *nested), strict_plan.general_facts())
     assert source is not None
     for word in ("inner", "tags", "run", "lit", "sub", "Kind", "notificatie"):
         assert f"'{word}'" not in source and f'"{word}"' not in source
