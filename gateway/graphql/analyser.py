@@ -32,6 +32,7 @@ from gateway.graphql.limits import over_limit
 from gateway.graphql.plan import OperationPlan, check_values, compile_operation
 from gateway.graphql.request import GraphQLRequest
 from gateway.graphql.validation import validation_errors
+from gateway.graphql.written import Exact
 from gateway.observability.events import NullObserver, Observer
 from gateway.refusals import (
     BadRequest,
@@ -108,7 +109,8 @@ class Analyser:
         # repeat one text): that text is the cache's most recently used already, so the same
         # text again needs no LRU lookup or update. Cleared by every other lookup, which is
         # then the most recent one (and the only kind that inserts, so it never dangles).
-        self._last: tuple[str, str | None, OperationPlan] | None = None
+        # The plan's written facts function rides along (one attribute load less per hit).
+        self._last: tuple[str, str | None, OperationPlan, Exact | None] | None = None
 
     def __len__(self) -> int:
         """Number of query texts currently cached."""
@@ -131,6 +133,13 @@ class Analyser:
         last = self._last
         if last is not None and last[0] == query and last[1] == operation_name:
             self.observer.parse_cache(True)
+            exact = last[3]
+            if exact is not None:
+                # The plan's written function (gateway/graphql/written.py): None when the
+                # variables are not valid, then the general path below says why.
+                facts = exact(variables, last[2])
+                if facts is not None:
+                    return facts
             try:
                 return last[2].facts(variables)
             except RecursionError:
@@ -216,7 +225,7 @@ class Analyser:
             _raise(plan)
         assert isinstance(plan, OperationPlan)
         if self.cache_size:
-            self._last = (query, operation_name, plan)
+            self._last = (query, operation_name, plan, plan.exact)
         return plan
 
     def _compile(self, doc: _Document, operation_name: str | None) -> OperationPlan | _Stored:

@@ -73,6 +73,7 @@ from gateway.facts import OperationFacts, Var
 from gateway.graphql.coerce import Arguments, Coercer, Invalid, compile_arguments, compile_input
 from gateway.graphql.limits import over_limit
 from gateway.graphql.validation import root_type_name
+from gateway.graphql.written import Exact, write
 from gateway.refusals import MultipleRootFields, Refusal, ValidationFailed
 
 __all__ = ["OperationPlan", "check_values", "compile_operation"]
@@ -501,6 +502,7 @@ class OperationPlan:
         "_var_defs",
         "_var_nodes",
         "display_name",
+        "exact",
         "operation_name",
         "operation_type",
     )
@@ -583,6 +585,36 @@ class OperationPlan:
             (group,) = self._roots.values()
             self._static = (group, self._selected(group, None), self._argument_list(group, None))
         self._exact = self._exact_arguments()
+        # The same work written as one function (gateway/graphql/written.py), when the
+        # writer knows every shape of it; else the compiled closures above do it.
+        self.exact: Exact | None = None
+        if self._exact is not None:
+            self.exact = self._written()
+
+    def general_facts(self) -> dict[str, Any]:
+        """The facts' fields that no variable changes, for a static selection (with a
+        schema): the same on every request of this plan."""
+        assert self._static_collected is not None
+        node, _field_def, paths, _nested = self._static_collected
+        return {
+            "operation_type": self.operation_type,
+            "operation_name": self.operation_name,
+            "root_field": node.name.value,
+            "selected_paths": paths,
+            "root_alias": node.alias.value if node.alias else None,
+            "rest": None,
+        }
+
+    def _written(self) -> Exact | None:
+        """:meth:`_exact_facts` as one written function (None: the writer declined)."""
+        assert self._signatures is not None and self._static_collected is not None
+        node, field_def, _paths, nested = self._static_collected
+        variables = tuple(
+            (signature, has_default, coerce, self._defaults.get(signature.name, Undefined))
+            for signature, has_default, coerce in self._signatures
+        )
+        argumented = ((("", node, field_def),) if field_def is not None else ()) + tuple(nested)
+        return write(variables, argumented, self.general_facts())
 
     def _exact_arguments(self) -> _Exact | None:
         """The compiled argument coercers of a static selection (root field, then each
@@ -713,7 +745,11 @@ class OperationPlan:
 
     def facts(self, inputs: Mapping[str, Any]) -> OperationFacts:
         """The facts of this operation for one request's variables."""
-        if self._exact is not None:
+        if self.exact is not None:
+            written = self.exact(inputs, self)
+            if written is not None:
+                return written
+        elif self._exact is not None:
             exact = self._exact_facts(self._exact, inputs)
             if exact is not None:
                 return exact

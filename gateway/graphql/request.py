@@ -142,20 +142,83 @@ def parse_graphql_request(body: bytes, content_type: str | None) -> GraphQLReque
     return GraphQLRequest(*parse_graphql_fields(body, content_type))
 
 
+_prefix: tuple[bytes, int] = (b"", 0)
+"""The last body's bytes before ``"variables"`` and their quotes (:func:`_quotes`)."""
+_texts: tuple[str, str | None, int] = ("", None, -1)
+"""The last ``query`` and ``operationName`` and their quotes written back by orjson."""
+_BEFORE_MEMBER = frozenset(b", \t\r\n{")
+"""Bytes a remembered prefix may end with: none is part of ``\\u0022``, so no quote
+escape spans its end and the body's quotes are the prefix's plus the rest's."""
+
+
 def parse_graphql_fields(body: bytes, content_type: str | None) -> Fields:
     """Read a POSTed GraphQL request body into its fields.
 
     Raises :class:`~gateway.refusals.UnsupportedMediaType` (415) for a media type or
     charset other than the ones above, and :class:`~gateway.refusals.BadRequest` (400)
     for a body that is not a GraphQL request.
+
+    The usual JSON body is read here in one frame: the duplicate-member proof of
+    :func:`loads_unique` (the body's quotes equal those of the decoded value written back)
+    counted by parts, since senders repeat most of a body. The bytes before ``"variables"``
+    are remembered with their quotes (a body that starts with the same bytes counts only
+    the rest), the query text and operation name with theirs, and only the variables are
+    written back per request. The parts add up to the whole (orjson writes each member as
+    its quoted name, a colon and its value; ``[v]`` nests the variables as deep as the body
+    does, so orjson refuses to write the same values). Any other body, and any body the
+    proof fails for, takes the general path, which decides and words the refusal
+    (``tests/graphql/test_json_body_property.py``).
     """
+    global _prefix, _texts
     if _body_kind(content_type) == "graphql":
         try:
-            query = body.decode("utf-8")
+            text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadRequest("Request body is not valid UTF-8", reason="invalid_utf8") from None
-        return query, {}, None
-    return request_fields(load_json(body))
+        return text, {}, None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return request_fields(load_json(body))  # its refusal, worded by the general path
+    if type(payload) is not dict or not payload.keys() <= _MEMBERS:
+        return request_fields(load_json(body))
+    query = payload.get("query")
+    variables = payload.get("variables")
+    operation_name = payload.get("operationName")
+    if (
+        type(query) is not str
+        or not (variables is None or type(variables) is dict)
+        or not (operation_name is None or type(operation_name) is str)
+    ):
+        return request_fields(load_json(body))
+    prefix, start = _prefix
+    if prefix and body.startswith(prefix):
+        n = len(prefix)
+    else:
+        n = body.find(b'"variables"')
+        if n > 0 and body[n - 1] in _BEFORE_MEMBER:
+            prefix = body[:n]
+            start = prefix.count(b'"') + prefix.count(b"\\u0022")
+            _prefix = (prefix, start)
+        else:
+            n = start = 0
+    quotes = start + body.count(b'"', n)
+    if body.find(b"\\", n) >= 0:  # a \u0022 starts with one (variables rarely hold any)
+        quotes += body.count(b"\\u0022", n)
+    try:
+        texts = _texts
+        if texts[0] != query or texts[1] != operation_name:
+            written = orjson.dumps(query).count(b'"')
+            if operation_name is not None:
+                written += orjson.dumps(operation_name).count(b'"')
+            texts = _texts = (query, operation_name, written)
+        if variables is not None:
+            quotes -= orjson.dumps([variables]).count(b'"')
+    except orjson.JSONEncodeError:  # not written back: the general path's exact check decides
+        return request_fields(load_json(body))
+    if quotes != 2 * len(payload) + texts[2]:
+        return request_fields(load_json(body))
+    return query, {} if variables is None else variables, operation_name or None
 
 
 def load_json(body: bytes) -> Any:

@@ -139,3 +139,157 @@ def test_the_seed_notification_takes_the_short_path(
     facts = analyser.analyse(request)
     assert facts == expected and facts.plan is expected.plan is not None
     assert facts.variables == expected.variables
+
+
+# ------------------------------------------- the written function (gateway/graphql/written.py)
+
+_STRICT_SCHEMA = """
+scalar DateTime
+enum Kind { A B }
+input Inner {
+  s: String!, n: Int, f: Float, b: Boolean, k: Kind = A, when: DateTime, tags: [String!]
+}
+input Outer { inner: Inner!, list: [Inner!], id: ID, opt: String = "d" }
+type Result { id: ID, sub(first: Int = 3, k: Kind): Result }
+type Query {
+  run(i: Int!, f: Float, s: String, b: Boolean!, k: Kind, ids: [ID!], o: Outer,
+      when: DateTime, lit: Outer, d: Int = 5, n: [[Int]]): Result
+}
+"""
+_STRICT_QUERY = """
+query q($i: Int!, $f: Float, $s: String = "x", $b: Boolean!, $k: Kind, $ids: [ID!],
+        $o: Outer, $when: DateTime, $n: Int, $inner: Inner!, $nn: [[Int]] = [[1]]) {
+  run(i: $i, f: $f, s: $s, b: $b, k: $k, ids: $ids, o: $o, when: $when, n: $nn,
+      lit: {inner: $inner, list: [{s: "a", n: $n}], id: 7}) {
+    id
+    sub(k: $k) { id }
+  }
+}
+"""
+_VALID = {
+    "i": 1,
+    "b": True,
+    "inner": {"s": "x"},
+    "o": {"inner": {"s": "y", "tags": ["t"], "k": "B"}, "list": [{"s": "z", "n": 2}]},
+}
+_STRICT_VALUES = st.sampled_from(
+    [
+        *(None, True, False, 0, 1, -1, 2**40, 1.5, 1.0, float("nan"), "", "x", "1", "A", "B"),
+        *("C", "2024-07-02", "2024-07-02T00:00:00Z", "nope", [], ["a"], [1], [None], [[2]]),
+        *({}, {"s": "a"}, {"s": 1}, {"s": "a", "n": True}, {"s": "a", "f": 2}, {"s": None}),
+        {"s": "a", "k": "B", "when": "2024-07-02", "tags": "one", "b": False},
+        {"inner": {"s": "x"}},
+        {"inner": {"s": "x"}, "list": [{"s": "y", "k": "B"}], "id": 3},
+        {"inner": {"s": "x"}, "list": {"s": "y"}, "extra": 1},
+        {"inner": None},
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def strict_plan() -> OperationPlan:
+    from gateway.graphql import load_schema_text
+
+    analyser = Analyser(GraphQLLimits(), schema=load_schema_text(_STRICT_SCHEMA))
+    return analyser._plan(_STRICT_QUERY, None)
+
+
+def _written_or_general(plan: OperationPlan, inputs: dict[str, Any]) -> Any:
+    assert plan.exact is not None
+    return _outcome(lambda i: plan.exact(i, plan) or plan._collected_facts(i), inputs)  # type: ignore[misc]
+
+
+def test_the_strict_plan_is_written_and_takes_valid_variables(strict_plan: OperationPlan) -> None:
+    assert strict_plan.exact is not None
+    facts = strict_plan.exact(_VALID, strict_plan)
+    assert facts is not None and type(facts) is OperationFacts
+    assert _outcome(lambda _: facts, _VALID) == _outcome(strict_plan._collected_facts, _VALID)
+    assert facts.arguments["s"] == "x" and facts.arguments["d"] == 5  # defaults applied
+    assert facts.arguments["o"]["inner"]["k"] == "B" and facts.arguments["n"] == [[1]]
+    # A default is copied per request, never shared.
+    assert facts.variables["nn"] is not strict_plan.exact(_VALID, strict_plan).variables["nn"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("i", True),  # a Boolean is no Int
+        ("i", 1.5),
+        ("i", "1"),  # a String is no number
+        ("i", 2**40),  # beyond 32 bits
+        ("i", None),  # non-null
+        ("f", 1),  # an Int is a Float
+        ("f", True),
+        ("s", 1),
+        ("b", 1),
+        ("k", "C"),
+        ("k", 1),
+        ("ids", 1),  # an ID from an Int; one value where a list is expected
+        ("ids", [None]),
+        ("when", "nope"),
+        ("when", 20240702),
+        ("inner", {"s": "a", "n": True}),
+        ("inner", {"s": "a", "extra": 1}),
+        ("inner", {"n": 1}),
+        ("o", {"inner": {"s": "x"}, "list": {"s": "y"}}),
+        ("nn", [1, [2, None]]),
+        ("nn", None),
+        ("n", None),
+        ("unknown", 1),
+    ],
+)
+def test_the_written_function_coerces_strictly_as_the_general_path(
+    strict_plan: OperationPlan, name: str, value: Any
+) -> None:
+    inputs = {**_VALID, name: value}
+    assert _written_or_general(strict_plan, inputs) == _outcome(
+        strict_plan._collected_facts, inputs
+    )
+
+
+@pytest.mark.parametrize("name", ["i", "b", "inner", "s", "nn", "o"])
+def test_a_missing_variable_is_refused_or_defaulted_as_the_general_path(
+    strict_plan: OperationPlan, name: str
+) -> None:
+    inputs = {k: v for k, v in _VALID.items() if k != name}
+    assert _written_or_general(strict_plan, inputs) == _outcome(
+        strict_plan._collected_facts, inputs
+    )
+
+
+@SETTINGS
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(["i", "f", "s", "b", "k", "ids", "o", "when", "n", "inner", "nn", "x"]),
+        st.one_of(_STRICT_VALUES, st.lists(_STRICT_VALUES, max_size=2)),
+        max_size=4,
+    ),
+    dropped=st.sets(st.sampled_from(sorted(_VALID)), max_size=2),
+)
+def test_generated_variables_give_the_general_paths_facts_or_refusal(
+    strict_plan: OperationPlan, changes: dict[str, Any], dropped: set[str]
+) -> None:
+    inputs = {k: v for k, v in {**_VALID, **changes}.items() if k not in dropped}
+    expected = _outcome(strict_plan._collected_facts, inputs)
+    assert _written_or_general(strict_plan, inputs) == expected
+    written = strict_plan.exact(inputs, strict_plan)  # type: ignore[misc]
+    if written is not None:  # what it answers, it answers alone: the general path's facts
+        assert (written, written.variables, written.plan) == expected
+
+
+def test_the_written_source_holds_no_query_text(strict_plan: OperationPlan) -> None:
+    """Names of variables, arguments and fields are constants of the function, never
+    source: a query cannot write code."""
+    from gateway.graphql.written import source_of
+
+    assert strict_plan._signatures is not None and strict_plan._static_collected is not None
+    node, field_def, _paths, nested = strict_plan._static_collected
+    assert field_def is not None
+    variables = tuple(
+        (sig, has_default, coerce, strict_plan._defaults.get(sig.name))
+        for sig, has_default, coerce in strict_plan._signatures
+    )
+    source = source_of(variables, (("", node, field_def), *nested), strict_plan.general_facts())
+    assert source is not None
+    for word in ("inner", "tags", "run", "lit", "sub", "Kind", "notificatie"):
+        assert f"'{word}'" not in source and f'"{word}"' not in source

@@ -25,6 +25,7 @@ from gateway.graphql.request import (
     MEMBERS,
     GraphQLRequest,
     loads_unique,
+    parse_graphql_fields,
     parse_graphql_request,
     request_from_mapping,
 )
@@ -275,3 +276,93 @@ def test_quote_counts_miss_no_duplicate() -> None:
     assert _outcome(loads_unique, bodies[0])[1][2] == "duplicate_member"
     assert _outcome(loads_unique, bodies[7])[1][2] == "duplicate_member"
     assert _outcome(loads_unique, bodies[9])[0] == "value"
+
+
+# ------------------------------------------------------- bodies read by parts, in sequence
+
+
+@st.composite
+def _usual_body(draw: st.DrawFn) -> str:
+    """A request body as senders write it (the three members, usually in this order),
+    with the edits that matter to a reader by parts: members reordered, repeated or
+    missing, names and quotes escaped, duplicates inside the variables, whitespace."""
+    query = _encode_string(draw(st.sampled_from(["{ a }", 'q(x: "v")', "{ b }", "\\"])), draw)
+    names = list(MEMBERS)
+    if draw(st.booleans()):
+        names = draw(st.permutations(names))
+    if draw(st.booleans()):
+        names = draw(st.lists(st.sampled_from(names), max_size=4))
+    values = {
+        "query": st.just(query),
+        "variables": st.one_of(st.just('{"a":1,"b":"\\u0022"}'), _json_text(1)),
+        "operationName": st.sampled_from(['"op"', "null", '""', '"o\\"p"', "1"]),
+    }
+    members = [
+        _encode_string(name, draw) + draw(_WS) + ":" + draw(_WS) + draw(values[name])
+        for name in names
+    ]
+    return draw(_WS) + "{" + ("," + draw(_WS)).join(members) + "}" + draw(_WS)
+
+
+@st.composite
+def _body_sequence(draw: st.DrawFn) -> list[bytes]:
+    """Bodies in a row, later ones often sharing the earlier ones' bytes before
+    ``"variables"`` (the remembered prefix) with another tail: other variables, a
+    duplicate member, an escape split at the prefix's end (``\\`` then ``u0022``)."""
+    bodies = [draw(_usual_body()).encode("utf-8", "surrogatepass")]
+    for _ in range(draw(st.integers(1, 4))):
+        earlier = draw(st.sampled_from(bodies))
+        at = earlier.find(b'"variables"')
+        tail = draw(
+            st.sampled_from(
+                [
+                    b'"variables":{"a":2}}',
+                    b'"variables":{"a":1,"a":2}}',
+                    b'"variables":{"a":"\\u0022"},"variables":{}}',
+                    b'"variables":null,"operationName":"op"}',
+                    b'u0022variables":{}}',
+                    b'"variables":{"a":"\\u0022\\""}, "query":"{ b }"}',
+                ]
+            )
+        )
+        if at > 0 and draw(st.booleans()):
+            bodies.append(earlier[:at] + tail)
+        else:
+            bodies.append(draw(_usual_body()).encode("utf-8", "surrogatepass"))
+    return bodies
+
+
+def _fields_reference(body: bytes) -> tuple[str, Any, str | None]:
+    request = ref_request_from_mapping(ref_loads_unique(body))
+    return request.query, request.variables, request.operation_name
+
+
+def _fields(body: bytes) -> tuple[str, Any, str | None]:
+    return parse_graphql_fields(body, "application/json")
+
+
+@_SETTINGS
+@given(_body_sequence())
+def test_bodies_read_by_parts_decide_as_the_reference(bodies: list[bytes]) -> None:
+    """Whatever was remembered from the bodies before, each body gives the reference's
+    fields or refusal, byte for byte."""
+    for body in bodies:
+        assert _outcome(_fields, body) == _outcome(_fields_reference, body), body
+
+
+def test_a_prefix_ending_in_a_backslash_then_u0022_decides_as_the_reference() -> None:
+    """Bytes before ``"variables"`` that end in ``\\``, continued by the next body with
+    ``u0022`` (a quote escape across the prefix's end), still give the reference's outcome."""
+    first = b'{"query":"{ a }","operationName":"x\\"variables","variables":{}}'
+    second = first[: first.find(b'"variables"')] + b'u0022","operationName":"y"}'
+    for body in (first, second):
+        assert _outcome(_fields, body) == _outcome(_fields_reference, body)
+    assert _fields(first) == ("{ a }", {}, 'x"variables')
+    assert _outcome(_fields, second)[1][2] == "duplicate_member"
+
+
+def test_the_same_prefix_with_a_duplicate_in_the_variables_is_refused() -> None:
+    prefix = b'{"query":"query q($a: Int) { a(x: $a) }",'
+    assert _fields(prefix + b'"variables":{"a":1}}')[1] == {"a": 1}
+    refused = _outcome(_fields, prefix + b'"variables":{"a":1,"a":2}}')
+    assert refused[0] == "refused" and refused[1][2] == "duplicate_member"
