@@ -598,33 +598,39 @@ class PolicySet:
         """Decide on *facts*: the policy for the operation, else default deny."""
         op = facts.operation
         policy = self._index.get((op.operation_type, op.root_field))
-        if explain:
-            head = (TraceStep("environment", "", "matched", self.environment or "(none)"),)
-            if policy is None:
-                deny = self._deny
-                assert deny is not None
-                step = TraceStep(
-                    DEFAULT_DENY_RULE,
-                    "",
-                    "matched",
-                    f"no policy applies to {op.operation_type} {op.root_field}",
-                )
-                return Decision(
-                    allow=False,
-                    status=deny.status,
-                    code=deny.code,
-                    reason=deny.reason,
-                    message=deny.message,
-                    rule=deny.rule,
-                    trace=(*head, step),
-                    policy_version=self.version,
-                )
-            return policy.explain(facts, head)
         if policy is None:
-            deny = self._deny
-            assert deny is not None
-            return deny
+            return self.deny(facts, explain=explain)
+        if explain:
+            return policy.explain(facts, self._head())
         return policy.decide(facts)
+
+    def _head(self) -> tuple[TraceStep, ...]:
+        return (TraceStep("environment", "", "matched", self.environment or "(none)"),)
+
+    def deny(self, facts: DecisionInput, *, explain: bool = False) -> Decision:
+        """The default deny of an operation no policy applies to (with its trace when
+        *explain*): one shared decision otherwise."""
+        deny = self._deny
+        assert deny is not None
+        if not explain:
+            return deny
+        op = facts.operation
+        step = TraceStep(
+            DEFAULT_DENY_RULE,
+            "",
+            "matched",
+            f"no policy applies to {op.operation_type} {op.root_field}",
+        )
+        return Decision(
+            allow=False,
+            status=deny.status,
+            code=deny.code,
+            reason=deny.reason,
+            message=deny.message,
+            rule=deny.rule,
+            trace=(*self._head(), step),
+            policy_version=self.version,
+        )
 
     def table(self, name: str) -> tuple[Mapping[str, Any], ...]:
         """A data table by name (empty when absent), e.g. for tools mapping routes to kinds."""

@@ -95,8 +95,13 @@ class PolicyStore:
     def decide(self, facts: DecisionInput, *, explain: bool = False) -> Decision:
         """Decide with the active set; compare with the shadow set when one is loaded."""
         active = self._active  # one read: the whole decision uses one set
-        decision = active.decide(facts, explain=explain)
         shadow = self._shadow
+        if shadow is None and not explain:
+            # The set's own decide, in place (one frame less per request).
+            op = facts.operation
+            policy = active._index.get((op.operation_type, op.root_field))
+            return active.deny(facts) if policy is None else policy.decide(facts)
+        decision = active.decide(facts, explain=explain)
         if shadow is not None:
             self._compare(shadow, facts, decision)
         return decision
