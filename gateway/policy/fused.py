@@ -21,12 +21,13 @@ operators and the engine's own helpers (``tests/policy/test_fused.py`` parses it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from operator import attrgetter
 from typing import Any
 
 from gateway.facts import DecisionInput
+from gateway.policy.audit_fields import OneInput
 from gateway.policy.conditions import (
     CHECK_FORMS,
     SHAPES,
@@ -34,10 +35,14 @@ from gateway.policy.conditions import (
     _date_time_text,
     _shifted_day,
 )
+from gateway.policy.decision import _DECISION_FIELDS, AuditValues, Decision, _Filling, with_audit
 from gateway.policy.factpaths import ATTRIBUTES
 
-Run = Callable[[DecisionInput], int]
-"""``facts -> index of the first refusing check, or -1`` (every check passed)."""
+Run = Callable[[DecisionInput], Any]
+"""``facts -> index of the first refusing check``; when every check passed, the allowed
+:class:`Decision` (audit values in) or -1 (the caller adds them)."""
+_TEMP = re.compile(r"_t\d+")
+"""A temporary's name (a variable's value read at the top is one)."""
 KNOWN_SIZE = 4096
 """Dates and date-times remembered valid, and shifted days, at most (then started anew)."""
 _dates: set[str] = set()
@@ -88,12 +93,28 @@ HELPERS = {
     "_date_ok": _date_ok,
     "_date_times": _date_times,
     "_date_time_ok": _date_time_ok,
+    "_new": object.__new__,
+    "_Filling": _Filling,
+    "_with_audit": with_audit,
     "id": id,
+    "isinstance": isinstance,
+    "tuple": tuple,
+    "dict": dict,
+    "list": list,
+    "Mapping": Mapping,
 }
 """The engine's own helpers the written source uses by name."""
 
 
-def fuse(plan: Sequence[tuple[Any, Any, Any]]) -> tuple[Run, str]:
+Allowed = tuple[Any, ...] | None
+"""How the function answers when every check passed (:meth:`CompiledPolicy.finish`):
+``("decision", d)`` the decision itself (no audit values); ``("audit", d, spec, names,
+extract)`` *d* carrying the values of a one-input ``audit:`` block (*spec*, under the
+set's *names* in order; *extract* when the input is no plain dict); ``("extract", d,
+extract)`` *d* carrying *extract*'s values; None: -1 (the caller adds them)."""
+
+
+def fuse(plan: Sequence[tuple[Any, Any, Any]], allowed: Allowed = None) -> tuple[Run, str]:
     """*plan* (``(when, require, check)``: residual tests, ``when`` None for none) as one
     function, and its source (for tests and ``policy explain`` debugging)."""
     writer = _Writer()
@@ -103,13 +124,8 @@ def fuse(plan: Sequence[tuple[Any, Any, Any]]) -> tuple[Run, str]:
             writer.line(indent, f"if {writer.expr(when)}:")
             indent += "    "
         writer.require(require, n, indent)
+    writer.allowed(allowed)
     return writer.build()
-
-
-@lru_cache(maxsize=256)
-def _attrgetter(path: str) -> attrgetter[Any]:
-    """One ``attrgetter`` per attribute path (the same constant in every function)."""
-    return attrgetter(path)
 
 
 class _Writer:
@@ -120,6 +136,9 @@ class _Writer:
         self._named: dict[int, str] = {}
         self.body: list[str] = []
         self.temps = 0
+        self._vars: dict[str, str] = {}
+        """Variable name -> the temporary its value is read into once, at the top (every
+        variable a residual reads was sent: the plan's residual is per set of names)."""
 
     def const(self, value: Any) -> str:
         """The name *value* is bound to in the function (one name per object)."""
@@ -139,12 +158,15 @@ class _Writer:
     def build(self) -> tuple[Run, str]:
         names = [*self.consts, *HELPERS]
         params = "".join(f", {n}={n}" for n in names)
+        reads = [f"    {t} = v[{self.const(name)}]" for name, t in self._vars.items()]
+        names = [*self.consts, *HELPERS]
+        params = "".join(f", {n}={n}" for n in names)
         src = "\n".join(
             [
                 f"def residual(f{params}):",
                 "    v = f.operation.variables",
+                *reads,
                 *self.body,
-                "    return -1",
                 "",
             ]
         )
@@ -152,6 +174,90 @@ class _Writer:
         exec(compile(src, "<fused residual>", "exec"), namespace)
         run: Run = namespace["residual"]
         return run, src
+
+    def var(self, name: str) -> str:
+        """The temporary holding variable *name*'s value (read once, at the top)."""
+        found = self._vars.get(name)
+        if found is None:
+            found = self._vars[name] = self.temp()
+        return found
+
+    # -- the answer when every check passed ----------------------------------------------
+
+    def allowed(self, allowed: Allowed) -> None:
+        """The function's last statements: what it answers when no check refused."""
+        if allowed is None:
+            self.line("    ", "return -1")
+            return
+        kind, decision = allowed[0], allowed[1]
+        if kind == "decision":
+            self.line("    ", f"return {self.const(decision)}")
+        elif kind == "extract":
+            extract = self.const(allowed[2])
+            self.line("    ", f"return _with_audit({self.const(decision)}, {extract}(f))")
+        else:
+            _kind, _decision, spec, names, extract = allowed
+            self._audit(spec, names, extract)
+            self._decision(decision)
+
+    def _audit(self, spec: OneInput, names: AuditValues, extract: Any) -> None:
+        """``_t0``: the audit values of a one-input block (as audit_fields' generated
+        extractor finds them), under every name of *names* in order; *extract*'s when the
+        input is no plain dict."""
+        i = "    "
+        values, get, out = self.temp(), self.temp(), "_t0"
+        self.line(i, f"{values} = f.operation.arguments.get({self.const(spec.head)})")
+        self.line(i, f"if type({values}) is dict:")
+        self.line(i, f"    {get} = {values}.get")
+        found: dict[str, str] = {}
+        for name, key in spec.texts:
+            x = found[name] = self.temp()
+            self.line(i, f"    {x} = {get}({self.const(key)})")
+            self.line(i, f"    if type({x}) is not str: {x} = None")
+        for name, type_key, id_key in spec.pairs:
+            x = found[name] = self.temp()
+            t, d = self.temp(), self.temp()
+            self.line(i, f"    {t} = {get}({self.const(type_key)})")
+            self.line(i, f"    {d} = {get}({self.const(id_key)})")
+            self.line(
+                i,
+                f"    {x} = {t} + {self.const(':')} + {d} "
+                f"if type({t}) is str and type({d}) is str else None",
+            )
+        for list_key, wanted in spec.by_list().items():
+            items, x, y = self.temp(), self.temp(), self.temp()
+            found.update((name, self.temp()) for name, _ in wanted)
+            self.line(i, f"    {items} = {get}({self.const(list_key)})")
+            self.line(i, f"    if type({items}) is list or isinstance({items}, tuple):")
+            for name, _ in wanted:
+                self.line(i, f"        {found[name]} = []")
+            self.line(i, f"        for {x} in {items}:")
+            self.line(i, f"            if type({x}) is dict or isinstance({x}, Mapping):")
+            for name, item_key in wanted:
+                self.line(i, f"                {y} = {x}.get({self.const(item_key)})")
+                self.line(i, f"                if type({y}) is str: {found[name]}.append({y})")
+            for name, _ in wanted:
+                self.line(i, f"        {found[name]} = tuple({found[name]})")
+            self.line(i, "    else:")
+            for name, _ in wanted:
+                self.line(i, f"        {found[name]} = ()")
+        pairs = ", ".join(
+            f"{self.const(name)}: {found[name] if name in found else self.const(blank)}"
+            for name, blank in names.items()
+        )
+        self.line(i, f"    {out} = {{{pairs}}}")
+        self.line(i, "else:")
+        self.line(i, f"    {out} = {self.const(extract)}(f)")
+
+    def _decision(self, decision: Decision) -> None:
+        """Return *decision* carrying ``_t0`` (as :func:`with_audit` builds it, in place)."""
+        d = self.temp()
+        self.line("    ", f"{d} = _new(_Filling)")
+        for name in _DECISION_FIELDS:
+            value = "_t0" if name == "audit" else self.const(getattr(decision, name))
+            self.line("    ", f"{d}.{name} = {value}")
+        self.line("    ", f"{d}.__class__ = {self.const(Decision)}")
+        self.line("    ", f"return {d}")
 
     # -- statements: a require that refuses with check n ---------------------------------
 
@@ -205,7 +311,7 @@ class _Writer:
                     f"type({y}) is str and len({y}) == 10 and {_date(y)} "
                     f"and {first} is not None and not {y} < {first}"
                 )
-                got = f"({y} := v[{self.const(name)}])"
+                got = f"({y} := {self.var(name)})"
                 if value:  # {eq: $x}: null passes
                     parts.append(f"({got} is None or ({date}))")
                 else:
@@ -223,7 +329,7 @@ class _Writer:
         for name, read, day, years, month_day in ceilings:
             x = self.temp()
             if name is not None:
-                self.line(indent, f"{x} = v[{self.const(name)}]")
+                self.line(indent, f"{x} = {self.var(name)}")
                 self.line(indent, f"if type({x}) is str and len({x}) == 10 and {_date(x)}:")
                 if years or month_day is not None:
                     known, shift = (self.const(c) for c in _shifts(years, month_day))
@@ -250,7 +356,7 @@ class _Writer:
         """A value as conditions.py's ``_direct`` gives it: a variable's own value, a
         getter's answer, or a constant."""
         if name is not None:
-            return f"v[{self.const(name)}]"
+            return self.var(name)
         if read is not None:
             return self._read(read)
         return self.const(value)
@@ -258,16 +364,16 @@ class _Writer:
     def _operand(self, spec: tuple[str, Any]) -> str:
         kind, what = spec
         if kind == "var":
-            return f"v[{self.const(what)}]"
+            return self.var(what)
         if kind == "read":
             return self._read(what)
         return self.const(what)
 
     def _read(self, getter: Any) -> str:
-        """A getter's answer on the request's facts (an attribute: one ``attrgetter``)."""
+        """A getter's answer on the request's facts (an attribute: read in place)."""
         attribute = ATTRIBUTES.get(getter)
-        if attribute is not None:
-            return f"{self.const(_attrgetter(attribute))}(f)"
+        if attribute is not None:  # the facts' fixed layout: attribute reads in place
+            return "f." + attribute
         return f"{self.const(getter)}(f, None)"
 
     def expr(self, test: Any) -> str:
@@ -294,34 +400,39 @@ class _Writer:
         if kind == "unary":
             return self._check(shape[1], self._operand(shape[2]))
         if kind == "row":  # each open column a text, their tuple one of the rows
-            names = [self.temp() for _ in shape[1]]
-            texts = " and ".join(
-                f"type(({x} := {self._operand(source)})) is str"
-                for x, source in zip(names, shape[1], strict=True)
-            )
+            bound = [self._bound(self._operand(source)) for source in shape[1]]
+            names = [x for _got, x in bound]
+            texts = " and ".join(f"type({got}) is str" for got, _x in bound)
             key = ", ".join(names) + ("," if len(names) == 1 else "")
             return f"({texts} and ({key}) in {self.const(shape[2])})"
         a, b = self._operand(shape[2]), self._operand(shape[3])
         form = CHECK_FORMS.get(shape[1])
         if form == ("eq_other",):
-            x = self.temp()
-            return f"(({x} := {a}) is not None and {x} == {b})"
+            got, x = self._bound(a)
+            return f"({got} is not None and {x} == {b})"
         if form == ("not_before",):  # two dates compared in place, else the check
-            x, y = self.temp(), self.temp()
+            (got_x, x), (got_y, y) = self._bound(a), self._bound(b)
             dates = f"len({x}) == 10 and {_date(x)} and len({y}) == 10 and {_date(y)}"
             return (
-                f"(type(({x} := {a})) is str and type(({y} := {b})) is str "
+                f"(type({got_x}) is str and type({got_y}) is str "
                 f"and ({x} >= {y} if {dates} else {self.const(shape[1])}({x}, {y})))"
             )
         return f"{self.const(shape[1])}({a}, {b})"
+
+    def _bound(self, operand: str) -> tuple[str, str]:
+        """``(expression, name)``: *operand* evaluated once into a name (a variable's
+        temporary is one already)."""
+        if _TEMP.fullmatch(operand):
+            return operand, operand
+        x = self.temp()
+        return f"({x} := {operand})", x
 
     def _check(self, check: Any, operand: str) -> str:
         """``check(operand)`` written in place when its form is known."""
         form = CHECK_FORMS.get(check)
         if form is None:
             return f"{self.const(check)}({operand})"
-        x = self.temp()
-        got = f"({x} := {operand})"
+        got, x = self._bound(operand)
         kind = form[0]
         if kind == "present":
             found = f"{got} is not None and {x} != '' and {x} != [] and {x} != {{}}"

@@ -13,17 +13,19 @@ import ast
 import gc
 import re
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
 from gateway.config.model import GraphQLLimits, default_claim_mapping
-from gateway.facts import DecisionInput, RouteFacts
+from gateway.facts import DecisionInput, OperationFacts, RouteFacts, TokenFacts
 from gateway.graphql import GraphQLRequest
 from gateway.graphql.analyser import Analyser
 from gateway.graphql.schema import load_schema
 from gateway.policy import PolicySet, engine, load_policy_set
+from gateway.policy.decision import Decision
 from gateway.policy.engine import NO_RESIDUAL, Residual
 from gateway.policy.fused import HELPERS
 from gateway.tokens.claims import map_claims
@@ -139,10 +141,22 @@ def _domain_texts(policy_set: PolicySet) -> set[str]:
     return texts
 
 
+LAYOUT = {
+    *(f.name for c in (DecisionInput, TokenFacts, OperationFacts, RouteFacts) for f in fields(c)),
+    *(f.name for f in fields(Decision)),
+    "variables",
+    "get",
+    "append",
+    "__class__",
+}
+"""The attributes a source may read or set: the facts' and the decision's fixed layout
+(engine names, no policy's), a dict's ``get`` and a list's ``append``."""
+
+
 def test_the_generated_source_names_no_domain_value() -> None:
     """Parsed, the source holds only the engine's names (``f``, ``v``, ``_k<n>`` constants,
-    ``_t<n>`` temporaries, its helpers, ``type``, ``len``, ``id``, a memo's ``get``) and no
-    literal but None, the
+    ``_t<n>`` temporaries, its helpers, ``type``, ``len``, ``id``, the attributes of the
+    facts' and the decision's layout, a dict's ``get``) and no literal but None, the
     booleans, check numbers, ``10`` (a date's length) and the empty string."""
     for name in NAMES:
         for claims in CALLERS:
@@ -169,7 +183,7 @@ def test_the_generated_source_names_no_domain_value() -> None:
                     or ((type(value) is int and -1 <= value <= len(left.plan)) or value == 10)
                 ), value
             elif isinstance(node, ast.Attribute):
-                assert node.attr in ("operation", "variables", "get"), node.attr
+                assert node.attr in LAYOUT, node.attr
         for text in texts:
             assert text not in left.source, text
         checked += 1
