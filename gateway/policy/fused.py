@@ -41,6 +41,10 @@ from gateway.policy.factpaths import ATTRIBUTES
 Run = Callable[[DecisionInput], Any]
 """``facts -> index of the first refusing check``; when every check passed, the allowed
 :class:`Decision` (audit values in) or -1 (the caller adds them)."""
+COUNTED = (list, tuple)
+"""What ``count:`` counts (conditions.py's check)."""
+ITEM_KINDS = (list, tuple, frozenset, set)
+"""What ``every:``/``some:`` loop over (conditions.py's ``kinds``)."""
 _TEMP = re.compile(r"_t\d+")
 """A temporary's name (a variable's value read at the top is one)."""
 KNOWN_SIZE = 4096
@@ -276,9 +280,30 @@ class _Writer:
             self._lower(shape[1], shape[2], n, indent)
         elif shape is not None and shape[0] == "upper":
             self._upper(shape[1], shape[2], n, indent)
+        elif shape is not None and shape[0] in ("every", "some"):
+            self._items(shape[0], shape[1], shape[2], n, indent)
         else:
             self.line(indent, f"if not {self.expr(test)}:")
             self.line(indent, f"    return {n}")
+
+    def _items(self, word: str, source: Any, inner: Any, n: int, indent: str) -> None:
+        """``every``/``some`` over a list (conditions.py's ``over``) as a loop in place,
+        the item test called per item."""
+        got, items = self._bound(self._operand(source))
+        x = self.temp()
+        if got != items:
+            self.line(indent, f"{items} = {self._operand(source)}")
+        self.line(indent, f"if not isinstance({items}, {self.const(ITEM_KINDS)}):")
+        self.line(indent, f"    return {n}")
+        self.line(indent, f"for {x} in {items}:")
+        if word == "every":
+            self.line(indent, f"    if not {self.const(inner)}(f, {x}):")
+            self.line(indent, f"        return {n}")
+            return
+        self.line(indent, f"    if {self.const(inner)}(f, {x}):")
+        self.line(indent, "        break")
+        self.line(indent, "else:")
+        self.line(indent, f"    return {n}")
 
     def _lower(self, floors: Any, alternatives: Any, n: int, indent: str) -> None:
         """``_lower`` of conditions.py unrolled: the window's first day (the earliest valid
@@ -391,6 +416,8 @@ class _Writer:
                 f"({hit}[1] if {got} is not None and {hit}[0] is {x} "
                 f"else {self.const(test)}(f, None))"
             )
+        if kind in ("every", "some"):  # a loop: written as such in a require only
+            return f"{self.const(test)}(f, None)"
         if kind == "all":
             return "(" + " and ".join(self.expr(t) for t in shape[1]) + ")"
         if kind == "any":
@@ -399,12 +426,16 @@ class _Writer:
             return f"(not {self.expr(shape[1])})"
         if kind == "unary":
             return self._check(shape[1], self._operand(shape[2]))
-        if kind == "row":  # each open column a text, their tuple one of the rows
+        if kind == "row":  # each open column a text, found column by column in the rows
             bound = [self._bound(self._operand(source)) for source in shape[1]]
             names = [x for _got, x in bound]
             texts = " and ".join(f"type({got}) is str" for got, _x in bound)
-            key = ", ".join(names) + ("," if len(names) == 1 else "")
-            return f"({texts} and ({key}) in {self.const(shape[2])})"
+            level = self.temp()
+            steps = [f"({level} := {self.const(_nested(shape[2]))}.get({names[0]})) is not None"]
+            steps += [f"({level} := {level}.get({x})) is not None" for x in names[1:-1]]
+            if len(names) > 1:
+                steps.append(f"{names[-1]} in {level}")
+            return f"({texts} and {' and '.join(steps)})"
         a, b = self._operand(shape[2]), self._operand(shape[3])
         form = CHECK_FORMS.get(shape[1])
         if form == ("eq_other",):
@@ -445,11 +476,38 @@ class _Writer:
             return f"({operand} == {self.const(form[1])})"
         if kind == "pattern":
             return f"(type({got}) is str and {self.const(form[1])}({x}) is not None)"
+        if kind == "count":
+            low, high = self.const(form[1]), self.const(form[2])
+            return f"(isinstance({got}, {self.const(COUNTED)}) and {low} <= len({x}) <= {high})"
         if kind == "date":
             return f"(type({got}) is str and len({x}) == 10 and {_date(x)})"
         if kind == "date_time":
             return f"(type({got}) is str and {_date_time(x)})"
         return f"{self.const(check)}({operand})"
+
+
+def _nested(rows: frozenset[tuple[str, ...]]) -> dict[str, Any]:
+    """*rows* (tuples of texts, all of one length) as nested dicts by column, the last
+    column's texts a set: a row is found by one lookup per text (a tuple of new texts costs
+    its hash and a compare per column). A one-column row is a dict of its texts."""
+    top: dict[str, Any] = {}
+    for row in rows:
+        level = top
+        for text in row[:-2]:
+            level = level.setdefault(text, {})
+        if len(row) == 1:
+            level[row[0]] = True
+        else:
+            level.setdefault(row[-2], set()).add(row[-1])
+    return _frozen(top)
+
+
+def _frozen(level: dict[str, Any]) -> dict[str, Any]:
+    """*level* with each set of last-column texts frozen (constants of the function)."""
+    return {
+        k: frozenset(v) if isinstance(v, set) else _frozen(v) if isinstance(v, dict) else v
+        for k, v in level.items()
+    }
 
 
 def _date(x: str) -> str:
