@@ -179,13 +179,13 @@ b)`` (a source: ``("var", name)``, ``("read", getter)``, ``("const", value)``), 
 tests)``, ``("any", tests)``, ``("not", test)``, ``("lower", floors, alternatives)``,
 ``("upper", ceilings, dates)``, ``("memo", getter, seen)`` (an ``every``/``some`` whose
 answer is remembered per list in *seen*, by identity), ``("every", source, test)`` and
-``("some", source, test)`` (*test* of each item of a list, a variable's own value), ``("row", sources, rows)`` (a
-``row:`` whose open columns' values, each a text, form a tuple in *rows*). A test without
-one is called as it is."""
+``("some", source, test)`` (*test* of each item of a list, a variable's own value),
+``("row", sources, rows)`` (a ``row:`` whose open columns' values, each a text, form a
+tuple in *rows*). A test without one is called as it is."""
 CHECK_FORMS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
 """What each value check of an operator tests (``("present", wanted)``, ``("in",
-values)``, ``("count", min, max)``, ``("is", value)``, ``("eq", value)``, ``("eq_other",)``, ``("pattern",
-match)``, ``("date",)``, ``("date_time",)``, ``("not_before",)``), for
+values)``, ``("count", min, max)``, ``("is", value)``, ``("eq", value)``, ``("eq_other",)``,
+``("pattern", match)``, ``("date",)``, ``("date_time",)``, ``("not_before",)``), for
 :mod:`gateway.policy.fused` to write it in place; a check without one is called."""
 ITEM_FREE: weakref.WeakSet[Any] = weakref.WeakSet()
 """Residual tests that do not read their item (the variables, the token): ``every`` over
