@@ -10,6 +10,7 @@ dates reach it only as constants of its namespace.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import gc
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.config.model import GraphQLLimits, default_claim_mapping
 from gateway.facts import DecisionInput, OperationFacts, RouteFacts, TokenFacts
@@ -33,10 +35,16 @@ from tests.fixtures.policy import IWLZ
 from tests.policy.test_partial_evaluation import (
     CALLERS,
     NAMES,
+    NETWORK,
+    NOTIFICATION,
+    NOTIFICATION_VARIABLES,
     PATHS,
+    ROUTES,
+    ROW_VALUES,
     SCHEMAS,
     SCOPE,
     _facts,
+    _full,
     _requests,
     _template,
     shipped_case_facts,
@@ -211,3 +219,109 @@ def test_a_plans_residuals_are_dropped_with_the_plan() -> None:
     del facts, analyser, plan
     gc.collect()
     assert policy._residuals == {}
+
+
+STRICT_ROUTES = [dataclasses.replace(route, strict_input=True) for route in ROUTES]
+ALL_ROUTES = [*ROUTES, *STRICT_ROUTES]
+TEXTS = st.sampled_from(["", "WlzIndicatie/1", "WlzIndicatie/2", "x"])
+ROW_CHOICES = {name: st.sampled_from(values) for name, values in ROW_VALUES.items()}
+
+
+SEED_SENDER = {"instantie_type": "Onderneming", "kvk": "62253778"}
+"""The seed notification's sender (the CIZ): with the seed's values, allowed."""
+
+
+@st.composite
+def _notifications(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], RouteFacts, Any]:
+    """A zendNotificatie's variables, a caller, a route (strict or not) and the looked-up
+    facts (none, or a subscription): half of them the seed's sender, values and recipient
+    (allowed unless the subject list or timestamp is not), the others any mix of senders,
+    recipients and event types. Subject lists of zero to three items, empty texts among
+    them."""
+    seed = draw(st.booleans())
+    values = {} if seed else draw(st.fixed_dictionaries(ROW_CHOICES))
+    item = st.fixed_dictionaries({"subject": TEXTS, "recordID": TEXTS})
+    subjects = draw(st.lists(item, max_size=3))
+    timestamp = draw(st.sampled_from(["2024-07-02T00:00:00Z", "2024-07-02T10:11:12+02:00"]))
+    variables = {
+        **NOTIFICATION_VARIABLES,
+        **values,
+        "subjectList": subjects,
+        "timestamp": timestamp,
+    }
+    claims = SEED_SENDER if seed else draw(st.sampled_from(CALLERS))
+    route = draw(st.sampled_from([ROUTES[0], STRICT_ROUTES[0]] if seed else ALL_ROUTES))
+    event = variables["eventType"]
+    extra = draw(st.sampled_from([{}, {"abonnement": {"active": True, "type": event}}]))
+    return variables, claims, route, extra
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_notifications())
+def test_a_notification_decides_and_audits_the_same_fused_looped_and_in_full(
+    sent: tuple[dict[str, Any], dict[str, Any], RouteFacts, Any],
+) -> None:
+    """The generated function answers an allowed notification's decision itself, audit
+    values included: the same decision, reason, message and audit values as the residual
+    tests one by one and as the full evaluation (no plan), on strict routes (count:,
+    every: in place) and others, for every mix of sender, recipient, event type, caller,
+    subject list and looked-up facts."""
+    variables, claims, route, extra = sent
+    operation = NETWORK.analyse(GraphQLRequest(NOTIFICATION, variables, "zendNotificatie"))
+    assert operation.plan is not None
+    scope = "organisaties/zorgkantoor/notificaties/notificatie:create"
+    token = map_claims({**claims, "scope": scope}, default_claim_mapping())
+    facts = DecisionInput(token, operation, route, extra)
+    _same(FUSED, LOOPED, facts)
+    fused, full = FUSED.decide(facts), FUSED.decide(_full(facts))
+    assert fused == full
+    assert (fused.allow, fused.reason, fused.message, fused.audit) == (
+        full.allow,
+        full.reason,
+        full.message,
+        full.audit,
+    )
+    policy = FUSED.policy_for("mutation", "zendNotificatie")
+    assert policy is not None and policy.audit is not None
+    assert fused.audit == policy.audit(facts)
+    ALLOWED.append(fused.allow)
+
+
+ALLOWED: list[bool] = []
+"""What the property test above decided (the next test checks it saw both answers)."""
+
+
+def test_the_notification_property_saw_allowed_and_refused_requests() -> None:
+    if not ALLOWED:  # run alone: the property test first
+        test_a_notification_decides_and_audits_the_same_fused_looped_and_in_full()
+    assert True in ALLOWED and False in ALLOWED
+
+
+def test_an_allowed_notification_is_answered_by_the_generated_function() -> None:
+    """The seed notification on a strict route: the generated function returns the allowed
+    decision with its audit values, and checks count: and every: in place."""
+    operation = NETWORK.analyse(
+        GraphQLRequest(NOTIFICATION, NOTIFICATION_VARIABLES, "zendNotificatie")
+    )
+    token = map_claims(
+        {"instantie_type": "Onderneming", "kvk": "62253778", "scope": ""},
+        default_claim_mapping(),
+    )
+    facts = DecisionInput(token, operation, STRICT_ROUTES[0])
+    decided = FUSED.decide(facts)
+    assert decided.allow
+    policy = FUSED.policy_for("mutation", "zendNotificatie")
+    assert policy is not None
+    per_plan = policy.residuals_of(operation.plan)
+    assert per_plan is not None
+    (left,) = per_plan.values()
+    answer = left.run(facts)
+    assert isinstance(answer, Decision) and answer == decided
+    assert answer.audit == {
+        "event_type": "NIEUWE_INDICATIE_ZORGKANTOOR",
+        "afzender": "KVK:62253778",
+        "ontvanger": "UZOVI:5151",
+        "subjects": ("WlzIndicatie/ef88ce35-58fa-4e6d-ac7a-6e298dd211d6",),
+        "records": ("WlzIndicatie/ef88ce35-58fa-4e6d-ac7a-6e298dd211d6",),
+    }
+    assert "for " in left.source and "len(" in left.source
