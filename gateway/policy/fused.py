@@ -143,6 +143,9 @@ class _Writer:
         self._vars: dict[str, str] = {}
         """Variable name -> the temporary its value is read into once, at the top (every
         variable a residual reads was sent: the plan's residual is per set of names)."""
+        self._attributes: dict[str, str] = {}
+        """Attribute path of the facts (``token.identifier``) -> the temporary it is read
+        into once, at the top (slots of frozen dataclasses: a read never fails)."""
 
     def const(self, value: Any) -> str:
         """The name *value* is bound to in the function (one name per object)."""
@@ -163,6 +166,7 @@ class _Writer:
         names = [*self.consts, *HELPERS]
         params = "".join(f", {n}={n}" for n in names)
         reads = [f"    {t} = v[{self.const(name)}]" for name, t in self._vars.items()]
+        reads += [f"    {t} = f.{path}" for path, t in self._attributes.items()]
         names = [*self.consts, *HELPERS]
         params = "".join(f", {n}={n}" for n in names)
         src = "\n".join(
@@ -224,9 +228,7 @@ class _Writer:
             self.line(i, f"    {t} = {get}({self.const(type_key)})")
             self.line(i, f"    {d} = {get}({self.const(id_key)})")
             self.line(
-                i,
-                f"    {x} = {t} + {self.const(':')} + {d} "
-                f"if type({t}) is str and type({d}) is str else None",
+                i, f"    {x} = f'{{{t}}}:{{{d}}}' if type({t}) is str and type({d}) is str else None"
             )
         for list_key, wanted in spec.by_list().items():
             items, x, y = self.temp(), self.temp(), self.temp()
@@ -397,8 +399,11 @@ class _Writer:
     def _read(self, getter: Any) -> str:
         """A getter's answer on the request's facts (an attribute: read in place)."""
         attribute = ATTRIBUTES.get(getter)
-        if attribute is not None:  # the facts' fixed layout: attribute reads in place
-            return "f." + attribute
+        if attribute is not None:  # the facts' fixed layout: read once, at the top
+            found = self._attributes.get(attribute)
+            if found is None:
+                found = self._attributes[attribute] = self.temp()
+            return found
         return f"{self.const(getter)}(f, None)"
 
     def expr(self, test: Any) -> str:
@@ -465,8 +470,11 @@ class _Writer:
             return f"{self.const(check)}({operand})"
         got, x = self._bound(operand)
         kind = form[0]
-        if kind == "present":
-            found = f"{got} is not None and {x} != '' and {x} != [] and {x} != {{}}"
+        if kind == "present":  # a text compared with '' alone (no list or dict built)
+            found = (
+                f"{got} is not None and "
+                f"({x} != '' if type({x}) is str else ({x} != [] and {x} != {{}}))"
+            )
             return f"({found})" if form[1] else f"(not ({found}))"
         if kind == "in":
             return f"(type({got}) is str and {x} in {self.const(form[1])})"

@@ -165,7 +165,8 @@ def test_the_generated_source_names_no_domain_value() -> None:
     """Parsed, the source holds only the engine's names (``f``, ``v``, ``_k<n>`` constants,
     ``_t<n>`` temporaries, its helpers, ``type``, ``len``, ``id``, the attributes of the
     facts' and the decision's layout, a dict's ``get``) and no literal but None, the
-    booleans, check numbers, ``10`` (a date's length) and the empty string."""
+    booleans, check numbers, ``10`` (a date's length), the empty string and ``:`` (an
+    audit pair's ``TYPE:ID``)."""
     for name in NAMES:
         for claims in CALLERS:
             facts = _facts(name, _template(name)[1], claims)
@@ -187,7 +188,7 @@ def test_the_generated_source_names_no_domain_value() -> None:
                 assert (
                     value is None
                     or type(value) is bool
-                    or value == ""
+                    or value in ("", ":")
                     or ((type(value) is int and -1 <= value <= len(left.plan)) or value == 10)
                 ), value
             elif isinstance(node, ast.Attribute):
