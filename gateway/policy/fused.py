@@ -227,9 +227,8 @@ class _Writer:
             t, d = self.temp(), self.temp()
             self.line(i, f"    {t} = {get}({self.const(type_key)})")
             self.line(i, f"    {d} = {get}({self.const(id_key)})")
-            self.line(
-                i, f"    {x} = f'{{{t}}}:{{{d}}}' if type({t}) is str and type({d}) is str else None"
-            )
+            both = f"type({t}) is str and type({d}) is str"
+            self.line(i, f"    {x} = f'{{{t}}}:{{{d}}}' if {both} else None")
         for list_key, wanted in spec.by_list().items():
             items, x, y = self.temp(), self.temp(), self.temp()
             found.update((name, self.temp()) for name, _ in wanted)
