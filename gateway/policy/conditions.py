@@ -319,6 +319,44 @@ def _negated(inner: Cond) -> Partial:
     return partial
 
 
+ITEM_FIELD = "\0item."
+"""Marks a list item's field among a residual's variables (``\0item.subject``): no
+GraphQL variable name has a NUL, so :mod:`gateway.policy.fused` reads it from the item."""
+
+
+class _ItemView(Mapping[str, Any]):
+    """A list item as a plan's symbolic value: each field is a :class:`Var` named with
+    ITEM_FIELD, so the inner condition of ``every``/``some`` partially evaluates to tests
+    of "this field of the item" (conditions whose item facts are one field each)."""
+
+    def __getitem__(self, key: str) -> Any:
+        return Var(ITEM_FIELD + key)
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+ITEM_VIEW = _ItemView()
+
+
+def _item_fields_only(node: Any) -> bool:
+    """Whether every item fact in *node* (an ``every``/``some`` condition as written) is one
+    field, ``item.<field>``, with no ``every``/``some`` inside (whose items would be others)."""
+    if isinstance(node, list):
+        return all(_item_fields_only(n) for n in node)
+    if not isinstance(node, dict):
+        return True
+    if "every" in node or "some" in node:
+        return False
+    fact = node.get("fact")
+    if isinstance(fact, str) and fact.split(".")[0] == "item" and fact.count(".") != 1:
+        return False
+    return all(_item_fields_only(v) for v in node.values())
+
+
 class IdentityMemo:
     """Answers remembered per immutable object, looked up by identity (no hashing of a
     hundred selected paths per request). The object is kept, so its id is not reused."""
@@ -1192,7 +1230,9 @@ class ConditionCompiler:
             inner.never,
             witness if word == "some" else None,
             per_list=inner.item_only,
-            partial=self._items_partial(word, self.sym(get), get, inner, test, over),
+            partial=self._items_partial(
+                word, self.sym(get), get, inner, test, over, _item_fields_only(arg)
+            ),
         )
 
     @staticmethod
@@ -1203,6 +1243,7 @@ class ConditionCompiler:
         inner: Cond,
         test: Test,
         over: Callable[[DecisionInput, Any], bool],
+        one_field: bool = False,
     ) -> Partial:
         """``every``/``some`` over a list the plan fixes the length of (the argument sets of
         a nested field: ``args_at``): the inner condition partially evaluated per item, the
@@ -1218,9 +1259,12 @@ class ConditionCompiler:
                 if name is None or inner.item_only:
                     return test
                 # The list is a variable's own value: read in place, and its items tested
-                # where the generated function can loop over them (gateway/policy/fused.py).
+                # where the generated function can loop over them (gateway/policy/fused.py):
+                # the inner condition's residual for an item whose fields are ITEM_FIELD
+                # marks, when each item fact it reads is one field (else None: called).
                 items_of: Test = lambda f, i: over(f, f.operation.variables[name])  # noqa: E731
-                SHAPES[items_of] = (word, ("var", name), inner.test)
+                per_item = residual(inner, op, ITEM_VIEW) if one_field else None
+                SHAPES[items_of] = (word, ("var", name), inner.test, per_item)
                 return _item_free_if(items_of, [s])
             left = [(n, residual(inner, op, x)) for n, x in enumerate(items)]
             decided = [r for _n, r in left if type(r) is bool]

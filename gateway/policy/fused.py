@@ -30,6 +30,7 @@ from gateway.facts import DecisionInput
 from gateway.policy.audit_fields import OneInput
 from gateway.policy.conditions import (
     CHECK_FORMS,
+    ITEM_FIELD,
     SHAPES,
     _date_text,
     _date_time_text,
@@ -143,6 +144,10 @@ class _Writer:
         self._vars: dict[str, str] = {}
         """Variable name -> the temporary its value is read into once, at the top (every
         variable a residual reads was sent: the plan's residual is per set of names)."""
+        self.item = "None"
+        """What the getters called get as their item: a loop's item inside one."""
+        self._fields: dict[str, str] | None = None
+        """Inside a loop over a list's items: item field -> the temporary it is read into."""
         self._attributes: dict[str, str] = {}
         """Attribute path of the facts (``token.identifier``) -> the temporary it is read
         into once, at the top (slots of frozen dataclasses: a read never fails)."""
@@ -184,7 +189,15 @@ class _Writer:
         return run, src
 
     def var(self, name: str) -> str:
-        """The temporary holding variable *name*'s value (read once, at the top)."""
+        """The temporary holding variable *name*'s value (read once, at the top); in a loop
+        over a list's items, an item's field (ITEM_FIELD) read per item."""
+        if name.startswith(ITEM_FIELD):
+            assert self._fields is not None, "an item's field outside the loop over items"
+            key = name[len(ITEM_FIELD) :]
+            found = self._fields.get(key)
+            if found is None:
+                found = self._fields[key] = self.temp()
+            return found
         found = self._vars.get(name)
         if found is None:
             found = self._vars[name] = self.temp()
@@ -281,15 +294,18 @@ class _Writer:
             self._lower(shape[1], shape[2], n, indent)
         elif shape is not None and shape[0] == "upper":
             self._upper(shape[1], shape[2], n, indent)
-        elif shape is not None and shape[0] in ("every", "some"):
-            self._items(shape[0], shape[1], shape[2], n, indent)
+        elif shape is not None and shape[0] in ("every", "some") and self.item == "None":
+            self._items(shape[0], shape[1], shape[2], shape[3], n, indent)
         else:
             self.line(indent, f"if not {self.expr(test)}:")
             self.line(indent, f"    return {n}")
 
-    def _items(self, word: str, source: Any, inner: Any, n: int, indent: str) -> None:
-        """``every``/``some`` over a list (conditions.py's ``over``) as a loop in place,
-        the item test called per item."""
+    def _items(
+        self, word: str, source: Any, inner: Any, per_item: Any, n: int, indent: str
+    ) -> None:
+        """``every``/``some`` over a list (conditions.py's ``over``) as a loop in place:
+        the inner condition's residual for one item (*per_item*, its fields read from the
+        item) written in place, else the inner test called per item."""
         got, items = self._bound(self._operand(source))
         x = self.temp()
         if got != items:
@@ -297,11 +313,21 @@ class _Writer:
         self.line(indent, f"if not isinstance({items}, {self.const(ITEM_KINDS)}):")
         self.line(indent, f"    return {n}")
         self.line(indent, f"for {x} in {items}:")
+        test = f"{self.const(inner)}(f, {x})"
+        if per_item is not None and type(per_item) is not bool:
+            self.item, self._fields = x, {}
+            try:
+                test = self.expr(per_item)
+            finally:
+                fields, self.item, self._fields = self._fields, "None", None
+            mapping = f"type({x}) is dict or isinstance({x}, Mapping)"
+            for key, t in fields.items():  # conditions.py's item getter of one field
+                self.line(indent, f"    {t} = {x}.get({self.const(key)}) if {mapping} else None")
         if word == "every":
-            self.line(indent, f"    if not {self.const(inner)}(f, {x}):")
+            self.line(indent, f"    if not {test}:")
             self.line(indent, f"        return {n}")
             return
-        self.line(indent, f"    if {self.const(inner)}(f, {x}):")
+        self.line(indent, f"    if {test}:")
         self.line(indent, "        break")
         self.line(indent, "else:")
         self.line(indent, f"    return {n}")
@@ -403,7 +429,7 @@ class _Writer:
             if found is None:
                 found = self._attributes[attribute] = self.temp()
             return found
-        return f"{self.const(getter)}(f, None)"
+        return f"{self.const(getter)}(f, {self.item})"
 
     def expr(self, test: Any) -> str:
         """*test* as one expression over ``f`` and ``v`` (truthy when it holds)."""
@@ -411,17 +437,17 @@ class _Writer:
             return str(test)
         shape = SHAPES.get(test)
         if shape is None or shape[0] in ("lower", "upper"):
-            return f"{self.const(test)}(f, None)"
+            return f"{self.const(test)}(f, {self.item})"
         kind = shape[0]
         if kind == "memo":  # an answer remembered per list (by identity), else the test
             x, hit = self.temp(), self.temp()
             got = f"({hit} := {self.const(shape[2])}.get(id(({x} := {self._read(shape[1])}))))"
             return (
                 f"({hit}[1] if {got} is not None and {hit}[0] is {x} "
-                f"else {self.const(test)}(f, None))"
+                f"else {self.const(test)}(f, {self.item}))"
             )
         if kind in ("every", "some"):  # a loop: written as such in a require only
-            return f"{self.const(test)}(f, None)"
+            return f"{self.const(test)}(f, {self.item})"
         if kind == "all":
             return "(" + " and ".join(self.expr(t) for t in shape[1]) + ")"
         if kind == "any":
