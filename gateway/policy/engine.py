@@ -393,7 +393,11 @@ class CompiledPolicy:
         left = self._residual(plan, facts)
         if left is NO_RESIDUAL:
             return NO_RESIDUAL
-        return Residual(left, self._allowed) if FUSE else Residual(left, run=_looped(left))
+        if not FUSE:
+            return Residual(left, run=_looped(left))
+        op = facts.operation
+        view = op.plan.symbolic(tuple(op.variables))  # the plan's own (as _residual's)
+        return Residual(left, self._allowed, view.arguments if view is not None else None)
 
     def _residual(self, plan: Any, facts: DecisionInput) -> Any:
         """*plan* partially evaluated for the query plan behind *facts* and the variables
@@ -549,12 +553,13 @@ class Residual:
         self,
         plan: tuple[tuple[Any, Any, CompiledCheck], ...],
         allowed: Allowed = None,
+        arguments: Mapping[str, Any] | None = None,
         run: Any = None,
     ):
         self.plan = plan
         self.source = ""
         if run is None:
-            run, self.source = fuse(plan, allowed)
+            run, self.source = fuse(plan, allowed, arguments)
         self.run: Callable[[DecisionInput], Any] = run
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from gateway.facts import DecisionInput
+from gateway.facts import DecisionInput, Var
 from gateway.policy.audit_fields import OneInput
 from gateway.policy.conditions import (
     CHECK_FORMS,
@@ -37,7 +37,7 @@ from gateway.policy.conditions import (
     _shifted_day,
 )
 from gateway.policy.decision import _DECISION_FIELDS, AuditValues, Decision, _Filling, with_audit
-from gateway.policy.factpaths import ATTRIBUTES
+from gateway.policy.factpaths import ATTRIBUTES, has_var
 
 Run = Callable[[DecisionInput], Any]
 """``facts -> index of the first refusing check``; when every check passed, the allowed
@@ -119,10 +119,17 @@ set's *names* in order; *extract* when the input is no plain dict); ``("extract"
 extract)`` *d* carrying *extract*'s values; None: -1 (the caller adds them)."""
 
 
-def fuse(plan: Sequence[tuple[Any, Any, Any]], allowed: Allowed = None) -> tuple[Run, str]:
+def fuse(
+    plan: Sequence[tuple[Any, Any, Any]],
+    allowed: Allowed = None,
+    arguments: Mapping[str, Any] | None = None,
+) -> tuple[Run, str]:
     """*plan* (``(when, require, check)``: residual tests, ``when`` None for none) as one
-    function, and its source (for tests and ``policy explain`` debugging)."""
+    function, and its source (for tests and ``policy explain`` debugging). *arguments*:
+    the query plan's symbolic arguments (:class:`~gateway.facts.Var` where a variable's
+    value goes), which the audit values are read by where they fix them."""
     writer = _Writer()
+    writer.arguments = arguments
     for n, (when, require, _check) in enumerate(plan):
         indent = "    "
         if when is not None:
@@ -146,6 +153,8 @@ class _Writer:
         variable a residual reads was sent: the plan's residual is per set of names)."""
         self.item = "None"
         """What the getters called get as their item: a loop's item inside one."""
+        self.arguments: Mapping[str, Any] | None = None
+        """The query plan's symbolic arguments (see :func:`fuse`)."""
         self._fields: dict[str, str] | None = None
         """Inside a loop over a list's items: item field -> the temporary it is read into."""
         self._attributes: dict[str, str] = {}
@@ -224,28 +233,40 @@ class _Writer:
     def _audit(self, spec: OneInput, names: AuditValues, extract: Any) -> None:
         """``_t0``: the audit values of a one-input block (as audit_fields' generated
         extractor finds them), under every name of *names* in order; *extract*'s when the
-        input is no plain dict."""
+        input is no plain dict. Where the plan's symbolic input (``self.arguments``) fixes
+        a field (a variable's own value, or a value without variables), it is read from
+        there: the same value the request's input holds (built by the same templates)."""
         i = "    "
-        values, get, out = self.temp(), self.temp(), "_t0"
-        self.line(i, f"{values} = f.operation.arguments.get({self.const(spec.head)})")
-        self.line(i, f"if type({values}) is dict:")
-        self.line(i, f"    {get} = {values}.get")
+        out = "_t0"
+        symbolic = self.arguments.get(spec.head) if self.arguments is not None else None
+        read = self._planned(symbolic, spec) if type(symbolic) is dict else None
+        if read is None:  # read from the request's input object
+            values, get = self.temp(), self.temp()
+            self.line(i, f"{values} = f.operation.arguments.get({self.const(spec.head)})")
+            self.line(i, f"if type({values}) is dict:")
+            self.line(i, f"    {get} = {values}.get")
+
+            def read(key: str) -> str:
+                return f"{get}({self.const(key)})"
+
+        else:
+            self.line(i, "if True:")
         found: dict[str, str] = {}
         for name, key in spec.texts:
             x = found[name] = self.temp()
-            self.line(i, f"    {x} = {get}({self.const(key)})")
+            self.line(i, f"    {x} = {read(key)}")
             self.line(i, f"    if type({x}) is not str: {x} = None")
         for name, type_key, id_key in spec.pairs:
             x = found[name] = self.temp()
             t, d = self.temp(), self.temp()
-            self.line(i, f"    {t} = {get}({self.const(type_key)})")
-            self.line(i, f"    {d} = {get}({self.const(id_key)})")
+            self.line(i, f"    {t} = {read(type_key)}")
+            self.line(i, f"    {d} = {read(id_key)}")
             both = f"type({t}) is str and type({d}) is str"
             self.line(i, f"    {x} = f'{{{t}}}:{{{d}}}' if {both} else None")
         for list_key, wanted in spec.by_list().items():
             items, x, y = self.temp(), self.temp(), self.temp()
             found.update((name, self.temp()) for name, _ in wanted)
-            self.line(i, f"    {items} = {get}({self.const(list_key)})")
+            self.line(i, f"    {items} = {read(list_key)}")
             self.line(i, f"    if type({items}) is list or isinstance({items}, tuple):")
             for name, _ in wanted:
                 self.line(i, f"        {found[name]} = []")
@@ -266,6 +287,24 @@ class _Writer:
         self.line(i, f"    {out} = {{{pairs}}}")
         self.line(i, "else:")
         self.line(i, f"    {out} = {self.const(extract)}(f)")
+
+    def _planned(self, symbolic: dict[str, Any], spec: OneInput) -> Callable[[str], str] | None:
+        """How each field the block reads is found from the plan's symbolic input: a
+        variable's temporary, or a constant (absent: None); None when a field holds
+        variables deeper inside (read from the request then)."""
+        keys = [
+            *(k for _n, k in spec.texts),
+            *(k for _n, a, b in spec.pairs for k in (a, b)),
+            *(k for _n, k, _i in spec.lists),
+        ]
+        if any(type(symbolic.get(k)) is not Var and has_var(symbolic.get(k)) for k in keys):
+            return None
+
+        def read(key: str) -> str:
+            value = symbolic.get(key)
+            return self.var(value.name) if type(value) is Var else self.const(value)
+
+        return read
 
     def _decision(self, decision: Decision) -> None:
         """Return *decision* carrying ``_t0`` (as :func:`with_audit` builds it, in place)."""

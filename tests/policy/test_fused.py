@@ -326,3 +326,37 @@ def test_an_allowed_notification_is_answered_by_the_generated_function() -> None
         "records": ("WlzIndicatie/ef88ce35-58fa-4e6d-ac7a-6e298dd211d6",),
     }
     assert "for " in left.source and "len(" in left.source
+
+
+LITERAL_NOTIFICATION = """
+mutation zendNotificatie($afzenderID: String!, $subject: String!, $timestamp: DateTime!) {
+  zendNotificatie(notificatieInput: {
+    afzenderID: $afzenderID, afzenderIDType: KVK, eventType: "NIEUWE_INDICATIE_ZORGKANTOOR",
+    ontvangerID: "5151", ontvangerIDType: UZOVI, timestamp: $timestamp,
+    subjectList: [{subject: $subject, recordID: "WlzIndicatie/1"}]
+  }) { notificatieID }
+}
+"""
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["62253778", "5151"]),
+    TEXTS,
+    st.sampled_from(ALL_ROUTES[:1] + STRICT_ROUTES[:1]),
+)
+def test_audit_values_of_literals_and_lists_with_variables_inside_are_the_full_ones(
+    afzender: str, subject: str, route: RouteFacts
+) -> None:
+    """An input object written with literals (read from the plan as constants) and a list
+    with a variable inside (read from the request): the same decision and audit values
+    fused, looped and in full."""
+    variables = {"afzenderID": afzender, "subject": subject, "timestamp": "2024-07-02T00:00:00Z"}
+    operation = NETWORK.analyse(GraphQLRequest(LITERAL_NOTIFICATION, variables, "zendNotificatie"))
+    assert operation.plan is not None
+    token = map_claims({**SEED_SENDER, "scope": ""}, default_claim_mapping())
+    facts = DecisionInput(token, operation, route)
+    _same(FUSED, LOOPED, facts)
+    fused, full = FUSED.decide(facts), FUSED.decide(_full(facts))
+    assert (fused, fused.audit) == (full, full.audit)
+    assert fused.audit is not None and fused.audit["event_type"] == "NIEUWE_INDICATIE_ZORGKANTOOR"
