@@ -71,12 +71,22 @@ def _same(fused_set: PolicySet, looped_set: PolicySet, facts: DecisionInput) -> 
     fused = fused_set.decide(facts)
     looped = _looped(looped_set, facts)
     assert fused == looped
-    assert (fused.allow, fused.rule, fused.reason, fused.message) == (
+    assert (fused.allow, fused.rule, fused.reason, fused.message, fused.audit) == (
         looped.allow,
         looped.rule,
         looped.reason,
         looped.message,
+        looped.audit,
     )
+
+
+def _same_in_full(facts: DecisionInput) -> Decision:
+    """*facts* decided fused, looped and in full (no plan): one answer, audit values
+    included."""
+    _same(FUSED, LOOPED, facts)
+    fused, full = FUSED.decide(facts), FUSED.decide(_full(facts))
+    assert (fused, fused.audit) == (full, full.audit)
+    return fused
 
 
 def _residuals(policy_set: PolicySet) -> Iterator[Residual]:
@@ -272,19 +282,10 @@ def test_a_notification_decides_and_audits_the_same_fused_looped_and_in_full(
     assert operation.plan is not None
     scope = "organisaties/zorgkantoor/notificaties/notificatie:create"
     token = map_claims({**claims, "scope": scope}, default_claim_mapping())
-    facts = DecisionInput(token, operation, route, extra)
-    _same(FUSED, LOOPED, facts)
-    fused, full = FUSED.decide(facts), FUSED.decide(_full(facts))
-    assert fused == full
-    assert (fused.allow, fused.reason, fused.message, fused.audit) == (
-        full.allow,
-        full.reason,
-        full.message,
-        full.audit,
-    )
+    fused = _same_in_full(DecisionInput(token, operation, route, extra))
     policy = FUSED.policy_for("mutation", "zendNotificatie")
     assert policy is not None and policy.audit is not None
-    assert fused.audit == policy.audit(facts)
+    assert fused.audit == policy.audit(DecisionInput(token, operation, route, extra))
     ALLOWED.append(fused.allow)
 
 
@@ -355,8 +356,5 @@ def test_audit_values_of_literals_and_lists_with_variables_inside_are_the_full_o
     operation = NETWORK.analyse(GraphQLRequest(LITERAL_NOTIFICATION, variables, "zendNotificatie"))
     assert operation.plan is not None
     token = map_claims({**SEED_SENDER, "scope": ""}, default_claim_mapping())
-    facts = DecisionInput(token, operation, route)
-    _same(FUSED, LOOPED, facts)
-    fused, full = FUSED.decide(facts), FUSED.decide(_full(facts))
-    assert (fused, fused.audit) == (full, full.audit)
+    fused = _same_in_full(DecisionInput(token, operation, route))
     assert fused.audit is not None and fused.audit["event_type"] == "NIEUWE_INDICATIE_ZORGKANTOOR"
