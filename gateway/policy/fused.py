@@ -236,11 +236,12 @@ class _Writer:
         input is no plain dict. Where the plan's symbolic input (``self.arguments``) fixes
         a field (a variable's own value, or a value without variables), it is read from
         there: the same value the request's input holds (built by the same templates)."""
-        i = "    "
+        i = ""  # the plan fixes the fields: straight-line code
         out = "_t0"
         symbolic = self.arguments.get(spec.head) if self.arguments is not None else None
         read = self._planned(symbolic, spec) if type(symbolic) is dict else None
-        if read is None:  # read from the request's input object
+        if read is None:  # read from the request's input object, when it is a dict
+            i = "    "
             values, get = self.temp(), self.temp()
             self.line(i, f"{values} = f.operation.arguments.get({self.const(spec.head)})")
             self.line(i, f"if type({values}) is dict:")
@@ -249,8 +250,6 @@ class _Writer:
             def read(key: str) -> str:
                 return f"{get}({self.const(key)})"
 
-        else:
-            self.line(i, "if True:")
         found: dict[str, str] = {}
         for name, key in spec.texts:
             x = found[name] = self.temp()
@@ -285,8 +284,9 @@ class _Writer:
             for name, blank in names.items()
         )
         self.line(i, f"    {out} = {{{pairs}}}")
-        self.line(i, "else:")
-        self.line(i, f"    {out} = {self.const(extract)}(f)")
+        if i:
+            self.line(i, "else:")
+            self.line(i, f"    {out} = {self.const(extract)}(f)")
 
     def _planned(self, symbolic: dict[str, Any], spec: OneInput) -> Callable[[str], str] | None:
         """How each field the block reads is found from the plan's symbolic input: a
