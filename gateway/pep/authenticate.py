@@ -54,6 +54,16 @@ def authenticate(
     """Verify the request's bearer token for a route with *audience* (awaited by the
     caller: the verifier's own coroutine, no second one around it; a missing or malformed
     header raises already here)."""
+    values = headers.getall(AUTHORIZATION, ())
+    if len(values) == 1:
+        # The usual header, ``Bearer <token>``, read in place: the same token as
+        # bearer_token finds (strip, then the text after the first space, stripped).
+        value = values[0]
+        if value[:7] == "Bearer ":
+            token = value[7:].strip()
+            if token:
+                return verifier.verify(token, audience=audience, allow_plain_jwt=allow_plain_jwt)
+    # Every other spelling, and each refusal, as bearer_token answers it.
     return verifier.verify(
         bearer_token(headers), audience=audience, allow_plain_jwt=allow_plain_jwt
     )

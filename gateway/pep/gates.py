@@ -8,7 +8,7 @@ the offline answer is the running gateway's answer for the same token payload an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -72,32 +72,45 @@ class RouteGates:
     ) -> Decision:
         """The scope gate (:class:`~gateway.refusals.ScopeMismatch`), then the policy's
         decision on the token, the operation, the route and the looked-up *extra* facts."""
-        check_scopes(token, operation, self.required_scopes, self.scope_default)
+        required = self.required_scopes.get(operation.root_field, self.scope_default)
+        if required is None or required not in token.scopes:
+            # check_scopes refuses with the texts it always gave (one place for them).
+            check_scopes(token, operation, self.required_scopes, self.scope_default)
         if explain:
             given = DecisionInput(token, operation, self.facts, extra or {})
             return decide(self.policy, given, explain=True)
-        # Per request: the input's slots filled directly (the frozen dataclass __init__ goes
-        # through object.__setattr__ per field: 7.3k instructions, this 3.6k), and the PDP
-        # asked in place (decide's own frame spared); a PDP that raises fails closed as
-        # there.
-        facts: DecisionInput = _new(DecisionInput)
-        _set_token(facts, token)
-        _set_operation(facts, operation)
-        _set_route(facts, self.facts)
-        _set_extra(facts, extra or NO_FACTS)
+        # Per request: a twin of DecisionInput (same slots, plain attribute stores) filled
+        # and turned into one (``__class__``, as decision.with_audit): the frozen dataclass
+        # __init__ goes through object.__setattr__ per field. The PDP is asked in place
+        # (decide's own frame spared); a PDP that raises fails closed as there.
+        facts: Any = _new(_Input)
+        facts.token = token
+        facts.operation = operation
+        facts.route = self.facts
+        facts.extra = extra or NO_FACTS
+        facts.__class__ = DecisionInput
         try:
             return self.policy.decide(facts)
         except Exception as exc:
             raise policy_error(exc) from exc
 
 
-def _input_setters() -> tuple[Callable[[DecisionInput, Any], None], ...]:
+_INPUT_FIELDS = ("token", "operation", "route", "extra")
+
+
+class _Input:
+    """:class:`DecisionInput`'s layout without its frozen ``__setattr__``: filled per
+    request, then made a DecisionInput (``__class__``)."""
+
+    __slots__ = _INPUT_FIELDS
+
+
+def _check_layout() -> None:
     names = tuple(f.name for f in fields(DecisionInput))
-    if names != ("token", "operation", "route", "extra"):
+    if names != _INPUT_FIELDS or DecisionInput.__slots__ != _INPUT_FIELDS:
         # RouteGates.decide sets each slot by name: a new field must be set there too.
         raise RuntimeError(f"DecisionInput fields changed to {names}: update RouteGates.decide")
-    return tuple(getattr(DecisionInput, name).__set__ for name in names)
 
 
-_set_token, _set_operation, _set_route, _set_extra = _input_setters()
+_check_layout()
 _new = object.__new__

@@ -80,6 +80,11 @@ class AuditBlock:
                 return None
         return tuple(dict.fromkeys(paths))
 
+    def one_input(self) -> OneInput | None:
+        """The block as fields of one input object (None: it reads elsewhere too), for
+        :mod:`gateway.policy.fused` to write the values in place."""
+        return one_input(self.paths)
+
     def extractor(self, names: AuditValues) -> Callable[[DecisionInput], AuditValues]:
         """The function giving a request's values under every name of *names* (the policy
         set's names, in its order), the names this block lacks without a value."""
@@ -198,18 +203,28 @@ def _field(path: Any, head: str) -> str | None:
     return steps[2] if len(steps) == 3 and steps[:2] == ["args", head] else None
 
 
-def _one_input(
-    paths: Mapping[str, Any],
-    blank: AuditValues,
-    general: Callable[[DecisionInput], AuditValues],
-) -> Callable[[DecisionInput], AuditValues] | None:
-    """The fast extractor when every fact is a field of one input object (``args.<input>.<field>``,
-    items ``item.<field>``), as in the iWlz notificatie and melding policies; None otherwise.
+@dataclass(frozen=True, slots=True)
+class OneInput:
+    """An ``audit:`` block whose every fact is a field of one input object
+    (``args.<head>.<field>``, items ``item.<field>``): ``texts`` ``(name, field)``, ``pairs``
+    ``(name, type field, id field)``, ``lists`` ``(name, list field, item field)``."""
 
-    Same answers as *general* (the tests decide both ways), but the input object is looked
-    up once and each value is one dict lookup instead of a getter call: the audit values
-    are built for every decided request.
-    """
+    head: str
+    texts: tuple[tuple[str, str], ...]
+    pairs: tuple[tuple[str, str, str], ...]
+    lists: tuple[tuple[str, str, str], ...]
+
+    def by_list(self) -> dict[str, list[tuple[str, str]]]:
+        """``list field -> [(name, item field)]``: the lists read from one field
+        (``subjects`` and ``records`` both from ``subjectList``) are one pass over it."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        for name, list_key, item_key in self.lists:
+            found.setdefault(list_key, []).append((name, item_key))
+        return found
+
+
+def one_input(paths: Mapping[str, Any]) -> OneInput | None:
+    """The block's facts as fields of one input object, when they are (None otherwise)."""
     firsts = [
         v[0] if isinstance(v, list) else v.get("fact") if isinstance(v, dict) else v
         for v in paths.values()
@@ -237,14 +252,29 @@ def _one_input(
             texts.append((name, _field(v, head)))
     if None in {k for entry in (*texts, *pairs, *lists) for k in entry}:
         return None
-    return _generated(head, texts, pairs, lists, dict(blank), general)
+    return OneInput(head, tuple(texts), tuple(pairs), tuple(lists))
+
+
+def _one_input(
+    paths: Mapping[str, Any],
+    blank: AuditValues,
+    general: Callable[[DecisionInput], AuditValues],
+) -> Callable[[DecisionInput], AuditValues] | None:
+    """The fast extractor when every fact is a field of one input object (``args.<input>.<field>``,
+    items ``item.<field>``), as in the iWlz notificatie and melding policies; None otherwise.
+
+    Same answers as *general* (the tests decide both ways), but the input object is looked
+    up once and each value is one dict lookup instead of a getter call: the audit values
+    are built for every decided request.
+    """
+    spec = one_input(paths)
+    if spec is None:
+        return None
+    return _generated(spec, dict(blank), general)
 
 
 def _generated(
-    head: str,
-    texts: list[tuple[str, Any]],
-    pairs: list[tuple[str, Any, Any]],
-    lists: list[tuple[str, Any, Any]],
+    spec: OneInput,
     prefilled: dict[str, AuditValue],
     general: Callable[[DecisionInput], AuditValues],
 ) -> Callable[[DecisionInput], AuditValues]:
@@ -253,6 +283,7 @@ def _generated(
     ``subjectList``) collected in one pass over its items. Names and fields enter the source
     as ``repr`` literals (any text is safe there). A list's value: the text values under the
     item field of the mappings in it, ``()`` when it is no list."""
+    head = spec.head
     lines = [
         "def extract(f):",
         f"    values = f.operation.arguments.get({head!r})",
@@ -261,17 +292,14 @@ def _generated(
         "    out = prefilled.copy()  # every name of the set, in order, without a value",
         "    get = values.get",
     ]
-    for name, key in texts:
+    for name, key in spec.texts:
         lines += [f"    v = get({key!r})", f"    if type(v) is str: out[{name!r}] = v"]
-    for name, type_key, id_key in pairs:
+    for name, type_key, id_key in spec.pairs:
         lines += [
             f"    t, i = get({type_key!r}), get({id_key!r})",
             f"    if type(t) is str and type(i) is str: out[{name!r}] = f'{{t}}:{{i}}'",
         ]
-    by_list: dict[str, list[tuple[str, str]]] = {}
-    for name, list_key, item_key in lists:
-        by_list.setdefault(list_key, []).append((name, item_key))
-    for list_key, wanted in by_list.items():
+    for list_key, wanted in spec.by_list().items():
         found = [f"a{n}" for n in range(len(wanted))]
         lines += [
             f"    items = get({list_key!r})",

@@ -178,13 +178,14 @@ checks of a plan as one function: ``("unary", check, source)``, ``("binary", che
 b)`` (a source: ``("var", name)``, ``("read", getter)``, ``("const", value)``), ``("all",
 tests)``, ``("any", tests)``, ``("not", test)``, ``("lower", floors, alternatives)``,
 ``("upper", ceilings, dates)``, ``("memo", getter, seen)`` (an ``every``/``some`` whose
-answer is remembered per list in *seen*, by identity), ``("row", sources, rows)`` (a
-``row:`` whose open columns' values, each a text, form a tuple in *rows*). A test without
-one is called as it is."""
+answer is remembered per list in *seen*, by identity), ``("every", source, test)`` and
+``("some", source, test)`` (*test* of each item of a list, a variable's own value),
+``("row", sources, rows)`` (a ``row:`` whose open columns' values, each a text, form a
+tuple in *rows*). A test without one is called as it is."""
 CHECK_FORMS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
 """What each value check of an operator tests (``("present", wanted)``, ``("in",
-values)``, ``("is", value)``, ``("eq", value)``, ``("eq_other",)``, ``("pattern",
-match)``, ``("date",)``, ``("date_time",)``, ``("not_before",)``), for
+values)``, ``("count", min, max)``, ``("is", value)``, ``("eq", value)``, ``("eq_other",)``,
+``("pattern", match)``, ``("date",)``, ``("date_time",)``, ``("not_before",)``), for
 :mod:`gateway.policy.fused` to write it in place; a check without one is called."""
 ITEM_FREE: weakref.WeakSet[Any] = weakref.WeakSet()
 """Residual tests that do not read their item (the variables, the token): ``every`` over
@@ -316,6 +317,44 @@ def _negated(inner: Cond) -> Partial:
         return test
 
     return partial
+
+
+ITEM_FIELD = "\0item."
+"""Marks a list item's field among a residual's variables (``\0item.subject``): no
+GraphQL variable name has a NUL, so :mod:`gateway.policy.fused` reads it from the item."""
+
+
+class _ItemView(Mapping[str, Any]):
+    """A list item as a plan's symbolic value: each field is a :class:`Var` named with
+    ITEM_FIELD, so the inner condition of ``every``/``some`` partially evaluates to tests
+    of "this field of the item" (conditions whose item facts are one field each)."""
+
+    def __getitem__(self, key: str) -> Any:
+        return Var(ITEM_FIELD + key)
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+ITEM_VIEW = _ItemView()
+
+
+def _item_fields_only(node: Any) -> bool:
+    """Whether every item fact in *node* (an ``every``/``some`` condition as written) is one
+    field, ``item.<field>``, with no ``every``/``some`` inside (whose items would be others)."""
+    if isinstance(node, list):
+        return all(_item_fields_only(n) for n in node)
+    if not isinstance(node, dict):
+        return True
+    if "every" in node or "some" in node:
+        return False
+    fact = node.get("fact")
+    if isinstance(fact, str) and fact.split(".")[0] == "item" and fact.count(".") != 1:
+        return False
+    return all(_item_fields_only(v) for v in node.values())
 
 
 class IdentityMemo:
@@ -1102,16 +1141,22 @@ class ConditionCompiler:
             raise self.error(at, "count: min and max must be whole numbers >= 0")
         never = low > high
 
-        def test(f: DecisionInput, i: Any) -> bool:
-            v = get(f, i)
+        def check(v: Any) -> bool:
             return isinstance(v, list | tuple) and low <= len(v) <= high
+
+        CHECK_FORMS[check] = ("count", low, high)
+
+        def test(f: DecisionInput, i: Any) -> bool:
+            return check(get(f, i))
 
         def explain(f: DecisionInput, i: Any) -> str:
             v = get(f, i)
             n = len(v) if isinstance(v, list | tuple) else "no list"
             return f"{name} has {n} items, must have {arg}"
 
-        return Cond(test, explain, f"{name} count {arg}", never)
+        return Cond(
+            test, explain, f"{name} count {arg}", never, partial=_unary(self.sym(get), check)
+        )
 
     def _items(self, word: str, name: str, get: Getter, arg: Any, at: JsonPath) -> Cond:
         inner = self.compile(arg, at, in_item=True)
@@ -1121,8 +1166,7 @@ class ConditionCompiler:
         # Plain loops: a generator per call costs more than the one or two items tested.
         if word == "every":
 
-            def scan(f: DecisionInput, i: Any) -> bool:
-                v = get(f, i)
+            def over(f: DecisionInput, v: Any) -> bool:
                 if not isinstance(v, kinds):
                     return False
                 for x in v:  # noqa: SIM110
@@ -1131,14 +1175,16 @@ class ConditionCompiler:
                 return True
         else:
 
-            def scan(f: DecisionInput, i: Any) -> bool:
-                v = get(f, i)
+            def over(f: DecisionInput, v: Any) -> bool:
                 if not isinstance(v, kinds):
                     return False
                 for x in v:  # noqa: SIM110
                     if inner_test(f, x):
                         return True
                 return False
+
+        def scan(f: DecisionInput, i: Any) -> bool:
+            return over(f, get(f, i))
 
         test = scan
         if inner.item_only:
@@ -1184,11 +1230,21 @@ class ConditionCompiler:
             inner.never,
             witness if word == "some" else None,
             per_list=inner.item_only,
-            partial=self._items_partial(word, self.sym(get), get, inner, test),
+            partial=self._items_partial(
+                word, self.sym(get), get, inner, test, over, _item_fields_only(arg)
+            ),
         )
 
     @staticmethod
-    def _items_partial(word: str, sym: SymGetter, get: Getter, inner: Cond, test: Test) -> Partial:
+    def _items_partial(
+        word: str,
+        sym: SymGetter,
+        get: Getter,
+        inner: Cond,
+        test: Test,
+        over: Callable[[DecisionInput, Any], bool],
+        one_field: bool = False,
+    ) -> Partial:
         """``every``/``some`` over a list the plan fixes the length of (the argument sets of
         a nested field: ``args_at``): the inner condition partially evaluated per item, the
         request's own items passed to what is left. Any other list: the full test."""
@@ -1197,7 +1253,19 @@ class ConditionCompiler:
             s = sym(op, item)
             items = s.value
             if type(items) is not list and type(items) is not tuple:
-                return False if items is None and s.read is None else test
+                if items is None and s.read is None:
+                    return False
+                name = _variable(s)
+                if name is None or inner.item_only:
+                    return test
+                # The list is a variable's own value: read in place, and its items tested
+                # where the generated function can loop over them (gateway/policy/fused.py):
+                # the inner condition's residual for an item whose fields are ITEM_FIELD
+                # marks, when each item fact it reads is one field (else None: called).
+                items_of: Test = lambda f, i: over(f, f.operation.variables[name])  # noqa: E731
+                per_item = residual(inner, op, ITEM_VIEW) if one_field else None
+                SHAPES[items_of] = (word, ("var", name), inner.test, per_item)
+                return _item_free_if(items_of, [s])
             left = [(n, residual(inner, op, x)) for n, x in enumerate(items)]
             decided = [r for _n, r in left if type(r) is bool]
             if word == "every" and False in decided:

@@ -19,7 +19,7 @@ from gateway.policy.audit_fields import AuditBlock
 from gateway.policy.conditions import ALL_PARTS, Cond, DataCatalogue, all_residual, residual
 from gateway.policy.decision import AuditValue, AuditValues, Decision, TraceStep, with_audit
 from gateway.policy.factpaths import ATTRIBUTES
-from gateway.policy.fused import fuse
+from gateway.policy.fused import Allowed, fuse
 from gateway.policy.lookups import LookupSpec
 
 DEFAULT_DENY_RULE = "default-deny"
@@ -110,6 +110,11 @@ class CompiledCheck:
     refusal: Refusal
 
 
+def _no_plan() -> None:
+    """The memo's plan before any request: no query plan is None."""
+    return None
+
+
 @dataclass(slots=True)
 class CompiledPolicy:
     """One policy: what it applies to, its checks in order, and its allow decision."""
@@ -150,6 +155,16 @@ class CompiledPolicy:
     come from a small set, so the audited decision is built once per set of values and
     shared (see :meth:`_with_audit`). None: every decision builds its own. Per policy
     object, so a new policy version starts empty."""
+    _allowed: Allowed = None
+    """What a residual's generated function answers when every check passed (see
+    :data:`gateway.policy.fused.Allowed`): the allowed decision with its audit values, built
+    in the function; None (the audited decisions shared per caller): -1."""
+    _last: tuple[Any, ...] = (_no_plan, None, None, None)
+    """``(weak reference to the query plan, checks plan, variable names, residual)`` of
+    the last request decided from a query plan: a request of the same plan and names (the
+    usual next one) takes the residual without looking it up. Weak, so the plan cache's
+    eviction still frees the plan. Per policy object, so per policy set: a hot reload never
+    runs a residual of the old set."""
     _audit_key: Callable[[DecisionInput], Any] | None = None
     """When every audit value is one token or route attribute: an ``attrgetter`` of them,
     whose answer (with the decision's id) keys ``_audited`` instead of the values."""
@@ -169,13 +184,23 @@ class CompiledPolicy:
             (c.when.test if c.when else None, c.require.test, c) for c in self.checks
         )
         self._split_by_key()
-        self._allow = Decision(
+        self._allow = allow = Decision(
             allow=True,
             status=200,
             rule=self.policy_id,
             location=self.location,
             policy_version=version,
         )
+        block = self.audit_block
+        if block is None:
+            self._allowed = ("decision", allow)
+        elif self._audited is None:  # values read from the request: built per decision
+            spec = block.one_input()
+            names = {**audit_names, **block.blank}
+            if spec is not None and list(names) == list(audit_names):
+                self._allowed = ("audit", allow, spec, names, self.audit)
+            else:
+                self._allowed = ("extract", allow, self.audit)
 
     def _split_by_key(self) -> None:
         """One plan per value of the fact most ``when:`` conditions compare with a text
@@ -222,20 +247,18 @@ class CompiledPolicy:
         if source is not None:
             # The query plan built these facts: run what is left of the checks once the
             # plan's part is decided (built on its first request, see _residual).
-            entry = self._residuals.get(id(source))
-            if entry is not None and entry[0]() is source:
-                per_plan = entry[1]
+            names = tuple(op.variables)
+            last = self._last
+            if last[0]() is source and last[1] is plan and last[2] == names:
+                left = last[3]
             else:
-                per_plan = self._track(source)
-            slot = (id(plan), tuple(op.variables))
-            left = per_plan.get(slot)
-            if left is None:
-                if len(per_plan) >= RESIDUALS_PER_PLAN:
-                    per_plan.clear()
-                left = per_plan[slot] = self._fused(plan, facts)
+                left = self._residual_for(source, plan, names, facts)
         if left is not None and left is not NO_RESIDUAL:
-            # One generated function for the checks left (gateway/policy/fused.py).
+            # One generated function for the checks left (gateway/policy/fused.py); it
+            # answers an allowed request's decision itself (audit values in) where it can.
             refused = left.run(facts)
+            if type(refused) is not int:
+                return refused  # type: ignore[no-any-return]
             if refused < 0:
                 decision = self._allow
                 assert decision is not None
@@ -281,6 +304,25 @@ class CompiledPolicy:
             audited.clear()
         audited[audit_key] = (decision, made)
         return made
+
+    def _residual_for(
+        self, source: Any, plan: Any, names: tuple[str, ...], facts: DecisionInput
+    ) -> Any:
+        """The residual of *plan* for the query plan *source* and the variable *names*
+        sent (remembered per query plan, built on its first request), now the last one."""
+        entry = self._residuals.get(id(source))
+        if entry is None or entry[0]() is not source:
+            self._track(source)
+            entry = self._residuals[id(source)]
+        per_plan = entry[1]
+        slot = (id(plan), names)
+        left = per_plan.get(slot)
+        if left is None:
+            if len(per_plan) >= RESIDUALS_PER_PLAN:
+                per_plan.clear()
+            left = per_plan[slot] = self._fused(plan, facts)
+        self._last = (entry[0], plan, names, left)
+        return left
 
     def residuals_of(self, plan: Any) -> dict[tuple[int, tuple[str, ...]], Any] | None:
         """The residuals kept for a query plan (None: none yet)."""
@@ -351,7 +393,11 @@ class CompiledPolicy:
         left = self._residual(plan, facts)
         if left is NO_RESIDUAL:
             return NO_RESIDUAL
-        return Residual(left) if FUSE else Residual(left, _looped(left))
+        if not FUSE:
+            return Residual(left, run=_looped(left))
+        op = facts.operation
+        view = op.plan.symbolic(tuple(op.variables))  # the plan's own (as _residual's)
+        return Residual(left, self._allowed, view.arguments if view is not None else None)
 
     def _residual(self, plan: Any, facts: DecisionInput) -> Any:
         """*plan* partially evaluated for the query plan behind *facts* and the variables
@@ -503,12 +549,18 @@ class Residual:
 
     __slots__ = ("plan", "run", "source")
 
-    def __init__(self, plan: tuple[tuple[Any, Any, CompiledCheck], ...], run: Any = None):
+    def __init__(
+        self,
+        plan: tuple[tuple[Any, Any, CompiledCheck], ...],
+        allowed: Allowed = None,
+        arguments: Mapping[str, Any] | None = None,
+        run: Any = None,
+    ):
         self.plan = plan
         self.source = ""
         if run is None:
-            run, self.source = fuse(plan)
-        self.run: Callable[[DecisionInput], int] = run
+            run, self.source = fuse(plan, allowed, arguments)
+        self.run: Callable[[DecisionInput], Any] = run
 
 
 def _looped(plan: tuple[tuple[Any, Any, CompiledCheck], ...]) -> Callable[[DecisionInput], int]:
@@ -598,33 +650,39 @@ class PolicySet:
         """Decide on *facts*: the policy for the operation, else default deny."""
         op = facts.operation
         policy = self._index.get((op.operation_type, op.root_field))
-        if explain:
-            head = (TraceStep("environment", "", "matched", self.environment or "(none)"),)
-            if policy is None:
-                deny = self._deny
-                assert deny is not None
-                step = TraceStep(
-                    DEFAULT_DENY_RULE,
-                    "",
-                    "matched",
-                    f"no policy applies to {op.operation_type} {op.root_field}",
-                )
-                return Decision(
-                    allow=False,
-                    status=deny.status,
-                    code=deny.code,
-                    reason=deny.reason,
-                    message=deny.message,
-                    rule=deny.rule,
-                    trace=(*head, step),
-                    policy_version=self.version,
-                )
-            return policy.explain(facts, head)
         if policy is None:
-            deny = self._deny
-            assert deny is not None
-            return deny
+            return self.deny(facts, explain=explain)
+        if explain:
+            return policy.explain(facts, self._head())
         return policy.decide(facts)
+
+    def _head(self) -> tuple[TraceStep, ...]:
+        return (TraceStep("environment", "", "matched", self.environment or "(none)"),)
+
+    def deny(self, facts: DecisionInput, *, explain: bool = False) -> Decision:
+        """The default deny of an operation no policy applies to (with its trace when
+        *explain*): one shared decision otherwise."""
+        deny = self._deny
+        assert deny is not None
+        if not explain:
+            return deny
+        op = facts.operation
+        step = TraceStep(
+            DEFAULT_DENY_RULE,
+            "",
+            "matched",
+            f"no policy applies to {op.operation_type} {op.root_field}",
+        )
+        return Decision(
+            allow=False,
+            status=deny.status,
+            code=deny.code,
+            reason=deny.reason,
+            message=deny.message,
+            rule=deny.rule,
+            trace=(*self._head(), step),
+            policy_version=self.version,
+        )
 
     def table(self, name: str) -> tuple[Mapping[str, Any], ...]:
         """A data table by name (empty when absent), e.g. for tools mapping routes to kinds."""

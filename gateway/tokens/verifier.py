@@ -234,7 +234,14 @@ class TokenVerifier:
         self, token: str, *, audience: str, allow_plain_jwt: bool = False
     ) -> VerifiedToken:
         """Verify *token* for a route with *audience*; raise :class:`Unauthenticated`."""
-        entry = self.cache.get(token)
+        # The cache's hit in place (TokenCache.get: one dict lookup, the clock, the LRU
+        # move); anything else (no entry, one past its exp) goes through get itself.
+        cache = self.cache
+        entry = cache._entries.get(token)
+        if entry is not None and cache._clock() < entry.expires:
+            cache._entries.move_to_end(token)
+        else:
+            entry = cache.get(token)
         if entry is None:
             generation = self._key_generation
             entry = await self._verify_fully(token)
