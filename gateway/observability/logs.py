@@ -76,10 +76,15 @@ def _byte_sink(out: Any) -> Any:
 def flush_pending() -> None:
     """Write every pending line to the *current* ``sys.stdout`` in one call, and flush.
 
+    Also the callback the event loop runs once per iteration with lines (no wrapper: it is
+    on the per-request path).
+
     When every pending line is bytes and stdout is a plain UTF-8 text wrapper, the bytes go
     to its buffer once the wrapper's own pending text is flushed (same bytes, same order: no
     decode and re-encode of the line); otherwise the text goes through ``write``.
     """
+    global _flush_loop
+    _flush_loop = None  # it is the loop's scheduled callback too: the next line schedules anew
     if not _pending:
         return
     count = len(_pending)
@@ -135,13 +140,7 @@ _flush_loop: asyncio.AbstractEventLoop | None = None
 def _schedule_flush(loop: asyncio.AbstractEventLoop) -> None:
     global _flush_loop
     _flush_loop = loop
-    loop.call_soon(_scheduled_flush)
-
-
-def _scheduled_flush() -> None:
-    global _flush_loop
-    _flush_loop = None
-    flush_pending()
+    loop.call_soon(flush_pending)
 
 
 atexit.register(flush_pending)
@@ -201,16 +200,33 @@ def iso_timestamp(now: float | None = None) -> str:
 
 
 _stamp_bytes: tuple[int, bytes] = (-1, b"")
-"""As :data:`_stamp`, encoded (the direct JSON lines' timestamp)."""
+"""As :data:`_stamp`, its prefix up to the millisecond encoded (``...T10:00:00.123``), keyed
+by the millisecond count (the direct JSON lines' timestamp)."""
 _DIGITS3 = tuple(b"%03d" % n for n in range(1000))
-"""``000`` to ``999``: half of a timestamp's microseconds each."""
+"""``000`` to ``999``: a timestamp's microseconds below the millisecond."""
 
 
-def _new_stamp_bytes(second: int) -> bytes:
+def line_stamp() -> bytes:
+    """:func:`iso_timestamp` of now without its ``Z``, as bytes (the direct JSON lines').
+
+    The text up to the millisecond is formatted once per millisecond (its date part once per
+    second) and the microseconds come from a table: no f-string, no str() of a number, no
+    encode per line (a line's timestamp is on the per-request path)."""
     global _stamp_bytes
-    prefix = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.").encode()
-    _stamp_bytes = (second, prefix)
-    return prefix
+    now = time.time()
+    second = int(now)
+    micros = round((now - second) * 1_000_000)
+    if micros >= 1_000_000:  # a fraction that rounds up to a whole second stays in its second
+        micros = 999_999
+    milli = second * 1000 + micros // 1000
+    cached, prefix = _stamp_bytes
+    if milli != cached:
+        if milli // 1000 != cached // 1000:
+            text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            prefix = text.encode()
+        prefix = prefix[:20] + _DIGITS3[micros // 1000]
+        _stamp_bytes = (milli, prefix)
+    return prefix + _DIGITS3[micros % 1000]
 
 
 def add_timestamp(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
@@ -306,6 +322,18 @@ def render_flat(fields: Any, *, keys_safe: bool = False) -> bytes | None:
     return None if could_hold_secret(body) else body
 
 
+_direct_levels: frozenset[str] = frozenset()
+"""The levels whose lines are written now, when the output is JSON (else empty)."""
+
+
+def direct_json(level: str) -> bool:
+    """True when a line at *level* is to be written now as direct JSON bytes (the output is
+    JSON and the level passes the filter): the caller then writes the whole line itself
+    (:data:`emit_bytes`, :func:`line_stamp`); False means: take :func:`emit_json_event`,
+    which filters it or renders it through structlog's chain (console output)."""
+    return level in _direct_levels
+
+
 def json_output() -> bool:
     """True when log lines are JSON (:func:`emit_json_event` then writes a given body as is)."""
     return _configured is not None and _configured[0] == "json"
@@ -344,21 +372,8 @@ def emit_json_body(logger: str, level: str, event: str, body: bytes) -> bool:
     if _level is not None and _LEVELS[level] < _level:
         return True
     head, tail = _frame(logger, event, level)
-    # The timestamp of iso_timestamp() in pieces: the second's prefix (as bytes, once per
-    # second) and the microseconds' two halves from a table; joined with the line as bytes
-    # and written as bytes (no decode, no f-string, no str() of a number).
-    now = time.time()
-    second = int(now)
-    cached_second, prefix = _stamp_bytes
-    if second != cached_second:
-        prefix = _new_stamp_bytes(second)
-    micros = round((now - second) * 1_000_000)
-    if micros < 1_000_000:
-        high, low = _DIGITS3[micros // 1000], _DIGITS3[micros % 1000]
-    else:  # a fraction that rounds up to a whole second stays in its second
-        high = low = b"999"
     mid = (body[1:-1], b",", tail) if len(body) > 2 else (tail,)
-    emit_bytes(b"".join((head, *mid, prefix, high, low, b'Z"}\n')))
+    emit_bytes(b"".join((head, *mid, line_stamp(), b'Z"}\n')))
     return True
 
 
@@ -428,7 +443,7 @@ def configure_logging(log_format: LogFormat = "json", level: str = "info") -> No
     settings re-configures (the last call wins: the format applies to every logger at once,
     a new level to loggers bound afterwards). Safe to call from every ``create_app``.
     """
-    global _configured, _handler, _level
+    global _configured, _handler, _level, _direct_levels
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
@@ -460,6 +475,9 @@ def configure_logging(log_format: LogFormat = "json", level: str = "info") -> No
         root.setLevel(numeric)
         _handler = handler
         _configured = wanted
+        _direct_levels = frozenset(
+            name for name, value in _LEVELS.items() if log_format == "json" and value >= numeric
+        )
 
 
 def get_logger(name: str) -> Any:
