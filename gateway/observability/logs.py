@@ -200,33 +200,31 @@ def iso_timestamp(now: float | None = None) -> str:
 
 
 _stamp_bytes: tuple[int, bytes] = (-1, b"")
-"""As :data:`_stamp`, its prefix up to the millisecond encoded (``...T10:00:00.123``), keyed
-by the millisecond count (the direct JSON lines' timestamp)."""
+"""As :data:`_stamp`, encoded (the direct JSON lines' timestamp)."""
 _DIGITS3 = tuple(b"%03d" % n for n in range(1000))
-"""``000`` to ``999``: a timestamp's microseconds below the millisecond."""
+"""``000`` to ``999``: half of a timestamp's microseconds each."""
 
 
 def line_stamp() -> bytes:
     """:func:`iso_timestamp` of now without its ``Z``, as bytes (the direct JSON lines').
 
-    The text up to the millisecond is formatted once per millisecond (its date part once per
-    second) and the microseconds come from a table: no f-string, no str() of a number, no
-    encode per line (a line's timestamp is on the per-request path)."""
+    The date-and-seconds part is formatted and encoded once per second; the microseconds'
+    two halves come from a table (no f-string, no str() of a number, no encode per line:
+    a line's timestamp is on the per-request path; small-number arithmetic only, as a
+    millisecond count of the epoch is a multi-digit integer whose arithmetic costs more
+    than the table lookups)."""
     global _stamp_bytes
     now = time.time()
     second = int(now)
+    cached_second, prefix = _stamp_bytes
+    if second != cached_second:
+        text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        prefix = text.encode()
+        _stamp_bytes = (second, prefix)
     micros = round((now - second) * 1_000_000)
     if micros >= 1_000_000:  # a fraction that rounds up to a whole second stays in its second
-        micros = 999_999
-    milli = second * 1000 + micros // 1000
-    cached, prefix = _stamp_bytes
-    if milli != cached:
-        if milli // 1000 != cached // 1000:
-            text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-            prefix = text.encode()
-        prefix = prefix[:20] + _DIGITS3[micros // 1000]
-        _stamp_bytes = (milli, prefix)
-    return prefix + _DIGITS3[micros % 1000]
+        return prefix + b"999999"
+    return prefix + _DIGITS3[micros // 1000] + _DIGITS3[micros % 1000]
 
 
 def add_timestamp(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
