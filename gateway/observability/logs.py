@@ -49,6 +49,9 @@ _pending: list[str | bytes] = []
 """Lines waiting for the end of the current event-loop iteration, each ending in a newline:
 ``bytes`` (UTF-8, the direct JSON lines) or ``str`` (structlog's and the libraries')."""
 
+_flush_loop: asyncio.AbstractEventLoop | None = None
+"""The loop a flush is scheduled on (None: none is)."""
+
 _direct: tuple[Any, Any] = (None, None)
 """(the ``sys.stdout`` last written to, its binary buffer when bytes may go there directly,
 else None): checked once per stdout object, not per flush."""
@@ -118,6 +121,7 @@ def emit_line(line: str) -> None:
 
 
 def _queue(line: str | bytes) -> None:
+    global _flush_loop
     _pending.append(line)
     try:
         loop = asyncio.get_running_loop()
@@ -127,20 +131,13 @@ def _queue(line: str | bytes) -> None:
     # One flush per loop iteration; a loop that stopped before running its flush (test
     # teardown) must not strand lines, so a different loop schedules anew.
     if _flush_loop is not loop:
-        _schedule_flush(loop)
+        _flush_loop = loop
+        loop.call_soon(flush_pending)
 
 
 emit_bytes: Callable[[bytes], None] = _queue
 """Queue one line that is UTF-8 bytes ending in a newline (see :func:`emit_line`): the
 direct JSON lines, written without a decode (one call: it is the line's per-request path)."""
-
-_flush_loop: asyncio.AbstractEventLoop | None = None
-
-
-def _schedule_flush(loop: asyncio.AbstractEventLoop) -> None:
-    global _flush_loop
-    _flush_loop = loop
-    loop.call_soon(flush_pending)
 
 
 atexit.register(flush_pending)
