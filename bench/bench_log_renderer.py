@@ -2,8 +2,13 @@
 
     .venv/bin/python bench/bench_log_renderer.py [--instructions]
 
-Three ways to write the same line (same keys, same order, same redaction), each from the
-event flattened by ``DecisionEvent.fields()`` as ``GatewayObserver.decision`` does:
+Four ways to write the same line (same keys, same order, same redaction):
+
+* ``fragments``: what ``GatewayObserver.decision`` does for a typical decision: the line
+  from the remembered fragment of its fixed values and the per-request values rendered
+  (``DecisionLine``), one ``b"".join``, queued as bytes;
+
+and three from the event flattened by ``DecisionEvent.fields()``:
 
 * ``direct``: :func:`~gateway.observability.logs.emit_json_event` as the observer calls it
   (orjson renders the event once, a byte scan proves it needs no redaction, an f-string adds
@@ -46,11 +51,13 @@ from bench_logging import EVENT, child_instructions  # noqa: E402
 from gateway.observability.logs import (  # noqa: E402
     as_record,
     configure_logging,
+    emit_bytes,
     emit_json_event,
     flush_pending,
     get_logger,
     render_flat,
 )
+from gateway.observability.observer import DecisionLine, decision_line  # noqa: E402
 from gateway.observability.redact import redact_event  # noqa: E402
 
 ROUNDS = 7
@@ -78,6 +85,13 @@ def writers(out: Any) -> dict[str, Any]:
     chain = get_logger("gateway.decision")
     stock = stock_logger(out)
 
+    fragments = DecisionLine()
+
+    def from_fragments() -> None:
+        pieces = fragments.pieces(EVENT)
+        assert pieces is not None  # the typical decision takes this path
+        emit_bytes(decision_line(pieces))
+
     def direct() -> None:
         # As GatewayObserver.decision does: the event flattened, rendered once. Passing the
         # DecisionEvent itself rendered its nested token/operation/decision objects, which
@@ -92,7 +106,7 @@ def writers(out: Any) -> dict[str, Any]:
     def via_stock() -> None:
         stock.info("decision", **as_record(EVENT.fields()))
 
-    return {"direct": direct, "chain": via_chain, "stock": via_stock}
+    return {"fragments": from_fragments, "direct": direct, "chain": via_chain, "stock": via_stock}
 
 
 def per_line_us(write: Any) -> float:

@@ -70,11 +70,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _record(
     metrics: GatewayMetrics, template: str, method: str, status: int, seconds: float
 ) -> None:
-    counter, histogram = metrics.request_children(
-        template, method if method in _METHODS else OTHER, status
-    )
-    counter.inc()
-    histogram.observe(seconds)
+    metrics.record_request(template, method if method in _METHODS else OTHER, status, seconds)
 
 
 def counted(app: web.Application, handler: Handler) -> Handler:
@@ -145,12 +141,10 @@ def counted_by_handler(app: web.Application, route: web.AbstractRoute) -> Reques
     if metrics is None:
         return _count_nothing
     template = route.resource.canonical if route.resource is not None else UNMATCHED
-    children = metrics.request_children
+    record = metrics.record_request
 
     def count(method: str, status: int, seconds: float) -> None:
-        counter, histogram = children(template, method if method in _METHODS else OTHER, status)
-        counter.inc()
-        histogram.observe(seconds)
+        record(template, method if method in _METHODS else OTHER, status, seconds)
 
     return count
 

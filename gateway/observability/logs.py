@@ -49,6 +49,9 @@ _pending: list[str | bytes] = []
 """Lines waiting for the end of the current event-loop iteration, each ending in a newline:
 ``bytes`` (UTF-8, the direct JSON lines) or ``str`` (structlog's and the libraries')."""
 
+_flush_loop: asyncio.AbstractEventLoop | None = None
+"""The loop a flush is scheduled on (None: none is)."""
+
 _direct: tuple[Any, Any] = (None, None)
 """(the ``sys.stdout`` last written to, its binary buffer when bytes may go there directly,
 else None): checked once per stdout object, not per flush."""
@@ -76,10 +79,15 @@ def _byte_sink(out: Any) -> Any:
 def flush_pending() -> None:
     """Write every pending line to the *current* ``sys.stdout`` in one call, and flush.
 
+    Also the callback the event loop runs once per iteration with lines (no wrapper: it is
+    on the per-request path).
+
     When every pending line is bytes and stdout is a plain UTF-8 text wrapper, the bytes go
     to its buffer once the wrapper's own pending text is flushed (same bytes, same order: no
     decode and re-encode of the line); otherwise the text goes through ``write``.
     """
+    global _flush_loop
+    _flush_loop = None  # it is the loop's scheduled callback too: the next line schedules anew
     if not _pending:
         return
     count = len(_pending)
@@ -113,6 +121,7 @@ def emit_line(line: str) -> None:
 
 
 def _queue(line: str | bytes) -> None:
+    global _flush_loop
     _pending.append(line)
     try:
         loop = asyncio.get_running_loop()
@@ -122,26 +131,13 @@ def _queue(line: str | bytes) -> None:
     # One flush per loop iteration; a loop that stopped before running its flush (test
     # teardown) must not strand lines, so a different loop schedules anew.
     if _flush_loop is not loop:
-        _schedule_flush(loop)
+        _flush_loop = loop
+        loop.call_soon(flush_pending)
 
 
 emit_bytes: Callable[[bytes], None] = _queue
 """Queue one line that is UTF-8 bytes ending in a newline (see :func:`emit_line`): the
 direct JSON lines, written without a decode (one call: it is the line's per-request path)."""
-
-_flush_loop: asyncio.AbstractEventLoop | None = None
-
-
-def _schedule_flush(loop: asyncio.AbstractEventLoop) -> None:
-    global _flush_loop
-    _flush_loop = loop
-    loop.call_soon(_scheduled_flush)
-
-
-def _scheduled_flush() -> None:
-    global _flush_loop
-    _flush_loop = None
-    flush_pending()
 
 
 atexit.register(flush_pending)
@@ -206,11 +202,26 @@ _DIGITS3 = tuple(b"%03d" % n for n in range(1000))
 """``000`` to ``999``: half of a timestamp's microseconds each."""
 
 
-def _new_stamp_bytes(second: int) -> bytes:
+def line_stamp() -> bytes:
+    """:func:`iso_timestamp` of now without its ``Z``, as bytes (the direct JSON lines').
+
+    The date-and-seconds part is formatted and encoded once per second; the microseconds'
+    two halves come from a table (no f-string, no str() of a number, no encode per line:
+    a line's timestamp is on the per-request path; small-number arithmetic only, as a
+    millisecond count of the epoch is a multi-digit integer whose arithmetic costs more
+    than the table lookups)."""
     global _stamp_bytes
-    prefix = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.").encode()
-    _stamp_bytes = (second, prefix)
-    return prefix
+    now = time.time()
+    second = int(now)
+    cached_second, prefix = _stamp_bytes
+    if second != cached_second:
+        text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        prefix = text.encode()
+        _stamp_bytes = (second, prefix)
+    micros = round((now - second) * 1_000_000)
+    if micros >= 1_000_000:  # a fraction that rounds up to a whole second stays in its second
+        return prefix + b"999999"
+    return prefix + _DIGITS3[micros // 1000] + _DIGITS3[micros % 1000]
 
 
 def add_timestamp(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
@@ -306,6 +317,18 @@ def render_flat(fields: Any, *, keys_safe: bool = False) -> bytes | None:
     return None if could_hold_secret(body) else body
 
 
+_direct_levels: frozenset[str] = frozenset()
+"""The levels whose lines are written now, when the output is JSON (else empty)."""
+
+
+def direct_json(level: str) -> bool:
+    """True when a line at *level* is to be written now as direct JSON bytes (the output is
+    JSON and the level passes the filter): the caller then writes the whole line itself
+    (:data:`emit_bytes`, :func:`line_stamp`); False means: take :func:`emit_json_event`,
+    which filters it or renders it through structlog's chain (console output)."""
+    return level in _direct_levels
+
+
 def json_output() -> bool:
     """True when log lines are JSON (:func:`emit_json_event` then writes a given body as is)."""
     return _configured is not None and _configured[0] == "json"
@@ -344,21 +367,8 @@ def emit_json_body(logger: str, level: str, event: str, body: bytes) -> bool:
     if _level is not None and _LEVELS[level] < _level:
         return True
     head, tail = _frame(logger, event, level)
-    # The timestamp of iso_timestamp() in pieces: the second's prefix (as bytes, once per
-    # second) and the microseconds' two halves from a table; joined with the line as bytes
-    # and written as bytes (no decode, no f-string, no str() of a number).
-    now = time.time()
-    second = int(now)
-    cached_second, prefix = _stamp_bytes
-    if second != cached_second:
-        prefix = _new_stamp_bytes(second)
-    micros = round((now - second) * 1_000_000)
-    if micros < 1_000_000:
-        high, low = _DIGITS3[micros // 1000], _DIGITS3[micros % 1000]
-    else:  # a fraction that rounds up to a whole second stays in its second
-        high = low = b"999"
     mid = (body[1:-1], b",", tail) if len(body) > 2 else (tail,)
-    emit_bytes(b"".join((head, *mid, prefix, high, low, b'Z"}\n')))
+    emit_bytes(b"".join((head, *mid, line_stamp(), b'Z"}\n')))
     return True
 
 
@@ -428,7 +438,7 @@ def configure_logging(log_format: LogFormat = "json", level: str = "info") -> No
     settings re-configures (the last call wins: the format applies to every logger at once,
     a new level to loggers bound afterwards). Safe to call from every ``create_app``.
     """
-    global _configured, _handler, _level
+    global _configured, _handler, _level, _direct_levels
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
@@ -460,6 +470,9 @@ def configure_logging(log_format: LogFormat = "json", level: str = "info") -> No
         root.setLevel(numeric)
         _handler = handler
         _configured = wanted
+        _direct_levels = frozenset(
+            name for name, value in _LEVELS.items() if log_format == "json" and value >= numeric
+        )
 
 
 def get_logger(name: str) -> Any:

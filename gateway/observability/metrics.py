@@ -347,6 +347,48 @@ class GatewayMetrics:
                 self._series[key] = series
         return series
 
+    def record_decision(
+        self,
+        outcome: str,
+        route: str,
+        code: str | None,
+        rule: str | None,
+        total_ms: float,
+        policy_ms: float | None,
+        upstream_ms: float | None,
+    ) -> None:
+        """Count one decision and observe its times (milliseconds; a time that is None is
+        not observed): the decision's one call per request, the counter and histograms of
+        :meth:`decision_series` updated inline (what their ``inc`` and ``observe`` do)."""
+        timed = policy_ms is not None or upstream_ms is not None
+        series = self._series.get((outcome, route, code, rule, timed))
+        if series is None:
+            series = self.decision_series(outcome, route, code, rule, timed)
+        counter, total, policy, upstream = series
+        counter.value += 1.0
+        seconds = total_ms / 1000.0
+        total.sum += seconds
+        total.counts[bisect_left(total.bounds, seconds)] += 1
+        if policy_ms is not None:
+            seconds = policy_ms / 1000.0
+            policy.sum += seconds
+            policy.counts[bisect_left(policy.bounds, seconds)] += 1
+        if upstream_ms is not None:
+            seconds = upstream_ms / 1000.0
+            upstream.sum += seconds
+            upstream.counts[bisect_left(upstream.bounds, seconds)] += 1
+
+    def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its seconds (the HTTP layer's one call
+        per request; *method* already folded to a known one or ``other``)."""
+        children = self._children.get(("request", route, method, status))
+        if children is None:
+            children = self.request_children(route, method, status)
+        counter, histogram = children
+        counter.value += 1.0
+        histogram.sum += seconds
+        histogram.counts[bisect_left(histogram.bounds, seconds)] += 1
+
     def route_children(self, route: str) -> tuple[Any, Any]:
         """(policy-latency child, upstream-latency child) for *route*, cached."""
         key = ("route", route)
@@ -441,20 +483,24 @@ class _Buckets:
     prometheus_client's, pinned in requirements/constraints.txt; tests compare /metrics).
     """
 
-    __slots__ = ("_bounds", "_child", "_pushed", "_pushed_sum", "counts", "sum")
+    __slots__ = ("_child", "_pushed", "_pushed_sum", "bounds", "counts", "sum")
 
     def __init__(self, child: Any) -> None:
         self._child = child
-        self._bounds: list[float] = list(child._upper_bounds)  # ends with +Inf
-        self.counts = [0] * len(self._bounds)
+        self.bounds: list[float] = list(child._upper_bounds)  # ends with +Inf
+        self.counts = [0] * len(self.bounds)
         self.sum = 0.0
-        self._pushed = [0] * len(self._bounds)
+        self._pushed = [0] * len(self.bounds)
         self._pushed_sum = 0.0
 
     def observe(self, amount: float) -> None:
-        """Observe *amount* (counted in the first bucket whose bound is >= it)."""
+        """Observe *amount* (counted in the first bucket whose bound is >= it).
+
+        The per-request recorders (:meth:`GatewayMetrics.record_decision`,
+        :meth:`GatewayMetrics.record_request`) do the same inline on ``bounds``, ``counts``
+        and ``sum``: a method call per observation is most of its cost."""
         self.sum += amount
-        self.counts[bisect_left(self._bounds, amount)] += 1
+        self.counts[bisect_left(self.bounds, amount)] += 1
 
     def push(self) -> None:
         """Add what was observed since the last push to the prometheus child."""

@@ -12,10 +12,13 @@ from gateway.observability.events import DECISION_LOG_KEYS, DecisionEvent, Token
 from gateway.observability.logs import (
     as_record,
     could_hold_secret,
+    direct_json,
+    emit_bytes,
     emit_json_body,
     emit_json_event,
     get_logger,
     iso_timestamp,
+    line_stamp,
     render_flat,
 )
 from gateway.observability.metrics import GatewayMetrics
@@ -31,137 +34,125 @@ the policies choose, are checked per line: 5 keys instead of 30)."""
 
 _dumps = orjson.dumps
 _FRAGMENTS_MAX = 1024
-"""Entries per fragment cache; a full cache starts over (the values come from a few routes,
-policies, operations and cached tokens; a caller-chosen operation name must not grow it)."""
-_NO_TOKEN = b',"client_id":null,"sub":null,"instantie_type":null,"identifier_type":null'
-_NO_TOKEN += b',"identifier":null,"actor":null'
-_NO_OPERATION = b',"operation_type":null,"operation_name":null,"root_field":null'
-_NO_UPSTREAM_ERROR = b',"upstream_error":null}'
+"""Entries in the fixed-fragment cache; a full cache starts over (the values come from a few
+routes, policies, operations and cached tokens; a caller-chosen operation name must not
+grow it)."""
+
+_HEAD_KEYS = (
+    "outcome",
+    "status",
+    "route",
+    "reason",
+    "code",
+    "rule",
+    "location",
+    "client_id",
+    "sub",
+    "instantie_type",
+    "identifier_type",
+    "identifier",
+    "actor",
+    "operation_type",
+    "operation_name",
+    "root_field",
+)
+"""The fixed values between ``decision_id`` and the audit values, in the log's order."""
+_TAIL_KEYS = ("policy_version", "upstream_error")
+"""The fixed values after the request's ids."""
+_LINE_HEAD = b'{"logger":"gateway.decision",'
+_LINE_END = b'Z"}\n'
+
+Fixed = tuple[bytes, bytes, bytes, str]
+"""A fixed-values entry: (``,"outcome":...,"root_field":...``, ``,"policy_version":...,
+"upstream_error":...``, the same followed by the line's ``,"event":...,"timestamp":"``,
+the line's level)."""
+Pieces = tuple[bytes, int, Fixed]
+"""A decision's rendered parts: its per-request object ``{"decision_id":...,<audit>,
+...,"request_id":...}``, the end of the ``decision_id`` value in it, its fixed entry."""
+
+
+_UNSEEN: Fixed = (b"", b"", b"", "")
+"""The cache's answer for fixed values not rendered yet."""
+
+
+class _Absent:
+    """A fact not attached yet (no token, operation or decision): every field reads None."""
+
+    __slots__ = ()
+    client_id = subject = instantie_type = identifier_type = identifier = actor = None
+    operation_type = operation_name = root_field = None
+    rule = location = policy_version = None
+
+
+_ABSENT = _Absent()
 
 
 class DecisionLine:
-    """The decision log's JSON object (``orjson.dumps(event.fields())``, byte for byte) from
-    fragments rendered once per value and remembered.
+    """The decision log's JSON line (the generic render, byte for byte) from one fragment of
+    its fixed values, remembered, and the per-request values rendered.
 
-    Per request only the per-request values are rendered (the ids, outcome, timings, audit
-    values); the token's, the operation's and the deciding rule's fields, and the route's
-    outcome/status/reason/code, are the same bytes for every request with the same values
-    and come from small caches keyed by those values (never by object identity, so no
-    fragment can outlive or cross the values it was rendered from). Why beside the generic
-    render: bench/bench_logging.py --instructions (fields() alone is a 30-key dict display).
-    The caller still runs the redaction byte check over the whole object.
+    The values that repeat request after request (outcome, status, route, reason, code, the
+    deciding rule, the token's and the operation's fields, the policy version, the audit
+    names) are one flat key; its entry holds their fragments, rendered and proven clean once.
+    Per request only the per-request object (the ids, the audit values, the timings) is
+    rendered and byte-checked for redaction (:func:`could_hold_secret`), and the line is one
+    ``b"".join``. The key is made of the values themselves (never of object identity), so a
+    fragment is only ever used for exactly the values it was rendered from. Why beside the
+    generic render: bench/bench_logging.py --instructions (``fields()`` alone is a 30-key
+    dict display).
     """
 
-    __slots__ = ("_audit_keys", "_heads", "_operations", "_tokens")
+    __slots__ = ("_fixed",)
 
     def __init__(self) -> None:
-        self._heads: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
-        self._tokens: dict[tuple[Any, ...], bytes] = {}
-        self._operations: dict[tuple[Any, ...], bytes] = {}
-        self._audit_keys: dict[tuple[str, ...], bool] = {}
+        self._fixed: dict[tuple[Any, ...], Fixed | None] = {}
 
-    def render(self, event: DecisionEvent) -> bytes | None:
-        """The event's decision-log object as compact JSON, or None when the generic path
-        must render it (an audit name named like a secret or like a log key, a value orjson
-        cannot render, a status that is not an ``int``)."""
-        audit = event.audit
-        if type(audit) is not dict:
+    def pieces(self, event: DecisionEvent) -> Pieces | None:
+        """The event's rendered parts, or None when the generic path must render it (an
+        audit name named like a secret or like a log key, a value orjson cannot render or
+        that needs redaction, a status that is not an ``int``)."""
+        audit, status, decision_id = event.audit, event.status, event.decision_id
+        if type(audit) is not dict or type(status) is not int or type(decision_id) is not str:
             return None
-        if audit:
-            names = tuple(audit)
-            ok = self._audit_keys.get(names)
-            if ok is None:
-                ok = _audit_names_ok(names)
-                _remember(self._audit_keys, names, ok)
-            if not ok:
-                return None
-        status = event.status
-        if type(status) is not int:
+        t = _ABSENT if event.token is None else event.token
+        o = _ABSENT if event.operation is None else event.operation
+        d = _ABSENT if event.decision is None else event.decision
+        key = (
+            event.outcome,
+            status,
+            event.route,
+            event.reason,
+            event.code,
+            d.rule,
+            d.location,
+            t.client_id,
+            t.subject,
+            t.instantie_type,
+            t.identifier_type,
+            t.identifier,
+            t.actor,
+            o.operation_type,
+            o.operation_name,
+            o.root_field,
+            d.policy_version,
+            event.upstream_error,
+            tuple(audit),
+        )
+        try:
+            fixed = self._fixed.get(key, _UNSEEN)
+        except TypeError:  # an unhashable value: not one to remember
+            return None
+        if fixed is _UNSEEN:
+            fixed = _render_fixed(key)
+            if len(self._fixed) >= _FRAGMENTS_MAX:
+                self._fixed.clear()
+            self._fixed[key] = fixed
+        if fixed is None:
             return None
         try:
-            # The route's outcome/status/reason/code and the deciding rule's fields: one key,
-            # one lookup (a missing decision renders its fields as null, the same bytes).
-            d = event.decision
-            key: tuple[Any, ...] = (
-                (event.outcome, status, event.route, event.reason, event.code, None, None, None)
-                if d is None
-                else (
-                    event.outcome,
-                    status,
-                    event.route,
-                    event.reason,
-                    event.code,
-                    d.rule,
-                    d.location,
-                    d.policy_version,
-                )
-            )
-            verdict = self._heads.get(key)
-            if verdict is None:
-                head = _dumps(
-                    {
-                        "outcome": key[0],
-                        "status": status,
-                        "route": key[2],
-                        "reason": key[3],
-                        "code": key[4],
-                        "rule": key[5],
-                        "location": key[6],
-                    }
-                )
-                verdict = (b"," + head[1:-1], b"," + _dumps({"policy_version": key[7]})[1:-1])
-                _remember(self._heads, key, verdict)
-            t = event.token
-            if t is None:
-                caller = _NO_TOKEN
-            else:
-                key = (
-                    t.client_id,
-                    t.subject,
-                    t.instantie_type,
-                    t.identifier_type,
-                    t.identifier,
-                    t.actor,
-                )
-                caller_found = self._tokens.get(key)
-                if caller_found is None:
-                    caller_found = (
-                        b","
-                        + _dumps(
-                            {
-                                "client_id": key[0],
-                                "sub": key[1],
-                                "instantie_type": key[2],
-                                "identifier_type": key[3],
-                                "identifier": key[4],
-                                "actor": key[5],
-                            }
-                        )[1:-1]
-                    )
-                    _remember(self._tokens, key, caller_found)
-                caller = caller_found
-            o = event.operation
-            if o is None:
-                operation = _NO_OPERATION
-            else:
-                key = (o.operation_type, o.operation_name, o.root_field)
-                op_found = self._operations.get(key)
-                if op_found is None:
-                    op_found = (
-                        b","
-                        + _dumps(
-                            {
-                                "operation_type": key[0],
-                                "operation_name": key[1],
-                                "root_field": key[2],
-                            }
-                        )[1:-1]
-                    )
-                    _remember(self._operations, key, op_found)
-                operation = op_found
-            # The audit values and the timings and ids are adjacent: one render for both.
-            rest = _dumps(
+            body = _dumps(
                 {
+                    "decision_id": decision_id,
                     **audit,
                     "upstream_ms": event.upstream_ms,
                     "policy_ms": event.policy_ms,
@@ -170,23 +161,52 @@ class DecisionLine:
                     "request_id": event.request_id,
                 }
             )
-            error = event.upstream_error
-            return b"".join(
-                (
-                    b'{"decision_id":',
-                    _dumps(event.decision_id),
-                    verdict[0],
-                    caller,
-                    operation,
-                    b"," + rest[1:-1],
-                    verdict[1],
-                    _NO_UPSTREAM_ERROR
-                    if error is None
-                    else b',"upstream_error":' + _dumps(error) + b"}",
-                )
-            )
         except TypeError:  # a value orjson cannot render: the generic path str()s it
             return None
+        if could_hold_secret(body):
+            return None
+        # No backslash in a checked body, so no escaped quote: the first quote after the
+        # opening one of ``{"decision_id":"`` closes the value.
+        return body, body.index(b'"', 16) + 1, fixed
+
+    def render(self, event: DecisionEvent) -> bytes | None:
+        """The event's decision-log object as compact JSON (the generic render, byte for
+        byte), or None (see :meth:`pieces`)."""
+        pieces = self.pieces(event)
+        return None if pieces is None else decision_object(pieces)
+
+
+def decision_object(pieces: Pieces) -> bytes:
+    """The decision-log object of *pieces* (``orjson.dumps(event.fields())``)."""
+    body, end, fixed = pieces
+    return b"".join((body[:end], fixed[0], body[end:-1], fixed[1], b"}"))
+
+
+def decision_line(pieces: Pieces) -> bytes:
+    """The whole decision-log line of *pieces*, with its timestamp of now and a newline."""
+    body, end, fixed = pieces
+    return b"".join(
+        (_LINE_HEAD, body[1:end], fixed[0], body[end:-1], fixed[2], line_stamp(), _LINE_END)
+    )
+
+
+def _render_fixed(key: tuple[Any, ...]) -> Fixed | None:
+    """The entry of a fixed-values *key* (see :class:`DecisionLine`), None when its values
+    must take the generic path: an audit name it cannot splice in, a value that is neither
+    a string nor None (values that compare equal but render differently, ``1`` and
+    ``True``, must not share an entry; the status is an ``int``, checked per request), a
+    value that could hold a secret."""
+    count = len(_HEAD_KEYS)
+    values = (*key[:1], *key[2:-1])
+    if not _audit_names_ok(key[-1]) or not all(v is None or isinstance(v, str) for v in values):
+        return None
+    head = _dumps(dict(zip(_HEAD_KEYS, key, strict=False)))
+    tail = _dumps(dict(zip(_TAIL_KEYS, key[count:-1], strict=True)))
+    if could_hold_secret(head) or could_hold_secret(tail):
+        return None
+    level = "warning" if key[0] == "error" else "info"
+    frame = b',"event":"decision","level":"' + level.encode() + b'","timestamp":"'
+    return b"," + head[1:-1], b"," + tail[1:-1], b"," + tail[1:-1] + frame, level
 
 
 def _audit_names_ok(names: tuple[str, ...]) -> bool:
@@ -198,12 +218,6 @@ def _audit_names_ok(names: tuple[str, ...]) -> bool:
         and not sensitive_keys(names)
         and DECISION_LOG_KEYS.isdisjoint(names)
     )
-
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= _FRAGMENTS_MAX:
-        cache.clear()
-    cache[key] = value
 
 
 class GatewayObserver:
@@ -234,36 +248,36 @@ class GatewayObserver:
 
     def decision(self, event: DecisionEvent) -> None:
         """Record one PEP decision (log line, audit record, metrics, span)."""
-        d, policy_ms, upstream_ms = event.decision, event.policy_ms, event.upstream_ms
-        counter, total, policy, upstream = self.metrics.decision_series(
+        d = event.decision
+        self.metrics.record_decision(
             event.outcome,
             event.route,
             event.code,
             None if d is None else d.rule,
-            policy_ms is not None or upstream_ms is not None,
+            event.total_ms,
+            event.policy_ms,
+            event.upstream_ms,
         )
-        counter.inc()
-        total.observe(event.total_ms / 1000.0)
-        if policy_ms is not None:
-            policy.observe(policy_ms / 1000.0)
-        if upstream_ms is not None:
-            upstream.observe(upstream_ms / 1000.0)
         log, audit, spans = self.decision_log, self.audit, self.spans
         if not (log or audit is not None or spans is not None):
             return
-        # Rendered once, for the log line and the audit record alike (body None: needs
-        # redaction). Without spans (which take the flattened fields) the object comes from
-        # remembered fragments; the same byte check proves it clean.
+        # Without spans (which take the flattened fields) the line comes from remembered
+        # fragments and the per-request values rendered (see DecisionLine); the object is
+        # rendered once for the log line and the audit record alike (body None: it needs
+        # redaction).
         fields = None
-        body = self._line.render(event) if spans is None else None
-        if body is None or could_hold_secret(body):
+        body = None
+        pieces = self._line.pieces(event) if spans is None else None
+        if pieces is not None:
+            if log and direct_json(pieces[2][3]):  # the typical request: one join, one queue
+                emit_bytes(decision_line(pieces))
+                log = False
+            if log or audit is not None:
+                body = decision_object(pieces)
+        elif log or audit is not None:
             fields = event.fields()
-            body = (
-                render_flat(
-                    fields, keys_safe=_LOG_KEYS_SAFE and not sensitive_keys(tuple(event.audit))
-                )
-                if log or audit is not None
-                else None
+            body = render_flat(
+                fields, keys_safe=_LOG_KEYS_SAFE and not sensitive_keys(tuple(event.audit))
             )
         if log:
             level = "warning" if event.outcome == "error" else "info"

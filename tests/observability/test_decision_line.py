@@ -1,9 +1,10 @@
 """The decision line from remembered fragments is the generic render, byte for byte.
 
-``DecisionLine`` renders the decision log's object from fragments cached per token,
-operation, rule and route values; these tests hold it to ``orjson.dumps(event.fields())``
-(the generic path, whose bytes tests/observability/test_fast_log_path.py holds to the
-structlog chain) and prove that no fragment crosses to another token, operation or route.
+``DecisionLine`` renders the decision log's line from one fragment of its fixed values,
+cached by those values, and the per-request values rendered; these tests hold it to
+``orjson.dumps(event.fields())`` and to the observer's generic line (whose bytes
+tests/observability/test_fast_log_path.py holds to the structlog chain), and prove that no
+fragment crosses to other values and no secret reaches a line.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from tests.fixtures.observability import JWT, ROUTE, decision
 _TEXT = st.one_of(
     st.none(),
     st.text(max_size=12),
-    st.sampled_from([JWT, "Bearer abc", "token=abc", 'a"b', "x\\y", "é", "{}", "eyJ"]),
+    st.sampled_from(
+        [JWT, "Bearer abc", "token=abc", 'a"b', "x\\y", "é", "{}", "eyJ", "\x00\n\t", "\u2028"]
+    ),
 )
 _NUMBER = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False), st.integers())
 _AUDIT = st.dictionaries(
@@ -84,6 +87,63 @@ def test_the_fragment_line_is_the_generic_render(events: list[DecisionEvent]) ->
             assert body == orjson.dumps(event.fields())
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_EVENTS, min_size=1, max_size=4))
+def test_the_observer_line_is_the_generic_line_for_any_values(
+    events: list[DecisionEvent],
+) -> None:
+    # One observer for the whole list: a fragment of an earlier event must not reach a
+    # later line; each line is the one the generic path (structlog's chain when a value
+    # needs redaction) writes at the same moment.
+    configure_logging("json", "info")
+    fast = GatewayObserver(GatewayMetrics(routes=frozenset({ROUTE})))
+    generic = GatewayObserver(GatewayMetrics(routes=frozenset({ROUTE})))
+    generic._line = _NoFragments()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "time", lambda: 1764867600.123456)
+        for event in events:
+            try:
+                expected = _written(generic, event)
+            except TypeError:  # an integer beyond 64 bits: neither path can write it
+                with pytest.raises(TypeError):
+                    _written(fast, event)
+                continue
+            assert _written(fast, event) == expected
+
+
+class _NoFragments(DecisionLine):
+    """Sends every event the generic way."""
+
+    def pieces(self, event: DecisionEvent) -> None:
+        return None
+
+
+_SECRETS = st.sampled_from([JWT, "Bearer " + JWT, "access_token=" + JWT])
+_PER_REQUEST = ["decision_id", "trace_id", "request_id", "afzender", "records", "reason"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(_PER_REQUEST), _SECRETS, st.text(max_size=6))
+def test_a_secret_in_any_per_request_field_never_reaches_the_line(
+    key: str, secret: str, around: str
+) -> None:
+    configure_logging("json", "info")
+    observer = GatewayObserver(GatewayMetrics(routes=frozenset({ROUTE})))
+    observer.decision(decision())  # the fixed fragment is remembered clean
+    value = around + secret + around
+    line = _written(observer, decision(**{key: (value,) if key == "records" else value}))
+    assert JWT not in line and '"event":"decision"' in line
+
+
+def test_a_remembered_fragment_never_reaches_a_line_with_other_values() -> None:
+    configure_logging("json", "info")
+    observer = GatewayObserver(GatewayMetrics(routes=frozenset({ROUTE})))
+    first = _written(observer, decision(client_id="ciz", reason="first-reason", actor="a1"))
+    later = _written(observer, decision(client_id="zk", reason="other", actor=None))
+    assert "first-reason" in first and "first-reason" not in later
+    assert '"client_id":"zk"' in later and '"actor":null' in later
+
+
 def test_a_typical_decision_takes_the_fragment_line() -> None:
     line = DecisionLine()
     event = decision()
@@ -137,7 +197,7 @@ def test_the_observer_line_is_the_generic_line(
     monkeypatch.setattr(time, "time", lambda: 1764867600.000001)
     observer = GatewayObserver(GatewayMetrics(routes=frozenset({ROUTE})))
     fast = _written(observer, decision(**overrides))
-    monkeypatch.setattr(DecisionLine, "render", lambda self, event: None)
+    monkeypatch.setattr(DecisionLine, "pieces", lambda self, event: None)
     assert fast == _written(observer, decision(**overrides))
     assert JWT not in fast
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
@@ -211,3 +212,47 @@ def test_the_hot_paths_tallies_expose_what_prometheus_own_children_would() -> No
         assert fast.registry.get_sample_value(
             "nid_gateway_http_requests_total", {"route": "/r", "method": "POST", "status": "200"}
         ) == registry.get_sample_value("c_total")
+
+
+def _hot_path_samples(metrics: GatewayMetrics) -> list[tuple[str, tuple[Any, ...], float]]:
+    metrics.flush()
+    return sorted(
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for f in metrics.registry.collect()
+        if f.name.startswith(("nid_gateway_decision", "nid_gateway_http", "nid_gateway_polic"))
+        or f.name.startswith("nid_gateway_upstream_duration")
+        for s in f.samples
+        if not s.name.endswith("_created")
+    )
+
+
+def test_the_one_call_recorders_expose_what_their_inc_and_observe_calls_gave() -> None:
+    one_call = GatewayMetrics(routes=frozenset({"/r"}))
+    by_parts = GatewayMetrics(routes=frozenset({"/r"}))
+    decisions = [
+        ("allow", "/r", None, "allow_x", 4.1, 0.004, 3.2),
+        ("deny", "/r", "FORBIDDEN", "deny_y", 0.9, 0.02, None),
+        ("error", "/unknown", "UPSTREAM", None, 31000.0, None, 30000.0),
+        ("deny", "/r", "UNAUTHENTICATED", None, 0.2, None, None),
+    ]
+    requests = [("/r", "POST", 200, 0.0041), ("/r", "other", 499, 0.0), ("/x", "GET", 404, 7.0)]
+    for _ in range(2):
+        for outcome, route, code, rule, total, policy, upstream in decisions:
+            one_call.record_decision(outcome, route, code, rule, total, policy, upstream)
+            timed = policy is not None or upstream is not None
+            count, seconds, policy_s, upstream_s = by_parts.decision_series(
+                outcome, route, code, rule, timed
+            )
+            count.inc()
+            seconds.observe(total / 1000.0)
+            if policy is not None:
+                policy_s.observe(policy / 1000.0)
+            if upstream is not None:
+                upstream_s.observe(upstream / 1000.0)
+        for route, method, status, spent in requests:
+            one_call.record_request(route, method, status, spent)
+            count, seconds = by_parts.request_children(route, method, status)
+            count.inc()
+            seconds.observe(spent)
+        assert _hot_path_samples(one_call) == _hot_path_samples(by_parts)
+    assert any(name == "nid_gateway_decisions_total" for name, _, _ in _hot_path_samples(one_call))
