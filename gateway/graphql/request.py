@@ -197,13 +197,14 @@ def parse_graphql_fields(body: bytes, content_type: str | None) -> Fields:
         middle = body[len(known[0]) : len(body) - len(known[1])]
         try:
             values = orjson.loads(b"[" + middle + b"]")
-            if len(values) == 1 and (
-                values[0] is None
-                or type(values[0]) is dict
-                and middle.count(b'"') + (middle.count(b"\\u0022") if b"\\" in middle else 0)
-                == orjson.dumps(values).count(b'"')
-            ):
-                return known[2], values[0] or {}, known[3]
+            variables = values[0] if len(values) == 1 else False
+            if variables is None:
+                return known[2], {}, known[3]
+            quotes = middle.count(b'"')
+            if b"\\" in middle:
+                quotes += middle.count(b"\\u0022")
+            if type(variables) is dict and quotes == orjson.dumps(values).count(b'"'):
+                return known[2], variables, known[3]
         except (orjson.JSONDecodeError, orjson.JSONEncodeError):
             pass  # not one value, or not written back: today's path below decides
     try:
