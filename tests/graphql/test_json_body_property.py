@@ -390,7 +390,7 @@ def _around_a_query(draw: st.DrawFn) -> list[bytes]:
     query = _encode_string(draw(st.sampled_from(["{ a }", 'q(x: "v")', '"variables"'])), draw)
     name = draw(st.sampled_from(['"op"', "null", '"\\"variables\\":"']))
     head_members = [f'"query"{draw(_WS)}:{draw(_WS)}{query}']
-    tail_members = []
+    tail_members: list[str] = []
     (head_members if draw(st.booleans()) else tail_members).append(f'"operationName":{name}')
     head = draw(_WS) + "{" + ",".join(m + draw(_WS) for m in head_members) + ","
     head += draw(_WS) + '"variables"' + draw(_WS) + ":"
