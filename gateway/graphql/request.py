@@ -154,7 +154,7 @@ _known: tuple[bytes, bytes, str, str | None] | None = None
 """The last repeated body read by parts (:func:`_parts`): the bytes before and after its
 ``variables`` value and the query and operation name they hold."""
 _SPACE = rb"[ \t\r\n]*"
-_STRING = rb'"(?:[^"\\]|\\.)*"'
+_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
 _MEMBER = _SPACE + _STRING + _SPACE + rb":" + _SPACE + rb"(?:" + _STRING + rb"|null)" + _SPACE
 _HEAD = re.compile(
     _SPACE + rb"\{(?:" + _MEMBER + rb",)*" + _SPACE + rb'"variables"' + _SPACE + rb":", re.S
@@ -266,7 +266,8 @@ def _parts(
     The head (``_HEAD``) is ``{``, members whose values are strings or null, and the name
     ``"variables"`` and its colon; the tail (``_TAIL``) is members of that kind and the
     closing ``}``. Both are read token by token from a point where a JSON reader of *body*
-    stands as well (the start; the end of the variables value): a string runs to the
+    stands as well (the start; the end of the variables value, which orjson's complaint
+    about what follows it suggests and the checks below prove): a string runs to the
     first quote no backslash escapes, as in JSON. The bytes between parse as exactly one
     JSON value when ``[middle]`` decodes to a list of one (``[`` and ``]`` enclose it all,
     so it is optional whitespace, one value, optional whitespace). So a later body made of
@@ -285,16 +286,23 @@ def _parts(
     head = _HEAD.match(body)
     if head is None:
         return None
-    tail = _TAIL.search(body, head.end())
-    if tail is None:
+    start = head.end()
+    try:  # where orjson finds the value's end: a candidate, proven below
+        orjson.loads(body[start:])
+        return None
+    except orjson.JSONDecodeError as error:
+        if error.doc is None:
+            return None
+        end = start + len(error.doc[: error.pos].encode("utf-8", "surrogatepass"))
+    if _TAIL.match(body, end) is None:
         return None
     try:
-        values = orjson.loads(b"[" + body[head.end() : tail.start()] + b"]")
+        values = orjson.loads(b"[" + body[start:end] + b"]")
     except orjson.JSONDecodeError:
         return None
     if len(values) != 1:
         return None
-    return body[: head.end()], body[tail.start() :], query, operation_name
+    return body[:start], body[end:], query, operation_name
 
 
 def load_json(body: bytes) -> Any:

@@ -444,7 +444,7 @@ def test_a_repeated_body_reuses_the_query_and_decodes_only_the_variables() -> No
     third = _fields(head + b'{"a":3}' + tail)
     assert third == ("query q($a: Int) { a(x: $a) }", {"a": 3}, "q")
     assert third[0] is second[0]
-    assert request._known is not None and request._known[:2] == (head.rstrip(), tail)
+    assert request._known is not None and request._known[:2] == (head.rstrip(), tail.lstrip())
 
 
 def test_near_a_remembered_query_two_values_or_a_duplicate_are_refused_as_today() -> None:
