@@ -61,8 +61,20 @@ def is_iso_date_or_datetime(value: str) -> bool:
     return True
 
 
+_valid_texts: set[str] = set()
+"""``DateTime`` texts found valid, so a repeated one is not parsed again (the value kept is
+the text itself, immutable); bounded by :data:`_VALID_TEXTS_KEPT`, emptied when full."""
+_VALID_TEXTS_KEPT = 256
+
+
 def _coerce_datetime_value(value: Any) -> str:
+    if type(value) is str and value in _valid_texts:
+        return value
     if isinstance(value, str) and is_iso_date_or_datetime(value):
+        if type(value) is str:
+            if len(_valid_texts) >= _VALID_TEXTS_KEPT:
+                _valid_texts.clear()
+            _valid_texts.add(value)
         return value
     raise GraphQLError(
         f"DateTime cannot represent {value!r}: expected an ISO-8601 date or date-time."

@@ -21,6 +21,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.graphql import request
 from gateway.graphql.request import (
     MEMBERS,
     GraphQLRequest,
@@ -366,3 +367,115 @@ def test_the_same_prefix_with_a_duplicate_in_the_variables_is_refused() -> None:
     assert _fields(prefix + b'"variables":{"a":1}}')[1] == {"a": 1}
     refused = _outcome(_fields, prefix + b'"variables":{"a":1,"a":2}}')
     assert refused[0] == "refused" and refused[1][2] == "duplicate_member"
+
+
+# ---------------------------------------- bodies around a remembered query (head and tail)
+
+_PIECES = st.sampled_from(
+    [
+        *('{"a":1}', '{"a":1,"a":2}', '{"a":"\\u0022"}', '{"a":"\\\\u0022"}', "null", "{}"),
+        *("}{", "{", "}", ",", ":", '"', "\\", "u0022", " ", "\n", "1", "[", "]", "2"),
+        *('"variables"', '"variables":', ',"operationName":"op"}', ',"query":"{ b }"'),
+        *('{"s":"', '"}', '{"v":"\\"variables\\":{}"}', "[" * 300, "]" * 300),
+    ]
+)
+
+
+@st.composite
+def _around_a_query(draw: st.DrawFn) -> list[bytes]:
+    """A body sent twice (so its bytes around the variables are remembered), then bodies
+    of the same head and tail around other bytes: values, duplicates, two values (``}{``,
+    ``1,2``), the tail's or head's own bytes, escapes cut in two, deep nesting; some with
+    another head or tail."""
+    query = _encode_string(draw(st.sampled_from(["{ a }", 'q(x: "v")', '"variables"'])), draw)
+    name = draw(st.sampled_from(['"op"', "null", '"\\"variables\\":"']))
+    head_members = [f'"query"{draw(_WS)}:{draw(_WS)}{query}']
+    tail_members: list[str] = []
+    (head_members if draw(st.booleans()) else tail_members).append(f'"operationName":{name}')
+    head = draw(_WS) + "{" + ",".join(m + draw(_WS) for m in head_members) + ","
+    head += draw(_WS) + '"variables"' + draw(_WS) + ":"
+    tail = draw(_WS) + "".join("," + draw(_WS) + m for m in tail_members) + "}" + draw(_WS)
+
+    def middle() -> str:
+        if draw(st.booleans()):
+            return draw(_WS) + draw(_json_text(1)) + draw(_WS)
+        return "".join(draw(st.lists(_PIECES, min_size=1, max_size=4)))
+
+    first = head + '{"a":1}' + tail
+    texts = [first, first]
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["same", "same", "same", "other tail", "other head"]))
+        if kind == "same":
+            texts.append(head + middle() + tail)
+        elif kind == "other tail":
+            texts.append(head + middle() + "".join(draw(st.lists(_PIECES, max_size=2))) + "}")
+        else:
+            texts.append('{"query":"{ b }","variables":' + middle() + tail)
+    return [text.encode("utf-8", "surrogatepass") for text in texts]
+
+
+@_SETTINGS
+@given(_around_a_query())
+def test_bodies_around_a_remembered_query_decide_as_the_reference(bodies: list[bytes]) -> None:
+    """Only the bytes between a remembered head and tail are decoded: whatever they are,
+    each body gives the reference's fields or refusal, byte for byte."""
+    for body in bodies:
+        assert _outcome(_fields, body) == _outcome(_fields_reference, body), body
+
+
+def _today(body: bytes) -> tuple[str, Any, str | None]:
+    """:func:`parse_graphql_fields` with nothing remembered."""
+    saved = request._prefix, request._texts, request._known
+    request._prefix, request._texts, request._known = (b"", 0), ("", None, -1), None
+    try:
+        return _fields(body)
+    finally:
+        request._prefix, request._texts, request._known = saved
+
+
+def test_a_repeated_body_reuses_the_query_and_decodes_only_the_variables() -> None:
+    """The third body's query is the remembered string itself (not decoded again); the
+    variables are the new ones."""
+    head = b'{"query":"query q($a: Int) { a(x: $a) }", "variables": '
+    tail = b' , "operationName":"q"}'
+    first = _fields(head + b'{"a":1}' + tail)
+    assert _fields(head + b'{"a":1}' + tail)[0] is not first[0]
+    second = _fields(head + b'{"a":2}' + tail)
+    third = _fields(head + b'{"a":3}' + tail)
+    assert third == ("query q($a: Int) { a(x: $a) }", {"a": 3}, "q")
+    assert third[0] is second[0]
+    assert request._known is not None and request._known[:2] == (head.rstrip(), tail.lstrip())
+
+
+def test_near_a_remembered_query_two_values_or_a_duplicate_are_refused_as_today() -> None:
+    """Bytes between the head and tail that are not exactly one value, or a value naming
+    a member twice, or nested at orjson's limits (reading 1024 deep, writing 254), decide
+    as with nothing remembered (and as the reference, where it does not nest too deep)."""
+    head = b'{"query":"{ a }","variables":'
+    tail = b',"operationName":"op"}'
+    _fields(head + b"{}" + tail)
+    _fields(head + b"{}" + tail)
+    middles = [
+        b'{"a":1}{"b":2}',
+        b"}{",
+        b'{"a":1},{"b":2}',
+        b'{"a":1},"variables":{"a":2}',
+        b'{"a":1,"a":2}',
+        b'{"a":"\\u0022","a":1}',
+        b' {"a":"\\"variables\\":"} ',
+        b"",
+        b" ",
+        b"[]",
+        b'{"a":' * 253 + b"1" + b"}" * 253,
+        b'{"a":' * 254 + b"1" + b"}" * 254,
+        b'{"a":' + b"[" * 1022 + b"]" * 1022 + b"}",
+        b'{"a":' + b"[" * 1023 + b"]" * 1023 + b"}",
+    ]
+    for middle in middles:
+        body = head + middle + tail
+        assert _outcome(_fields, body) == _outcome(_today, body), middle[:40]
+        if len(middle) < 1000:
+            assert _outcome(_fields, body) == _outcome(_fields_reference, body), middle
+    assert _outcome(_fields, head + b'{"a":1,"a":2}' + tail)[1][2] == "duplicate_member"
+    assert _outcome(_fields, head + b"}{" + tail)[1][2] == "invalid_json"
+    assert _outcome(_fields, head + b"{" * 1024 + tail)[1][2] == "invalid_json"

@@ -146,3 +146,29 @@ def test_load_schema_refuses_an_inconsistent_schema(tmp_path: Path) -> None:
 def test_load_schema_refuses_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read GraphQL schema"):
         load_schema(tmp_path / "nope.graphql")
+
+
+def test_datetime_texts_seen_valid_are_kept_bounded_and_others_still_refused(
+    schema_analyser: Analyser,
+) -> None:
+    """A valid text is kept (at most the bound, then the set starts over); a text never
+    found valid is refused each time, with the same message."""
+    from gateway.graphql import schema as schema_module
+
+    query = fixture_query("seed_003_example")
+    for day in range(1, 29):
+        for month in range(1, 13):
+            timestamp = f"2024-{month:02}-{day:02}"
+            variables = dict(fixture_variables("seed_003_variables"), timestamp=timestamp)
+            assert (
+                schema_analyser.analyse(request(query, variables)).argument(
+                    "notificatieInput.timestamp"
+                )
+                == timestamp
+            )
+            assert 0 < len(schema_module._valid_texts) <= schema_module._VALID_TEXTS_KEPT
+    for _ in range(2):
+        variables = dict(fixture_variables("seed_003_variables"), timestamp="2024-02-30")
+        with pytest.raises(ValidationFailed, match="DateTime cannot represent '2024-02-30'"):
+            schema_analyser.analyse(request(query, variables))
+    assert "2024-02-30" not in schema_module._valid_texts
