@@ -12,6 +12,8 @@ the bearer token on would let the resource server replay it).
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping, Sequence
+from itertools import compress, repeat
+from operator import itemgetter
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
@@ -126,9 +128,29 @@ class UpstreamHeaders(Mapping[str, str]):
 _LINES_CACHE_SIZE = 256
 _lines_cache: dict[tuple[object, ...], list[str]] = {}
 """The caller-derived lines of recent requests by (keep_authorization, peer, scheme, host,
-the incoming header pairs): a client sends the same headers again and again, and the
-filter, the lower-casing and the joins then run once. The key holds the header values
-(a bearer token included) in memory only, never logged; bounded, emptied when full."""
+the incoming header pairs but the trace headers): a client sends the same headers again and
+again, and the filter, the lower-casing and the joins then run once. The key holds the
+header values (a bearer token included) in memory only, never logged; bounded, emptied
+when full."""
+
+# Every drop set leaves out the incoming trace headers (the request's own trace lines
+# replace them), so the lines never depend on them: the cache key can leave them out too,
+# and a caller sending a new traceparent or X-Request-ID with every request still hits.
+assert all(dropped >= TRACE_HEADERS for dropped in _DROP.values())
+_IN_KEY_SIZE = 1024
+_in_key: dict[str, bool] = {}
+"""Per header name as spelled (a caller's spelling goes upstream as sent): whether its pair
+is part of the cache key, False for the trace headers. Learned from a request that missed
+the cache (an unknown spelling is in the key meanwhile: a miss at worst), bounded."""
+_NAME = itemgetter(0)
+
+
+def _learn_names(items: tuple[tuple[str, str], ...]) -> None:
+    if len(_in_key) + len(items) > _IN_KEY_SIZE:
+        _in_key.clear()
+    for name, _value in items:
+        if name not in _in_key:
+            _in_key[name] = name.lower() not in TRACE_HEADERS
 
 
 def upstream_request_headers(
@@ -145,9 +167,13 @@ def upstream_request_headers(
     """The caller's headers as the upstream should see them: ``X-Forwarded-*``, then the
     *trace* headers (or *trace_lines*, the same as ``Name: value`` lines) and the verified
     *claims* (when given)."""
-    key = (keep_authorization, peer, scheme, host, *incoming.items())
+    items = tuple(incoming.items())
+    # The pairs but the trace headers' (in C: no Python-level loop per header).
+    keyed = compress(items, map(_in_key.get, map(_NAME, items), repeat(True)))
+    key = (keep_authorization, peer, scheme, host, *keyed)
     lines = _lines_cache.get(key)
     if lines is None:
+        _learn_names(items)
         lines = _caller_lines(incoming, keep_authorization, peer, scheme, host)
         if len(_lines_cache) >= _LINES_CACHE_SIZE:
             _lines_cache.clear()
