@@ -12,8 +12,6 @@ the bearer token on would let the resource server replay it).
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping, Sequence
-from itertools import compress, repeat
-from operator import itemgetter
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
@@ -134,23 +132,8 @@ header values (a bearer token included) in memory only, never logged; bounded, e
 when full."""
 
 # Every drop set leaves out the incoming trace headers (the request's own trace lines
-# replace them), so the lines never depend on them: the cache key can leave them out too,
-# and a caller sending a new traceparent or X-Request-ID with every request still hits.
+# replace them), so the lines never depend on them, and the cache key need not hold them.
 assert all(dropped >= TRACE_HEADERS for dropped in _DROP.values())
-_IN_KEY_SIZE = 1024
-_in_key: dict[str, bool] = {}
-"""Per header name as spelled (a caller's spelling goes upstream as sent): whether its pair
-is part of the cache key, False for the trace headers. Learned from a request that missed
-the cache (an unknown spelling is in the key meanwhile: a miss at worst), bounded."""
-_NAME = itemgetter(0)
-
-
-def _learn_names(items: tuple[tuple[str, str], ...]) -> None:
-    if len(_in_key) + len(items) > _IN_KEY_SIZE:
-        _in_key.clear()
-    for name, _value in items:
-        if name not in _in_key:
-            _in_key[name] = name.lower() not in TRACE_HEADERS
 
 
 def upstream_request_headers(
@@ -167,23 +150,42 @@ def upstream_request_headers(
     """The caller's headers as the upstream should see them: ``X-Forwarded-*``, then the
     *trace* headers (or *trace_lines*, the same as ``Name: value`` lines) and the verified
     *claims* (when given)."""
-    items = tuple(incoming.items())
-    # The pairs but the trace headers' (in C: no Python-level loop per header).
-    keyed = compress(items, map(_in_key.get, map(_NAME, items), repeat(True)))
-    key = (keep_authorization, peer, scheme, host, *keyed)
+    # All pairs first: the key of a request without trace headers, made in C.
+    key = (keep_authorization, peer, scheme, host, *incoming.items())
     lines = _lines_cache.get(key)
     if lines is None:
-        _learn_names(items)
-        lines = _caller_lines(incoming, keep_authorization, peer, scheme, host)
-        if len(_lines_cache) >= _LINES_CACHE_SIZE:
-            _lines_cache.clear()
-        _lines_cache[key] = lines
+        lines = _lines_for_new_key(key, incoming, keep_authorization, peer, scheme, host)
     lines = [*lines, *trace_lines]
     if trace:
         lines.extend(map(": ".join, trace.items()))
     if claims is not None:
         lines.append(_CLAIMS_LINE + claims)
     return UpstreamHeaders(lines)
+
+
+def _lines_for_new_key(
+    key: tuple[object, ...],
+    incoming: CIMultiDictProxy[str],
+    keep_authorization: bool,
+    peer: str | None,
+    scheme: str,
+    host: str | None,
+) -> list[str]:
+    """The lines for a *key* not in the cache. A caller in a traced network sends a new
+    ``traceparent`` (and request id) every time: without its trace headers the key may well
+    be cached. Every key stored is one without trace headers, so a key with them never
+    matches, and a key without them matches only the very same caller-derived lines."""
+    kept = [pair for pair in incoming.items() if pair[0].lower() not in TRACE_HEADERS]
+    if len(kept) != len(incoming):
+        key = (keep_authorization, peer, scheme, host, *kept)
+        lines = _lines_cache.get(key)
+        if lines is not None:
+            return lines
+    lines = _caller_lines(incoming, keep_authorization, peer, scheme, host)
+    if len(_lines_cache) >= _LINES_CACHE_SIZE:
+        _lines_cache.clear()
+    _lines_cache[key] = lines
+    return lines
 
 
 def _caller_lines(

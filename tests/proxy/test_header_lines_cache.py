@@ -78,7 +78,6 @@ def lines_for(
 @pytest.fixture(autouse=True)
 def empty_cache() -> None:
     headers_module._lines_cache.clear()
-    headers_module._in_key.clear()
 
 
 BASE = (("Content-Type", "application/json"), ("Authorization", "Bearer one"))
@@ -143,7 +142,7 @@ def test_the_trace_and_claims_lines_are_the_requests_own() -> None:
 def test_a_new_trace_per_request_still_hits(monkeypatch: pytest.MonkeyPatch) -> None:
     """A caller in a traced network sends a new traceparent and request id every time: the
     lines do not carry them (the request's own trace lines replace them), so neither does
-    the key. Past the first sight of a spelling (learned on a miss), no new construction."""
+    the key: one construction for them all, whatever the spelling of the names."""
     built: list[int] = []
     construction = headers_module._caller_lines
 
@@ -165,13 +164,11 @@ def test_a_new_trace_per_request_still_hits(monkeypatch: pytest.MonkeyPatch) -> 
 
     first = traced(1)
     assert not any(f"{1:032x}" in line or "req-1" in line for line in first)
-    traced(2)  # the names are known now
-    built.clear()
-    for number in range(3, 20):
+    for number in range(2, 20):
         assert traced(number) == first
-    assert traced(20, "TraceParent") == first  # any spelling: learned once, then a hit
-    assert traced(21, "TraceParent") == first
+    assert traced(20, "TraceParent") == first  # any spelling
     assert len(built) == 1
+    assert len(headers_module._lines_cache) == 1
 
 
 def test_a_header_that_goes_upstream_as_sent_stays_in_the_key() -> None:
@@ -189,18 +186,9 @@ def test_only_trace_headers_leave_the_key() -> None:
     lines replace them, whatever their spelling; nothing else."""
     assert all(dropped >= headers_module.TRACE_HEADERS for dropped in headers_module._DROP.values())
     names = [*headers_module.TRACE_HEADERS, "TRACEPARENT", "x-request-id", "tracestate", "X-A"]
-    lines_for(received(*((istr(name), "v") for name in names)))
-    left_out = {name for name, in_key in headers_module._in_key.items() if not in_key}
-    assert {name.lower() for name in left_out} == headers_module.TRACE_HEADERS
-    assert left_out == {name for name in names if name.lower() in headers_module.TRACE_HEADERS}
-
-
-def test_the_learned_names_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(headers_module, "_IN_KEY_SIZE", 8)
-    for number in range(40):
-        lines = lines_for(received((f"X-N{number}", "1"), ("traceparent", f"t{number}")))
-        assert f"X-N{number}: 1" in lines and f"traceparent: t{number}" not in lines
-        assert len(headers_module._in_key) <= 8
+    lines_for(received(*((name, "v") for name in names)))
+    (key,) = headers_module._lines_cache
+    assert [pair[0] for pair in key[4:]] == ["tracestate", "X-A"]  # type: ignore[index]
 
 
 def test_the_cache_is_bounded() -> None:
@@ -259,7 +247,6 @@ def test_cached_lines_are_the_uncached_construction(
     own as a traced caller sends them: each gets exactly the lines the construction without
     a cache gives it."""
     headers_module._lines_cache.clear()
-    headers_module._in_key.clear()
     for number, (pairs, keep, peer, scheme, host) in enumerate(requests * 2):
         incoming = received(
             *(
