@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from aiohttp import hdrs, web
 
 from gateway.proxy.headers import UpstreamHeaders, upstream_request_headers
+from gateway.server.protocol import GatewayRequestHandler
 from gateway.tokens.verifier import VerifiedToken
 
 
@@ -30,11 +31,19 @@ def forward_headers(
     # property's fallback (the local address) only for a request without one.
     headers = request.headers
     host = headers.get(hdrs.HOST)
+    # The peer and scheme as the gateway's connection noted them once (the gateway never
+    # clones a request with another remote or scheme); another server's protocol (aiohttp's
+    # test server) has only the request's properties.
+    protocol = request.protocol
+    if isinstance(protocol, GatewayRequestHandler):
+        peer, scheme = protocol.peer, protocol.scheme
+    else:
+        peer, scheme = request.remote, request.scheme
     return upstream_request_headers(
         headers,
         keep_authorization=keep_authorization,
-        peer=request.remote,
-        scheme=request.scheme,
+        peer=peer,
+        scheme=scheme,
         host=request.host if host is None else host,
         trace=trace_headers,
         trace_lines=trace_lines,
