@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from aiohttp import hdrs, web
 
 from gateway.proxy.headers import UpstreamHeaders, upstream_request_headers
-from gateway.server.protocol import GatewayRequestHandler
 from gateway.tokens.verifier import VerifiedToken
 
 
@@ -31,14 +30,16 @@ def forward_headers(
     # property's fallback (the local address) only for a request without one.
     headers = request.headers
     host = headers.get(hdrs.HOST)
-    # The peer and scheme as the gateway's connection noted them once (the gateway never
-    # clones a request with another remote or scheme); another server's protocol (aiohttp's
-    # test server) has only the request's properties.
+    # The peer and scheme as the gateway's connection noted them once
+    # (gateway.server.protocol.GatewayRequestHandler: read by name, the PEP does not import
+    # the server; the gateway never clones a request with another remote or scheme);
+    # another server's protocol (aiohttp's test server) has only the request's properties.
     protocol = request.protocol
-    if isinstance(protocol, GatewayRequestHandler):
-        peer, scheme = protocol.peer, protocol.scheme
-    else:
+    scheme = getattr(protocol, "scheme", None)
+    if scheme is None:
         peer, scheme = request.remote, request.scheme
+    else:
+        peer = protocol.peer  # type: ignore[attr-defined]
     return upstream_request_headers(
         headers,
         keep_authorization=keep_authorization,
