@@ -30,21 +30,11 @@ def forward_headers(
     # property's fallback (the local address) only for a request without one.
     headers = request.headers
     host = headers.get(hdrs.HOST)
-    # The peer and scheme as the gateway's connection noted them once
-    # (gateway.server.protocol.GatewayRequestHandler: read by name, the PEP does not import
-    # the server; the gateway never clones a request with another remote or scheme);
-    # another server's protocol (aiohttp's test server) has only the request's properties.
-    protocol = request.protocol
-    scheme = getattr(protocol, "scheme", None)
-    if scheme is None:
-        peer, scheme = request.remote, request.scheme
-    else:
-        peer = protocol.peer  # type: ignore[attr-defined]
     return upstream_request_headers(
         headers,
         keep_authorization=keep_authorization,
-        peer=peer,
-        scheme=scheme,
+        peer=request.remote,
+        scheme=request.scheme,
         host=request.host if host is None else host,
         trace=trace_headers,
         trace_lines=trace_lines,

@@ -11,9 +11,8 @@ adds two timers, each armed only while the connection waits for the client:
   ``408 Request Timeout`` (when no response has begun) and closes the connection.
 
 It also keeps a request whose body is still arriving alive through a graceful shutdown
-(aiohttp stops reading input at once, so that body would never complete), answers a
-malformed request without a traceback in the log, and knows the connection's peer and
-scheme once for all its requests (:attr:`GatewayRequestHandler.peer`).
+(aiohttp stops reading input at once, so that body would never complete), and answers a
+malformed request without a traceback in the log.
 """
 
 from __future__ import annotations
@@ -55,8 +54,6 @@ class GatewayRequestHandler(RequestHandler):
         "_close_after_body",
         "_deadlines",
         "_header_timer",
-        "peer",
-        "scheme",
     )
 
     def __init__(self, manager: web.Server, *, deadlines: ClientTimeouts, **kwargs: Any) -> None:
@@ -69,11 +66,6 @@ class GatewayRequestHandler(RequestHandler):
         self._body_done: asyncio.Future[None] | None = None
         """Created by :meth:`shutdown` while a body is arriving; done when it is complete."""
         self._close_after_body = False
-        self.peer: str | None = None
-        """The client's address, as ``request.remote`` gives it for every request on this
-        connection."""
-        self.scheme = "http"
-        """``https`` on a TLS connection, else ``http``: ``request.scheme``."""
 
     @property
     def idle(self) -> bool:
@@ -82,19 +74,8 @@ class GatewayRequestHandler(RequestHandler):
 
     # -- connection life -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Note the peer and scheme, and start the header deadline: a new connection must
-        send a request head in time."""
+        """Start the header deadline: a new connection must send a request head in time."""
         super().connection_made(transport)
-        # What request.remote and request.scheme compute from the transport for every
-        # request (~4.8k instructions each time, issue 17), once per connection; the same
-        # rules (aiohttp's web_request), from the same transport information.
-        peername = self.peername
-        if isinstance(peername, (list, tuple)):
-            self.peer = str(peername[0])
-        elif peername is not None:
-            self.peer = str(peername)
-        if self.ssl_context:
-            self.scheme = "https"
         self._arm_header()
 
     def connection_lost(self, exc: BaseException | None) -> None:
