@@ -132,8 +132,10 @@ def lua_string(text: str) -> str:
     return f"[==[{text}]==]"
 
 
-def lua_script(path: Path, token: str, unique_queries: bool) -> Path:
-    """A wrk script posting the seed notification (optionally with a unique query text)."""
+def lua_script(path: Path, token: str, unique_queries: bool, traced: bool = False) -> Path:
+    """A wrk script posting the seed notification (optionally with a unique query text, and
+    with *traced* a new ``traceparent`` and ``X-Request-ID`` per request, as a caller in a
+    traced network sends them)."""
     marker = "__BENCH_COUNTER__"
     query = SEED_QUERY + (f"\n# {marker}" if unique_queries else "")
     body = json.dumps(
@@ -144,22 +146,35 @@ def lua_script(path: Path, token: str, unique_queries: bool) -> Path:
         'wrk.headers["Content-Type"] = "application/json"',
         f'wrk.headers["Authorization"] = "Bearer {token}"',
     ]
-    if unique_queries:
-        prefix, suffix = body.split(marker)
+    if not unique_queries:
+        lines.append(f"wrk.body = {lua_string(body)}")
+    if unique_queries or traced:
         lines += [
             "local counter = 0",
-            # Each wrk run (warm-up, measurement) gets texts of its own: a counter restarting
-            # at 1 would repeat the warm-up's texts, which are cache hits by then.
-            "local run = tostring(os.time())",  # the runs start seconds apart
-            f"local prefix = {lua_string(prefix)}",
-            f"local suffix = {lua_string(suffix)}",
-            "request = function()",
-            "  counter = counter + 1",
-            "  return wrk.format(nil, nil, nil, prefix .. run .. '-' .. counter .. suffix)",
-            "end",
+            # Each wrk run (warm-up, measurement) gets values of its own: a counter restarting
+            # at 1 would repeat the warm-up's, which are cache hits by then.
+            "local run = os.time()",  # the runs start seconds apart
         ]
-    else:
-        lines.append(f"wrk.body = {lua_string(body)}")
+        if unique_queries:
+            prefix, suffix = body.split(marker)
+            lines += [
+                f"local prefix = {lua_string(prefix)}",
+                f"local suffix = {lua_string(suffix)}",
+            ]
+        lines += ["request = function()", "  counter = counter + 1"]
+        if traced:
+            lines += [
+                '  wrk.headers["traceparent"] = string.format("00-4bf92f3577b34da6%08x%08x'
+                '-00f067aa%08x-01", run % 4294967296, counter, counter)',
+                '  wrk.headers["X-Request-ID"] = string.format("bench-%d-%d", run, counter)',
+            ]
+        if unique_queries:
+            lines.append(
+                "  return wrk.format(nil, nil, nil, prefix .. run .. '-' .. counter .. suffix)"
+            )
+        else:
+            lines.append("  return wrk.format()")
+        lines.append("end")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -260,17 +275,20 @@ def fixed_upstream() -> Iterator[str]:
         stop(upstream)
 
 
-def benchmark_runs(tmp: Path, port: int, upstream_url: str) -> list[tuple[str, list[str], Path]]:
+def benchmark_runs(
+    tmp: Path, port: int, upstream_url: str, traced: bool = False
+) -> list[tuple[str, list[str], Path]]:
     """(label, server command, wrk script) of the four runs every gateway benchmark compares:
     the pass-through, the gateway, the gateway with the decision log off, the gateway with a
     parse-cache miss per request, and the gateway with ``schema: none`` (no validation). All
-    serve on *port* in front of *upstream_url*."""
+    serve on *port* in front of *upstream_url*; with *traced* every request brings a new
+    ``traceparent`` and ``X-Request-ID``."""
     config = load_config(gateway_config(tmp, port, upstream_url, True))
     token = issue_token(
         config, KeyStore.load(config), "ciz", [SCOPE], f"http://127.0.0.1:{port}{ROUTE}"
     )
-    same = lua_script(tmp / "same.lua", token, unique_queries=False)
-    unique = lua_script(tmp / "unique.lua", token, unique_queries=True)
+    same = lua_script(tmp / "same.lua", token, unique_queries=False, traced=traced)
+    unique = lua_script(tmp / "unique.lua", token, unique_queries=True, traced=traced)
     runs: list[tuple[str, list[str], Path]] = [
         ("passthrough (aiohttp)", [PYTHON, "bench/passthrough.py", str(port), upstream_url], same),
     ]

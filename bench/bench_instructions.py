@@ -1,7 +1,7 @@
 """Instructions per request (callgrind) of the gateway against the plain aiohttp pass-through.
 
     .venv/bin/python bench/bench_instructions.py [--seconds 8] [--connections 4]
-        [--runs gateway leg ...] [--keep DIR]
+        [--runs gateway leg ...] [--keep DIR] [--traced]
 
 The wall-clock benchmark (bench_gateway.py) reads CPU time on a shared machine whose speed
 drifts by ±30 % between minutes. Instructions executed do not drift: this benchmark runs
@@ -18,7 +18,9 @@ decision log off, the gateway with a parse-cache miss on every request, and the 
 with ``schema: none``, and the pass-through on the gateway's own forward leg (the gateway
 minus it is the PEP's own work). ``--runs`` measures only the runs named (``passthrough``,
 ``gateway``, ``nolog``, ``miss``, ``noschema``, ``leg``); ``--keep DIR`` keeps each run's
-callgrind output there (``DIR/<run>.out``, for ``callgrind_annotate``). Needs valgrind
+callgrind output there (``DIR/<run>.out``, for ``callgrind_annotate``); ``--traced`` sends
+a new ``traceparent`` and ``X-Request-ID`` with every request (a caller in a traced
+network), in every run. Needs valgrind
 and wrk (installed with apt-get when missing). Bounded: about 6 x (seconds + 12) seconds.
 """
 
@@ -161,6 +163,11 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="keep each run's callgrind output in this directory"
     )
+    parser.add_argument(
+        "--traced",
+        action="store_true",
+        help="a new traceparent and X-Request-ID on every request",
+    )
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
@@ -174,7 +181,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         port = free_port()
         url = f"http://127.0.0.1:{port}{ROUTE}"
-        runs = dict(zip(RUNS, benchmark_runs(tmp, port, upstream_url), strict=True))
+        runs = dict(zip(RUNS, benchmark_runs(tmp, port, upstream_url, args.traced), strict=True))
         for name in RUNS:
             if name not in args.runs:
                 continue

@@ -126,9 +126,14 @@ class UpstreamHeaders(Mapping[str, str]):
 _LINES_CACHE_SIZE = 256
 _lines_cache: dict[tuple[object, ...], list[str]] = {}
 """The caller-derived lines of recent requests by (keep_authorization, peer, scheme, host,
-the incoming header pairs): a client sends the same headers again and again, and the
-filter, the lower-casing and the joins then run once. The key holds the header values
-(a bearer token included) in memory only, never logged; bounded, emptied when full."""
+the incoming header pairs but the trace headers): a client sends the same headers again and
+again, and the filter, the lower-casing and the joins then run once. The key holds the
+header values (a bearer token included) in memory only, never logged; bounded, emptied
+when full."""
+
+# Every drop set leaves out the incoming trace headers (the request's own trace lines
+# replace them), so the lines never depend on them, and the cache key need not hold them.
+assert all(dropped >= TRACE_HEADERS for dropped in _DROP.values())
 
 
 def upstream_request_headers(
@@ -145,19 +150,42 @@ def upstream_request_headers(
     """The caller's headers as the upstream should see them: ``X-Forwarded-*``, then the
     *trace* headers (or *trace_lines*, the same as ``Name: value`` lines) and the verified
     *claims* (when given)."""
+    # All pairs first: the key of a request without trace headers, made in C.
     key = (keep_authorization, peer, scheme, host, *incoming.items())
     lines = _lines_cache.get(key)
     if lines is None:
-        lines = _caller_lines(incoming, keep_authorization, peer, scheme, host)
-        if len(_lines_cache) >= _LINES_CACHE_SIZE:
-            _lines_cache.clear()
-        _lines_cache[key] = lines
+        lines = _lines_for_new_key(key, incoming, keep_authorization, peer, scheme, host)
     lines = [*lines, *trace_lines]
     if trace:
         lines.extend(map(": ".join, trace.items()))
     if claims is not None:
         lines.append(_CLAIMS_LINE + claims)
     return UpstreamHeaders(lines)
+
+
+def _lines_for_new_key(
+    key: tuple[object, ...],
+    incoming: CIMultiDictProxy[str],
+    keep_authorization: bool,
+    peer: str | None,
+    scheme: str,
+    host: str | None,
+) -> list[str]:
+    """The lines for a *key* not in the cache. A caller in a traced network sends a new
+    ``traceparent`` (and request id) every time: without its trace headers the key may well
+    be cached. Every key stored is one without trace headers, so a key with them never
+    matches, and a key without them matches only the very same caller-derived lines."""
+    kept = [pair for pair in incoming.items() if pair[0].lower() not in TRACE_HEADERS]
+    if len(kept) != len(incoming):
+        key = (keep_authorization, peer, scheme, host, *kept)
+        lines = _lines_cache.get(key)
+        if lines is not None:
+            return lines
+    lines = _caller_lines(incoming, keep_authorization, peer, scheme, host)
+    if len(_lines_cache) >= _LINES_CACHE_SIZE:
+        _lines_cache.clear()
+    _lines_cache[key] = lines
+    return lines
 
 
 def _caller_lines(

@@ -139,6 +139,58 @@ def test_the_trace_and_claims_lines_are_the_requests_own() -> None:
     assert first[:-2] == second[:-2]
 
 
+def test_a_new_trace_per_request_still_hits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller in a traced network sends a new traceparent and request id every time: the
+    lines do not carry them (the request's own trace lines replace them), so neither does
+    the key: one construction for them all, whatever the spelling of the names."""
+    built: list[int] = []
+    construction = headers_module._caller_lines
+
+    def counted(*args: object) -> list[str]:
+        built.append(1)
+        return construction(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(headers_module, "_caller_lines", counted)
+
+    def traced(number: int, spelling: str = "traceparent") -> list[str]:
+        return lines_for(
+            received(
+                *BASE,
+                (spelling, f"00-{number:032x}-{number:016x}-01"),
+                ("X-Request-ID", f"req-{number}"),
+                ("X-B3-TraceId", f"{number:032x}"),
+            )
+        )
+
+    first = traced(1)
+    assert not any(f"{1:032x}" in line or "req-1" in line for line in first)
+    for number in range(2, 20):
+        assert traced(number) == first
+    assert traced(20, "TraceParent") == first  # any spelling
+    assert len(built) == 1
+    assert len(headers_module._lines_cache) == 1
+
+
+def test_a_header_that_goes_upstream_as_sent_stays_in_the_key() -> None:
+    """tracestate and X-B3-Sampled are not replaced by the gateway's trace lines: a new
+    value is a new entry, with that value in its lines."""
+    for name in ("tracestate", "X-B3-Sampled"):
+        lines_for(received(*BASE, (name, "a=0")))  # the name is known from here on
+        one = lines_for(received(*BASE, (name, "a=1")))
+        two = lines_for(received(*BASE, (name, "a=2")))
+        assert f"{name}: a=1" in one and f"{name}: a=2" in two and one != two
+
+
+def test_only_trace_headers_leave_the_key() -> None:
+    """The names left out of the key are those every drop set drops because the trace
+    lines replace them, whatever their spelling; nothing else."""
+    assert all(dropped >= headers_module.TRACE_HEADERS for dropped in headers_module._DROP.values())
+    names = [*headers_module.TRACE_HEADERS, "TRACEPARENT", "x-request-id", "tracestate", "X-A"]
+    lines_for(received(*((name, "v") for name in names)))
+    (key,) = headers_module._lines_cache
+    assert [pair[0] for pair in key[4:]] == ["tracestate", "X-A"]  # type: ignore[index]
+
+
 def test_the_cache_is_bounded() -> None:
     for number in range(3 * headers_module._LINES_CACHE_SIZE):
         lines = lines_for(received(("X-Number", str(number))))
@@ -160,9 +212,23 @@ _NAMES = st.sampled_from(
         "Host",
         "X-A",
         "x-a",
+        # The trace headers, which the gateway replaces, in two spellings, and two that go
+        # upstream as sent.
+        "TraceParent",
+        "X-Request-ID",
+        "x-request-id",
+        "b3",
+        "X-B3-TraceId",
+        "tracestate",
+        "X-B3-Sampled",
     ]
 )
-_VALUES = st.sampled_from(["a", "b", "keep-alive, X-A", "close", "gzip", ""])
+_REPLACED = {"traceparent", "x-request-id", "b3", "x-b3-traceid"}
+"""The trace headers among the names: a new value on every request below."""
+# Now and then a fresh text (a tracestate, say, that goes upstream as sent).
+_VALUES = st.sampled_from(["a", "b", "keep-alive, X-A", "close", "gzip", ""]) | st.text(
+    alphabet="0123456789abcdef-", min_size=1, max_size=8
+)
 _REQUESTS = st.tuples(
     st.lists(st.tuples(_NAMES, _VALUES), max_size=6),
     st.booleans(),
@@ -177,11 +243,17 @@ _REQUESTS = st.tuples(
 def test_cached_lines_are_the_uncached_construction(
     requests: list[tuple[list[tuple[str, str]], bool, str | None, str, str | None]],
 ) -> None:
-    """A run of requests, repeats among them (cache hits): each gets exactly the lines the
-    construction without a cache gives it."""
+    """A run of requests, repeats among them (cache hits), each with trace headers of its
+    own as a traced caller sends them: each gets exactly the lines the construction without
+    a cache gives it."""
     headers_module._lines_cache.clear()
-    for pairs, keep, peer, scheme, host in requests * 2:
-        incoming = received(*pairs)
+    for number, (pairs, keep, peer, scheme, host) in enumerate(requests * 2):
+        incoming = received(
+            *(
+                (name, f"{value}{number}") if name.lower() in _REPLACED else (name, value)
+                for name, value in pairs
+            )
+        )
         got = lines_for(incoming, keep_authorization=keep, peer=peer, scheme=scheme, host=host)
         expected = reference_lines(
             incoming,
