@@ -1,6 +1,7 @@
 """Each connection's own peer and scheme are what the upstream gets in ``X-Forwarded-For``
-and ``X-Forwarded-Proto`` (the header lines cache keys on them): the gateway's own server (its runner, as ``serve`` starts it), two clients at different
-addresses on kept-alive connections, plain and TLS."""
+and ``X-Forwarded-Proto`` (the header lines cache keys on them): the gateway's own server
+(its runner, as ``serve`` starts it), two clients at different addresses on kept-alive
+connections, plain and TLS."""
 
 from __future__ import annotations
 
