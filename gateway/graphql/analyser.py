@@ -140,6 +140,9 @@ class Analyser:
                 facts = exact(variables, last[2])
                 if facts is not None:
                     return facts
+            elif last[2].exact is not None:
+                # Written since this text was looked up (at the plan's second use).
+                self._last = (query, operation_name, last[2], last[2].exact)
             try:
                 return last[2].facts(variables)
             except RecursionError:

@@ -499,6 +499,7 @@ class OperationPlan:
         "_signatures",
         "_static",
         "_static_collected",
+        "_uses_to_write",
         "_var_defs",
         "_var_nodes",
         "display_name",
@@ -586,10 +587,12 @@ class OperationPlan:
             self._static = (group, self._selected(group, None), self._argument_list(group, None))
         self._exact = self._exact_arguments()
         # The same work written as one function (gateway/graphql/written.py), when the
-        # writer knows every shape of it; else the compiled closures above do it.
+        # writer knows every shape of it; else the compiled closures above do it. Written
+        # at the plan's second use, not here: compiling the source costs about as much as
+        # the rest of a parse-cache miss, and a text seen once (a miss per request, as an
+        # attacker can send) never pays it.
         self.exact: Exact | None = None
-        if self._exact is not None:
-            self.exact = self._written()
+        self._uses_to_write = 2 if self._exact is not None else 0
 
     def general_facts(self) -> dict[str, Any]:
         """The facts' fields that no variable changes, for a static selection (with a
@@ -604,6 +607,14 @@ class OperationPlan:
             "root_alias": node.alias.value if node.alias else None,
             "rest": None,
         }
+
+    def write(self) -> Exact | None:
+        """The written facts function, written now when it is not yet (the writer is
+        asked once: None when it declined or the plan has no static selection)."""
+        if self._uses_to_write:
+            self._uses_to_write = 0
+            self.exact = self._written()
+        return self.exact
 
     def _written(self) -> Exact | None:
         """:meth:`_exact_facts` as one written function (None: the writer declined)."""
@@ -745,6 +756,10 @@ class OperationPlan:
 
     def facts(self, inputs: Mapping[str, Any]) -> OperationFacts:
         """The facts of this operation for one request's variables."""
+        if self._uses_to_write:
+            self._uses_to_write -= 1
+            if not self._uses_to_write:
+                self.exact = self._written()
         if self.exact is not None:
             written = self.exact(inputs, self)
             if written is not None:

@@ -55,6 +55,7 @@ def _cases() -> list[tuple[str, OperationPlan, dict[str, Any]]]:
                 plan = Analyser(GraphQLLimits(), schema=schema)._plan(text, None)
             except Refusal:
                 continue
+            plan.write()  # not only at its second use: the cases compare the written path
             cases.append((f"{query.stem}@{path.stem}", plan, _variables_of(query)))
     return cases
 
@@ -191,7 +192,9 @@ def strict_plan() -> OperationPlan:
     from gateway.graphql import load_schema_text
 
     analyser = Analyser(GraphQLLimits(), schema=load_schema_text(_STRICT_SCHEMA))
-    return analyser._plan(_STRICT_QUERY, None)
+    plan = analyser._plan(_STRICT_QUERY, None)
+    plan.write()
+    return plan
 
 
 def _written_or_general(plan: OperationPlan, inputs: dict[str, Any]) -> Any:
@@ -293,3 +296,20 @@ def test_the_written_source_holds_no_query_text(strict_plan: OperationPlan) -> N
     assert source is not None
     for word in ("inner", "tags", "run", "lit", "sub", "Kind", "notificatie"):
         assert f"'{word}'" not in source and f'"{word}"' not in source
+
+
+def test_a_plan_is_written_at_its_second_use_and_a_text_seen_once_never() -> None:
+    # Compiling the written function costs about as much as the rest of a miss: a query
+    # text sent once (a miss per request) must not pay it; a repeated one gets it.
+    from gateway.graphql import load_schema_text
+
+    analyser = Analyser(GraphQLLimits(), schema=load_schema_text(_STRICT_SCHEMA))
+    analyser.analyse_fields(_STRICT_QUERY, _VALID, None)
+    plan = analyser._plan(_STRICT_QUERY, None)
+    assert plan.exact is None
+    analyser.analyse_fields(_STRICT_QUERY, _VALID, None)
+    assert plan.exact is not None
+    analyser.analyse_fields(_STRICT_QUERY, _VALID, None)
+    assert analyser._last is not None and analyser._last[3] is plan.exact
+    general = _outcome(plan._collected_facts, _VALID)
+    assert _outcome(lambda i: analyser.analyse_fields(_STRICT_QUERY, i, None), _VALID) == general
