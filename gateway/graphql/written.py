@@ -46,6 +46,7 @@ from graphql import (
 )
 from graphql.type.scalars import coerce_id, coerce_string
 
+from gateway.codegen import SourceWriter
 from gateway.facts import OperationFacts
 from gateway.graphql.coerce import Invalid, _default, _literal, _passes_dicts, compile_input
 
@@ -133,31 +134,14 @@ def _never_null(type_: GraphQLInputType) -> bool:
     )
 
 
-class _Writer:
-    """Builds the function's body, its constants and temporaries."""
+class _Writer(SourceWriter):
+    """Builds the facts function's body, its constants and temporaries."""
 
     def __init__(self) -> None:
-        self.consts: dict[str, Any] = {}
-        self._named: dict[int, str] = {}
-        self.body: list[str] = []
-        self.temps = 0
+        super().__init__()
         self.locals: dict[str, tuple[str, bool, bool]] = {}
         """Variable name -> (local holding its coerced value, whether it may be absent,
         whether it may be null)."""
-
-    def const(self, value: Any) -> str:
-        name = self._named.get(id(value))
-        if name is None:
-            name = self._named[id(value)] = f"_k{len(self.consts)}"
-            self.consts[name] = value
-        return name
-
-    def temp(self) -> str:
-        self.temps += 1
-        return f"_t{self.temps}"
-
-    def line(self, indent: str, text: str) -> None:
-        self.body.append(indent + text)
 
     def build(
         self, variables: tuple[Variable, ...], argumented: Argumented, general: General

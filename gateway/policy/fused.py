@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from gateway.codegen import SourceWriter
 from gateway.facts import DecisionInput, Var
 from gateway.policy.audit_fields import OneInput
 from gateway.policy.conditions import (
@@ -140,14 +141,11 @@ def fuse(
     return writer.build()
 
 
-class _Writer:
-    """Builds the function's body, its constants and temporaries."""
+class _Writer(SourceWriter):
+    """Builds the residual function's body, its constants and temporaries."""
 
     def __init__(self) -> None:
-        self.consts: dict[str, Any] = {}
-        self._named: dict[int, str] = {}
-        self.body: list[str] = []
-        self.temps = 0
+        super().__init__()
         self._vars: dict[str, str] = {}
         """Variable name -> the temporary its value is read into once, at the top (every
         variable a residual reads was sent: the plan's residual is per set of names)."""
@@ -160,21 +158,6 @@ class _Writer:
         self._attributes: dict[str, str] = {}
         """Attribute path of the facts (``token.identifier``) -> the temporary it is read
         into once, at the top (slots of frozen dataclasses: a read never fails)."""
-
-    def const(self, value: Any) -> str:
-        """The name *value* is bound to in the function (one name per object)."""
-        name = self._named.get(id(value))
-        if name is None:
-            name = self._named[id(value)] = f"_k{len(self.consts)}"
-            self.consts[name] = value
-        return name
-
-    def temp(self) -> str:
-        self.temps += 1
-        return f"_t{self.temps}"
-
-    def line(self, indent: str, text: str) -> None:
-        self.body.append(indent + text)
 
     def build(self) -> tuple[Run, str]:
         names = [*self.consts, *HELPERS]
