@@ -152,6 +152,24 @@ def settle_heap() -> None:
     _young, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
     gc.enable()
+    release_free_heap()
+
+
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``).
+
+    Start-up frees what reading the configuration and policies built (YAML nodes, schema
+    checks, pydantic's intermediate data) in the middle of the heap, where glibc keeps it:
+    ~3 MB of RSS a process would otherwise carry while serving. Elsewhere (musl, macOS)
+    there is no such call and nothing is done.
+    """
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return
+    trim(0)
 
 
 def make_runner(

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from gateway.config.model import GatewayConfig
-from gateway.serving.lifecycle import run, serve_until_stopped
+from gateway.serving.lifecycle import release_free_heap, run, serve_until_stopped
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """= gateway.observability.metrics.MULTIPROC_ENV; not imported from there, because that
@@ -125,6 +125,7 @@ def share_before_fork(config: GatewayConfig) -> None:
     for route in config.routes:
         if route.rest is None:
             route_schema(route)
+    release_free_heap()
     gc.freeze()
 
 

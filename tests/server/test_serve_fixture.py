@@ -6,8 +6,8 @@ from __future__ import annotations
 import socket
 
 import pytest
+from aiohttp.test_utils import unused_port
 
-import tests.fixtures.serve as serve_fixture
 from tests.fixtures.serve import StartServe, get
 
 
@@ -19,8 +19,9 @@ def test_a_port_taken_before_the_bind_relaunches_serve_on_another_port(
         taken.listen()
         taken_port = taken.getsockname()[1]
         ports = iter([taken_port])
-        real = serve_fixture.unused_port
-        monkeypatch.setattr(serve_fixture, "unused_port", lambda: next(ports, None) or real())
+        monkeypatch.setattr(
+            "tests.fixtures.serve.unused_port", lambda: next(ports, None) or unused_port()
+        )
         gateway = serve()
         assert gateway.port == taken_port
         gateway.wait_listening()
