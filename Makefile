@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Exact versions of every dependency (all extras, build requirements): `make lock` writes it.
 LOCK   := requirements/constraints.txt
 
-.PHONY: run test lint bench crash-test venv lock clean
+.PHONY: run test lint bench crash-test venv lock clean policy-schema-code
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lock: | $(BIN)/python
 	CUSTOM_COMPILE_COMMAND='make lock' $(BIN)/pip-compile --quiet --strip-extras \
 	  --allow-unsafe --all-build-deps --no-emit-index-url --no-emit-find-links \
 	  --extra test --extra bench --extra otel $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml
+
+# After editing gateway/policy/schema.json: write the schema's Python code again
+# (gateway/policy/schema_check.py; tests/policy/test_schema_check.py checks it is current).
+policy-schema-code: $(STAMP)
+	$(BIN)/python -m gateway.policy.schema_code
 
 PORT ?= 8080
 
